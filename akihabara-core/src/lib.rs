@@ -1,0 +1,83 @@
+//! # akihabara-core
+//!
+//! Domain types and extension points for running Bittensor compute subnets:
+//! quantities and ids as newtypes ([`Rao`], [`Tao`], [`Block`], [`Uid`],
+//! [`Netuid`], [`AccountId`]), the [`Metagraph`] and its snapshot file format,
+//! the [`AllocationStrategy`] trait with its reference strategies, slot
+//! layouts and [`Schedule`]s, and a seeded simulator that compares strategies.
+//!
+//! ```
+//! use akihabara_core::metagraph::snapshot;
+//! use akihabara_core::schedule::{Layout, Schedule};
+//! use akihabara_core::strategy::{self, AllocationRequest, Eligibility};
+//! use akihabara_core::{Block, Window};
+//!
+//! let mg = snapshot::from_slice(br#"{"netuid": 2, "block": 7300, "neurons": [
+//!   {"uid": 0, "hotkey": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+//!    "stake_rao": 3000000000000, "validator_permit": true},
+//!   {"uid": 1, "hotkey": "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty",
+//!    "stake_rao": 1000000000000, "validator_permit": true}]}"#)?;
+//! let window = Window::containing(mg.block(), 720)?;
+//! let candidates = Eligibility::new().candidates(&mg);
+//! let req = AllocationRequest::new(window, 40, candidates)?;
+//! let strategy = strategy::by_name("proportional")?;
+//! let schedule = Schedule::build(&*strategy, &req, Layout::Contiguous)?;
+//! assert_eq!(schedule.validator_at(Block(7300)).map(|s| s.uid.get()), Some(0));
+//! # Ok::<(), akihabara_core::Error>(())
+//! ```
+#![deny(missing_docs)]
+#![forbid(unsafe_code)]
+
+pub mod metagraph;
+pub mod schedule;
+pub mod sim;
+pub mod strategy;
+pub mod types;
+
+pub use metagraph::{Metagraph, MetagraphError, Neuron};
+pub use schedule::{Layout, Schedule, Slot};
+pub use strategy::{AllocationStrategy, ScheduleError};
+pub use types::{
+    AccountId, Block, Coldkey, Hotkey, Netuid, RAO_PER_TAO, Rao, SS58_PREFIX, Ss58Error, Tao,
+    TaoParseError, Uid, Window, WindowError,
+};
+
+/// Any error from this crate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A bad SS58 address.
+    #[error(transparent)]
+    Ss58(#[from] Ss58Error),
+    /// A bad TAO amount.
+    #[error(transparent)]
+    Tao(#[from] TaoParseError),
+    /// A bad window.
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    /// An invalid metagraph.
+    #[error(transparent)]
+    Metagraph(#[from] MetagraphError),
+    /// A snapshot file that could not be read or parsed.
+    #[error(transparent)]
+    Snapshot(#[from] metagraph::snapshot::SnapshotError),
+    /// No schedule could be made.
+    #[error(transparent)]
+    Schedule(#[from] ScheduleError),
+    /// A bad layout name.
+    #[error(transparent)]
+    Layout(#[from] schedule::UnknownLayout),
+    /// A simulation could not run.
+    #[error(transparent)]
+    Sim(#[from] sim::SimError),
+    /// An error from user code plugged into the library.
+    #[error(transparent)]
+    Other(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps an error from a plug-in.
+    pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
+        Error::Other(e.into())
+    }
+}

@@ -1,0 +1,302 @@
+//! The metagraph snapshot file: versioned JSON that every command reading a
+//! metagraph accepts, and that the chain client writes.
+//!
+//! ```json
+//! {
+//!   "version": 1,
+//!   "netuid": 2,
+//!   "block": 4200,
+//!   "neurons": [
+//!     {"uid": 0, "hotkey": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+//!      "stake_rao": 1000000000000, "validator_permit": true,
+//!      "coldkey": "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty",
+//!      "axon": "127.0.0.2:8091", "last_update": 4190,
+//!      "incentive": 0.0, "dividends": 0.5, "emission": 0.25}
+//!   ]
+//! }
+//! ```
+//!
+//! Required per neuron: `uid` (0..65535), `hotkey` (SS58, prefix 42), `stake_rao`
+//! (a JSON integer; floats and strings are rejected) and `validator_permit`.
+//! Optional: `coldkey`, `total_stake_rao`, `axon` (`"ip:port"`), `last_update`,
+//! `incentive` and `dividends` (in `[0, 1]`), `emission` (TAO in the last tempo),
+//! and `competitor_load` (simulation input for the `emission` strategy).
+//! `version` may be omitted (it means 1); unknown fields are errors so typos
+//! are caught. Uids and hotkeys must be unique.
+//!
+//! ```
+//! use akihabara_core::metagraph::snapshot;
+//! let json = br#"{"netuid": 2, "block": 10, "neurons": [
+//!   {"uid": 0, "hotkey": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+//!    "stake_rao": 5, "validator_permit": true}]}"#;
+//! let mg = snapshot::from_slice(json).unwrap();
+//! assert_eq!(mg.len(), 1);
+//! let err = snapshot::from_slice(br#"{"netuid": 2, "block": 10, "neurons": [
+//!   {"uid": 0, "hotkey": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+//!    "stake_rao": "lots", "validator_permit": true}]}"#).unwrap_err();
+//! assert!(err.to_string().contains("neurons[0].stake_rao"));
+//! ```
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Metagraph, MetagraphError, Neuron};
+use crate::types::{Block, Netuid};
+
+/// The newest snapshot format version this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Where a snapshot came from, for error messages.
+fn origin(path: Option<&Path>) -> String {
+    match path {
+        Some(p) => p.display().to_string(),
+        None => "<input>".to_owned(),
+    }
+}
+
+/// Why a snapshot could not be read or written.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SnapshotError {
+    /// The file could not be read or written.
+    #[error("metagraph snapshot {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Not valid JSON, or a field of the wrong type.
+    #[error("metagraph snapshot {}: {field}: {message}", origin(path.as_deref()))]
+    Parse {
+        /// The file, if read from one.
+        path: Option<PathBuf>,
+        /// Where in the document, e.g. `neurons[3].stake_rao`.
+        field: String,
+        /// What was wrong there.
+        message: String,
+    },
+    /// A version this build does not understand.
+    #[error(
+        "metagraph snapshot {}: unsupported format version {found} (this build reads version {FORMAT_VERSION})",
+        origin(path.as_deref())
+    )]
+    UnsupportedVersion {
+        /// The file, if read from one.
+        path: Option<PathBuf>,
+        /// The version found.
+        found: u32,
+    },
+    /// Well-formed JSON that is not a valid metagraph (duplicate uid, …).
+    #[error("metagraph snapshot {}: {source}", origin(path.as_deref()))]
+    Invalid {
+        /// The file, if read from one.
+        path: Option<PathBuf>,
+        /// The problem.
+        source: MetagraphError,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotFile {
+    #[serde(default = "default_version")]
+    version: u32,
+    netuid: Netuid,
+    block: Block,
+    neurons: Vec<Neuron>,
+}
+
+fn default_version() -> u32 {
+    FORMAT_VERSION
+}
+
+fn parse(bytes: &[u8], path: Option<&Path>) -> Result<Metagraph, SnapshotError> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(SnapshotError::Parse {
+            path: path.map(Path::to_path_buf),
+            field: "document".to_owned(),
+            message: "expected a JSON object with netuid, block and neurons".to_owned(),
+        });
+    }
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let file: SnapshotFile = serde_path_to_error::deserialize(de).map_err(|e| {
+        let field = e.path().to_string();
+        SnapshotError::Parse {
+            path: path.map(Path::to_path_buf),
+            field: if field == "." {
+                "document".to_owned()
+            } else {
+                field
+            },
+            message: e.into_inner().to_string(),
+        }
+    })?;
+    if file.version != FORMAT_VERSION {
+        return Err(SnapshotError::UnsupportedVersion {
+            path: path.map(Path::to_path_buf),
+            found: file.version,
+        });
+    }
+    Metagraph::new(file.netuid, file.block, file.neurons).map_err(|source| {
+        SnapshotError::Invalid {
+            path: path.map(Path::to_path_buf),
+            source,
+        }
+    })
+}
+
+/// Parses a snapshot from bytes.
+pub fn from_slice(bytes: &[u8]) -> Result<Metagraph, SnapshotError> {
+    parse(bytes, None)
+}
+
+/// Reads and parses the snapshot file at `path`.
+pub fn read(path: impl AsRef<Path>) -> Result<Metagraph, SnapshotError> {
+    let path = path.as_ref();
+    let bytes = fs::read(path).map_err(|source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&bytes, Some(path))
+}
+
+/// Renders `mg` as pretty-printed snapshot JSON.
+pub fn to_string(mg: &Metagraph) -> String {
+    let file = SnapshotFile {
+        version: FORMAT_VERSION,
+        netuid: mg.netuid(),
+        block: mg.block(),
+        neurons: mg.neurons().to_vec(),
+    };
+    // A struct of plain fields always serialises.
+    serde_json::to_string_pretty(&file).unwrap_or_default()
+}
+
+/// Writes `mg` to `path` atomically: a temporary file beside it is written,
+/// synced and renamed over `path`, so a crash leaves the old file intact.
+pub fn write(path: impl AsRef<Path>, mg: &Metagraph) -> Result<(), SnapshotError> {
+    let path = path.as_ref();
+    let io_err = |source| SnapshotError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "snapshot".to_owned());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(to_string(mg).as_bytes())?;
+        f.write_all(b"\n")?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(io_err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metagraph::tests::hotkey;
+    use crate::types::{Rao, Uid};
+
+    fn doc(neurons: &str) -> String {
+        format!(r#"{{"version": 1, "netuid": 3, "block": 99, "neurons": [{neurons}]}}"#)
+    }
+
+    fn neuron(uid: u16, stake: &str) -> String {
+        format!(
+            r#"{{"uid": {uid}, "hotkey": "{}", "stake_rao": {stake}, "validator_permit": true}}"#,
+            hotkey(u32::from(uid))
+        )
+    }
+
+    #[test]
+    fn round_trips_through_a_file() {
+        let mut n = Neuron::new(Uid(7), hotkey(7), Rao(u64::MAX), true);
+        n.coldkey = Some(hotkey(100));
+        n.axon = Some("127.0.0.2:8091".parse().unwrap());
+        n.incentive = Some(0.25);
+        n.last_update = Some(Block(12));
+        let mg = Metagraph::new(Netuid(2), Block(50), vec![n]).unwrap();
+        let dir = std::env::temp_dir().join(format!("akh-snap-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mg.json");
+        write(&path, &mg).unwrap();
+        assert_eq!(read(&path).unwrap(), mg);
+        let text = fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"stake_rao\": 18446744073709551615"), "{text}");
+        assert!(text.contains("\"axon\": \"127.0.0.2:8091\""), "{text}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let cases = [
+            (doc(&neuron(0, "\"12\"")), "neurons[0].stake_rao"),
+            (doc(&neuron(0, "1.5")), "neurons[0].stake_rao"),
+            (doc(&neuron(0, "-1")), "neurons[0].stake_rao"),
+            (
+                doc(&format!("{},{}", neuron(0, "1"), neuron(1, "x"))),
+                "line",
+            ),
+            (
+                doc(r#"{"uid": 0, "hotkey": "5Grwva", "stake_rao": 1, "validator_permit": true}"#),
+                "neurons[0].hotkey",
+            ),
+            (doc(r#"{"uid": 0, "stake_rao": 1, "validator_permit": true}"#), "hotkey"),
+            (doc(&neuron(0, "1").replace("\"uid\": 0", "\"uid\": 70000")), "neurons[0].uid"),
+            (
+                doc(&neuron(0, "1").replace("validator_permit", "validator_permitt")),
+                "validator_permitt",
+            ),
+            ("{}".to_owned(), "missing field"),
+            ("".to_owned(), "EOF"),
+            ("[1,2]".to_owned(), "expected a JSON object"),
+        ];
+        for (text, needle) in cases {
+            let err = from_slice(text.as_bytes()).unwrap_err().to_string();
+            assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+            assert!(!err.contains('\n'), "one line: {err:?}");
+        }
+    }
+
+    #[test]
+    fn semantic_errors() {
+        let dup = doc(&format!("{},{}", neuron(4, "1"), neuron(4, "2")));
+        let err = from_slice(dup.replace(&hotkey(4).to_string(), &hotkey(4).to_string()).as_bytes());
+        assert!(matches!(
+            err,
+            Err(SnapshotError::Invalid {
+                source: MetagraphError::DuplicateUid(Uid(4)),
+                ..
+            })
+        ));
+        let v2 = doc("").replace("\"version\": 1", "\"version\": 2");
+        assert!(matches!(
+            from_slice(v2.as_bytes()),
+            Err(SnapshotError::UnsupportedVersion { found: 2, .. })
+        ));
+        let missing = read("/nonexistent/akihabara/mg.json").unwrap_err();
+        assert!(missing.to_string().contains("/nonexistent/akihabara/mg.json"));
+    }
+
+    #[test]
+    fn version_may_be_omitted() {
+        let text = doc(&neuron(1, "10")).replace("\"version\": 1, ", "");
+        assert_eq!(from_slice(text.as_bytes()).unwrap().len(), 1);
+    }
+}
