@@ -1,1 +1,32 @@
-fn main() {}
+//! The `akihabara` command: thin wrappers around the akihabara libraries.
+
+mod args;
+mod commands;
+mod exit;
+mod out;
+mod render;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return exit::clap_error(e),
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => exit::report(&e),
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Schedule(a) => commands::schedule::run(a),
+        Command::Sim(a) => commands::sim::run(a),
+        Command::Demo(a) => commands::demo::run(a),
+    }
+}

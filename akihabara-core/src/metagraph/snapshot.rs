@@ -62,12 +62,12 @@ fn origin(path: Option<&Path>) -> String {
 #[non_exhaustive]
 pub enum SnapshotError {
     /// The file could not be read or written.
-    #[error("metagraph snapshot {}: {source}", path.display())]
+    #[error("metagraph snapshot {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The OS error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Not valid JSON, or a field of the wrong type.
     #[error("metagraph snapshot {}: {field}: {message}", origin(path.as_deref()))]
@@ -91,12 +91,12 @@ pub enum SnapshotError {
         found: u32,
     },
     /// Well-formed JSON that is not a valid metagraph (duplicate uid, …).
-    #[error("metagraph snapshot {}: {source}", origin(path.as_deref()))]
+    #[error("metagraph snapshot {}: {error}", origin(path.as_deref()))]
     Invalid {
         /// The file, if read from one.
         path: Option<PathBuf>,
         /// The problem.
-        source: MetagraphError,
+        error: MetagraphError,
     },
 }
 
@@ -142,11 +142,9 @@ fn parse(bytes: &[u8], path: Option<&Path>) -> Result<Metagraph, SnapshotError> 
             found: file.version,
         });
     }
-    Metagraph::new(file.netuid, file.block, file.neurons).map_err(|source| {
-        SnapshotError::Invalid {
-            path: path.map(Path::to_path_buf),
-            source,
-        }
+    Metagraph::new(file.netuid, file.block, file.neurons).map_err(|error| SnapshotError::Invalid {
+        path: path.map(Path::to_path_buf),
+        error,
     })
 }
 
@@ -158,9 +156,9 @@ pub fn from_slice(bytes: &[u8]) -> Result<Metagraph, SnapshotError> {
 /// Reads and parses the snapshot file at `path`.
 pub fn read(path: impl AsRef<Path>) -> Result<Metagraph, SnapshotError> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|source| SnapshotError::Io {
+    let bytes = fs::read(path).map_err(|error| SnapshotError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(&bytes, Some(path))
 }
@@ -181,9 +179,9 @@ pub fn to_string(mg: &Metagraph) -> String {
 /// synced and renamed over `path`, so a crash leaves the old file intact.
 pub fn write(path: impl AsRef<Path>, mg: &Metagraph) -> Result<(), SnapshotError> {
     let path = path.as_ref();
-    let io_err = |source| SnapshotError::Io {
+    let io_err = |error| SnapshotError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
@@ -238,7 +236,10 @@ mod tests {
         write(&path, &mg).unwrap();
         assert_eq!(read(&path).unwrap(), mg);
         let text = fs::read_to_string(&path).unwrap();
-        assert!(text.contains("\"stake_rao\": 18446744073709551615"), "{text}");
+        assert!(
+            text.contains("\"stake_rao\": 18446744073709551615"),
+            "{text}"
+        );
         assert!(text.contains("\"axon\": \"127.0.0.2:8091\""), "{text}");
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -257,8 +258,14 @@ mod tests {
                 doc(r#"{"uid": 0, "hotkey": "5Grwva", "stake_rao": 1, "validator_permit": true}"#),
                 "neurons[0].hotkey",
             ),
-            (doc(r#"{"uid": 0, "stake_rao": 1, "validator_permit": true}"#), "hotkey"),
-            (doc(&neuron(0, "1").replace("\"uid\": 0", "\"uid\": 70000")), "neurons[0].uid"),
+            (
+                doc(r#"{"uid": 0, "stake_rao": 1, "validator_permit": true}"#),
+                "hotkey",
+            ),
+            (
+                doc(&neuron(0, "1").replace("\"uid\": 0", "\"uid\": 70000")),
+                "neurons[0].uid",
+            ),
             (
                 doc(&neuron(0, "1").replace("validator_permit", "validator_permitt")),
                 "validator_permitt",
@@ -277,11 +284,14 @@ mod tests {
     #[test]
     fn semantic_errors() {
         let dup = doc(&format!("{},{}", neuron(4, "1"), neuron(4, "2")));
-        let err = from_slice(dup.replace(&hotkey(4).to_string(), &hotkey(4).to_string()).as_bytes());
+        let err = from_slice(
+            dup.replace(&hotkey(4).to_string(), &hotkey(4).to_string())
+                .as_bytes(),
+        );
         assert!(matches!(
             err,
             Err(SnapshotError::Invalid {
-                source: MetagraphError::DuplicateUid(Uid(4)),
+                error: MetagraphError::DuplicateUid(Uid(4)),
                 ..
             })
         ));
@@ -291,7 +301,11 @@ mod tests {
             Err(SnapshotError::UnsupportedVersion { found: 2, .. })
         ));
         let missing = read("/nonexistent/akihabara/mg.json").unwrap_err();
-        assert!(missing.to_string().contains("/nonexistent/akihabara/mg.json"));
+        assert!(
+            missing
+                .to_string()
+                .contains("/nonexistent/akihabara/mg.json")
+        );
     }
 
     #[test]

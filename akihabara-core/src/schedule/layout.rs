@@ -107,7 +107,13 @@ fn interleaved(window: Window, entries: &[AllocationEntry]) -> Vec<Slot> {
         .iter()
         .enumerate()
         .filter(|(_, e)| e.blocks > 0)
-        .map(|(idx, e)| Reverse(Next { k: 0, n: e.blocks, idx }))
+        .map(|(idx, e)| {
+            Reverse(Next {
+                k: 0,
+                n: e.blocks,
+                idx,
+            })
+        })
         .collect();
     let mut slots: Vec<Slot> = Vec::new();
     let mut at = window.start.get();

@@ -119,4 +119,3 @@ impl Schedule {
         (block < slot.end).then_some(slot)
     }
 }
-

@@ -45,12 +45,12 @@ use rand_distr::{Distribution, LogNormal, Pareto};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::metagraph::Metagraph;
+use crate::metagraph::{Metagraph, Neuron};
 use crate::strategy::{
     self, AllocationRequest, AllocationStrategy, Candidate, Eligibility, ScheduleError,
     allocate_checked, stake_order,
 };
-use crate::types::{Block, Hotkey, RAO_PER_TAO, Rao, Uid, Window};
+use crate::types::{Block, Hotkey, Netuid, RAO_PER_TAO, Rao, Uid, Window};
 
 /// Simulation parameters. Every field has a default; the seed makes a run replayable.
 #[derive(Debug, Clone)]
@@ -241,34 +241,28 @@ impl Simulation {
 
     /// The validators: `(uid, hotkey, stake in TAO as f64)` sorted by uid.
     fn validators(&self, rng: &mut ChaCha8Rng) -> Result<Vec<(Uid, Hotkey, f64)>, SimError> {
-        if let Some(mg) = &self.config.metagraph {
-            let cands = Eligibility::new().candidates(mg);
-            if cands.is_empty() {
-                return Err(ScheduleError::NoEligibleValidators.into());
+        let generated;
+        let mg = match &self.config.metagraph {
+            Some(mg) => mg,
+            None => {
+                let n = self.config.validators;
+                if n == 0 {
+                    return Err(SimError::Invalid("validators must be at least 1".into()));
+                }
+                generated = synthetic_metagraph(n, 0, rng.random())?;
+                &generated
             }
-            let mut v: Vec<_> = cands
-                .iter()
-                .map(|c| (c.uid, c.hotkey, c.stake.get() as f64 / RAO_PER_TAO as f64))
-                .collect();
-            v.sort_by_key(|x| x.0);
-            return Ok(v);
+        };
+        let mut v: Vec<_> = Eligibility::new()
+            .candidates(mg)
+            .iter()
+            .map(|c| (c.uid, c.hotkey, c.stake.get() as f64 / RAO_PER_TAO as f64))
+            .collect();
+        if v.is_empty() {
+            return Err(ScheduleError::NoEligibleValidators.into());
         }
-        let n = self.config.validators;
-        if n == 0 || n > usize::from(u16::MAX) + 1 {
-            return Err(SimError::Invalid(format!(
-                "validators must be between 1 and 65536, got {n}"
-            )));
-        }
-        // Heavy-tailed stakes: Pareto with shape 1.16 (the "80/20" tail), from 1000 TAO.
-        let pareto = Pareto::new(1000.0, 1.16).map_err(|e| SimError::Invalid(e.to_string()))?;
-        Ok((0..n)
-            .map(|i| {
-                let mut key = [0u8; 32];
-                rng.fill(&mut key[..]);
-                let tao: f64 = pareto.sample(rng);
-                (Uid(i as u16), Hotkey::from_bytes(key), tao.min(1e9))
-            })
-            .collect())
+        v.sort_by_key(|x| x.0);
+        Ok(v)
     }
 
     /// Runs the simulation; `progress` is called with the number of windows done.
@@ -278,10 +272,14 @@ impl Simulation {
             return Err(SimError::Invalid("no strategies to compare".into()));
         }
         if cfg.miners == 0 || cfg.windows == 0 {
-            return Err(SimError::Invalid("miners and windows must be at least 1".into()));
+            return Err(SimError::Invalid(
+                "miners and windows must be at least 1".into(),
+            ));
         }
         if !(cfg.stake_drift.is_finite() && cfg.stake_drift >= 0.0) {
-            return Err(SimError::Invalid("stake drift must be a finite number >= 0".into()));
+            return Err(SimError::Invalid(
+                "stake drift must be a finite number >= 0".into(),
+            ));
         }
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let validators = self.validators(&mut rng)?;
@@ -303,8 +301,8 @@ impl Simulation {
         let mut acc = vec![Acc::default(); k];
         // Blocks each miner gave each validator last window (for emission miners).
         let mut prev: Option<(Vec<Vec<u64>>, Vec<f64>)> = None;
-        let mut window = Window::new(Block(0), cfg.window_len)
-            .map_err(|e| SimError::Invalid(e.to_string()))?;
+        let mut window =
+            Window::new(Block(0), cfg.window_len).map_err(|e| SimError::Invalid(e.to_string()))?;
 
         for w in 0..cfg.windows {
             if let Some(d) = &drift {
@@ -389,14 +387,20 @@ impl Simulation {
                 let sum: f64 = y.iter().sum();
                 let sq: f64 = y.iter().map(|v| v * v).sum();
                 if !y.is_empty() && s < cfg.miners {
-                    acc[s].jain += if sq > 0.0 { sum * sum / (y.len() as f64 * sq) } else { 0.0 };
+                    acc[s].jain += if sq > 0.0 {
+                        sum * sum / (y.len() as f64 * sq)
+                    } else {
+                        0.0
+                    };
                     acc[s].jain_n += 1;
                 }
             }
             prev = Some((xs, loads));
             progress(w + 1);
             if w + 1 < cfg.windows {
-                window = window.next().map_err(|e| SimError::Invalid(e.to_string()))?;
+                window = window
+                    .next()
+                    .map_err(|e| SimError::Invalid(e.to_string()))?;
             }
         }
 
@@ -431,6 +435,50 @@ impl Simulation {
     }
 }
 
+/// A seeded synthetic subnet: `validators` neurons with permits and
+/// heavy-tailed stakes (Pareto, shape 1.16, from 1,000 TAO), then `miners`
+/// neurons without permits and small stakes, each with an axon on loopback.
+/// The block is 7,300 (inside the window `[7200, 7920)`). This is test and demo
+/// data, not a real subnet.
+pub fn synthetic_metagraph(
+    validators: usize,
+    miners: usize,
+    seed: u64,
+) -> Result<Metagraph, SimError> {
+    let total = validators + miners;
+    if total == 0 || total > usize::from(u16::MAX) + 1 {
+        return Err(SimError::Invalid(format!(
+            "a subnet holds 1 to 65536 neurons, got {total}"
+        )));
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let pareto = Pareto::new(1000.0, 1.16).map_err(|e| SimError::Invalid(e.to_string()))?;
+    let neurons = (0..total)
+        .map(|i| {
+            let mut key = [0u8; 32];
+            rng.fill(&mut key[..]);
+            let is_validator = i < validators;
+            let tao: f64 = if is_validator {
+                f64::min(pareto.sample(&mut rng), 1e9)
+            } else {
+                rng.random_range(0.0..50.0)
+            };
+            let mut n = Neuron::new(
+                Uid(i as u16),
+                Hotkey::from_bytes(key),
+                Rao((tao * RAO_PER_TAO as f64) as u64),
+                is_validator,
+            );
+            n.axon = Some(std::net::SocketAddr::from((
+                [127, 0, 0, 2],
+                8091 + (i % 1000) as u16,
+            )));
+            n
+        })
+        .collect();
+    Metagraph::new(Netuid(0), Block(7_300), neurons).map_err(|e| SimError::Invalid(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -448,32 +496,59 @@ mod tests {
     #[test]
     fn same_seed_same_report() {
         let names = ["stake", "equal", "proportional", "emission"];
-        let a = Simulation::with_builtins(cfg(), &names).unwrap().run(|_| {}).unwrap();
-        let b = Simulation::with_builtins(cfg(), &names).unwrap().run(|_| {}).unwrap();
+        let a = Simulation::with_builtins(cfg(), &names)
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
+        let b = Simulation::with_builtins(cfg(), &names)
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
         assert_eq!(a.clone().without_timings(), b.without_timings());
         let other = SimConfig { seed: 8, ..cfg() };
-        let c = Simulation::with_builtins(other, &names).unwrap().run(|_| {}).unwrap();
+        let c = Simulation::with_builtins(other, &names)
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
         assert_ne!(a.without_timings(), c.without_timings());
     }
 
     #[test]
     fn metrics_are_sane() {
         let names = ["stake", "equal", "proportional", "emission"];
-        let r = Simulation::with_builtins(cfg(), &names).unwrap().run(|_| {}).unwrap();
+        let r = Simulation::with_builtins(cfg(), &names)
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
         assert_eq!(r.strategies.iter().map(|s| s.miners).sum::<usize>(), 40);
         for s in &r.strategies {
-            assert!(s.reward_per_compute > 0.0 && s.reward_per_compute.is_finite(), "{s:?}");
+            assert!(
+                s.reward_per_compute > 0.0 && s.reward_per_compute.is_finite(),
+                "{s:?}"
+            );
             assert!((0.0..=1.0 + 1e-12).contains(&s.jain_fairness), "{s:?}");
             assert!((0.0..=1.0).contains(&s.coverage), "{s:?}");
         }
-        let by = |r: &SimReport, n: &str| r.strategies.iter().find(|s| s.strategy == n).unwrap().clone();
+        let by = |r: &SimReport, n: &str| {
+            r.strategies
+                .iter()
+                .find(|s| s.strategy == n)
+                .unwrap()
+                .clone()
+        };
         // 32 validators * 40 blocks > 720: only 18 can get the minimum.
         assert!((by(&r, "proportional").coverage - 18.0 / 32.0).abs() < 1e-9);
         assert!((by(&r, "equal").coverage - 18.0 / 32.0).abs() < 1e-9);
         // With room for all (12 * 40 <= 720) every validator is covered, and
         // proportional follows stake far more closely than an equal split.
-        let roomy = SimConfig { validators: 12, ..cfg() };
-        let r = Simulation::with_builtins(roomy, &names).unwrap().run(|_| {}).unwrap();
+        let roomy = SimConfig {
+            validators: 12,
+            ..cfg()
+        };
+        let r = Simulation::with_builtins(roomy, &names)
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
         for name in ["equal", "proportional", "emission"] {
             assert_eq!(by(&r, name).coverage, 1.0, "{name}");
         }
@@ -491,12 +566,27 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), vec![1, 2, 3, 4, 5, 6]);
         let none = Simulation::new(cfg()).run(|_| {});
         assert!(matches!(none, Err(SimError::Invalid(_))));
-        let zero = SimConfig { validators: 0, ..cfg() };
-        assert!(Simulation::with_builtins(zero, &["equal"]).unwrap().run(|_| {}).is_err());
-        let tight = SimConfig { min_blocks: 721, ..cfg() };
+        let zero = SimConfig {
+            validators: 0,
+            ..cfg()
+        };
+        assert!(
+            Simulation::with_builtins(zero, &["equal"])
+                .unwrap()
+                .run(|_| {})
+                .is_err()
+        );
+        let tight = SimConfig {
+            min_blocks: 721,
+            ..cfg()
+        };
         assert!(matches!(
-            Simulation::with_builtins(tight, &["equal"]).unwrap().run(|_| {}),
-            Err(SimError::Schedule(ScheduleError::MinBlocksExceedWindow { .. }))
+            Simulation::with_builtins(tight, &["equal"])
+                .unwrap()
+                .run(|_| {}),
+            Err(SimError::Schedule(
+                ScheduleError::MinBlocksExceedWindow { .. }
+            ))
         ));
     }
 }

@@ -70,9 +70,7 @@ impl Eligibility {
 
     /// Serve only these hotkeys (they must still pass the other checks).
     pub fn allow_only(mut self, hotkeys: impl IntoIterator<Item = Hotkey>) -> Eligibility {
-        self.allow
-            .get_or_insert_with(HashSet::new)
-            .extend(hotkeys);
+        self.allow.get_or_insert_with(HashSet::new).extend(hotkeys);
         self
     }
 
@@ -115,12 +113,23 @@ mod tests {
 
     fn mg() -> Metagraph {
         let n = |uid: u16, tao: u64, permit: bool| {
-            Neuron::new(Uid(uid), hotkey(uid.into()), Rao(tao * 1_000_000_000), permit)
+            Neuron::new(
+                Uid(uid),
+                hotkey(uid.into()),
+                Rao(tao * 1_000_000_000),
+                permit,
+            )
         };
         Metagraph::new(
             Netuid(1),
             Block(0),
-            vec![n(0, 10, true), n(1, 500, true), n(2, 5000, false), n(3, 500, true), n(4, 2000, true)],
+            vec![
+                n(0, 10, true),
+                n(1, 500, true),
+                n(2, 5000, false),
+                n(3, 500, true),
+                n(4, 2000, true),
+            ],
         )
         .unwrap()
     }
@@ -133,11 +142,20 @@ mod tests {
     fn filters_and_orders() {
         let g = mg();
         assert_eq!(uids(&Eligibility::new().candidates(&g)), vec![4, 1, 3, 0]);
-        assert_eq!(uids(&Eligibility::new().ignore_permits().candidates(&g)), vec![2, 4, 1, 3, 0]);
+        assert_eq!(
+            uids(&Eligibility::new().ignore_permits().candidates(&g)),
+            vec![2, 4, 1, 3, 0]
+        );
         let min = Eligibility::new().min_stake("500".parse().unwrap());
         assert_eq!(uids(&min.candidates(&g)), vec![4, 1, 3]);
-        assert_eq!(uids(&Eligibility::new().max_validators(2).candidates(&g)), vec![4, 1]);
-        assert_eq!(uids(&Eligibility::new().deny([hotkey(4)]).candidates(&g)), vec![1, 3, 0]);
+        assert_eq!(
+            uids(&Eligibility::new().max_validators(2).candidates(&g)),
+            vec![4, 1]
+        );
+        assert_eq!(
+            uids(&Eligibility::new().deny([hotkey(4)]).candidates(&g)),
+            vec![1, 3, 0]
+        );
         // An allow list restricts but never bypasses the permit or stake checks.
         let allow = Eligibility::new()
             .min_stake("100".parse().unwrap())

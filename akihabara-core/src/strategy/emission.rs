@@ -61,10 +61,7 @@ impl AllocationStrategy for Emission {
 
     fn allocate(&self, req: &AllocationRequest<'_>) -> Result<Allocation, ScheduleError> {
         let cands = req.candidates();
-        let missing = cands
-            .iter()
-            .filter(|c| c.competitor_load.is_none())
-            .count();
+        let missing = cands.iter().filter(|c| c.competitor_load.is_none()).count();
         if missing > 0 {
             let fallback = Proportional.allocate(req)?;
             return Ok(fallback.with_note(format!(
@@ -117,11 +114,15 @@ impl AllocationStrategy for Emission {
         }
         if contested.is_empty() {
             let served_weights: Vec<u64> = served.iter().map(|&i| weights[i]).collect();
-            for (k, extra) in largest_remainder(rest, &served_weights).into_iter().enumerate() {
+            for (k, extra) in largest_remainder(rest, &served_weights)
+                .into_iter()
+                .enumerate()
+            {
                 blocks[served[k]] += extra;
             }
-            return Ok(Allocation::from_blocks(req, blocks)
-                .with_note("emission: no served validator has competition; extra blocks follow stake"));
+            return Ok(Allocation::from_blocks(req, blocks).with_note(
+                "emission: no served validator has competition; extra blocks follow stake",
+            ));
         }
         let target = (rest + floor * contested.len() as u64) as f64;
         let fill = |lambda: f64| -> f64 {
@@ -163,7 +164,12 @@ impl AllocationStrategy for Emission {
         let mut left = rest - given;
         let mut heap: BinaryHeap<Gain> = contested
             .iter()
-            .map(|&i| Gain(marginal(stakes[i], loads[i], blocks[i]), std::cmp::Reverse(i)))
+            .map(|&i| {
+                Gain(
+                    marginal(stakes[i], loads[i], blocks[i]),
+                    std::cmp::Reverse(i),
+                )
+            })
             .collect();
         while left > 0 {
             let Some(Gain(_, std::cmp::Reverse(i))) = heap.pop() else {
@@ -171,7 +177,10 @@ impl AllocationStrategy for Emission {
             };
             blocks[i] += 1;
             left -= 1;
-            heap.push(Gain(marginal(stakes[i], loads[i], blocks[i]), std::cmp::Reverse(i)));
+            heap.push(Gain(
+                marginal(stakes[i], loads[i], blocks[i]),
+                std::cmp::Reverse(i),
+            ));
         }
         Ok(Allocation::from_blocks(req, blocks))
     }

@@ -66,7 +66,9 @@ pub const DEFAULT_MIN_BLOCKS: u64 = 40;
 #[non_exhaustive]
 pub enum ScheduleError {
     /// No validator passed the eligibility filter.
-    #[error("no eligible validators (check validator permits, --min-stake and the allow/deny lists)")]
+    #[error(
+        "no eligible validators (check validator permits, --min-stake and the allow/deny lists)"
+    )]
     NoEligibleValidators,
     /// The minimum per validator does not fit in the window at all.
     #[error("min blocks per validator ({min_blocks}) is larger than the window ({len} blocks)")]
@@ -361,7 +363,9 @@ pub fn allocate_checked(
     let mut want: Vec<Uid> = cands.iter().map(|c| c.uid).collect();
     want.sort_unstable();
     if seen != want {
-        return Err(bad("entries do not match the candidates one for one".to_owned()));
+        return Err(bad(
+            "entries do not match the candidates one for one".to_owned()
+        ));
     }
     let total = alloc
         .entries

@@ -188,7 +188,13 @@ proptest! {
 #[test]
 fn documented_stake_algorithm() {
     // 720 blocks, min 40; stakes 50/30/15/4/1 %.
-    let cands = vec![cand(0, 50), cand(1, 30), cand(2, 15), cand(3, 4), cand(4, 1)];
+    let cands = vec![
+        cand(0, 50),
+        cand(1, 30),
+        cand(2, 15),
+        cand(3, 4),
+        cand(4, 1),
+    ];
     let s = build("stake", 0, 720, 40, cands.clone());
     // 360, 216, 108 -> 684 used, 36 left (< 40): uids 3 and 4 get nothing,
     // the 36 go to uid 2, the last served.
@@ -221,7 +227,10 @@ fn edge_cases_return_schedules_or_typed_errors() {
     ));
     assert!(matches!(
         AllocationRequest::new(Window::new(Block(0), 10).unwrap(), 11, vec![cand(0, 1)]),
-        Err(ScheduleError::MinBlocksExceedWindow { min_blocks: 11, len: 10 })
+        Err(ScheduleError::MinBlocksExceedWindow {
+            min_blocks: 11,
+            len: 10
+        })
     ));
     assert!(matches!(
         AllocationRequest::new(w, 40, vec![cand(1, 1), cand(2, 5), cand(1, 3)]),
@@ -229,19 +238,53 @@ fn edge_cases_return_schedules_or_typed_errors() {
     ));
     for name in ALL {
         // One validator takes the whole window.
-        assert_eq!(blocks(&build(name, 0, 720, 40, vec![cand(9, 0)])), vec![720]);
+        assert_eq!(
+            blocks(&build(name, 0, 720, 40, vec![cand(9, 0)])),
+            vec![720]
+        );
         // Zero total stake: validators are treated equally.
-        let zero = blocks(&build(name, 0, 720, 40, (0..4).map(|i| cand(i, 0)).collect()));
+        let zero = blocks(&build(
+            name,
+            0,
+            720,
+            40,
+            (0..4).map(|i| cand(i, 0)).collect(),
+        ));
         assert_eq!(zero.iter().sum::<u64>(), 720, "{name}");
         assert!(zero.iter().all(|&b| b >= 40 || b == 0), "{name}: {zero:?}");
         // u64::MAX stakes do not overflow.
-        let max = blocks(&build(name, 0, 720, 40, (0..5).map(|i| cand(i, u64::MAX)).collect()));
+        let max = blocks(&build(
+            name,
+            0,
+            720,
+            40,
+            (0..5).map(|i| cand(i, u64::MAX)).collect(),
+        ));
         assert_eq!(max.iter().sum::<u64>(), 720, "{name}");
         // min_blocks == len and min_blocks == 0.
-        assert_eq!(blocks(&build(name, 5, 40, 40, vec![cand(0, 1), cand(1, 2)])).iter().sum::<u64>(), 40);
-        assert_eq!(blocks(&build(name, 5, 3, 0, (0..9).map(|i| cand(i, 7)).collect())).iter().sum::<u64>(), 3);
+        assert_eq!(
+            blocks(&build(name, 5, 40, 40, vec![cand(0, 1), cand(1, 2)]))
+                .iter()
+                .sum::<u64>(),
+            40
+        );
+        assert_eq!(
+            blocks(&build(name, 5, 3, 0, (0..9).map(|i| cand(i, 7)).collect()))
+                .iter()
+                .sum::<u64>(),
+            3
+        );
     }
-    assert_eq!(blocks(&build("proportional", 0, 720, 40, (0..4).map(|i| cand(i, 0)).collect())), vec![180; 4]);
+    assert_eq!(
+        blocks(&build(
+            "proportional",
+            0,
+            720,
+            40,
+            (0..4).map(|i| cand(i, 0)).collect()
+        )),
+        vec![180; 4]
+    );
 }
 
 #[test]
@@ -255,7 +298,10 @@ fn emission_prefers_uncontested_validators() {
     let b = blocks(&s);
     // Uncontested uid 1 pays its full stake for any share: exactly the minimum.
     assert_eq!(b[1], 40);
-    assert!(b[0] > b[2], "the heavily contested validator needs more blocks: {b:?}");
+    assert!(
+        b[0] > b[2],
+        "the heavily contested validator needs more blocks: {b:?}"
+    );
     assert!(s.notes().is_empty());
 
     let fallback = build("emission", 0, 720, 40, vec![cand(0, 3), cand(1, 1)]);
@@ -274,8 +320,12 @@ fn a_buggy_plugin_is_caught() {
             Ok(Allocation::from_blocks(req, vec![req.window().len + 1]))
         }
     }
-    let req = AllocationRequest::new(Window::new(Block(0), 10).unwrap(), 1, vec![cand(0, 1)]).unwrap();
+    let req =
+        AllocationRequest::new(Window::new(Block(0), 10).unwrap(), 1, vec![cand(0, 1)]).unwrap();
     let err = Schedule::build(&Greedy, &req, Layout::Contiguous).unwrap_err();
     assert!(err.to_string().contains("sum to 11"), "{err}");
-    assert!(matches!(by_name("nope"), Err(ScheduleError::UnknownStrategy { .. })));
+    assert!(matches!(
+        by_name("nope"),
+        Err(ScheduleError::UnknownStrategy { .. })
+    ));
 }

@@ -197,10 +197,19 @@ mod tests {
     #[test]
     fn rejects_bad_amounts() {
         assert_eq!("".parse::<Tao>(), Err(TaoParseError::Empty));
-        assert!(matches!("-1".parse::<Tao>(), Err(TaoParseError::Invalid(_))));
-        assert!(matches!("1e9".parse::<Tao>(), Err(TaoParseError::Invalid(_))));
+        assert!(matches!(
+            "-1".parse::<Tao>(),
+            Err(TaoParseError::Invalid(_))
+        ));
+        assert!(matches!(
+            "1e9".parse::<Tao>(),
+            Err(TaoParseError::Invalid(_))
+        ));
         assert!(matches!(".".parse::<Tao>(), Err(TaoParseError::Invalid(_))));
-        assert!(matches!("1.2.3".parse::<Tao>(), Err(TaoParseError::Invalid(_))));
+        assert!(matches!(
+            "1.2.3".parse::<Tao>(),
+            Err(TaoParseError::Invalid(_))
+        ));
         assert!(matches!(
             "0.0000000001".parse::<Tao>(),
             Err(TaoParseError::TooPrecise(_))

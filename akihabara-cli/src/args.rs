@@ -1,0 +1,193 @@
+//! Command-line definitions.
+
+use std::path::PathBuf;
+
+use akihabara_core::Tao;
+use clap::{Args, Parser, Subcommand};
+
+/// Run Bittensor compute subnets: schedule a miner's compute, compare
+/// strategies, and (in later releases) prove GPUs, score miners and set weights.
+#[derive(Debug, Parser)]
+#[command(name = "akihabara", version, propagate_version = true)]
+#[command(
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad input (flag, file or value).\n\
+Metagraph files use the snapshot format in the README (version 1 JSON)."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Split one window's blocks across validators and show the slots.
+    #[command(after_help = "\
+Examples:
+  akihabara schedule --metagraph mg.json
+  akihabara schedule --metagraph mg.json --strategy stake --tempo 360 --window-start 7200
+  akihabara schedule --metagraph mg.json --layout interleaved --json > schedule.json
+
+Strategies:
+  proportional  exact stake-proportional shares, minimum guaranteed (default)
+  stake         the reference Akihabara miner's algorithm
+  equal         even split across the highest-stake validators
+  emission      competition-aware; needs competitor_load in the snapshot")]
+    Schedule(ScheduleArgs),
+    /// Simulate miners running different strategies and compare the outcomes.
+    #[command(after_help = "\
+This is a simulation: synthetic validators (heavy-tailed stakes, or those of
+--metagraph) and miners of random capacity; each validator pays its stake out
+by share of the compute it received. Same --seed, same numbers (the
+allocation-time column measures this machine and is the one exception).
+
+Columns:
+  REWARD/COMPUTE  reward per unit of compute / the stake-proportional ideal
+  JAIN            fairness of compute per unit of stake across validators
+  COVERAGE        share of validators each miner serves at least --min-blocks
+  ALLOC µs        mean wall time of one allocation
+
+Example:
+  akihabara sim --validators 256 --miners 1000 --windows 100 --svg sim.svg")]
+    Sim(SimArgs),
+    /// A one-command tour on a synthetic local subnet (no chain, no GPU).
+    #[command(after_help = "\
+Today the demo covers scheduling: it builds a seeded synthetic subnet, shows a
+miner's schedule for the current window and compares the strategies in a short
+simulation. Axons, proofs of work, scoring and weights join it as those parts
+of akihabara land.")]
+    Demo(DemoArgs),
+}
+
+/// Which window to schedule.
+#[derive(Debug, Args)]
+pub struct WindowArgs {
+    /// First block of the window [default: the window containing the snapshot's block]
+    #[arg(long, value_name = "BLOCK")]
+    pub window_start: Option<u64>,
+    /// Blocks per window [default: 720, i.e. 2 * tempo 360 as on mainnet]
+    #[arg(long, value_name = "L", conflicts_with = "tempo")]
+    pub window_len: Option<u64>,
+    /// Subnet tempo: shorthand for --window-len 2*T
+    #[arg(long, value_name = "T")]
+    pub tempo: Option<u64>,
+    /// Minimum blocks for any validator that is served
+    #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
+    pub min_blocks: u64,
+}
+
+/// Which validators may be served.
+#[derive(Debug, Args)]
+pub struct FilterArgs {
+    /// Serve only validators with at least this stake, in TAO (e.g. 1000 or 0.5)
+    #[arg(long, value_name = "TAO")]
+    pub min_stake: Option<Tao>,
+    /// Serve at most this many validators, highest stake first
+    #[arg(long, value_name = "N")]
+    pub max_validators: Option<usize>,
+    /// Never serve these hotkeys (comma-separated SS58)
+    #[arg(long, value_name = "SS58,...", value_delimiter = ',')]
+    pub deny: Vec<String>,
+    /// Serve only these hotkeys; they must still pass every other check
+    #[arg(long, value_name = "SS58,...", value_delimiter = ',')]
+    pub allow: Vec<String>,
+    /// Also serve neurons without a validator permit
+    #[arg(long)]
+    pub ignore_permits: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScheduleArgs {
+    /// Metagraph snapshot (JSON; `-` reads standard input)
+    #[arg(long, value_name = "FILE")]
+    pub metagraph: PathBuf,
+    /// Allocation strategy: proportional, stake, equal or emission
+    #[arg(long, value_name = "NAME", default_value = "proportional")]
+    pub strategy: String,
+    /// contiguous (one slot per validator) or interleaved (spread through the window)
+    #[arg(long, value_name = "LAYOUT", default_value = "contiguous")]
+    pub layout: String,
+    #[command(flatten)]
+    pub window: WindowArgs,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// Print the schedule as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the window as a Gantt strip into this SVG file
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Synthetic validators (heavy-tailed stakes)
+    #[arg(
+        long,
+        value_name = "V",
+        default_value_t = 64,
+        conflicts_with = "metagraph"
+    )]
+    pub validators: usize,
+    /// Miners; miner i runs strategy i mod (number of strategies)
+    #[arg(long, value_name = "M", default_value_t = 256)]
+    pub miners: usize,
+    /// Windows to simulate
+    #[arg(long, value_name = "W", default_value_t = 20)]
+    pub windows: usize,
+    /// Strategies to compare (comma-separated)
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "stake,equal,proportional,emission"
+    )]
+    pub strategies: Vec<String>,
+    /// Take validators (permits and stakes) from a metagraph snapshot instead
+    #[arg(long, value_name = "FILE")]
+    pub metagraph: Option<PathBuf>,
+    /// RNG seed; the same seed replays the same simulation
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Blocks per window
+    #[arg(
+        long,
+        value_name = "L",
+        default_value_t = 720,
+        conflicts_with = "tempo"
+    )]
+    pub window_len: u64,
+    /// Subnet tempo: shorthand for --window-len 2*T
+    #[arg(long, value_name = "T")]
+    pub tempo: Option<u64>,
+    /// Minimum blocks for any validator that is served
+    #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
+    pub min_blocks: u64,
+    /// Per-window log-normal stake drift (0 keeps stakes fixed)
+    #[arg(long, value_name = "SIGMA", default_value_t = 0.02)]
+    pub stake_drift: f64,
+    /// Leave out the wall-clock column, so equal seeds give byte-identical output
+    #[arg(long)]
+    pub no_timing: bool,
+    /// Print the report as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the comparison as bar charts into this SVG file
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Validators in the synthetic subnet
+    #[arg(long, value_name = "V", default_value_t = 8)]
+    pub validators: usize,
+    /// Miners in the simulation part
+    #[arg(long, value_name = "M", default_value_t = 64)]
+    pub miners: usize,
+    /// RNG seed
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub json: bool,
+}

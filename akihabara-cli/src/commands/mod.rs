@@ -1,0 +1,60 @@
+//! One module per command.
+
+pub mod demo;
+pub mod schedule;
+pub mod sim;
+
+use std::io::Read;
+use std::path::Path;
+
+use akihabara_core::metagraph::snapshot;
+use akihabara_core::{Block, Metagraph, Window};
+use anyhow::Context;
+
+use crate::args::WindowArgs;
+
+/// Reads a metagraph snapshot from a file, or standard input for `-`.
+pub fn read_metagraph(path: &Path) -> anyhow::Result<Metagraph> {
+    if path == Path::new("-") {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("reading the metagraph snapshot from standard input")?;
+        Ok(snapshot::from_slice(&buf)?)
+    } else {
+        Ok(snapshot::read(path)?)
+    }
+}
+
+/// Window length from `--window-len` or `--tempo` (default 720).
+pub fn window_len(window_len: Option<u64>, tempo: Option<u64>) -> anyhow::Result<u64> {
+    let len = match (window_len, tempo) {
+        (Some(l), _) => l,
+        (None, Some(t)) => t
+            .checked_mul(2)
+            .with_context(|| format!("--tempo {t} is too large"))?,
+        (None, None) => 720,
+    };
+    if len == 0 {
+        anyhow::bail!("the window must be at least 1 block long (--window-len, or 2 x --tempo)");
+    }
+    Ok(len)
+}
+
+impl WindowArgs {
+    /// The window to schedule; `block` is the snapshot's block, used when no start is given.
+    pub fn resolve(&self, block: Block) -> anyhow::Result<Window> {
+        let len = window_len(self.window_len, self.tempo)?;
+        let window = match self.window_start {
+            Some(start) => Window::new(Block(start), len)?,
+            None => Window::containing(block, len)?,
+        };
+        if self.min_blocks > len {
+            anyhow::bail!(
+                "--min-blocks {} is larger than the window ({len} blocks)",
+                self.min_blocks
+            );
+        }
+        Ok(window)
+    }
+}

@@ -1,0 +1,321 @@
+//! Text tables and SVG charts.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use akihabara_core::schedule::Schedule;
+use akihabara_core::sim::SimReport;
+use akihabara_core::{Metagraph, Tao};
+use anyhow::Context;
+use svg::Document;
+use svg::node::element::{Line, Rectangle, Text, Title};
+
+/// Column alignment.
+#[derive(Clone, Copy)]
+pub enum Align {
+    Left,
+    Right,
+}
+
+/// Renders rows under headers with padded columns.
+pub fn table(headers: &[(&str, Align)], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.0.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, (cell, (w, (_, align)))) in cells.iter().zip(widths.iter().zip(headers)).enumerate()
+        {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            match align {
+                Align::Left => {
+                    let _ = write!(out, "{cell:<w$}");
+                }
+                Align::Right => {
+                    let _ = write!(out, "{cell:>w$}");
+                }
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(headers.iter().map(|h| h.0).collect());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// The `schedule` table.
+pub fn schedule_table(s: &Schedule, mg: &Metagraph, min_blocks: u64) -> String {
+    let w = s.window();
+    let served = s.allocations().iter().filter(|e| e.blocks > 0).count();
+    let mut out = format!(
+        "{} schedule for netuid {} · window {} · {} blocks · min {} per served validator\n\
+         {} eligible validators of {} neurons, {} served, {} slots\n\n",
+        s.strategy(),
+        mg.netuid(),
+        w,
+        w.len,
+        min_blocks,
+        s.allocations().len(),
+        mg.len(),
+        served,
+        s.slots().len(),
+    );
+    let rows: Vec<Vec<String>> = s
+        .allocations()
+        .iter()
+        .map(|e| {
+            let stake = mg
+                .by_uid(e.uid)
+                .map_or_else(String::new, |n| format_tao(n.stake.to_tao()));
+            let slots: Vec<_> = s.slots().iter().filter(|sl| sl.uid == e.uid).collect();
+            let where_ = match slots.as_slice() {
+                [] => "-".to_owned(),
+                [one] => format!("[{}, {})", one.start.get(), one.end.get()),
+                [first, ..] => format!("{} slots from {}", slots.len(), first.start.get()),
+            };
+            vec![
+                e.uid.to_string(),
+                e.hotkey.to_string(),
+                stake,
+                e.blocks.to_string(),
+                format!("{:.1}%", 100.0 * e.blocks as f64 / w.len as f64),
+                where_,
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            ("UID", Align::Right),
+            ("HOTKEY", Align::Left),
+            ("STAKE (TAO)", Align::Right),
+            ("BLOCKS", Align::Right),
+            ("SHARE", Align::Right),
+            ("SLOTS", Align::Left),
+        ],
+        &rows,
+    ));
+    out
+}
+
+/// TAO with at most two decimals, for tables.
+pub fn format_tao(t: Tao) -> String {
+    let v = t.as_f64();
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// The `sim` table.
+pub fn sim_table(r: &SimReport) -> String {
+    let mut out = format!(
+        "simulation (seed {}): {} validators, {} miners, {} windows of {} blocks, min {} blocks\n\n",
+        r.seed, r.validators, r.miners, r.windows, r.window_len, r.min_blocks
+    );
+    let timed = r.strategies.iter().any(|s| s.mean_alloc_us.is_some());
+    let mut headers = vec![
+        ("STRATEGY", Align::Left),
+        ("MINERS", Align::Right),
+        ("REWARD/COMPUTE", Align::Right),
+        ("JAIN", Align::Right),
+        ("COVERAGE", Align::Right),
+    ];
+    if timed {
+        headers.push(("ALLOC µs", Align::Right));
+    }
+    let rows: Vec<Vec<String>> = r
+        .strategies
+        .iter()
+        .map(|s| {
+            let mut row = vec![
+                s.strategy.clone(),
+                s.miners.to_string(),
+                format!("{:.4}", s.reward_per_compute),
+                format!("{:.4}", s.jain_fairness),
+                format!("{:.1}%", 100.0 * s.coverage),
+            ];
+            if let Some(us) = s.mean_alloc_us {
+                row.push(format!("{us:.1}"));
+            }
+            row
+        })
+        .collect();
+    out.push_str(&table(&headers, &rows));
+    out
+}
+
+const PALETTE: [&str; 10] = [
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7",
+    "#9c755f", "#bab0ac",
+];
+
+fn text(x: f64, y: f64, s: impl Into<String>) -> Text {
+    Text::new(s.into())
+        .set("x", x)
+        .set("y", y)
+        .set("font-family", "sans-serif")
+        .set("font-size", 12)
+}
+
+/// The window as a Gantt strip: one colour per validator.
+pub fn schedule_svg(s: &Schedule) -> String {
+    let w = s.window();
+    let (width, left, bar_w) = (960.0, 20.0, 920.0);
+    let served: Vec<_> = s.allocations().iter().filter(|e| e.blocks > 0).collect();
+    let height = 130.0 + 18.0 * served.len() as f64;
+    let color = |uid| {
+        let i = served.iter().position(|e| e.uid == uid).unwrap_or(0);
+        PALETTE[i % PALETTE.len()]
+    };
+    let x_of = |b: u64| left + bar_w * (b - w.start.get()) as f64 / w.len as f64;
+    let mut doc = Document::new()
+        .set("viewBox", (0, 0, width, height))
+        .set("width", width)
+        .set("height", height)
+        .add(text(
+            left,
+            20.0,
+            format!("{} schedule, window {} ({} blocks)", s.strategy(), w, w.len),
+        ));
+    for slot in s.slots() {
+        let x = x_of(slot.start.get());
+        let rect = Rectangle::new()
+            .set("x", x)
+            .set("y", 35)
+            .set("width", (x_of(slot.end.get()) - x).max(0.5))
+            .set("height", 40)
+            .set("fill", color(slot.uid))
+            .add(Title::new(format!(
+                "uid {}: blocks [{}, {})",
+                slot.uid,
+                slot.start.get(),
+                slot.end.get()
+            )));
+        doc = doc.add(rect);
+    }
+    for i in 0..=8u64 {
+        let b = w.start.get() + w.len * i / 8;
+        let x = x_of(b);
+        doc = doc
+            .add(
+                Line::new()
+                    .set("x1", x)
+                    .set("x2", x)
+                    .set("y1", 75)
+                    .set("y2", 82)
+                    .set("stroke", "#333"),
+            )
+            .add(text(x - 12.0, 96.0, b.to_string()).set("font-size", 10));
+    }
+    for (i, e) in served.iter().enumerate() {
+        let y = 118.0 + 18.0 * i as f64;
+        doc = doc
+            .add(
+                Rectangle::new()
+                    .set("x", left)
+                    .set("y", y - 10.0)
+                    .set("width", 12)
+                    .set("height", 12)
+                    .set("fill", color(e.uid)),
+            )
+            .add(text(
+                left + 18.0,
+                y,
+                format!(
+                    "uid {}  {}  {} blocks ({:.1}%)",
+                    e.uid,
+                    e.hotkey,
+                    e.blocks,
+                    100.0 * e.blocks as f64 / w.len as f64
+                ),
+            ));
+    }
+    doc.to_string()
+}
+
+/// Three bar charts (reward per compute, Jain fairness, coverage) side by side.
+pub fn sim_svg(r: &SimReport) -> String {
+    let panels: [(&str, Box<dyn Fn(usize) -> f64>); 3] = [
+        (
+            "reward per compute (ideal = 1)",
+            Box::new(|i| r.strategies[i].reward_per_compute),
+        ),
+        ("Jain fairness", Box::new(|i| r.strategies[i].jain_fairness)),
+        ("coverage", Box::new(|i| r.strategies[i].coverage)),
+    ];
+    let n = r.strategies.len().max(1);
+    let (pw, ph, top) = (300.0, 260.0, 60.0);
+    let width = 20.0 + pw * 3.0;
+    let mut doc = Document::new()
+        .set("viewBox", (0, 0, width, ph + top + 40.0))
+        .set("width", width)
+        .set("height", ph + top + 40.0)
+        .add(text(
+            20.0,
+            24.0,
+            format!(
+                "akihabara sim (simulation), seed {}: {} validators, {} miners, {} windows",
+                r.seed, r.validators, r.miners, r.windows
+            ),
+        ));
+    for (p, (title, value)) in panels.iter().enumerate() {
+        let x0 = 20.0 + pw * p as f64;
+        let max = (0..r.strategies.len()).map(value).fold(1.0f64, f64::max);
+        let bw = (pw - 40.0) / n as f64;
+        doc = doc.add(text(x0, top - 16.0, *title).set("font-weight", "bold"));
+        for (i, s) in r.strategies.iter().enumerate() {
+            let v = value(i);
+            let h = (ph - 40.0) * (v / max).clamp(0.0, 1.0);
+            let x = x0 + bw * i as f64;
+            let y = top + (ph - 40.0) - h;
+            doc = doc
+                .add(
+                    Rectangle::new()
+                        .set("x", x + 4.0)
+                        .set("y", y)
+                        .set("width", bw - 8.0)
+                        .set("height", h)
+                        .set("fill", PALETTE[i % PALETTE.len()]),
+                )
+                .add(text(x + 4.0, y - 4.0, format!("{v:.3}")).set("font-size", 10))
+                .add(text(x + 4.0, top + ph - 26.0, s.strategy.clone()).set("font-size", 10));
+        }
+        doc = doc.add(
+            Line::new()
+                .set("x1", x0)
+                .set("x2", x0 + pw - 40.0)
+                .set("y1", top + ph - 40.0)
+                .set("y2", top + ph - 40.0)
+                .set("stroke", "#333"),
+        );
+    }
+    doc.to_string()
+}
+
+/// Writes `contents` to `path` through a temporary file and a rename.
+pub fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, contents)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            e
+        })
+        .with_context(|| format!("writing {}", path.display()))
+}
