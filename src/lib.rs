@@ -1,7 +1,7 @@
 //! # akihabara
 //!
 //! One dependency for embedding akihabara: re-exports [`akihabara_core`] (and
-//! `akihabara_gpu` as [`gpu`] with the `gpu` feature).
+//! `akihabara_gpu` as `gpu` with the `gpu` feature).
 //!
 //! ```
 //! use akihabara::strategy;

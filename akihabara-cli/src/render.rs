@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use akihabara_core::schedule::Schedule;
-use akihabara_core::sim::SimReport;
+use akihabara_core::sim::{SimReport, StrategyReport};
 use akihabara_core::{Metagraph, Tao};
 use anyhow::Context;
 use svg::Document;
@@ -243,13 +243,11 @@ pub fn schedule_svg(s: &Schedule) -> String {
 
 /// Three bar charts (reward per compute, Jain fairness, coverage) side by side.
 pub fn sim_svg(r: &SimReport) -> String {
-    let panels: [(&str, Box<dyn Fn(usize) -> f64>); 3] = [
-        (
-            "reward per compute (ideal = 1)",
-            Box::new(|i| r.strategies[i].reward_per_compute),
-        ),
-        ("Jain fairness", Box::new(|i| r.strategies[i].jain_fairness)),
-        ("coverage", Box::new(|i| r.strategies[i].coverage)),
+    type Metric = fn(&StrategyReport) -> f64;
+    let panels: [(&str, Metric); 3] = [
+        ("reward per compute (ideal = 1)", |s| s.reward_per_compute),
+        ("Jain fairness", |s| s.jain_fairness),
+        ("coverage", |s| s.coverage),
     ];
     let n = r.strategies.len().max(1);
     let (pw, ph, top) = (300.0, 260.0, 60.0);
@@ -268,11 +266,11 @@ pub fn sim_svg(r: &SimReport) -> String {
         ));
     for (p, (title, value)) in panels.iter().enumerate() {
         let x0 = 20.0 + pw * p as f64;
-        let max = (0..r.strategies.len()).map(value).fold(1.0f64, f64::max);
+        let max = r.strategies.iter().map(value).fold(1.0f64, f64::max);
         let bw = (pw - 40.0) / n as f64;
         doc = doc.add(text(x0, top - 16.0, *title).set("font-weight", "bold"));
         for (i, s) in r.strategies.iter().enumerate() {
-            let v = value(i);
+            let v = value(s);
             let h = (ph - 40.0) * (v / max).clamp(0.0, 1.0);
             let x = x0 + bw * i as f64;
             let y = top + (ph - 40.0) - h;
@@ -313,9 +311,8 @@ pub fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     std::fs::write(&tmp, contents)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
+        .inspect_err(|_| {
             let _ = std::fs::remove_file(&tmp);
-            e
         })
         .with_context(|| format!("writing {}", path.display()))
 }

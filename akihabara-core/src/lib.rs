@@ -28,6 +28,9 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod guide {
+    #![doc = include_str!("guide/writing-a-strategy.md")]
+}
 pub mod metagraph;
 pub mod schedule;
 pub mod sim;

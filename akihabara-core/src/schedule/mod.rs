@@ -1,10 +1,10 @@
-//! Turning an [`Allocation`] into block ranges: [`Layout`], [`Slot`], [`Schedule`].
+//! Turning an [`Allocation`](crate::strategy::Allocation) into block ranges: [`Layout`], [`Slot`], [`Schedule`].
 
 mod layout;
 
 use serde::{Deserialize, Serialize};
 
-pub use layout::{Layout, UnknownLayout};
+pub use layout::{Layout, MAX_INTERLEAVED_BLOCKS, UnknownLayout};
 
 use crate::strategy::{
     AllocationEntry, AllocationRequest, AllocationStrategy, ScheduleError, allocate_checked,
@@ -76,7 +76,7 @@ impl Schedule {
         layout: Layout,
     ) -> Result<Schedule, ScheduleError> {
         let alloc = allocate_checked(strategy, req)?;
-        let slots = layout.slots(req.window(), &alloc.entries);
+        let slots = layout.slots(req.window(), &alloc.entries)?;
         Ok(Schedule {
             strategy: strategy.name().to_owned(),
             window: req.window(),

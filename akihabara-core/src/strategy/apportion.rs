@@ -1,4 +1,5 @@
-//! Exact integer apportionment shared by the strategies.
+//! Exact integer apportionment, shared by the built-in strategies and
+//! available to your own.
 //!
 //! All quotas are computed as `len * w / W` in `u128`, with weights scaled so
 //! that `W <= u64::MAX`: every product then fits in 128 bits and nothing is
@@ -12,7 +13,7 @@ use super::Candidate;
 /// rao (about 18.4 billion TAO, far beyond the TAO supply), which keeps their
 /// order. When every stake is zero, every weight is 1: validators are treated
 /// equally instead of dividing by zero.
-pub(crate) fn stake_weights(cands: &[Candidate]) -> Vec<u64> {
+pub fn stake_weights(cands: &[Candidate]) -> Vec<u64> {
     let total: u128 = cands.iter().map(|c| u128::from(c.stake.get())).sum();
     if total == 0 {
         return vec![1; cands.len()];
@@ -39,7 +40,13 @@ pub(crate) fn quota(len: u64, w: u64, total: u64) -> (u64, u64) {
 /// and leftover units go to the largest remainders, ties to the lower index.
 /// With weights in descending order, a larger weight never gets fewer units.
 /// Zero total weight divides equally.
-pub(crate) fn largest_remainder(len: u64, weights: &[u64]) -> Vec<u64> {
+///
+/// ```
+/// use akihabara_core::strategy::apportion::largest_remainder;
+/// assert_eq!(largest_remainder(10, &[1, 1, 1]), vec![4, 3, 3]);
+/// assert_eq!(largest_remainder(720, &[3, 1]), vec![540, 180]);
+/// ```
+pub fn largest_remainder(len: u64, weights: &[u64]) -> Vec<u64> {
     if weights.is_empty() {
         return Vec::new();
     }
@@ -95,8 +102,8 @@ mod tests {
             prop_assert_eq!(shares.iter().sum::<u64>(), len);
             let total: u128 = ws.iter().map(|&w| u128::from(w)).sum();
             for (s, w) in shares.iter().zip(&ws) {
-                if total > 0 {
-                    let exact_floor = (u128::from(len) * u128::from(*w) / total) as u64;
+                if let Some(exact_floor) = (u128::from(len) * u128::from(*w)).checked_div(total) {
+                    let exact_floor = exact_floor as u64;
                     prop_assert!(*s == exact_floor || *s == exact_floor + 1);
                 }
             }

@@ -20,8 +20,9 @@ use super::{Allocation, AllocationRequest, AllocationStrategy, Proportional, Sch
 ///    only for a positive share, so the floor is at least one block; with
 ///    `min_blocks = 0`, validators with no stake are not served.
 /// 2. Each served validator gets the floor; the rest are water-filled:
-///    `x_v = max(min, sqrt(s_v * o_v / λ) - o_v)` with `λ` found by bisection
-///    so the total matches the window.
+///    `x_v = max(min, sqrt(s_v * o_v / λ) - o_v)`, with `λ` solved exactly
+///    from the validators sorted by the level at which they rise above the
+///    floor (O(n log n), no iteration).
 /// 3. Integer rounding: floors, then one block at a time to the largest
 ///    marginal gain `s_v * o_v / ((x+o_v)(x+1+o_v))`.
 ///
@@ -124,37 +125,32 @@ impl AllocationStrategy for Emission {
                 "emission: no served validator has competition; extra blocks follow stake",
             ));
         }
+        // Continuous optimum: x_i = max(floor, w_i * t - o_i) with
+        // w_i = sqrt(s_i o_i) and t = 1/sqrt(λ). Validator i is above its
+        // floor once t exceeds (floor + o_i) / w_i; with the validators sorted
+        // by that threshold, the active set is a prefix and t solves
+        // sum over it of (w_i t - o_i) = the blocks left for it.
+        let f = floor as f64;
+        let mut order: Vec<(f64, usize)> = contested
+            .iter()
+            .map(|&i| ((f + loads[i]) / (stakes[i] * loads[i]).sqrt(), i))
+            .collect();
+        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
         let target = (rest + floor * contested.len() as u64) as f64;
-        let fill = |lambda: f64| -> f64 {
-            contested
-                .iter()
-                .map(|&i| ((stakes[i] * loads[i] / lambda).sqrt() - loads[i]).max(floor as f64))
-                .sum()
-        };
-        // fill() falls as λ grows. Bracket, then bisect on a log scale.
-        let (mut lo, mut hi) = (1.0f64, 1.0f64);
-        while fill(hi) > target && hi < f64::MAX / 4.0 {
-            hi *= 4.0;
-        }
-        while fill(lo) < target && lo > f64::MIN_POSITIVE * 4.0 {
-            lo /= 4.0;
-        }
-        for _ in 0..200 {
-            let mid = (lo * hi).sqrt();
-            if !(mid > lo && mid < hi) {
+        let (mut sum_o, mut sum_w, mut t) = (0.0f64, 0.0f64, f64::INFINITY);
+        for (j, &(_, i)) in order.iter().enumerate() {
+            sum_o += loads[i];
+            sum_w += (stakes[i] * loads[i]).sqrt();
+            let inactive = (order.len() - j - 1) as f64 * f;
+            t = (target - inactive + sum_o) / sum_w;
+            if order.get(j + 1).is_none_or(|next| t <= next.0) {
                 break;
             }
-            if fill(mid) > target {
-                lo = mid;
-            } else {
-                hi = mid;
-            }
         }
-        // At λ = hi the total is at most the target: take floors there.
         let mut given = 0u64;
         for &i in &contested {
-            let x = ((stakes[i] * loads[i] / hi).sqrt() - loads[i]).max(floor as f64);
-            // Clamp to what is left so float slack can never overshoot.
+            let x = ((stakes[i] * loads[i]).sqrt() * t - loads[i]).max(f);
+            // Floors never exceed the optimum's total; clamp against float slack.
             let x = (x.floor() as u64).clamp(floor, floor + (rest - given));
             given += x - floor;
             blocks[i] = x;

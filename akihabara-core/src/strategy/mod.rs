@@ -39,7 +39,7 @@
 //! allocation (each candidate once, counts summing to the window), so a buggy
 //! plug-in yields a typed error, never a schedule with gaps.
 
-mod apportion;
+pub mod apportion;
 mod eligibility;
 mod emission;
 mod equal;
@@ -77,6 +77,18 @@ pub enum ScheduleError {
         min_blocks: u64,
         /// The window length.
         len: u64,
+    },
+    /// The layout cannot cover a window this long.
+    #[error(
+        "the {layout} layout supports windows of at most {max} blocks, not {len}; use the contiguous layout"
+    )]
+    WindowTooLongForLayout {
+        /// The layout's name.
+        layout: String,
+        /// The window length asked for.
+        len: u64,
+        /// The longest window it supports.
+        max: u64,
     },
     /// The same uid was offered twice.
     #[error("validator uid {0} is listed twice")]
@@ -175,10 +187,8 @@ impl<'a> AllocationRequest<'a> {
         if !sorted {
             candidates.to_mut().sort_by(stake_order);
         }
-        let mut uids: Vec<Uid> = candidates.iter().map(|c| c.uid).collect();
-        uids.sort_unstable();
-        if let Some(p) = uids.windows(2).find(|p| p[0] == p[1]) {
-            return Err(ScheduleError::DuplicateCandidate(p[0]));
+        if let Some(uid) = first_repeat(candidates.iter().map(|c| c.uid)) {
+            return Err(ScheduleError::DuplicateCandidate(uid));
         }
         Ok(AllocationRequest {
             window,
@@ -212,6 +222,33 @@ impl<'a> AllocationRequest<'a> {
         let fit = self.window.len / self.min_blocks;
         usize::try_from(fit).map_or(n, |fit| fit.min(n))
     }
+}
+
+/// A set of uids as a 65,536-bit bitmap: O(1) insert and lookup.
+struct UidSet(Vec<u64>);
+
+impl UidSet {
+    fn new() -> UidSet {
+        UidSet(vec![0; 1024])
+    }
+
+    /// Inserts `uid`; false if it was already present.
+    fn insert(&mut self, uid: Uid) -> bool {
+        let (word, bit) = (usize::from(uid.get()) / 64, uid.get() % 64);
+        let fresh = self.0[word] & (1 << bit) == 0;
+        self.0[word] |= 1 << bit;
+        fresh
+    }
+
+    fn contains(&self, uid: Uid) -> bool {
+        self.0[usize::from(uid.get()) / 64] & (1 << (uid.get() % 64)) != 0
+    }
+}
+
+/// The first uid that appears twice.
+fn first_repeat(uids: impl Iterator<Item = Uid>) -> Option<Uid> {
+    let mut seen = UidSet::new();
+    uids.into_iter().find(|&u| !seen.insert(u))
 }
 
 /// Descending stake, then ascending uid: the order every strategy uses.
@@ -358,14 +395,23 @@ pub fn allocate_checked(
             cands.len()
         )));
     }
-    let mut seen: Vec<Uid> = alloc.entries.iter().map(|e| e.uid).collect();
-    seen.sort_unstable();
-    let mut want: Vec<Uid> = cands.iter().map(|c| c.uid).collect();
-    want.sort_unstable();
-    if seen != want {
-        return Err(bad(
-            "entries do not match the candidates one for one".to_owned()
-        ));
+    // Same uids as the candidates: in order (the usual case), or as a set.
+    let same_order = alloc.entries.iter().zip(cands).all(|(e, c)| e.uid == c.uid);
+    if !same_order {
+        let mut wanted = UidSet::new();
+        for c in cands {
+            wanted.insert(c.uid);
+        }
+        let mut seen = UidSet::new();
+        if alloc
+            .entries
+            .iter()
+            .any(|e| !wanted.contains(e.uid) || !seen.insert(e.uid))
+        {
+            return Err(bad(
+                "entries do not match the candidates one for one".to_owned()
+            ));
+        }
     }
     let total = alloc
         .entries

@@ -117,7 +117,7 @@ impl AccountId {
                     address: address.to_owned(),
                     len: raw.len(),
                 })?;
-                let lower = ((b << 2) | (second >> 6)) & 0b1111_1111;
+                let lower = (b << 2) | (second >> 6);
                 let upper = second & 0b0011_1111;
                 (u16::from(lower) | (u16::from(upper) << 8), 2)
             }
