@@ -305,6 +305,28 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        /// Found by the fuzzer: floats must survive a write/read round trip
+        /// exactly (serde_json's `float_roundtrip`).
+        #[test]
+        fn floats_round_trip(emission in 0.0f64..1e300, load in 0.0f64..1e12, inc in 0.0f64..=1.0) {
+            let mut n = Neuron::new(Uid(0), hotkey(0), Rao(1), true);
+            n.emission = Some(emission);
+            n.competitor_load = Some(load);
+            n.incentive = Some(inc);
+            let mg = Metagraph::new(Netuid(1), Block(1), vec![n]).unwrap();
+            proptest::prop_assert_eq!(from_slice(to_string(&mg).as_bytes()).unwrap(), mg);
+        }
+    }
+
+    #[test]
+    fn fuzz_regression_float_round_trip() {
+        let mut n = Neuron::new(Uid(0), hotkey(0), Rao(1), true);
+        n.emission = Some(1.2333333333333333e31);
+        let mg = Metagraph::new(Netuid(2), Block(7300), vec![n]).unwrap();
+        assert_eq!(from_slice(to_string(&mg).as_bytes()).unwrap(), mg);
+    }
+
     #[test]
     fn version_may_be_omitted() {
         let text = doc(&neuron(1, "10")).replace("\"version\": 1, ", "");
