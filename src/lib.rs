@@ -4,8 +4,18 @@
 //! `akihabara_gpu` as `gpu` with the `gpu` feature).
 //!
 //! ```
-//! use akihabara::strategy;
-//! assert!(strategy::BUILTIN_STRATEGIES.contains(&"proportional"));
+//! use akihabara::metagraph::snapshot;
+//! use akihabara::schedule::{Layout, Schedule};
+//! use akihabara::strategy::{self, AllocationRequest, Eligibility};
+//! use akihabara::Window;
+//!
+//! let mg = snapshot::read("examples/metagraph.json")?;
+//! let window = Window::containing(mg.block(), 720)?;
+//! let req = AllocationRequest::new(window, 40, Eligibility::new().candidates(&mg))?;
+//! let schedule = Schedule::build(&*strategy::by_name("proportional")?, &req, Layout::Interleaved)?;
+//! let serving_now = schedule.validator_at(mg.block());
+//! assert!(serving_now.is_some());
+//! # Ok::<(), akihabara::Error>(())
 //! ```
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
