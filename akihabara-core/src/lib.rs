@@ -36,6 +36,7 @@ pub mod schedule;
 pub mod sim;
 pub mod strategy;
 pub mod types;
+pub mod wallet;
 
 pub use metagraph::{Metagraph, MetagraphError, Neuron};
 pub use schedule::{Layout, Schedule, Slot};
@@ -70,6 +71,12 @@ pub enum Error {
     /// A bad layout name.
     #[error(transparent)]
     Layout(#[from] schedule::UnknownLayout),
+    /// A wallet operation failed.
+    #[error(transparent)]
+    Wallet(#[from] wallet::WalletError),
+    /// A key could not be made.
+    #[error(transparent)]
+    Key(#[from] wallet::KeyError),
     /// A simulation could not run.
     #[error(transparent)]
     Sim(#[from] sim::SimError),

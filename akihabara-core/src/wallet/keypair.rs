@@ -1,0 +1,351 @@
+//! sr25519 keys as Bittensor derives and uses them.
+
+use std::fmt;
+use std::str::FromStr;
+
+use bip39::{Language, Mnemonic};
+use schnorrkel::derive::{ChainCode, Derivation};
+use schnorrkel::{ExpansionMode, MiniSecretKey, SecretKey};
+use subxt_signer::{DeriveJunction, ExposeSecret, SecretUri};
+use zeroize::Zeroizing;
+
+use crate::types::AccountId;
+
+/// The signing context of Substrate's sr25519.
+const SIGNING_CONTEXT: &[u8] = b"substrate";
+
+/// Why a key could not be made or a signature read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Not a valid BIP39 English mnemonic (bad word, count or checksum).
+    #[error("invalid mnemonic: {0}")]
+    BadMnemonic(String),
+    /// A word count other than 12, 15, 18, 21 or 24.
+    #[error("a mnemonic has 12, 15, 18, 21 or 24 words, not {0}")]
+    BadWordCount(usize),
+    /// A 64-byte sr25519 secret that is not a valid scalar and nonce.
+    #[error("invalid sr25519 private key")]
+    BadPrivateKey,
+    /// A secret URI that could not be parsed.
+    #[error("invalid secret URI: {0}")]
+    BadUri(String),
+    /// A signature that is not 64 bytes of hex.
+    #[error("invalid signature {0:?}: expected 64 bytes as hex (0x optional)")]
+    BadSignature(String),
+}
+
+/// An sr25519 keypair, with the mnemonic and seed it came from where known.
+///
+/// Secrets are zeroized on drop and never shown by `Debug`.
+///
+/// ```
+/// use akihabara_core::wallet::{Keypair, verify};
+/// let alice = Keypair::from_uri("//Alice").unwrap();
+/// assert_eq!(alice.account().to_string(), "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+/// let sig = alice.sign(b"hello");
+/// assert!(verify(&alice.account(), b"hello", &sig));
+/// assert!(!format!("{alice:?}").contains(&hex::encode(alice.private_key().as_slice())));
+/// ```
+pub struct Keypair {
+    pair: schnorrkel::Keypair,
+    mnemonic: Option<Zeroizing<String>>,
+    seed: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl Clone for Keypair {
+    fn clone(&self) -> Keypair {
+        Keypair {
+            pair: self.pair.clone(),
+            mnemonic: self.mnemonic.clone(),
+            seed: self.seed.clone(),
+        }
+    }
+}
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keypair")
+            .field("account", &self.account())
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Keypair {
+    /// A new random key with a fresh mnemonic of `words` words (12 to 24).
+    pub fn generate(words: usize) -> Result<Keypair, KeyError> {
+        let bytes = match words {
+            12 | 15 | 18 | 21 | 24 => words / 3 * 4,
+            n => return Err(KeyError::BadWordCount(n)),
+        };
+        let mut entropy = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut entropy[..bytes])
+            .map_err(|e| KeyError::BadMnemonic(format!("no system randomness: {e}")))?;
+        let mnemonic = Mnemonic::from_entropy_in(Language::English, &entropy[..bytes])
+            .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
+        Keypair::from_mnemonic(&mnemonic.to_string())
+    }
+
+    /// From a BIP39 English mnemonic, as Substrate and btcli derive it:
+    /// entropy → PBKDF2-HMAC-SHA512 (salt `mnemonic`, 2048 rounds) → 32-byte
+    /// mini-secret → sr25519 with Ed25519 expansion.
+    pub fn from_mnemonic(phrase: &str) -> Result<Keypair, KeyError> {
+        let words = phrase.split_whitespace().count();
+        if !matches!(words, 12 | 15 | 18 | 21 | 24) {
+            return Err(KeyError::BadWordCount(words));
+        }
+        let mnemonic = Mnemonic::parse_in_normalized(Language::English, phrase)
+            .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
+        let mini = mini_from_mnemonic(&mnemonic, "")?;
+        let mut kp = Keypair::from_mini(&mini);
+        kp.mnemonic = Some(Zeroizing::new(mnemonic.to_string()));
+        Ok(kp)
+    }
+
+    /// From a 32-byte mini-secret (btcli's `secretSeed`).
+    pub fn from_seed(seed: [u8; 32]) -> Keypair {
+        let seed = Zeroizing::new(seed);
+        #[allow(clippy::expect_used)]
+        let mini = MiniSecretKey::from_bytes(&seed[..]).expect("any 32 bytes are a mini-secret");
+        Keypair::from_mini(&mini)
+    }
+
+    /// From a 64-byte sr25519 secret key and nonce (btcli's `privateKey`).
+    pub fn from_private_key(bytes: &[u8]) -> Result<Keypair, KeyError> {
+        let secret = SecretKey::from_bytes(bytes).map_err(|_| KeyError::BadPrivateKey)?;
+        Ok(Keypair {
+            pair: secret.to_keypair(),
+            mnemonic: None,
+            seed: None,
+        })
+    }
+
+    /// From a Substrate secret URI: `//Alice`, `//validator1`,
+    /// `<mnemonic>//hard/soft///password` or `0x<seed>//path`. Like btcli, a
+    /// key made this way keeps only its private key (no mnemonic or seed).
+    pub fn from_uri(uri: &str) -> Result<Keypair, KeyError> {
+        let parsed = SecretUri::from_str(uri).map_err(|e| KeyError::BadUri(format!("{e:?}")))?;
+        let phrase = parsed.phrase.expose_secret();
+        let mini = if let Some(hex_seed) = phrase.strip_prefix("0x") {
+            let bytes = Zeroizing::new(
+                hex::decode(hex_seed).map_err(|_| KeyError::BadUri("seed is not hex".into()))?,
+            );
+            MiniSecretKey::from_bytes(&bytes)
+                .map_err(|_| KeyError::BadUri("a hex seed must be 32 bytes".into()))?
+        } else {
+            let mnemonic = Mnemonic::parse_in_normalized(Language::English, phrase)
+                .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
+            let password = parsed.password.as_ref().map(|p| p.expose_secret());
+            mini_from_mnemonic(&mnemonic, password.unwrap_or(""))?
+        };
+        let root = mini.expand(ExpansionMode::Ed25519);
+        let secret = parsed.junctions.iter().fold(root, |acc, j| match j {
+            DeriveJunction::Soft(cc) => acc.derived_key_simple(ChainCode(*cc), []).0,
+            DeriveJunction::Hard(cc) => acc
+                .hard_derive_mini_secret_key(Some(ChainCode(*cc)), b"")
+                .0
+                .expand(ExpansionMode::Ed25519),
+        });
+        Ok(Keypair {
+            pair: secret.to_keypair(),
+            mnemonic: None,
+            seed: None,
+        })
+    }
+
+    fn from_mini(mini: &MiniSecretKey) -> Keypair {
+        Keypair {
+            pair: mini.expand_to_keypair(ExpansionMode::Ed25519),
+            mnemonic: None,
+            seed: Some(Zeroizing::new(mini.to_bytes())),
+        }
+    }
+
+    /// The public key as an account id (SS58 in `Display`).
+    pub fn account(&self) -> AccountId {
+        AccountId::from_bytes(self.pair.public.to_bytes())
+    }
+
+    /// The mnemonic, if the key was made from one.
+    pub fn mnemonic(&self) -> Option<&str> {
+        self.mnemonic.as_deref().map(String::as_str)
+    }
+
+    /// The 32-byte mini-secret, if known.
+    pub fn seed(&self) -> Option<&[u8; 32]> {
+        self.seed.as_deref()
+    }
+
+    /// The 64-byte secret key and nonce.
+    pub fn private_key(&self) -> Zeroizing<[u8; 64]> {
+        Zeroizing::new(self.pair.secret.to_bytes())
+    }
+
+    /// Signs `message` (sr25519, context `substrate`).
+    pub fn sign(&self, message: &[u8]) -> Signature {
+        let ctx = schnorrkel::signing_context(SIGNING_CONTEXT);
+        Signature(self.pair.sign(ctx.bytes(message)).to_bytes())
+    }
+}
+
+fn mini_from_mnemonic(mnemonic: &Mnemonic, password: &str) -> Result<MiniSecretKey, KeyError> {
+    let (entropy, len) = mnemonic.to_entropy_array();
+    let entropy = Zeroizing::new(entropy);
+    substrate_bip39::mini_secret_from_entropy(&entropy[..len], password)
+        .map_err(|e| KeyError::BadMnemonic(format!("{e:?}")))
+}
+
+/// An sr25519 signature; `Display` is `0x` + lowercase hex, as btcli prints it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct Signature(pub [u8; 64]);
+
+impl fmt::Display for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({self})")
+    }
+}
+
+impl FromStr for Signature {
+    type Err = KeyError;
+    fn from_str(s: &str) -> Result<Signature, KeyError> {
+        let t = s.trim();
+        let hex_part = t.strip_prefix("0x").unwrap_or(t);
+        let bytes = hex::decode(hex_part).map_err(|_| KeyError::BadSignature(s.to_owned()))?;
+        let arr: [u8; 64] = bytes
+            .try_into()
+            .map_err(|_| KeyError::BadSignature(s.to_owned()))?;
+        Ok(Signature(arr))
+    }
+}
+
+/// Verifies an sr25519 signature by `account` over `message`.
+///
+/// Like the Python SDK, a signature over `<Bytes>message</Bytes>` (what
+/// polkadot.js signs) is accepted too.
+pub fn verify(account: &AccountId, message: &[u8], signature: &Signature) -> bool {
+    let Ok(public) = schnorrkel::PublicKey::from_bytes(account.as_bytes()) else {
+        return false;
+    };
+    let Ok(sig) = schnorrkel::Signature::from_bytes(&signature.0) else {
+        return false;
+    };
+    let ctx = schnorrkel::signing_context(SIGNING_CONTEXT);
+    if public.verify(ctx.bytes(message), &sig).is_ok() {
+        return true;
+    }
+    let wrapped = [b"<Bytes>".as_slice(), message, b"</Bytes>"].concat();
+    public.verify(ctx.bytes(&wrapped), &sig).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEV_PHRASE: &str =
+        "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
+
+    #[test]
+    fn dev_uris_match_substrate() {
+        for (uri, ss58) in [
+            (
+                "//Alice",
+                "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+            ),
+            ("//Bob", "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty"),
+            (
+                "//Alice//stash",
+                "5GNJqTPyNqANBkUVMN1LPPrxXnFouWXoe2wNSmmEoLctxiZY",
+            ),
+            (
+                "//Bob//stash",
+                "5HpG9w8EBLe5XCrbczpwq5TSXvedjrBGCwqxK1iQ7qUsSWFc",
+            ),
+        ] {
+            let kp = Keypair::from_uri(uri).unwrap();
+            assert_eq!(kp.account().to_string(), ss58, "{uri}");
+            // Cross-check with subxt-signer's independent derivation.
+            let other = subxt_signer::sr25519::Keypair::from_uri(&uri.parse().unwrap()).unwrap();
+            assert_eq!(kp.account().as_bytes(), &other.public_key().0);
+            assert!(kp.mnemonic().is_none() && kp.seed().is_none());
+        }
+        let root = Keypair::from_mnemonic(DEV_PHRASE).unwrap();
+        let via_uri = Keypair::from_uri(DEV_PHRASE).unwrap();
+        assert_eq!(root.account(), via_uri.account());
+        assert_eq!(
+            hex::encode(root.seed().unwrap()),
+            "fac7959dbfe72f052e5a0c3c8d6530f202b02fd8f9f5ca3580ec8deb7797479e"
+        );
+    }
+
+    #[test]
+    fn round_trips_through_secret_forms() {
+        let kp = Keypair::generate(12).unwrap();
+        assert_eq!(kp.mnemonic().unwrap().split(' ').count(), 12);
+        let from_phrase = Keypair::from_mnemonic(kp.mnemonic().unwrap()).unwrap();
+        let from_seed = Keypair::from_seed(*kp.seed().unwrap());
+        let from_private = Keypair::from_private_key(kp.private_key().as_slice()).unwrap();
+        for other in [&from_phrase, &from_seed, &from_private] {
+            assert_eq!(other.account(), kp.account());
+            let sig = other.sign(b"msg");
+            assert!(verify(&kp.account(), b"msg", &sig));
+            assert!(!verify(&kp.account(), b"msh", &sig));
+        }
+        let wrapped = kp.sign(b"<Bytes>data</Bytes>");
+        assert!(verify(&kp.account(), b"data", &wrapped));
+        assert_eq!(
+            Keypair::generate(24)
+                .unwrap()
+                .mnemonic()
+                .unwrap()
+                .split(' ')
+                .count(),
+            24
+        );
+    }
+
+    #[test]
+    fn typed_errors() {
+        assert_eq!(
+            Keypair::generate(13).unwrap_err(),
+            KeyError::BadWordCount(13)
+        );
+        let bad_checksum = DEV_PHRASE.replace("walk", "wall");
+        assert!(matches!(
+            Keypair::from_mnemonic(&bad_checksum),
+            Err(KeyError::BadMnemonic(_))
+        ));
+        assert!(matches!(
+            Keypair::from_mnemonic("abandon abandon"),
+            Err(KeyError::BadWordCount(2))
+        ));
+        let bad_word = DEV_PHRASE.replace("bottom", "bottomz");
+        assert!(matches!(
+            Keypair::from_mnemonic(&bad_word),
+            Err(KeyError::BadMnemonic(_))
+        ));
+        assert!(matches!(
+            Keypair::from_private_key(&[0xffu8; 64]),
+            Err(KeyError::BadPrivateKey)
+        ));
+        assert!(matches!(
+            Keypair::from_private_key(&[1u8; 10]),
+            Err(KeyError::BadPrivateKey)
+        ));
+        assert!(matches!(
+            Keypair::from_uri("0x1234//Alice"),
+            Err(KeyError::BadUri(_))
+        ));
+        assert!("0x12".parse::<Signature>().is_err());
+        assert!("zz".parse::<Signature>().is_err());
+        let sig = Keypair::from_uri("//Alice").unwrap().sign(b"x");
+        assert_eq!(sig.to_string().parse::<Signature>().unwrap(), sig);
+        assert_eq!(sig.to_string()[2..].parse::<Signature>().unwrap(), sig);
+    }
+}
