@@ -27,6 +27,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Schedule(a) => commands::schedule::run(a),
         Command::Sim(a) => commands::sim::run(a),
+        Command::Wallet(c) => commands::wallet::run(c),
         Command::Demo(a) => commands::demo::run(a),
     }
 }

@@ -1,9 +1,18 @@
 //! Drives the `akihabara` binary end to end.
+// Test helpers panic on failure by design.
+#![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
+
+#[path = "cli/btcli.rs"]
+mod btcli;
+#[path = "cli/peers.rs"]
+mod peers;
+#[path = "cli/wallet.rs"]
+mod wallet;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_akihabara"))

@@ -3,6 +3,7 @@
 pub mod demo;
 pub mod schedule;
 pub mod sim;
+pub mod wallet;
 
 use std::io::Read;
 use std::path::Path;

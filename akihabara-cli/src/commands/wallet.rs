@@ -1,0 +1,315 @@
+//! `akihabara wallet …`.
+
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+
+use akihabara_core::AccountId;
+use akihabara_core::wallet::{
+    self, Keypair, Signature, Wallet, WalletError, WalletSummary, password,
+};
+use anyhow::Context;
+use zeroize::Zeroizing;
+
+use crate::args::{PasswordArgs, WalletArgs, WalletCommand};
+use crate::exit::bad_input;
+use crate::out;
+
+impl WalletArgs {
+    fn wallet(&self) -> Wallet {
+        Wallet::new(&self.path, &self.name, &self.hotkey)
+    }
+}
+
+/// Maps wallet errors to exit codes: the user's input (names, files, flags) is 2,
+/// a wrong or missing password and I/O failures are 1.
+fn classify(e: WalletError) -> anyhow::Error {
+    match e {
+        WalletError::WrongPassword { .. }
+        | WalletError::NeedPassword { .. }
+        | WalletError::Io { .. } => e.into(),
+        _ => bad_input(e),
+    }
+}
+
+/// The password for `keyfile`: --password-file, AKIHABARA_WALLET_PASSWORD,
+/// BT_PW_<path>, then a no-echo prompt when standard input is a terminal.
+fn password_for(
+    args: &PasswordArgs,
+    keyfile: &Path,
+    confirm: bool,
+) -> Result<Zeroizing<String>, WalletError> {
+    if let Some(file) = &args.password_file {
+        return Ok(password::from_file(file)?);
+    }
+    if let Some(pw) = password::from_env(keyfile)? {
+        return Ok(pw);
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(WalletError::NeedPassword {
+            path: keyfile.to_path_buf(),
+        });
+    }
+    let prompt = |text: String| {
+        rpassword::prompt_password(text)
+            .map(Zeroizing::new)
+            .map_err(|error| WalletError::Io {
+                path: "/dev/tty".into(),
+                error,
+            })
+    };
+    let pw = prompt(format!("Password for {}: ", keyfile.display()))?;
+    if confirm && *prompt("Retype the password: ".to_owned())? != *pw {
+        return Err(WalletError::Io {
+            path: keyfile.to_path_buf(),
+            error: std::io::Error::other("the passwords do not match"),
+        });
+    }
+    Ok(pw)
+}
+
+/// The password to encrypt a new coldkey with, or `None` for `--no-password`.
+fn new_password(
+    args: &PasswordArgs,
+    no_password: bool,
+    keyfile: &Path,
+) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if no_password {
+        return Ok(None);
+    }
+    let pw = password_for(args, keyfile, true).map_err(|e| match e {
+        WalletError::NeedPassword { path } => bad_input(anyhow::anyhow!(
+            "{} needs a password: give --password-file or {}, or --no-password to leave it unencrypted",
+            path.display(),
+            password::PASSWORD_ENV
+        )),
+        e => classify(e),
+    })?;
+    if pw.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "empty password; use --no-password to leave the coldkey unencrypted"
+        )));
+    }
+    Ok(Some(pw))
+}
+
+fn show_mnemonic(role: &str, kp: &Keypair, regen: &str) {
+    if let Some(m) = kp.mnemonic() {
+        eprintln!(
+            "\nIMPORTANT: the {role} mnemonic below is shown only this once and stored nowhere but the\n\
+             keyfile. Anyone who has it controls the key. Write it down and keep it offline.\n\n    {m}\n\n\
+             To restore it: akihabara wallet {regen} --mnemonic \"<the words>\"\n"
+        );
+    }
+}
+
+fn read_mnemonic(arg: &str) -> anyhow::Result<Zeroizing<String>> {
+    if arg != "-" {
+        return Ok(Zeroizing::new(arg.to_owned()));
+    }
+    let mut text = Zeroizing::new(String::new());
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading the mnemonic from standard input")?;
+    Ok(Zeroizing::new(text.trim().to_owned()))
+}
+
+fn summary(w: &Wallet) -> Result<WalletSummary, WalletError> {
+    let root = w.dir().parent().map(Path::to_path_buf).unwrap_or_default();
+    match Wallet::list(&root)?
+        .into_iter()
+        .find(|s| s.name == w.name())
+    {
+        Some(s) => Ok(s),
+        // Not there: let the loader produce the error listing what exists.
+        None => w.coldkeypub().map(|_| WalletSummary {
+            name: w.name().to_owned(),
+            path: w.dir(),
+            coldkeypub: None,
+            hotkeys: Vec::new(),
+        }),
+    }
+}
+
+fn print_summary(s: &WalletSummary, json: bool) -> anyhow::Result<()> {
+    if json {
+        return Ok(out::println(serde_json::to_string_pretty(s)?)?);
+    }
+    let addr = |a: &Option<AccountId>| {
+        a.map_or_else(
+            || "(unreadable without a password)".to_owned(),
+            |a| a.to_string(),
+        )
+    };
+    let mut text = format!(
+        "wallet {} ({})\n  coldkey  {}\n",
+        s.name,
+        s.path.display(),
+        addr(&s.coldkeypub)
+    );
+    if s.coldkeypub.is_none() && !s.path.join("coldkeypub.txt").exists() {
+        text = format!(
+            "wallet {} ({})\n  coldkey  (no coldkeypub.txt)\n",
+            s.name,
+            s.path.display()
+        );
+    }
+    for h in &s.hotkeys {
+        text.push_str(&format!("  hotkey   {:<16} {}\n", h.name, addr(&h.ss58)));
+    }
+    if s.hotkeys.is_empty() {
+        text.push_str("  (no hotkeys)\n");
+    }
+    Ok(out::print(text)?)
+}
+
+pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
+    match cmd {
+        WalletCommand::Create {
+            wallet: args,
+            password,
+            no_password,
+            words,
+            overwrite,
+            json,
+        } => {
+            let w = args.wallet();
+            if !overwrite {
+                for p in [w.coldkey_path(), w.hotkey_path()] {
+                    if p.exists() {
+                        return Err(classify(WalletError::Exists { path: p }));
+                    }
+                }
+            }
+            let cold = Keypair::generate(words).map_err(bad_input)?;
+            let hot = Keypair::generate(words).map_err(bad_input)?;
+            let pw = new_password(&password, no_password, &w.coldkey_path())?;
+            if pw.is_some() {
+                eprintln!("Encrypting the coldkey (Argon2i, 512 MiB: a few seconds)...");
+            }
+            w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
+                .map_err(classify)?;
+            w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+            show_mnemonic("coldkey", &cold, "regen-coldkey");
+            show_mnemonic("hotkey", &hot, "regen-hotkey");
+            print_summary(&summary(&w).map_err(classify)?, json)
+        }
+        WalletCommand::NewHotkey {
+            wallet: args,
+            words,
+            overwrite,
+            json,
+        } => {
+            let w = args.wallet();
+            if !w.dir().is_dir() {
+                return Err(classify(w.coldkeypub().err().unwrap_or(
+                    WalletError::InvalidName {
+                        what: "wallet",
+                        name: w.name().to_owned(),
+                    },
+                )));
+            }
+            let hot = Keypair::generate(words).map_err(bad_input)?;
+            w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+            show_mnemonic("hotkey", &hot, "regen-hotkey");
+            print_summary(&summary(&w).map_err(classify)?, json)
+        }
+        WalletCommand::RegenColdkey {
+            wallet: args,
+            password,
+            mnemonic,
+            no_password,
+            overwrite,
+            json,
+        } => {
+            let w = args.wallet();
+            let phrase = read_mnemonic(&mnemonic)?;
+            let cold = Keypair::from_mnemonic(&phrase).map_err(bad_input)?;
+            if !overwrite && w.coldkey_path().exists() {
+                return Err(classify(WalletError::Exists {
+                    path: w.coldkey_path(),
+                }));
+            }
+            let pw = new_password(&password, no_password, &w.coldkey_path())?;
+            w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
+                .map_err(classify)?;
+            print_summary(&summary(&w).map_err(classify)?, json)
+        }
+        WalletCommand::RegenHotkey {
+            wallet: args,
+            mnemonic,
+            uri,
+            overwrite,
+            json,
+        } => {
+            let w = args.wallet();
+            let hot = match (mnemonic, uri) {
+                (Some(m), _) => Keypair::from_mnemonic(&read_mnemonic(&m)?),
+                (None, Some(u)) => Keypair::from_uri(&u),
+                (None, None) => return Err(bad_input(anyhow::anyhow!("give --mnemonic or --uri"))),
+            }
+            .map_err(bad_input)?;
+            w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+            print_summary(&summary(&w).map_err(classify)?, json)
+        }
+        WalletCommand::List { path, json } => {
+            let all = Wallet::list(&path).map_err(classify)?;
+            if json {
+                return Ok(out::println(serde_json::to_string_pretty(&all)?)?);
+            }
+            if all.is_empty() {
+                return Ok(out::println(format!(
+                    "no wallets under {}",
+                    wallet::expand_tilde(&path).display()
+                ))?);
+            }
+            for s in &all {
+                print_summary(s, false)?;
+            }
+            Ok(())
+        }
+        WalletCommand::Show { wallet: args, json } => {
+            print_summary(&summary(&args.wallet()).map_err(classify)?, json)
+        }
+        WalletCommand::Sign {
+            wallet: args,
+            password,
+            message,
+            coldkey,
+            json,
+        } => {
+            let w = args.wallet();
+            let mut ask = |p: &Path| password_for(&password, p, false);
+            let kp = if coldkey {
+                w.coldkey(&mut ask)
+            } else {
+                w.hotkey(&mut ask)
+            }
+            .map_err(classify)?;
+            let sig = kp.sign(message.as_bytes());
+            if json {
+                return Ok(out::println(serde_json::to_string(&serde_json::json!({
+                    "ss58": kp.account(),
+                    "message": message,
+                    "signature": sig.to_string(),
+                }))?)?);
+            }
+            Ok(out::println(sig.to_string())?)
+        }
+        WalletCommand::Verify {
+            ss58,
+            message,
+            signature,
+        } => {
+            let account: AccountId = ss58.parse().context("--ss58").map_err(bad_input)?;
+            let sig: Signature = signature
+                .parse()
+                .context("--signature")
+                .map_err(bad_input)?;
+            if wallet::verify(&account, message.as_bytes(), &sig) {
+                Ok(out::println("valid")?)
+            } else {
+                Err(anyhow::anyhow!("invalid signature for {account}"))
+            }
+        }
+    }
+}
