@@ -50,9 +50,38 @@ impl Ord for Gain {
     }
 }
 
-fn marginal(s: f64, o: f64, x: u64) -> f64 {
+/// The exact gain of giving a validator one more block: `f(x+1) - f(x)` for
+/// `f(x) = s·x/(x+o)`. With no competition the first block earns the whole
+/// stake and later blocks nothing.
+fn gain(s: f64, o: f64, x: u64) -> f64 {
+    if o == 0.0 {
+        return if x == 0 { s } else { 0.0 };
+    }
     let x = x as f64;
     s * o / ((x + o) * (x + 1.0 + o))
+}
+
+/// Continuous water level for the contested validators `idx`: the `t` at
+/// which `sum max(floor, sqrt(s·o)·t - o) = budget`. A validator rises above
+/// the floor once `t > (floor + o)/sqrt(s·o)`; sorted by that threshold the
+/// active set is a prefix, so `t` has a closed form (O(n log n)).
+fn water_level(idx: &[usize], stakes: &[f64], loads: &[f64], floor: f64, budget: f64) -> f64 {
+    let mut order: Vec<(f64, usize)> = idx
+        .iter()
+        .map(|&i| ((floor + loads[i]) / (stakes[i] * loads[i]).sqrt(), i))
+        .collect();
+    order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let (mut sum_o, mut sum_w, mut t) = (0.0f64, 0.0f64, 0.0f64);
+    for (j, &(_, i)) in order.iter().enumerate() {
+        sum_o += loads[i];
+        sum_w += (stakes[i] * loads[i]).sqrt();
+        let inactive = (order.len() - j - 1) as f64 * floor;
+        t = (budget - inactive + sum_o) / sum_w;
+        if order.get(j + 1).is_none_or(|next| t <= next.0) {
+            break;
+        }
+    }
+    t
 }
 
 impl AllocationStrategy for Emission {
@@ -80,103 +109,86 @@ impl AllocationStrategy for Emission {
             .map(|c| c.competitor_load.unwrap_or(0.0))
             .collect();
 
-        // 1. Which validators to serve. A validator pays only for a positive
-        // share, so even with `min_blocks = 0` a served validator gets a block.
-        let floor = min.max(1);
+        // 1. Which validators to serve. With a minimum, everyone when it fits,
+        // else those whose minimum is worth most. Without one, every validator
+        // with stake is a candidate and the greedy below decides.
         let mut served: Vec<usize> = (0..n).collect();
-        if u128::from(floor) * n as u128 > u128::from(len) {
-            let m = floor as f64;
+        if min == 0 {
+            served.retain(|&i| stakes[i] > 0.0);
+        } else if req.servable() < n {
+            let m = min as f64;
             let value = |i: usize| stakes[i] * m / (m + loads[i]);
             served.sort_by(|&a, &b| value(b).total_cmp(&value(a)).then(a.cmp(&b)));
-            served.truncate((len / floor) as usize);
+            served.truncate(req.servable());
             served.sort_unstable();
-        }
-        if min == 0 {
-            // Nothing is promised: validators worth nothing get nothing.
-            served.retain(|&i| stakes[i] > 0.0);
         }
         if served.is_empty() {
             return Proportional.allocate(req);
         }
 
-        // 2. The floor for everyone served, then water-fill the contested.
+        // 2. A lower bound on the optimum: the minimum for everyone served,
+        // and the floors of the continuous water-filling for the contested,
+        // computed with one block held back per uncontested validator.
         let mut blocks = vec![0u64; n];
         for &i in &served {
-            blocks[i] = floor;
+            blocks[i] = min;
         }
-        let rest = len - floor * served.len() as u64;
         let contested: Vec<usize> = served
             .iter()
             .copied()
             .filter(|&i| loads[i] > 0.0 && stakes[i] > 0.0)
             .collect();
-        if rest == 0 {
-            return Ok(Allocation::from_blocks(req, blocks));
-        }
-        if contested.is_empty() {
-            let served_weights: Vec<u64> = served.iter().map(|&i| weights[i]).collect();
-            for (k, extra) in largest_remainder(rest, &served_weights)
-                .into_iter()
-                .enumerate()
-            {
-                blocks[served[k]] += extra;
+        let uncontested = served.len() - contested.len();
+        let reserve = if min == 0 { uncontested as u64 } else { 0 };
+        let mut left = len - min * served.len() as u64;
+        let budget = (left.saturating_sub(reserve) + min * contested.len() as u64) as f64;
+        if !contested.is_empty() && budget > 0.0 {
+            let f = min as f64;
+            let t = water_level(&contested, &stakes, &loads, f, budget);
+            for &i in &contested {
+                let x = ((stakes[i] * loads[i]).sqrt() * t - loads[i]).max(f);
+                // Clamp against float slack: never hand out more than is left.
+                let extra = (x.floor() as u64).saturating_sub(min).min(left);
+                blocks[i] += extra;
+                left -= extra;
             }
-            return Ok(Allocation::from_blocks(req, blocks).with_note(
-                "emission: no served validator has competition; extra blocks follow stake",
-            ));
-        }
-        // Continuous optimum: x_i = max(floor, w_i * t - o_i) with
-        // w_i = sqrt(s_i o_i) and t = 1/sqrt(λ). Validator i is above its
-        // floor once t exceeds (floor + o_i) / w_i; with the validators sorted
-        // by that threshold, the active set is a prefix and t solves
-        // sum over it of (w_i t - o_i) = the blocks left for it.
-        let f = floor as f64;
-        let mut order: Vec<(f64, usize)> = contested
-            .iter()
-            .map(|&i| ((f + loads[i]) / (stakes[i] * loads[i]).sqrt(), i))
-            .collect();
-        order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        let target = (rest + floor * contested.len() as u64) as f64;
-        let (mut sum_o, mut sum_w, mut t) = (0.0f64, 0.0f64, f64::INFINITY);
-        for (j, &(_, i)) in order.iter().enumerate() {
-            sum_o += loads[i];
-            sum_w += (stakes[i] * loads[i]).sqrt();
-            let inactive = (order.len() - j - 1) as f64 * f;
-            t = (target - inactive + sum_o) / sum_w;
-            if order.get(j + 1).is_none_or(|next| t <= next.0) {
-                break;
-            }
-        }
-        let mut given = 0u64;
-        for &i in &contested {
-            let x = ((stakes[i] * loads[i]).sqrt() * t - loads[i]).max(f);
-            // Floors never exceed the optimum's total; clamp against float slack.
-            let x = (x.floor() as u64).clamp(floor, floor + (rest - given));
-            given += x - floor;
-            blocks[i] = x;
         }
 
-        // 3. Hand out what is left by marginal gain.
-        let mut left = rest - given;
-        let mut heap: BinaryHeap<Gain> = contested
+        // 3. The rest, one block at a time, to the largest exact gain. Each
+        // validator's gains only fall, so this greedy is optimal.
+        let mut heap: BinaryHeap<Gain> = served
             .iter()
-            .map(|&i| {
-                Gain(
-                    marginal(stakes[i], loads[i], blocks[i]),
-                    std::cmp::Reverse(i),
-                )
-            })
+            .map(|&i| Gain(gain(stakes[i], loads[i], blocks[i]), std::cmp::Reverse(i)))
             .collect();
         while left > 0 {
-            let Some(Gain(_, std::cmp::Reverse(i))) = heap.pop() else {
+            let Some(Gain(g, std::cmp::Reverse(i))) = heap.pop() else {
                 break;
             };
+            if g <= 0.0 {
+                break;
+            }
             blocks[i] += 1;
             left -= 1;
             heap.push(Gain(
-                marginal(stakes[i], loads[i], blocks[i]),
+                gain(stakes[i], loads[i], blocks[i]),
                 std::cmp::Reverse(i),
             ));
+        }
+
+        // 4. Blocks no validator pays more for: share them by stake among those
+        // served, so nothing is lost or idle.
+        if left > 0 {
+            let paid: Vec<usize> = served.iter().copied().filter(|&i| blocks[i] > 0).collect();
+            let pool = if paid.is_empty() { &served } else { &paid };
+            let pool_weights: Vec<u64> = pool.iter().map(|&i| weights[i]).collect();
+            for (k, extra) in largest_remainder(left, &pool_weights)
+                .into_iter()
+                .enumerate()
+            {
+                blocks[pool[k]] += extra;
+            }
+            let note = "emission: no validator pays more for the last blocks; they follow stake";
+            return Ok(Allocation::from_blocks(req, blocks).with_note(note));
         }
         Ok(Allocation::from_blocks(req, blocks))
     }
