@@ -113,23 +113,6 @@ fn read_mnemonic(arg: &str) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 
-fn summary(w: &Wallet) -> Result<WalletSummary, WalletError> {
-    let root = w.dir().parent().map(Path::to_path_buf).unwrap_or_default();
-    match Wallet::list(&root)?
-        .into_iter()
-        .find(|s| s.name == w.name())
-    {
-        Some(s) => Ok(s),
-        // Not there: let the loader produce the error listing what exists.
-        None => w.coldkeypub().map(|_| WalletSummary {
-            name: w.name().to_owned(),
-            path: w.dir(),
-            coldkeypub: None,
-            hotkeys: Vec::new(),
-        }),
-    }
-}
-
 fn print_summary(s: &WalletSummary, json: bool) -> anyhow::Result<()> {
     if json {
         return Ok(out::println(serde_json::to_string_pretty(s)?)?);
@@ -191,7 +174,7 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
             show_mnemonic("coldkey", &cold, "regen-coldkey");
             show_mnemonic("hotkey", &hot, "regen-hotkey");
-            print_summary(&summary(&w).map_err(classify)?, json)
+            print_summary(&w.summary().map_err(classify)?, json)
         }
         WalletCommand::NewHotkey {
             wallet: args,
@@ -200,18 +183,12 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             json,
         } => {
             let w = args.wallet();
-            if !w.dir().is_dir() {
-                return Err(classify(w.coldkeypub().err().unwrap_or(
-                    WalletError::InvalidName {
-                        what: "wallet",
-                        name: w.name().to_owned(),
-                    },
-                )));
-            }
+            // The wallet must exist: a hotkey is not a wallet of its own.
+            w.summary().map_err(classify)?;
             let hot = Keypair::generate(words).map_err(bad_input)?;
             w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
             show_mnemonic("hotkey", &hot, "regen-hotkey");
-            print_summary(&summary(&w).map_err(classify)?, json)
+            print_summary(&w.summary().map_err(classify)?, json)
         }
         WalletCommand::RegenColdkey {
             wallet: args,
@@ -232,7 +209,7 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             let pw = new_password(&password, no_password, &w.coldkey_path())?;
             w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
                 .map_err(classify)?;
-            print_summary(&summary(&w).map_err(classify)?, json)
+            print_summary(&w.summary().map_err(classify)?, json)
         }
         WalletCommand::RegenHotkey {
             wallet: args,
@@ -249,7 +226,7 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             }
             .map_err(bad_input)?;
             w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
-            print_summary(&summary(&w).map_err(classify)?, json)
+            print_summary(&w.summary().map_err(classify)?, json)
         }
         WalletCommand::List { path, json } => {
             let all = Wallet::list(&path).map_err(classify)?;
@@ -268,7 +245,7 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             Ok(())
         }
         WalletCommand::Show { wallet: args, json } => {
-            print_summary(&summary(&args.wallet()).map_err(classify)?, json)
+            print_summary(&args.wallet().summary().map_err(classify)?, json)
         }
         WalletCommand::Sign {
             wallet: args,

@@ -406,3 +406,24 @@ fn wallet_bad_input() {
         .collect();
     assert_eq!(names, vec!["a".to_owned()], "{names:?}");
 }
+
+#[test]
+fn new_hotkey_needs_an_existing_wallet() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_str().unwrap();
+    let o = run(&[
+        "wallet",
+        "new-hotkey",
+        "--wallet.path",
+        root,
+        "--wallet.name",
+        "ghost",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("wallet \"ghost\" not found"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!dir.path().join("ghost").exists(), "nothing created");
+}

@@ -470,6 +470,32 @@ impl Wallet {
         write_atomic(public_path, &keyfile::render_public(&kp.account()))
     }
 
+    /// This wallet's addresses from public files only (never asks for a
+    /// password); a missing wallet is an error listing those that exist.
+    pub fn summary(&self) -> Result<WalletSummary, WalletError> {
+        self.check_names()?;
+        if !self.dir().is_dir() {
+            return Err(self.not_found());
+        }
+        Ok(self.summarize())
+    }
+
+    fn summarize(&self) -> WalletSummary {
+        let hotkeys = hotkey_names(&self.dir())
+            .into_iter()
+            .map(|h| HotkeySummary {
+                ss58: self.with_hotkey(&h).hotkey_account().ok(),
+                name: h,
+            })
+            .collect();
+        WalletSummary {
+            name: self.name.clone(),
+            path: self.dir(),
+            coldkeypub: self.coldkeypub().ok(),
+            hotkeys,
+        }
+    }
+
     /// Every wallet under `root` (after `~` expansion), from public files only.
     pub fn list(root: impl AsRef<Path>) -> Result<Vec<WalletSummary>, WalletError> {
         let root = expand_tilde(root.as_ref());
@@ -480,26 +506,10 @@ impl Wallet {
         };
         let mut out = Vec::new();
         for entry in entries.flatten() {
-            let path = entry.path();
-            if !path.is_dir() {
-                continue;
+            if entry.path().is_dir() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                out.push(Wallet::new(&root, &name, "default").summarize());
             }
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let w = Wallet::new(&root, &name, "default");
-            let coldkeypub = w.coldkeypub().ok();
-            let hotkeys = hotkey_names(&path)
-                .into_iter()
-                .map(|h| HotkeySummary {
-                    ss58: w.with_hotkey(&h).hotkey_account().ok(),
-                    name: h,
-                })
-                .collect();
-            out.push(WalletSummary {
-                name,
-                path,
-                coldkeypub,
-                hotkeys,
-            });
         }
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
