@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use akihabara_core::fs::{Access, write_atomic};
 use akihabara_core::schedule::Schedule;
 use akihabara_core::sim::{SimReport, StrategyReport};
 use akihabara_core::{Metagraph, Tao};
@@ -298,21 +299,8 @@ pub fn sim_svg(r: &SimReport) -> String {
     doc.to_string()
 }
 
-/// Writes `contents` to `path` through a temporary file and a rename.
+/// Writes `contents` to `path` crash-safely (see `akihabara_core::fs::write_atomic`).
 pub fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, contents)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })
+    write_atomic(path, contents.as_bytes(), Access::Shared)
         .with_context(|| format!("writing {}", path.display()))
 }

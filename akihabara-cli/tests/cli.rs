@@ -22,8 +22,13 @@ fn example_metagraph() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/metagraph.json")
 }
 
+/// Runs the binary with no standard input and no password in the environment.
 fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run akihabara")
+    bin()
+        .args(args)
+        .env_remove("AKIHABARA_WALLET_PASSWORD")
+        .output()
+        .expect("run akihabara")
 }
 
 fn stdout(o: &Output) -> String {

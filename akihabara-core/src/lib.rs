@@ -31,6 +31,7 @@
 pub mod guide {
     #![doc = include_str!("guide/writing-a-strategy.md")]
 }
+pub mod fs;
 pub mod metagraph;
 pub mod schedule;
 pub mod sim;

@@ -5,18 +5,9 @@ use std::process::Stdio;
 
 use serde_json::Value;
 
-use super::{bin, stderr, stdout};
+use super::{assert_bad_input, bin, run, stderr, stdout};
 
 const DEV_PHRASE: &str = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
-
-fn run(args: &[&str]) -> std::process::Output {
-    bin()
-        .args(args)
-        .env_remove("AKIHABARA_WALLET_PASSWORD")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
 
 fn ok_json(args: &[&str]) -> Value {
     let o = run(args);
@@ -234,21 +225,7 @@ fn wallet_bad_input() {
         .status
         .success()
     );
-    let expect = |args: &[&str], code: i32, needle: &str| {
-        let o = run(args);
-        let err = stderr(&o);
-        assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
-        assert!(
-            err.contains(needle),
-            "{args:?}: {err:?} should contain {needle:?}"
-        );
-        assert_eq!(
-            err.lines().filter(|l| l.starts_with("error:")).count(),
-            1,
-            "{err}"
-        );
-    };
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "show",
@@ -257,10 +234,9 @@ fn wallet_bad_input() {
             "--wallet.name",
             "b",
         ],
-        2,
         "wallets there: a (hotkeys: default)",
     );
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "sign",
@@ -273,10 +249,9 @@ fn wallet_bad_input() {
             "--message",
             "m",
         ],
-        2,
         "hotkeys there: default",
     );
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "create",
@@ -286,11 +261,10 @@ fn wallet_bad_input() {
             "a",
             "--no-password",
         ],
-        2,
         "--overwrite",
     );
     let bad_checksum = DEV_PHRASE.replace("walk", "wall");
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "regen-coldkey",
@@ -302,10 +276,9 @@ fn wallet_bad_input() {
             &bad_checksum,
             "--no-password",
         ],
-        2,
         "invalid mnemonic",
     );
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "regen-hotkey",
@@ -318,10 +291,9 @@ fn wallet_bad_input() {
             "--wallet.hotkey",
             "h",
         ],
-        2,
         "12, 15, 18, 21 or 24 words",
     );
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "create",
@@ -331,10 +303,9 @@ fn wallet_bad_input() {
             "../x",
             "--no-password",
         ],
-        2,
         "invalid wallet name",
     );
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "create",
@@ -346,11 +317,10 @@ fn wallet_bad_input() {
             "13",
             "--no-password",
         ],
-        2,
         "not 13",
     );
     // No password source and no terminal: a clear error, no prompt, no hang.
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "create",
@@ -359,10 +329,9 @@ fn wallet_bad_input() {
             "--wallet.name",
             "e",
         ],
-        2,
         "needs a password",
     );
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "create",
@@ -373,7 +342,6 @@ fn wallet_bad_input() {
             "--password-file",
             "/nonexistent/pw",
         ],
-        2,
         "/nonexistent/pw",
     );
     // A corrupted hotkey names the file and field.
@@ -384,7 +352,7 @@ fn wallet_bad_input() {
         text.replacen("\"secretPhrase\":\"", "\"secretPhrase\":\"zzz ", 1),
     )
     .unwrap();
-    expect(
+    assert_bad_input(
         &[
             "wallet",
             "sign",
@@ -395,7 +363,6 @@ fn wallet_bad_input() {
             "--message",
             "m",
         ],
-        2,
         "field secretPhrase",
     );
     // Nothing was written for the failed commands.

@@ -38,7 +38,6 @@
 //! ```
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -175,34 +174,17 @@ pub fn to_string(mg: &Metagraph) -> String {
     serde_json::to_string_pretty(&file).unwrap_or_default()
 }
 
-/// Writes `mg` to `path` atomically: a temporary file beside it is written,
-/// synced and renamed over `path`, so a crash leaves the old file intact.
+/// Writes `mg` to `path` atomically (see [`crate::fs::write_atomic`]), so a
+/// crash leaves the old file intact.
 pub fn write(path: impl AsRef<Path>, mg: &Metagraph) -> Result<(), SnapshotError> {
     let path = path.as_ref();
-    let io_err = |error| SnapshotError::Io {
-        path: path.to_path_buf(),
-        error,
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "snapshot".to_owned());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(to_string(mg).as_bytes())?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(io_err)
+    let text = to_string(mg) + "\n";
+    crate::fs::write_atomic(path, text.as_bytes(), crate::fs::Access::Shared).map_err(|error| {
+        SnapshotError::Io {
+            path: path.to_path_buf(),
+            error,
+        }
+    })
 }
 
 #[cfg(test)]

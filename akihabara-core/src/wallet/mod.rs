@@ -29,7 +29,6 @@ mod keypair;
 pub mod password;
 
 use std::fmt;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -203,6 +202,10 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> WalletError + '_ {
     }
 }
 
+fn write_private(path: &Path, data: &[u8]) -> Result<(), WalletError> {
+    crate::fs::write_atomic(path, data, crate::fs::Access::Private).map_err(io_err(path))
+}
+
 fn check_name(what: &'static str, name: &str) -> Result<(), WalletError> {
     let ok = !name.is_empty()
         && name != "."
@@ -372,13 +375,18 @@ impl Wallet {
         }
     }
 
-    /// The coldkey's address, from `coldkeypub.txt` (never asks for a password).
-    pub fn coldkeypub(&self) -> Result<AccountId, WalletError> {
-        let path = self.coldkeypub_path();
-        let data = self.read(&path, false)?;
+    /// The account in a keyfile read without decrypting (a public file or a
+    /// plaintext keyfile).
+    fn public_of(&self, path: PathBuf, hotkey: bool) -> Result<AccountId, WalletError> {
+        let data = self.read(&path, hotkey)?;
         keyfile::parse(&data)
             .map(|m| m.account())
             .map_err(|error| WalletError::Keyfile { path, error })
+    }
+
+    /// The coldkey's address, from `coldkeypub.txt` (never asks for a password).
+    pub fn coldkeypub(&self) -> Result<AccountId, WalletError> {
+        self.public_of(self.coldkeypub_path(), false)
     }
 
     /// The hotkey's address from its public file, or from the hotkey file when
@@ -386,13 +394,7 @@ impl Wallet {
     pub fn hotkey_account(&self) -> Result<AccountId, WalletError> {
         let pub_path = self.hotkeypub_path();
         if pub_path.is_file() {
-            let data = self.read(&pub_path, true)?;
-            return keyfile::parse(&data).map(|m| m.account()).map_err(|error| {
-                WalletError::Keyfile {
-                    path: pub_path,
-                    error,
-                }
-            });
+            return self.public_of(pub_path, true);
         }
         let path = self.hotkey_path();
         let data = self.read(&path, true)?;
@@ -466,8 +468,8 @@ impl Wallet {
             )?),
             None => plain,
         };
-        write_atomic(secret_path, &data)?;
-        write_atomic(public_path, &keyfile::render_public(&kp.account()))
+        write_private(secret_path, &data)?;
+        write_private(public_path, &keyfile::render_public(&kp.account()))
     }
 
     /// This wallet's addresses from public files only (never asks for a
@@ -528,44 +530,6 @@ fn hotkey_names(wallet_dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
-}
-
-/// Writes `data` to `path` through a 0600 temporary file, fsync and rename,
-/// creating parent directories with mode 0700. A failure leaves any old file intact.
-pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), WalletError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(dir).map_err(io_err(dir))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // Persist the rename itself.
-        std::fs::File::open(dir).and_then(|d| d.sync_all())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err(path))
 }
 
 #[cfg(test)]
