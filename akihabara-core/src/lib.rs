@@ -33,6 +33,7 @@ pub mod guide {
 }
 pub mod fs;
 pub mod metagraph;
+pub mod protocol;
 pub mod schedule;
 pub mod sim;
 pub mod strategy;

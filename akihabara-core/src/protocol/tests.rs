@@ -1,0 +1,85 @@
+//! Protocol vectors: the body hash and headers of known calls.
+
+use super::*;
+use serde_json::json;
+
+#[test]
+fn ping_hash_matches_the_python_vector() {
+    let env = Envelope::new(Ping::new("hi", 7));
+    let h = synapse_body_hash(&env).unwrap();
+    assert!(h.starts_with("9244ea91"), "{h}");
+    assert!(h.ends_with("f87ee"), "{h}");
+    assert_eq!(
+        synapse_body_hash(&Envelope::new(SpecsQuery::default())).unwrap(),
+        EMPTY_BODY_HASH
+    );
+}
+
+#[test]
+fn hash_names_a_missing_field() {
+    let err = body_hash(&["nope"], &json!({"a": 1})).unwrap_err();
+    assert_eq!(err, HashError::MissingField("nope".into()));
+    assert!(body_hash(&["a"], &json!([1])).is_err());
+}
+
+#[test]
+fn envelope_json_has_python_field_order_and_nulls() {
+    let env = Envelope::new(Ping::new("hi", 7));
+    let s = serde_json::to_string(&env).unwrap();
+    assert!(s.starts_with(r#"{"name":"Ping","timeout":12.0,"total_size":0,"header_size":0,"dendrite":{"status_code":null"#), "{s}");
+    assert!(s.ends_with(r#""computed_body_hash":"","message":"hi","count":7,"echo":null,"count_plus_one":null,"served_by":null}"#), "{s}");
+    // And it reads back, ignoring fields it does not know (as pydantic does).
+    let mut v: serde_json::Value = serde_json::from_str(&s).unwrap();
+    v["extra"] = json!(1);
+    let back: Envelope<Ping> = serde_json::from_value(v).unwrap();
+    assert_eq!(back.body, Ping::new("hi", 7));
+}
+
+#[test]
+fn request_headers_round_trip_through_the_strict_parser() {
+    let mut env = Envelope::new(Ping::new("hi", 7));
+    env.dendrite = Some(TerminalInfo {
+        nonce: Some(5),
+        hotkey: Some("5Grw".into()),
+        version: Some(PROTOCOL_VERSION as i64),
+        ..TerminalInfo::default()
+    });
+    let h = headers::request_headers(&env, "abc");
+    let pairs: Vec<(&str, &[u8])> = h.iter().map(|(k, v)| (k.as_str(), v.as_bytes())).collect();
+    assert!(h.contains(&("bt_header_input_obj_message".into(), "IiI=".into())));
+    assert!(h.contains(&("timeout".into(), "12.0".into())));
+    let parsed = RequestHeaders::parse(pairs.clone(), Ping::REQUIRED_FIELDS).unwrap();
+    assert_eq!(parsed.dendrite.nonce, Some(5));
+    assert_eq!(parsed.computed_body_hash.as_deref(), Some("abc"));
+    assert_eq!(parsed.name.as_deref(), Some("Ping"));
+
+    let mut dup = pairs.clone();
+    dup.push(("computed_body_hash", b"x"));
+    assert_eq!(
+        RequestHeaders::parse(dup, &[]),
+        Err(HeaderError::Duplicate("computed_body_hash".into()))
+    );
+    let missing: Vec<_> = pairs
+        .iter()
+        .filter(|(k, _)| !k.starts_with("bt_header_input_obj"))
+        .cloned()
+        .collect();
+    assert!(matches!(
+        RequestHeaders::parse(missing, Ping::REQUIRED_FIELDS),
+        Err(HeaderError::Missing(_))
+    ));
+    let bad_utf8 = vec![("bt_header_dendrite_hotkey", &b"\xff\xfe"[..])];
+    assert!(matches!(
+        RequestHeaders::parse(bad_utf8, &[]),
+        Err(HeaderError::NotUtf8(_))
+    ));
+    for t in ["nan", "inf", "0", "-3", "x"] {
+        assert!(
+            RequestHeaders::parse([("timeout", t.as_bytes())], &[]).is_err(),
+            "{t}"
+        );
+    }
+    assert!(RequestHeaders::parse([("bt_header_dendrite_nonce", &b"-1"[..])], &[]).is_err());
+    // Non-protocol headers are not our business, duplicates included.
+    assert!(RequestHeaders::parse([("accept", &b"a"[..]), ("accept", b"b")], &[]).is_ok());
+}
