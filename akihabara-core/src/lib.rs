@@ -31,6 +31,10 @@
 pub mod guide {
     #![doc = include_str!("guide/writing-a-strategy.md")]
 }
+#[cfg(feature = "net")]
+pub mod axon;
+#[cfg(feature = "net")]
+pub mod dendrite;
 pub mod fs;
 pub mod metagraph;
 pub mod protocol;

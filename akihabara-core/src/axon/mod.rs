@@ -1,0 +1,761 @@
+//! The axon: an HTTP server that answers synapses (feature `net`).
+//!
+//! Each request goes through the same steps as in the Python axon, in the same
+//! order, plus the limits a public server needs:
+//!
+//! 1. method and route (405, 404), content type (415), declared size (413);
+//! 2. headers: legacy `bt_header_*` or `btauth/1` (400 when malformed);
+//! 3. blacklist ([`Policy::blacklist`]: 403 `Forbidden. Key is blacklisted: <reason>.`);
+//! 4. verify: nonce and signature (401 `Not Verified with error: …`);
+//! 5. per-hotkey rate limit (429);
+//! 6. a worker slot, by [`Policy::priority`] (408 when the timeout passes first);
+//! 7. body: size (413), JSON (400), body hash (400);
+//! 8. the handler, under the request's timeout (408), then 200 with the synapse.
+//!
+//! ```no_run
+//! use akihabara_core::axon::{Axon, AxonConfig, AllowAll};
+//! use akihabara_core::wallet::Keypair;
+//! # async fn run() -> std::io::Result<()> {
+//! let hotkey = Keypair::from_uri("//Alice").expect("dev key");
+//! let axon = Axon::builder(hotkey)
+//!     .config(AxonConfig::default())
+//!     .policy(AllowAll)
+//!     .builtins(Vec::new)
+//!     .bind("127.0.0.1:8091".parse().expect("address"))
+//!     .await?;
+//! axon.serve(async { let _ = tokio::signal::ctrl_c().await; }).await
+//! # }
+//! ```
+
+mod gate;
+mod policy;
+
+pub use policy::{AllowAll, Policy, StakePolicy};
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderMap, Method, Response, StatusCode, header};
+use governor::{DefaultKeyedRateLimiter, Quota};
+
+use crate::AccountId;
+use crate::protocol::btauth::{self, ReplayCache, VerifyOptions};
+use crate::protocol::{
+    self, Envelope, FieldKind, GpuInfo, NoncePolicy, NonceStore, Ping, RequestHeaders, SpecsQuery,
+    Synapse, TerminalInfo,
+};
+use crate::wallet::{Keypair, Signature, verify as verify_sig};
+use gate::Gate;
+
+/// Limits and knobs of an axon. Defaults suit a miner on a public address.
+#[derive(Clone, Debug)]
+pub struct AxonConfig {
+    /// Largest request body (413 above it). Default 4 MiB.
+    pub max_body_bytes: usize,
+    /// Requests handled at once; more wait by priority. Default 64.
+    pub max_concurrent: usize,
+    /// Cap on a request's own timeout. Default 300 s.
+    pub max_timeout: Duration,
+    /// Timeout when a request names none. Default 12 s (Python's).
+    pub default_timeout: Duration,
+    /// Per-hotkey token bucket: requests per second and burst. Default none.
+    pub rate_limit: Option<RateLimit>,
+    /// Legacy nonce bounds.
+    pub nonces: NoncePolicy,
+    /// `btauth/1` freshness and receiver rules.
+    pub btauth: VerifyOptions,
+    /// Accept `btauth/1` requests beside the legacy scheme. Default true.
+    pub accept_btauth: bool,
+}
+
+impl Default for AxonConfig {
+    fn default() -> AxonConfig {
+        AxonConfig {
+            max_body_bytes: 4 << 20,
+            max_concurrent: 64,
+            max_timeout: Duration::from_secs(300),
+            default_timeout: Duration::from_secs(12),
+            rate_limit: None,
+            nonces: NoncePolicy::default(),
+            btauth: VerifyOptions::default(),
+            accept_btauth: true,
+        }
+    }
+}
+
+/// A token bucket per hotkey.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second (> 0).
+    pub per_second: f64,
+    /// Requests allowed at once after a quiet spell (≥ 1).
+    pub burst: u32,
+}
+
+/// How the caller proved who it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthScheme {
+    /// `bt_header_dendrite_signature` (bittensor ≤ 10).
+    Legacy,
+    /// `btauth/1` (bittensor 11).
+    BtAuth,
+}
+
+/// The verified caller of a request, given to handlers.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The caller's hotkey (signature checked).
+    pub hotkey: AccountId,
+    /// Which scheme it used.
+    pub scheme: AuthScheme,
+    /// TCP peer address.
+    pub peer: SocketAddr,
+}
+
+/// A handler's refusal, sent as `{"message": …}` with `status`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{status}: {message}")]
+pub struct HandlerError {
+    /// HTTP status.
+    pub status: u16,
+    /// Reason, shown to the caller.
+    pub message: String,
+}
+
+impl HandlerError {
+    /// 400: the request cannot be served as asked.
+    pub fn bad_request(message: impl Into<String>) -> HandlerError {
+        HandlerError {
+            status: 400,
+            message: message.into(),
+        }
+    }
+    /// 500: this side failed.
+    pub fn internal(message: impl Into<String>) -> HandlerError {
+        HandlerError {
+            status: 500,
+            message: message.into(),
+        }
+    }
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// A typed handler, erased.
+trait Route: Send + Sync {
+    fn required(&self) -> &'static [(&'static str, FieldKind)];
+    fn call(&self, body: Bytes, ctx: CallCtx) -> BoxFuture<Result<Vec<u8>, Reject>>;
+}
+
+struct CallCtx {
+    caller: Caller,
+    /// The signed legacy body hash the body must match.
+    expected_hash: Option<String>,
+    start: Instant,
+}
+
+struct TypedRoute<S, F> {
+    f: Arc<F>,
+    _s: std::marker::PhantomData<fn() -> S>,
+}
+
+impl<S, F, Fut> Route for TypedRoute<S, F>
+where
+    S: Synapse,
+    F: Fn(S, Caller) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<S, HandlerError>> + Send + 'static,
+{
+    fn required(&self) -> &'static [(&'static str, FieldKind)] {
+        S::REQUIRED_FIELDS
+    }
+
+    fn call(&self, body: Bytes, ctx: CallCtx) -> BoxFuture<Result<Vec<u8>, Reject>> {
+        let f = self.f.clone();
+        Box::pin(async move {
+            let envelope: Envelope<S> =
+                protocol::parse_body(&body).map_err(|e| Reject::new(400, e.to_string()))?;
+            if let Some(expected) = &ctx.expected_hash {
+                let actual = protocol::synapse_body_hash(&envelope)
+                    .map_err(|e| Reject::new(400, e.to_string()))?;
+                if &actual != expected {
+                    return Err(Reject::new(
+                        400,
+                        format!(
+                            "Hash mismatch between header body hash {expected} and parsed body hash {actual}"
+                        ),
+                    ));
+                }
+            }
+            let Envelope {
+                name,
+                timeout,
+                total_size,
+                header_size,
+                dendrite,
+                axon,
+                computed_body_hash,
+                body,
+            } = envelope;
+            let answer = f(body, ctx.caller)
+                .await
+                .map_err(|e| Reject::new(e.status, e.message))?;
+            let mut axon = axon.unwrap_or_default();
+            axon.status_code = Some(200);
+            axon.status_message = Some("Success".into());
+            axon.process_time = Some(ctx.start.elapsed().as_secs_f64());
+            let response = Envelope {
+                name: name.or_else(|| Some(S::NAME.into())),
+                timeout,
+                total_size,
+                header_size,
+                dendrite,
+                axon: Some(axon),
+                computed_body_hash,
+                body: answer,
+            };
+            serde_json::to_vec(&response)
+                .map_err(|e| Reject::new(500, format!("cannot encode the response: {e}")))
+        })
+    }
+}
+
+/// A refusal on the way: status and message.
+#[derive(Debug)]
+struct Reject {
+    status: u16,
+    message: String,
+}
+
+impl Reject {
+    fn new(status: u16, message: impl Into<String>) -> Reject {
+        Reject {
+            status,
+            message: message.into(),
+        }
+    }
+    fn unverified(e: impl std::fmt::Display) -> Reject {
+        Reject::new(401, format!("Not Verified with error: {e}"))
+    }
+}
+
+/// Counts of answered requests by HTTP status.
+#[derive(Debug, Default)]
+pub struct AxonStats {
+    by_status: Mutex<HashMap<u16, u64>>,
+    total: AtomicU64,
+}
+
+impl AxonStats {
+    fn record(&self, status: u16) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = self.by_status.lock() {
+            *m.entry(status).or_default() += 1;
+        }
+    }
+    /// `(status, count)`, sorted by status.
+    pub fn by_status(&self) -> Vec<(u16, u64)> {
+        let mut v: Vec<_> = self
+            .by_status
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
+            .unwrap_or_default();
+        v.sort_unstable();
+        v
+    }
+    /// All answered requests.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+/// Builds an [`Axon`].
+pub struct AxonBuilder {
+    keypair: Keypair,
+    config: AxonConfig,
+    policy: Arc<dyn Policy>,
+    routes: HashMap<&'static str, Arc<dyn Route>>,
+}
+
+impl AxonBuilder {
+    /// Replaces the configuration.
+    pub fn config(mut self, config: AxonConfig) -> AxonBuilder {
+        self.config = config;
+        self
+    }
+
+    /// Sets the blacklist/priority policy (default [`AllowAll`]).
+    pub fn policy(mut self, policy: impl Policy) -> AxonBuilder {
+        self.policy = Arc::new(policy);
+        self
+    }
+
+    /// Serves synapse `S` with `handler`, which gets the request's fields and
+    /// the verified caller and returns the answer (the same type, as in Python).
+    pub fn route<S, F, Fut>(mut self, handler: F) -> AxonBuilder
+    where
+        S: Synapse,
+        F: Fn(S, Caller) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<S, HandlerError>> + Send + 'static,
+    {
+        self.routes.insert(
+            S::NAME,
+            Arc::new(TypedRoute {
+                f: Arc::new(handler),
+                _s: std::marker::PhantomData,
+            }),
+        );
+        self
+    }
+
+    /// Serves the built-in [`Ping`] and [`SpecsQuery`]; `gpus` lists the GPUs
+    /// `SpecsQuery` reports (e.g. [`protocol::nvidia_smi_gpus`]).
+    pub fn builtins<G>(self, gpus: G) -> AxonBuilder
+    where
+        G: Fn() -> Vec<GpuInfo> + Send + Sync + 'static,
+    {
+        let me = self.keypair.account();
+        let gpus = Arc::new(gpus);
+        self.route(move |p: Ping, _| async move {
+            p.answer(&me)
+                .ok_or_else(|| HandlerError::bad_request("count + 1 does not fit in 64 bits"))
+        })
+        .route(move |q: SpecsQuery, _| {
+            let gpus = gpus.clone();
+            async move {
+                tokio::task::spawn_blocking(move || protocol::host_specs(q, || gpus()))
+                    .await
+                    .map_err(|e| HandlerError::internal(format!("probing the host failed: {e}")))
+            }
+        })
+    }
+
+    /// Binds the listening socket (port 0 picks a free port).
+    pub async fn bind(self, addr: SocketAddr) -> std::io::Result<Axon> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let rate = match self.config.rate_limit {
+            None => None,
+            Some(r) => Some(Arc::new(DefaultKeyedRateLimiter::keyed(quota(r).map_err(
+                |e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e),
+            )?))),
+        };
+        let inner = Inner {
+            hotkey: self.keypair.account(),
+            gate: Gate::new(self.config.max_concurrent.max(1)),
+            nonces: Mutex::new(NonceStore::new(NoncePolicy {
+                max_timeout: self.config.max_timeout,
+                ..self.config.nonces
+            })),
+            replay: Mutex::new(ReplayCache::new(
+                (self.config.btauth.max_age + self.config.btauth.allowed_skew)
+                    .max(Duration::from_secs(60)),
+                self.config.nonces.capacity,
+            )),
+            config: self.config,
+            policy: self.policy,
+            routes: self.routes,
+            rate,
+            stats: Arc::new(AxonStats::default()),
+        };
+        Ok(Axon {
+            listener,
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+fn quota(r: RateLimit) -> Result<Quota, String> {
+    if !(r.per_second.is_finite() && r.per_second > 0.0) {
+        return Err(format!(
+            "rate limit must be a positive number of requests per second, not {}",
+            r.per_second
+        ));
+    }
+    let burst = NonZeroU32::new(r.burst).ok_or("rate-limit burst must be at least 1")?;
+    let period = Duration::from_secs_f64(1.0 / r.per_second);
+    Quota::with_period(period)
+        .map(|q| q.allow_burst(burst))
+        .ok_or_else(|| "rate limit is too high".to_owned())
+}
+
+struct Inner {
+    hotkey: AccountId,
+    config: AxonConfig,
+    policy: Arc<dyn Policy>,
+    routes: HashMap<&'static str, Arc<dyn Route>>,
+    gate: Arc<Gate>,
+    nonces: Mutex<NonceStore>,
+    replay: Mutex<ReplayCache>,
+    rate: Option<Arc<DefaultKeyedRateLimiter<AccountId>>>,
+    stats: Arc<AxonStats>,
+}
+
+/// A bound axon, ready to serve.
+pub struct Axon {
+    listener: tokio::net::TcpListener,
+    inner: Arc<Inner>,
+}
+
+impl Axon {
+    /// Starts building an axon that answers as `keypair` (its hotkey).
+    pub fn builder(keypair: Keypair) -> AxonBuilder {
+        AxonBuilder {
+            keypair,
+            config: AxonConfig::default(),
+            policy: Arc::new(AllowAll),
+            routes: HashMap::new(),
+        }
+    }
+
+    /// The address it listens on.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Request counters, shared with the running server.
+    pub fn stats(&self) -> Arc<AxonStats> {
+        self.inner.stats.clone()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting and finishes
+    /// the requests in flight.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let inner = self.inner.clone();
+        let sweeper = inner.rate.clone().map(|rate| {
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    rate.retain_recent();
+                    rate.shrink_to_fit();
+                }
+            })
+        });
+        let app = axum::Router::new().fallback(
+            move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
+                  method: Method,
+                  uri: axum::http::Uri,
+                  headers: HeaderMap,
+                  body: Body| {
+                let inner = inner.clone();
+                async move { inner.dispatch(peer, method, uri, headers, body).await }
+            },
+        );
+        let result = axum::serve(
+            self.listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await;
+        if let Some(s) = sweeper {
+            s.abort();
+        }
+        result
+    }
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+fn error_response(rej: &Reject) -> Response<Body> {
+    let body = serde_json::to_vec(&serde_json::json!({ "message": rej.message }))
+        .unwrap_or_else(|_| b"{\"message\":\"error\"}".to_vec());
+    let mut r = json_response(rej.status, body);
+    let mut h = Vec::new();
+    protocol::headers::terminal_headers(
+        "bt_header_axon_",
+        &TerminalInfo {
+            status_code: Some(rej.status as i64),
+            ..TerminalInfo::default()
+        },
+        &mut h,
+    );
+    for (k, v) in h {
+        if let (Ok(k), Ok(v)) = (
+            header::HeaderName::from_bytes(k.as_bytes()),
+            header::HeaderValue::from_str(&v),
+        ) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+impl Inner {
+    async fn dispatch(
+        &self,
+        peer: SocketAddr,
+        method: Method,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        body: Body,
+    ) -> Response<Body> {
+        let start = Instant::now();
+        let response = match self.pipeline(peer, method, uri, headers, body, start).await {
+            Ok(bytes) => json_response(200, bytes),
+            Err(rej) => error_response(&rej),
+        };
+        self.stats.record(response.status().as_u16());
+        response
+    }
+
+    async fn pipeline(
+        &self,
+        peer: SocketAddr,
+        method: Method,
+        uri: axum::http::Uri,
+        headers: HeaderMap,
+        mut body: Body,
+        start: Instant,
+    ) -> Result<Vec<u8>, Reject> {
+        // 1. Route, method, content type, declared size.
+        let name = uri.path().trim_start_matches('/');
+        let Some((route_name, route)) = self.routes.get_key_value(name) else {
+            let mut names: Vec<&str> = self.routes.keys().copied().collect();
+            names.sort_unstable();
+            let list = names
+                .iter()
+                .map(|n| format!("'{n}'"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(Reject::new(
+                404,
+                format!("Synapse name '{name}' not found. Available synapses [{list}]"),
+            ));
+        };
+        if method != Method::POST {
+            return Err(Reject::new(
+                405,
+                format!("{method} is not allowed; synapses are called with POST"),
+            ));
+        }
+        let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.as_bytes());
+        let is_json = content_type.is_some_and(|ct| {
+            let ct = ct.split(|b| *b == b';').next().unwrap_or_default();
+            ct.trim_ascii().eq_ignore_ascii_case(b"application/json")
+        });
+        if !is_json {
+            return Err(Reject::new(415, "the body must be application/json"));
+        }
+        if let Some(len) = headers.get(header::CONTENT_LENGTH) {
+            let len: Option<usize> = len.to_str().ok().and_then(|s| s.parse().ok());
+            match len {
+                Some(n) if n > self.config.max_body_bytes => {
+                    return Err(Reject::new(
+                        413,
+                        format!(
+                            "the body is {n} bytes; this axon accepts at most {}",
+                            self.config.max_body_bytes
+                        ),
+                    ));
+                }
+                Some(_) => {}
+                None => return Err(Reject::new(400, "header `content-length` is invalid")),
+            }
+        }
+        let pairs = || headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
+
+        // 2–4. Headers, blacklist, verify.
+        let btauth = self.config.accept_btauth && btauth::is_btauth(pairs());
+        let (caller, timeout, expected_hash, body_bytes) = if btauth {
+            let auth = btauth::parse(pairs()).map_err(|e| Reject::new(400, e.to_string()))?;
+            self.blacklist(route_name, &auth.hotkey)?;
+            let timeout = match headers.get("timeout") {
+                Some(t) => Some(
+                    RequestHeaders::parse([("timeout", t.as_bytes())], &[])
+                        .map_err(|e| Reject::new(400, e.to_string()))?
+                        .timeout
+                        .unwrap_or_default(),
+                ),
+                None => None,
+            };
+            let body = self.read_body(std::mem::take(&mut body)).await?;
+            let now = now_ns();
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            btauth::verify(
+                &auth,
+                method.as_str(),
+                path,
+                &body,
+                &self.hotkey,
+                &self.config.btauth,
+                now,
+            )
+            .map_err(Reject::unverified)?;
+            self.replay
+                .lock()
+                .map_err(|_| Reject::new(500, "replay cache poisoned"))?
+                .check_and_store(auth.hotkey, auth.nonce, now)
+                .map_err(|e| match e {
+                    btauth::BtAuthError::Full => Reject::new(503, e.to_string()),
+                    e => Reject::unverified(e),
+                })?;
+            (auth.hotkey, timeout, None, Some(body))
+        } else {
+            let h = RequestHeaders::parse(pairs(), route.required())
+                .map_err(|e| Reject::new(400, e.to_string()))?;
+            let hotkey_str = h
+                .dendrite
+                .hotkey
+                .as_deref()
+                .ok_or_else(|| Reject::unverified("Missing hotkey"))?;
+            let hotkey = AccountId::from_ss58_any(hotkey_str)
+                .map_err(|e| Reject::unverified(format!("bad hotkey {hotkey_str}: {e}")))?
+                .1;
+            self.blacklist(route_name, &hotkey)?;
+            let hash = self.verify_legacy(&h, hotkey_str, &hotkey)?;
+            (hotkey, h.timeout, Some(hash), None)
+        };
+
+        // 5. Rate limit.
+        if let Some(rate) = &self.rate
+            && rate.check_key(&caller).is_err()
+        {
+            let r = self.config.rate_limit.unwrap_or(RateLimit {
+                per_second: 0.0,
+                burst: 0,
+            });
+            return Err(Reject::new(
+                429,
+                format!(
+                    "Rate limit exceeded for {caller}: {} requests/s, burst {}",
+                    r.per_second, r.burst
+                ),
+            ));
+        }
+
+        // 6. A worker slot, by priority, within the timeout.
+        let t = timeout.unwrap_or(self.config.default_timeout.as_secs_f64());
+        let budget = Duration::from_secs_f64(t.min(self.config.max_timeout.as_secs_f64()));
+        let deadline = tokio::time::Instant::from_std(start) + budget;
+        let priority = self.policy.priority(route_name, &caller);
+        let _permit = match tokio::time::timeout_at(deadline, self.gate.acquire(priority)).await {
+            Ok(Some(p)) => p,
+            Ok(None) => return Err(Reject::new(503, "the axon is shutting down")),
+            Err(_) => return Err(Reject::new(408, format!("Response timeout after: {t}s"))),
+        };
+
+        // 7–8. Body and handler.
+        let body = match body_bytes {
+            Some(b) => b,
+            None => match tokio::time::timeout_at(deadline, self.read_body(body)).await {
+                Ok(b) => b?,
+                Err(_) => return Err(Reject::new(408, format!("Response timeout after: {t}s"))),
+            },
+        };
+        let ctx = CallCtx {
+            caller: Caller {
+                hotkey: caller,
+                scheme: if btauth {
+                    AuthScheme::BtAuth
+                } else {
+                    AuthScheme::Legacy
+                },
+                peer,
+            },
+            expected_hash,
+            start,
+        };
+        match tokio::time::timeout_at(deadline, route.call(body, ctx)).await {
+            Ok(r) => r,
+            Err(_) => Err(Reject::new(408, format!("Response timeout after: {t}s"))),
+        }
+    }
+
+    fn blacklist(&self, synapse: &str, hotkey: &AccountId) -> Result<(), Reject> {
+        match self.policy.blacklist(synapse, hotkey) {
+            Some(reason) => Err(Reject::new(
+                403,
+                format!("Forbidden. Key is blacklisted: {reason}."),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Nonce and signature of a legacy request; returns the signed body hash.
+    fn verify_legacy(
+        &self,
+        h: &RequestHeaders,
+        hotkey_str: &str,
+        hotkey: &AccountId,
+    ) -> Result<String, Reject> {
+        let d = &h.dendrite;
+        let nonce = d.nonce.ok_or_else(|| Reject::unverified("Missing Nonce"))?;
+        let uuid = d.uuid.as_deref().unwrap_or("None");
+        let key = format!("{hotkey_str}:{uuid}");
+        let now = now_ns();
+        self.nonces
+            .lock()
+            .map_err(|_| Reject::new(500, "nonce store poisoned"))?
+            .check(&key, nonce, h.timeout, now)
+            .map_err(Reject::unverified)?;
+        let sig_str = d
+            .signature
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| Reject::unverified("Missing Signature"))?;
+        let body_hash = h
+            .computed_body_hash
+            .clone()
+            .unwrap_or_else(|| "None".into());
+        let message =
+            protocol::signing_message(nonce, hotkey_str, &self.hotkey.to_ss58(), uuid, &body_hash);
+        let good = sig_str
+            .parse::<Signature>()
+            .is_ok_and(|sig| verify_sig(hotkey, message.as_bytes(), &sig));
+        if !good {
+            return Err(Reject::unverified(format!(
+                "Signature mismatch with {message} and {sig_str}"
+            )));
+        }
+        self.nonces
+            .lock()
+            .map_err(|_| Reject::new(500, "nonce store poisoned"))?
+            .accept(&key, nonce, h.timeout, now)
+            .map_err(|e| match e {
+                protocol::NonceError::Full => Reject::new(503, e.to_string()),
+                e => Reject::unverified(e),
+            })?;
+        Ok(body_hash)
+    }
+
+    async fn read_body(&self, body: Body) -> Result<Bytes, Reject> {
+        use http_body_util::BodyExt as _;
+        let limit = self.config.max_body_bytes;
+        match http_body_util::Limited::new(body, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Reject::new(
+                413,
+                format!("the body is larger than this axon accepts ({limit} bytes)"),
+            )),
+            Err(e) => Err(Reject::new(400, format!("reading the body failed: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

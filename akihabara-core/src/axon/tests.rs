@@ -1,0 +1,469 @@
+//! The axon pipeline end to end over loopback, with our dendrite and raw
+//! requests for what a well-behaved dendrite never sends.
+
+use super::*;
+use crate::dendrite::{AuthMode, AxonTarget, Dendrite};
+use crate::metagraph::snapshot;
+use tokio::sync::oneshot;
+
+const T: Duration = Duration::from_secs(5);
+
+struct Running {
+    target: AxonTarget,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    stats: Arc<AxonStats>,
+}
+
+impl Running {
+    async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+fn alice() -> Keypair {
+    Keypair::from_uri("//Alice").unwrap()
+}
+fn bob() -> Keypair {
+    Keypair::from_uri("//Bob").unwrap()
+}
+
+/// A slow synapse for timeout and concurrency tests.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct Sleep {
+    ms: u64,
+}
+impl Synapse for Sleep {
+    const NAME: &'static str = "Sleep";
+}
+
+async fn start(builder: AxonBuilder) -> Running {
+    let axon = builder
+        .builtins(Vec::new)
+        .route(|s: Sleep, _| async move {
+            tokio::time::sleep(Duration::from_millis(s.ms)).await;
+            Ok(s)
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let port = axon.local_addr().unwrap().port();
+    let stats = axon.stats();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    Running {
+        target: AxonTarget::new("127.0.0.1".parse().unwrap(), port, bob().account()),
+        stop: Some(tx),
+        task,
+        stats,
+    }
+}
+
+fn url(r: &Running, name: &str) -> String {
+    format!("http://127.0.0.1:{}/{name}", r.target.port)
+}
+
+/// A signed legacy request as raw parts, for tampering.
+fn signed(d: &Dendrite, target: &AxonTarget, ping: Ping) -> (Vec<u8>, Vec<(String, String)>) {
+    d.prepare(target, ping, T, "lane-1").unwrap()
+}
+
+async fn send(
+    r: &Running,
+    name: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> (u16, serde_json::Value) {
+    let mut req = reqwest::Client::new()
+        .post(url(r, name))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
+#[tokio::test]
+async fn ping_and_specs_answer_exactly() {
+    let r = start(Axon::builder(bob())).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let reply = d.call(&r.target, Ping::new("héllo 'x'", 41), T).await;
+    assert_eq!(
+        (reply.status, reply.message.as_str()),
+        (200, "Success"),
+        "{reply:?}"
+    );
+    let p = reply.synapse.unwrap();
+    assert_eq!(p.echo.as_deref(), Some("héllo 'x'"));
+    assert_eq!(p.count_plus_one, Some(42));
+    assert_eq!(p.served_by, Some(bob().account().to_ss58()));
+    assert_eq!(reply.axon.status_code, Some(200));
+    let specs = d.call(&r.target, SpecsQuery::default(), T).await;
+    assert_eq!(specs.status, 200);
+    assert!(specs.synapse.unwrap().cpu_count.unwrap() >= 1);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn wrong_axon_hotkey_and_replays_are_unverified() {
+    let r = start(Axon::builder(bob())).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let mut wrong = r.target.clone();
+    wrong.hotkey = alice().account();
+    let reply = d.call(&wrong, Ping::new("x", 0), T).await;
+    assert_eq!(reply.status, 401);
+    assert!(
+        reply
+            .message
+            .starts_with("Not Verified with error: Signature mismatch"),
+        "{}",
+        reply.message
+    );
+
+    let (body, headers) = signed(&d, &r.target, Ping::new("once", 1));
+    assert_eq!(send(&r, "Ping", body.clone(), &headers).await.0, 200);
+    let (status, json) = send(&r, "Ping", body, &headers).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        json["message"],
+        "Not Verified with error: Nonce is too old, a newer one was last processed"
+    );
+
+    let (body, mut headers) = signed(&d, &r.target, Ping::new("x", 1));
+    headers.retain(|(k, _)| k != "bt_header_dendrite_signature");
+    let (status, json) = send(&r, "Ping", body, &headers).await;
+    assert_eq!(
+        (status, json["message"].as_str()),
+        (401, Some("Not Verified with error: Missing Signature"))
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn blacklist_runs_before_verify_and_allow_lists_only_restrict() {
+    let mg = snapshot::from_slice(
+        format!(
+            r#"{{"netuid": 2, "block": 1, "neurons": [
+              {{"uid": 0, "hotkey": "{}", "stake_rao": 5000000000000, "validator_permit": true}},
+              {{"uid": 1, "hotkey": "{}", "stake_rao": 1000000000, "validator_permit": false}}]}}"#,
+            alice().account(),
+            Keypair::from_uri("//Charlie").unwrap().account()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let charlie = Keypair::from_uri("//Charlie").unwrap();
+    let policy = StakePolicy::new(Some(mg))
+        .allow_hotkeys([alice().account(), charlie.account()])
+        .deny_hotkeys([Keypair::from_uri("//Dave").unwrap().account()]);
+    let r = start(Axon::builder(bob()).policy(policy)).await;
+    let call = |k: Keypair| {
+        let t = r.target.clone();
+        async move {
+            Dendrite::new(k)
+                .unwrap()
+                .call(&t, Ping::new("x", 0), T)
+                .await
+        }
+    };
+    assert_eq!(call(alice()).await.status, 200);
+    let c = call(charlie.clone()).await;
+    assert_eq!(c.status, 403);
+    assert_eq!(
+        c.message,
+        format!(
+            "Forbidden. Key is blacklisted: hotkey {} has no validator permit.",
+            charlie.account()
+        )
+    );
+    let dave = call(Keypair::from_uri("//Dave").unwrap()).await;
+    assert!(dave.message.contains("deny list"), "{}", dave.message);
+    let eve = call(Keypair::from_uri("//Eve").unwrap()).await;
+    assert!(
+        eve.message.contains("not on the allow list"),
+        "{}",
+        eve.message
+    );
+    // Blacklist comes before verify: a forged request from a denied key is 403, not 401.
+    let d = Dendrite::new(Keypair::from_uri("//Dave").unwrap()).unwrap();
+    let (body, mut headers) = signed(&d, &r.target, Ping::new("x", 0));
+    for h in headers
+        .iter_mut()
+        .filter(|(k, _)| k == "bt_header_dendrite_signature")
+    {
+        h.1 = format!("0x{}", "00".repeat(64));
+    }
+    assert_eq!(send(&r, "Ping", body, &headers).await.0, 403);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn bad_requests_get_the_right_status_and_the_server_keeps_serving() {
+    let config = AxonConfig {
+        max_body_bytes: 1024,
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let client = reqwest::Client::new();
+
+    let (status, json) = send(&r, "Nope", b"{}".to_vec(), &[]).await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        json["message"],
+        "Synapse name 'Nope' not found. Available synapses ['Ping', 'Sleep', 'SpecsQuery']"
+    );
+    assert_eq!(
+        client
+            .get(url(&r, "Ping"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        405
+    );
+
+    let (body, headers) = signed(&d, &r.target, Ping::new("x", 0));
+    let mut req = client
+        .post(url(&r, "Ping"))
+        .header("content-type", "text/plain")
+        .body(body);
+    for (k, v) in &headers {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status().as_u16(), 415);
+
+    let (body, headers) = signed(&d, &r.target, Ping::new("x".repeat(2000), 0));
+    assert_eq!(send(&r, "Ping", body, &headers).await.0, 413);
+
+    for (name, value) in [
+        ("timeout", "-1"),
+        ("timeout", "nan"),
+        ("bt_header_dendrite_nonce", "soon"),
+    ] {
+        let (body, mut headers) = signed(&d, &r.target, Ping::new("x", 0));
+        headers.retain(|(k, _)| k != name);
+        headers.push((name.into(), value.into()));
+        let (status, json) = send(&r, "Ping", body, &headers).await;
+        assert_eq!(status, 400, "{name}={value}: {json}");
+        assert!(json["message"].as_str().unwrap().contains(name), "{json}");
+    }
+    let (body, mut headers) = signed(&d, &r.target, Ping::new("x", 0));
+    headers.retain(|(k, _)| !k.starts_with("bt_header_input_obj"));
+    let (status, json) = send(&r, "Ping", body, &headers).await;
+    assert_eq!(
+        (status, json["message"].as_str()),
+        (400, Some("header `bt_header_input_obj_message` is missing"))
+    );
+
+    // Duplicate protocol headers.
+    let (body, headers) = signed(&d, &r.target, Ping::new("x", 0));
+    let mut req = client
+        .post(url(&r, "Ping"))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in &headers {
+        req = req.header(k, v);
+    }
+    let resp = req.header("computed_body_hash", "ab").send().await.unwrap();
+    assert_eq!(resp.status().as_u16(), 400);
+
+    // A body that is not the one that was signed.
+    let (_, headers) = signed(&d, &r.target, Ping::new("signed", 0));
+    let (other, _) = signed(&d, &r.target, Ping::new("swapped", 0));
+    let (status, json) = send(&r, "Ping", other, &headers).await;
+    assert_eq!(status, 400);
+    assert!(
+        json["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Hash mismatch"),
+        "{json}"
+    );
+
+    // Not JSON at all (the signature covers the hash header, not the body).
+    let (_, headers) = signed(&d, &r.target, Ping::new("x", 0));
+    assert_eq!(
+        send(&r, "Ping", b"\xff\xfe not json".to_vec(), &headers)
+            .await
+            .0,
+        400
+    );
+
+    // Still serving.
+    assert_eq!(d.call(&r.target, Ping::new("ok", 1), T).await.status, 200);
+    let by_status: std::collections::HashMap<u16, u64> = r.stats.by_status().into_iter().collect();
+    assert_eq!(by_status.get(&413), Some(&1));
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn a_flooding_hotkey_is_rate_limited_alone() {
+    let config = AxonConfig {
+        rate_limit: Some(RateLimit {
+            per_second: 0.5,
+            burst: 3,
+        }),
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let flood = Dendrite::new(alice()).unwrap();
+    let statuses: Vec<u16> = flood
+        .call_many(&vec![r.target.clone(); 8], &Ping::new("x", 0), T, 1)
+        .await
+        .iter()
+        .map(|c| c.status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        5,
+        "{statuses:?}"
+    );
+    let other = Dendrite::new(Keypair::from_uri("//Charlie").unwrap()).unwrap();
+    assert_eq!(
+        other.call(&r.target, Ping::new("x", 0), T).await.status,
+        200
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn full_worker_slots_time_out_with_408_and_handlers_are_bounded() {
+    let config = AxonConfig {
+        max_concurrent: 1,
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let slow = {
+        let (d, t) = (d.clone(), r.target.clone());
+        tokio::spawn(async move { d.call(&t, Sleep { ms: 1500 }, T).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Queued behind the slow call, with a 0.3 s budget: the axon answers 408.
+    let queued = d
+        .call(&r.target, Ping::new("x", 0), Duration::from_millis(300))
+        .await;
+    assert_eq!(queued.status, 408, "{queued:?}");
+    assert_eq!(slow.await.unwrap().status, 200);
+    // A handler slower than the request's own timeout: 408 from the axon
+    // (the client allows longer than it announced here).
+    let (body, mut headers) = d
+        .prepare(&r.target, Sleep { ms: 2000 }, T, "lane-x")
+        .unwrap();
+    headers.retain(|(k, _)| k != "timeout");
+    headers.push(("timeout".into(), "0.2".into()));
+    let (status, json) = send(&r, "Sleep", body, &headers).await;
+    assert_eq!(
+        (status, json["message"].as_str()),
+        (408, Some("Response timeout after: 0.2s"))
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_calls_from_one_dendrite_never_trip_the_nonce_check() {
+    let r = start(Axon::builder(bob())).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let replies = d
+        .call_many(&vec![r.target.clone(); 300], &Ping::new("x", 1), T, 32)
+        .await;
+    assert!(
+        replies.iter().all(|c| c.status == 200),
+        "{:?}",
+        replies.iter().find(|c| c.status != 200)
+    );
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn btauth_calls_are_served_and_replays_refused() {
+    let r = start(Axon::builder(bob())).await;
+    let d = Dendrite::with_options(alice(), AuthMode::BtAuth, "127.0.0.1").unwrap();
+    let reply = d.call(&r.target, Ping::new("v11", 1), T).await;
+    assert_eq!(reply.status, 200, "{}", reply.message);
+    assert_eq!(reply.synapse.unwrap().echo.as_deref(), Some("v11"));
+    let (body, headers) = d.prepare(&r.target, Ping::new("again", 1), T, "-").unwrap();
+    assert_eq!(send(&r, "Ping", body.clone(), &headers).await.0, 200);
+    let (status, json) = send(&r, "Ping", body, &headers).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        json["message"],
+        "Not Verified with error: this nonce was already accepted from this hotkey"
+    );
+    let mut wrong = r.target.clone();
+    wrong.hotkey = alice().account();
+    assert_eq!(d.call(&wrong, Ping::new("x", 1), T).await.status, 401);
+    r.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_finishes_requests_in_flight() {
+    let r = start(Axon::builder(bob())).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let slow = {
+        let (d, t) = (d.clone(), r.target.clone());
+        tokio::spawn(async move { d.call(&t, Sleep { ms: 500 }, T).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let target = r.target.clone();
+    r.stop().await;
+    assert_eq!(slow.await.unwrap().status, 200);
+    // And it no longer accepts connections.
+    assert_eq!(d.call(&target, Ping::new("x", 0), T).await.status, 503);
+}
+
+#[tokio::test]
+async fn dendrite_maps_client_failures_like_python() {
+    let d = Dendrite::new(alice()).unwrap();
+    // Nothing listens on port 9 of loopback.
+    let closed = AxonTarget::new("127.0.0.1".parse().unwrap(), 9, bob().account());
+    let c = d.call(&closed, Ping::new("x", 0), T).await;
+    assert_eq!(c.status, 503);
+    assert_eq!(c.message, "Service unavailable at 127.0.0.1:9/Ping");
+    // A server that accepts and never answers: 408.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let t = AxonTarget::new("127.0.0.1".parse().unwrap(), port, bob().account());
+    let c = d
+        .call(&t, Ping::new("x", 0), Duration::from_millis(200))
+        .await;
+    assert_eq!(c.status, 408);
+    drop(silent);
+}
+
+#[tokio::test]
+async fn nonces_never_go_backwards_under_concurrency() {
+    let d = Dendrite::new(alice()).unwrap();
+    let mut handles = Vec::new();
+    for _ in 0..4 {
+        let d = d.clone();
+        handles.push(std::thread::spawn(move || {
+            (0..5000).map(|_| d.next_nonce()).collect::<Vec<_>>()
+        }));
+    }
+    let mut all: Vec<u64> = Vec::new();
+    for h in handles {
+        let v = h.join().unwrap();
+        assert!(v.windows(2).all(|w| w[0] < w[1]));
+        all.extend(v);
+    }
+    let n = all.len();
+    all.sort_unstable();
+    all.dedup();
+    assert_eq!(all.len(), n, "every nonce is unique");
+}

@@ -1,0 +1,441 @@
+//! The dendrite: calls axons, signed, concurrently (feature `net`).
+//!
+//! Failures map to statuses the way the Python dendrite maps them, so callers
+//! can treat both alike: connection refused 503 `Service unavailable`, timeout
+//! 408 `Request timeout`, a broken response body 400 `Payload error`, a
+//! response that is not JSON (or too large) 422 `Failed to parse response`,
+//! other client errors 500 `Client error`.
+//!
+//! # Nonces under concurrency
+//!
+//! Axons require nonces to increase strictly per `{hotkey}:{uuid}`. Python's
+//! dendrite uses one uuid for all calls, so two concurrent calls that reach an
+//! axon out of order fail with 401. This dendrite keeps a pool of uuids
+//! ("lanes"): a lane carries one call at a time, and nonces come from a
+//! single counter that never goes backwards (`max(time_ns, last + 1)`), so no
+//! axon can see a lane's nonces out of order.
+//!
+//! ```no_run
+//! use akihabara_core::dendrite::{AxonTarget, Dendrite};
+//! use akihabara_core::protocol::Ping;
+//! use akihabara_core::wallet::Keypair;
+//! use std::time::Duration;
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let dendrite = Dendrite::new(Keypair::from_uri("//Alice")?)?;
+//! let target = AxonTarget::new("127.0.0.1".parse()?, 8091, "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".parse()?);
+//! let reply = dendrite.call(&target, Ping::new("hello", 1), Duration::from_secs(12)).await;
+//! assert_eq!(reply.status, 200);
+//! # Ok(()) }
+//! ```
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::AccountId;
+use crate::protocol::{self, Envelope, PROTOCOL_VERSION, Synapse, TerminalInfo, btauth};
+use crate::wallet::Keypair;
+
+/// Where to send a call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AxonTarget {
+    /// Axon IP.
+    pub ip: IpAddr,
+    /// Axon port.
+    pub port: u16,
+    /// The axon's hotkey (signed into every call).
+    pub hotkey: AccountId,
+}
+
+impl AxonTarget {
+    /// A target.
+    pub fn new(ip: IpAddr, port: u16, hotkey: AccountId) -> AxonTarget {
+        AxonTarget { ip, port, hotkey }
+    }
+
+    fn url(&self, name: &str) -> String {
+        match self.ip {
+            IpAddr::V4(ip) => format!("http://{ip}:{}/{name}", self.port),
+            IpAddr::V6(ip) => format!("http://[{ip}]:{}/{name}", self.port),
+        }
+    }
+}
+
+/// How calls prove who sent them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `bt_header_*` headers, as bittensor 6–10 (default).
+    #[default]
+    Legacy,
+    /// `btauth/1` headers, as bittensor 11.
+    BtAuth,
+}
+
+/// The outcome of one call. `status` is 200 on success; otherwise the
+/// axon's status or the mapped client failure, with `message`.
+#[derive(Clone, Debug)]
+pub struct CallResult<S> {
+    /// HTTP status (or the mapped failure).
+    pub status: u16,
+    /// `Success` or the reason.
+    pub message: String,
+    /// The answer, on 200.
+    pub synapse: Option<S>,
+    /// What the axon said about itself (on 200).
+    pub axon: TerminalInfo,
+    /// Wall time of the call.
+    pub elapsed: Duration,
+}
+
+impl<S> CallResult<S> {
+    /// Whether the axon answered 200.
+    pub fn is_success(&self) -> bool {
+        self.status == 200
+    }
+}
+
+/// A client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct DendriteError(String);
+
+/// Calls axons. Cheap to clone; clones share nonces and lanes.
+#[derive(Clone)]
+pub struct Dendrite {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    keypair: Keypair,
+    hotkey: String,
+    client: reqwest::Client,
+    last_nonce: AtomicU64,
+    lanes: Mutex<Vec<String>>,
+    ip: String,
+    auth: AuthMode,
+    max_response_bytes: usize,
+}
+
+impl std::fmt::Debug for Dendrite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Dendrite({})", self.inner.hotkey)
+    }
+}
+
+/// Returns a lane's uuid to the pool when the call ends.
+struct Lane<'a> {
+    uuid: Option<String>,
+    pool: &'a Mutex<Vec<String>>,
+}
+
+impl Drop for Lane<'_> {
+    fn drop(&mut self) {
+        if let (Some(u), Ok(mut pool)) = (self.uuid.take(), self.pool.lock()) {
+            pool.push(u);
+        }
+    }
+}
+
+impl Dendrite {
+    /// A dendrite signing with `keypair` (a hotkey), legacy auth.
+    pub fn new(keypair: Keypair) -> Result<Dendrite, DendriteError> {
+        Dendrite::with_options(keypair, AuthMode::Legacy, "0.0.0.0")
+    }
+
+    /// A dendrite with an auth mode and the IP it reports as its own.
+    pub fn with_options(
+        keypair: Keypair,
+        auth: AuthMode,
+        ip: &str,
+    ) -> Result<Dendrite, DendriteError> {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .map_err(|e| DendriteError(e.to_string()))?;
+        Ok(Dendrite {
+            inner: Arc::new(Inner {
+                hotkey: keypair.account().to_ss58(),
+                keypair,
+                client,
+                last_nonce: AtomicU64::new(0),
+                lanes: Mutex::new(Vec::new()),
+                ip: ip.to_owned(),
+                auth,
+                max_response_bytes: 16 << 20,
+            }),
+        })
+    }
+
+    /// The signing hotkey.
+    pub fn hotkey(&self) -> &str {
+        &self.inner.hotkey
+    }
+
+    /// A nonce above every nonce this dendrite gave before.
+    pub fn next_nonce(&self) -> u64 {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut prev = self.inner.last_nonce.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(prev + 1);
+            match self.inner.last_nonce.compare_exchange_weak(
+                prev,
+                next,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return next,
+                Err(p) => prev = p,
+            }
+        }
+    }
+
+    fn lane(&self) -> Lane<'_> {
+        let reused = self.inner.lanes.lock().ok().and_then(|mut l| l.pop());
+        Lane {
+            uuid: Some(reused.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
+            pool: &self.inner.lanes,
+        }
+    }
+
+    /// Calls one axon with `synapse`, waiting at most `timeout`.
+    pub async fn call<S: Synapse>(
+        &self,
+        target: &AxonTarget,
+        synapse: S,
+        timeout: Duration,
+    ) -> CallResult<S> {
+        let start = Instant::now();
+        let fail = |status: u16, message: String| CallResult {
+            status,
+            message,
+            synapse: None,
+            axon: TerminalInfo::default(),
+            elapsed: start.elapsed(),
+        };
+        let lane = self.lane();
+        let uuid = lane.uuid.clone().unwrap_or_default();
+        let (body, headers) = match self.prepare(target, synapse, timeout, &uuid) {
+            Ok(x) => x,
+            Err(e) => return fail(500, format!("Client error: {e}")),
+        };
+        let mut req = self
+            .inner
+            .client
+            .post(target.url(S::NAME))
+            .timeout(timeout)
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let result = async {
+            let resp = req.send().await?;
+            let status = resp.status().as_u16();
+            let json = resp
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("application/json"));
+            let bytes = read_limited(resp, self.inner.max_response_bytes).await?;
+            Ok::<_, CallFailure>((status, json, bytes))
+        }
+        .await;
+        drop(lane);
+        let (status, json, bytes) = match result {
+            Ok(x) => x,
+            Err(CallFailure::Http(e)) => {
+                let (status, message) = map_error(&e, target, S::NAME, timeout);
+                return fail(status, message);
+            }
+            Err(CallFailure::TooLarge) => {
+                return fail(
+                    422,
+                    format!(
+                        "Failed to parse response: larger than {} bytes",
+                        self.inner.max_response_bytes
+                    ),
+                );
+            }
+        };
+        if !json {
+            return fail(422, "Failed to parse response: not application/json".into());
+        }
+        if status != 200 {
+            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_default();
+            return fail(status, message);
+        }
+        match protocol::parse_body::<S>(&bytes) {
+            Ok(env) => CallResult {
+                status,
+                message: env
+                    .axon
+                    .as_ref()
+                    .and_then(|a| a.status_message.clone())
+                    .unwrap_or_else(|| "Success".into()),
+                axon: env.axon.unwrap_or_default(),
+                synapse: Some(env.body),
+                elapsed: start.elapsed(),
+            },
+            Err(e) => fail(422, format!("Failed to parse response: {e}")),
+        }
+    }
+
+    /// Builds the body and headers of one call.
+    pub(crate) fn prepare<S: Synapse>(
+        &self,
+        target: &AxonTarget,
+        synapse: S,
+        timeout: Duration,
+        uuid: &str,
+    ) -> Result<(Vec<u8>, Headers), String> {
+        let nonce = self.next_nonce();
+        let axon_hotkey = target.hotkey.to_ss58();
+        let mut env = Envelope::new(synapse);
+        env.timeout = Some(timeout.as_secs_f64());
+        env.axon = Some(TerminalInfo {
+            ip: Some(target.ip.to_string()),
+            port: Some(target.port as i64),
+            hotkey: Some(axon_hotkey.clone()),
+            ..TerminalInfo::default()
+        });
+        let mut dendrite = TerminalInfo {
+            ip: Some(self.inner.ip.clone()),
+            version: Some(PROTOCOL_VERSION as i64),
+            nonce: Some(nonce),
+            uuid: Some(uuid.to_owned()),
+            hotkey: Some(self.inner.hotkey.clone()),
+            ..TerminalInfo::default()
+        };
+        let hash = protocol::synapse_body_hash(&env).map_err(|e| e.to_string())?;
+        match self.inner.auth {
+            AuthMode::Legacy => {
+                let msg =
+                    protocol::signing_message(nonce, &self.inner.hotkey, &axon_hotkey, uuid, &hash);
+                dendrite.signature = Some(self.inner.keypair.sign(msg.as_bytes()).to_string());
+                env.dendrite = Some(dendrite);
+                let headers = protocol::headers::request_headers(&env, &hash);
+                let body = serde_json::to_vec(&env).map_err(|e| e.to_string())?;
+                Ok((body, headers))
+            }
+            AuthMode::BtAuth => {
+                env.dendrite = Some(dendrite);
+                let body = serde_json::to_vec(&env).map_err(|e| e.to_string())?;
+                let path = format!("/{}", S::NAME);
+                let mut headers: Vec<(String, String)> = btauth::sign(
+                    &self.inner.keypair,
+                    "POST",
+                    &path,
+                    &body,
+                    Some(&target.hotkey),
+                    nonce,
+                )
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect();
+                headers.push((
+                    "timeout".into(),
+                    protocol::pystr::py_float_repr(timeout.as_secs_f64()),
+                ));
+                Ok((body, headers))
+            }
+        }
+    }
+
+    /// Calls many axons with the same synapse, at most `concurrency` at once;
+    /// results come back in the order of `targets`.
+    pub async fn call_many<S: Synapse + Clone>(
+        &self,
+        targets: &[AxonTarget],
+        synapse: &S,
+        timeout: Duration,
+        concurrency: usize,
+    ) -> Vec<CallResult<S>> {
+        let limit = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (i, t) in targets.iter().enumerate() {
+            let (d, t, s, limit) = (self.clone(), t.clone(), synapse.clone(), limit.clone());
+            set.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                (i, d.call(&t, s, timeout).await)
+            });
+        }
+        let mut out: Vec<Option<CallResult<S>>> = (0..targets.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            if let Ok((i, r)) = joined {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| CallResult {
+                    status: 500,
+                    message: "Client error: the call task failed".into(),
+                    synapse: None,
+                    axon: TerminalInfo::default(),
+                    elapsed: Duration::ZERO,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Header name/value pairs of one request.
+type Headers = Vec<(String, String)>;
+
+enum CallFailure {
+    Http(reqwest::Error),
+    TooLarge,
+}
+
+impl From<reqwest::Error> for CallFailure {
+    fn from(e: reqwest::Error) -> CallFailure {
+        CallFailure::Http(e)
+    }
+}
+
+async fn read_limited(mut resp: reqwest::Response, limit: usize) -> Result<Vec<u8>, CallFailure> {
+    if resp.content_length().is_some_and(|n| n as usize > limit) {
+        return Err(CallFailure::TooLarge);
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if out.len() + chunk.len() > limit {
+            return Err(CallFailure::TooLarge);
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}
+
+fn map_error(
+    e: &reqwest::Error,
+    target: &AxonTarget,
+    name: &str,
+    timeout: Duration,
+) -> (u16, String) {
+    if e.is_timeout() {
+        (
+            408,
+            format!("Request timeout after {} seconds", timeout.as_secs_f64()),
+        )
+    } else if e.is_connect() {
+        (
+            503,
+            format!(
+                "Service unavailable at {}:{}/{name}",
+                target.ip, target.port
+            ),
+        )
+    } else if e.is_body() || e.is_decode() {
+        (400, format!("Payload error: {e}"))
+    } else {
+        (500, format!("Client error: {e}"))
+    }
+}
