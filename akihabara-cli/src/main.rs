@@ -28,6 +28,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Schedule(a) => commands::schedule::run(a),
         Command::Sim(a) => commands::sim::run(a),
         Command::Wallet(c) => commands::wallet::run(c),
+        Command::Axon(c) => commands::axon::serve(c),
+        Command::Dendrite(c) => commands::axon::call(c),
         Command::Demo(a) => commands::demo::run(a),
     }
 }

@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod axon;
 pub mod demo;
 pub mod schedule;
 pub mod sim;

@@ -20,6 +20,13 @@ impl WalletArgs {
     }
 }
 
+/// Loads the hotkey pair of `wallet` (decrypting it if it is encrypted).
+pub fn load_hotkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Result<Keypair> {
+    let w = wallet.wallet();
+    w.hotkey(&mut |path: &Path| password_for(password, path, false))
+        .map_err(classify)
+}
+
 /// Maps wallet errors to exit codes: the user's input (names, files, flags) is 2,
 /// a wrong or missing password and I/O failures are 1.
 fn classify(e: WalletError) -> anyhow::Error {

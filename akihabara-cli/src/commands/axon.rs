@@ -1,0 +1,203 @@
+//! `akihabara axon serve` and `akihabara dendrite call`.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
+use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
+use akihabara_core::protocol::{Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::args::{AuthArg, AxonCommand, AxonServeArgs, DendriteCallArgs, DendriteCommand, SynapseName};
+use crate::commands::read_metagraph;
+use crate::commands::wallet::load_hotkey;
+use crate::exit::bad_input;
+use crate::out;
+
+fn positive_seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(bad_input(anyhow::anyhow!("{flag} must be a positive number of seconds, not {v}")));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn config(a: &AxonServeArgs) -> anyhow::Result<AxonConfig> {
+    if a.max_concurrent == 0 {
+        return Err(bad_input(anyhow::anyhow!("--max-concurrent must be at least 1")));
+    }
+    if a.max_body_bytes == 0 {
+        return Err(bad_input(anyhow::anyhow!("--max-body-bytes must be at least 1")));
+    }
+    let rate_limit = match a.rate_limit {
+        None => None,
+        Some(rps) => {
+            if !rps.is_finite() || rps <= 0.0 || rps > 1e6 {
+                return Err(bad_input(anyhow::anyhow!(
+                    "--rate-limit must be a positive number of requests per second (at most 1e6), not {rps}"
+                )));
+            }
+            let burst = a.burst.unwrap_or(rps.ceil().max(1.0) as u32);
+            if burst == 0 {
+                return Err(bad_input(anyhow::anyhow!("--burst must be at least 1")));
+            }
+            Some(RateLimit { per_second: rps, burst })
+        }
+    };
+    Ok(AxonConfig {
+        max_body_bytes: a.max_body_bytes,
+        max_concurrent: a.max_concurrent,
+        max_timeout: positive_seconds("--max-timeout", a.max_timeout)?,
+        rate_limit,
+        accept_btauth: !a.no_btauth,
+        ..AxonConfig::default()
+    })
+}
+
+fn policy(a: &AxonServeArgs) -> anyhow::Result<StakePolicy> {
+    let mg = match &a.metagraph {
+        Some(path) => Some(read_metagraph(path).map_err(bad_input)?),
+        None => None,
+    };
+    let mut p = StakePolicy::new(mg).deny_hotkeys(a.blacklist.iter().copied());
+    if !a.allow.is_empty() {
+        p = p.allow_hotkeys(a.allow.iter().copied());
+    }
+    if !a.deny_coldkey.is_empty() {
+        p = p.deny_coldkeys(a.deny_coldkey.iter().copied());
+    }
+    if !a.allow_coldkey.is_empty() {
+        p = p.allow_coldkeys(a.allow_coldkey.iter().copied());
+    }
+    if let Some(min) = a.min_stake {
+        p = p.min_stake(min.to_rao());
+    }
+    Ok(p.require_permit(!a.no_permit_required))
+}
+
+/// Resolves when SIGINT or SIGTERM arrives, or after `duration`.
+async fn shutdown_signal(duration: Option<Duration>) {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    let timer = async {
+        match duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+        _ = timer => {},
+    }
+}
+
+/// `akihabara axon serve`.
+pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
+    let AxonCommand::Serve(a) = cmd;
+    let duration = a.duration.map(|d| positive_seconds("--duration", d)).transpose()?;
+    let config = config(&a)?;
+    let policy = policy(&a)?;
+    let keypair = load_hotkey(&a.wallet, &a.password)?;
+    let hotkey = keypair.account().to_ss58();
+    let addr = SocketAddr::new(a.ip, a.port);
+    runtime()?.block_on(async move {
+        let axon = Axon::builder(keypair)
+            .config(config)
+            .policy(policy)
+            .builtins(nvidia_smi_gpus)
+            .bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let port = axon.local_addr()?.port();
+        let stats = axon.stats();
+        let ready = json!({"event": "ready", "hotkey": hotkey, "ip": a.ip.to_string(), "port": port});
+        out::println(ready.to_string())?;
+        axon.serve(shutdown_signal(duration)).await.context("serving the axon")?;
+        let by_status: serde_json::Map<String, serde_json::Value> =
+            stats.by_status().into_iter().map(|(s, n)| (s.to_string(), n.into())).collect();
+        let stopped = json!({"event": "stopped", "requests": stats.total(), "by_status": by_status});
+        out::println(stopped.to_string())?;
+        Ok(())
+    })
+}
+
+fn report<S: Synapse>(r: CallResult<S>, json: bool) -> anyhow::Result<()> {
+    #[derive(Serialize)]
+    struct Out<'a, S> {
+        status: u16,
+        message: &'a str,
+        elapsed_s: f64,
+        synapse: Option<&'a S>,
+    }
+    let o = Out {
+        status: r.status,
+        message: &r.message,
+        elapsed_s: r.elapsed.as_secs_f64(),
+        synapse: r.synapse.as_ref(),
+    };
+    if json {
+        out::println(serde_json::to_string(&o)?)?;
+    } else {
+        let mut text = format!("{} {} ({:.1} ms)", r.status, r.message, o.elapsed_s * 1e3);
+        if let Some(s) = &r.synapse {
+            text.push('\n');
+            text.push_str(&serde_json::to_string_pretty(s)?);
+        }
+        out::println(text)?;
+    }
+    if r.status != 200 {
+        anyhow::bail!("the axon answered {}: {}", r.status, r.message);
+    }
+    Ok(())
+}
+
+/// `akihabara dendrite call`.
+pub fn call(cmd: DendriteCommand) -> anyhow::Result<()> {
+    let DendriteCommand::Call(a) = cmd;
+    call_one(a)
+}
+
+fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
+    let timeout = positive_seconds("--timeout", a.timeout)?;
+    let keypair = load_hotkey(&a.wallet, &a.password)?;
+    let auth = match a.auth {
+        AuthArg::Legacy => AuthMode::Legacy,
+        AuthArg::Btauth => AuthMode::BtAuth,
+    };
+    let own_ip = if a.ip.is_loopback() { "127.0.0.1" } else { "0.0.0.0" };
+    let dendrite = Dendrite::with_options(keypair, auth, own_ip)?;
+    let target = AxonTarget::new(a.ip, a.port, a.axon_hotkey);
+    runtime()?.block_on(async move {
+        match a.synapse {
+            SynapseName::Ping => report(dendrite.call(&target, Ping::new(a.message, a.count), timeout).await, a.json),
+            SynapseName::SpecsQuery => {
+                let q = SpecsQuery {
+                    include_gpus: !a.no_gpus,
+                    ..SpecsQuery::default()
+                };
+                report(dendrite.call(&target, q, timeout).await, a.json)
+            }
+        }
+    })
+}
