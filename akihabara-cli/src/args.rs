@@ -389,7 +389,7 @@ pub struct AxonServeArgs {
     #[arg(long)]
     pub port: u16,
     /// Stop after this many seconds
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub duration: Option<f64>,
     /// Refuse these hotkeys (comma-separated SS58)
     #[arg(long, value_name = "SS58,…", value_delimiter = ',')]
@@ -398,10 +398,20 @@ pub struct AxonServeArgs {
     #[arg(long, value_name = "SS58,…", value_delimiter = ',')]
     pub allow: Vec<akihabara_core::AccountId>,
     /// Refuse hotkeys owned by these coldkeys (needs --metagraph)
-    #[arg(long, value_name = "SS58,…", value_delimiter = ',', requires = "metagraph")]
+    #[arg(
+        long,
+        value_name = "SS58,…",
+        value_delimiter = ',',
+        requires = "metagraph"
+    )]
     pub deny_coldkey: Vec<akihabara_core::AccountId>,
     /// Serve only hotkeys owned by these coldkeys (needs --metagraph)
-    #[arg(long, value_name = "SS58,…", value_delimiter = ',', requires = "metagraph")]
+    #[arg(
+        long,
+        value_name = "SS58,…",
+        value_delimiter = ',',
+        requires = "metagraph"
+    )]
     pub allow_coldkey: Vec<akihabara_core::AccountId>,
     /// Metagraph snapshot: callers must be registered in it
     #[arg(long, value_name = "FILE")]
@@ -413,7 +423,7 @@ pub struct AxonServeArgs {
     #[arg(long, requires = "metagraph")]
     pub no_permit_required: bool,
     /// Per-hotkey requests per second
-    #[arg(long, value_name = "RPS")]
+    #[arg(long, value_name = "RPS", allow_negative_numbers = true)]
     pub rate_limit: Option<f64>,
     /// Per-hotkey burst above the rate [default: max(1, RPS)]
     #[arg(long, value_name = "N", requires = "rate_limit")]
@@ -425,7 +435,12 @@ pub struct AxonServeArgs {
     #[arg(long, value_name = "BYTES", default_value_t = 4 << 20)]
     pub max_body_bytes: usize,
     /// Cap on a request's timeout, in seconds
-    #[arg(long, value_name = "S", default_value_t = 300.0)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 300.0,
+        allow_negative_numbers = true
+    )]
     pub max_timeout: f64,
     /// Refuse btauth/1 (bittensor 11) requests
     #[arg(long)]
@@ -491,7 +506,12 @@ pub struct DendriteCallArgs {
     #[arg(long)]
     pub no_gpus: bool,
     /// Seconds to wait
-    #[arg(long, value_name = "S", default_value_t = 12.0)]
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 12.0,
+        allow_negative_numbers = true
+    )]
     pub timeout: f64,
     /// Signing scheme
     #[arg(long, value_enum, default_value = "legacy")]

@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+#[path = "cli/axon.rs"]
+mod axon;
 #[path = "cli/btcli.rs"]
 mod btcli;
 #[path = "cli/peers.rs"]

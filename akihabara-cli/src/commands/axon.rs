@@ -10,7 +10,9 @@ use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::args::{AuthArg, AxonCommand, AxonServeArgs, DendriteCallArgs, DendriteCommand, SynapseName};
+use crate::args::{
+    AuthArg, AxonCommand, AxonServeArgs, DendriteCallArgs, DendriteCommand, SynapseName,
+};
 use crate::commands::read_metagraph;
 use crate::commands::wallet::load_hotkey;
 use crate::exit::bad_input;
@@ -18,7 +20,9 @@ use crate::out;
 
 fn positive_seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
-        return Err(bad_input(anyhow::anyhow!("{flag} must be a positive number of seconds, not {v}")));
+        return Err(bad_input(anyhow::anyhow!(
+            "{flag} must be a positive number of seconds, not {v}"
+        )));
     }
     Ok(Duration::from_secs_f64(v))
 }
@@ -32,10 +36,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn config(a: &AxonServeArgs) -> anyhow::Result<AxonConfig> {
     if a.max_concurrent == 0 {
-        return Err(bad_input(anyhow::anyhow!("--max-concurrent must be at least 1")));
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-concurrent must be at least 1"
+        )));
     }
     if a.max_body_bytes == 0 {
-        return Err(bad_input(anyhow::anyhow!("--max-body-bytes must be at least 1")));
+        return Err(bad_input(anyhow::anyhow!(
+            "--max-body-bytes must be at least 1"
+        )));
     }
     let rate_limit = match a.rate_limit {
         None => None,
@@ -49,7 +57,10 @@ fn config(a: &AxonServeArgs) -> anyhow::Result<AxonConfig> {
             if burst == 0 {
                 return Err(bad_input(anyhow::anyhow!("--burst must be at least 1")));
             }
-            Some(RateLimit { per_second: rps, burst })
+            Some(RateLimit {
+                per_second: rps,
+                burst,
+            })
         }
     };
     Ok(AxonConfig {
@@ -115,7 +126,10 @@ async fn shutdown_signal(duration: Option<Duration>) {
 /// `akihabara axon serve`.
 pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     let AxonCommand::Serve(a) = cmd;
-    let duration = a.duration.map(|d| positive_seconds("--duration", d)).transpose()?;
+    let duration = a
+        .duration
+        .map(|d| positive_seconds("--duration", d))
+        .transpose()?;
     let config = config(&a)?;
     let policy = policy(&a)?;
     let keypair = load_hotkey(&a.wallet, &a.password)?;
@@ -131,12 +145,19 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let port = axon.local_addr()?.port();
         let stats = axon.stats();
-        let ready = json!({"event": "ready", "hotkey": hotkey, "ip": a.ip.to_string(), "port": port});
+        let ready =
+            json!({"event": "ready", "hotkey": hotkey, "ip": a.ip.to_string(), "port": port});
         out::println(ready.to_string())?;
-        axon.serve(shutdown_signal(duration)).await.context("serving the axon")?;
-        let by_status: serde_json::Map<String, serde_json::Value> =
-            stats.by_status().into_iter().map(|(s, n)| (s.to_string(), n.into())).collect();
-        let stopped = json!({"event": "stopped", "requests": stats.total(), "by_status": by_status});
+        axon.serve(shutdown_signal(duration))
+            .await
+            .context("serving the axon")?;
+        let by_status: serde_json::Map<String, serde_json::Value> = stats
+            .by_status()
+            .into_iter()
+            .map(|(s, n)| (s.to_string(), n.into()))
+            .collect();
+        let stopped =
+            json!({"event": "stopped", "requests": stats.total(), "by_status": by_status});
         out::println(stopped.to_string())?;
         Ok(())
     })
@@ -185,12 +206,21 @@ fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
         AuthArg::Legacy => AuthMode::Legacy,
         AuthArg::Btauth => AuthMode::BtAuth,
     };
-    let own_ip = if a.ip.is_loopback() { "127.0.0.1" } else { "0.0.0.0" };
+    let own_ip = if a.ip.is_loopback() {
+        "127.0.0.1"
+    } else {
+        "0.0.0.0"
+    };
     let dendrite = Dendrite::with_options(keypair, auth, own_ip)?;
     let target = AxonTarget::new(a.ip, a.port, a.axon_hotkey);
     runtime()?.block_on(async move {
         match a.synapse {
-            SynapseName::Ping => report(dendrite.call(&target, Ping::new(a.message, a.count), timeout).await, a.json),
+            SynapseName::Ping => report(
+                dendrite
+                    .call(&target, Ping::new(a.message, a.count), timeout)
+                    .await,
+                a.json,
+            ),
             SynapseName::SpecsQuery => {
                 let q = SpecsQuery {
                     include_gpus: !a.no_gpus,

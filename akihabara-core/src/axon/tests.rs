@@ -134,7 +134,7 @@ async fn wrong_axon_hotkey_and_replays_are_unverified() {
     assert_eq!(status, 401);
     assert_eq!(
         json["message"],
-        "Not Verified with error: Nonce is too old, a newer one was last processed"
+        "Not Verified with error: Nonce was already used"
     );
 
     let (body, mut headers) = signed(&d, &r.target, Ping::new("x", 1));

@@ -32,6 +32,7 @@
 //! | body is not JSON of the synapse | 500 | 400 |
 //! | body hash mismatch | 500 | 400 |
 //! | nonce far in the future | accepted | 401 beyond the configured skew |
+//! | calls from one dendrite overtaking each other | 401 for the late ones | accepted once within a 2 s reorder window |
 //! | dendrite version < 7.2.0 | no freshness check | freshness always checked |
 //! | nonce memory | grows forever | pruned by time, bounded in size |
 //! | timeout header | any float | must be finite and > 0; capped by the server |

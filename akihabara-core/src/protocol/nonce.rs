@@ -1,6 +1,15 @@
 //! Replay protection for the legacy scheme: a nonce per `{hotkey}:{uuid}`
 //! that must be fresh for a new sender and strictly increasing after that.
 //!
+//! The Python axon accepts only nonces above the last one per key, so when one
+//! Python dendrite sends concurrent calls to the same axon (one uuid for all)
+//! and they arrive out of order, the late ones fail with 401; against a fast
+//! axon this happens routinely. This store keeps, per key, the nonces seen in
+//! the last `reorder_window` (at most [`MAX_RECENT`]) and also accepts a nonce
+//! below the highest when it is inside that window and was never seen: the
+//! sliding anti-replay window of IPsec. Exact replays are still refused, and a
+//! zero window gives Python's strict rule.
+//!
 //! Unlike the Python axon's dictionary, which keeps every key forever, this
 //! store forgets a key once its last nonce is older than the freshness window
 //! (`allowed_delta + max_timeout`). That is safe: any replay of a forgotten
@@ -9,6 +18,9 @@
 //! until keys expire, rather than letting memory grow.
 
 use std::collections::HashMap;
+
+/// Most nonces remembered per key inside the reorder window.
+pub const MAX_RECENT: usize = 64;
 use std::time::Duration;
 
 /// Bounds of the nonce check.
@@ -20,6 +32,9 @@ pub struct NoncePolicy {
     pub max_timeout: Duration,
     /// How far ahead of this clock a nonce may be.
     pub max_future: Duration,
+    /// How far below the highest nonce of a key a never-seen nonce may be
+    /// (calls that overtook each other). Zero: strictly increasing only.
+    pub reorder_window: Duration,
     /// The most keys held at once.
     pub capacity: usize,
 }
@@ -30,6 +45,7 @@ impl Default for NoncePolicy {
             allowed_delta: Duration::from_secs(4),
             max_timeout: Duration::from_secs(300),
             max_future: Duration::from_secs(30),
+            reorder_window: Duration::from_secs(2),
             capacity: 100_000,
         }
     }
@@ -52,9 +68,13 @@ pub enum NonceError {
         /// The window.
         allowed_s: f64,
     },
-    /// Not above the last nonce accepted for this key.
+    /// Not above the last nonce accepted for this key (and outside the
+    /// reorder window).
     #[error("Nonce is too old, a newer one was last processed")]
     NotIncreasing,
+    /// Exactly a nonce accepted before: a replay.
+    #[error("Nonce was already used")]
+    Replayed,
     /// Ahead of this clock by more than allowed.
     #[error("Nonce is {ahead_s:.2} seconds in the future (at most {allowed_s:.2} allowed)")]
     InFuture {
@@ -72,8 +92,15 @@ pub enum NonceError {
 #[derive(Debug)]
 pub struct NonceStore {
     policy: NoncePolicy,
-    last: HashMap<String, u64>,
+    last: HashMap<String, Entry>,
     last_prune_ns: u64,
+}
+
+#[derive(Debug, Default)]
+struct Entry {
+    max: u64,
+    /// Accepted nonces inside the reorder window, ascending.
+    recent: Vec<u64>,
 }
 
 impl NonceStore {
@@ -117,8 +144,23 @@ impl NonceStore {
             });
         }
         match self.last.get(key) {
-            Some(&last) if nonce <= last => Err(NonceError::NotIncreasing),
-            Some(_) => Ok(()),
+            Some(e) if nonce > e.max => Ok(()),
+            Some(e) => {
+                let window = self.policy.reorder_window.as_nanos() as u64;
+                let floor = e.max.saturating_sub(window);
+                let full_floor = if e.recent.len() >= MAX_RECENT {
+                    e.recent[0]
+                } else {
+                    0
+                };
+                if e.recent.binary_search(&nonce).is_ok() || nonce == e.max {
+                    Err(NonceError::Replayed)
+                } else if window == 0 || nonce <= floor || nonce <= full_floor {
+                    Err(NonceError::NotIncreasing)
+                } else {
+                    Ok(())
+                }
+            }
             None => {
                 let cap = self.policy.max_timeout.as_secs_f64();
                 let timeout = timeout.unwrap_or(0.0).clamp(0.0, cap);
@@ -150,21 +192,37 @@ impl NonceStore {
         {
             self.prune(now_ns);
         }
-        if let Some(last) = self.last.get_mut(key) {
-            *last = nonce;
+        let window = self.policy.reorder_window.as_nanos() as u64;
+        if let Some(e) = self.last.get_mut(key) {
+            if let Err(at) = e.recent.binary_search(&nonce) {
+                e.recent.insert(at, nonce);
+            }
+            e.max = e.max.max(nonce);
+            let floor = e.max.saturating_sub(window);
+            e.recent.retain(|&n| n > floor || n == e.max);
+            if e.recent.len() > MAX_RECENT {
+                let extra = e.recent.len() - MAX_RECENT;
+                e.recent.drain(..extra);
+            }
             return Ok(());
         }
         if self.last.len() >= self.policy.capacity {
             return Err(NonceError::Full);
         }
-        self.last.insert(key.to_owned(), nonce);
+        self.last.insert(
+            key.to_owned(),
+            Entry {
+                max: nonce,
+                recent: vec![nonce],
+            },
+        );
         Ok(())
     }
 
     /// Forgets keys whose last nonce is older than the freshness window.
     pub fn prune(&mut self, now_ns: u64) {
         let cutoff = now_ns.saturating_sub(self.horizon_ns());
-        self.last.retain(|_, &mut last| last > cutoff);
+        self.last.retain(|_, e| e.max > cutoff);
         self.last_prune_ns = now_ns;
     }
 }
@@ -206,12 +264,12 @@ mod tests {
 
     #[test]
     fn nonces_must_increase_per_key_and_replays_fail() {
-        let mut s = store();
+        let mut s = NonceStore::new(NoncePolicy {
+            reorder_window: Duration::ZERO,
+            ..NoncePolicy::default()
+        });
         s.accept("a", NOW, None, NOW).unwrap();
-        assert_eq!(
-            s.accept("a", NOW, None, NOW),
-            Err(NonceError::NotIncreasing)
-        );
+        assert_eq!(s.accept("a", NOW, None, NOW), Err(NonceError::Replayed));
         assert_eq!(
             s.accept("a", NOW - 1, None, NOW),
             Err(NonceError::NotIncreasing)
@@ -219,6 +277,33 @@ mod tests {
         s.accept("a", NOW + 1, None, NOW).unwrap();
         // Another uuid is another key.
         s.accept("b", NOW, None, NOW).unwrap();
+    }
+
+    #[test]
+    fn overtaken_calls_are_accepted_once_inside_the_reorder_window() {
+        let mut s = store();
+        s.accept("a", NOW + 10, None, NOW).unwrap();
+        // Sent earlier, arrived later: fine, once.
+        s.accept("a", NOW + 5, None, NOW).unwrap();
+        assert_eq!(s.accept("a", NOW + 5, None, NOW), Err(NonceError::Replayed));
+        assert_eq!(
+            s.accept("a", NOW + 10, None, NOW),
+            Err(NonceError::Replayed)
+        );
+        // Below the window: refused as in Python.
+        assert_eq!(
+            s.accept("a", NOW - 3 * S, None, NOW),
+            Err(NonceError::NotIncreasing)
+        );
+        // The memory per key is bounded; its floor rises instead.
+        for i in 0..(MAX_RECENT as u64 + 10) {
+            s.accept("a", NOW + 100 + i, None, NOW).unwrap();
+        }
+        assert_eq!(s.last["a"].recent.len(), MAX_RECENT);
+        assert_eq!(
+            s.accept("a", NOW + 101, None, NOW),
+            Err(NonceError::NotIncreasing)
+        );
     }
 
     #[test]
