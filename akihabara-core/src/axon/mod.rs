@@ -29,6 +29,7 @@
 
 mod gate;
 mod policy;
+mod verifier;
 
 pub use policy::{AllowAll, Policy, StakePolicy};
 
@@ -39,6 +40,7 @@ use std::num::NonZeroU32;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
@@ -52,8 +54,9 @@ use crate::protocol::{
     self, Envelope, FieldKind, GpuInfo, NoncePolicy, NonceStore, Ping, RequestHeaders, SpecsQuery,
     Synapse, TerminalInfo,
 };
-use crate::wallet::{Keypair, Signature, verify as verify_sig};
+use crate::wallet::{Keypair, Signature};
 use gate::Gate;
+use verifier::Verifier;
 
 /// Limits and knobs of an axon. Defaults suit a miner on a public address.
 #[derive(Clone, Debug)]
@@ -246,29 +249,39 @@ impl Reject {
     }
 }
 
-/// Counts of answered requests by HTTP status.
-#[derive(Debug, Default)]
+/// Counts of answered requests by HTTP status (lock-free).
+#[derive(Debug)]
 pub struct AxonStats {
-    by_status: Mutex<HashMap<u16, u64>>,
+    by_status: Box<[AtomicU64]>,
     total: AtomicU64,
+}
+
+impl Default for AxonStats {
+    fn default() -> AxonStats {
+        AxonStats {
+            by_status: (0..600).map(|_| AtomicU64::new(0)).collect(),
+            total: AtomicU64::new(0),
+        }
+    }
 }
 
 impl AxonStats {
     fn record(&self, status: u16) {
         self.total.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut m) = self.by_status.lock() {
-            *m.entry(status).or_default() += 1;
+        if let Some(c) = self.by_status.get(status as usize) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
     }
-    /// `(status, count)`, sorted by status.
+    /// `(status, count)` for every status seen, sorted by status.
     pub fn by_status(&self) -> Vec<(u16, u64)> {
-        let mut v: Vec<_> = self
-            .by_status
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (*k, *v)).collect())
-            .unwrap_or_default();
-        v.sort_unstable();
-        v
+        self.by_status
+            .iter()
+            .enumerate()
+            .filter_map(|(s, c)| {
+                let n = c.load(Ordering::Relaxed);
+                (n > 0).then_some((s as u16, n))
+            })
+            .collect()
     }
     /// All answered requests.
     pub fn total(&self) -> u64 {
@@ -321,11 +334,14 @@ impl AxonBuilder {
     where
         G: Fn() -> Vec<GpuInfo> + Send + Sync + 'static,
     {
-        let me = self.keypair.account();
+        let me: Arc<str> = self.keypair.account().to_ss58().into();
         let gpus = Arc::new(gpus);
-        self.route(move |p: Ping, _| async move {
-            p.answer(&me)
-                .ok_or_else(|| HandlerError::bad_request("count + 1 does not fit in 64 bits"))
+        self.route(move |p: Ping, _| {
+            let me = me.clone();
+            async move {
+                p.answer(&me)
+                    .ok_or_else(|| HandlerError::bad_request("count + 1 does not fit in 64 bits"))
+            }
         })
         .route(move |q: SpecsQuery, _| {
             let gpus = gpus.clone();
@@ -348,6 +364,8 @@ impl AxonBuilder {
         };
         let inner = Inner {
             hotkey: self.keypair.account(),
+            hotkey_ss58: self.keypair.account().to_ss58(),
+            verifier: Verifier::start()?,
             gate: Gate::new(self.config.max_concurrent.max(1)),
             nonces: Mutex::new(NonceStore::new(NoncePolicy {
                 max_timeout: self.config.max_timeout,
@@ -387,6 +405,8 @@ fn quota(r: RateLimit) -> Result<Quota, String> {
 
 struct Inner {
     hotkey: AccountId,
+    hotkey_ss58: String,
+    verifier: Verifier,
     config: AxonConfig,
     policy: Arc<dyn Policy>,
     routes: HashMap<&'static str, Arc<dyn Route>>,
@@ -616,18 +636,12 @@ impl Inner {
                 })?;
             (auth.hotkey, timeout, None, Some(body))
         } else {
-            let h = RequestHeaders::parse(pairs(), route.required())
-                .map_err(|e| Reject::new(400, e.to_string()))?;
-            let hotkey_str = h
-                .dendrite
-                .hotkey
-                .as_deref()
-                .ok_or_else(|| Reject::unverified("Missing hotkey"))?;
-            let hotkey = AccountId::from_ss58_any(hotkey_str)
-                .map_err(|e| Reject::unverified(format!("bad hotkey {hotkey_str}: {e}")))?
-                .1;
+            let h = RequestHeaders::parse(pairs(), route.required()).map_err(|e| Reject::new(400, e.to_string()))?;
+            let hotkey_str = h.dendrite.hotkey.as_deref().ok_or_else(|| Reject::unverified("Missing hotkey"))?;
+            let key = self.verifier.key(hotkey_str).map_err(Reject::unverified)?;
+            let hotkey = key.0;
             self.blacklist(route_name, &hotkey)?;
-            let hash = self.verify_legacy(&h, hotkey_str, &hotkey)?;
+            let hash = self.verify_legacy(&h, hotkey_str, key).await?;
             (hotkey, h.timeout, Some(hash), None)
         };
 
@@ -697,45 +711,39 @@ impl Inner {
     }
 
     /// Nonce and signature of a legacy request; returns the signed body hash.
-    fn verify_legacy(
+    async fn verify_legacy(
         &self,
         h: &RequestHeaders,
         hotkey_str: &str,
-        hotkey: &AccountId,
+        key: (AccountId, schnorrkel::PublicKey),
     ) -> Result<String, Reject> {
         let d = &h.dendrite;
         let nonce = d.nonce.ok_or_else(|| Reject::unverified("Missing Nonce"))?;
         let uuid = d.uuid.as_deref().unwrap_or("None");
-        let key = format!("{hotkey_str}:{uuid}");
-        let now = now_ns();
+        let nonce_key = format!("{hotkey_str}:{uuid}");
         self.nonces
             .lock()
             .map_err(|_| Reject::new(500, "nonce store poisoned"))?
-            .check(&key, nonce, h.timeout, now)
+            .check(&nonce_key, nonce, h.timeout, now_ns())
             .map_err(Reject::unverified)?;
         let sig_str = d
             .signature
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Reject::unverified("Missing Signature"))?;
-        let body_hash = h
-            .computed_body_hash
-            .clone()
-            .unwrap_or_else(|| "None".into());
-        let message =
-            protocol::signing_message(nonce, hotkey_str, &self.hotkey.to_ss58(), uuid, &body_hash);
-        let good = sig_str
-            .parse::<Signature>()
-            .is_ok_and(|sig| verify_sig(hotkey, message.as_bytes(), &sig));
+        let body_hash = h.computed_body_hash.clone().unwrap_or_else(|| "None".into());
+        let message = protocol::signing_message(nonce, hotkey_str, &self.hotkey_ss58, uuid, &body_hash);
+        let good = match sig_str.parse::<Signature>() {
+            Ok(sig) => self.verifier.verify(key, message.clone().into_bytes(), sig).await,
+            Err(_) => false,
+        };
         if !good {
-            return Err(Reject::unverified(format!(
-                "Signature mismatch with {message} and {sig_str}"
-            )));
+            return Err(Reject::unverified(format!("Signature mismatch with {message} and {sig_str}")));
         }
         self.nonces
             .lock()
             .map_err(|_| Reject::new(500, "nonce store poisoned"))?
-            .accept(&key, nonce, h.timeout, now)
+            .accept(&nonce_key, nonce, h.timeout, now_ns())
             .map_err(|e| match e {
                 protocol::NonceError::Full => Reject::new(503, e.to_string()),
                 e => Reject::unverified(e),

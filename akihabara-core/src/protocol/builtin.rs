@@ -23,7 +23,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{FieldKind, Synapse};
-use crate::AccountId;
 
 /// Liveness and identity check: the axon echoes `message`, returns
 /// `count + 1` and names its hotkey.
@@ -61,12 +60,12 @@ impl Ping {
         }
     }
 
-    /// The answer of the axon whose hotkey is `served_by`; `None` when
-    /// `count + 1` overflows 64 bits.
-    pub fn answer(mut self, served_by: &AccountId) -> Option<Ping> {
+    /// The answer of the axon whose hotkey (SS58) is `served_by`; `None`
+    /// when `count + 1` overflows 64 bits.
+    pub fn answer(mut self, served_by: &str) -> Option<Ping> {
         self.count_plus_one = Some(self.count.checked_add(1)?);
         self.echo = Some(self.message.clone());
-        self.served_by = Some(served_by.to_ss58());
+        self.served_by = Some(served_by.to_owned());
         Some(self)
     }
 }

@@ -1,0 +1,117 @@
+//! Signature checks for the axon, batched under load.
+//!
+//! Requests hand their (key, message, signature) to one verifier thread.
+//! It takes whatever has queued up (at most [`MAX_BATCH`]) and checks it with
+//! sr25519 batch verification, which costs about half as much per signature
+//! as checking one at a time once a few are waiting. An idle axon sees
+//! batches of one: no added wait. When a batch fails, each signature in it
+//! is checked alone, so one forged request never fails an honest one.
+//! Decompressed public keys are cached per hotkey string.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::AccountId;
+use crate::wallet::{Signature, verify as verify_one};
+
+/// Most signatures checked in one batch.
+pub(crate) const MAX_BATCH: usize = 64;
+const KEY_CACHE: usize = 4096;
+
+struct Job {
+    account: AccountId,
+    public: schnorrkel::PublicKey,
+    message: Vec<u8>,
+    signature: schnorrkel::Signature,
+    raw: Signature,
+    done: oneshot::Sender<bool>,
+}
+
+pub(crate) struct Verifier {
+    tx: mpsc::Sender<Job>,
+    keys: Mutex<HashMap<String, (AccountId, schnorrkel::PublicKey)>>,
+}
+
+impl Verifier {
+    /// Starts the verifier thread; it ends when the `Verifier` is dropped.
+    pub(crate) fn start() -> std::io::Result<Verifier> {
+        let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
+        std::thread::Builder::new()
+            .name("axon-verify".into())
+            .spawn(move || {
+                let mut batch = Vec::with_capacity(MAX_BATCH);
+                while let Some(first) = rx.blocking_recv() {
+                    batch.push(first);
+                    while batch.len() < MAX_BATCH {
+                        match rx.try_recv() {
+                            Ok(j) => batch.push(j),
+                            Err(_) => break,
+                        }
+                    }
+                    check(&mut batch);
+                }
+            })?;
+        Ok(Verifier {
+            tx,
+            keys: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The account and decompressed key of an SS58 hotkey (cached).
+    pub(crate) fn key(&self, ss58: &str) -> Result<(AccountId, schnorrkel::PublicKey), String> {
+        if let Ok(keys) = self.keys.lock()
+            && let Some(k) = keys.get(ss58)
+        {
+            return Ok(*k);
+        }
+        let (_, account) = AccountId::from_ss58_any(ss58).map_err(|e| format!("bad hotkey {ss58}: {e}"))?;
+        let public = schnorrkel::PublicKey::from_bytes(account.as_bytes())
+            .map_err(|_| format!("hotkey {ss58} is not an sr25519 public key"))?;
+        if let Ok(mut keys) = self.keys.lock() {
+            if keys.len() >= KEY_CACHE {
+                keys.clear();
+            }
+            keys.insert(ss58.to_owned(), (account, public));
+        }
+        Ok((account, public))
+    }
+
+    /// Whether `raw` signs `message` for `key`.
+    pub(crate) async fn verify(&self, key: (AccountId, schnorrkel::PublicKey), message: Vec<u8>, raw: Signature) -> bool {
+        let Ok(signature) = schnorrkel::Signature::from_bytes(&raw.0) else {
+            return false;
+        };
+        let (done, rx) = oneshot::channel();
+        let job = Job {
+            account: key.0,
+            public: key.1,
+            message,
+            signature,
+            raw,
+            done,
+        };
+        if self.tx.send(job).await.is_err() {
+            return false;
+        }
+        rx.await.unwrap_or(false)
+    }
+}
+
+fn check(batch: &mut Vec<Job>) {
+    let ctx = schnorrkel::signing_context(b"substrate");
+    let all_good = batch.len() > 1 && {
+        let transcripts: Vec<_> = batch.iter().map(|j| ctx.bytes(&j.message)).collect();
+        let sigs: Vec<_> = batch.iter().map(|j| j.signature).collect();
+        let keys: Vec<_> = batch.iter().map(|j| j.public).collect();
+        schnorrkel::verify_batch(transcripts, &sigs, &keys, false).is_ok()
+    };
+    for j in batch.drain(..) {
+        let ok = all_good
+            || j.public.verify(ctx.bytes(&j.message), &j.signature).is_ok()
+            // The `<Bytes>…</Bytes>` form polkadot.js signs, as `verify` allows.
+            || verify_one(&j.account, &j.message, &j.raw);
+        let _ = j.done.send(ok);
+    }
+}
