@@ -55,9 +55,13 @@ fn alice() -> Keypair {
 /// Axon mode: serve Ping with //Bob until killed; print the port.
 fn serve_axon() {
     let rt = if std::env::var_os("AKIHABARA_BENCH_CURRENT").is_some() {
-        tokio::runtime::Builder::new_current_thread().enable_all().build()
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
     } else {
-        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
     }
     .expect("runtime");
     rt.block_on(async {
@@ -83,22 +87,38 @@ struct Row {
 async fn load(target: &AxonTarget, calls: usize, pid: u32) -> (usize, f64, f64) {
     let d = Dendrite::new(alice()).expect("dendrite");
     // Warm up connections, then measure.
-    d.call_many(&vec![target.clone(); IN_FLIGHT], &Ping::new("warm", 0), Duration::from_secs(30), IN_FLIGHT)
-        .await;
+    d.call_many(
+        &vec![target.clone(); IN_FLIGHT],
+        &Ping::new("warm", 0),
+        Duration::from_secs(30),
+        IN_FLIGHT,
+    )
+    .await;
     let cpu0 = cpu_seconds(pid);
     let t = Instant::now();
     let replies = d
-        .call_many(&vec![target.clone(); calls], &Ping::new("load", 1), Duration::from_secs(60), IN_FLIGHT)
+        .call_many(
+            &vec![target.clone(); calls],
+            &Ping::new("load", 1),
+            Duration::from_secs(60),
+            IN_FLIGHT,
+        )
         .await;
     let wall = t.elapsed().as_secs_f64();
     let cpu = cpu_seconds(pid) - cpu0;
-    (replies.iter().filter(|r| r.status == 200).count(), wall, cpu)
+    (
+        replies.iter().filter(|r| r.status == 200).count(),
+        wall,
+        cpu,
+    )
 }
 
 fn peer_python() -> Option<PathBuf> {
     let peers = std::env::var_os("AKIHABARA_PEERS_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/akihabara-peers")))?;
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/akihabara-peers"))
+        })?;
     let p = peers.join("bittensor-10.5.0/bin/python");
     p.exists().then_some(p)
 }
@@ -107,7 +127,10 @@ fn first_line(child: &mut Child) -> String {
     let out = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(out).lines();
     lines
-        .find_map(|l| l.ok().filter(|l| l.starts_with('{') || l.chars().all(|c| c.is_ascii_digit())))
+        .find_map(|l| {
+            l.ok()
+                .filter(|l| l.starts_with('{') || l.chars().all(|c| c.is_ascii_digit()))
+        })
         .expect("axon printed nothing")
 }
 
@@ -115,14 +138,20 @@ async fn bench_python(python: &Path) -> Result<Row, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let w = Wallet::new(dir.path(), "m", "default");
     let bob = Keypair::from_uri("//Bob").map_err(|e| e.to_string())?;
-    w.write_coldkey(&Keypair::generate(12).map_err(|e| e.to_string())?, None, false)
+    w.write_coldkey(
+        &Keypair::generate(12).map_err(|e| e.to_string())?,
+        None,
+        false,
+    )
+    .map_err(|e| e.to_string())?;
+    w.write_hotkey(&bob, None, false)
         .map_err(|e| e.to_string())?;
-    w.write_hotkey(&bob, None, false).map_err(|e| e.to_string())?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map_err(|e| e.to_string())?
         .port();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("akihabara-cli/tests/peers/bittensor_peer.py");
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("akihabara-cli/tests/peers/bittensor_peer.py");
     let mut child = Command::new(python)
         .arg(script)
         .args(["axon", "--wallet-path"])
@@ -164,7 +193,11 @@ fn main() {
         .expect("spawn our axon");
     let port: u16 = first_line(&mut child).trim().parse().expect("port");
     let ours = Proc(child);
-    let target = AxonTarget::new("127.0.0.1".parse().expect("ip"), port, Keypair::from_uri("//Bob").expect("key").account());
+    let target = AxonTarget::new(
+        "127.0.0.1".parse().expect("ip"),
+        port,
+        Keypair::from_uri("//Bob").expect("key").account(),
+    );
     let mut rows = Vec::new();
     let (ok, wall, cpu) = rt.block_on(load(&target, OURS_CALLS, ours.0.id()));
     drop(ours);
@@ -180,7 +213,9 @@ fn main() {
         None => Err("not measured: no bittensor-10.5.0 peer venv".into()),
     });
 
-    println!("| axon | calls | 200s | wall s | calls/s | axon CPU ms/call | verified calls per axon CPU s |");
+    println!(
+        "| axon | calls | 200s | wall s | calls/s | axon CPU ms/call | verified calls per axon CPU s |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let mut per_cpu = Vec::new();
     for r in &rows {
@@ -203,6 +238,9 @@ fn main() {
         }
     }
     if let [ours, python] = per_cpu[..] {
-        println!("\nverified calls per axon CPU second, akihabara / Python: {:.0}x (target >= 100x)", ours / python);
+        println!(
+            "\nverified calls per axon CPU second, akihabara / Python: {:.0}x (target >= 100x)",
+            ours / python
+        );
     }
 }

@@ -14,5 +14,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = crypto::nacl_decrypt_with_key(data, &KEY);
     // Round trip of the input as plaintext.
     let sealed = crypto::nacl_encrypt_with_key(data, &KEY).expect("encrypt");
-    assert_eq!(&crypto::nacl_decrypt_with_key(&sealed, &KEY).expect("opens")[..], data);
+    assert_eq!(
+        &crypto::nacl_decrypt_with_key(&sealed, &KEY).expect("opens")[..],
+        data
+    );
 });

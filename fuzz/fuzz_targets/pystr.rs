@@ -19,7 +19,10 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
         let _ = py_str(&v);
         let r = py_repr(&v);
-        assert!(!r.chars().any(|c| (c as u32) < 0x20 || c as u32 == 0x7f), "{r:?}");
+        assert!(
+            !r.chars().any(|c| (c as u32) < 0x20 || c as u32 == 0x7f),
+            "{r:?}"
+        );
     }
     if let Ok(s) = std::str::from_utf8(data) {
         let r = py_repr(&serde_json::Value::String(s.to_owned()));

@@ -636,8 +636,13 @@ impl Inner {
                 })?;
             (auth.hotkey, timeout, None, Some(body))
         } else {
-            let h = RequestHeaders::parse(pairs(), route.required()).map_err(|e| Reject::new(400, e.to_string()))?;
-            let hotkey_str = h.dendrite.hotkey.as_deref().ok_or_else(|| Reject::unverified("Missing hotkey"))?;
+            let h = RequestHeaders::parse(pairs(), route.required())
+                .map_err(|e| Reject::new(400, e.to_string()))?;
+            let hotkey_str = h
+                .dendrite
+                .hotkey
+                .as_deref()
+                .ok_or_else(|| Reject::unverified("Missing hotkey"))?;
             let key = self.verifier.key(hotkey_str).map_err(Reject::unverified)?;
             let hotkey = key.0;
             self.blacklist(route_name, &hotkey)?;
@@ -731,14 +736,24 @@ impl Inner {
             .as_deref()
             .filter(|s| !s.is_empty())
             .ok_or_else(|| Reject::unverified("Missing Signature"))?;
-        let body_hash = h.computed_body_hash.clone().unwrap_or_else(|| "None".into());
-        let message = protocol::signing_message(nonce, hotkey_str, &self.hotkey_ss58, uuid, &body_hash);
+        let body_hash = h
+            .computed_body_hash
+            .clone()
+            .unwrap_or_else(|| "None".into());
+        let message =
+            protocol::signing_message(nonce, hotkey_str, &self.hotkey_ss58, uuid, &body_hash);
         let good = match sig_str.parse::<Signature>() {
-            Ok(sig) => self.verifier.verify(key, message.clone().into_bytes(), sig).await,
+            Ok(sig) => {
+                self.verifier
+                    .verify(key, message.clone().into_bytes(), sig)
+                    .await
+            }
             Err(_) => false,
         };
         if !good {
-            return Err(Reject::unverified(format!("Signature mismatch with {message} and {sig_str}")));
+            return Err(Reject::unverified(format!(
+                "Signature mismatch with {message} and {sig_str}"
+            )));
         }
         self.nonces
             .lock()

@@ -66,7 +66,8 @@ impl Verifier {
         {
             return Ok(*k);
         }
-        let (_, account) = AccountId::from_ss58_any(ss58).map_err(|e| format!("bad hotkey {ss58}: {e}"))?;
+        let (_, account) =
+            AccountId::from_ss58_any(ss58).map_err(|e| format!("bad hotkey {ss58}: {e}"))?;
         let public = schnorrkel::PublicKey::from_bytes(account.as_bytes())
             .map_err(|_| format!("hotkey {ss58} is not an sr25519 public key"))?;
         if let Ok(mut keys) = self.keys.lock() {
@@ -79,7 +80,12 @@ impl Verifier {
     }
 
     /// Whether `raw` signs `message` for `key`.
-    pub(crate) async fn verify(&self, key: (AccountId, schnorrkel::PublicKey), message: Vec<u8>, raw: Signature) -> bool {
+    pub(crate) async fn verify(
+        &self,
+        key: (AccountId, schnorrkel::PublicKey),
+        message: Vec<u8>,
+        raw: Signature,
+    ) -> bool {
         let Ok(signature) = schnorrkel::Signature::from_bytes(&raw.0) else {
             return false;
         };

@@ -235,7 +235,8 @@ mod tests {
     fn ping_answers_and_refuses_overflow() {
         let me = crate::wallet::Keypair::from_uri("//Alice")
             .unwrap()
-            .account();
+            .account()
+            .to_ss58();
         let a = Ping::new("hi", 41).answer(&me).unwrap();
         assert_eq!(
             (a.echo.as_deref(), a.count_plus_one),
