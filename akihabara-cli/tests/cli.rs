@@ -47,6 +47,16 @@ fn json(args: &[&str]) -> Value {
     serde_json::from_slice(&o.stdout).expect("valid JSON")
 }
 
+/// The JSON object a peer printed last (Python packages print progress lines too).
+fn last_json(text: &str) -> Value {
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON in {text:?}"));
+    serde_json::from_str(line).expect("peer JSON")
+}
+
 fn mg_arg() -> String {
     example_metagraph().to_string_lossy().into_owned()
 }

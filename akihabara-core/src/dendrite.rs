@@ -31,7 +31,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::AccountId;
 use crate::protocol::{self, Envelope, PROTOCOL_VERSION, Synapse, TerminalInfo, btauth};
@@ -174,10 +174,7 @@ impl Dendrite {
 
     /// A nonce above every nonce this dendrite gave before.
     pub fn next_nonce(&self) -> u64 {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
+        let now = protocol::unix_nanos();
         let mut prev = self.inner.last_nonce.load(Ordering::Relaxed);
         loop {
             let next = now.max(prev + 1);

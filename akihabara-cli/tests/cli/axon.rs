@@ -13,7 +13,7 @@ use akihabara_core::protocol::btauth;
 use akihabara_core::wallet::Keypair;
 use serde_json::Value;
 
-use super::{assert_bad_input, bin, peers, run, stderr, stdout};
+use super::{assert_bad_input, bin, last_json, peers, run, stderr, stdout};
 
 /// A child process killed (by its PID) when dropped.
 struct Peer {
@@ -126,15 +126,6 @@ fn serve_ours(w: &Wallets, name: &str, extra: &[&str]) -> (Peer, u16, String) {
 
 fn peer_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/bittensor_peer.py")
-}
-
-fn last_json(text: &str) -> Value {
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON in {text:?}"));
-    serde_json::from_str(line).unwrap()
 }
 
 fn free_port() -> u16 {

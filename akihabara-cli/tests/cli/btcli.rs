@@ -8,19 +8,9 @@ use akihabara_core::wallet::{KeyMaterial, Keypair, Wallet, WalletError, crypto, 
 use serde_json::Value;
 use zeroize::Zeroizing;
 
-use super::{bin, peers, stderr};
+use super::{bin, last_json, peers, stderr};
 
 const PASSWORD: &str = "correct horse 42";
-
-/// The JSON object the peer script printed last (the package prints progress lines too).
-fn last_json(text: &str) -> Value {
-    let line = text
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON in {text:?}"));
-    serde_json::from_str(line).expect("peer JSON")
-}
 
 fn cli(args: &[&str]) -> std::process::Output {
     bin()

@@ -41,7 +41,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
@@ -484,13 +484,6 @@ impl Axon {
     }
 }
 
-fn now_ns() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
 fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -614,7 +607,7 @@ impl Inner {
                 None => None,
             };
             let body = self.read_body(std::mem::take(&mut body)).await?;
-            let now = now_ns();
+            let now = protocol::unix_nanos();
             let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             btauth::verify(
                 &auth,
@@ -729,7 +722,7 @@ impl Inner {
         self.nonces
             .lock()
             .map_err(|_| Reject::new(500, "nonce store poisoned"))?
-            .check(&nonce_key, nonce, h.timeout, now_ns())
+            .check(&nonce_key, nonce, h.timeout, protocol::unix_nanos())
             .map_err(Reject::unverified)?;
         let sig_str = d
             .signature
@@ -758,7 +751,7 @@ impl Inner {
         self.nonces
             .lock()
             .map_err(|_| Reject::new(500, "nonce store poisoned"))?
-            .accept(&nonce_key, nonce, h.timeout, now_ns())
+            .accept(&nonce_key, nonce, h.timeout, protocol::unix_nanos())
             .map_err(|e| match e {
                 protocol::NonceError::Full => Reject::new(503, e.to_string()),
                 e => Reject::unverified(e),

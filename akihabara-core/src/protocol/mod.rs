@@ -61,6 +61,14 @@ use serde::{Deserialize, Serialize};
 /// the wire format of bittensor 10.5.0 (major·10⁶ + minor·10³ + patch).
 pub const PROTOCOL_VERSION: u64 = 10_005_000;
 
+/// Nanoseconds since the Unix epoch (`time.time_ns()`): the nonce clock.
+pub fn unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// The first version whose nonces are wall-clock `time_ns` (7.2.0).
 pub const V_7_2_0: u64 = 7_002_000;
 
