@@ -310,9 +310,9 @@ impl Dendrite {
             hotkey: Some(self.inner.hotkey.clone()),
             ..TerminalInfo::default()
         };
-        let hash = protocol::synapse_body_hash(&env).map_err(|e| e.to_string())?;
         match self.inner.auth {
             AuthMode::Legacy => {
+                let hash = protocol::synapse_body_hash(&env).map_err(|e| e.to_string())?;
                 let msg =
                     protocol::signing_message(nonce, &self.inner.hotkey, &axon_hotkey, uuid, &hash);
                 dendrite.signature = Some(self.inner.keypair.sign(msg.as_bytes()).to_string());

@@ -5,6 +5,10 @@
 use akihabara_core::protocol::btauth;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common/header_list.rs"]
+mod common;
+use common::header_list;
+
 const NAMES: [&str; 7] = [
     "X-Bittensor-Version",
     "x-bittensor-hotkey",
@@ -16,14 +20,7 @@ const NAMES: [&str; 7] = [
 ];
 
 fuzz_target!(|data: &[u8]| {
-    let mut headers: Vec<(&str, &[u8])> = Vec::new();
-    let mut rest = data;
-    while rest.len() >= 2 {
-        let name = NAMES[rest[0] as usize % NAMES.len()];
-        let len = (rest[1] as usize).min(rest.len() - 2);
-        headers.push((name, &rest[2..2 + len]));
-        rest = &rest[2 + len..];
-    }
+    let headers = header_list(&NAMES, data);
     if let Ok(h) = btauth::parse(headers.iter().copied()) {
         assert_eq!(h.signature.0.len(), 64);
         let _ = btauth::verify(

@@ -5,6 +5,10 @@
 use akihabara_core::protocol::{FieldKind, RequestHeaders};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "common/header_list.rs"]
+mod common;
+use common::header_list;
+
 const NAMES: [&str; 10] = [
     "name",
     "timeout",
@@ -20,14 +24,7 @@ const NAMES: [&str; 10] = [
 
 fuzz_target!(|data: &[u8]| {
     // Each header: one byte picks the name, one byte the value length.
-    let mut headers: Vec<(&str, &[u8])> = Vec::new();
-    let mut rest = data;
-    while rest.len() >= 2 {
-        let name = NAMES[rest[0] as usize % NAMES.len()];
-        let len = (rest[1] as usize).min(rest.len() - 2);
-        headers.push((name, &rest[2..2 + len]));
-        rest = &rest[2 + len..];
-    }
+    let headers = header_list(&NAMES, data);
     if let Ok(h) = RequestHeaders::parse(headers, &[("message", FieldKind::Str)]) {
         if let Some(t) = h.timeout {
             assert!(t.is_finite() && t > 0.0);

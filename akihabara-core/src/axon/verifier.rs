@@ -14,18 +14,16 @@ use std::sync::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::AccountId;
-use crate::wallet::{Signature, verify as verify_one};
+use crate::wallet::{Signature, verify_with};
 
 /// Most signatures checked in one batch.
 pub(crate) const MAX_BATCH: usize = 64;
 const KEY_CACHE: usize = 4096;
 
 struct Job {
-    account: AccountId,
     public: schnorrkel::PublicKey,
     message: Vec<u8>,
     signature: schnorrkel::Signature,
-    raw: Signature,
     done: oneshot::Sender<bool>,
 }
 
@@ -91,11 +89,9 @@ impl Verifier {
         };
         let (done, rx) = oneshot::channel();
         let job = Job {
-            account: key.0,
             public: key.1,
             message,
             signature,
-            raw,
             done,
         };
         if self.tx.send(job).await.is_err() {
@@ -114,10 +110,8 @@ fn check(batch: &mut Vec<Job>) {
         schnorrkel::verify_batch(transcripts, &sigs, &keys, false).is_ok()
     };
     for j in batch.drain(..) {
-        let ok = all_good
-            || j.public.verify(ctx.bytes(&j.message), &j.signature).is_ok()
-            // The `<Bytes>…</Bytes>` form polkadot.js signs, as `verify` allows.
-            || verify_one(&j.account, &j.message, &j.raw);
+        // One at a time (also the `<Bytes>…</Bytes>` form, as `verify` allows).
+        let ok = all_good || verify_with(&j.public, &j.message, &j.signature);
         let _ = j.done.send(ok);
     }
 }

@@ -236,12 +236,21 @@ pub fn verify(account: &AccountId, message: &[u8], signature: &Signature) -> boo
     let Ok(sig) = schnorrkel::Signature::from_bytes(&signature.0) else {
         return false;
     };
+    verify_with(&public, message, &sig)
+}
+
+/// [`verify`] with the key and signature already decoded.
+pub(crate) fn verify_with(
+    public: &schnorrkel::PublicKey,
+    message: &[u8],
+    sig: &schnorrkel::Signature,
+) -> bool {
     let ctx = schnorrkel::signing_context(SIGNING_CONTEXT);
-    if public.verify(ctx.bytes(message), &sig).is_ok() {
+    if public.verify(ctx.bytes(message), sig).is_ok() {
         return true;
     }
     let wrapped = [b"<Bytes>".as_slice(), message, b"</Bytes>"].concat();
-    public.verify(ctx.bytes(&wrapped), &sig).is_ok()
+    public.verify(ctx.bytes(&wrapped), sig).is_ok()
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ use zeroize::Zeroizing;
 
 pub use crypto::{DecryptError, Encryption};
 pub use keyfile::{KeyMaterial, KeyfileFormatError};
+#[cfg(feature = "net")]
+pub(crate) use keypair::verify_with;
 pub use keypair::{KeyError, Keypair, Signature, verify};
 pub use password::PasswordError;
 
