@@ -209,6 +209,7 @@ fn axon_and_dendrite_flags_are_checked() {
     assert_bad_input(&with(&["--rate-limit", "0"]), "--rate-limit");
     assert_bad_input(&with(&["--duration", "-1"]), "--duration");
     assert_bad_input(&with(&["--max-concurrent", "0"]), "--max-concurrent");
+    assert_bad_input(&with(&["--threads", "0"]), "--threads");
     assert_bad_input(&with(&["--blacklist", "5notanaddress"]), "blacklist");
     assert_bad_input(
         &with(&[

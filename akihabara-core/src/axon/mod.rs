@@ -43,10 +43,10 @@ use std::sync::{Arc, Mutex};
 
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
-use axum::extract::ConnectInfo;
-use axum::http::{HeaderMap, Method, Response, StatusCode, header};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::http::{HeaderMap, Method, Response, StatusCode, Uri, header};
 
 use crate::AccountId;
 use crate::protocol::btauth::{self, ReplayCache, VerifyOptions};
@@ -183,6 +183,7 @@ where
     fn call(&self, body: Bytes, ctx: CallCtx) -> BoxFuture<Result<Vec<u8>, Reject>> {
         let f = self.f.clone();
         Box::pin(async move {
+            let request_len = body.len();
             let envelope: Envelope<S> =
                 protocol::parse_body(&body).map_err(|e| Reject::new(400, e.to_string()))?;
             if let Some(expected) = &ctx.expected_hash {
@@ -224,8 +225,11 @@ where
                 computed_body_hash,
                 body: answer,
             };
-            serde_json::to_vec(&response)
-                .map_err(|e| Reject::new(500, format!("cannot encode the response: {e}")))
+            // The answer is about the request's size: one allocation, no regrowth.
+            let mut out = Vec::with_capacity(request_len + 512);
+            serde_json::to_writer(&mut out, &response)
+                .map_err(|e| Reject::new(500, format!("cannot encode the response: {e}")))?;
+            Ok(out)
         })
     }
 }
@@ -461,22 +465,46 @@ impl Axon {
                 }
             })
         });
-        let app = axum::Router::new().fallback(
-            move |ConnectInfo(peer): ConnectInfo<SocketAddr>,
-                  method: Method,
-                  uri: axum::http::Uri,
-                  headers: HeaderMap,
-                  body: Body| {
+        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        let result = loop {
+            let (stream, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(a) => a,
+                    // Out of descriptors or a connection reset while queued:
+                    // keep serving the connections we have, retry shortly.
+                    Err(e) if is_transient(&e) => {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                    Err(e) => break Err(e),
+                },
+                () = &mut shutdown => break Ok(()),
+            };
+            let _ = stream.set_nodelay(true);
+            let inner = inner.clone();
+            let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let inner = inner.clone();
-                async move { inner.dispatch(peer, method, uri, headers, body).await }
-            },
-        );
-        let result = axum::serve(
-            self.listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await;
+                async move {
+                    let (parts, body) = req.into_parts();
+                    Ok::<_, std::convert::Infallible>(
+                        inner
+                            .dispatch(peer, parts.method, parts.uri, parts.headers, body)
+                            .await,
+                    )
+                }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+        };
+        drop(self.listener);
+        graceful.shutdown().await;
         if let Some(s) = sweeper {
             s.abort();
         }
@@ -484,8 +512,29 @@ impl Axon {
     }
 }
 
+/// A client has this long to send a request's headers (slow-loris guard).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Accept errors that concern one connection or a passing shortage, not the
+/// listener itself.
+fn is_transient(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionReset | Interrupted | WouldBlock
+    ) || matches!(e.raw_os_error(), Some(23 | 24 | 12 | 105)) // ENFILE, EMFILE, ENOMEM, ENOBUFS
+}
+
+type Body = Full<Bytes>;
+
+/// The request body, read at most once.
+fn take_body(body: &mut Option<Incoming>) -> Result<Incoming, Reject> {
+    body.take()
+        .ok_or_else(|| Reject::new(500, "the request body was already read"))
+}
+
 fn json_response(status: u16, body: Vec<u8>) -> Response<Body> {
-    let mut r = Response::new(Body::from(body));
+    let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -523,9 +572,9 @@ impl Inner {
         &self,
         peer: SocketAddr,
         method: Method,
-        uri: axum::http::Uri,
+        uri: Uri,
         headers: HeaderMap,
-        body: Body,
+        body: Incoming,
     ) -> Response<Body> {
         let start = Instant::now();
         let response = match self.pipeline(peer, method, uri, headers, body, start).await {
@@ -540,11 +589,12 @@ impl Inner {
         &self,
         peer: SocketAddr,
         method: Method,
-        uri: axum::http::Uri,
+        uri: Uri,
         headers: HeaderMap,
-        mut body: Body,
+        body: Incoming,
         start: Instant,
     ) -> Result<Vec<u8>, Reject> {
+        let mut body = Some(body);
         // 1. Route, method, content type, declared size.
         let name = uri.path().trim_start_matches('/');
         let Some((route_name, route)) = self.routes.get_key_value(name) else {
@@ -606,7 +656,7 @@ impl Inner {
                 ),
                 None => None,
             };
-            let body = self.read_body(std::mem::take(&mut body)).await?;
+            let body = self.read_body(take_body(&mut body)?).await?;
             let now = protocol::unix_nanos();
             let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
             btauth::verify(
@@ -674,7 +724,9 @@ impl Inner {
         // 7–8. Body and handler.
         let body = match body_bytes {
             Some(b) => b,
-            None => match tokio::time::timeout_at(deadline, self.read_body(body)).await {
+            None => match tokio::time::timeout_at(deadline, self.read_body(take_body(&mut body)?))
+                .await
+            {
                 Ok(b) => b?,
                 Err(_) => return Err(Reject::new(408, format!("Response timeout after: {t}s"))),
             },
@@ -736,14 +788,12 @@ impl Inner {
         let message =
             protocol::signing_message(nonce, hotkey_str, &self.hotkey_ss58, uuid, &body_hash);
         let good = match sig_str.parse::<Signature>() {
-            Ok(sig) => {
-                self.verifier
-                    .verify(key, message.clone().into_bytes(), sig)
-                    .await
-            }
+            Ok(sig) => self.verifier.verify(key, message.into_bytes(), sig).await,
             Err(_) => false,
         };
         if !good {
+            let message =
+                protocol::signing_message(nonce, hotkey_str, &self.hotkey_ss58, uuid, &body_hash);
             return Err(Reject::unverified(format!(
                 "Signature mismatch with {message} and {sig_str}"
             )));
@@ -759,7 +809,7 @@ impl Inner {
         Ok(body_hash)
     }
 
-    async fn read_body(&self, body: Body) -> Result<Bytes, Reject> {
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Reject> {
         use http_body_util::BodyExt as _;
         let limit = self.config.max_body_bytes;
         match http_body_util::Limited::new(body, limit).collect().await {

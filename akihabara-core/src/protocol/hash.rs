@@ -23,7 +23,10 @@ pub enum HashError {
 }
 
 fn sha3_hex(data: &[u8]) -> String {
-    hex::encode(Sha3_256::digest(data))
+    let mut out = [0u8; 64];
+    // 32 bytes always fit 64 hex digits.
+    let _ = hex::encode_to_slice(Sha3_256::digest(data), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// `sha3(concat(sha3(str(v)).hex for v in fields)).hex` over the synapse's
@@ -55,9 +58,19 @@ pub fn synapse_body_hash<S: Synapse>(envelope: &Envelope<S>) -> Result<String, H
     if S::HASH_FIELDS.is_empty() {
         return Ok(EMPTY_BODY_HASH.to_owned());
     }
-    let value =
-        serde_json::to_value(envelope).map_err(|e| HashError::NotAnObject(e.to_string()))?;
-    body_hash(S::HASH_FIELDS, &value)
+    // The synapse's own fields hold the hash fields; serializing only them
+    // (not the dendrite and axon records) keeps this cheap on the hot path.
+    let own =
+        serde_json::to_value(&envelope.body).map_err(|e| HashError::NotAnObject(e.to_string()))?;
+    match body_hash(S::HASH_FIELDS, &own) {
+        Err(HashError::MissingField(_)) => {
+            // A hash field among the base fields (`name`, `timeout`, …).
+            let all = serde_json::to_value(envelope)
+                .map_err(|e| HashError::NotAnObject(e.to_string()))?;
+            body_hash(S::HASH_FIELDS, &all)
+        }
+        r => r,
+    }
 }
 
 /// The message a dendrite signs: `{nonce}.{dendrite}.{axon}.{uuid}.{body_hash}`.

@@ -147,7 +147,7 @@ impl RequestHeaders {
         I: IntoIterator<Item = (&'a str, &'a [u8])>,
     {
         let mut out = RequestHeaders::default();
-        let mut seen: Vec<&'a str> = Vec::new();
+        let mut seen: Vec<&'a str> = Vec::with_capacity(24);
         for (name, raw) in headers {
             let protocol = name == "name"
                 || name == "timeout"
@@ -179,7 +179,7 @@ impl RequestHeaders {
                 let json = B64
                     .decode(value.trim())
                     .map_err(|e| bad(name, format!("not base64: {e}")))?;
-                serde_json::from_slice::<serde_json::Value>(&json)
+                serde_json::from_slice::<serde::de::IgnoredAny>(&json)
                     .map_err(|e| bad(name, format!("not JSON: {e}")))?;
                 out.input_objs.push(field.to_owned());
             }
