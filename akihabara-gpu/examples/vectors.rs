@@ -7,7 +7,11 @@ fn main() -> Result<(), akihabara_gpu::PowError> {
         let g = MatrixGen::new(&seed, j, side);
         let mut row = [0i8; 10];
         g.fill_row(3, &mut row);
-        println!("matrix {j} {side:?}: key {:#018x}, row 3 cols 0..10 {:?}", g.key(), row);
+        println!(
+            "matrix {j} {side:?}: key {:#018x}, row 3 cols 0..10 {:?}",
+            g.key(),
+            row
+        );
     }
     let ch = Challenge::new(seed, 5, 2)?;
     let mut p = CpuProver::new();

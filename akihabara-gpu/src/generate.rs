@@ -91,7 +91,10 @@ impl MatrixGen {
     /// Writes row `row`, columns `col0..col0 + out.len()`; `col0` must be a
     /// multiple of 8 (panics otherwise: callers pass whole words).
     pub fn fill_range(&self, row: u32, col0: u32, out: &mut [i8]) {
-        assert!(col0 % 8 == 0, "fill_range starts on a word boundary");
+        assert!(
+            col0.is_multiple_of(8),
+            "fill_range starts on a word boundary"
+        );
         for (w, chunk) in out.chunks_mut(8).enumerate() {
             let bytes = self.word(row, col0 / 8 + w as u32).to_le_bytes();
             for (o, b) in chunk.iter_mut().zip(bytes) {

@@ -88,7 +88,13 @@ fn pack_panels(b: &MatrixGen, n: usize, pairs: usize, first: usize, out: &mut [i
 /// Rows `rows` of `A · B` without packing `B`: each row of `B` is generated
 /// as it is needed and added in, columns split over `threads`. Cheaper than
 /// [`PackedB`] when only a few rows of a product are wanted.
-pub fn few_rows(a: &MatrixGen, b: &MatrixGen, n: u32, rows: &[u32], threads: usize) -> Vec<Vec<i32>> {
+pub fn few_rows(
+    a: &MatrixGen,
+    b: &MatrixGen,
+    n: u32,
+    rows: &[u32],
+    threads: usize,
+) -> Vec<Vec<i32>> {
     let nu = n as usize;
     let arows: Vec<Vec<i8>> = rows
         .iter()
@@ -195,7 +201,12 @@ where
                 let panel = b.panel(t);
                 for r in (0..count).step_by(MR) {
                     let mut acc = [[0i32; NR]; MR];
-                    micro(&apack[r * b.pairs..(r + MR) * b.pairs], b.pairs, panel, &mut acc);
+                    micro(
+                        &apack[r * b.pairs..(r + MR) * b.pairs],
+                        b.pairs,
+                        panel,
+                        &mut acc,
+                    );
                     for (i, row) in acc.iter().enumerate() {
                         let dst = (r + i) * b.panels * NR + t * NR;
                         c[dst..dst + NR].copy_from_slice(row);
@@ -311,7 +322,9 @@ mod avx2 {
 /// throughput is compared with. Runs for about `seconds`.
 pub fn measured_peak(threads: usize, seconds: f64) -> f64 {
     const PAIRS: usize = 64;
-    let a: Vec<u32> = (0..MR * PAIRS).map(|i| (i as u32 * 2654435761) & 0x007f_007f).collect();
+    let a: Vec<u32> = (0..MR * PAIRS)
+        .map(|i| (i as u32 * 2654435761) & 0x007f_007f)
+        .collect();
     let panel: Vec<i16> = (0..PAIRS * NR * 2).map(|i| (i % 127) as i16 - 63).collect();
     let per_call = (2 * MR * NR * 2 * PAIRS) as f64;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
@@ -321,7 +334,12 @@ pub fn measured_peak(threads: usize, seconds: f64) -> f64 {
         let t = std::time::Instant::now();
         while std::time::Instant::now() < deadline {
             for _ in 0..256 {
-                micro(std::hint::black_box(&a), PAIRS, std::hint::black_box(&panel), &mut acc);
+                micro(
+                    std::hint::black_box(&a),
+                    PAIRS,
+                    std::hint::black_box(&panel),
+                    &mut acc,
+                );
             }
             calls += 256;
         }
@@ -390,7 +408,9 @@ mod tests {
                 lo | (hi << 16)
             })
             .collect();
-        let panel: Vec<i16> = (0..pairs * NR * 2).map(|i| (i as i16 * 53) % 256 - 128).collect();
+        let panel: Vec<i16> = (0..pairs * NR * 2)
+            .map(|i| (i as i16 * 53) % 256 - 128)
+            .collect();
         let mut x = [[0i32; NR]; MR];
         let mut y = [[0i32; NR]; MR];
         micro(&a, pairs, &panel, &mut x);

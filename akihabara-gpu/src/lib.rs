@@ -44,4 +44,6 @@ pub use error::PowError;
 pub use generate::{MATRIX_KEY_CONTEXT, MatrixGen, Side, splitmix64};
 pub use proof::{ProofFile, WireOpening};
 pub use prover::{Commitment, CpuProver, Opening, Prover, RowRef, available_memory, compute_rows};
-pub use verify::{Failure, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for};
+pub use verify::{
+    Failure, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for,
+};

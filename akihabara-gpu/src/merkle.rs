@@ -73,6 +73,12 @@ impl Tree {
         Tree { levels }
     }
 
+    /// A tree from levels built elsewhere (the CUDA prover's), leaves first.
+    #[cfg_attr(not(feature = "cuda"), allow(dead_code))]
+    pub(crate) fn from_levels(levels: Vec<Vec<Hash>>) -> Tree {
+        Tree { levels }
+    }
+
     /// The root (the all-zero hash for an empty tree).
     pub fn root(&self) -> Hash {
         self.levels
@@ -164,7 +170,10 @@ mod tests {
             for i in 0..n {
                 let p = t.path(i).expect("path");
                 let l = t.leaf(i).expect("leaf");
-                assert!(verify_path(&l, i as u64, n as u64, &p, &root), "n {n} i {i}");
+                assert!(
+                    verify_path(&l, i as u64, n as u64, &p, &root),
+                    "n {n} i {i}"
+                );
                 assert!(!verify_path(&l, (i as u64 + 1) % n as u64, n as u64, &p, &root) || n == 1);
                 let mut short = p.clone();
                 if short.pop().is_some() {

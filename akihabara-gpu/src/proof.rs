@@ -3,10 +3,10 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 
+use crate::PowError;
 use crate::challenge::Challenge;
 use crate::merkle::Hash;
 use crate::prover::{Opening, Prover, RowRef};
-use crate::PowError;
 
 /// The `format` of proof files.
 pub const PROOF_FORMAT: &str = "akihabara-pow-proof/1";
@@ -35,7 +35,12 @@ pub struct ProofFile {
 
 impl ProofFile {
     /// The proof of `prover`'s last commitment to `challenge`.
-    pub fn new(challenge: &Challenge, root: &Hash, prover: &dyn Prover, elapsed_ms: f64) -> ProofFile {
+    pub fn new(
+        challenge: &Challenge,
+        root: &Hash,
+        prover: &dyn Prover,
+        elapsed_ms: f64,
+    ) -> ProofFile {
         ProofFile {
             format: PROOF_FORMAT.into(),
             challenge: *challenge,
@@ -61,7 +66,9 @@ impl ProofFile {
         p.root_hash()?;
         let raw_len = p.leaves.len() / 4 * 3;
         if raw_len as u64 > p.challenge.leaves() * 32 + 3 {
-            return Err(PowError::Malformed("the leaves are longer than the challenge has rows".into()));
+            return Err(PowError::Malformed(
+                "the leaves are longer than the challenge has rows".into(),
+            ));
         }
         Ok(p)
     }

@@ -3,14 +3,16 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::PowError;
 use crate::challenge::Challenge;
 use crate::generate::{MatrixGen, Side};
 use crate::kernel::{self, PackedB};
 use crate::merkle::{self, Hash, Tree};
-use crate::PowError;
 
 /// One row of one product: `C_matrix[row]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct RowRef {
     /// Product index `j`.
     pub matrix: u32,
@@ -98,7 +100,9 @@ impl CpuProver {
 
     /// Bytes a commitment needs: one packed `B`, the leaves and the tree.
     pub fn bytes_needed(challenge: &Challenge) -> u64 {
-        PackedB::bytes(challenge.n) + challenge.leaves() * 32 * 2 + 64 * 4 * u64::from(challenge.n) * 4
+        PackedB::bytes(challenge.n)
+            + challenge.leaves() * 32 * 2
+            + 64 * 4 * u64::from(challenge.n) * 4
     }
 }
 
@@ -136,7 +140,11 @@ impl Prover for CpuProver {
         let mut leaves = Vec::with_capacity(challenge.leaves() as usize);
         for j in 0..challenge.count {
             let a = MatrixGen::new(&challenge.seed, j, Side::A);
-            let b = PackedB::generate(&MatrixGen::new(&challenge.seed, j, Side::B), n, self.threads);
+            let b = PackedB::generate(
+                &MatrixGen::new(&challenge.seed, j, Side::B),
+                n,
+                self.threads,
+            );
             let out = Mutex::new(vec![[0u8; 32]; n as usize]);
             kernel::multiply_rows(&a, &all_rows, &b, self.threads, |i, row| {
                 let h = merkle::leaf(row);
@@ -144,7 +152,10 @@ impl Prover for CpuProver {
                     out[i] = h;
                 }
             });
-            leaves.extend(out.into_inner().map_err(|_| PowError::Malformed("a worker panicked".into()))?);
+            leaves.extend(
+                out.into_inner()
+                    .map_err(|_| PowError::Malformed("a worker panicked".into()))?,
+            );
         }
         let tree = Tree::new(leaves);
         let root = tree.root();
@@ -165,7 +176,9 @@ impl Prover for CpuProver {
             .map(|(at, values)| {
                 let path = tree
                     .path(at.position(challenge.n) as usize)
-                    .ok_or_else(|| PowError::Malformed(format!("row {at:?} is outside the challenge")))?;
+                    .ok_or_else(|| {
+                        PowError::Malformed(format!("row {at:?} is outside the challenge"))
+                    })?;
                 Ok(Opening {
                     at: *at,
                     values,
@@ -176,14 +189,21 @@ impl Prover for CpuProver {
     }
 
     fn leaves(&self) -> &[Hash] {
-        self.state.as_ref().map(|(_, t)| t.leaves()).unwrap_or_default()
+        self.state
+            .as_ref()
+            .map(|(_, t)| t.leaves())
+            .unwrap_or_default()
     }
 }
 
 /// The true rows `rows` of the challenge's products, computed on the CPU
 /// (what the validator compares openings with). Rows of one product share
 /// its `B`: a few rows stream it, many rows pack it.
-pub fn compute_rows(challenge: &Challenge, rows: &[RowRef], threads: usize) -> Result<Vec<Vec<i32>>, PowError> {
+pub fn compute_rows(
+    challenge: &Challenge,
+    rows: &[RowRef],
+    threads: usize,
+) -> Result<Vec<Vec<i32>>, PowError> {
     challenge.check()?;
     for r in rows {
         if r.matrix >= challenge.count || r.row >= challenge.n {
@@ -202,7 +222,11 @@ pub fn compute_rows(challenge: &Challenge, rows: &[RowRef], threads: usize) -> R
         let bgen = MatrixGen::new(&challenge.seed, j, Side::B);
         let wanted: Vec<u32> = group.iter().map(|&i| rows[i].row).collect();
         if wanted.len() <= FEW_ROWS {
-            for (&i, v) in group.iter().zip(kernel::few_rows(&a, &bgen, challenge.n, &wanted, threads)) {
+            for (&i, v) in
+                group
+                    .iter()
+                    .zip(kernel::few_rows(&a, &bgen, challenge.n, &wanted, threads))
+            {
                 out[i] = v;
             }
         } else {
@@ -213,7 +237,9 @@ pub fn compute_rows(challenge: &Challenge, rows: &[RowRef], threads: usize) -> R
                     g[k] = row.to_vec();
                 }
             });
-            let got = got.into_inner().map_err(|_| PowError::Malformed("a worker panicked".into()))?;
+            let got = got
+                .into_inner()
+                .map_err(|_| PowError::Malformed("a worker panicked".into()))?;
             for (&i, v) in group.iter().zip(got) {
                 out[i] = v;
             }

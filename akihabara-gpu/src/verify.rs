@@ -4,11 +4,11 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::PowError;
 use crate::challenge::Challenge;
 use crate::kernel;
 use crate::merkle::{self, Hash};
 use crate::prover::{self, Opening, RowRef};
-use crate::PowError;
 
 /// Samples needed so that a prover who skipped a fraction `skipped` of the
 /// rows escapes with probability at most `2^-bits`: the least `s` with
@@ -36,7 +36,12 @@ pub fn escape_probability(skipped: f64, samples: u32) -> f64 {
 /// secret only the validator knows (`blake3::keyed_hash(secret, root)`'s
 /// output stream, rejection-sampled to be unbiased). A validator that talks
 /// interactively may equally pass fresh randomness as `secret`.
-pub fn choose_rows(challenge: &Challenge, root: &Hash, secret: &[u8; 32], samples: u32) -> Vec<RowRef> {
+pub fn choose_rows(
+    challenge: &Challenge,
+    root: &Hash,
+    secret: &[u8; 32],
+    samples: u32,
+) -> Vec<RowRef> {
     let total = challenge.leaves();
     let want = u64::from(samples).min(total) as usize;
     let mut h = blake3::Hasher::new_keyed(secret);
@@ -300,7 +305,9 @@ impl Verifier {
             )));
         }
         if merkle::Tree::new(leaves.to_vec()).root() != *root {
-            return Err(PowError::Malformed("the leaves do not build the proof's root".into()));
+            return Err(PowError::Malformed(
+                "the leaves do not build the proof's root".into(),
+            ));
         }
         let truth = prover::compute_rows(challenge, sampled, self.threads)?;
         for (at, t) in sampled.iter().zip(truth) {

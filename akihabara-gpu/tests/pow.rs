@@ -64,7 +64,11 @@ fn commitment_is_the_tree_of_the_reference_products() {
         }
         let mut p = CpuProver::new().threads(2);
         let got = p.commit(&ch).expect("commit");
-        assert_eq!(got.root, merkle::Tree::new(leaves).root(), "n {n} count {count}");
+        assert_eq!(
+            got.root,
+            merkle::Tree::new(leaves).root(),
+            "n {n} count {count}"
+        );
     }
 }
 
@@ -76,7 +80,16 @@ fn largest_exact_size_does_not_overflow() {
     assert!((i64::from(akihabara_gpu::MAX_N) + 1) * 128 * 128 > i64::from(i32::MAX));
 }
 
-fn honest(n: u32, count: u32, samples: u32) -> (Challenge, [u8; 32], Vec<RowRef>, Vec<akihabara_gpu::Opening>) {
+fn honest(
+    n: u32,
+    count: u32,
+    samples: u32,
+) -> (
+    Challenge,
+    [u8; 32],
+    Vec<RowRef>,
+    Vec<akihabara_gpu::Opening>,
+) {
     let ch = Challenge::new(seed(3), n, count).expect("challenge");
     let mut p = CpuProver::new().threads(2);
     let c = p.commit(&ch).expect("commit");
@@ -95,7 +108,9 @@ fn timing() -> Timing {
 #[test]
 fn an_honest_proof_passes_and_reports_the_validators_time() {
     let (ch, root, rows, openings) = honest(33, 3, 20);
-    let v = Verifier::new().verify(&ch, &root, &rows, &openings, timing()).expect("verify");
+    let v = Verifier::new()
+        .verify(&ch, &root, &rows, &openings, timing())
+        .expect("verify");
     match v {
         Verdict::Valid {
             elapsed,
@@ -121,7 +136,10 @@ fn every_kind_of_bad_proof_is_rejected_with_its_reason() {
     liar.commit(&ch).expect("commit");
     let mut o = openings.clone();
     o[0].values[5] += 1;
-    assert!(matches!(check(&o, &rows, &root), Verdict::Rejected(Failure::BadPath { .. })));
+    assert!(matches!(
+        check(&o, &rows, &root),
+        Verdict::Rejected(Failure::BadPath { .. })
+    ));
 
     // A tree built over a wrong row: path fine, values wrong.
     let mut leaves: Vec<_> = liar.leaves().to_vec();
@@ -147,22 +165,39 @@ fn every_kind_of_bad_proof_is_rejected_with_its_reason() {
     // Wrong shape.
     let mut o = openings.clone();
     o[1].values.pop();
-    assert!(matches!(check(&o, &rows, &root), Verdict::Rejected(Failure::WrongLength { .. })));
+    assert!(matches!(
+        check(&o, &rows, &root),
+        Verdict::Rejected(Failure::WrongLength { .. })
+    ));
     // Missing, reordered and unrequested openings.
-    assert!(matches!(check(&openings[1..], &rows, &root), Verdict::Rejected(Failure::WrongRows { .. })));
+    assert!(matches!(
+        check(&openings[1..], &rows, &root),
+        Verdict::Rejected(Failure::WrongRows { .. })
+    ));
     let mut o = openings.clone();
     o.swap(0, 1);
-    assert!(matches!(check(&o, &rows, &root), Verdict::Rejected(Failure::WrongRows { .. })));
+    assert!(matches!(
+        check(&o, &rows, &root),
+        Verdict::Rejected(Failure::WrongRows { .. })
+    ));
     // Wrong path: truncated, and another row's.
     let mut o = openings.clone();
     o[2].path.pop();
-    assert!(matches!(check(&o, &rows, &root), Verdict::Rejected(Failure::BadPath { .. })));
+    assert!(matches!(
+        check(&o, &rows, &root),
+        Verdict::Rejected(Failure::BadPath { .. })
+    ));
     let mut o = openings.clone();
     o[2].path = openings[3].path.clone();
-    assert!(matches!(check(&o, &rows, &root), Verdict::Rejected(Failure::BadPath { .. })));
+    assert!(matches!(
+        check(&o, &rows, &root),
+        Verdict::Rejected(Failure::BadPath { .. })
+    ));
     // Another seed's proof.
     let other = Challenge::new(seed(4), ch.n, ch.count).expect("challenge");
-    let v2 = v.verify(&other, &root, &rows, &openings, timing()).expect("verify");
+    let v2 = v
+        .verify(&other, &root, &rows, &openings, timing())
+        .expect("verify");
     assert!(!v2.is_valid());
     // Late.
     let late = Verifier::new()
@@ -183,7 +218,10 @@ fn bad_challenges_are_typed_errors() {
     assert!("zz".parse::<Seed>().is_err());
     assert!("00".repeat(31).parse::<Seed>().is_err());
     let huge = Challenge::new(seed(0), 100_000, 4).expect("challenge");
-    let e = CpuProver::new().memory_limit(1 << 30).commit(&huge).expect_err("too big");
+    let e = CpuProver::new()
+        .memory_limit(1 << 30)
+        .commit(&huge)
+        .expect_err("too big");
     assert!(e.to_string().contains("bytes"), "{e}");
 }
 
@@ -220,8 +258,8 @@ proptest! {
     }
 }
 
-fn fixture() -> (Challenge, [u8; 32], Vec<RowRef>, Vec<akihabara_gpu::Opening>) {
+fn fixture() -> Honest {
     use std::sync::OnceLock;
-    static F: OnceLock<(Challenge, [u8; 32], Vec<RowRef>, Vec<akihabara_gpu::Opening>)> = OnceLock::new();
+    static F: OnceLock<Honest> = OnceLock::new();
     F.get_or_init(|| honest(20, 2, 5)).clone()
 }
