@@ -80,16 +80,14 @@ fn largest_exact_size_does_not_overflow() {
     assert!((i64::from(akihabara_gpu::MAX_N) + 1) * 128 * 128 > i64::from(i32::MAX));
 }
 
-fn honest(
-    n: u32,
-    count: u32,
-    samples: u32,
-) -> (
+type Honest = (
     Challenge,
     [u8; 32],
     Vec<RowRef>,
     Vec<akihabara_gpu::Opening>,
-) {
+);
+
+fn honest(n: u32, count: u32, samples: u32) -> Honest {
     let ch = Challenge::new(seed(3), n, count).expect("challenge");
     let mut p = CpuProver::new().threads(2);
     let c = p.commit(&ch).expect("commit");
