@@ -34,6 +34,7 @@ pub mod kernel;
 pub mod merkle;
 mod proof;
 mod prover;
+pub mod synapse;
 mod verify;
 
 #[doc = include_str!("../SPEC.md")]
