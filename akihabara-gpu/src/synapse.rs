@@ -163,8 +163,11 @@ impl PowOpen {
 /// Both calls block for the length of the work: run them off the async
 /// runtime (`spawn_blocking`).
 pub struct PowService {
-    inner: std::sync::Mutex<(Box<dyn crate::Prover>, Option<Challenge>)>,
+    inner: std::sync::Mutex<Served>,
 }
+
+/// The prover and what it last committed to.
+type Served = (Box<dyn crate::Prover>, Option<Challenge>);
 
 impl std::fmt::Debug for PowService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -180,10 +183,7 @@ impl PowService {
         }
     }
 
-    fn lock(
-        &self,
-    ) -> Result<std::sync::MutexGuard<'_, (Box<dyn crate::Prover>, Option<Challenge>)>, PowError>
-    {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, Served>, PowError> {
         self.inner
             .lock()
             .map_err(|_| PowError::Malformed("the prover panicked earlier".into()))
