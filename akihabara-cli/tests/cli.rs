@@ -13,6 +13,8 @@ mod axon;
 mod btcli;
 #[path = "cli/peers.rs"]
 mod peers;
+#[path = "cli/pow.rs"]
+mod pow;
 #[path = "cli/wallet.rs"]
 mod wallet;
 

@@ -120,6 +120,17 @@ pub enum Failure {
         /// Row.
         row: u32,
     },
+    /// A proof's leaves are not as many as the challenge's rows.
+    #[error("the proof has {got} leaves; the challenge has {expected} rows")]
+    WrongShape {
+        /// Rows of the challenge.
+        expected: u64,
+        /// Leaves in the proof.
+        got: u64,
+    },
+    /// A proof's leaves do not build its root.
+    #[error("the leaves do not build the committed root")]
+    RootMismatch,
     /// The root came later than allowed.
     #[error("the commitment took {elapsed:?}, more than the {limit:?} allowed")]
     Late {
@@ -296,18 +307,13 @@ impl Verifier {
         sampled: &[RowRef],
     ) -> Result<Option<Failure>, PowError> {
         if leaves.len() as u64 != challenge.leaves() {
-            return Err(PowError::Malformed(format!(
-                "the proof has {} leaves; {} products of side {} have {}",
-                leaves.len(),
-                challenge.count,
-                challenge.n,
-                challenge.leaves()
-            )));
+            return Ok(Some(Failure::WrongShape {
+                expected: challenge.leaves(),
+                got: leaves.len() as u64,
+            }));
         }
         if merkle::Tree::new(leaves.to_vec()).root() != *root {
-            return Err(PowError::Malformed(
-                "the leaves do not build the proof's root".into(),
-            ));
+            return Ok(Some(Failure::RootMismatch));
         }
         let truth = prover::compute_rows(challenge, sampled, self.threads)?;
         for (at, t) in sampled.iter().zip(truth) {

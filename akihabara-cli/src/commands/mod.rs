@@ -2,6 +2,7 @@
 
 pub mod axon;
 pub mod demo;
+pub mod pow;
 pub mod schedule;
 pub mod sim;
 pub mod wallet;

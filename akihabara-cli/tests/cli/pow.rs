@@ -1,0 +1,148 @@
+//! `akihabara pow`: prove, verify proof files (good, tampered, another
+//! seed's), selftest, and every bad input with exit code 2.
+
+use super::{run, stderr, stdout};
+
+fn seed(b: u8) -> String {
+    format!("{b:02x}").repeat(32)
+}
+
+#[test]
+fn prove_then_verify_a_proof_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let proof = dir.path().join("proof.json");
+    let p = proof.to_str().unwrap();
+    let o = run(&[
+        "pow",
+        "prove",
+        "--seed",
+        &seed(1),
+        "--n",
+        "70",
+        "--count",
+        "3",
+        "--json",
+        "--out",
+        p,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["n"], 70);
+    assert_eq!(v["count"], 3);
+    assert_eq!(v["backend"], "cpu");
+    assert_eq!(v["root"].as_str().unwrap().len(), 64);
+    assert!(v["elapsed_ms"].as_f64().unwrap() > 0.0);
+
+    // Same seed, same root (deterministic), and the file verifies.
+    let again = run(&[
+        "pow",
+        "prove",
+        "--seed",
+        &seed(1),
+        "--n",
+        "70",
+        "--count",
+        "3",
+        "--json",
+    ]);
+    let w: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(v["root"], w["root"]);
+    let ok = run(&["pow", "verify", "--proof", p, "--samples", "40", "--json"]);
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    let r: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
+    assert_eq!(r["valid"], true);
+    assert_eq!(r["samples"], 40);
+
+    // Insisting on another seed is a usage error.
+    let other = run(&["pow", "verify", "--proof", p, "--seed", &seed(2)]);
+    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
+    assert!(stderr(&other).contains("proves seed"));
+
+    // A file claiming seed 2 with seed 1's leaves: its rows do not recompute.
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    file["challenge"]["seed"] = seed(2).into();
+    let forged = dir.path().join("forged.json");
+    std::fs::write(&forged, file.to_string()).unwrap();
+    let bad = run(&[
+        "pow",
+        "verify",
+        "--proof",
+        forged.to_str().unwrap(),
+        "--samples",
+        "5",
+    ]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stdout(&bad).contains("REJECTED")
+            && stdout(&bad).contains("does not hash to its committed leaf"),
+        "{}",
+        stdout(&bad)
+    );
+
+    // One changed leaf: the leaves no longer build the root.
+    let mut file: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    let leaves = file["leaves"].as_str().unwrap().to_owned();
+    let flipped = if leaves.starts_with('A') {
+        format!("B{}", &leaves[1..])
+    } else {
+        format!("A{}", &leaves[1..])
+    };
+    file["leaves"] = flipped.into();
+    std::fs::write(&forged, file.to_string()).unwrap();
+    let bad = run(&["pow", "verify", "--proof", forged.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(1), "{}", stderr(&bad));
+    assert!(
+        stdout(&bad).contains("do not build the committed root"),
+        "{}",
+        stdout(&bad)
+    );
+
+    // Unreadable files are usage errors naming the file.
+    std::fs::write(&forged, "{not json").unwrap();
+    let bad = run(&["pow", "verify", "--proof", forged.to_str().unwrap()]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(stderr(&bad).contains("forged.json"), "{}", stderr(&bad));
+    let missing = run(&["pow", "verify", "--proof", "/nonexistent/proof.json"]);
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+#[test]
+fn selftest_catches_the_tampered_row() {
+    let o = run(&["pow", "selftest", "--n", "48", "--count", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("verified on the CPU: valid"), "{out}");
+    assert!(out.contains("changed: rejected"), "{out}");
+    assert!(out.contains("committed in the tree: rejected"), "{out}");
+    assert!(out.contains("selftest passed"));
+}
+
+#[test]
+fn bad_pow_input_exits_2_with_a_reason() {
+    let s = seed(3);
+    for (args, needle) in [
+        (vec!["--seed", "xyz", "--n", "8"], "invalid seed"),
+        (vec!["--seed", &s[..62], "--n", "8"], "invalid seed"),
+        (vec!["--seed", &s, "--n", "0"], "n must be at least 1"),
+        (vec!["--seed", &s, "--n", "131072"], "131071"),
+        (
+            vec!["--seed", &s, "--n", "8", "--count", "0"],
+            "count must be at least 1",
+        ),
+        (
+            vec!["--seed", &s, "--n", "131071", "--count", "65536"],
+            "bytes",
+        ),
+        (vec!["--seed", &s, "--n", "-5"], "-5"),
+    ] {
+        let mut full = vec!["pow", "prove"];
+        full.extend(args.iter().copied());
+        let o = run(&full);
+        assert_eq!(o.status.code(), Some(2), "{full:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(needle), "{full:?}: {}", stderr(&o));
+    }
+    let o = run(&["pow", "verify", "--proof", "x", "--samples", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+}
