@@ -84,11 +84,9 @@ fn prove_then_verify_a_proof_file() {
     let mut file: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
     let leaves = file["leaves"].as_str().unwrap().to_owned();
-    let flipped = if leaves.starts_with('A') {
-        format!("B{}", &leaves[1..])
-    } else {
-        format!("A{}", &leaves[1..])
-    };
+    // Change the first base64 digit (the first 6 bits of leaf 0).
+    let first = if leaves.starts_with('A') { "B" } else { "A" };
+    let flipped = format!("{first}{}", &leaves[1..]);
     file["leaves"] = flipped.into();
     std::fs::write(&forged, file.to_string()).unwrap();
     let bad = run(&["pow", "verify", "--proof", forged.to_str().unwrap()]);
