@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
-use akihabara_core::protocol::{Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
+use akihabara_core::protocol::{GpuInfo, Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
@@ -140,6 +140,23 @@ async fn shutdown_signal(duration: Option<Duration>) {
     }
 }
 
+/// The machine's GPUs for `SpecsQuery`: from the CUDA driver when it loads,
+/// else from `nvidia-smi` (none when neither exists).
+fn gpus() -> Vec<GpuInfo> {
+    #[cfg(feature = "cuda")]
+    if let Ok(devices) = akihabara_gpu::cuda::devices() {
+        return devices
+            .into_iter()
+            .map(|d| GpuInfo {
+                name: d.name,
+                memory_mb: d.memory_bytes / (1024 * 1024),
+                uuid: d.uuid,
+            })
+            .collect();
+    }
+    nvidia_smi_gpus()
+}
+
 /// `akihabara axon serve`.
 pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     let AxonCommand::Serve(a) = cmd;
@@ -157,7 +174,7 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
         let axon = Axon::builder(keypair)
             .config(config)
             .policy(policy)
-            .builtins(nvidia_smi_gpus)
+            .builtins(gpus)
             .bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
