@@ -43,7 +43,7 @@ pub mod spec {}
 pub use challenge::{Challenge, MAX_COUNT, MAX_N, PAD, Seed, padded};
 pub use error::PowError;
 pub use generate::{MATRIX_KEY_CONTEXT, MatrixGen, Side, splitmix64};
-pub use proof::{ProofFile, WireOpening};
+pub use proof::{PROOF_FORMAT, ProofFile, WireOpening};
 pub use prover::{Commitment, CpuProver, Opening, Prover, RowRef, available_memory, compute_rows};
 pub use verify::{
     Failure, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for,
