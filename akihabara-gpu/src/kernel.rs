@@ -128,7 +128,7 @@ pub fn few_rows(
             })
             .collect();
         hs.into_iter()
-            .map(|h| h.join().unwrap_or_default())
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
     for (t, part) in parts.into_iter().enumerate() {
@@ -348,7 +348,9 @@ pub fn measured_peak(threads: usize, seconds: f64) -> f64 {
     };
     std::thread::scope(|s| {
         let hs: Vec<_> = (0..threads.max(1)).map(|_| s.spawn(run)).collect();
-        hs.into_iter().map(|h| h.join().unwrap_or(0.0)).sum()
+        hs.into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .sum()
     })
 }
 
