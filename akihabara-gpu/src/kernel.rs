@@ -115,6 +115,9 @@ pub fn few_rows(
                 let arows = &arows;
                 s.spawn(move || {
                     let (c0, c1) = ((t * per).min(nu), ((t + 1) * per).min(nu));
+                    if c0 >= c1 {
+                        return Vec::new(); // more threads than column ranges
+                    }
                     let mut acc = vec![vec![0i32; c1 - c0]; arows.len()];
                     let mut brow = vec![0i8; c1 - c0];
                     for k in 0..nu {
