@@ -17,6 +17,8 @@ mod peers;
 mod pow;
 #[path = "cli/wallet.rs"]
 mod wallet;
+#[path = "cli/weights.rs"]
+mod weights;
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_akihabara"))

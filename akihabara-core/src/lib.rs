@@ -43,6 +43,7 @@ pub mod sim;
 pub mod strategy;
 pub mod types;
 pub mod wallet;
+pub mod weights;
 
 pub use metagraph::{Metagraph, MetagraphError, Neuron};
 pub use schedule::{Layout, Schedule, Slot};
