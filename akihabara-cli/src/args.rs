@@ -58,6 +58,9 @@ Example:
     /// Call an axon (ours or a Python bittensor one), signed with your hotkey.
     #[command(subcommand)]
     Dendrite(DendriteCommand),
+    /// Turn weights into the u16 form `set_weights` sends (as the Bittensor SDK does).
+    #[command(subcommand)]
+    Weights(WeightsCommand),
     /// Prove, verify and benchmark the seeded-matrix proof of work.
     #[command(subcommand)]
     Pow(PowCommand),
@@ -639,4 +642,40 @@ pub struct PowBenchArgs {
     /// Side of the proofs whose verification is timed
     #[arg(long, value_name = "N", default_value_t = 8192)]
     pub verify_n: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Scale weights to u16 exactly as bittensor's convert_weights_and_uids_for_emit
+    #[command(after_help = "\
+The largest weight becomes 65535; the others are rounded (ties to even) and
+zeros are dropped with their uids. --max-weight-limit first clips weights as
+the SDK's normalize_max_weight does (sum 1, none above the limit).
+
+Example:
+  akihabara weights normalize --uids 0,1,2 --weights 0.5,0.25,0.125 --json
+  {\"uids\":[0,1,2],\"weights\":[65535,32768,16384]}")]
+    Normalize(WeightsNormalizeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsNormalizeArgs {
+    /// Destination uids (comma-separated)
+    #[arg(long, value_name = "UID,…", value_delimiter = ',', required = true)]
+    pub uids: Vec<u16>,
+    /// Weights, one per uid (comma-separated, non-negative)
+    #[arg(
+        long,
+        value_name = "W,…",
+        value_delimiter = ',',
+        required = true,
+        allow_negative_numbers = true
+    )]
+    pub weights: Vec<f64>,
+    /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub max_weight_limit: Option<f64>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
 }

@@ -6,6 +6,7 @@ pub mod pow;
 pub mod schedule;
 pub mod sim;
 pub mod wallet;
+pub mod weights;
 
 use std::io::Read;
 use std::path::Path;

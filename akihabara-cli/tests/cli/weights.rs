@@ -5,7 +5,7 @@
 use akihabara_core::Uid;
 use akihabara_core::weights::{convert_for_emit, normalize_max_weight};
 
-use super::peers;
+use super::{peers, run, stderr};
 
 #[test]
 fn weights_match_the_python_sdk_bit_for_bit() {
@@ -64,6 +64,38 @@ fn weights_match_the_python_sdk_bit_for_bit() {
         let (lu, lw) = expect(&v["emit_limited"]);
         assert_eq!(got.uids.iter().map(|u| u.0).collect::<Vec<_>>(), lu);
         assert_eq!(got.weights, lw);
+
+        // The command line gives the same, for a sample of the cases.
+        if cases % 40 == 0 {
+            let join = |x: Vec<String>| x.join(",");
+            let u = join(uids.iter().map(|u| u.0.to_string()).collect());
+            // `{:?}` prints the shortest repr that parses back to the same f64.
+            let ws = join(w.iter().map(|x| format!("{x:?}")).collect());
+            let l = limit.to_string();
+            for (extra, (eu, ew)) in [
+                (vec![], (eu.clone(), ew.clone())),
+                (vec!["--max-weight-limit", l.as_str()], (lu, lw)),
+            ] {
+                let mut args = vec![
+                    "weights",
+                    "normalize",
+                    "--uids",
+                    &u,
+                    "--weights",
+                    &ws,
+                    "--json",
+                ];
+                args.extend(extra);
+                let o = run(&args);
+                assert!(o.status.success(), "{}", stderr(&o));
+                let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+                assert_eq!(
+                    j,
+                    serde_json::json!({"uids": eu, "weights": ew}),
+                    "case {cases}"
+                );
+            }
+        }
         cases += 1;
     }
     assert_eq!(cases, 400);
