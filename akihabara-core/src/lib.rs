@@ -39,6 +39,7 @@ pub mod fs;
 pub mod metagraph;
 pub mod protocol;
 pub mod schedule;
+pub mod score;
 pub mod sim;
 pub mod strategy;
 pub mod types;

@@ -1,0 +1,362 @@
+//! The reference scorers and their TOML configuration.
+
+use std::collections::BTreeMap;
+
+use crate::Uid;
+
+use super::{Measurements, Penalties, Score, ScoreError, ScoreSet, Scorer};
+
+/// NI Compute's published GPU values (subnet 27).
+pub const DEFAULT_GPU_TABLE: [(&str, f64); 15] = [
+    ("H200", 4.00),
+    ("H100 80GB HBM3", 3.30),
+    ("H100", 2.80),
+    ("A100-SXM4-80GB", 1.90),
+    ("A100 80GB PCIe", 1.65),
+    ("L40s", 1.10),
+    ("L40", 1.00),
+    ("RTX 6000 Ada Generation", 0.90),
+    ("RTX A6000", 0.78),
+    ("RTX 4090", 0.68),
+    ("GeForce RTX 3090", 0.43),
+    ("L4", 0.43),
+    ("A40", 0.39),
+    ("RTX A5000", 0.36),
+    ("RTX A4500", 0.34),
+];
+
+/// A model name as the table compares it: without a leading `NVIDIA `,
+/// case and repeated spaces ignored.
+fn model_key(name: &str) -> String {
+    let words: Vec<&str> = name.split_whitespace().collect();
+    let words = match words.first() {
+        Some(w) if w.eq_ignore_ascii_case("nvidia") => &words[1..],
+        _ => &words[..],
+    };
+    words.join(" ").to_ascii_lowercase()
+}
+
+fn positive_table(
+    section: &str,
+    t: BTreeMap<String, f64>,
+) -> Result<BTreeMap<String, f64>, ScoreError> {
+    if t.is_empty() {
+        return Err(ScoreError::Config(format!("[{section}] is empty")));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in t {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(ScoreError::Config(format!(
+                "[{section}] \"{k}\" = {v}: values must be finite and non-negative"
+            )));
+        }
+        if out.insert(model_key(&k), v).is_some() {
+            return Err(ScoreError::Config(format!(
+                "[{section}] names \"{k}\" twice (names compare without case and a leading NVIDIA)"
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// The scorers' configuration file (TOML). Every section is optional.
+///
+/// ```toml
+/// [gpu_table]            # model = base value (default: NI Compute's table)
+/// "H100 80GB HBM3" = 3.30
+/// [hardware_classes]     # class = relative value, for hardware-class
+/// h100 = 1.0
+/// [pow_reference]        # class = reference integer ops/s, for pow
+/// h100 = 1.5e15
+/// [composite]            # scorer name = weight, for composite
+/// gpu-table = 0.5
+/// pow = 0.5
+/// [ema]
+/// alpha = 0.1
+/// [penalty]
+/// decay = 0.5
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringConfig {
+    /// Base value per GPU model.
+    #[serde(default)]
+    pub gpu_table: Option<BTreeMap<String, f64>>,
+    /// Relative value per hardware class.
+    #[serde(default)]
+    pub hardware_classes: Option<BTreeMap<String, f64>>,
+    /// Reference ops/s per class.
+    #[serde(default)]
+    pub pow_reference: Option<BTreeMap<String, f64>>,
+    /// Weight per scorer name.
+    #[serde(default)]
+    pub composite: Option<BTreeMap<String, f64>>,
+    /// EMA settings.
+    #[serde(default)]
+    pub ema: Option<EmaConfig>,
+    /// Penalty settings.
+    #[serde(default)]
+    pub penalty: Option<PenaltyConfig>,
+}
+
+/// `[ema]`.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmaConfig {
+    /// Weight of the newest epoch.
+    pub alpha: f64,
+}
+
+/// `[penalty]`.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PenaltyConfig {
+    /// Factor applied to a penalty each epoch.
+    pub decay: f64,
+}
+
+impl ScoringConfig {
+    /// Parses the TOML text, naming the line of any error.
+    pub fn from_toml(text: &str) -> Result<ScoringConfig, ScoreError> {
+        toml::from_str(text)
+            .map_err(|e| ScoreError::Config(e.to_string().trim().replace('\n', " ")))
+    }
+}
+
+/// `gpu-table`: `base(model) · min(gpus, 8) · scale`, where `scale` makes
+/// eight of the best model worth 50 points; doubled (up to 100) when the
+/// miner is allocated. With several models, the 8 counted are the most
+/// valuable. An unknown model counts 0 and is reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GpuTable {
+    table: BTreeMap<String, f64>,
+    scale: f64,
+}
+
+impl Default for GpuTable {
+    fn default() -> GpuTable {
+        let t = DEFAULT_GPU_TABLE
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect();
+        GpuTable::new(t).unwrap_or_else(|_| GpuTable {
+            table: BTreeMap::new(),
+            scale: 0.0,
+        })
+    }
+}
+
+impl GpuTable {
+    /// Most GPUs counted per miner.
+    pub const MAX_GPUS: u32 = 8;
+
+    /// A table of base values per model.
+    pub fn new(table: BTreeMap<String, f64>) -> Result<GpuTable, ScoreError> {
+        let table = positive_table("gpu_table", table)?;
+        let best = table.values().copied().fold(0.0, f64::max);
+        if best <= 0.0 {
+            return Err(ScoreError::Config(
+                "[gpu_table] has no positive value".into(),
+            ));
+        }
+        Ok(GpuTable {
+            table,
+            scale: 50.0 / (f64::from(Self::MAX_GPUS) * best),
+        })
+    }
+
+    /// The base value of `model`, if the table has it.
+    pub fn base(&self, model: &str) -> Option<f64> {
+        self.table.get(&model_key(model)).copied()
+    }
+}
+
+impl Scorer for GpuTable {
+    fn name(&self) -> &str {
+        "gpu-table"
+    }
+
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        m.validate()?;
+        let mut out = ScoreSet::default();
+        for r in &m.miners {
+            let mut values: Vec<(f64, u32)> = Vec::new();
+            for g in &r.gpus {
+                match self.base(&g.model) {
+                    Some(b) => values.push((b, g.count)),
+                    None => out.warnings.push(format!(
+                        "uid {}: GPU model \"{}\" is not in the table; it scores 0",
+                        r.uid, g.model
+                    )),
+                }
+            }
+            values.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let (mut left, mut points) = (Self::MAX_GPUS, 0.0);
+            for (b, c) in values {
+                let take = c.min(left);
+                points += b * f64::from(take) * self.scale;
+                left -= take;
+            }
+            if r.allocated {
+                points *= 2.0;
+            }
+            out.scores.insert(r.uid, Score::new(points.min(100.0))?);
+        }
+        Ok(out)
+    }
+}
+
+/// `hardware-class`: `Σ relative_value(class) · efficiency · worked_seconds`
+/// over a miner's executors. An unknown class counts 0 and is reported.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HardwareClass {
+    values: BTreeMap<String, f64>,
+}
+
+impl HardwareClass {
+    /// Relative values per class.
+    pub fn new(values: BTreeMap<String, f64>) -> Result<HardwareClass, ScoreError> {
+        Ok(HardwareClass {
+            values: positive_table("hardware_classes", values)?,
+        })
+    }
+}
+
+impl Scorer for HardwareClass {
+    fn name(&self) -> &str {
+        "hardware-class"
+    }
+
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        m.validate()?;
+        let mut out = ScoreSet::default();
+        for r in &m.miners {
+            let mut points = 0.0;
+            for e in &r.executors {
+                match self.values.get(&model_key(&e.class)) {
+                    Some(v) => points += v * e.efficiency.unwrap_or(1.0) * e.worked_seconds,
+                    None => out.warnings.push(format!(
+                        "uid {}: hardware class \"{}\" is not configured; its work scores 0",
+                        r.uid, e.class
+                    )),
+                }
+            }
+            out.scores.insert(r.uid, Score::new(points)?);
+        }
+        Ok(out)
+    }
+}
+
+/// `pow`: achieved ops/s over the reference of the claimed class (at most
+/// 1: claiming a lower class cannot pay more), times `1 − penalty`. A failed
+/// or late proof scores 0 (and, through [`Penalties::advance`], lowers the
+/// next epochs); no proof this epoch scores 0.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PowScorer {
+    reference: BTreeMap<String, f64>,
+    penalties: Option<Penalties>,
+}
+
+impl PowScorer {
+    /// Reference ops/s per class.
+    pub fn new(reference: BTreeMap<String, f64>) -> Result<PowScorer, ScoreError> {
+        let reference = positive_table("pow_reference", reference)?;
+        if let Some((k, _)) = reference.iter().find(|(_, v)| **v <= 0.0) {
+            return Err(ScoreError::Config(format!(
+                "[pow_reference] \"{k}\" must be positive"
+            )));
+        }
+        Ok(PowScorer {
+            reference,
+            penalties: None,
+        })
+    }
+
+    /// Applies these penalties (a snapshot; advance them once per epoch).
+    pub fn with_penalties(mut self, p: &Penalties) -> PowScorer {
+        self.penalties = Some(p.clone());
+        self
+    }
+}
+
+impl Scorer for PowScorer {
+    fn name(&self) -> &str {
+        "pow"
+    }
+
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        m.validate()?;
+        let mut out = ScoreSet::default();
+        for r in &m.miners {
+            let penalty = self.penalties.as_ref().map_or(0.0, |p| p.get(r.uid));
+            let s = match &r.pow {
+                Some(p) if p.passed => match self.reference.get(&model_key(&p.class)) {
+                    Some(reference) => (p.ops_per_second / reference).min(1.0) * (1.0 - penalty),
+                    None => {
+                        out.warnings.push(format!(
+                            "uid {}: no pow reference for class \"{}\"; it scores 0",
+                            r.uid, p.class
+                        ));
+                        0.0
+                    }
+                },
+                _ => 0.0,
+            };
+            out.scores.insert(r.uid, Score::new(s)?);
+        }
+        Ok(out)
+    }
+}
+
+/// `composite`: `Σ weight_i · score_i` per uid over other scorers.
+pub struct Composite {
+    parts: Vec<(f64, Box<dyn Scorer>)>,
+}
+
+impl std::fmt::Debug for Composite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<(f64, &str)> = self.parts.iter().map(|(w, s)| (*w, s.name())).collect();
+        f.debug_struct("Composite").field("parts", &names).finish()
+    }
+}
+
+impl Composite {
+    /// Scorers with their weights (finite, non-negative, at least one positive).
+    pub fn new(parts: Vec<(f64, Box<dyn Scorer>)>) -> Result<Composite, ScoreError> {
+        if parts.is_empty() || parts.iter().all(|(w, _)| *w == 0.0) {
+            return Err(ScoreError::Config(
+                "a composite needs a scorer with a positive weight".into(),
+            ));
+        }
+        if let Some((w, s)) = parts.iter().find(|(w, _)| !(w.is_finite() && *w >= 0.0)) {
+            return Err(ScoreError::Config(format!(
+                "composite weight {w} of {} must be finite and non-negative",
+                s.name()
+            )));
+        }
+        Ok(Composite { parts })
+    }
+}
+
+impl Scorer for Composite {
+    fn name(&self) -> &str {
+        "composite"
+    }
+
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        let mut total: BTreeMap<Uid, f64> = BTreeMap::new();
+        let mut warnings = Vec::new();
+        for (w, s) in &self.parts {
+            let part = s.score(m)?;
+            for (uid, v) in part.scores {
+                *total.entry(uid).or_default() += w * v.get();
+            }
+            warnings.extend(part.warnings);
+        }
+        let scores = total
+            .into_iter()
+            .map(|(u, v)| Score::new(v).map(|s| (u, s)))
+            .collect::<Result<_, _>>()?;
+        Ok(ScoreSet { scores, warnings })
+    }
+}
