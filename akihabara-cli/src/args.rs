@@ -58,6 +58,26 @@ Example:
     /// Call an axon (ours or a Python bittensor one), signed with your hotkey.
     #[command(subcommand)]
     Dendrite(DendriteCommand),
+    /// Score miners from a validator's measurements and show the weights that would be set.
+    #[command(after_help = "\
+Scorers:
+  gpu-table       NI Compute's table: base(model) x min(gpus, 8), 50 points for
+                  eight of the best model, doubled when allocated (default table
+                  built in; [gpu_table] in --config replaces it)
+  hardware-class  sum of relative_value(class) x efficiency x worked seconds
+                  (needs [hardware_classes])
+  pow             proof-of-work ops/s over the class reference, at most 1; a
+                  failed proof scores 0 and leaves a decaying penalty
+                  (needs [pow_reference])
+  composite       weighted sum of the others (needs [composite])
+
+--state keeps the EMA of scores ([ema] alpha, default 0.1) and the penalties
+([penalty] decay, default 0.5) between runs: one run per epoch.
+
+Examples:
+  akihabara score --metagraph examples/metagraph.json --measurements examples/measurements.json --scorer gpu-table
+  akihabara score --metagraph mg.json --measurements m.json --scorer composite --config examples/scoring.toml --state state.json --json")]
+    Score(ScoreArgs),
     /// Turn weights into the u16 form `set_weights` sends (as the Bittensor SDK does).
     #[command(subcommand)]
     Weights(WeightsCommand),
@@ -675,6 +695,28 @@ pub struct WeightsNormalizeArgs {
     /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub max_weight_limit: Option<f64>,
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Metagraph snapshot (JSON): the uids that may be scored
+    #[arg(long, value_name = "FILE")]
+    pub metagraph: PathBuf,
+    /// What was measured this epoch (JSON; see examples/measurements.json)
+    #[arg(long, value_name = "FILE")]
+    pub measurements: PathBuf,
+    /// gpu-table, hardware-class, pow or composite
+    #[arg(long, value_name = "NAME", default_value = "gpu-table")]
+    pub scorer: String,
+    /// Scorer configuration (TOML; see examples/scoring.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Keep EMA and penalties across runs in this file (created if missing)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,

@@ -15,6 +15,8 @@ mod btcli;
 mod peers;
 #[path = "cli/pow.rs"]
 mod pow;
+#[path = "cli/score.rs"]
+mod score;
 #[path = "cli/wallet.rs"]
 mod wallet;
 #[path = "cli/weights.rs"]

@@ -4,6 +4,7 @@ pub mod axon;
 pub mod demo;
 pub mod pow;
 pub mod schedule;
+pub mod score;
 pub mod sim;
 pub mod wallet;
 pub mod weights;

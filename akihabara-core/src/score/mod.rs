@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 pub use measure::{ExecutorWork, GpuClaim, Measurements, MinerReport, PowReport};
 pub use scorers::{
     Composite, DEFAULT_GPU_TABLE, EmaConfig, GpuTable, HardwareClass, PenaltyConfig, PowScorer,
-    ScoringConfig,
+    SCORER_NAMES, ScoringConfig,
 };
 
 use crate::Uid;

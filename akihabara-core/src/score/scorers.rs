@@ -25,14 +25,17 @@ pub const DEFAULT_GPU_TABLE: [(&str, f64); 15] = [
     ("RTX A4500", 0.34),
 ];
 
-/// A model name as the table compares it: without a leading `NVIDIA `,
-/// case and repeated spaces ignored.
+/// A model name as the table compares it: without a leading `NVIDIA` or
+/// `GeForce` (nvidia-smi says `NVIDIA GeForce RTX 4090`, tables say
+/// `RTX 4090`), case and repeated spaces ignored.
 fn model_key(name: &str) -> String {
-    let words: Vec<&str> = name.split_whitespace().collect();
-    let words = match words.first() {
-        Some(w) if w.eq_ignore_ascii_case("nvidia") => &words[1..],
-        _ => &words[..],
-    };
+    let mut words: Vec<&str> = name.split_whitespace().collect();
+    while words
+        .first()
+        .is_some_and(|w| w.eq_ignore_ascii_case("nvidia") || w.eq_ignore_ascii_case("geforce"))
+    {
+        words.remove(0);
+    }
     words.join(" ").to_ascii_lowercase()
 }
 
@@ -115,7 +118,59 @@ pub struct PenaltyConfig {
     pub decay: f64,
 }
 
+/// Names of the reference scorers, for [`ScoringConfig::build`].
+pub const SCORER_NAMES: [&str; 4] = ["gpu-table", "hardware-class", "pow", "composite"];
+
 impl ScoringConfig {
+    /// The scorer called `name` (one of [`SCORER_NAMES`]) as this
+    /// configuration sets it up; `penalties` feed the `pow` scorer.
+    pub fn build(
+        &self,
+        name: &str,
+        penalties: Option<&Penalties>,
+    ) -> Result<Box<dyn Scorer>, ScoreError> {
+        let need = |section: &str, t: &Option<BTreeMap<String, f64>>| {
+            t.clone().ok_or_else(|| {
+                ScoreError::Config(format!(
+                    "the {name} scorer needs a [{section}] section in the configuration"
+                ))
+            })
+        };
+        match name {
+            "gpu-table" => Ok(Box::new(match &self.gpu_table {
+                Some(t) => GpuTable::new(t.clone())?,
+                None => GpuTable::default(),
+            })),
+            "hardware-class" => Ok(Box::new(HardwareClass::new(need(
+                "hardware_classes",
+                &self.hardware_classes,
+            )?)?)),
+            "pow" => {
+                let s = PowScorer::new(need("pow_reference", &self.pow_reference)?)?;
+                Ok(Box::new(match penalties {
+                    Some(p) => s.with_penalties(p),
+                    None => s,
+                }))
+            }
+            "composite" => {
+                let mut parts = Vec::new();
+                for (part, w) in need("composite", &self.composite)? {
+                    if part == "composite" {
+                        return Err(ScoreError::Config(
+                            "a composite cannot contain itself".into(),
+                        ));
+                    }
+                    parts.push((w, self.build(&part, penalties)?));
+                }
+                Ok(Box::new(Composite::new(parts)?))
+            }
+            other => Err(ScoreError::Config(format!(
+                "no scorer named \"{other}\" (known: {})",
+                SCORER_NAMES.join(", ")
+            ))),
+        }
+    }
+
     /// Parses the TOML text, naming the line of any error.
     pub fn from_toml(text: &str) -> Result<ScoringConfig, ScoreError> {
         toml::from_str(text)

@@ -27,6 +27,8 @@ fn gpu_table_matches_the_published_formula() {
             gpus(2, "NVIDIA H200", 12, false),
             gpus(3, "NVIDIA H100 80GB HBM3", 1, false),
             gpus(4, "NVIDIA Quadro K600", 2, false),
+            gpus(5, "NVIDIA GeForce RTX 3090", 1, false),
+            gpus(6, "nvidia  geforce rtx 4090", 1, false),
         ],
     };
     let s = t.score(&m).expect("score");
@@ -35,6 +37,9 @@ fn gpu_table_matches_the_published_formula() {
     assert_eq!(s.scores[&Uid(2)].get(), 50.0, "at most 8 GPUs count");
     assert!((s.scores[&Uid(3)].get() - 3.30 * 50.0 / 32.0).abs() < 1e-12);
     assert_eq!(s.scores[&Uid(4)].get(), 0.0);
+    assert_eq!(t.base("NVIDIA GeForce RTX 3090"), Some(0.43));
+    assert_eq!(t.base("nvidia  geforce rtx 4090"), Some(0.68));
+    assert!(s.scores[&Uid(6)].get() > 0.0);
     assert_eq!(s.warnings.len(), 1);
     assert!(s.warnings[0].contains("Quadro K600"));
 }

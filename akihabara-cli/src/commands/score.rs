@@ -1,0 +1,127 @@
+//! `akihabara score`.
+
+use std::path::Path;
+
+use akihabara_core::score::{Ema, Measurements, Penalties, ScoringConfig};
+use akihabara_core::weights::convert_for_emit;
+use anyhow::Context;
+use serde_json::json;
+
+use crate::args::ScoreArgs;
+use crate::commands::read_metagraph;
+use crate::exit::bad_input;
+use crate::out;
+
+/// What `--state` keeps between epochs.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    ema: Ema,
+    penalties: Penalties,
+}
+
+fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path)
+        .with_context(|| format!("reading the {what} {}", path.display()))
+        .map_err(bad_input)
+}
+
+/// `akihabara score`.
+pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
+    let metagraph = read_metagraph(&a.metagraph)
+        .with_context(|| format!("metagraph {}", a.metagraph.display()))
+        .map_err(bad_input)?;
+    let m: Measurements = serde_json::from_slice(&read(&a.measurements, "measurements")?)
+        .with_context(|| format!("measurements {}", a.measurements.display()))
+        .map_err(bad_input)?;
+    m.validate_against(&metagraph)
+        .with_context(|| format!("measurements {}", a.measurements.display()))
+        .map_err(bad_input)?;
+    let config = match &a.config {
+        Some(p) => {
+            let text = String::from_utf8(read(p, "configuration")?)
+                .with_context(|| format!("{} is not UTF-8", p.display()))
+                .map_err(bad_input)?;
+            ScoringConfig::from_toml(&text)
+                .with_context(|| format!("configuration {}", p.display()))
+                .map_err(bad_input)?
+        }
+        None => ScoringConfig::default(),
+    };
+    let alpha = config.ema.as_ref().map_or(0.1, |e| e.alpha);
+    let decay = config.penalty.as_ref().map_or(0.5, |p| p.decay);
+    let mut state = match &a.state {
+        Some(p) if p.exists() => serde_json::from_slice::<State>(&read(p, "state file")?)
+            .with_context(|| format!("state file {}", p.display()))
+            .map_err(bad_input)?,
+        _ => State {
+            ema: Ema::new(alpha).map_err(bad_input)?,
+            penalties: Penalties::new(decay).map_err(bad_input)?,
+        },
+    };
+    if a.state.is_some() {
+        state.penalties.advance(&m);
+    }
+    let scorer = config
+        .build(&a.scorer, a.state.is_some().then_some(&state.penalties))
+        .map_err(bad_input)?;
+    let mut scores = scorer.score(&m).map_err(bad_input)?;
+    if a.state.is_some() {
+        scores = state.ema.update(&scores);
+    }
+    for w in &scores.warnings {
+        eprintln!("warning: {w}");
+    }
+    let (uids, values) = scores.to_vectors();
+    let weights = convert_for_emit(&uids, &values).unwrap_or_default();
+    if let Some(p) = &a.state {
+        let tmp = p.with_extension("tmp-akihabara");
+        std::fs::write(&tmp, serde_json::to_vec_pretty(&state)?)
+            .and_then(|()| std::fs::rename(&tmp, p))
+            .with_context(|| format!("saving the state to {}", p.display()))?;
+    }
+    if a.json {
+        let per_uid: serde_json::Map<String, serde_json::Value> = scores
+            .scores
+            .iter()
+            .map(|(u, s)| (u.0.to_string(), json!(s.get())))
+            .collect();
+        out::println(
+            json!({
+                "scorer": scorer.name(),
+                "scores": per_uid,
+                "weights": {
+                    "uids": weights.uids.iter().map(|u| u.0).collect::<Vec<_>>(),
+                    "weights": weights.weights,
+                },
+                "warnings": scores.warnings,
+            })
+            .to_string(),
+        )?;
+        return Ok(());
+    }
+    out::println(format!(
+        "{} scorer{} · {} miners scored\n\nUID  HOTKEY                                            SCORE         WEIGHT (u16)",
+        scorer.name(),
+        if a.state.is_some() { " with EMA" } else { "" },
+        scores.scores.len()
+    ))?;
+    for (uid, s) in &scores.scores {
+        let hotkey = metagraph
+            .neurons()
+            .iter()
+            .find(|n| n.uid == *uid)
+            .map(|n| n.hotkey.to_string())
+            .unwrap_or_default();
+        let w = weights
+            .uids
+            .iter()
+            .position(|u| u == uid)
+            .map_or(0, |i| weights.weights[i]);
+        out::println(format!("{:<4} {hotkey:<49} {:<13.6} {w}", uid.0, s.get()))?;
+    }
+    if weights.is_empty() {
+        out::println("\nevery score is zero: no weights would be set")?;
+    }
+    Ok(())
+}
