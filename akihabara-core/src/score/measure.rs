@@ -31,6 +31,9 @@ pub struct MinerReport {
     /// This epoch's proof of work, if one was run.
     #[serde(default)]
     pub pow: Option<PowReport>,
+    /// Jobs declined while advertising free executors.
+    #[serde(default)]
+    pub declined_jobs: u32,
 }
 
 /// A number of GPUs of one model.

@@ -14,15 +14,17 @@
 //!
 //! Scores become chain weights with [`crate::weights::convert_for_emit`].
 
+mod ledger;
 mod measure;
 mod scorers;
 
 use std::collections::BTreeMap;
 
+pub use ledger::{INTERVAL_SECONDS, Job, JobLedger, WorkKey};
 pub use measure::{ExecutorWork, GpuClaim, Measurements, MinerReport, PowReport};
 pub use scorers::{
-    Composite, DEFAULT_GPU_TABLE, EmaConfig, GpuTable, HardwareClass, PenaltyConfig, PowScorer,
-    SCORER_NAMES, ScoringConfig,
+    Composite, DEFAULT_GPU_TABLE, DeclineConfig, EmaConfig, GpuTable, HardwareClass, PenaltyConfig,
+    PowScorer, SCORER_NAMES, ScoringConfig,
 };
 
 use crate::Uid;

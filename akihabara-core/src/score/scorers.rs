@@ -78,6 +78,8 @@ fn positive_table(
 /// alpha = 0.1
 /// [penalty]
 /// decay = 0.5
+/// [declines]            # hardware-class points off per declined job
+/// penalty_points = 600.0
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +102,17 @@ pub struct ScoringConfig {
     /// Penalty settings.
     #[serde(default)]
     pub penalty: Option<PenaltyConfig>,
+    /// Declined-job settings.
+    #[serde(default)]
+    pub declines: Option<DeclineConfig>,
+}
+
+/// `[declines]`.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeclineConfig {
+    /// Points the `hardware-class` scorer takes off per declined job.
+    pub penalty_points: f64,
 }
 
 /// `[ema]`.
@@ -141,10 +154,11 @@ impl ScoringConfig {
                 Some(t) => GpuTable::new(t.clone())?,
                 None => GpuTable::default(),
             })),
-            "hardware-class" => Ok(Box::new(HardwareClass::new(need(
-                "hardware_classes",
-                &self.hardware_classes,
-            )?)?)),
+            "hardware-class" => {
+                let h = HardwareClass::new(need("hardware_classes", &self.hardware_classes)?)?;
+                let points = self.declines.as_ref().map_or(0.0, |d| d.penalty_points);
+                Ok(Box::new(h.decline_penalty(points)?))
+            }
             "pow" => {
                 let s = PowScorer::new(need("pow_reference", &self.pow_reference)?)?;
                 Ok(Box::new(match penalties {
@@ -262,10 +276,12 @@ impl Scorer for GpuTable {
 }
 
 /// `hardware-class`: `Σ relative_value(class) · efficiency · worked_seconds`
-/// over a miner's executors. An unknown class counts 0 and is reported.
+/// over a miner's executors, less `decline_penalty` points per declined job
+/// (never below 0). An unknown class counts 0 and is reported.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HardwareClass {
     values: BTreeMap<String, f64>,
+    decline_penalty: f64,
 }
 
 impl HardwareClass {
@@ -273,7 +289,19 @@ impl HardwareClass {
     pub fn new(values: BTreeMap<String, f64>) -> Result<HardwareClass, ScoreError> {
         Ok(HardwareClass {
             values: positive_table("hardware_classes", values)?,
+            decline_penalty: 0.0,
         })
+    }
+
+    /// Points taken off per declined job.
+    pub fn decline_penalty(mut self, points: f64) -> Result<HardwareClass, ScoreError> {
+        if !(points.is_finite() && points >= 0.0) {
+            return Err(ScoreError::Config(format!(
+                "decline penalty {points} must be finite and non-negative"
+            )));
+        }
+        self.decline_penalty = points;
+        Ok(self)
     }
 }
 
@@ -296,6 +324,7 @@ impl Scorer for HardwareClass {
                     )),
                 }
             }
+            let points = (points - self.decline_penalty * f64::from(r.declined_jobs)).max(0.0);
             out.scores.insert(r.uid, Score::new(points)?);
         }
         Ok(out)

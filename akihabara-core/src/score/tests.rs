@@ -192,6 +192,7 @@ fn report() -> impl Strategy<Value = MinerReport> {
                     passed,
                     ops_per_second: ops,
                 }),
+                declined_jobs: 0,
             },
         )
 }
