@@ -34,6 +34,8 @@ pub mod guide {
 #[cfg(feature = "net")]
 pub mod axon;
 #[cfg(feature = "net")]
+pub mod chain;
+#[cfg(feature = "net")]
 pub mod dendrite;
 pub mod fs;
 pub mod metagraph;

@@ -1,0 +1,380 @@
+//! [`SnapshotChain`]: a simulated chain from a metagraph snapshot.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::{ChainClient, ChainError, Hyperparameters, Receipt};
+use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
+
+/// What the simulation recorded (one JSON line each in the record file).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "call", rename_all = "snake_case")]
+pub enum Submission {
+    /// `set_weights`.
+    SetWeights {
+        /// Block.
+        block: Block,
+        /// Subnet.
+        netuid: Netuid,
+        /// Sender.
+        hotkey: Hotkey,
+        /// Uids.
+        uids: Vec<Uid>,
+        /// Weights.
+        weights: Vec<u16>,
+        /// Version key.
+        version_key: u64,
+    },
+    /// `serve_axon`.
+    ServeAxon {
+        /// Block.
+        block: Block,
+        /// Subnet.
+        netuid: Netuid,
+        /// Hotkey.
+        hotkey: Hotkey,
+        /// Address.
+        axon: SocketAddr,
+    },
+}
+
+struct State {
+    metagraph: Metagraph,
+    last_weights: BTreeMap<Hotkey, Block>,
+}
+
+/// **A simulation**, not a chain: a subnet read from a metagraph snapshot,
+/// whose block advances with wall time (one block per `block_time`), and
+/// which appends every submission to a JSON-lines record file. It applies
+/// the checks a chain would (registration, rate limit, version key, uid
+/// range) so offline runs fail where the real chain would.
+pub struct SnapshotChain {
+    state: Mutex<State>,
+    hyper: Hyperparameters,
+    start: Instant,
+    block_time: Duration,
+    record: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for SnapshotChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotChain")
+            .field("record", &self.record)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SnapshotChain {
+    /// A simulated chain at the snapshot's block, 12 s per block.
+    pub fn new(metagraph: Metagraph) -> SnapshotChain {
+        SnapshotChain {
+            state: Mutex::new(State {
+                metagraph,
+                last_weights: BTreeMap::new(),
+            }),
+            hyper: Hyperparameters::default(),
+            start: Instant::now(),
+            block_time: Duration::from_secs(12),
+            record: None,
+        }
+    }
+
+    /// Reads the snapshot file.
+    pub fn open(path: impl AsRef<Path>) -> Result<SnapshotChain, ChainError> {
+        let mg = crate::metagraph::snapshot::read(path.as_ref())
+            .map_err(|e| ChainError::Io(e.to_string()))?;
+        Ok(SnapshotChain::new(mg))
+    }
+
+    /// Uses these hyperparameters.
+    pub fn hyperparameters(mut self, h: Hyperparameters) -> SnapshotChain {
+        self.hyper = h;
+        self
+    }
+
+    /// Advances one block per `t` of wall time (at least 1 ms).
+    pub fn block_time(mut self, t: Duration) -> SnapshotChain {
+        self.block_time = t.max(Duration::from_millis(1));
+        self
+    }
+
+    /// Appends submissions to `path` (JSON lines).
+    pub fn record_to(mut self, path: impl Into<PathBuf>) -> SnapshotChain {
+        self.record = Some(path.into());
+        self
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>, ChainError> {
+        self.state
+            .lock()
+            .map_err(|_| ChainError::Io("the simulated chain's state is poisoned".into()))
+    }
+
+    fn now(&self, st: &State) -> Block {
+        let ticks = self.start.elapsed().as_nanos() / self.block_time.as_nanos().max(1);
+        Block(st.metagraph.block().0 + ticks as u64)
+    }
+
+    fn check_netuid(&self, st: &State, netuid: Netuid) -> Result<(), ChainError> {
+        if st.metagraph.netuid() == netuid {
+            Ok(())
+        } else {
+            Err(ChainError::NoSubnet(netuid))
+        }
+    }
+
+    fn record(&self, s: &Submission) -> Result<(), ChainError> {
+        let Some(path) = &self.record else {
+            return Ok(());
+        };
+        let line = serde_json::to_string(s).map_err(|e| ChainError::Io(e.to_string()))?;
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.sync_data()))
+            .map_err(|e| ChainError::Io(format!("recording to {}: {e}", path.display())))
+    }
+}
+
+fn receipt(block: Block, s: &Submission) -> Receipt {
+    let bytes = serde_json::to_vec(s).unwrap_or_default();
+    Receipt {
+        block,
+        extrinsic: format!("0x{}", hex::encode(blake2_256(&bytes))),
+    }
+}
+
+fn blake2_256(data: &[u8]) -> [u8; 32] {
+    use blake2::digest::{Update, VariableOutput};
+    let mut h = blake2::Blake2bVar::new(32).expect("32 is a valid blake2b output size");
+    h.update(data);
+    let mut out = [0u8; 32];
+    h.finalize_variable(&mut out)
+        .expect("output buffer of 32 bytes");
+    out
+}
+
+#[async_trait::async_trait]
+impl ChainClient for SnapshotChain {
+    async fn block(&self) -> Result<Block, ChainError> {
+        let st = self.lock()?;
+        Ok(self.now(&st))
+    }
+
+    async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let b = self.block().await?;
+            if b > after {
+                return Ok(b);
+            }
+            if Instant::now() >= deadline {
+                return Err(ChainError::Timeout(timeout));
+            }
+            let step = self
+                .block_time
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(step.min(Duration::from_millis(50))).await;
+        }
+    }
+
+    async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError> {
+        let st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        Ok(st.metagraph.clone())
+    }
+
+    async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
+        let st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        Ok(self.hyper.clone())
+    }
+
+    async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError> {
+        let st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        Ok(st.metagraph.by_hotkey(hotkey).map(|n| n.uid))
+    }
+
+    async fn serve_axon(
+        &self,
+        netuid: Netuid,
+        hotkey: &Hotkey,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<Option<Receipt>, ChainError> {
+        let st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        let axon = SocketAddr::new(ip, port);
+        let n = st
+            .metagraph
+            .by_hotkey(hotkey)
+            .ok_or(ChainError::NotRegistered {
+                hotkey: *hotkey,
+                netuid,
+            })?;
+        if n.axon == Some(axon) {
+            return Ok(None);
+        }
+        let block = self.now(&st);
+        let s = Submission::ServeAxon {
+            block,
+            netuid,
+            hotkey: *hotkey,
+            axon,
+        };
+        self.record(&s)?;
+        Ok(Some(receipt(block, &s)))
+    }
+
+    async fn set_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Hotkey,
+        uids: &[Uid],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<Receipt, ChainError> {
+        let mut st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        if st.metagraph.by_hotkey(hotkey).is_none() {
+            return Err(ChainError::NotRegistered {
+                hotkey: *hotkey,
+                netuid,
+            });
+        }
+        if uids.len() != weights.len() {
+            return Err(ChainError::BadWeights(format!(
+                "{} uids but {} weights",
+                uids.len(),
+                weights.len()
+            )));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for u in uids {
+            if !seen.insert(*u) {
+                return Err(ChainError::BadWeights(format!("uid {u} appears twice")));
+            }
+            if usize::from(u.0) >= st.metagraph.len() {
+                return Err(ChainError::BadWeights(format!(
+                    "uid {u} is beyond the subnet's {} neurons",
+                    st.metagraph.len()
+                )));
+            }
+        }
+        if version_key < self.hyper.weights_version {
+            return Err(ChainError::VersionTooLow {
+                given: version_key,
+                required: self.hyper.weights_version,
+            });
+        }
+        if self.hyper.commit_reveal_enabled {
+            return Err(ChainError::CommitRevealRequired(netuid));
+        }
+        let block = self.now(&st);
+        if let Some(last) = st.last_weights.get(hotkey) {
+            let next = Block(last.0 + self.hyper.weights_rate_limit);
+            if block < next {
+                return Err(ChainError::RateLimited { last: *last, next });
+            }
+        }
+        let s = Submission::SetWeights {
+            block,
+            netuid,
+            hotkey: *hotkey,
+            uids: uids.to_vec(),
+            weights: weights.to_vec(),
+            version_key,
+        };
+        self.record(&s)?;
+        st.last_weights.insert(*hotkey, block);
+        Ok(receipt(block, &s))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain() -> SnapshotChain {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/metagraph.json");
+        SnapshotChain::open(path).expect("snapshot")
+    }
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        // The simulation never awaits anything pending: one poll completes it.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the simulation awaited something"),
+        }
+    }
+
+    #[tokio::test]
+    async fn blocks_advance_with_time_and_waits_are_bounded() {
+        let c = chain().block_time(Duration::from_millis(20));
+        let b = c.block().await.expect("block");
+        let next = c
+            .wait_for_block(b, Duration::from_secs(5))
+            .await
+            .expect("next");
+        assert!(next > b);
+        let far = Block(b.0 + 1_000_000);
+        let t = Instant::now();
+        assert!(matches!(
+            c.wait_for_block(far, Duration::from_millis(100)).await,
+            Err(ChainError::Timeout(_))
+        ));
+        assert!(t.elapsed() < Duration::from_secs(2));
+    }
+
+    #[test]
+    fn weights_are_checked_recorded_and_rate_limited() {
+        let dir = tempfile::tempdir().expect("dir");
+        let rec = dir.path().join("submissions.jsonl");
+        let c = chain().record_to(&rec);
+        let real = {
+            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/metagraph.json");
+            crate::metagraph::snapshot::read(path).expect("snapshot")
+        };
+        let net = real.netuid();
+        let v = real.neurons()[0].hotkey;
+        let r = block_on(c.set_weights(net, &v, &[Uid(1), Uid(2)], &[65535, 100], 0)).expect("set");
+        assert!(r.extrinsic.starts_with("0x") && r.extrinsic.len() == 66);
+        assert!(matches!(
+            block_on(c.set_weights(net, &v, &[Uid(1)], &[1], 0)),
+            Err(ChainError::RateLimited { .. })
+        ));
+        assert!(matches!(
+            block_on(c.set_weights(net, &v, &[Uid(1), Uid(1)], &[1, 2], 0)),
+            Err(ChainError::BadWeights(_))
+        ));
+        assert!(matches!(
+            block_on(c.set_weights(net, &v, &[Uid(999)], &[1], 0)),
+            Err(ChainError::BadWeights(_))
+        ));
+        let stranger = crate::AccountId::from_bytes([7; 32]);
+        assert!(matches!(
+            block_on(c.set_weights(net, &stranger, &[Uid(1)], &[1], 0)),
+            Err(ChainError::NotRegistered { .. })
+        ));
+        assert!(matches!(
+            block_on(c.metagraph(Netuid(net.0 + 1))),
+            Err(ChainError::NoSubnet(_))
+        ));
+        let lines = std::fs::read_to_string(&rec).expect("record");
+        let s: Submission =
+            serde_json::from_str(lines.lines().next().expect("line")).expect("json");
+        assert!(
+            matches!(s, Submission::SetWeights { ref weights, .. } if weights == &[65535, 100])
+        );
+        assert_eq!(lines.lines().count(), 1);
+    }
+}
