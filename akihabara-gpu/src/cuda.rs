@@ -509,16 +509,7 @@ impl Prover for CudaProver {
                     )));
                 };
                 let values = self.row(prod, st.challenge.n, at.row)?;
-                let path = tree
-                    .path(at.position(st.challenge.n) as usize)
-                    .ok_or_else(|| {
-                        PowError::Malformed(format!("row {at:?} is outside the tree"))
-                    })?;
-                Ok(Opening {
-                    at: *at,
-                    values,
-                    path,
-                })
+                crate::prover::opening(tree, st.challenge.n, *at, values)
             })
             .collect()
     }

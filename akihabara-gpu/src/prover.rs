@@ -173,18 +173,7 @@ impl Prover for CpuProver {
         let values = compute_rows(challenge, rows, self.threads)?;
         rows.iter()
             .zip(values)
-            .map(|(at, values)| {
-                let path = tree
-                    .path(at.position(challenge.n) as usize)
-                    .ok_or_else(|| {
-                        PowError::Malformed(format!("row {at:?} is outside the challenge"))
-                    })?;
-                Ok(Opening {
-                    at: *at,
-                    values,
-                    path,
-                })
-            })
+            .map(|(at, values)| opening(tree, challenge.n, *at, values))
             .collect()
     }
 
@@ -194,6 +183,19 @@ impl Prover for CpuProver {
             .map(|(_, t)| t.leaves())
             .unwrap_or_default()
     }
+}
+
+/// `values` as the opening of row `at`, with its path in `tree`.
+pub(crate) fn opening(
+    tree: &Tree,
+    n: u32,
+    at: RowRef,
+    values: Vec<i32>,
+) -> Result<Opening, PowError> {
+    let path = tree
+        .path(at.position(n) as usize)
+        .ok_or_else(|| PowError::Malformed(format!("row {at:?} is outside the challenge")))?;
+    Ok(Opening { at, values, path })
 }
 
 /// The true rows `rows` of the challenge's products, computed on the CPU

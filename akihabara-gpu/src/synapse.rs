@@ -209,7 +209,7 @@ impl PowService {
         let Some(ch) = g.1 else {
             return Err(PowError::Malformed("nothing committed yet".into()));
         };
-        if ch.seed.to_string() != req.seed.trim_start_matches("0x").to_ascii_lowercase() {
+        if req.seed.parse::<crate::Seed>()? != ch.seed {
             return Err(PowError::Malformed(
                 "this miner's latest commitment is to another seed".into(),
             ));

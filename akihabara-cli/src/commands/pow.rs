@@ -1,6 +1,5 @@
 //! `akihabara pow prove|verify|selftest|bench`.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use akihabara_gpu::{
@@ -14,7 +13,7 @@ use crate::args::{
     Backend, PowBenchArgs, PowCommand, PowProveArgs, PowSelftestArgs, PowVerifyArgs,
 };
 use crate::exit::bad_input;
-use crate::out;
+use crate::{out, render};
 
 /// `akihabara pow …`.
 pub fn run(cmd: PowCommand) -> anyhow::Result<()> {
@@ -37,39 +36,14 @@ fn pow_err(e: PowError) -> anyhow::Error {
     }
 }
 
-fn prover(backend: Backend) -> anyhow::Result<Box<dyn Prover>> {
-    match backend {
-        Backend::Cpu => Ok(Box::new(CpuProver::new())),
-        #[cfg(feature = "cuda")]
-        Backend::Cuda => Ok(Box::new(
-            akihabara_gpu::cuda::CudaProver::new(0).map_err(pow_err)?,
-        )),
-        #[cfg(not(feature = "cuda"))]
-        Backend::Cuda => Err(pow_err(PowError::NoBackend("cuda"))),
-    }
-}
-
 fn seed(hex: &str) -> anyhow::Result<Seed> {
     hex.parse().map_err(|e: PowError| bad_input(e))
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let tmp = path.with_extension("tmp-akihabara");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| {
-            format!(
-                "writing {} (directory {})",
-                path.display(),
-                dir.map_or(".".into(), |d| d.display().to_string())
-            )
-        })
-}
-
 fn prove(a: PowProveArgs) -> anyhow::Result<()> {
     let ch = Challenge::new(seed(&a.seed)?, a.n, a.count).map_err(pow_err)?;
-    let mut p = prover(a.backend)?;
+    let mut backed = Backed::new(a.backend)?;
+    let p = backed.get();
     eprintln!(
         "proving {} product(s) of {n}x{n} int8 matrices on {} ({:.2e} integer ops)…",
         ch.count,
@@ -80,8 +54,8 @@ fn prove(a: PowProveArgs) -> anyhow::Result<()> {
     let c = p.commit(&ch).map_err(pow_err)?;
     let elapsed_ms = c.elapsed.as_secs_f64() * 1e3;
     if let Some(path) = &a.out {
-        let file = ProofFile::new(&ch, &c.root, p.as_ref(), elapsed_ms);
-        write_atomically(path, &serde_json::to_vec(&file)?)?;
+        let file = ProofFile::new(&ch, &c.root, &*p, elapsed_ms);
+        render::write_file(path, &serde_json::to_string(&file)?)?;
     }
     let root = hex::encode(c.root);
     if a.json {
@@ -183,7 +157,8 @@ fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
 
 fn selftest(a: PowSelftestArgs) -> anyhow::Result<()> {
     let ch = Challenge::new(Seed::random().map_err(pow_err)?, a.n, a.count).map_err(pow_err)?;
-    let mut p = prover(a.backend)?;
+    let mut backed = Backed::new(a.backend)?;
+    let p = backed.get();
     let c = p.commit(&ch).map_err(pow_err)?;
     out::println(format!(
         "1. proved {} x {n}x{n} on {} in {:.1} ms: root {}",
@@ -266,7 +241,7 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
         a.n.clone()
     };
     let threads = kernel::default_threads();
-    let mut p = BenchProver::new(a.backend)?;
+    let mut p = Backed::new(a.backend)?;
     out::println(format!(
         "device: {} ({})",
         p.get().device(),
@@ -329,19 +304,19 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The prover a benchmark runs, kept concrete so CUDA can time its GEMM.
-enum BenchProver {
+/// The prover of a `--backend`, kept concrete so `bench` can time CUDA's GEMM.
+enum Backed {
     Cpu(CpuProver),
     #[cfg(feature = "cuda")]
     Cuda(Box<akihabara_gpu::cuda::CudaProver>),
 }
 
-impl BenchProver {
-    fn new(backend: Backend) -> anyhow::Result<BenchProver> {
+impl Backed {
+    fn new(backend: Backend) -> anyhow::Result<Backed> {
         match backend {
-            Backend::Cpu => Ok(BenchProver::Cpu(CpuProver::new())),
+            Backend::Cpu => Ok(Backed::Cpu(CpuProver::new())),
             #[cfg(feature = "cuda")]
-            Backend::Cuda => Ok(BenchProver::Cuda(Box::new(
+            Backend::Cuda => Ok(Backed::Cuda(Box::new(
                 akihabara_gpu::cuda::CudaProver::new(0).map_err(pow_err)?,
             ))),
             #[cfg(not(feature = "cuda"))]
@@ -351,9 +326,9 @@ impl BenchProver {
 
     fn get(&mut self) -> &mut dyn Prover {
         match self {
-            BenchProver::Cpu(p) => p,
+            Backed::Cpu(p) => p,
             #[cfg(feature = "cuda")]
-            BenchProver::Cuda(p) => p.as_mut(),
+            Backed::Cuda(p) => p.as_mut(),
         }
     }
 
@@ -366,12 +341,12 @@ impl BenchProver {
         cpu_peak: Option<f64>,
     ) -> anyhow::Result<(Option<Duration>, f64)> {
         match self {
-            BenchProver::Cpu(_) => {
+            Backed::Cpu(_) => {
                 let _ = (n, count);
                 Ok((None, cpu_peak.unwrap_or(f64::MAX)))
             }
             #[cfg(feature = "cuda")]
-            BenchProver::Cuda(gpu) => {
+            Backed::Cuda(gpu) => {
                 let one = gpu.time_gemm(n, 10).map_err(pow_err)?;
                 let peak = 2.0 * f64::from(n).powi(3) / one.as_secs_f64();
                 Ok((Some(one * count), peak))

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::args::ScoreArgs;
 use crate::commands::read_metagraph;
 use crate::exit::bad_input;
-use crate::out;
+use crate::{out, render};
 
 /// What `--state` keeps between epochs.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -75,10 +75,8 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let (uids, values) = scores.to_vectors();
     let weights = convert_for_emit(&uids, &values).unwrap_or_default();
     if let Some(p) = &a.state {
-        let tmp = p.with_extension("tmp-akihabara");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(&state)?)
-            .and_then(|()| std::fs::rename(&tmp, p))
-            .with_context(|| format!("saving the state to {}", p.display()))?;
+        render::write_file(p, &serde_json::to_string_pretty(&state)?)
+            .context("saving the state")?;
     }
     if a.json {
         let per_uid: serde_json::Map<String, serde_json::Value> = scores
