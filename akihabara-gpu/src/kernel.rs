@@ -326,7 +326,7 @@ mod avx2 {
 pub fn measured_peak(threads: usize, seconds: f64) -> f64 {
     const PAIRS: usize = 64;
     let a: Vec<u32> = (0..MR * PAIRS)
-        .map(|i| (i as u32 * 2654435761) & 0x007f_007f)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761) & 0x007f_007f)
         .collect();
     let panel: Vec<i16> = (0..PAIRS * NR * 2).map(|i| (i % 127) as i16 - 63).collect();
     let per_call = (2 * MR * NR * 2 * PAIRS) as f64;

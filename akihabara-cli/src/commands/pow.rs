@@ -240,6 +240,13 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
     } else {
         a.n.clone()
     };
+    // Every size is checked before a second of peak measurement is spent.
+    for &n in sizes.iter().chain([&a.verify_n]) {
+        Challenge::new(Seed([0; 32]), n, a.count).map_err(pow_err)?;
+    }
+    if a.samples == 0 {
+        return Err(bad_input(anyhow::anyhow!("--samples must be at least 1")));
+    }
     let threads = kernel::default_threads();
     let mut p = Backed::new(a.backend)?;
     out::println(format!(
