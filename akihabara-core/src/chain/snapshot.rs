@@ -150,13 +150,8 @@ fn receipt(block: Block, s: &Submission) -> Receipt {
 }
 
 fn blake2_256(data: &[u8]) -> [u8; 32] {
-    use blake2::digest::{Update, VariableOutput};
-    let mut h = blake2::Blake2bVar::new(32).expect("32 is a valid blake2b output size");
-    h.update(data);
-    let mut out = [0u8; 32];
-    h.finalize_variable(&mut out)
-        .expect("output buffer of 32 bytes");
-    out
+    use blake2::Digest;
+    blake2::Blake2b::<blake2::digest::consts::U32>::digest(data).into()
 }
 
 #[async_trait::async_trait]
