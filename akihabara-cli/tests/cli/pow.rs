@@ -1,7 +1,7 @@
 //! `akihabara pow`: prove, verify proof files (good, tampered, another
 //! seed's), selftest, and every bad input with exit code 2.
 
-use super::{run, stderr, stdout};
+use super::{assert_bad_input, run, stderr, stdout};
 
 fn seed(b: u8) -> String {
     format!("{b:02x}").repeat(32)
@@ -54,9 +54,10 @@ fn prove_then_verify_a_proof_file() {
     assert_eq!(r["samples"], 40);
 
     // Insisting on another seed is a usage error.
-    let other = run(&["pow", "verify", "--proof", p, "--seed", &seed(2)]);
-    assert_eq!(other.status.code(), Some(2), "{}", stderr(&other));
-    assert!(stderr(&other).contains("proves seed"));
+    assert_bad_input(
+        &["pow", "verify", "--proof", p, "--seed", &seed(2)],
+        "proves seed",
+    );
 
     // A file claiming seed 2 with seed 1's leaves: its rows do not recompute.
     let mut file: serde_json::Value =
@@ -99,11 +100,14 @@ fn prove_then_verify_a_proof_file() {
 
     // Unreadable files are usage errors naming the file.
     std::fs::write(&forged, "{not json").unwrap();
-    let bad = run(&["pow", "verify", "--proof", forged.to_str().unwrap()]);
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(stderr(&bad).contains("forged.json"), "{}", stderr(&bad));
-    let missing = run(&["pow", "verify", "--proof", "/nonexistent/proof.json"]);
-    assert_eq!(missing.status.code(), Some(2));
+    assert_bad_input(
+        &["pow", "verify", "--proof", forged.to_str().unwrap()],
+        "forged.json",
+    );
+    assert_bad_input(
+        &["pow", "verify", "--proof", "/nonexistent/proof.json"],
+        "/nonexistent/proof.json",
+    );
 }
 
 #[test]
@@ -129,18 +133,47 @@ fn bad_pow_input_exits_2_with_a_reason() {
             vec!["--seed", &s, "--n", "8", "--count", "0"],
             "count must be at least 1",
         ),
-        (
-            vec!["--seed", &s, "--n", "131071", "--count", "65536"],
-            "bytes",
-        ),
         (vec!["--seed", &s, "--n", "-5"], "-5"),
     ] {
         let mut full = vec!["pow", "prove"];
         full.extend(args.iter().copied());
-        let o = run(&full);
-        assert_eq!(o.status.code(), Some(2), "{full:?}: {}", stderr(&o));
-        assert!(stderr(&o).contains(needle), "{full:?}: {}", stderr(&o));
+        assert_bad_input(&full, needle);
     }
-    let o = run(&["pow", "verify", "--proof", "x", "--samples", "0"]);
-    assert_eq!(o.status.code(), Some(2));
+    // Too much memory: refused before allocating; stderr also has the progress line.
+    let o = run(&[
+        "pow", "prove", "--seed", &s, "--n", "131071", "--count", "65536",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("error: the challenge needs"),
+        "{}",
+        stderr(&o)
+    );
+    assert_bad_input(
+        &["pow", "verify", "--proof", "x", "--samples", "0"],
+        "--samples",
+    );
+}
+
+#[test]
+fn bench_prints_both_tables() {
+    let o = run(&[
+        "pow",
+        "bench",
+        "--n",
+        "32,48",
+        "--verify-n",
+        "64",
+        "--samples",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("measured CPU peak"), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("| 32 | 1 |")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("| 48 | 1 |")), "{out}");
+    assert!(
+        out.lines().any(|l| l.starts_with("| 64 | 64 | 4 |")),
+        "{out}"
+    );
 }

@@ -1,6 +1,6 @@
 //! `akihabara score`: the example files, state across epochs, bad input.
 
-use super::{example_metagraph, run, stderr, stdout};
+use super::{assert_bad_input, example_metagraph, run, stderr, stdout};
 use std::path::{Path, PathBuf};
 
 fn example(name: &str) -> PathBuf {
@@ -103,25 +103,29 @@ fn bad_score_input_exits_2_with_a_reason() {
             "needs a [hardware_classes]",
         ),
     ] {
-        let o = score(&extra, file);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "{extra:?} {file:?}: {}",
-            stderr(&o)
-        );
-        assert!(stderr(&o).contains(needle), "{needle}: {}", stderr(&o));
+        let mg = example_metagraph();
+        let mut args = vec![
+            "score",
+            "--metagraph",
+            mg.to_str().unwrap(),
+            "--measurements",
+            file.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        assert_bad_input(&args, needle);
     }
     let empty = write(
         "empty.json",
         r#"{"version": 1, "netuid": 1, "block": 1, "neurons": []}"#,
     );
-    let o = run(&[
-        "score",
-        "--metagraph",
-        empty.to_str().unwrap(),
-        "--measurements",
-        ok.to_str().unwrap(),
-    ]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_bad_input(
+        &[
+            "score",
+            "--metagraph",
+            empty.to_str().unwrap(),
+            "--measurements",
+            ok.to_str().unwrap(),
+        ],
+        "the metagraph is empty",
+    );
 }

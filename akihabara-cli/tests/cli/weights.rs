@@ -100,3 +100,46 @@ fn weights_match_the_python_sdk_bit_for_bit() {
     }
     assert_eq!(cases, 400);
 }
+
+#[test]
+fn weights_normalize_output_and_bad_input() {
+    let o = run(&[
+        "weights",
+        "normalize",
+        "--uids",
+        "0,1,2",
+        "--weights",
+        "0.5,0.25,0.125",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        v,
+        serde_json::json!({"uids": [0, 1, 2], "weights": [65535, 32768, 16384]})
+    );
+    for (weights, extra, needle) in [
+        ("0.5,-1", None, "weight 1 is negative"),
+        ("0.5,nan", None, "not a finite number"),
+        ("0.5", None, "3 uids but 1 weights"),
+        ("1,1,1", Some("0"), "max weight limit 0"),
+        ("1,1,x", None, "--weights"),
+    ] {
+        let mut args = vec![
+            "weights",
+            "normalize",
+            "--uids",
+            "0,1,2",
+            "--weights",
+            weights,
+        ];
+        if let Some(l) = extra {
+            args.extend(["--max-weight-limit", l]);
+        }
+        super::assert_bad_input(&args, needle);
+    }
+    super::assert_bad_input(
+        &["weights", "normalize", "--uids", "3,3", "--weights", "1,1"],
+        "uid 3 appears more than once",
+    );
+}
