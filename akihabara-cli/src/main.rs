@@ -34,5 +34,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Weights(c) => commands::weights::run(c),
         Command::Pow(c) => commands::pow::run(c),
         Command::Demo(a) => commands::demo::run(a),
+        Command::Metagraph(a) => commands::chain::metagraph(a),
+        Command::Chain(c) => commands::chain::run(c),
     }
 }

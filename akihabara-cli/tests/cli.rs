@@ -11,6 +11,8 @@ use serde_json::Value;
 mod axon;
 #[path = "cli/btcli.rs"]
 mod btcli;
+#[path = "cli/chain.rs"]
+mod chain;
 #[path = "cli/peers.rs"]
 mod peers;
 #[path = "cli/pow.rs"]

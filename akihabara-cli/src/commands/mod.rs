@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod axon;
+pub mod chain;
 pub mod demo;
 pub mod pow;
 pub mod schedule;

@@ -27,6 +27,18 @@ pub fn load_hotkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Resu
         .map_err(classify)
 }
 
+/// Loads the coldkey pair of `wallet` (decrypting it with its password).
+pub fn load_coldkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Result<Keypair> {
+    let w = wallet.wallet();
+    w.coldkey(&mut |path: &Path| password_for(password, path, false))
+        .map_err(classify)
+}
+
+/// The public hotkey of `wallet` (no password needed).
+pub fn hotkey_account(wallet: &WalletArgs) -> anyhow::Result<AccountId> {
+    wallet.wallet().hotkey_account().map_err(classify)
+}
+
 /// Maps wallet errors to exit codes: the user's input (names, files, flags) is 2,
 /// a wrong or missing password and I/O failures are 1.
 fn classify(e: WalletError) -> anyhow::Error {

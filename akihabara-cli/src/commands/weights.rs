@@ -1,4 +1,4 @@
-//! `akihabara weights normalize`.
+//! `akihabara weights normalize` (the chain writes live in `chain.rs`).
 
 use akihabara_core::Uid;
 use akihabara_core::weights::{convert_for_emit, normalize_max_weight};
@@ -12,6 +12,9 @@ use crate::out;
 pub fn run(cmd: WeightsCommand) -> anyhow::Result<()> {
     match cmd {
         WeightsCommand::Normalize(a) => normalize(a),
+        WeightsCommand::Set(a) => super::chain::set_weights(a),
+        WeightsCommand::Commit(a) => super::chain::commit_weights(a),
+        WeightsCommand::Reveal(a) => super::chain::reveal_weights(a),
     }
 }
 

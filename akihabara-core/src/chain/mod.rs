@@ -1,17 +1,30 @@
 //! The chain, behind one object-safe async trait: [`ChainClient`].
 //!
-//! Behind feature `net` (it needs tokio). Implementations: [`SnapshotChain`], a **simulation** backed by a
-//! metagraph snapshot file that records what would have been submitted
-//! (the embedded default for offline work and the demo). The subtensor
-//! client (subxt) arrives with its issue.
+//! Behind feature `net` (it needs tokio). Implementations:
+//! - [`Subtensor`] (feature `subtensor`): the real Bittensor runtime through
+//!   subxt, by network name (`finney`, `test`, `local`) or URL.
+//! - [`SnapshotChain`]: a **simulation** backed by a metagraph snapshot file
+//!   that records what would have been submitted (the embedded default for
+//!   offline work and the demo).
+//!
+//! Weights travel as the u16 values [`crate::weights::convert_for_emit`]
+//! makes; [`check_weights`] is the shape check both implementations apply
+//! before anything is sent.
 
+mod commit;
 mod snapshot;
+#[cfg(feature = "subtensor")]
+mod subtensor;
 
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub use commit::{Reveal, commit_hash};
 pub use snapshot::{SnapshotChain, Submission};
+#[cfg(feature = "subtensor")]
+pub use subtensor::{Network, Subtensor, SubtensorOptions, requirements};
 
+use crate::wallet::Keypair;
 use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
 
 /// A subnet's hyperparameters that miners and validators act on.
@@ -97,39 +110,139 @@ pub enum ChainError {
     /// A bounded wait ran out.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
+    /// The chain refused the extrinsic for a reason without its own variant
+    /// (the runtime's error name and text).
+    #[error("the chain rejected the call: {0}")]
+    Rejected(String),
+    /// The runtime lacks a call, storage item or runtime API this client
+    /// needs, or it has a shape this client cannot encode or decode.
+    #[error("the runtime does not provide {0}")]
+    Unsupported(String),
+    /// A reveal that matches no commitment.
+    #[error("no pending commitment matches this reveal on netuid {0}")]
+    NoCommitment(Netuid),
     /// Reading or writing local state.
     #[error("{0}")]
     Io(String),
 }
 
-/// Reads and writes of one subnet's chain state. Object-safe.
+/// Checks weights before they are sent: equal lengths, no duplicate uid, every
+/// uid below `subnet_size`.
+///
+/// ```
+/// use akihabara_core::chain::check_weights;
+/// use akihabara_core::Uid;
+/// assert!(check_weights(&[Uid(0), Uid(2)], &[1, 2], 3).is_ok());
+/// assert!(check_weights(&[Uid(0), Uid(0)], &[1, 2], 3).is_err());
+/// assert!(check_weights(&[Uid(3)], &[1], 3).is_err());
+/// ```
+pub fn check_weights(uids: &[Uid], weights: &[u16], subnet_size: usize) -> Result<(), ChainError> {
+    if uids.len() != weights.len() {
+        return Err(ChainError::BadWeights(format!(
+            "{} uids but {} weights",
+            uids.len(),
+            weights.len()
+        )));
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for u in uids {
+        if !seen.insert(*u) {
+            return Err(ChainError::BadWeights(format!("uid {u} appears twice")));
+        }
+        if usize::from(u.0) >= subnet_size {
+            return Err(ChainError::BadWeights(format!(
+                "uid {u} is beyond the subnet's {subnet_size} neurons"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// New blocks as they arrive (see [`ChainClient::subscribe_blocks`]).
+///
+/// Ends (`None`) when the source closes; an error item means the
+/// subscription broke and a new one must be made.
+#[derive(Debug)]
+pub struct BlockStream {
+    rx: tokio::sync::mpsc::Receiver<Result<Block, ChainError>>,
+}
+
+impl BlockStream {
+    /// A stream fed through a channel; the sender side belongs to the
+    /// implementation.
+    pub fn channel(
+        capacity: usize,
+    ) -> (
+        tokio::sync::mpsc::Sender<Result<Block, ChainError>>,
+        BlockStream,
+    ) {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity.max(1));
+        (tx, BlockStream { rx })
+    }
+
+    /// The next block, or `None` once the stream has ended.
+    pub async fn next(&mut self) -> Option<Result<Block, ChainError>> {
+        self.rx.recv().await
+    }
+}
+
+/// Reads and writes of one subnet's chain state. Object-safe: use it as
+/// `Box<dyn ChainClient>` or `Arc<dyn ChainClient>`.
+///
+/// Writes take the signing [`Keypair`]: the hotkey for weights and axons, the
+/// coldkey for registration. Every call is bounded in time.
 #[async_trait::async_trait]
 pub trait ChainClient: Send + Sync {
     /// The best block.
     async fn block(&self) -> Result<Block, ChainError>;
     /// Waits (at most `timeout`) until a block after `after` exists.
     async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError>;
+    /// New blocks as they are made.
+    async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError>;
     /// The subnet's metagraph.
     async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError>;
     /// The subnet's hyperparameters.
     async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError>;
     /// The uid of `hotkey` on the subnet, if registered.
     async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError>;
-    /// Announces `hotkey`'s axon; `None` when it is already served there.
+    /// Announces the signer's axon; `None` when it is already served there.
     async fn serve_axon(
         &self,
         netuid: Netuid,
-        hotkey: &Hotkey,
+        hotkey: &Keypair,
         ip: IpAddr,
         port: u16,
     ) -> Result<Option<Receipt>, ChainError>;
-    /// Sets weights (u16, as `weights::convert_for_emit` makes them).
+    /// Sets weights (u16, as [`crate::weights::convert_for_emit`] makes them).
+    /// Fails with [`ChainError::CommitRevealRequired`] where the subnet wants
+    /// [`commit_weights`](ChainClient::commit_weights) instead.
     async fn set_weights(
         &self,
         netuid: Netuid,
-        hotkey: &Hotkey,
+        hotkey: &Keypair,
         uids: &[Uid],
         weights: &[u16],
         version_key: u64,
+    ) -> Result<Receipt, ChainError>;
+    /// Commits the hash of weights to reveal later ([`Reveal::hash`]).
+    async fn commit_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        commit: [u8; 32],
+    ) -> Result<Receipt, ChainError>;
+    /// Reveals weights committed earlier.
+    async fn reveal_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        reveal: &Reveal,
+    ) -> Result<Receipt, ChainError>;
+    /// Registers `hotkey` on the subnet by burning the coldkey's TAO.
+    async fn burned_register(
+        &self,
+        netuid: Netuid,
+        coldkey: &Keypair,
+        hotkey: &Hotkey,
     ) -> Result<Receipt, ChainError>;
 }

@@ -7,8 +7,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::{ChainClient, ChainError, Hyperparameters, Receipt};
-use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
+use super::{
+    BlockStream, ChainClient, ChainError, Hyperparameters, Receipt, Reveal, check_weights,
+};
+use crate::wallet::Keypair;
+use crate::{Block, Hotkey, Metagraph, Netuid, Neuron, Rao, Uid};
 
 /// What the simulation recorded (one JSON line each in the record file).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -29,6 +32,45 @@ pub enum Submission {
         /// Version key.
         version_key: u64,
     },
+    /// `commit_weights`.
+    CommitWeights {
+        /// Block.
+        block: Block,
+        /// Subnet.
+        netuid: Netuid,
+        /// Sender.
+        hotkey: Hotkey,
+        /// The commitment, hex.
+        commit: String,
+    },
+    /// `reveal_weights` that matched its commitment.
+    RevealWeights {
+        /// Block.
+        block: Block,
+        /// Subnet.
+        netuid: Netuid,
+        /// Sender.
+        hotkey: Hotkey,
+        /// Uids.
+        uids: Vec<Uid>,
+        /// Weights.
+        weights: Vec<u16>,
+        /// Version key.
+        version_key: u64,
+    },
+    /// `burned_register` (the simulation burns nothing).
+    BurnedRegister {
+        /// Block.
+        block: Block,
+        /// Subnet.
+        netuid: Netuid,
+        /// Coldkey that paid.
+        coldkey: Hotkey,
+        /// Hotkey registered.
+        hotkey: Hotkey,
+        /// Its new uid.
+        uid: Uid,
+    },
     /// `serve_axon`.
     ServeAxon {
         /// Block.
@@ -45,6 +87,7 @@ pub enum Submission {
 struct State {
     metagraph: Metagraph,
     last_weights: BTreeMap<Hotkey, Block>,
+    commits: BTreeMap<Hotkey, Vec<([u8; 32], Block)>>,
 }
 
 /// **A simulation**, not a chain: a subnet read from a metagraph snapshot,
@@ -75,6 +118,7 @@ impl SnapshotChain {
             state: Mutex::new(State {
                 metagraph,
                 last_weights: BTreeMap::new(),
+                commits: BTreeMap::new(),
             }),
             hyper: Hyperparameters::default(),
             start: Instant::now(),
@@ -199,11 +243,12 @@ impl ChainClient for SnapshotChain {
     async fn serve_axon(
         &self,
         netuid: Netuid,
-        hotkey: &Hotkey,
+        hotkey: &Keypair,
         ip: IpAddr,
         port: u16,
     ) -> Result<Option<Receipt>, ChainError> {
-        let st = self.lock()?;
+        let hotkey = &hotkey.account();
+        let mut st = self.lock()?;
         self.check_netuid(&st, netuid)?;
         let axon = SocketAddr::new(ip, port);
         let n = st
@@ -224,17 +269,24 @@ impl ChainClient for SnapshotChain {
             axon,
         };
         self.record(&s)?;
+        let mut neurons = st.metagraph.neurons().to_vec();
+        if let Some(n) = neurons.iter_mut().find(|n| n.hotkey == *hotkey) {
+            n.axon = Some(axon);
+        }
+        st.metagraph = Metagraph::new(netuid, st.metagraph.block(), neurons)
+            .map_err(|e| ChainError::Io(e.to_string()))?;
         Ok(Some(receipt(block, &s)))
     }
 
     async fn set_weights(
         &self,
         netuid: Netuid,
-        hotkey: &Hotkey,
+        hotkey: &Keypair,
         uids: &[Uid],
         weights: &[u16],
         version_key: u64,
     ) -> Result<Receipt, ChainError> {
+        let hotkey = &hotkey.account();
         let mut st = self.lock()?;
         self.check_netuid(&st, netuid)?;
         if st.metagraph.by_hotkey(hotkey).is_none() {
@@ -243,25 +295,7 @@ impl ChainClient for SnapshotChain {
                 netuid,
             });
         }
-        if uids.len() != weights.len() {
-            return Err(ChainError::BadWeights(format!(
-                "{} uids but {} weights",
-                uids.len(),
-                weights.len()
-            )));
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for u in uids {
-            if !seen.insert(*u) {
-                return Err(ChainError::BadWeights(format!("uid {u} appears twice")));
-            }
-            if usize::from(u.0) >= st.metagraph.len() {
-                return Err(ChainError::BadWeights(format!(
-                    "uid {u} is beyond the subnet's {} neurons",
-                    st.metagraph.len()
-                )));
-            }
-        }
+        check_weights(uids, weights, st.metagraph.len())?;
         if version_key < self.hyper.weights_version {
             return Err(ChainError::VersionTooLow {
                 given: version_key,
@@ -290,15 +324,150 @@ impl ChainClient for SnapshotChain {
         st.last_weights.insert(*hotkey, block);
         Ok(receipt(block, &s))
     }
+
+    async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
+        let (tx, stream) = BlockStream::channel(16);
+        let start = self.start;
+        let first = self.lock()?.metagraph.block();
+        let step = self.block_time;
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                let ticks = start.elapsed().as_nanos() / step.as_nanos().max(1);
+                let now = Block(first.0 + ticks as u64);
+                if last != Some(now) {
+                    if tx.send(Ok(now)).await.is_err() {
+                        break;
+                    }
+                    last = Some(now);
+                }
+                tokio::time::sleep(step.min(Duration::from_millis(50))).await;
+            }
+        });
+        Ok(stream)
+    }
+
+    async fn commit_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        commit: [u8; 32],
+    ) -> Result<Receipt, ChainError> {
+        let hotkey = hotkey.account();
+        let mut st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        if st.metagraph.by_hotkey(&hotkey).is_none() {
+            return Err(ChainError::NotRegistered { hotkey, netuid });
+        }
+        if !self.hyper.commit_reveal_enabled {
+            return Err(ChainError::Rejected(format!(
+                "commit-reveal is disabled on netuid {netuid} (simulated CommitRevealDisabled)"
+            )));
+        }
+        let block = self.now(&st);
+        let s = Submission::CommitWeights {
+            block,
+            netuid,
+            hotkey,
+            commit: format!("0x{}", hex::encode(commit)),
+        };
+        self.record(&s)?;
+        st.commits.entry(hotkey).or_default().push((commit, block));
+        Ok(receipt(block, &s))
+    }
+
+    async fn reveal_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        reveal: &Reveal,
+    ) -> Result<Receipt, ChainError> {
+        let hotkey = hotkey.account();
+        let mut st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        if st.metagraph.by_hotkey(&hotkey).is_none() {
+            return Err(ChainError::NotRegistered { hotkey, netuid });
+        }
+        check_weights(&reveal.uids, &reveal.weights, st.metagraph.len())?;
+        let hash = reveal.hash(&hotkey, netuid);
+        let block = self.now(&st);
+        let pending = st.commits.entry(hotkey).or_default();
+        let Some(at) = pending.iter().position(|(h, _)| *h == hash) else {
+            return Err(ChainError::NoCommitment(netuid));
+        };
+        let s = Submission::RevealWeights {
+            block,
+            netuid,
+            hotkey,
+            uids: reveal.uids.clone(),
+            weights: reveal.weights.clone(),
+            version_key: reveal.version_key,
+        };
+        self.record(&s)?;
+        pending.remove(at);
+        st.last_weights.insert(hotkey, block);
+        Ok(receipt(block, &s))
+    }
+
+    async fn burned_register(
+        &self,
+        netuid: Netuid,
+        coldkey: &Keypair,
+        hotkey: &Hotkey,
+    ) -> Result<Receipt, ChainError> {
+        let mut st = self.lock()?;
+        self.check_netuid(&st, netuid)?;
+        if st.metagraph.by_hotkey(hotkey).is_some() {
+            return Err(ChainError::Rejected(format!(
+                "hotkey {hotkey} is already registered on netuid {netuid} (simulated HotKeyAlreadyRegisteredInSubNet)"
+            )));
+        }
+        let uid = u16::try_from(st.metagraph.len())
+            .map(Uid)
+            .map_err(|_| ChainError::Rejected("the simulated subnet is full".into()))?;
+        let block = self.now(&st);
+        let coldkey = coldkey.account();
+        let s = Submission::BurnedRegister {
+            block,
+            netuid,
+            coldkey,
+            hotkey: *hotkey,
+            uid,
+        };
+        self.record(&s)?;
+        let mut neuron = Neuron::new(uid, *hotkey, Rao(0), false);
+        neuron.coldkey = Some(coldkey);
+        let mut neurons = st.metagraph.neurons().to_vec();
+        neurons.push(neuron);
+        st.metagraph = Metagraph::new(netuid, st.metagraph.block(), neurons)
+            .map_err(|e| ChainError::Io(e.to_string()))?;
+        Ok(receipt(block, &s))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn key(uri: &str) -> Keypair {
+        Keypair::from_uri(uri).expect("dev key")
+    }
+
+    /// Netuid 7: //v1 (uid 0, validator), //m1 and //m2 (uids 1-2).
     fn chain() -> SnapshotChain {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/metagraph.json");
-        SnapshotChain::open(path).expect("snapshot")
+        let neurons = ["//v1", "//m1", "//m2"]
+            .iter()
+            .enumerate()
+            .map(|(i, uri)| {
+                Neuron::new(
+                    Uid(i as u16),
+                    key(uri).account(),
+                    Rao(1_000 * (3 - i as u64)),
+                    i == 0,
+                )
+            })
+            .collect();
+        SnapshotChain::new(Metagraph::new(Netuid(7), Block(100), neurons).expect("metagraph"))
     }
 
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -328,6 +497,10 @@ mod tests {
             Err(ChainError::Timeout(_))
         ));
         assert!(t.elapsed() < Duration::from_secs(2));
+        let mut blocks = c.subscribe_blocks().await.expect("subscribe");
+        let first = blocks.next().await.expect("a block").expect("ok");
+        let second = blocks.next().await.expect("a block").expect("ok");
+        assert!(second > first);
     }
 
     #[test]
@@ -335,12 +508,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let rec = dir.path().join("submissions.jsonl");
         let c = chain().record_to(&rec);
-        let real = {
-            let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/metagraph.json");
-            crate::metagraph::snapshot::read(path).expect("snapshot")
-        };
-        let net = real.netuid();
-        let v = real.neurons()[0].hotkey;
+        let net = Netuid(7);
+        let v = key("//v1");
         let r = block_on(c.set_weights(net, &v, &[Uid(1), Uid(2)], &[65535, 100], 0)).expect("set");
         assert!(r.extrinsic.starts_with("0x") && r.extrinsic.len() == 66);
         assert!(matches!(
@@ -355,13 +524,12 @@ mod tests {
             block_on(c.set_weights(net, &v, &[Uid(999)], &[1], 0)),
             Err(ChainError::BadWeights(_))
         ));
-        let stranger = crate::AccountId::from_bytes([7; 32]);
         assert!(matches!(
-            block_on(c.set_weights(net, &stranger, &[Uid(1)], &[1], 0)),
+            block_on(c.set_weights(net, &key("//stranger"), &[Uid(1)], &[1], 0)),
             Err(ChainError::NotRegistered { .. })
         ));
         assert!(matches!(
-            block_on(c.metagraph(Netuid(net.0 + 1))),
+            block_on(c.metagraph(Netuid(8))),
             Err(ChainError::NoSubnet(_))
         ));
         let lines = std::fs::read_to_string(&rec).expect("record");
@@ -371,5 +539,66 @@ mod tests {
             matches!(s, Submission::SetWeights { ref weights, .. } if weights == &[65535, 100])
         );
         assert_eq!(lines.lines().count(), 1);
+    }
+
+    #[test]
+    fn commit_reveal_serve_and_register() {
+        let net = Netuid(7);
+        let v = key("//v1");
+        let plain = chain();
+        assert!(matches!(
+            block_on(plain.commit_weights(net, &v, [0; 32])),
+            Err(ChainError::Rejected(_))
+        ));
+        let c = chain().hyperparameters(Hyperparameters {
+            commit_reveal_enabled: true,
+            ..Hyperparameters::default()
+        });
+        assert!(matches!(
+            block_on(c.set_weights(net, &v, &[Uid(1)], &[1], 0)),
+            Err(ChainError::CommitRevealRequired(_))
+        ));
+        let reveal = Reveal::new(vec![Uid(1), Uid(2)], vec![65535, 7], 0).expect("salt");
+        block_on(c.commit_weights(net, &v, reveal.hash(&v.account(), net))).expect("commit");
+        let mut forged = reveal.clone();
+        forged.weights[1] = 8;
+        assert!(matches!(
+            block_on(c.reveal_weights(net, &v, &forged)),
+            Err(ChainError::NoCommitment(_))
+        ));
+        block_on(c.reveal_weights(net, &v, &reveal)).expect("reveal");
+        assert!(matches!(
+            block_on(c.reveal_weights(net, &v, &reveal)),
+            Err(ChainError::NoCommitment(_)),
+        ));
+
+        let m1 = key("//m1");
+        let ip: IpAddr = "10.0.0.1".parse().expect("ip");
+        assert!(
+            block_on(c.serve_axon(net, &m1, ip, 8091))
+                .expect("serve")
+                .is_some()
+        );
+        assert!(
+            block_on(c.serve_axon(net, &m1, ip, 8091))
+                .expect("again")
+                .is_none()
+        );
+        let mg = block_on(c.metagraph(net)).expect("mg");
+        assert_eq!(
+            mg.by_uid(Uid(1)).and_then(|n| n.axon),
+            Some(SocketAddr::new(ip, 8091))
+        );
+
+        let newcomer = key("//m3").account();
+        block_on(c.burned_register(net, &key("//cold"), &newcomer)).expect("register");
+        assert_eq!(
+            block_on(c.uid_of(net, &newcomer)).expect("uid"),
+            Some(Uid(3))
+        );
+        assert!(matches!(
+            block_on(c.burned_register(net, &key("//cold"), &newcomer)),
+            Err(ChainError::Rejected(_))
+        ));
     }
 }

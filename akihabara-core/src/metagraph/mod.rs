@@ -46,7 +46,8 @@ pub struct Neuron {
     /// Normalised dividends in `[0, 1]`, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dividends: Option<f64>,
-    /// TAO emitted to the neuron in the last tempo, where known.
+    /// Tokens emitted to the neuron in the last tempo (alpha on a subnet,
+    /// in units of 10^9 rao), where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emission: Option<f64>,
     /// Compute other miners send this validator per window, in blocks of one

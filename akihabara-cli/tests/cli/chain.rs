@@ -1,0 +1,505 @@
+//! The chain commands against a real subtensor runtime: `../shared/chain/localnet.sh`
+//! (Chopsticks running the node-subtensor WASM) on a free loopback port, set up by
+//! `setup_subnet.py`, read back with substrate-interface (not our code) and
+//! compared with what the Bittensor SDK would send.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{peers, run, stderr, stdout};
+
+fn shared_chain() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/chain")
+}
+
+/// The local chain; stopped (by the PID `localnet.sh` recorded) when dropped,
+/// also when the test fails.
+struct LocalChain {
+    port: u16,
+    work: PathBuf,
+}
+
+impl LocalChain {
+    fn start() -> Option<LocalChain> {
+        let script = shared_chain().join("localnet.sh");
+        if !script.exists() {
+            return peers::missing(&format!("{} not found", script.display()));
+        }
+        for tool in ["node", "npm", "curl"] {
+            if Command::new(tool).arg("--version").output().is_err() {
+                return peers::missing(&format!(
+                    "{tool} is not installed (the local chain needs it)"
+                ));
+            }
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        // One install directory, kept between runs (the npm install takes ~25 s).
+        let work = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+            .join(".cache/akihabara-chain");
+        let chain = LocalChain { port, work };
+        // A chain left by a killed run holds the pid file: stop it first.
+        chain.script("stop");
+        let o = chain.script("start");
+        if !o.status.success() {
+            return peers::missing(&format!(
+                "the local chain did not start: {}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            ));
+        }
+        Some(chain)
+    }
+
+    fn script(&self, action: &str) -> std::process::Output {
+        Command::new("bash")
+            .arg(shared_chain().join("localnet.sh"))
+            .arg(action)
+            .env("CHAIN_PORT", self.port.to_string())
+            .env("CHAIN_WORK_DIR", &self.work)
+            .env("CHAIN_LIFETIME_S", "1200")
+            .output()
+            .expect("run localnet.sh")
+    }
+
+    fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for LocalChain {
+    fn drop(&mut self) {
+        let o = self.script("stop");
+        eprintln!("local chain: {}", String::from_utf8_lossy(&o.stdout).trim());
+    }
+}
+
+/// Runs `chain_peer.py` (substrate-interface) and parses its JSON.
+fn peer(py: &Path, url: &str, args: &[&str]) -> Value {
+    let mut all = vec![url];
+    all.extend_from_slice(args);
+    let out = peers::run_python(py, "chain_peer.py", &all);
+    super::last_json(&out)
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let o = run(args);
+    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    serde_json::from_slice(&o.stdout).expect("one JSON document")
+}
+
+/// Exit code and the one stderr line.
+fn fails(args: &[&str], code: i32, needle: &str) {
+    let o = run(args);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+    assert!(
+        err.contains(needle),
+        "{args:?}: {err:?} should mention {needle:?}"
+    );
+}
+
+#[test]
+fn chain_commands_against_a_local_subtensor() {
+    let Some(si) = peers::python("substrate-interface-1.8.1") else {
+        return;
+    };
+    let Some(bt) = peers::python("bittensor-10.5.0") else {
+        return;
+    };
+    let Some(chain) = LocalChain::start() else {
+        return;
+    };
+    let url = chain.url();
+    let dir = tempfile::tempdir().unwrap();
+    let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+
+    // The subnet: netuid 2, validators uid 0-1, miners uid 2-4.
+    let setup = Command::new(&si)
+        .arg(shared_chain().join("setup_subnet.py"))
+        .args(["--url", &url, "--json-out", &d("setup.json")])
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "setup_subnet.py: {}",
+        String::from_utf8_lossy(&setup.stdout)
+    );
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(d("setup.json")).unwrap()).unwrap();
+
+    // 1. The metagraph equals what the setup created.
+    let o = run(&["metagraph", "--network", &url, "--netuid", "2", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::write(d("mg.json"), &o.stdout).unwrap();
+    let mg: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(mg["netuid"], 2);
+    let neurons = mg["neurons"].as_array().unwrap();
+    let expected = want["neurons"].as_array().unwrap();
+    assert_eq!(neurons.len(), 5);
+    assert_eq!(neurons.len(), expected.len());
+    for (n, w) in neurons.iter().zip(expected) {
+        let uid = &w["uid"];
+        assert_eq!(n["uid"], *uid);
+        for (ours, theirs) in [
+            ("hotkey", "hotkey"),
+            ("coldkey", "coldkey"),
+            ("stake_rao", "alpha_stake"),
+            ("validator_permit", "ValidatorPermit"),
+            ("axon", "axon"),
+            ("last_update", "LastUpdate"),
+        ] {
+            assert_eq!(n[ours], w[theirs], "uid {uid} {ours}");
+        }
+        for (ours, theirs, scale) in [
+            ("incentive", "Incentive", 65535.0),
+            ("dividends", "Dividends", 65535.0),
+            ("emission", "Emission", 1e9),
+        ] {
+            let got = n[ours].as_f64().unwrap();
+            let exp = w[theirs].as_f64().unwrap() / scale;
+            assert!(
+                (got - exp).abs() < 1e-12,
+                "uid {uid} {ours}: {got} vs {exp}"
+            );
+        }
+        assert!(
+            n["total_stake_rao"].as_u64().is_some(),
+            "uid {uid} total stake"
+        );
+    }
+    let miners_with_incentive = neurons
+        .iter()
+        .filter(|n| n["incentive"].as_f64().unwrap() > 0.0)
+        .count();
+    assert_eq!(
+        miners_with_incentive, 3,
+        "the setup's epochs paid the miners"
+    );
+    // ... and it is the snapshot format every command reads.
+    let s = run(&["schedule", "--metagraph", &d("mg.json"), "--json"]);
+    assert!(s.status.success(), "{}", stderr(&s));
+
+    // 2. set_weights by //validator1 lands with the SDK's u16 values.
+    let w = d("wallets");
+    let v1 = [
+        "--wallet.path",
+        &w,
+        "--wallet.name",
+        "v1",
+        "--wallet.hotkey",
+        "default",
+    ];
+    let o = run(&[
+        &["wallet", "regen-hotkey", "--uri", "//validator1"][..],
+        &v1,
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let net = ["--network", url.as_str(), "--netuid", "2"];
+    let r = ok_json(
+        &[
+            &["weights", "set"][..],
+            &net,
+            &v1,
+            &["--uids", "2,3,4", "--weights", "0.2,0.5,1", "--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(r["call"], "set_weights");
+    assert!(r["block"].as_u64().unwrap() > want["head"].as_u64().unwrap());
+    assert_eq!(r["extrinsic"].as_str().unwrap().len(), 66);
+    let sdk = peers::run_python(&bt, "sdk_emit.py", &["2,3,4", "0.2,0.5,1"]);
+    let sdk = super::last_json(&sdk);
+    let stored = peer(&si, &url, &["weights", "2", "0"])["weights"].clone();
+    let stored_uids: Vec<Value> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].clone())
+        .collect();
+    let stored_weights: Vec<Value> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[1].clone())
+        .collect();
+    assert_eq!(Value::from(stored_uids), sdk["uids"]);
+    assert_eq!(Value::from(stored_weights), sdk["weights"]);
+
+    // 3. serve-axon updates Axons, skips when unchanged, and refuses 127.0.0.1 with a reason.
+    let r = ok_json(
+        &[
+            &["chain", "serve-axon"][..],
+            &net,
+            &v1,
+            &["--ip", "127.0.0.3", "--port", "9001", "--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(r["call"], "serve_axon");
+    let ax = peer(
+        &si,
+        &url,
+        &["axon", "2", neurons[0]["hotkey"].as_str().unwrap()],
+    );
+    assert_eq!(ax["ip"], 0x7f00_0003u64);
+    assert_eq!(ax["port"], 9001);
+    assert_eq!(ax["ip_type"], 4);
+    let r = ok_json(
+        &[
+            &["chain", "serve-axon"][..],
+            &net,
+            &v1,
+            &["--ip", "127.0.0.3", "--port", "9001", "--json"],
+        ]
+        .concat(),
+    );
+    assert_eq!(r["unchanged"], true);
+    fails(
+        &[
+            &["chain", "serve-axon"][..],
+            &net,
+            &v1,
+            &["--ip", "127.0.0.1", "--port", "9001"],
+        ]
+        .concat(),
+        1,
+        "invalid IP address",
+    );
+
+    // 4. Bad input against the live chain: typed, one line, exit 2.
+    fails(
+        &["metagraph", "--network", &url, "--netuid", "99"],
+        2,
+        "netuid 99 does not exist",
+    );
+    fails(
+        &[
+            &["weights", "set"][..],
+            &net,
+            &v1,
+            &["--uids", "2,9", "--weights", "1,1"],
+        ]
+        .concat(),
+        2,
+        "beyond the subnet",
+    );
+    fails(
+        &[
+            &["weights", "set"][..],
+            &net,
+            &v1,
+            &["--uids", "2,2", "--weights", "1,1"],
+        ]
+        .concat(),
+        2,
+        "uid",
+    );
+    fails(
+        &[
+            &["weights", "set"][..],
+            &net,
+            &v1,
+            &["--uids", "2,3", "--weights", "1"],
+        ]
+        .concat(),
+        2,
+        "2 uids but 1 weights",
+    );
+    let stranger = [
+        "--wallet.path",
+        &w,
+        "--wallet.name",
+        "stranger",
+        "--wallet.hotkey",
+        "default",
+    ];
+    let o = run(&[
+        &["wallet", "regen-hotkey", "--uri", "//Stranger"][..],
+        &stranger,
+    ]
+    .concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    fails(
+        &[
+            &["weights", "set"][..],
+            &net,
+            &stranger,
+            &["--uids", "2", "--weights", "1"],
+        ]
+        .concat(),
+        2,
+        "is not registered on netuid 2",
+    );
+
+    // 5. Commit/reveal once sudo enables it.
+    let on = peer(
+        &si,
+        &url,
+        &[
+            "sudo",
+            "sudo_set_commit_reveal_weights_enabled",
+            "netuid=2",
+            "enabled=true",
+        ],
+    );
+    assert_eq!(on["ok"], true, "{on}");
+    let h = ok_json(&[
+        "chain",
+        "hyperparams",
+        "--network",
+        &url,
+        "--netuid",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(h["commit_reveal_enabled"], true);
+    assert_eq!(h["tempo"], 10);
+    fails(
+        &[
+            &["weights", "set"][..],
+            &net,
+            &v1,
+            &["--uids", "2", "--weights", "1"],
+        ]
+        .concat(),
+        2,
+        "requires commit/reveal",
+    );
+    let reveal = d("reveal.json");
+    let c = ok_json(
+        &[
+            &["weights", "commit"][..],
+            &net,
+            &v1,
+            &[
+                "--uids",
+                "3,4",
+                "--weights",
+                "1,0.5",
+                "--reveal-file",
+                &reveal,
+                "--json",
+            ],
+        ]
+        .concat(),
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&reveal).unwrap()).unwrap();
+    let sdk_hash = peers::run_python(
+        &bt,
+        "sdk_emit.py",
+        &[
+            "--hash",
+            neurons[0]["hotkey"].as_str().unwrap(),
+            "2",
+            &saved.to_string(),
+        ],
+    );
+    assert_eq!(
+        c["commit"],
+        super::last_json(&sdk_hash)["hash"],
+        "the SDK's generate_weight_hash"
+    );
+    let reveal_args = [
+        &["weights", "reveal"][..],
+        &net,
+        &v1,
+        &["--reveal-file", &reveal],
+    ]
+    .concat();
+    fails(&reveal_args, 1, "RevealTooEarly");
+    peer(&si, &url, &["blocks", "10"]);
+    let o = run(&reveal_args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stored = peer(&si, &url, &["weights", "2", "0"]);
+    assert_eq!(
+        stored["weights"],
+        serde_json::json!([[3, 65535], [4, 32768]])
+    );
+    fails(&reveal_args, 2, "no pending commitment");
+
+    // 6. Burned registration: an unfunded coldkey is refused, a funded one registers.
+    let fresh = [
+        "--wallet.path",
+        &w,
+        "--wallet.name",
+        "fresh",
+        "--wallet.hotkey",
+        "default",
+    ];
+    let o = run(&[&["wallet", "create", "--no-password", "--json"][..], &fresh].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    fails(
+        &[&["chain", "register"][..], &net, &fresh].concat(),
+        1,
+        "insufficient balance",
+    );
+    let created: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let cold = created["coldkeypub"].as_str().unwrap().to_owned();
+    assert_eq!(peer(&si, &url, &["fund", &cold, "100"])["ok"], true);
+    let r = ok_json(&[&["chain", "register"][..], &net, &fresh, &["--json"]].concat());
+    assert_eq!(r["call"], "burned_register");
+    let mg = ok_json(&["metagraph", "--network", &url, "--netuid", "2", "--json"]);
+    let hot = created["hotkeys"][0]["ss58"].clone();
+    let joined = mg["neurons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["hotkey"] == hot);
+    assert_eq!(
+        joined.map(|n| n["uid"].clone()),
+        Some(Value::from(5)),
+        "{hot}"
+    );
+}
+
+#[test]
+fn a_dead_endpoint_fails_within_the_timeout() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let url = format!("ws://127.0.0.1:{port}");
+    let t = Instant::now();
+    let o = run(&[
+        "metagraph",
+        "--network",
+        &url,
+        "--netuid",
+        "2",
+        "--chain-timeout",
+        "2",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("no connection within 2s") && err.contains(&url),
+        "{err}"
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    super::assert_bad_input(
+        &["metagraph", "--network", "mainnet", "--netuid", "2"],
+        "unknown network",
+    );
+    super::assert_bad_input(
+        &[
+            "metagraph",
+            "--network",
+            "local",
+            "--netuid",
+            "2",
+            "--chain-timeout",
+            "0",
+        ],
+        "--chain-timeout",
+    );
+}

@@ -1,0 +1,819 @@
+//! [`Subtensor`]: the [`ChainClient`] on the real Bittensor runtime, through
+//! subxt.
+//!
+//! The client reads the chain's metadata at run time and encodes calls and
+//! decodes answers against it (subxt's dynamic API, into typed structs matched
+//! by field name). A runtime upgrade that keeps the calls the SDK needs keeps
+//! working without a rebuild; one that drops or renames one gives
+//! [`ChainError::Unsupported`] naming it ([`requirements`]).
+//!
+//! It uses subxt's legacy RPC backend (`state_*`, `author_*`), which every
+//! subtensor node and Chopsticks serve. Every call is bounded by
+//! [`SubtensorOptions::timeout`]; reads that fail because the connection
+//! dropped reconnect with exponential backoff and are tried once more.
+
+mod decode;
+pub mod requirements;
+
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use subxt::PolkadotConfig;
+use subxt::backend::LegacyBackend;
+use subxt::dynamic;
+use subxt::transactions::TransactionStatus;
+use subxt::utils::{AccountId32, MultiSignature};
+
+use self::decode::{AxonInfo, HyperparamsInfo, MetagraphInfo, encode_ip};
+use self::requirements::{Need, require};
+use super::{
+    BlockStream, ChainClient, ChainError, Hyperparameters, Receipt, Reveal, check_weights,
+};
+use crate::wallet::Keypair;
+use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
+
+type Client = subxt::OnlineClient<PolkadotConfig>;
+
+/// Which chain to talk to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Network {
+    /// Bittensor mainnet.
+    Finney,
+    /// The public test network.
+    Test,
+    /// A node on this machine, `ws://127.0.0.1:9944`.
+    Local,
+    /// Any `ws://` or `wss://` endpoint.
+    Url(String),
+}
+
+impl Network {
+    /// The endpoint.
+    pub fn url(&self) -> &str {
+        match self {
+            Network::Finney => "wss://entrypoint-finney.opentensor.ai:443",
+            Network::Test => "wss://test.finney.opentensor.ai:443",
+            Network::Local => "ws://127.0.0.1:9944",
+            Network::Url(u) => u,
+        }
+    }
+}
+
+impl FromStr for Network {
+    type Err = ChainError;
+
+    /// `finney`, `test`, `local`, or a `ws://`/`wss://` URL.
+    ///
+    /// ```
+    /// use akihabara_core::chain::Network;
+    /// assert_eq!("local".parse::<Network>().unwrap().url(), "ws://127.0.0.1:9944");
+    /// assert!("ftp://example.com".parse::<Network>().is_err());
+    /// ```
+    fn from_str(s: &str) -> Result<Network, ChainError> {
+        match s {
+            "finney" => Ok(Network::Finney),
+            "test" => Ok(Network::Test),
+            "local" => Ok(Network::Local),
+            u if (u.starts_with("ws://") || u.starts_with("wss://"))
+                && u.len() > "wss://".len() =>
+            {
+                Ok(Network::Url(u.to_owned()))
+            }
+            other => Err(ChainError::Connection(format!(
+                "unknown network {other:?}: use finney, test, local, or a ws:// or wss:// URL"
+            ))),
+        }
+    }
+}
+
+/// Time limits and retry policy.
+#[derive(Clone, Debug)]
+pub struct SubtensorOptions {
+    /// Limit for connecting (all attempts together).
+    pub connect_timeout: Duration,
+    /// Limit for any one read.
+    pub timeout: Duration,
+    /// Limit for a submitted extrinsic to be included in a block.
+    pub inclusion_timeout: Duration,
+    /// First pause between reconnection attempts; it doubles, up to 5 s.
+    pub backoff: Duration,
+}
+
+impl Default for SubtensorOptions {
+    /// 10 s to connect, 30 s per read, 120 s for inclusion, 250 ms backoff.
+    fn default() -> SubtensorOptions {
+        SubtensorOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            inclusion_timeout: Duration::from_secs(120),
+            backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The subtensor client. Cheap to share behind an `Arc`.
+pub struct Subtensor {
+    url: String,
+    opts: SubtensorOptions,
+    client: RwLock<Client>,
+}
+
+impl std::fmt::Debug for Subtensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subtensor")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Signs extrinsics with a wallet key (sr25519).
+struct WalletSigner<'a>(&'a Keypair);
+
+impl subxt::transactions::Signer<PolkadotConfig> for WalletSigner<'_> {
+    fn account_id(&self) -> AccountId32 {
+        AccountId32(*self.0.account().as_bytes())
+    }
+    fn sign(&self, payload: &[u8]) -> MultiSignature {
+        MultiSignature::Sr25519(self.0.sign(payload).0)
+    }
+}
+
+fn connection(e: impl std::fmt::Display) -> ChainError {
+    ChainError::Connection(e.to_string())
+}
+
+/// Whether a subxt error means the connection is gone (so a reconnect may
+/// help), as opposed to an answer the chain gave.
+fn is_disconnect(text: &str) -> bool {
+    let t = text.to_ascii_lowercase();
+    [
+        "restart",
+        "background task",
+        "connection",
+        "closed",
+        "transport",
+        "networking",
+    ]
+    .iter()
+    .any(|k| t.contains(k))
+}
+
+async fn connect_once(url: &str) -> Result<Client, ChainError> {
+    let rpc = subxt::rpcs::RpcClient::from_insecure_url(url)
+        .await
+        .map_err(|e| connection(format!("{url}: {e}")))?;
+    let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc);
+    Client::from_backend_with_config(PolkadotConfig::default(), Arc::new(backend))
+        .await
+        .map_err(|e| connection(format!("{url}: {e}")))
+}
+
+impl Subtensor {
+    /// Connects with default options.
+    pub async fn connect(network: &Network) -> Result<Subtensor, ChainError> {
+        Subtensor::connect_with(network, SubtensorOptions::default()).await
+    }
+
+    /// Connects, retrying with backoff until `opts.connect_timeout`.
+    pub async fn connect_with(
+        network: &Network,
+        opts: SubtensorOptions,
+    ) -> Result<Subtensor, ChainError> {
+        let url = network.url().to_owned();
+        let client = connect_retrying(&url, &opts).await?;
+        Ok(Subtensor {
+            url,
+            opts,
+            client: RwLock::new(client),
+        })
+    }
+
+    /// The endpoint.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn client(&self) -> Client {
+        match self.client.read() {
+            Ok(c) => c.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    async fn reconnect(&self) -> Result<(), ChainError> {
+        let fresh = connect_retrying(&self.url, &self.opts).await?;
+        match self.client.write() {
+            Ok(mut c) => *c = fresh,
+            Err(poisoned) => *poisoned.into_inner() = fresh,
+        }
+        Ok(())
+    }
+
+    /// Runs a read, bounded; on a dropped connection reconnects and tries
+    /// once more.
+    async fn read<T, F, Fut>(&self, op: F) -> Result<T, ChainError>
+    where
+        F: Fn(Client) -> Fut,
+        Fut: Future<Output = Result<T, ChainError>>,
+    {
+        let first = self.bounded(op(self.client())).await;
+        match first {
+            Err(ChainError::Connection(ref text)) if is_disconnect(text) => {
+                self.reconnect().await?;
+                self.bounded(op(self.client())).await
+            }
+            other => other,
+        }
+    }
+
+    async fn bounded<T>(
+        &self,
+        fut: impl Future<Output = Result<T, ChainError>>,
+    ) -> Result<T, ChainError> {
+        tokio::time::timeout(self.opts.timeout, fut)
+            .await
+            .map_err(|_| ChainError::Timeout(self.opts.timeout))?
+    }
+
+    async fn subnet_size(&self, netuid: Netuid) -> Result<usize, ChainError> {
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            require(
+                at.metadata_ref(),
+                &[requirements::NETWORKS_ADDED, requirements::SUBNETWORK_N],
+            )?;
+            let added = at
+                .storage()
+                .try_fetch(
+                    dynamic::storage::<(u16,), bool>("SubtensorModule", "NetworksAdded"),
+                    (netuid.0,),
+                )
+                .await
+                .map_err(connection)?;
+            let added = match added {
+                Some(v) => v
+                    .decode()
+                    .map_err(|e| ChainError::Unsupported(e.to_string()))?,
+                None => false,
+            };
+            if !added {
+                return Err(ChainError::NoSubnet(netuid));
+            }
+            let n = at
+                .storage()
+                .try_fetch(
+                    dynamic::storage::<(u16,), u16>("SubtensorModule", "SubnetworkN"),
+                    (netuid.0,),
+                )
+                .await
+                .map_err(connection)?;
+            let n = match n {
+                Some(v) => v
+                    .decode()
+                    .map_err(|e| ChainError::Unsupported(e.to_string()))?,
+                None => 0,
+            };
+            Ok(usize::from(n))
+        })
+        .await
+    }
+
+    async fn last_update(&self, netuid: Netuid, uid: Uid) -> Result<Option<Block>, ChainError> {
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            require(at.metadata_ref(), &[requirements::LAST_UPDATE])?;
+            let v = at
+                .storage()
+                .try_fetch(
+                    dynamic::storage::<(u16,), Vec<u64>>("SubtensorModule", "LastUpdate"),
+                    (netuid.0,),
+                )
+                .await
+                .map_err(connection)?;
+            let list = match v {
+                Some(v) => v
+                    .decode()
+                    .map_err(|e| ChainError::Unsupported(e.to_string()))?,
+                None => Vec::new(),
+            };
+            Ok(list.get(usize::from(uid.0)).copied().map(Block))
+        })
+        .await
+    }
+
+    async fn axon(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<AxonInfo>, ChainError> {
+        let key = *hotkey.as_bytes();
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            require(at.metadata_ref(), &[requirements::AXONS])?;
+            let v = at
+                .storage()
+                .try_fetch(
+                    dynamic::storage::<(u16, AccountId32), AxonInfo>("SubtensorModule", "Axons"),
+                    (netuid.0, AccountId32(key)),
+                )
+                .await
+                .map_err(connection)?;
+            match v {
+                Some(v) => Ok(Some(
+                    v.decode()
+                        .map_err(|e| ChainError::Unsupported(e.to_string()))?,
+                )),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    /// The hotkey's uid, or [`ChainError::NotRegistered`].
+    async fn registered_uid(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Uid, ChainError> {
+        self.uid_of(netuid, hotkey)
+            .await?
+            .ok_or(ChainError::NotRegistered {
+                hotkey: *hotkey,
+                netuid,
+            })
+    }
+
+    /// Signs, submits and waits (bounded) for inclusion in a block; maps the
+    /// runtime's refusals to typed errors.
+    async fn submit<CallData>(
+        &self,
+        need: Need,
+        call: &subxt::transactions::DynamicPayload<CallData>,
+        signer: &Keypair,
+    ) -> Result<Receipt, ChainError>
+    where
+        subxt::transactions::DynamicPayload<CallData>: subxt::transactions::Payload,
+    {
+        let client = self.client();
+        let at = self
+            .bounded(async { client.at_current_block().await.map_err(connection) })
+            .await?;
+        require(at.metadata_ref(), &[need])?;
+        let mut txs = at.transactions();
+        let progress = self
+            .bounded(async {
+                txs.sign_and_submit_then_watch_default(call, &WalletSigner(signer))
+                    .await
+                    .map_err(|e| refusal(&e.to_string()))
+            })
+            .await?;
+        let extrinsic = format!("0x{}", hex::encode(progress.extrinsic_hash()));
+        let wait = async move {
+            let mut progress = progress;
+            loop {
+                let status = progress
+                    .next()
+                    .await
+                    .ok_or_else(|| connection("the node closed the transaction's status stream"))?
+                    .map_err(|e| connection(e.to_string()))?;
+                match status {
+                    TransactionStatus::InBestBlock(in_block)
+                    | TransactionStatus::InFinalizedBlock(in_block) => {
+                        in_block
+                            .wait_for_success()
+                            .await
+                            .map_err(|e| refusal(&e.to_string()))?;
+                        let block = in_block.at().await.map_err(connection)?.block_number();
+                        return Ok(Block(block));
+                    }
+                    TransactionStatus::Error { message }
+                    | TransactionStatus::Invalid { message }
+                    | TransactionStatus::Dropped { message } => return Err(refusal(&message)),
+                    TransactionStatus::Validated
+                    | TransactionStatus::Broadcasted
+                    | TransactionStatus::NoLongerInBestBlock => {}
+                }
+            }
+        };
+        let block = tokio::time::timeout(self.opts.inclusion_timeout, wait)
+            .await
+            .map_err(|_| ChainError::Timeout(self.opts.inclusion_timeout))??;
+        Ok(Receipt { block, extrinsic })
+    }
+}
+
+async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Client, ChainError> {
+    let attempts = async {
+        let mut pause = opts.backoff;
+        loop {
+            match connect_once(url).await {
+                Ok(c) => return Ok::<Client, ChainError>(c),
+                // Attempts fail quietly; the final error names the cause.
+                Err(_) => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    };
+    match tokio::time::timeout(opts.connect_timeout, attempts).await {
+        Ok(r) => r,
+        Err(_) => {
+            // One last attempt for the message: it names what went wrong.
+            match tokio::time::timeout(Duration::from_secs(2), connect_once(url)).await {
+                Ok(Err(ChainError::Connection(e))) => Err(ChainError::Connection(format!(
+                    "no connection within {:?}: {e}",
+                    opts.connect_timeout
+                ))),
+                _ => Err(ChainError::Connection(format!(
+                    "no connection to {url} within {:?}",
+                    opts.connect_timeout
+                ))),
+            }
+        }
+    }
+}
+
+/// Maps the runtime's (or the pool's) refusal text to a typed error.
+///
+/// Module errors arrive as `SubtensorModule::Name`; the transaction
+/// extension's refusals as `Custom error: N` (codes of subtensor's
+/// `CustomTransactionError`).
+fn refusal(text: &str) -> ChainError {
+    const NO_FUNDS: &[&str] = &[
+        "NotEnoughBalance",
+        "Inability to pay some fees",
+        "BalanceWithdrawalError",
+    ];
+    if NO_FUNDS.iter().any(|k| text.contains(k)) {
+        return ChainError::InsufficientBalance(text.to_owned());
+    }
+    if is_disconnect(text) {
+        return ChainError::Connection(text.to_owned());
+    }
+    // The node words it `Custom error: N` or, as JSON, `{"custom":N}`.
+    let code = ["Custom error: ", "\"custom\":"].iter().find_map(|marker| {
+        text.split(marker)
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .and_then(|d| d.parse::<u8>().ok())
+    });
+    if let Some(code) = code {
+        let what = match code {
+            1 => "stake amount too low",
+            2 => "balance too low",
+            3 => "subnet does not exist",
+            4 => "hotkey account does not exist",
+            6 => "rate limit exceeded",
+            10 => "hotkey not registered on the subnet",
+            11 => "invalid IP address (the chain refuses loopback 127.0.0.1 and private ranges)",
+            12 => "serving rate limit exceeded",
+            13 => "invalid port",
+            _ => "refused by subtensor's transaction extension",
+        };
+        return ChainError::Rejected(format!("{what} (custom error {code}): {text}"));
+    }
+    ChainError::Rejected(text.to_owned())
+}
+
+#[async_trait::async_trait]
+impl ChainClient for Subtensor {
+    async fn block(&self) -> Result<Block, ChainError> {
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            Ok(Block(at.block_number()))
+        })
+        .await
+    }
+
+    async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let b = tokio::time::timeout_at(deadline, self.block())
+                .await
+                .map_err(|_| ChainError::Timeout(timeout))??;
+            if b > after {
+                return Ok(b);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(ChainError::Timeout(timeout));
+            }
+            tokio::time::sleep(Duration::from_millis(500).min(timeout)).await;
+        }
+    }
+
+    async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
+        let client = self.client();
+        let mut blocks = self
+            .bounded(async { client.stream_blocks().await.map_err(connection) })
+            .await?;
+        let (tx, stream) = BlockStream::channel(16);
+        tokio::spawn(async move {
+            while let Some(next) = blocks.next().await {
+                let item = next.map(|b| Block(b.number())).map_err(connection);
+                let stop = item.is_err();
+                if tx.send(item).await.is_err() || stop {
+                    break;
+                }
+            }
+        });
+        Ok(stream)
+    }
+
+    async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError> {
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            require(at.metadata_ref(), &[requirements::GET_METAGRAPH])?;
+            let call = dynamic::runtime_api_call::<_, Option<MetagraphInfo>>(
+                "SubnetInfoRuntimeApi",
+                "get_metagraph",
+                (netuid.0,),
+            );
+            let info = at
+                .runtime_apis()
+                .call(call)
+                .await
+                .map_err(|e| api_error(&e.to_string()))?;
+            info.ok_or(ChainError::NoSubnet(netuid))?.into_metagraph()
+        })
+        .await
+    }
+
+    async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            require(at.metadata_ref(), &[requirements::GET_HYPERPARAMS])?;
+            let call = dynamic::runtime_api_call::<_, Option<HyperparamsInfo>>(
+                "SubnetInfoRuntimeApi",
+                "get_subnet_hyperparams",
+                (netuid.0,),
+            );
+            let info = at
+                .runtime_apis()
+                .call(call)
+                .await
+                .map_err(|e| api_error(&e.to_string()))?;
+            Ok(info.ok_or(ChainError::NoSubnet(netuid))?.into())
+        })
+        .await
+    }
+
+    async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError> {
+        let key = *hotkey.as_bytes();
+        self.read(|c| async move {
+            let at = c.at_current_block().await.map_err(connection)?;
+            require(at.metadata_ref(), &[requirements::UIDS])?;
+            let v = at
+                .storage()
+                .try_fetch(
+                    dynamic::storage::<(u16, AccountId32), u16>("SubtensorModule", "Uids"),
+                    (netuid.0, AccountId32(key)),
+                )
+                .await
+                .map_err(connection)?;
+            match v {
+                Some(v) => Ok(Some(Uid(v
+                    .decode()
+                    .map_err(|e| ChainError::Unsupported(e.to_string()))?))),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    async fn serve_axon(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        ip: IpAddr,
+        port: u16,
+    ) -> Result<Option<Receipt>, ChainError> {
+        let who = hotkey.account();
+        self.subnet_size(netuid).await?;
+        self.registered_uid(netuid, &who).await?;
+        let (ip_bits, ip_type) = encode_ip(ip);
+        if let Some(current) = self.axon(netuid, &who).await?
+            && current.ip == ip_bits
+            && current.port == port
+            && current.ip_type == ip_type
+            && current.protocol == AXON_PROTOCOL
+        {
+            return Ok(None);
+        }
+        let call = dynamic::transaction(
+            "SubtensorModule",
+            "serve_axon",
+            (
+                netuid.0,
+                axon_version(),
+                ip_bits,
+                port,
+                ip_type,
+                AXON_PROTOCOL,
+                0u8,
+                0u8,
+            ),
+        );
+        self.submit(requirements::SERVE_AXON, &call, hotkey)
+            .await
+            .map(Some)
+    }
+
+    async fn set_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        uids: &[Uid],
+        weights: &[u16],
+        version_key: u64,
+    ) -> Result<Receipt, ChainError> {
+        check_weights(uids, weights, usize::from(u16::MAX) + 1)?;
+        let who = hotkey.account();
+        let n = self.subnet_size(netuid).await?;
+        check_weights(uids, weights, n)?;
+        let uid = self.registered_uid(netuid, &who).await?;
+        let hp = self.hyperparameters(netuid).await?;
+        if version_key < hp.weights_version {
+            return Err(ChainError::VersionTooLow {
+                given: version_key,
+                required: hp.weights_version,
+            });
+        }
+        if hp.commit_reveal_enabled {
+            return Err(ChainError::CommitRevealRequired(netuid));
+        }
+        let now = self.block().await?;
+        let last = self
+            .last_update(netuid, uid)
+            .await?
+            .filter(|b| b.0 > 0)
+            .unwrap_or(Block(0));
+        let next = Block(last.0.saturating_add(hp.weights_rate_limit));
+        if last.0 > 0 && now < next {
+            return Err(ChainError::RateLimited { last, next });
+        }
+        let dests: Vec<u16> = uids.iter().map(|u| u.0).collect();
+        let call = dynamic::transaction(
+            "SubtensorModule",
+            "set_weights",
+            (netuid.0, dests, weights.to_vec(), version_key),
+        );
+        // The checks above can race another submission: map the runtime's
+        // own refusals to the same typed errors.
+        self.submit(requirements::SET_WEIGHTS, &call, hotkey)
+            .await
+            .map_err(|e| match e {
+                ChainError::Rejected(t) if t.contains("SettingWeightsTooFast") => {
+                    ChainError::RateLimited { last, next }
+                }
+                ChainError::Rejected(t) if t.contains("IncorrectWeightVersionKey") => {
+                    ChainError::VersionTooLow {
+                        given: version_key,
+                        required: hp.weights_version,
+                    }
+                }
+                ChainError::Rejected(t) if t.contains("CommitRevealEnabled") => {
+                    ChainError::CommitRevealRequired(netuid)
+                }
+                other => other,
+            })
+    }
+
+    async fn commit_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        commit: [u8; 32],
+    ) -> Result<Receipt, ChainError> {
+        let who = hotkey.account();
+        self.subnet_size(netuid).await?;
+        self.registered_uid(netuid, &who).await?;
+        let call = dynamic::transaction(
+            "SubtensorModule",
+            "commit_weights",
+            (netuid.0, subxt::utils::H256(commit)),
+        );
+        self.submit(requirements::COMMIT_WEIGHTS, &call, hotkey)
+            .await
+    }
+
+    async fn reveal_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        reveal: &Reveal,
+    ) -> Result<Receipt, ChainError> {
+        let who = hotkey.account();
+        let n = self.subnet_size(netuid).await?;
+        check_weights(&reveal.uids, &reveal.weights, n)?;
+        self.registered_uid(netuid, &who).await?;
+        let uids: Vec<u16> = reveal.uids.iter().map(|u| u.0).collect();
+        let call = dynamic::transaction(
+            "SubtensorModule",
+            "reveal_weights",
+            (
+                netuid.0,
+                uids,
+                reveal.weights.clone(),
+                reveal.salt.clone(),
+                reveal.version_key,
+            ),
+        );
+        self.submit(requirements::REVEAL_WEIGHTS, &call, hotkey)
+            .await
+            .map_err(|e| match e {
+                ChainError::Rejected(t)
+                    if t.contains("NoWeightsCommitFound")
+                        || t.contains("InvalidRevealCommitHashNotMatch") =>
+                {
+                    ChainError::NoCommitment(netuid)
+                }
+                other => other,
+            })
+    }
+
+    async fn burned_register(
+        &self,
+        netuid: Netuid,
+        coldkey: &Keypair,
+        hotkey: &Hotkey,
+    ) -> Result<Receipt, ChainError> {
+        self.subnet_size(netuid).await?;
+        let call = dynamic::transaction(
+            "SubtensorModule",
+            "burned_register",
+            (netuid.0, AccountId32(*hotkey.as_bytes())),
+        );
+        self.submit(requirements::BURNED_REGISTER, &call, coldkey)
+            .await
+    }
+}
+
+/// `protocol` in `serve_axon`: 4, as the Python SDK sends.
+const AXON_PROTOCOL: u8 = 4;
+
+/// The axon version the Python SDK would send for this crate's version:
+/// `100 * major + 10 * minor + patch`.
+fn axon_version() -> u32 {
+    let mut parts = env!("CARGO_PKG_VERSION")
+        .split('.')
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let major = parts.next().unwrap_or(0);
+    let minor = parts.next().unwrap_or(0);
+    let patch = parts.next().unwrap_or(0);
+    100 * major + 10 * minor + patch
+}
+
+/// A runtime API call that failed: a dropped connection or a runtime that
+/// cannot answer it in the expected shape.
+fn api_error(text: &str) -> ChainError {
+    if is_disconnect(text) {
+        ChainError::Connection(text.to_owned())
+    } else {
+        ChainError::Unsupported(format!("the answer in the expected shape: {text}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_parse() {
+        assert_eq!(
+            "finney".parse::<Network>().expect("finney"),
+            Network::Finney
+        );
+        assert_eq!(
+            "test".parse::<Network>().expect("test").url(),
+            "wss://test.finney.opentensor.ai:443"
+        );
+        assert_eq!(
+            "ws://127.0.0.1:9955".parse::<Network>().expect("url"),
+            Network::Url("ws://127.0.0.1:9955".into())
+        );
+        for bad in ["", "mainnet", "http://x", "ws://"] {
+            assert!(bad.parse::<Network>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn refusals_are_typed() {
+        assert!(matches!(
+            refusal("Inability to pay some fees (e.g. account balance too low)"),
+            ChainError::InsufficientBalance(_)
+        ));
+        let e = refusal("Transaction is invalid: Custom error: 11");
+        assert!(e.to_string().contains("invalid IP address"), "{e}");
+        let e = refusal(r#"RPC error: User error: {"invalid":{"custom":10}} (1010)"#);
+        assert!(e.to_string().contains("not registered"), "{e}");
+        assert!(matches!(
+            refusal("SubtensorModule::Whatever"),
+            ChainError::Rejected(_)
+        ));
+        assert!(matches!(
+            refusal("The background task closed"),
+            ChainError::Connection(_)
+        ));
+    }
+
+    #[test]
+    fn axon_version_follows_the_sdk_rule() {
+        let v = axon_version();
+        assert!(v > 0 || env!("CARGO_PKG_VERSION").starts_with("0.0.0"));
+    }
+}

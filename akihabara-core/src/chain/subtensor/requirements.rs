@@ -1,0 +1,190 @@
+//! What the client needs from the runtime, checked against its metadata.
+//!
+//! The client reads the live chain's metadata at run time (subxt's dynamic
+//! API), so a runtime upgrade never forces a rebuild. This table is the
+//! contract: every call, storage item and runtime API the client uses. Before
+//! each operation the client checks its entries, so a runtime that lacks one
+//! gives [`ChainError::Unsupported`] naming it, never a panic or a garbled
+//! extrinsic. The tests check the table against finney's metadata (spec 393)
+//! and the local test runtime's (spec 293) where `../shared/chain` has them.
+
+use subxt::Metadata;
+
+use crate::chain::ChainError;
+
+/// One thing the client uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A call: pallet, call name, and its argument names in order.
+    Call(&'static str, &'static str, &'static [&'static str]),
+    /// A storage item: pallet, entry.
+    Storage(&'static str, &'static str),
+    /// A runtime API method: trait, method.
+    Api(&'static str, &'static str),
+}
+
+impl std::fmt::Display for Need {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Need::Call(p, c, args) => write!(f, "call {p}.{c}({})", args.join(", ")),
+            Need::Storage(p, s) => write!(f, "storage {p}.{s}"),
+            Need::Api(t, m) => write!(f, "runtime API {t}.{m}"),
+        }
+    }
+}
+
+const SM: &str = "SubtensorModule";
+
+/// `set_weights`.
+pub const SET_WEIGHTS: Need = Need::Call(
+    SM,
+    "set_weights",
+    &["netuid", "dests", "weights", "version_key"],
+);
+/// `commit_weights`.
+pub const COMMIT_WEIGHTS: Need = Need::Call(SM, "commit_weights", &["netuid", "commit_hash"]);
+/// `reveal_weights`.
+pub const REVEAL_WEIGHTS: Need = Need::Call(
+    SM,
+    "reveal_weights",
+    &["netuid", "uids", "values", "salt", "version_key"],
+);
+/// `serve_axon`.
+pub const SERVE_AXON: Need = Need::Call(
+    SM,
+    "serve_axon",
+    &[
+        "netuid",
+        "version",
+        "ip",
+        "port",
+        "ip_type",
+        "protocol",
+        "placeholder1",
+        "placeholder2",
+    ],
+);
+/// `burned_register`.
+pub const BURNED_REGISTER: Need = Need::Call(SM, "burned_register", &["netuid", "hotkey"]);
+/// `Uids`.
+pub const UIDS: Need = Need::Storage(SM, "Uids");
+/// `Axons`.
+pub const AXONS: Need = Need::Storage(SM, "Axons");
+/// `SubnetworkN`.
+pub const SUBNETWORK_N: Need = Need::Storage(SM, "SubnetworkN");
+/// `LastUpdate`.
+pub const LAST_UPDATE: Need = Need::Storage(SM, "LastUpdate");
+/// `NetworksAdded`.
+pub const NETWORKS_ADDED: Need = Need::Storage(SM, "NetworksAdded");
+/// `get_metagraph`.
+pub const GET_METAGRAPH: Need = Need::Api("SubnetInfoRuntimeApi", "get_metagraph");
+/// `get_subnet_hyperparams`.
+pub const GET_HYPERPARAMS: Need = Need::Api("SubnetInfoRuntimeApi", "get_subnet_hyperparams");
+
+/// Everything the client uses.
+pub const ALL: &[Need] = &[
+    SET_WEIGHTS,
+    COMMIT_WEIGHTS,
+    REVEAL_WEIGHTS,
+    SERVE_AXON,
+    BURNED_REGISTER,
+    UIDS,
+    AXONS,
+    SUBNETWORK_N,
+    LAST_UPDATE,
+    NETWORKS_ADDED,
+    GET_METAGRAPH,
+    GET_HYPERPARAMS,
+];
+
+/// Whether `metadata` provides `need`.
+pub fn provides(metadata: &Metadata, need: Need) -> bool {
+    match need {
+        Need::Call(pallet, call, args) => metadata
+            .pallet_by_name(pallet)
+            .and_then(|p| p.call_variant_by_name(call))
+            .is_some_and(|v| {
+                v.fields.len() == args.len()
+                    && v.fields
+                        .iter()
+                        .zip(args)
+                        .all(|(f, a)| f.name.as_deref() == Some(*a))
+            }),
+        Need::Storage(pallet, entry) => metadata
+            .pallet_by_name(pallet)
+            .and_then(|p| p.storage())
+            .and_then(|s| s.entry_by_name(entry))
+            .is_some(),
+        Need::Api(api, method) => metadata
+            .runtime_api_trait_by_name(api)
+            .and_then(|t| t.method_by_name(method))
+            .is_some(),
+    }
+}
+
+/// The entries of `needs` that `metadata` lacks.
+pub fn missing(metadata: &Metadata, needs: &[Need]) -> Vec<Need> {
+    needs
+        .iter()
+        .copied()
+        .filter(|n| !provides(metadata, *n))
+        .collect()
+}
+
+/// [`ChainError::Unsupported`] for the first missing entry of `needs`.
+pub fn require(metadata: &Metadata, needs: &[Need]) -> Result<(), ChainError> {
+    match missing(metadata, needs).first() {
+        None => Ok(()),
+        Some(n) => Err(ChainError::Unsupported(format!(
+            "{n} (spec version checked: this client reads metadata at run time)"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared(name: &str) -> Option<Metadata> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/chain")
+            .join(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Some(Metadata::decode_from(&bytes).expect("metadata decodes")),
+            Err(e) => {
+                eprintln!("skipped: {} not readable ({e})", path.display());
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn finney_and_the_local_runtime_provide_everything() {
+        for name in ["finney.scale", "subtensor-local-spec293.scale"] {
+            let Some(md) = shared(name) else {
+                assert!(
+                    std::env::var_os("AKIHABARA_REQUIRE_PEERS").is_none(),
+                    "{name} is required under AKIHABARA_REQUIRE_PEERS"
+                );
+                continue;
+            };
+            assert_eq!(missing(&md, ALL), Vec::<Need>::new(), "{name}");
+            let absent = Need::Call(SM, "no_such_call", &[]);
+            let renamed = Need::Call(
+                SM,
+                "set_weights",
+                &["netuid", "uids", "weights", "version_key"],
+            );
+            assert_eq!(
+                missing(&md, &[absent, renamed, UIDS]),
+                vec![absent, renamed]
+            );
+            let err = require(&md, &[absent]).expect_err("absent");
+            assert!(
+                err.to_string()
+                    .contains("call SubtensorModule.no_such_call"),
+                "{err}"
+            );
+        }
+    }
+}
