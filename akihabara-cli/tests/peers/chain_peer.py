@@ -62,6 +62,12 @@ elif cmd == 'register-many':
     # Manual block mode: submit every registration, then build blocks until all are in.
     netuid, n = int(rest[0]), int(rest[1])
     alice = Keypair.create_from_uri('//Alice')
+    for fn, key in [('sudo_set_max_registrations_per_block', 'max_registrations_per_block'),
+                    ('sudo_set_target_registrations_per_interval', 'target_registrations_per_interval'),
+                    ('sudo_set_max_allowed_uids', 'max_allowed_uids')]:
+        inner = s.compose_call('AdminUtils', fn, {'netuid': netuid, key: max(n, 256)})
+        xt = s.create_signed_extrinsic(call=s.compose_call('Sudo', 'sudo', {'call': inner}), keypair=alice)
+        s.submit_extrinsic(xt, wait_for_inclusion=True)
     nonce = s.rpc_request('system_accountNextIndex', [alice.ss58_address])['result']
     s.rpc_request('dev_setBlockBuildMode', ['Manual'])
     for i in range(n):

@@ -35,6 +35,16 @@ use crate::wallet::Keypair;
 use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
 
 type Client = subxt::OnlineClient<PolkadotConfig>;
+type Rpc = subxt::rpcs::LegacyRpcMethods<subxt::config::RpcConfigFor<PolkadotConfig>>;
+
+/// A connection: the subxt client and the raw RPC methods beside it, with
+/// the runtime version the client was configured for.
+#[derive(Clone)]
+struct Conn {
+    client: Client,
+    rpc: Rpc,
+    spec_version: u32,
+}
 
 /// Which chain to talk to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -117,7 +127,7 @@ impl Default for SubtensorOptions {
 pub struct Subtensor {
     url: String,
     opts: SubtensorOptions,
-    client: RwLock<Client>,
+    conn: RwLock<Conn>,
 }
 
 impl std::fmt::Debug for Subtensor {
@@ -160,14 +170,46 @@ fn is_disconnect(text: &str) -> bool {
     .any(|k| t.contains(k))
 }
 
-async fn connect_once(url: &str) -> Result<Client, ChainError> {
-    let rpc = subxt::rpcs::RpcClient::from_insecure_url(url)
+/// Connects and configures subxt with the chain's current runtime version
+/// for every block from the head on. Without it subxt asks the runtime for
+/// its version (a WASM call) on every read; with it, a runtime upgrade is
+/// noticed by [`Subtensor::fresh`] (one cheap RPC) and the client is rebuilt
+/// for the new runtime's metadata.
+async fn connect_once(url: &str) -> Result<Conn, ChainError> {
+    use subxt::config::Header as _;
+    let fail = |e: &dyn std::fmt::Display| connection(format!("{url}: {e}"));
+    let rpc_client = subxt::rpcs::RpcClient::from_insecure_url(url)
         .await
-        .map_err(|e| connection(format!("{url}: {e}")))?;
-    let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc);
-    Client::from_backend_with_config(PolkadotConfig::default(), Arc::new(backend))
+        .map_err(|e| fail(&e))?;
+    let rpc = Rpc::new(rpc_client.clone());
+    let version = rpc
+        .state_get_runtime_version(None)
         .await
-        .map_err(|e| connection(format!("{url}: {e}")))
+        .map_err(|e| fail(&e))?;
+    let head = rpc.chain_get_finalized_head().await.map_err(|e| fail(&e))?;
+    let from = rpc
+        .chain_get_header(Some(head))
+        .await
+        .map_err(|e| fail(&e))?
+        .map(|h| h.number())
+        .unwrap_or(0);
+    let config = PolkadotConfig::builder()
+        .use_historic_types(false)
+        .set_spec_version_for_block_ranges([subxt::config::substrate::SpecVersionForRange {
+            block_range: from..u64::MAX,
+            spec_version: version.spec_version,
+            transaction_version: version.transaction_version,
+        }])
+        .build();
+    let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc_client);
+    let client = Client::from_backend_with_config(config, Arc::new(backend))
+        .await
+        .map_err(|e| fail(&e))?;
+    Ok(Conn {
+        client,
+        rpc,
+        spec_version: version.spec_version,
+    })
 }
 
 impl Subtensor {
@@ -182,11 +224,11 @@ impl Subtensor {
         opts: SubtensorOptions,
     ) -> Result<Subtensor, ChainError> {
         let url = network.url().to_owned();
-        let client = connect_retrying(&url, &opts).await?;
+        let conn = connect_retrying(&url, &opts).await?;
         Ok(Subtensor {
             url,
             opts,
-            client: RwLock::new(client),
+            conn: RwLock::new(conn),
         })
     }
 
@@ -195,8 +237,8 @@ impl Subtensor {
         &self.url
     }
 
-    fn client(&self) -> Client {
-        match self.client.read() {
+    fn conn(&self) -> Conn {
+        match self.conn.read() {
             Ok(c) => c.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         }
@@ -204,11 +246,27 @@ impl Subtensor {
 
     async fn reconnect(&self) -> Result<(), ChainError> {
         let fresh = connect_retrying(&self.url, &self.opts).await?;
-        match self.client.write() {
+        match self.conn.write() {
             Ok(mut c) => *c = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
         }
         Ok(())
+    }
+
+    /// The client, rebuilt first when the runtime was upgraded since it was
+    /// configured (its metadata is then read afresh).
+    async fn fresh(&self) -> Result<Client, ChainError> {
+        let conn = self.conn();
+        let now = conn
+            .rpc
+            .state_get_runtime_version(None)
+            .await
+            .map_err(connection)?;
+        if now.spec_version != conn.spec_version {
+            self.reconnect().await?;
+            return Ok(self.conn().client);
+        }
+        Ok(conn.client)
     }
 
     /// Runs a read, bounded; on a dropped connection reconnects and tries
@@ -218,11 +276,11 @@ impl Subtensor {
         F: Fn(Client) -> Fut,
         Fut: Future<Output = Result<T, ChainError>>,
     {
-        let first = self.bounded(op(self.client())).await;
+        let first = self.bounded(async { op(self.fresh().await?).await }).await;
         match first {
             Err(ChainError::Connection(ref text)) if is_disconnect(text) => {
                 self.reconnect().await?;
-                self.bounded(op(self.client())).await
+                self.bounded(async { op(self.fresh().await?).await }).await
             }
             other => other,
         }
@@ -348,9 +406,14 @@ impl Subtensor {
     where
         subxt::transactions::DynamicPayload<CallData>: subxt::transactions::Payload,
     {
-        let client = self.client();
         let at = self
-            .bounded(async { client.at_current_block().await.map_err(connection) })
+            .bounded(async {
+                self.fresh()
+                    .await?
+                    .at_current_block()
+                    .await
+                    .map_err(connection)
+            })
             .await?;
         require(at.metadata_ref(), &[need])?;
         let mut txs = at.transactions();
@@ -396,12 +459,12 @@ impl Subtensor {
     }
 }
 
-async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Client, ChainError> {
+async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Conn, ChainError> {
     let attempts = async {
         let mut pause = opts.backoff;
         loop {
             match connect_once(url).await {
-                Ok(c) => return Ok::<Client, ChainError>(c),
+                Ok(c) => return Ok::<Conn, ChainError>(c),
                 // Attempts fail quietly; the final error names the cause.
                 Err(_) => {
                     tokio::time::sleep(pause).await;
@@ -497,9 +560,14 @@ impl ChainClient for Subtensor {
     }
 
     async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
-        let client = self.client();
         let mut blocks = self
-            .bounded(async { client.stream_blocks().await.map_err(connection) })
+            .bounded(async {
+                self.fresh()
+                    .await?
+                    .stream_blocks()
+                    .await
+                    .map_err(connection)
+            })
             .await?;
         let (tx, stream) = BlockStream::channel(16);
         tokio::spawn(async move {
