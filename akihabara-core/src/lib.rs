@@ -26,7 +26,9 @@
 //! # Ok::<(), akihabara_core::Error>(())
 //! ```
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+// Denied everywhere; `executor::sys` alone allows it (process groups and
+// rlimits through libc), with a SAFETY note at each use.
+#![deny(unsafe_code)]
 
 pub mod guide {
     #![doc = include_str!("guide/writing-a-strategy.md")]
@@ -37,6 +39,8 @@ pub mod axon;
 pub mod chain;
 #[cfg(feature = "net")]
 pub mod dendrite;
+#[cfg(feature = "net")]
+pub mod executor;
 pub mod fs;
 pub mod metagraph;
 pub mod protocol;

@@ -1,0 +1,407 @@
+//! A [`Fleet`]: executors from configuration, health-checked on an interval,
+//! re-admitted after recovery, and never given a job while unhealthy.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ExecutorBackend, ExecutorError, JobHandle, JobSpec, LocalBackend, SshBackend, SshTarget,
+};
+
+/// How executors are checked.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthPolicy {
+    /// Time between checks (`"10s"`, `"1m"`).
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Limit for one check.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Failed checks in a row before an executor is marked unhealthy.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_retries() -> u32 {
+    2
+}
+
+impl Default for HealthPolicy {
+    fn default() -> HealthPolicy {
+        HealthPolicy {
+            interval: default_interval(),
+            timeout: default_timeout(),
+            retries: default_retries(),
+        }
+    }
+}
+
+/// One `[[executors]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, tag = "backend", rename_all = "snake_case")]
+pub enum ExecutorConfig {
+    /// This machine.
+    Local {
+        /// Unique id.
+        id: String,
+        /// Hardware class it is advertised as.
+        #[serde(default)]
+        class: Option<String>,
+    },
+    /// A host over SSH.
+    Ssh {
+        /// Unique id.
+        id: String,
+        /// Hardware class it is advertised as.
+        #[serde(default)]
+        class: Option<String>,
+        /// `host:port`.
+        address: std::net::SocketAddr,
+        /// Remote user.
+        user: String,
+        /// Private key file (`~` is expanded).
+        key: PathBuf,
+        /// known_hosts file to check the host key against.
+        #[serde(default)]
+        known_hosts: Option<PathBuf>,
+    },
+}
+
+impl ExecutorConfig {
+    fn id(&self) -> &str {
+        match self {
+            ExecutorConfig::Local { id, .. } | ExecutorConfig::Ssh { id, .. } => id,
+        }
+    }
+    fn class(&self) -> Option<&str> {
+        match self {
+            ExecutorConfig::Local { class, .. } | ExecutorConfig::Ssh { class, .. } => {
+                class.as_deref()
+            }
+        }
+    }
+}
+
+/// A fleet file: `[health]` and `[[executors]]`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FleetConfig {
+    /// Health checking.
+    #[serde(default)]
+    pub health: HealthPolicy,
+    /// The executors.
+    pub executors: Vec<ExecutorConfig>,
+}
+
+/// Why a fleet could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FleetError {
+    /// The file could not be read.
+    #[error("reading {path}: {reason}")]
+    Read {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The file is not a valid fleet (the message names the key).
+    #[error("{path}: {reason}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl FleetConfig {
+    /// Parses and checks a fleet file's text; `path` names it in errors.
+    pub fn parse(text: &str, path: &std::path::Path) -> Result<FleetConfig, FleetError> {
+        let invalid = |reason: String| FleetError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
+        let cfg: FleetConfig =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim().replace('\n', " ")))?;
+        if cfg.executors.is_empty() {
+            return Err(invalid("no [[executors]]".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for e in &cfg.executors {
+            if e.id().is_empty() {
+                return Err(invalid("an executor has an empty id".into()));
+            }
+            if !seen.insert(e.id()) {
+                return Err(invalid(format!("executor id {:?} appears twice", e.id())));
+            }
+        }
+        if cfg.health.interval.is_zero() || cfg.health.timeout.is_zero() {
+            return Err(invalid(
+                "health.interval and health.timeout must be positive".into(),
+            ));
+        }
+        Ok(cfg)
+    }
+
+    /// Reads a fleet file.
+    pub fn read(path: &std::path::Path) -> Result<FleetConfig, FleetError> {
+        let text = std::fs::read_to_string(path).map_err(|e| FleetError::Read {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?;
+        FleetConfig::parse(&text, path)
+    }
+}
+
+/// What the fleet knows of one executor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExecutorState {
+    /// Id.
+    pub id: String,
+    /// Backend kind.
+    pub backend: &'static str,
+    /// Hardware class.
+    pub class: Option<String>,
+    /// Eligible for jobs: passed its last check (never true before a first check).
+    pub healthy: bool,
+    /// Failed checks in a row.
+    pub failures: u32,
+    /// The last check's error.
+    pub last_error: Option<String>,
+    /// Latency of the last passed check, ms.
+    pub latency_ms: Option<u64>,
+}
+
+struct Member {
+    backend: Arc<dyn ExecutorBackend>,
+    state: ExecutorState,
+    busy: bool,
+}
+
+/// Executors, their health, and who is free.
+pub struct Fleet {
+    policy: HealthPolicy,
+    members: Mutex<BTreeMap<String, Member>>,
+}
+
+impl std::fmt::Debug for Fleet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fleet")
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+fn expand(path: &std::path::Path) -> PathBuf {
+    crate::wallet::expand_tilde(path)
+}
+
+impl Fleet {
+    /// Builds the backends of `cfg`; every executor starts unchecked (not
+    /// eligible) until its first check passes.
+    pub fn new(cfg: FleetConfig) -> Fleet {
+        let mut members = BTreeMap::new();
+        for e in cfg.executors {
+            let id = e.id().to_owned();
+            let class = e.class().map(str::to_owned);
+            let backend: Arc<dyn ExecutorBackend> = match e {
+                ExecutorConfig::Local { class, .. } => Arc::new(LocalBackend::new(class)),
+                ExecutorConfig::Ssh {
+                    class,
+                    address,
+                    user,
+                    key,
+                    known_hosts,
+                    ..
+                } => Arc::new(
+                    SshBackend::new(
+                        SshTarget {
+                            address,
+                            user,
+                            key: expand(&key),
+                            known_hosts: known_hosts.as_deref().map(expand),
+                        },
+                        class,
+                    )
+                    .connect_timeout(cfg.health.timeout),
+                ),
+            };
+            let state = ExecutorState {
+                id: id.clone(),
+                backend: backend.kind(),
+                class,
+                healthy: false,
+                failures: 0,
+                last_error: Some("not checked yet".into()),
+                latency_ms: None,
+            };
+            members.insert(
+                id,
+                Member {
+                    backend,
+                    state,
+                    busy: false,
+                },
+            );
+        }
+        Fleet {
+            policy: cfg.health,
+            members: Mutex::new(members),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Member>> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The executors' states, by id.
+    pub fn states(&self) -> Vec<ExecutorState> {
+        self.lock().values().map(|m| m.state.clone()).collect()
+    }
+
+    /// Checks every executor once, concurrently, each within the policy's
+    /// timeout; returns the states after.
+    pub async fn check_all(&self) -> Vec<ExecutorState> {
+        let targets: Vec<(String, Arc<dyn ExecutorBackend>)> = self
+            .lock()
+            .iter()
+            .map(|(id, m)| (id.clone(), m.backend.clone()))
+            .collect();
+        let timeout = self.policy.timeout;
+        let checks = targets.into_iter().map(|(id, b)| async move {
+            let r = match tokio::time::timeout(timeout, b.health()).await {
+                Ok(r) => r,
+                Err(_) => Err(ExecutorError::Unreachable(format!(
+                    "no answer within {timeout:?}"
+                ))),
+            };
+            (id, r)
+        });
+        let results = join_all(checks).await;
+        let mut members = self.lock();
+        for (id, r) in results {
+            let Some(m) = members.get_mut(&id) else {
+                continue;
+            };
+            match r {
+                Ok(h) => {
+                    m.state.healthy = true;
+                    m.state.failures = 0;
+                    m.state.last_error = None;
+                    m.state.latency_ms = Some(h.latency.as_millis() as u64);
+                }
+                Err(e) => {
+                    m.state.failures = m.state.failures.saturating_add(1);
+                    m.state.last_error = Some(e.to_string());
+                    // Never checked, or failed `retries` times in a row: out.
+                    if m.state.latency_ms.is_none()
+                        || m.state.failures >= self.policy.retries.max(1)
+                    {
+                        m.state.healthy = false;
+                    }
+                }
+            }
+        }
+        members.values().map(|m| m.state.clone()).collect()
+    }
+
+    /// Checks every `interval` until the returned task is aborted.
+    pub fn monitor(self: &Arc<Fleet>) -> tokio::task::JoinHandle<()> {
+        let fleet = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(fleet.policy.interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                fleet.check_all().await;
+            }
+        })
+    }
+
+    /// Runs `job` on a healthy, free executor of `class` (any class when
+    /// `None`) whose hardware meets the job's requirements. The executor is
+    /// busy until the returned handle's job ends and [`Fleet::release`] is
+    /// called with its id.
+    pub async fn run(
+        &self,
+        job: JobSpec,
+        class: Option<&str>,
+    ) -> Result<(String, JobHandle), ExecutorError> {
+        job.validate()?;
+        let candidates: Vec<(String, Arc<dyn ExecutorBackend>)> = {
+            let members = self.lock();
+            members
+                .iter()
+                .filter(|(_, m)| m.state.healthy && !m.busy)
+                .filter(|(_, m)| class.is_none() || m.state.class.as_deref() == class)
+                .map(|(id, m)| (id.clone(), m.backend.clone()))
+                .collect()
+        };
+        if candidates.is_empty() {
+            return Err(ExecutorError::NoCapacity(format!(
+                "no healthy free executor of class {}",
+                class.unwrap_or("any")
+            )));
+        }
+        let mut reasons = Vec::new();
+        for (id, backend) in candidates {
+            match backend.capabilities().await {
+                Ok(spec) => match job.requirements.unmet_by(&spec) {
+                    Some(why) => reasons.push(format!("{id}: {why}")),
+                    None => {
+                        {
+                            let mut members = self.lock();
+                            match members.get_mut(&id) {
+                                Some(m) if !m.busy && m.state.healthy => m.busy = true,
+                                _ => continue,
+                            }
+                        }
+                        return match backend.run(job).await {
+                            Ok(h) => Ok((id, h)),
+                            Err(e) => {
+                                self.release(&id);
+                                Err(e)
+                            }
+                        };
+                    }
+                },
+                Err(e) => reasons.push(format!("{id}: {e}")),
+            }
+        }
+        Err(ExecutorError::NoCapacity(reasons.join("; ")))
+    }
+
+    /// Marks executor `id` free again.
+    pub fn release(&self, id: &str) {
+        if let Some(m) = self.lock().get_mut(id) {
+            m.busy = false;
+        }
+    }
+}
+
+async fn join_all<F>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        if let Ok(v) = h.await {
+            out.push(v);
+        }
+    }
+    out
+}

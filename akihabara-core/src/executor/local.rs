@@ -1,0 +1,145 @@
+//! [`LocalBackend`]: jobs as child processes of this machine.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use super::sys::{Rlimits, apply_rlimits, free_disk_mb};
+use super::{ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, process};
+use crate::protocol::{SpecsQuery, host_specs, nvidia_smi_gpus};
+
+/// Which limits a job runs under on this machine.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct LimitsReport {
+    /// rlimits applied (always `RLIMIT_CORE` = 0; `RLIMIT_CPU` from the
+    /// timeout; `RLIMIT_AS` from `ram_mb` and `RLIMIT_FSIZE` from
+    /// `hard_disk_mb` when those are set).
+    pub rlimits: Vec<&'static str>,
+    /// cgroup v2 limits: not enforced by this release, with the reason.
+    pub cgroup: String,
+}
+
+/// The embedded default: runs jobs here, each in its own process group.
+#[derive(Clone, Debug, Default)]
+pub struct LocalBackend {
+    class: Option<String>,
+    workdir: Option<PathBuf>,
+}
+
+impl LocalBackend {
+    /// A local backend advertising `class`.
+    pub fn new(class: Option<String>) -> LocalBackend {
+        LocalBackend {
+            class,
+            workdir: None,
+        }
+    }
+
+    /// Runs jobs that name no working directory in `dir`.
+    pub fn workdir(mut self, dir: impl Into<PathBuf>) -> LocalBackend {
+        self.workdir = Some(dir.into());
+        self
+    }
+
+    /// The limits `job` would run under.
+    pub fn limits_for(job: &JobSpec) -> LimitsReport {
+        let mut rlimits = vec!["RLIMIT_CORE=0", "RLIMIT_CPU (timeout + 1 s)"];
+        if job.requirements.ram_mb > 0 {
+            rlimits.push("RLIMIT_AS (ram_mb)");
+        }
+        if job.requirements.hard_disk_mb > 0 {
+            rlimits.push("RLIMIT_FSIZE (hard_disk_mb)");
+        }
+        let cgroup = if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+            "not enforced: cgroup v2 is present, but this release does not create job cgroups"
+        } else {
+            "not enforced: no cgroup v2 hierarchy at /sys/fs/cgroup"
+        };
+        LimitsReport {
+            rlimits,
+            cgroup: cgroup.to_owned(),
+        }
+    }
+}
+
+fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+}
+
+#[async_trait::async_trait]
+impl ExecutorBackend for LocalBackend {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+
+    async fn capabilities(&self) -> Result<HardwareSpec, ExecutorError> {
+        let specs =
+            tokio::task::spawn_blocking(|| host_specs(SpecsQuery::default(), nvidia_smi_gpus))
+                .await
+                .map_err(|e| ExecutorError::Io(e.to_string()))?;
+        let dir = self
+            .workdir
+            .clone()
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        Ok(HardwareSpec {
+            hostname: specs.hostname.unwrap_or_default(),
+            cpu_count: specs
+                .cpu_count
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(1),
+            cpu_model: cpu_model(),
+            ram_mb: specs.memory_gb.map(|g| (g * 1024.0) as u64).unwrap_or(0),
+            disk_mb: free_disk_mb(&dir),
+            gpus: specs.gpus.unwrap_or_default(),
+            hardware_class: self.class.clone(),
+        })
+    }
+
+    async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
+        job.validate()?;
+        let mut cmd = tokio::process::Command::new(&job.command[0]);
+        cmd.args(&job.command[1..]).envs(&job.env);
+        if let Some(dir) = job.workdir.as_ref().or(self.workdir.as_ref()) {
+            cmd.current_dir(dir);
+        }
+        let mib = |m: u64| (m > 0).then(|| m.saturating_mul(1024 * 1024));
+        apply_rlimits(
+            &mut cmd,
+            Rlimits {
+                cpu_seconds: Some(job.timeout.as_secs().saturating_add(1)),
+                address_space: mib(job.requirements.ram_mb),
+                file_size: mib(job.requirements.hard_disk_mb),
+            },
+        );
+        process::spawn(
+            cmd,
+            &job.command[0],
+            job.timeout,
+            job.output_cap,
+            false,
+            |s| s,
+        )
+    }
+
+    async fn health(&self) -> Result<Health, ExecutorError> {
+        let t = Instant::now();
+        let job = JobSpec::command("true", Vec::<String>::new(), Duration::from_secs(5));
+        let outcome = self.run(job).await?.wait().await?;
+        if outcome.status.success() {
+            Ok(Health {
+                latency: t.elapsed(),
+            })
+        } else {
+            Err(ExecutorError::Unreachable(format!(
+                "a trivial local job ended with {:?}",
+                outcome.status
+            )))
+        }
+    }
+}

@@ -1,0 +1,358 @@
+//! Where jobs run: the [`ExecutorBackend`] trait, its backends and a
+//! [`Fleet`] of executors with health checks.
+//!
+//! Backends:
+//! - [`LocalBackend`]: the embedded default. The job is a child process in its
+//!   own process group, with a timeout, capped output capture, cancellation
+//!   that kills the whole group, and rlimits. cgroup v2 limits are **not**
+//!   applied; [`LimitsReport`] says so.
+//! - [`SshBackend`]: a remote host through the system OpenSSH client with key
+//!   authentication.
+//!
+//! `docker` and `kubernetes` backends are future work.
+//!
+//! Output of any size is safe: each stream is hashed in full (SHA-256), only
+//! its first [`JobSpec::output_cap`] bytes are kept, and log lines go to a
+//! bounded channel that drops lines (and counts them) rather than grow.
+
+mod capture;
+mod fleet;
+mod local;
+mod process;
+mod ssh;
+#[allow(unsafe_code)]
+mod sys;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use capture::Captured;
+pub use fleet::{ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy};
+pub use local::{LimitsReport, LocalBackend};
+pub use ssh::{SshBackend, SshTarget};
+
+use crate::protocol::GpuInfo;
+
+/// What an executor offers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HardwareSpec {
+    /// Host name.
+    pub hostname: String,
+    /// Logical CPUs.
+    pub cpu_count: u32,
+    /// CPU model, where known.
+    pub cpu_model: Option<String>,
+    /// Memory, MiB.
+    pub ram_mb: u64,
+    /// Free disk space in the job directory's file system, MiB.
+    pub disk_mb: Option<u64>,
+    /// NVIDIA GPUs (empty where none).
+    pub gpus: Vec<GpuInfo>,
+    /// The hardware class it is advertised as (from configuration).
+    pub hardware_class: Option<String>,
+}
+
+/// Resources a job needs (subnet 27's request fields).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Requirements {
+    /// Logical CPUs.
+    #[serde(default)]
+    pub cpu: u32,
+    /// GPUs.
+    #[serde(default)]
+    pub gpu: u32,
+    /// Memory, MiB.
+    #[serde(default)]
+    pub ram_mb: u64,
+    /// Disk, MiB.
+    #[serde(default)]
+    pub hard_disk_mb: u64,
+}
+
+impl Requirements {
+    /// Why `spec` cannot meet these requirements, if it cannot.
+    pub fn unmet_by(&self, spec: &HardwareSpec) -> Option<String> {
+        if self.cpu > spec.cpu_count {
+            return Some(format!(
+                "{} CPUs wanted, {} offered",
+                self.cpu, spec.cpu_count
+            ));
+        }
+        if self.gpu as usize > spec.gpus.len() {
+            return Some(format!(
+                "{} GPUs wanted, {} offered",
+                self.gpu,
+                spec.gpus.len()
+            ));
+        }
+        if self.ram_mb > spec.ram_mb {
+            return Some(format!(
+                "{} MiB RAM wanted, {} offered",
+                self.ram_mb, spec.ram_mb
+            ));
+        }
+        if let Some(disk) = spec.disk_mb
+            && self.hard_disk_mb > disk
+        {
+            return Some(format!(
+                "{} MiB disk wanted, {disk} offered",
+                self.hard_disk_mb
+            ));
+        }
+        None
+    }
+}
+
+/// A job to run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Program and arguments (the program first).
+    pub command: Vec<String>,
+    /// A container image instead of a command; no backend here runs images yet.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Environment added to the job's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    #[serde(default)]
+    pub workdir: Option<PathBuf>,
+    /// Paths the job reads.
+    #[serde(default)]
+    pub inputs: Vec<PathBuf>,
+    /// Paths the job writes.
+    #[serde(default)]
+    pub outputs: Vec<PathBuf>,
+    /// Wall-clock limit.
+    #[serde(with = "secs")]
+    pub timeout: Duration,
+    /// Resources the job needs.
+    #[serde(default)]
+    pub requirements: Requirements,
+    /// Bytes of each output stream kept (the rest is hashed, not stored).
+    #[serde(default = "default_cap")]
+    pub output_cap: usize,
+}
+
+fn default_cap() -> usize {
+    1 << 20
+}
+
+mod secs {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let v = f64::deserialize(d)?;
+        Duration::try_from_secs_f64(v).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "timeout {v} is not a non-negative number of seconds"
+            ))
+        })
+    }
+}
+
+impl JobSpec {
+    /// A command with a timeout and the default output cap (1 MiB per stream).
+    pub fn command(
+        program: impl Into<String>,
+        args: impl IntoIterator<Item = impl Into<String>>,
+        timeout: Duration,
+    ) -> JobSpec {
+        let mut command = vec![program.into()];
+        command.extend(args.into_iter().map(Into::into));
+        JobSpec {
+            command,
+            image: None,
+            env: BTreeMap::new(),
+            workdir: None,
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+            timeout,
+            requirements: Requirements::default(),
+            output_cap: default_cap(),
+        }
+    }
+
+    /// Checks what every backend needs: a program, a positive timeout, no image.
+    pub fn validate(&self) -> Result<(), ExecutorError> {
+        if self.image.is_some() {
+            return Err(ExecutorError::Unsupported(
+                "container images (docker and kubernetes backends are future work)".into(),
+            ));
+        }
+        match self.command.first() {
+            None => return Err(ExecutorError::BadJob("the command is empty".into())),
+            Some(p) if p.trim().is_empty() => {
+                return Err(ExecutorError::BadJob("the program name is empty".into()));
+            }
+            Some(_) => {}
+        }
+        if self.command.iter().any(|a| a.contains('\0')) {
+            return Err(ExecutorError::BadJob(
+                "an argument contains a NUL byte".into(),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(ExecutorError::BadJob("the timeout must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// How a job ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum JobStatus {
+    /// The process exited with this code.
+    Exited {
+        /// Exit code.
+        code: i32,
+    },
+    /// The process was killed by this signal (not by us).
+    Signaled {
+        /// Signal number.
+        signal: i32,
+    },
+    /// The timeout ran out; the job's process group was killed.
+    TimedOut,
+    /// The job was cancelled; its process group was killed.
+    Cancelled,
+}
+
+impl JobStatus {
+    /// Exited with code 0.
+    pub fn success(&self) -> bool {
+        matches!(self, JobStatus::Exited { code: 0 })
+    }
+}
+
+/// What a finished job left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    /// How it ended.
+    #[serde(flatten)]
+    pub status: JobStatus,
+    /// Wall time from start to end.
+    #[serde(with = "secs")]
+    pub duration: Duration,
+    /// Standard output.
+    pub stdout: Captured,
+    /// Standard error.
+    pub stderr: Captured,
+    /// Log lines dropped because the reader fell behind.
+    pub dropped_log_lines: u64,
+}
+
+/// Which stream a log line came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// One line of a job's output (at most 64 KiB; longer lines are split).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogLine {
+    /// Which stream.
+    pub stream: Stream,
+    /// The bytes, without the newline.
+    pub line: Vec<u8>,
+}
+
+/// A running job: its log lines, its outcome, and a way to cancel it.
+#[derive(Debug)]
+pub struct JobHandle {
+    logs: tokio::sync::mpsc::Receiver<LogLine>,
+    done: tokio::sync::oneshot::Receiver<Result<Outcome, ExecutorError>>,
+    cancel: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl JobHandle {
+    /// The next log line; `None` once both streams have closed.
+    pub async fn next_log(&mut self) -> Option<LogLine> {
+        self.logs.recv().await
+    }
+
+    /// Kills the job (and its children). Its outcome is then
+    /// [`JobStatus::Cancelled`].
+    pub fn cancel(&mut self) {
+        if let Some(tx) = self.cancel.take() {
+            let _ = tx.send(());
+        }
+    }
+
+    /// Waits for the job to end.
+    pub async fn wait(self) -> Result<Outcome, ExecutorError> {
+        drop(self.logs);
+        self.done.await.map_err(|_| {
+            ExecutorError::Io("the job's supervisor ended without an outcome".into())
+        })?
+    }
+}
+
+/// The executor's answer to a health check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    /// Round trip of the check.
+    #[serde(with = "secs")]
+    pub latency: Duration,
+}
+
+/// Why an executor could not do what was asked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExecutorError {
+    /// The job itself is malformed.
+    #[error("bad job: {0}")]
+    BadJob(String),
+    /// The backend cannot do this.
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    /// The program could not be started.
+    #[error("could not start {program:?}: {reason}")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// Why.
+        reason: String,
+    },
+    /// The executor cannot be reached or failed its check.
+    #[error("executor unreachable: {0}")]
+    Unreachable(String),
+    /// No executor meets the requirements.
+    #[error("no executor can run it: {0}")]
+    NoCapacity(String),
+    /// Local I/O.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// Where jobs run. Object-safe: use `Box<dyn ExecutorBackend>`.
+#[async_trait::async_trait]
+pub trait ExecutorBackend: Send + Sync {
+    /// The backend's name (`local`, `ssh`).
+    fn kind(&self) -> &'static str;
+    /// The hardware the executor offers.
+    async fn capabilities(&self) -> Result<HardwareSpec, ExecutorError>;
+    /// Starts a job.
+    async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError>;
+    /// Checks that the executor can run jobs now.
+    async fn health(&self) -> Result<Health, ExecutorError>;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,122 @@
+//! The supervisor shared by the backends: runs one child process (the job
+//! itself, or the `ssh` client carrying it) in its own process group.
+
+use std::os::unix::process::ExitStatusExt as _;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use super::capture::capture;
+use super::sys::kill_group;
+use super::{ExecutorError, JobHandle, JobStatus, LogLine, Outcome, Stream};
+
+/// Lines buffered for a slow log reader before lines are dropped.
+const LOG_BUFFER: usize = 4096;
+
+/// Starts `cmd` and supervises it: timeout, cancellation, capture. When the
+/// job ends, however it ends, its whole process group is killed, so no child
+/// outlives it. `keep_stdin` keeps a pipe open to the child's stdin until then
+/// (the ssh backend's remote watchdog reads it). `map_status` rewrites the
+/// child's status (the ssh backend reads a remote 128 + N as signal N).
+pub(crate) fn spawn(
+    mut cmd: tokio::process::Command,
+    program: &str,
+    timeout: std::time::Duration,
+    cap: usize,
+    keep_stdin: bool,
+    map_status: fn(JobStatus) -> JobStatus,
+) -> Result<JobHandle, ExecutorError> {
+    cmd.process_group(0)
+        .stdin(if keep_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let started = Instant::now();
+    let mut child = cmd.spawn().map_err(|e| ExecutorError::Spawn {
+        program: program.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let pgid = child.id();
+    let stdin = child.stdin.take();
+    let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(ExecutorError::Io(
+            "the child's output pipes were not created".into(),
+        ));
+    };
+    let (log_tx, log_rx) = tokio::sync::mpsc::channel::<LogLine>(LOG_BUFFER);
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel::<()>();
+    let dropped = Arc::new(AtomicU64::new(0));
+    let out_task = tokio::spawn({
+        let (tx, dropped) = (log_tx.clone(), dropped.clone());
+        async move { capture(out, Stream::Stdout, cap, tx, &dropped).await }
+    });
+    let err_task = tokio::spawn({
+        let dropped = dropped.clone();
+        async move { capture(err, Stream::Stderr, cap, log_tx, &dropped).await }
+    });
+    tokio::spawn(async move {
+        let kill = || {
+            if let Some(pg) = pgid {
+                // The group may already be gone: nothing to report then.
+                let _ = kill_group(pg, libc::SIGKILL);
+            }
+        };
+        let ended = tokio::select! {
+            status = child.wait() => Ok(status),
+            () = tokio::time::sleep(timeout) => Err(JobStatus::TimedOut),
+            r = cancel_rx => match r {
+                Ok(()) => Err(JobStatus::Cancelled),
+                // The handle was dropped without cancelling: let the job run out.
+                Err(_) => {
+                    tokio::select! {
+                        status = child.wait() => Ok(status),
+                        () = tokio::time::sleep(timeout.saturating_sub(started.elapsed())) => Err(JobStatus::TimedOut),
+                    }
+                }
+            },
+        };
+        kill();
+        drop(stdin);
+        let status = match ended {
+            Ok(Ok(s)) => match (s.code(), s.signal()) {
+                (Some(code), _) => JobStatus::Exited { code },
+                (None, Some(signal)) => JobStatus::Signaled { signal },
+                (None, None) => JobStatus::Exited { code: -1 },
+            },
+            Ok(Err(e)) => {
+                let _ = done_tx.send(Err(ExecutorError::Io(format!("waiting for the job: {e}"))));
+                return;
+            }
+            Err(ours) => {
+                let _ = child.wait().await;
+                ours
+            }
+        };
+        let duration = started.elapsed();
+        let (stdout, stderr) = match (out_task.await, err_task.await) {
+            (Ok(o), Ok(e)) => (o, e),
+            _ => {
+                let _ = done_tx.send(Err(ExecutorError::Io("an output reader failed".into())));
+                return;
+            }
+        };
+        let _ = done_tx.send(Ok(Outcome {
+            status: map_status(status),
+            duration,
+            stdout,
+            stderr,
+            dropped_log_lines: dropped.load(Ordering::Relaxed),
+        }));
+    });
+    Ok(JobHandle {
+        logs: log_rx,
+        done: done_rx,
+        cancel: Some(cancel_tx),
+    })
+}

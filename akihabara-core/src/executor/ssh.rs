@@ -1,0 +1,282 @@
+//! [`SshBackend`]: a remote host through the system OpenSSH client (`ssh`),
+//! key authentication only (`BatchMode`: never a password prompt).
+//!
+//! The remote side runs the job in its own session under a small POSIX-sh
+//! watchdog that kills the job's process group when the connection's stdin
+//! closes. Closing it is how a timeout or a cancellation here reaches the
+//! remote job, and how a dropped connection stops it. The remote exit status
+//! of a job killed by signal N is reported as `Signaled { N }` when the shell
+//! reports 128 + N.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, JobStatus, process,
+};
+use crate::protocol::GpuInfo;
+
+/// Where and as whom to log in.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshTarget {
+    /// `host:port`.
+    pub address: SocketAddr,
+    /// Remote user.
+    pub user: String,
+    /// Private key file.
+    pub key: PathBuf,
+    /// known_hosts file to check the host key against; `None` accepts a new
+    /// host's key once and checks it afterwards (OpenSSH `accept-new`).
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+}
+
+/// Runs jobs on one host over SSH.
+#[derive(Clone, Debug)]
+pub struct SshBackend {
+    target: SshTarget,
+    class: Option<String>,
+    connect_timeout: Duration,
+}
+
+/// Quotes `s` for a POSIX shell.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+impl SshBackend {
+    /// A backend for `target`, advertising `class`.
+    pub fn new(target: SshTarget, class: Option<String>) -> SshBackend {
+        SshBackend {
+            target,
+            class,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// Limit for establishing the connection (default 5 s).
+    pub fn connect_timeout(mut self, t: Duration) -> SshBackend {
+        self.connect_timeout = t.max(Duration::from_secs(1));
+        self
+    }
+
+    fn command(&self, remote: &str) -> tokio::process::Command {
+        let t = &self.target;
+        let mut cmd = tokio::process::Command::new("ssh");
+        cmd.args([
+            "-T",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .arg("-o")
+        .arg(format!("ConnectTimeout={}", self.connect_timeout.as_secs()))
+        .args(["-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=2"])
+        .arg("-i")
+        .arg(&t.key)
+        .arg("-p")
+        .arg(t.address.port().to_string());
+        match &t.known_hosts {
+            Some(file) => {
+                cmd.args(["-o", "StrictHostKeyChecking=yes"])
+                    .arg("-o")
+                    .arg(format!("UserKnownHostsFile={}", file.display()));
+            }
+            None => {
+                cmd.args(["-o", "StrictHostKeyChecking=accept-new"]);
+            }
+        }
+        cmd.arg(format!("{}@{}", t.user, t.address.ip()))
+            .arg("--")
+            .arg(remote);
+        cmd
+    }
+
+    /// Runs a short remote command and returns its stdout.
+    async fn query(&self, remote: &str, limit: Duration) -> Result<String, ExecutorError> {
+        let job = JobSpec::command("ssh", Vec::<String>::new(), limit);
+        let outcome = process::spawn(
+            self.command(remote),
+            "ssh",
+            job.timeout,
+            1 << 20,
+            false,
+            |s| s,
+        )?
+        .wait()
+        .await?;
+        match outcome.status {
+            JobStatus::Exited { code: 0 } => Ok(outcome.stdout.text),
+            JobStatus::TimedOut => Err(ExecutorError::Unreachable(format!(
+                "{}: no answer within {limit:?}",
+                self.target.address
+            ))),
+            other => Err(ExecutorError::Unreachable(format!(
+                "{}: {other:?}: {}",
+                self.target.address,
+                outcome.stderr.text.trim()
+            ))),
+        }
+    }
+}
+
+/// The remote script: the job in its own session, killed with its group
+/// when our stdin closes, and its group killed when it ends.
+fn watchdog(job: &JobSpec) -> String {
+    let mut line = String::new();
+    if let Some(dir) = &job.workdir {
+        line.push_str(&format!(
+            "cd {} || exit 126\n",
+            quote(&dir.to_string_lossy())
+        ));
+    }
+    let mut cmd = String::from("setsid env");
+    for (k, v) in &job.env {
+        cmd.push(' ');
+        cmd.push_str(&quote(&format!("{k}={v}")));
+    }
+    for a in &job.command {
+        cmd.push(' ');
+        cmd.push_str(&quote(a));
+    }
+    line.push_str(&format!(
+        "{cmd} </dev/null & p=$!\n\
+         ( while read -r _; do :; done; kill -KILL -- -$p 2>/dev/null ) & w=$!\n\
+         wait $p; s=$?\n\
+         kill -KILL -- -$p 2>/dev/null; kill $w 2>/dev/null\n\
+         exit $s\n"
+    ));
+    line
+}
+
+fn parse_specs(text: &str, class: Option<String>) -> Result<HardwareSpec, ExecutorError> {
+    let mut lines = text.lines();
+    let mut next = |what: &str| {
+        lines
+            .next()
+            .map(str::trim)
+            .ok_or_else(|| ExecutorError::Unreachable(format!("the host's specs lack {what}")))
+    };
+    let hostname = next("a hostname")?.to_owned();
+    let cpu_count = next("a CPU count")?.parse().unwrap_or(1);
+    let ram_kib: u64 = next("memory")?
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let cpu_model = next("a CPU model")
+        .ok()
+        .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_owned()))
+        .filter(|s| !s.is_empty());
+    let disk_mb = next("disk")
+        .ok()
+        .and_then(|l| l.split_whitespace().nth(3).and_then(|v| v.parse().ok()));
+    let gpus = lines
+        .filter_map(|l| {
+            let mut p = l.split(',').map(str::trim);
+            Some(GpuInfo {
+                name: p.next()?.to_owned(),
+                memory_mb: p.next()?.parse().ok()?,
+                uuid: p.next()?.to_owned(),
+            })
+        })
+        .collect();
+    Ok(HardwareSpec {
+        hostname,
+        cpu_count,
+        cpu_model,
+        ram_mb: ram_kib / 1024,
+        disk_mb,
+        gpus,
+        hardware_class: class,
+    })
+}
+
+#[async_trait::async_trait]
+impl ExecutorBackend for SshBackend {
+    fn kind(&self) -> &'static str {
+        "ssh"
+    }
+
+    async fn capabilities(&self) -> Result<HardwareSpec, ExecutorError> {
+        let text = self
+            .query(
+                "hostname; nproc; grep MemTotal /proc/meminfo; grep -m1 'model name' /proc/cpuinfo || echo; \
+                 df -Pm . | tail -n 1; \
+                 nvidia-smi --query-gpu=name,memory.total,uuid --format=csv,noheader,nounits 2>/dev/null || true",
+                self.connect_timeout + Duration::from_secs(10),
+            )
+            .await?;
+        parse_specs(&text, self.class.clone())
+    }
+
+    async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
+        job.validate()?;
+        let cmd = self.command(&watchdog(&job));
+        process::spawn(cmd, "ssh", job.timeout, job.output_cap, true, remote_status)
+    }
+
+    async fn health(&self) -> Result<Health, ExecutorError> {
+        let t = Instant::now();
+        self.query("true", self.connect_timeout + Duration::from_secs(2))
+            .await?;
+        Ok(Health {
+            latency: t.elapsed(),
+        })
+    }
+}
+
+/// Maps a remote shell's `128 + N` to the signal `N` (the ssh backend's
+/// convention, see the module docs).
+pub(crate) fn remote_status(status: JobStatus) -> JobStatus {
+    match status {
+        JobStatus::Exited { code } if (129..160).contains(&code) => {
+            JobStatus::Signaled { signal: code - 128 }
+        }
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_the_shell() {
+        assert_eq!(quote("a b"), "'a b'");
+        assert_eq!(quote("it's"), r"'it'\''s'");
+        let mut job = JobSpec::command("echo", ["$HOME", "a'b"], Duration::from_secs(1));
+        job.env.insert("X".into(), "1 2".into());
+        let script = watchdog(&job);
+        assert!(
+            script.contains(r"setsid env 'X=1 2' 'echo' '$HOME' 'a'\''b'"),
+            "{script}"
+        );
+    }
+
+    #[test]
+    fn remote_specs_parse() {
+        let s = parse_specs(
+            "box\n8\nMemTotal:       16384000 kB\nmodel name\t: AMD EPYC\n/dev/sda1 100 50 4096 2% /\nNVIDIA A100, 40960, GPU-1\n",
+            Some("A100".into()),
+        )
+        .expect("specs");
+        assert_eq!((s.cpu_count, s.ram_mb, s.disk_mb), (8, 16000, Some(4096)));
+        assert_eq!(s.cpu_model.as_deref(), Some("AMD EPYC"));
+        assert_eq!(s.gpus.len(), 1);
+        assert_eq!(
+            remote_status(JobStatus::Exited { code: 137 }),
+            JobStatus::Signaled { signal: 9 }
+        );
+        assert_eq!(
+            remote_status(JobStatus::Exited { code: 3 }),
+            JobStatus::Exited { code: 3 }
+        );
+    }
+}

@@ -1,0 +1,260 @@
+//! The local backend and the fleet, on this machine.
+
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+fn sh(script: &str, timeout: Duration) -> JobSpec {
+    JobSpec::command("sh", ["-c", script], timeout)
+}
+
+async fn run(job: JobSpec) -> Outcome {
+    LocalBackend::default()
+        .run(job)
+        .await
+        .expect("start")
+        .wait()
+        .await
+        .expect("outcome")
+}
+
+fn alive(pid: &str) -> bool {
+    // A zombie still has /proc/PID; its state is Z.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+#[tokio::test]
+async fn output_exit_code_and_logs() {
+    let mut h = LocalBackend::default()
+        .run(sh(
+            "echo one; echo two >&2; exit 3",
+            Duration::from_secs(10),
+        ))
+        .await
+        .expect("start");
+    let mut lines = Vec::new();
+    while let Some(l) = h.next_log().await {
+        lines.push((l.stream, String::from_utf8_lossy(&l.line).into_owned()));
+    }
+    lines.sort_by_key(|(s, _)| *s == Stream::Stderr);
+    assert_eq!(
+        lines,
+        vec![
+            (Stream::Stdout, "one".into()),
+            (Stream::Stderr, "two".into())
+        ]
+    );
+    let o = h.wait().await.expect("outcome");
+    assert_eq!(o.status, JobStatus::Exited { code: 3 });
+    assert_eq!(o.stdout.text, "one\n");
+    assert_eq!(o.stdout.sha256, hex::encode(Sha256::digest(b"one\n")));
+    assert!(!o.stdout.truncated);
+}
+
+#[tokio::test]
+async fn output_of_any_size_is_hashed_not_kept() {
+    let mut job = sh("head -c 20000000 /dev/zero", Duration::from_secs(60));
+    job.output_cap = 1000;
+    let o = run(job).await;
+    assert!(o.status.success(), "{:?}", o.status);
+    assert_eq!(o.stdout.bytes, 20_000_000);
+    assert_eq!(o.stdout.text.len(), 1000);
+    assert!(o.stdout.truncated);
+    assert_eq!(
+        o.stdout.sha256,
+        hex::encode(Sha256::digest(vec![0u8; 20_000_000]))
+    );
+}
+
+#[tokio::test]
+async fn a_timeout_kills_the_job_and_its_children() {
+    let dir = tempfile::tempdir().expect("dir");
+    let pidfile = dir.path().join("child.pid");
+    let script = format!("sleep 300 & echo $! > {}; wait", pidfile.display());
+    let t = Instant::now();
+    let o = run(sh(&script, Duration::from_millis(500))).await;
+    assert_eq!(o.status, JobStatus::TimedOut);
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    let pid = std::fs::read_to_string(&pidfile)
+        .expect("pid")
+        .trim()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !alive(&pid),
+        "the background child {pid} survived the timeout"
+    );
+}
+
+#[tokio::test]
+async fn cancel_and_signals_are_reported() {
+    let mut h = LocalBackend::default()
+        .run(sh("sleep 300", Duration::from_secs(600)))
+        .await
+        .expect("start");
+    h.cancel();
+    let o = h.wait().await.expect("outcome");
+    assert_eq!(o.status, JobStatus::Cancelled);
+    // Killed mid-run by someone else: the signal is reported.
+    let o = run(sh("kill -TERM $$; sleep 5", Duration::from_secs(30))).await;
+    assert_eq!(
+        o.status,
+        JobStatus::Signaled {
+            signal: libc::SIGTERM
+        }
+    );
+}
+
+#[tokio::test]
+async fn bad_jobs_are_typed_errors() {
+    let b = LocalBackend::default();
+    let mut empty = JobSpec::command("x", Vec::<String>::new(), Duration::from_secs(1));
+    empty.command.clear();
+    assert!(matches!(b.run(empty).await, Err(ExecutorError::BadJob(_))));
+    let zero = JobSpec::command("true", Vec::<String>::new(), Duration::ZERO);
+    assert!(matches!(b.run(zero).await, Err(ExecutorError::BadJob(_))));
+    let mut image = JobSpec::command("true", Vec::<String>::new(), Duration::from_secs(1));
+    image.image = Some("ubuntu:24.04".into());
+    assert!(matches!(
+        b.run(image).await,
+        Err(ExecutorError::Unsupported(_))
+    ));
+    let missing = JobSpec::command(
+        "/no/such/program",
+        Vec::<String>::new(),
+        Duration::from_secs(1),
+    );
+    assert!(matches!(
+        b.run(missing).await,
+        Err(ExecutorError::Spawn { .. })
+    ));
+    let bad: Result<JobSpec, _> = serde_json::from_str(r#"{"command": ["true"], "timeout": -1}"#);
+    assert!(bad.is_err(), "negative timeout");
+}
+
+#[tokio::test]
+async fn rlimits_apply() {
+    // 64 MiB of address space is too little to allocate 256 MiB.
+    let mut job = JobSpec::command(
+        "python3",
+        ["-c", "b = bytearray(256 * 1024 * 1024)"],
+        Duration::from_secs(30),
+    );
+    job.requirements.ram_mb = 64;
+    if std::process::Command::new("python3")
+        .arg("-V")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no python3 to allocate with");
+        return;
+    }
+    let o = run(job).await;
+    assert!(
+        !o.status.success(),
+        "the allocation should fail under RLIMIT_AS"
+    );
+    assert!(o.stderr.text.contains("MemoryError"), "{}", o.stderr.text);
+    let report = LocalBackend::limits_for(&JobSpec::command(
+        "true",
+        Vec::<String>::new(),
+        Duration::from_secs(1),
+    ));
+    assert!(report.cgroup.starts_with("not enforced"));
+}
+
+#[tokio::test]
+async fn capabilities_and_requirements() {
+    let spec = LocalBackend::new(Some("cpu".into()))
+        .capabilities()
+        .await
+        .expect("specs");
+    assert!(spec.cpu_count >= 1 && spec.ram_mb > 0);
+    assert_eq!(spec.hardware_class.as_deref(), Some("cpu"));
+    let mut r = Requirements::default();
+    assert_eq!(r.unmet_by(&spec), None);
+    r.cpu = spec.cpu_count + 1;
+    assert!(r.unmet_by(&spec).is_some_and(|w| w.contains("CPUs")));
+}
+
+#[tokio::test]
+async fn a_fleet_admits_after_a_check_and_never_sends_to_the_unhealthy() {
+    let cfg = FleetConfig::parse(
+        r#"
+        [health]
+        interval = "1s"
+        timeout = "2s"
+        retries = 1
+
+        [[executors]]
+        id = "here"
+        backend = "local"
+        class = "cpu"
+
+        [[executors]]
+        id = "nowhere"
+        backend = "ssh"
+        class = "gpu"
+        address = "127.0.0.1:1"
+        user = "nobody"
+        key = "/nonexistent"
+        "#,
+        std::path::Path::new("fleet.toml"),
+    )
+    .expect("config");
+    let fleet = Fleet::new(cfg);
+    let job = || JobSpec::command("true", Vec::<String>::new(), Duration::from_secs(5));
+    assert!(
+        matches!(
+            fleet.run(job(), Some("cpu")).await,
+            Err(ExecutorError::NoCapacity(_))
+        ),
+        "unchecked"
+    );
+    let states = fleet.check_all().await;
+    let by = |id: &str| states.iter().find(|s| s.id == id).cloned().expect("state");
+    assert!(by("here").healthy);
+    assert!(!by("nowhere").healthy && by("nowhere").last_error.is_some());
+    assert!(matches!(
+        fleet.run(job(), Some("gpu")).await,
+        Err(ExecutorError::NoCapacity(_))
+    ));
+    let (id, h) = fleet.run(job(), Some("cpu")).await.expect("runs");
+    assert_eq!(id, "here");
+    assert!(
+        matches!(
+            fleet.run(job(), Some("cpu")).await,
+            Err(ExecutorError::NoCapacity(_))
+        ),
+        "busy"
+    );
+    assert!(h.wait().await.expect("outcome").status.success());
+    fleet.release(&id);
+    let mut big = job();
+    big.requirements.cpu = 100_000;
+    assert!(
+        matches!(fleet.run(big, None).await, Err(ExecutorError::NoCapacity(w)) if w.contains("CPUs"))
+    );
+}
+
+#[test]
+fn fleet_files_name_the_bad_key() {
+    let p = std::path::Path::new("f.toml");
+    let e = FleetConfig::parse("[[executors]]\nid = \"a\"\nbackend = \"docker\"\n", p)
+        .expect_err("docker");
+    assert!(e.to_string().contains("docker"), "{e}");
+    let e = FleetConfig::parse(
+        "[health]\ninterval = \"soon\"\n[[executors]]\nid = \"a\"\nbackend = \"local\"\n",
+        p,
+    )
+    .expect_err("interval");
+    assert!(e.to_string().contains("interval"), "{e}");
+    let e = FleetConfig::parse("[[executors]]\nid = \"a\"\nbackend = \"local\"\n[[executors]]\nid = \"a\"\nbackend = \"local\"\n", p)
+        .expect_err("dup");
+    assert!(e.to_string().contains("twice"), "{e}");
+    assert!(FleetConfig::parse("", p).is_err());
+}
