@@ -91,6 +91,9 @@ total_stake_rao is the runtime's total stake figure beside it.
 
 Networks: finney, test, local (ws://127.0.0.1:9944), or a ws:// or wss:// URL.")]
     Metagraph(MetagraphArgs),
+    /// Run jobs on executors (this machine or SSH hosts) and check a fleet.
+    #[command(subcommand)]
+    Executor(ExecutorCommand),
     /// Write to the chain: serve an axon, register, read hyperparameters.
     #[command(subcommand)]
     Chain(ChainCommand),
@@ -907,4 +910,100 @@ pub struct ScoreArgs {
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ExecutorCommand {
+    /// Show this machine's hardware as an executor offers it
+    Specs {
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on an executor, streaming its output; exits with the job's code
+    #[command(after_help = "\
+Backends:
+  local  this machine: own process group, timeout and Ctrl-C kill the job and
+         its children, rlimits applied (cgroup limits: not enforced yet)
+  ssh    a host over the system OpenSSH client, key authentication only
+  (docker and kubernetes: future work)
+
+Exit code: the job's; 128+N when killed by signal N; 124 on timeout; 130
+when cancelled with Ctrl-C.
+
+Examples:
+  akihabara executor run --timeout 60 -- nvidia-smi
+  akihabara executor run --backend ssh --host ubuntu@10.0.0.5:22 --key ~/.ssh/id_ed25519 -- python3 train.py")]
+    Run(ExecutorRunArgs),
+    /// Check the health of every executor in a fleet file
+    #[command(after_help = "\
+A fleet file (TOML):
+  [health]
+  interval = \"10s\"
+  timeout = \"5s\"
+  retries = 2
+
+  [[executors]]
+  id = \"local\"
+  backend = \"local\"
+  class = \"cpu\"
+
+  [[executors]]
+  id = \"gpu-1\"
+  backend = \"ssh\"
+  address = \"10.0.0.5:22\"
+  user = \"ubuntu\"
+  key = \"~/.ssh/id_ed25519\"
+  class = \"A100\"
+
+Exit code 1 when any executor is unhealthy.")]
+    Check {
+        /// The fleet file
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// This machine
+    Local,
+    /// A host over SSH
+    Ssh,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorRunArgs {
+    /// Where to run
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendKind,
+    /// USER@HOST:PORT (ssh)
+    #[arg(long, value_name = "USER@HOST:PORT")]
+    pub host: Option<String>,
+    /// Private key (ssh)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// known_hosts file to check the host key against (ssh) [default: accept a new host once]
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Seconds before the job is killed
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 3600.0,
+        allow_negative_numbers = true
+    )]
+    pub timeout: f64,
+    /// Bytes of each output stream kept in the summary
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub output_cap: usize,
+    /// Print the outcome as one JSON object at the end (output still streams to stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments, after --
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }

@@ -19,6 +19,10 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<commands::executor::JobExit>() => ExitCode::from(
+            e.downcast_ref::<commands::executor::JobExit>()
+                .map_or(1, |j| j.0),
+        ),
         Err(e) => exit::report(&e),
     }
 }
@@ -36,5 +40,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(a) => commands::demo::run(a),
         Command::Metagraph(a) => commands::chain::metagraph(a),
         Command::Chain(c) => commands::chain::run(c),
+        Command::Executor(c) => commands::executor::run(c),
     }
 }

@@ -3,6 +3,7 @@
 pub mod axon;
 pub mod chain;
 pub mod demo;
+pub mod executor;
 pub mod pow;
 pub mod schedule;
 pub mod score;

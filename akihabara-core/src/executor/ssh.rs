@@ -127,7 +127,8 @@ impl SshBackend {
 }
 
 /// The remote script: the job in its own session, killed with its group
-/// when our stdin closes, and its group killed when it ends.
+/// when our stdin closes, and its group killed when it ends. (A shell gives
+/// background lists /dev/null as stdin, hence the explicit `<&3`.)
 fn watchdog(job: &JobSpec) -> String {
     let mut line = String::new();
     if let Some(dir) = &job.workdir {
@@ -146,8 +147,9 @@ fn watchdog(job: &JobSpec) -> String {
         cmd.push_str(&quote(a));
     }
     line.push_str(&format!(
-        "{cmd} </dev/null & p=$!\n\
-         ( while read -r _; do :; done; kill -KILL -- -$p 2>/dev/null ) & w=$!\n\
+        "exec 3<&0\n\
+         {cmd} </dev/null & p=$!\n\
+         ( while read -r _; do :; done <&3; kill -KILL -- -$p 2>/dev/null ) & w=$!\n\
          wait $p; s=$?\n\
          kill -KILL -- -$p 2>/dev/null; kill $w 2>/dev/null\n\
          exit $s\n"

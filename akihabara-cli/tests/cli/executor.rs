@@ -1,0 +1,276 @@
+//! `akihabara executor`: the local backend end to end, and the ssh backend and
+//! fleet health against a real `sshd` started on a loopback port with a
+//! generated host key and user key.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use super::{peers, run, stderr, stdout};
+
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl Sshd {
+    fn start() -> Option<Sshd> {
+        let sshd = Path::new("/usr/sbin/sshd");
+        if !sshd.exists() {
+            return peers::missing("no /usr/sbin/sshd (apt install openssh-server)");
+        }
+        if Command::new("ssh-keygen").arg("-?").output().is_err() {
+            return peers::missing("no ssh-keygen (apt install openssh-client)");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        for (name, kind) in [("host_key", "ed25519"), ("user_key", "ed25519")] {
+            let o = Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", "", "-f"])
+                .arg(dir.path().join(name))
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        std::fs::copy(
+            dir.path().join("user_key.pub"),
+            dir.path().join("authorized_keys"),
+        )
+        .unwrap();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap();
+        let host_pub = std::fs::read_to_string(dir.path().join("host_key.pub")).unwrap();
+        std::fs::write(
+            dir.path().join("known_hosts"),
+            format!("[127.0.0.1]:{port} {host_pub}"),
+        )
+        .unwrap();
+        let user = whoami();
+        std::fs::write(
+            dir.path().join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 PidFile {d}/sshd.pid\nStrictModes no\nUsePAM no\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nPubkeyAuthentication yes\nPermitRootLogin prohibit-password\n\
+                 AllowUsers {user}\n",
+                d = dir.path().display()
+            ),
+        )
+        .unwrap();
+        // Privilege separation wants this directory; creating it needs root and is harmless.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let mut s = Sshd {
+            dir,
+            port,
+            child: None,
+        };
+        if let Err(e) = s.spawn() {
+            return peers::missing(&format!("sshd did not start: {e}"));
+        }
+        Some(s)
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(self.dir.path().join("sshd_config"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        self.child = Some(child);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(10) {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                return Err(format!("sshd exited: {status}"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err("sshd did not listen within 10 s".into())
+    }
+
+    /// Stops sshd by its own PID.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    fn host(&self) -> String {
+        format!("{}@127.0.0.1:{}", whoami(), self.port)
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn whoami() -> String {
+    let o = Command::new("id").arg("-un").output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.split_whitespace().nth(2).is_none_or(|st| st != "Z"))
+        .unwrap_or(false)
+}
+
+#[test]
+fn local_run_streams_and_passes_the_exit_code() {
+    let o = run(&[
+        "executor",
+        "run",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 7",
+    ]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(stdout(&o), "out\n");
+    assert_eq!(stderr(&o), "err\n");
+    let o = run(&["executor", "run", "--timeout", "0.3", "--", "sleep", "30"]);
+    assert_eq!(o.status.code(), Some(124));
+    assert!(stderr(&o).contains("timed out"), "{}", stderr(&o));
+    let o = run(&["executor", "run", "--json", "--", "echo", "x"]);
+    assert!(o.status.success());
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert_eq!(v["status"], "exited");
+    assert_eq!(v["stdout"]["bytes"], 2);
+    let v: serde_json::Value =
+        serde_json::from_slice(&run(&["executor", "specs", "--json"]).stdout).unwrap();
+    assert!(v["cpu_count"].as_u64().unwrap() >= 1);
+    super::assert_bad_input(&["executor", "run"], "no command");
+    super::assert_bad_input(
+        &["executor", "run", "--timeout", "-1", "--", "true"],
+        "--timeout",
+    );
+    super::assert_bad_input(
+        &["executor", "run", "--", "/no/such/program"],
+        "could not start",
+    );
+    super::assert_bad_input(
+        &["executor", "run", "--backend", "ssh", "--", "true"],
+        "--host",
+    );
+    super::assert_bad_input(
+        &["executor", "run", "--backend", "docker", "--", "true"],
+        "docker",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("fleet.toml");
+    std::fs::write(&f, "[[executors]]\nid = \"k\"\nbackend = \"kubernetes\"\n").unwrap();
+    super::assert_bad_input(
+        &["executor", "check", "--config", &f.to_string_lossy()],
+        "kubernetes",
+    );
+}
+
+#[test]
+fn ssh_backend_and_fleet_health_against_a_real_sshd() {
+    let Some(mut sshd) = Sshd::start() else {
+        return;
+    };
+    let (key, kh, host) = (sshd.path("user_key"), sshd.path("known_hosts"), sshd.host());
+    let ssh = [
+        "executor",
+        "run",
+        "--backend",
+        "ssh",
+        "--host",
+        &host,
+        "--key",
+        &key,
+        "--known-hosts",
+        &kh,
+    ];
+
+    // A job runs remotely; its output streams back and its exit code passes through.
+    let o = run(&[
+        &ssh[..],
+        &["--", "sh", "-c", "echo remote $((6*7)); exit 5"],
+    ]
+    .concat());
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "remote 42\n");
+
+    // Over its timeout, the remote job is killed with its children.
+    let pidfile = sshd.path("child.pid");
+    let script = format!("sleep 300 & echo $! > {pidfile}; wait");
+    let t = Instant::now();
+    let o = run(&[&ssh[..], &["--timeout", "2", "--", "sh", "-c", &script]].concat());
+    assert_eq!(o.status.code(), Some(124), "{}", stderr(&o));
+    assert!(t.elapsed() < Duration::from_secs(20));
+    let pid = std::fs::read_to_string(&pidfile).unwrap().trim().to_owned();
+    let t = Instant::now();
+    while alive(&pid) && t.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!alive(&pid), "remote child {pid} outlived the timeout");
+
+    // A wrong host key is refused.
+    let other = sshd.path("other_known_hosts");
+    std::fs::write(&other, format!("[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsOvNUmh+v4b4sQkz9ORcTT2VF5wY8r2E4gT7Rcxh0\n", sshd.port)).unwrap();
+    let o = run(&[
+        "executor",
+        "run",
+        "--backend",
+        "ssh",
+        "--host",
+        &host,
+        "--key",
+        &key,
+        "--known-hosts",
+        &other,
+        "--",
+        "true",
+    ]);
+    assert_ne!(o.status.code(), Some(0));
+
+    // Fleet health: healthy, then unhealthy within one check of sshd stopping,
+    // then re-admitted once it is back.
+    let fleet = sshd.path("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[health]\ninterval = \"1s\"\ntimeout = \"3s\"\nretries = 1\n\n\
+             [[executors]]\nid = \"here\"\nbackend = \"local\"\n\n\
+             [[executors]]\nid = \"remote\"\nbackend = \"ssh\"\nclass = \"cpu\"\naddress = \"127.0.0.1:{}\"\n\
+             user = \"{}\"\nkey = \"{key}\"\nknown_hosts = \"{kh}\"\n",
+            sshd.port,
+            whoami()
+        ),
+    )
+    .unwrap();
+    let check = |expect_ok: bool| {
+        let o = run(&["executor", "check", "--config", &fleet, "--json"]);
+        let v = super::last_json(&stdout(&o));
+        assert_eq!(o.status.success(), expect_ok, "{v} {}", stderr(&o));
+        v["executors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["id"] == "remote")
+            .map(|e| e["healthy"].as_bool().unwrap())
+            .unwrap()
+    };
+    assert!(check(true));
+    sshd.stop();
+    let t = Instant::now();
+    assert!(!check(false));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    sshd.spawn().unwrap();
+    assert!(check(true), "re-admitted after recovery");
+}
