@@ -40,12 +40,32 @@ impl LocalChain {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .expect("a free port");
-        // One install directory, kept between runs (the npm install takes ~25 s).
-        let work = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
+        // The npm install (~25 s) is kept in one directory between runs; each
+        // chain gets its own work directory (pid file, spec, log) beside it,
+        // sharing the install, so concurrent runs never touch each other's chain.
+        let base = PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into()))
             .join(".cache/akihabara-chain");
+        if !base.join("node_modules/.bin/chopsticks").exists() {
+            let o = Command::new("bash")
+                .arg(&script)
+                .arg("install")
+                .env("CHAIN_WORK_DIR", &base)
+                .output()
+                .expect("run localnet.sh install");
+            if !o.status.success() {
+                return peers::missing(&format!(
+                    "could not install Chopsticks: {}",
+                    String::from_utf8_lossy(&o.stderr)
+                ));
+            }
+        }
+        let work = base.join(format!("run-{port}"));
+        std::fs::create_dir_all(&work).expect("work dir");
+        let link = work.join("node_modules");
+        if !link.exists() {
+            std::os::unix::fs::symlink(base.join("node_modules"), &link).expect("link the install");
+        }
         let chain = LocalChain { port, work };
-        // A chain left by a killed run holds the pid file: stop it first.
-        chain.script("stop");
         let o = chain.script("start");
         if !o.status.success() {
             return peers::missing(&format!(
@@ -77,6 +97,7 @@ impl Drop for LocalChain {
     fn drop(&mut self) {
         let o = self.script("stop");
         eprintln!("local chain: {}", String::from_utf8_lossy(&o.stdout).trim());
+        let _ = std::fs::remove_dir_all(&self.work);
     }
 }
 
@@ -459,6 +480,60 @@ fn chain_commands_against_a_local_subtensor() {
         Some(Value::from(5)),
         "{hot}"
     );
+}
+
+/// The library client on the same chain: a block subscription, and a
+/// reconnection after the chain goes away and comes back on the same port.
+fn subscription_and_reconnect(chain: &LocalChain, si: &Path) {
+    use akihabara_core::chain::{ChainClient, Network, Subtensor, SubtensorOptions};
+    let url = chain.url();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let network: Network = url.parse().unwrap();
+        let opts = SubtensorOptions {
+            connect_timeout: Duration::from_secs(20),
+            timeout: Duration::from_secs(20),
+            ..SubtensorOptions::default()
+        };
+        let client = Subtensor::connect_with(&network, opts).await.unwrap();
+        let mut blocks = client.subscribe_blocks().await.unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(20), blocks.next())
+            .await
+            .expect("a block within 20 s")
+            .expect("stream open")
+            .expect("ok");
+        peer(si, &url, &["blocks", "2"]);
+        let mut last = first;
+        while last.0 < first.0 + 2 {
+            last = tokio::time::timeout(Duration::from_secs(20), blocks.next())
+                .await
+                .expect("new blocks within 20 s")
+                .expect("stream open")
+                .expect("ok");
+        }
+        // The chain stops: a read fails within its bound, as a connection error.
+        let o = chain.script("stop");
+        assert!(o.status.success());
+        let t = Instant::now();
+        let err = client.block().await.expect_err("the chain is gone");
+        assert!(
+            matches!(
+                err,
+                akihabara_core::chain::ChainError::Connection(_)
+                    | akihabara_core::chain::ChainError::Timeout(_)
+            ),
+            "{err}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(45), "{:?}", t.elapsed());
+        // It comes back (a fresh chain on the same port): the same client reconnects.
+        let o = chain.script("start");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let b = client.block().await.expect("reconnected");
+        assert!(b.0 < 1000, "the fresh chain's head: {b}");
+    });
 }
 
 #[test]
