@@ -480,6 +480,9 @@ fn chain_commands_against_a_local_subtensor() {
         Some(Value::from(5)),
         "{hot}"
     );
+
+    // 7. Last, as it restarts the chain.
+    subscription_and_reconnect(&chain, &si);
 }
 
 /// The library client on the same chain: a block subscription, and a
