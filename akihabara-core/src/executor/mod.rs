@@ -17,6 +17,7 @@
 
 mod capture;
 mod fleet;
+pub mod jobs;
 mod local;
 mod process;
 mod ssh;

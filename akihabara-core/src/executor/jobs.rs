@@ -1,0 +1,478 @@
+//! The jobs protocol's pieces that both sides keep: signed job requests, the
+//! miner's accept policy, and signed receipts in a crash-safe store.
+//!
+//! Modelled on ComputeHorde: a validator signs a [`JobRequest`]; the miner
+//! answers accepted or declined (with a [`DeclineReason`]); when the job ends
+//! the miner signs a [`Receipt`] of the outcome. Both sides append receipts to
+//! a [`ReceiptStore`].
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::{Outcome, Requirements};
+use crate::AccountId;
+use crate::wallet::{Keypair, Signature, verify};
+
+/// A validator's signed request to run a job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// Unique id chosen by the validator.
+    pub job_id: String,
+    /// The validator's hotkey.
+    pub validator: AccountId,
+    /// Hardware class wanted.
+    pub hardware_class: String,
+    /// Wall-clock limit, seconds.
+    pub timeout_s: u64,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Resources wanted.
+    #[serde(default)]
+    pub requirements: Requirements,
+    /// When it was signed, ms since the Unix epoch.
+    pub issued_at_ms: u64,
+    /// sr25519 signature of [`JobRequest::message`], 0x hex.
+    pub signature: String,
+}
+
+fn digest_json<T: Serialize>(v: &T) -> String {
+    // Serializing our own plain types cannot fail; an empty digest input
+    // would only make signatures fail to verify, never pass.
+    let bytes = serde_json::to_vec(v).unwrap_or_default();
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn sign_hex(kp: &Keypair, message: &[u8]) -> String {
+    format!("0x{}", hex::encode(kp.sign(message).0))
+}
+
+fn verify_hex(who: &AccountId, message: &[u8], signature: &str) -> bool {
+    let Some(hex_part) = signature.strip_prefix("0x") else {
+        return false;
+    };
+    let Ok(bytes) = hex::decode(hex_part) else {
+        return false;
+    };
+    let Ok(sig) = <[u8; 64]>::try_from(bytes.as_slice()) else {
+        return false;
+    };
+    verify(who, message, &Signature(sig))
+}
+
+impl JobRequest {
+    /// The bytes the validator signs: every field but the signature.
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "akihabara-job-request:{}:{}:{}:{}:{}:{}:{}",
+            self.job_id,
+            self.validator,
+            self.hardware_class,
+            self.timeout_s,
+            digest_json(&self.command),
+            digest_json(&self.requirements),
+            self.issued_at_ms
+        )
+        .into_bytes()
+    }
+
+    /// Signs the request with the validator's hotkey (sets `validator` too).
+    pub fn sign(mut self, hotkey: &Keypair) -> JobRequest {
+        self.validator = hotkey.account();
+        self.signature = sign_hex(hotkey, &self.message());
+        self
+    }
+
+    /// Whether the signature is the validator's.
+    pub fn verify(&self) -> bool {
+        verify_hex(&self.validator, &self.message(), &self.signature)
+    }
+}
+
+/// Why a miner declined a job.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclineReason {
+    /// No free executor of the class.
+    Busy,
+    /// The miner has no executor of the class.
+    UnsupportedClass,
+    /// The validator is not served.
+    ValidatorBlacklisted,
+    /// The operator's policy refused it.
+    Unprofitable,
+}
+
+/// The miner's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", content = "reason", rename_all = "snake_case")]
+pub enum Decision {
+    /// It will run.
+    Accepted,
+    /// It will not.
+    Declined(DeclineReason),
+}
+
+/// What the miner knows when it decides.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Situation {
+    /// Some executor has the requested class.
+    pub class_supported: bool,
+    /// One of them is healthy and free.
+    pub free_executor: bool,
+    /// The validator passes the miner's blacklist.
+    pub validator_allowed: bool,
+}
+
+/// How a miner decides. The protocol's rule comes first and is not the
+/// policy's to change: a miner with a free executor of the requested class
+/// must accept, unless the validator is blacklisted. The policy decides only
+/// what the rule leaves open ([`decide`]).
+pub trait AcceptPolicy: Send + Sync {
+    /// Whether to refuse a job the rule does not settle, as unprofitable.
+    fn unprofitable(&self, request: &JobRequest) -> bool;
+}
+
+/// Accepts everything it may.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct AcceptAll;
+
+impl AcceptPolicy for AcceptAll {
+    fn unprofitable(&self, _request: &JobRequest) -> bool {
+        false
+    }
+}
+
+/// The decision for `request` in `situation` under `policy`. A request whose
+/// signature does not verify is declined as blacklisted.
+pub fn decide(policy: &dyn AcceptPolicy, request: &JobRequest, situation: Situation) -> Decision {
+    if !situation.validator_allowed || !request.verify() {
+        return Decision::Declined(DeclineReason::ValidatorBlacklisted);
+    }
+    if !situation.class_supported {
+        return Decision::Declined(DeclineReason::UnsupportedClass);
+    }
+    if !situation.free_executor {
+        return Decision::Declined(DeclineReason::Busy);
+    }
+    // A free executor of the class: the rule says accept. The policy may only
+    // refuse what is unprofitable, and a miner that does so is scored down
+    // for the decline (see `score::Penalties` and the ledger's declines).
+    if policy.unprofitable(request) {
+        return Decision::Declined(DeclineReason::Unprofitable);
+    }
+    Decision::Accepted
+}
+
+/// What a receipt attests.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ReceiptKind {
+    /// The miner accepted the job.
+    Accepted,
+    /// The job ended.
+    Finished {
+        /// Exit code, when it exited.
+        exit_code: Option<i32>,
+        /// How it ended (`exited`, `signaled`, `timed_out`, `cancelled`).
+        status: String,
+        /// SHA-256 of stdout, hex.
+        stdout_sha256: String,
+        /// SHA-256 of stderr, hex.
+        stderr_sha256: String,
+        /// Wall time, ms.
+        duration_ms: u64,
+    },
+}
+
+impl ReceiptKind {
+    /// The `Finished` receipt of an outcome.
+    pub fn finished(o: &Outcome) -> ReceiptKind {
+        let (exit_code, status) = match &o.status {
+            super::JobStatus::Exited { code } => (Some(*code), "exited"),
+            super::JobStatus::Signaled { .. } => (None, "signaled"),
+            super::JobStatus::TimedOut => (None, "timed_out"),
+            super::JobStatus::Cancelled => (None, "cancelled"),
+        };
+        ReceiptKind::Finished {
+            exit_code,
+            status: status.to_owned(),
+            stdout_sha256: o.stdout.sha256.clone(),
+            stderr_sha256: o.stderr.sha256.clone(),
+            duration_ms: o.duration.as_millis() as u64,
+        }
+    }
+}
+
+/// A receipt signed by the miner's hotkey. (Unknown fields are ignored:
+/// serde cannot refuse them beside a flattened `kind`; the signature covers
+/// every field that matters.)
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The job.
+    pub job_id: String,
+    /// The validator that asked.
+    pub validator: AccountId,
+    /// The miner that signs.
+    pub miner: AccountId,
+    /// Hardware class.
+    pub hardware_class: String,
+    /// When it was signed, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// What it attests.
+    #[serde(flatten)]
+    pub kind: ReceiptKind,
+    /// sr25519 signature by `miner`, 0x hex.
+    pub signature: String,
+}
+
+impl Receipt {
+    /// A receipt for `request`, signed by the miner's hotkey.
+    pub fn sign(request: &JobRequest, kind: ReceiptKind, at_ms: u64, miner: &Keypair) -> Receipt {
+        let mut r = Receipt {
+            job_id: request.job_id.clone(),
+            validator: request.validator,
+            miner: miner.account(),
+            hardware_class: request.hardware_class.clone(),
+            at_ms,
+            kind,
+            signature: String::new(),
+        };
+        r.signature = sign_hex(miner, &r.message());
+        r
+    }
+
+    /// The bytes the miner signs: every field but the signature.
+    pub fn message(&self) -> Vec<u8> {
+        format!(
+            "akihabara-job-receipt:{}:{}:{}:{}:{}:{}",
+            self.job_id,
+            self.validator,
+            self.miner,
+            self.hardware_class,
+            self.at_ms,
+            digest_json(&self.kind)
+        )
+        .into_bytes()
+    }
+
+    /// Whether the miner's signature holds.
+    pub fn verify(&self) -> bool {
+        verify_hex(&self.miner, &self.message(), &self.signature)
+    }
+}
+
+/// Receipts appended to a JSON-lines file, each line synced before
+/// `append` returns. A crash can tear only the last line; [`ReceiptStore::load`]
+/// skips it and says so, and keeps every complete line before it.
+#[derive(Debug)]
+pub struct ReceiptStore {
+    path: PathBuf,
+}
+
+/// What [`ReceiptStore::load`] found.
+#[derive(Debug, Default, PartialEq)]
+pub struct Loaded {
+    /// Receipts whose signatures verify.
+    pub receipts: Vec<Receipt>,
+    /// Lines that were not receipts (a torn last line after a crash).
+    pub unreadable: usize,
+    /// Receipts whose signatures do not verify (dropped).
+    pub forged: usize,
+}
+
+impl ReceiptStore {
+    /// A store at `path` (created on first append).
+    pub fn new(path: impl Into<PathBuf>) -> ReceiptStore {
+        ReceiptStore { path: path.into() }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends one receipt and syncs it to disk.
+    pub fn append(&self, r: &Receipt) -> std::io::Result<()> {
+        let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        // One write of the whole line: a crash leaves it whole or torn at
+        // the end, never interleaved.
+        f.write_all(format!("{line}\n").as_bytes())?;
+        f.sync_data()
+    }
+
+    /// Every stored receipt (none when the file does not exist yet).
+    pub fn load(&self) -> std::io::Result<Loaded> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
+            Err(e) => return Err(e),
+        };
+        let mut out = Loaded::default();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            match serde_json::from_str::<Receipt>(line) {
+                Ok(r) if r.verify() => out.receipts.push(r),
+                Ok(_) => out.forged += 1,
+                Err(_) => out.unreadable += 1,
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::executor::{Captured, JobStatus};
+
+    fn key(uri: &str) -> Keypair {
+        Keypair::from_uri(uri).expect("dev key")
+    }
+
+    fn request() -> JobRequest {
+        JobRequest {
+            job_id: "job-1".into(),
+            validator: AccountId::from_bytes([0; 32]),
+            hardware_class: "A100".into(),
+            timeout_s: 60,
+            command: vec!["nvidia-smi".into()],
+            requirements: Requirements::default(),
+            issued_at_ms: 1_700_000_000_000,
+            signature: String::new(),
+        }
+        .sign(&key("//validator1"))
+    }
+
+    #[test]
+    fn requests_are_signed_by_the_validator() {
+        let r = request();
+        assert!(r.verify());
+        let mut tampered = r.clone();
+        tampered.command.push("--evil".into());
+        assert!(!tampered.verify());
+        let mut other = r.clone();
+        other.validator = key("//validator2").account();
+        assert!(!other.verify());
+        let mut junk = r;
+        junk.signature = "0xzz".into();
+        assert!(!junk.verify());
+    }
+
+    #[test]
+    fn the_rule_comes_before_the_policy() {
+        struct Refuse;
+        impl AcceptPolicy for Refuse {
+            fn unprofitable(&self, _: &JobRequest) -> bool {
+                true
+            }
+        }
+        let r = request();
+        let s = |class_supported, free_executor, validator_allowed| Situation {
+            class_supported,
+            free_executor,
+            validator_allowed,
+        };
+        assert_eq!(
+            decide(&AcceptAll, &r, s(true, true, true)),
+            Decision::Accepted
+        );
+        assert_eq!(
+            decide(&AcceptAll, &r, s(true, false, true)),
+            Decision::Declined(DeclineReason::Busy)
+        );
+        assert_eq!(
+            decide(&AcceptAll, &r, s(false, false, true)),
+            Decision::Declined(DeclineReason::UnsupportedClass)
+        );
+        assert_eq!(
+            decide(&AcceptAll, &r, s(true, true, false)),
+            Decision::Declined(DeclineReason::ValidatorBlacklisted)
+        );
+        assert_eq!(
+            decide(&Refuse, &r, s(true, true, true)),
+            Decision::Declined(DeclineReason::Unprofitable)
+        );
+        let mut forged = r;
+        forged.timeout_s = 1;
+        assert_eq!(
+            decide(&AcceptAll, &forged, s(true, true, true)),
+            Decision::Declined(DeclineReason::ValidatorBlacklisted)
+        );
+    }
+
+    #[test]
+    fn receipts_survive_a_restart_and_a_torn_line() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("receipts.jsonl");
+        let miner = key("//miner1");
+        let req = request();
+        let outcome = Outcome {
+            status: JobStatus::Exited { code: 0 },
+            duration: Duration::from_millis(1500),
+            stdout: Captured {
+                bytes: 0,
+                sha256: "ab".into(),
+                text: String::new(),
+                truncated: false,
+            },
+            stderr: Captured {
+                bytes: 0,
+                sha256: "cd".into(),
+                text: String::new(),
+                truncated: false,
+            },
+            dropped_log_lines: 0,
+        };
+        {
+            let store = ReceiptStore::new(&path);
+            store
+                .append(&Receipt::sign(&req, ReceiptKind::Accepted, 1, &miner))
+                .expect("append");
+            store
+                .append(&Receipt::sign(
+                    &req,
+                    ReceiptKind::finished(&outcome),
+                    2,
+                    &miner,
+                ))
+                .expect("append");
+        }
+        // A crash mid-write tears the last line; a forged receipt is dropped.
+        let mut forged = Receipt::sign(&req, ReceiptKind::Accepted, 3, &miner);
+        forged.job_id = "job-2".into();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .expect("open");
+        writeln!(f, "{}", serde_json::to_string(&forged).expect("json")).expect("write");
+        write!(f, "{{\"job_id\":\"job-3\",\"valid").expect("torn");
+        drop(f);
+        let loaded = ReceiptStore::new(&path).load().expect("load");
+        assert_eq!(loaded.receipts.len(), 2);
+        assert_eq!((loaded.unreadable, loaded.forged), (1, 1));
+        assert!(matches!(
+            &loaded.receipts[1].kind,
+            ReceiptKind::Finished {
+                exit_code: Some(0),
+                duration_ms: 1500,
+                ..
+            }
+        ));
+        assert_eq!(loaded.receipts[0].validator, key("//validator1").account());
+        assert_eq!(
+            ReceiptStore::new(dir.path().join("none"))
+                .load()
+                .expect("empty"),
+            Loaded::default()
+        );
+    }
+}
