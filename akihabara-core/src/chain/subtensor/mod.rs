@@ -23,6 +23,8 @@ use std::time::Duration;
 use subxt::PolkadotConfig;
 use subxt::backend::LegacyBackend;
 use subxt::dynamic;
+use subxt::ext::frame_decode::storage::{IntoDecodableValues, IntoEncodableValues};
+use subxt::ext::scale_decode::DecodeAsType;
 use subxt::transactions::TransactionStatus;
 use subxt::utils::{AccountId32, MultiSignature};
 
@@ -35,6 +37,7 @@ use crate::wallet::Keypair;
 use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
 
 type Client = subxt::OnlineClient<PolkadotConfig>;
+type AtBlock = subxt::client::OnlineClientAtBlock<PolkadotConfig>;
 type Rpc = subxt::rpcs::LegacyRpcMethods<subxt::config::RpcConfigFor<PolkadotConfig>>;
 
 /// A connection: the subxt client and the raw RPC methods beside it, with
@@ -269,18 +272,30 @@ impl Subtensor {
         Ok(conn.client)
     }
 
-    /// Runs a read, bounded; on a dropped connection reconnects and tries
-    /// once more.
-    async fn read<T, F, Fut>(&self, op: F) -> Result<T, ChainError>
+    /// The client at the current block, once the runtime provides `needs`.
+    async fn at_current(&self, needs: &[Need]) -> Result<AtBlock, ChainError> {
+        let at = self
+            .fresh()
+            .await?
+            .at_current_block()
+            .await
+            .map_err(connection)?;
+        require(at.metadata_ref(), needs)?;
+        Ok(at)
+    }
+
+    /// Runs a read at the current block (after checking `needs`), bounded;
+    /// on a dropped connection reconnects and tries once more.
+    async fn read<T, F, Fut>(&self, needs: &[Need], op: F) -> Result<T, ChainError>
     where
-        F: Fn(Client) -> Fut,
+        F: Fn(AtBlock) -> Fut,
         Fut: Future<Output = Result<T, ChainError>>,
     {
-        let first = self.bounded(async { op(self.fresh().await?).await }).await;
-        match first {
+        let attempt = || self.bounded(async { op(self.at_current(needs).await?).await });
+        match attempt().await {
             Err(ChainError::Connection(ref text)) if is_disconnect(text) => {
                 self.reconnect().await?;
-                self.bounded(async { op(self.fresh().await?).await }).await
+                attempt().await
             }
             other => other,
         }
@@ -296,91 +311,36 @@ impl Subtensor {
     }
 
     async fn subnet_size(&self, netuid: Netuid) -> Result<usize, ChainError> {
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            require(
-                at.metadata_ref(),
-                &[requirements::NETWORKS_ADDED, requirements::SUBNETWORK_N],
-            )?;
-            let added = at
-                .storage()
-                .try_fetch(
-                    dynamic::storage::<(u16,), bool>("SubtensorModule", "NetworksAdded"),
-                    (netuid.0,),
-                )
-                .await
-                .map_err(connection)?;
-            let added = match added {
-                Some(v) => v
-                    .decode()
-                    .map_err(|e| ChainError::Unsupported(e.to_string()))?,
-                None => false,
-            };
-            if !added {
+        let needs = [requirements::NETWORKS_ADDED, requirements::SUBNETWORK_N];
+        self.read(&needs, |at| async move {
+            if !stored::<_, bool>(&at, "NetworksAdded", (netuid.0,))
+                .await?
+                .unwrap_or(false)
+            {
                 return Err(ChainError::NoSubnet(netuid));
             }
-            let n = at
-                .storage()
-                .try_fetch(
-                    dynamic::storage::<(u16,), u16>("SubtensorModule", "SubnetworkN"),
-                    (netuid.0,),
-                )
-                .await
-                .map_err(connection)?;
-            let n = match n {
-                Some(v) => v
-                    .decode()
-                    .map_err(|e| ChainError::Unsupported(e.to_string()))?,
-                None => 0,
-            };
-            Ok(usize::from(n))
+            let n = stored::<_, u16>(&at, "SubnetworkN", (netuid.0,)).await?;
+            Ok(usize::from(n.unwrap_or(0)))
         })
         .await
     }
 
     async fn last_update(&self, netuid: Netuid, uid: Uid) -> Result<Option<Block>, ChainError> {
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            require(at.metadata_ref(), &[requirements::LAST_UPDATE])?;
-            let v = at
-                .storage()
-                .try_fetch(
-                    dynamic::storage::<(u16,), Vec<u64>>("SubtensorModule", "LastUpdate"),
-                    (netuid.0,),
-                )
-                .await
-                .map_err(connection)?;
-            let list = match v {
-                Some(v) => v
-                    .decode()
-                    .map_err(|e| ChainError::Unsupported(e.to_string()))?,
-                None => Vec::new(),
-            };
-            Ok(list.get(usize::from(uid.0)).copied().map(Block))
+        self.read(&[requirements::LAST_UPDATE], |at| async move {
+            let list = stored::<_, Vec<u64>>(&at, "LastUpdate", (netuid.0,)).await?;
+            Ok(list
+                .unwrap_or_default()
+                .get(usize::from(uid.0))
+                .copied()
+                .map(Block))
         })
         .await
     }
 
     async fn axon(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<AxonInfo>, ChainError> {
         let key = *hotkey.as_bytes();
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            require(at.metadata_ref(), &[requirements::AXONS])?;
-            let v = at
-                .storage()
-                .try_fetch(
-                    dynamic::storage::<(u16, AccountId32), AxonInfo>("SubtensorModule", "Axons"),
-                    (netuid.0, AccountId32(key)),
-                )
-                .await
-                .map_err(connection)?;
-            match v {
-                Some(v) => Ok(Some(
-                    v.decode()
-                        .map_err(|e| ChainError::Unsupported(e.to_string()))?,
-                )),
-                None => Ok(None),
-            }
+        self.read(&[requirements::AXONS], |at| async move {
+            stored(&at, "Axons", (netuid.0, AccountId32(key))).await
         })
         .await
     }
@@ -406,16 +366,7 @@ impl Subtensor {
     where
         subxt::transactions::DynamicPayload<CallData>: subxt::transactions::Payload,
     {
-        let at = self
-            .bounded(async {
-                self.fresh()
-                    .await?
-                    .at_current_block()
-                    .await
-                    .map_err(connection)
-            })
-            .await?;
-        require(at.metadata_ref(), &[need])?;
+        let at = self.bounded(self.at_current(&[need])).await?;
         let mut txs = at.transactions();
         let progress = self
             .bounded(async {
@@ -491,6 +442,26 @@ async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Conn, Ch
     }
 }
 
+/// One `SubtensorModule` storage value at `at`; `None` where the chain holds
+/// none under `key`.
+async fn stored<K, V>(at: &AtBlock, entry: &str, key: K) -> Result<Option<V>, ChainError>
+where
+    K: IntoEncodableValues + IntoDecodableValues,
+    V: DecodeAsType,
+{
+    let value = at
+        .storage()
+        .try_fetch(dynamic::storage::<K, V>("SubtensorModule", entry), key)
+        .await
+        .map_err(connection)?;
+    value
+        .map(|v| {
+            v.decode()
+                .map_err(|e| ChainError::Unsupported(e.to_string()))
+        })
+        .transpose()
+}
+
 /// Maps the runtime's (or the pool's) refusal text to a typed error.
 ///
 /// Module errors arrive as `SubtensorModule::Name`; the transaction
@@ -536,11 +507,8 @@ fn refusal(text: &str) -> ChainError {
 #[async_trait::async_trait]
 impl ChainClient for Subtensor {
     async fn block(&self) -> Result<Block, ChainError> {
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            Ok(Block(at.block_number()))
-        })
-        .await
+        self.read(&[], |at| async move { Ok(Block(at.block_number())) })
+            .await
     }
 
     async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError> {
@@ -583,9 +551,7 @@ impl ChainClient for Subtensor {
     }
 
     async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError> {
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            require(at.metadata_ref(), &[requirements::GET_METAGRAPH])?;
+        self.read(&[requirements::GET_METAGRAPH], |at| async move {
             let call = dynamic::runtime_api_call::<_, Option<MetagraphInfo>>(
                 "SubnetInfoRuntimeApi",
                 "get_metagraph",
@@ -602,9 +568,7 @@ impl ChainClient for Subtensor {
     }
 
     async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            require(at.metadata_ref(), &[requirements::GET_HYPERPARAMS])?;
+        self.read(&[requirements::GET_HYPERPARAMS], |at| async move {
             let call = dynamic::runtime_api_call::<_, Option<HyperparamsInfo>>(
                 "SubnetInfoRuntimeApi",
                 "get_subnet_hyperparams",
@@ -622,23 +586,9 @@ impl ChainClient for Subtensor {
 
     async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError> {
         let key = *hotkey.as_bytes();
-        self.read(|c| async move {
-            let at = c.at_current_block().await.map_err(connection)?;
-            require(at.metadata_ref(), &[requirements::UIDS])?;
-            let v = at
-                .storage()
-                .try_fetch(
-                    dynamic::storage::<(u16, AccountId32), u16>("SubtensorModule", "Uids"),
-                    (netuid.0, AccountId32(key)),
-                )
-                .await
-                .map_err(connection)?;
-            match v {
-                Some(v) => Ok(Some(Uid(v
-                    .decode()
-                    .map_err(|e| ChainError::Unsupported(e.to_string()))?))),
-                None => Ok(None),
-            }
+        self.read(&[requirements::UIDS], |at| async move {
+            let uid = stored::<_, u16>(&at, "Uids", (netuid.0, AccountId32(key))).await?;
+            Ok(uid.map(Uid))
         })
         .await
     }
