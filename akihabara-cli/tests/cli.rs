@@ -67,6 +67,15 @@ fn last_json(text: &str) -> Value {
     serde_json::from_str(line).expect("peer JSON")
 }
 
+/// A loopback port that was free a moment ago.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 fn mg_arg() -> String {
     example_metagraph().to_string_lossy().into_owned()
 }

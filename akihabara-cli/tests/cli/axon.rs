@@ -128,14 +128,6 @@ fn peer_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers/bittensor_peer.py")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn call(
     w: &Wallets,
     name: &str,
@@ -320,7 +312,7 @@ fn our_dendrite_calls_the_official_axon() {
         return;
     };
     let w = Wallets::new(&["m", "v"]);
-    let port = free_port();
+    let port = super::free_port();
     let mut cmd = Command::new(&python);
     cmd.arg(peer_script()).args([
         "axon",

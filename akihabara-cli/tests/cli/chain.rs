@@ -3,7 +3,6 @@
 //! `setup_subnet.py`, read back with substrate-interface (not our code) and
 //! compared with what the Bittensor SDK would send.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -36,10 +35,7 @@ impl LocalChain {
                 ));
             }
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free port");
+        let port = super::free_port();
         // The npm install (~25 s) is kept in one directory between runs; each
         // chain gets its own work directory (pid file, spec, log) beside it,
         // sharing the install, so concurrent runs never touch each other's chain.
@@ -109,17 +105,12 @@ fn peer(py: &Path, url: &str, args: &[&str]) -> Value {
     super::last_json(&out)
 }
 
-fn ok_json(args: &[&str]) -> Value {
-    let o = run(args);
-    assert!(o.status.success(), "{args:?}: {}", stderr(&o));
-    serde_json::from_slice(&o.stdout).expect("one JSON document")
-}
-
-/// Exit code and the one stderr line.
-fn fails(args: &[&str], code: i32, needle: &str) {
+/// The chain refused: exit 1 and one stderr line mentioning `needle`.
+/// (Bad input, exit 2, goes through `assert_bad_input`.)
+fn refused(args: &[&str], needle: &str) {
     let o = run(args);
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
+    assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
     assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
     assert!(
         err.contains(needle),
@@ -225,7 +216,7 @@ fn chain_commands_against_a_local_subtensor() {
     .concat());
     assert!(o.status.success(), "{}", stderr(&o));
     let net = ["--network", url.as_str(), "--netuid", "2"];
-    let r = ok_json(
+    let r = super::json(
         &[
             &["weights", "set"][..],
             &net,
@@ -256,7 +247,7 @@ fn chain_commands_against_a_local_subtensor() {
     assert_eq!(Value::from(stored_weights), sdk["weights"]);
 
     // 3. serve-axon updates Axons, skips when unchanged, and refuses 127.0.0.1 with a reason.
-    let r = ok_json(
+    let r = super::json(
         &[
             &["chain", "serve-axon"][..],
             &net,
@@ -274,7 +265,7 @@ fn chain_commands_against_a_local_subtensor() {
     assert_eq!(ax["ip"], 0x7f00_0003u64);
     assert_eq!(ax["port"], 9001);
     assert_eq!(ax["ip_type"], 4);
-    let r = ok_json(
+    let r = super::json(
         &[
             &["chain", "serve-axon"][..],
             &net,
@@ -284,7 +275,7 @@ fn chain_commands_against_a_local_subtensor() {
         .concat(),
     );
     assert_eq!(r["unchanged"], true);
-    fails(
+    refused(
         &[
             &["chain", "serve-axon"][..],
             &net,
@@ -292,17 +283,15 @@ fn chain_commands_against_a_local_subtensor() {
             &["--ip", "127.0.0.1", "--port", "9001"],
         ]
         .concat(),
-        1,
         "invalid IP address",
     );
 
     // 4. Bad input against the live chain: typed, one line, exit 2.
-    fails(
+    super::assert_bad_input(
         &["metagraph", "--network", &url, "--netuid", "99"],
-        2,
         "netuid 99 does not exist",
     );
-    fails(
+    super::assert_bad_input(
         &[
             &["weights", "set"][..],
             &net,
@@ -310,10 +299,9 @@ fn chain_commands_against_a_local_subtensor() {
             &["--uids", "2,9", "--weights", "1,1"],
         ]
         .concat(),
-        2,
         "beyond the subnet",
     );
-    fails(
+    super::assert_bad_input(
         &[
             &["weights", "set"][..],
             &net,
@@ -321,10 +309,9 @@ fn chain_commands_against_a_local_subtensor() {
             &["--uids", "2,2", "--weights", "1,1"],
         ]
         .concat(),
-        2,
         "uid",
     );
-    fails(
+    super::assert_bad_input(
         &[
             &["weights", "set"][..],
             &net,
@@ -332,7 +319,6 @@ fn chain_commands_against_a_local_subtensor() {
             &["--uids", "2,3", "--weights", "1"],
         ]
         .concat(),
-        2,
         "2 uids but 1 weights",
     );
     let stranger = [
@@ -349,7 +335,7 @@ fn chain_commands_against_a_local_subtensor() {
     ]
     .concat());
     assert!(o.status.success(), "{}", stderr(&o));
-    fails(
+    super::assert_bad_input(
         &[
             &["weights", "set"][..],
             &net,
@@ -357,7 +343,6 @@ fn chain_commands_against_a_local_subtensor() {
             &["--uids", "2", "--weights", "1"],
         ]
         .concat(),
-        2,
         "is not registered on netuid 2",
     );
 
@@ -373,7 +358,7 @@ fn chain_commands_against_a_local_subtensor() {
         ],
     );
     assert_eq!(on["ok"], true, "{on}");
-    let h = ok_json(&[
+    let h = super::json(&[
         "chain",
         "hyperparams",
         "--network",
@@ -384,7 +369,7 @@ fn chain_commands_against_a_local_subtensor() {
     ]);
     assert_eq!(h["commit_reveal_enabled"], true);
     assert_eq!(h["tempo"], 10);
-    fails(
+    super::assert_bad_input(
         &[
             &["weights", "set"][..],
             &net,
@@ -392,11 +377,10 @@ fn chain_commands_against_a_local_subtensor() {
             &["--uids", "2", "--weights", "1"],
         ]
         .concat(),
-        2,
         "requires commit/reveal",
     );
     let reveal = d("reveal.json");
-    let c = ok_json(
+    let c = super::json(
         &[
             &["weights", "commit"][..],
             &net,
@@ -436,7 +420,7 @@ fn chain_commands_against_a_local_subtensor() {
         &["--reveal-file", &reveal],
     ]
     .concat();
-    fails(&reveal_args, 1, "RevealTooEarly");
+    refused(&reveal_args, "RevealTooEarly");
     peer(&si, &url, &["blocks", "10"]);
     let o = run(&reveal_args);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -445,7 +429,7 @@ fn chain_commands_against_a_local_subtensor() {
         stored["weights"],
         serde_json::json!([[3, 65535], [4, 32768]])
     );
-    fails(&reveal_args, 2, "no pending commitment");
+    super::assert_bad_input(&reveal_args, "no pending commitment");
 
     // 6. Burned registration: an unfunded coldkey is refused, a funded one registers.
     let fresh = [
@@ -458,17 +442,16 @@ fn chain_commands_against_a_local_subtensor() {
     ];
     let o = run(&[&["wallet", "create", "--no-password", "--json"][..], &fresh].concat());
     assert!(o.status.success(), "{}", stderr(&o));
-    fails(
+    refused(
         &[&["chain", "register"][..], &net, &fresh].concat(),
-        1,
         "insufficient balance",
     );
     let created: Value = serde_json::from_str(&stdout(&o)).unwrap();
     let cold = created["coldkeypub"].as_str().unwrap().to_owned();
     assert_eq!(peer(&si, &url, &["fund", &cold, "100"])["ok"], true);
-    let r = ok_json(&[&["chain", "register"][..], &net, &fresh, &["--json"]].concat());
+    let r = super::json(&[&["chain", "register"][..], &net, &fresh, &["--json"]].concat());
     assert_eq!(r["call"], "burned_register");
-    let mg = ok_json(&["metagraph", "--network", &url, "--netuid", "2", "--json"]);
+    let mg = super::json(&["metagraph", "--network", &url, "--netuid", "2", "--json"]);
     let hot = created["hotkeys"][0]["ss58"].clone();
     let joined = mg["neurons"]
         .as_array()
@@ -541,10 +524,7 @@ fn subscription_and_reconnect(chain: &LocalChain, si: &Path) {
 
 #[test]
 fn a_dead_endpoint_fails_within_the_timeout() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let port = super::free_port();
     let url = format!("ws://127.0.0.1:{port}");
     let t = Instant::now();
     let o = run(&[

@@ -2,7 +2,6 @@
 //! fleet health against a real `sshd` started on a loopback port with a
 //! generated host key and user key.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -38,10 +37,7 @@ impl Sshd {
             dir.path().join("authorized_keys"),
         )
         .unwrap();
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .unwrap();
+        let port = super::free_port();
         let host_pub = std::fs::read_to_string(dir.path().join("host_key.pub")).unwrap();
         std::fs::write(
             dir.path().join("known_hosts"),
