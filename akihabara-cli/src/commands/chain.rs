@@ -30,13 +30,6 @@ pub fn run(cmd: ChainCommand) -> anyhow::Result<()> {
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
-}
-
 /// Chain errors that mean the user's input was wrong exit with 2.
 fn classify(e: ChainError) -> anyhow::Error {
     match e {
@@ -83,7 +76,7 @@ fn print_receipt(what: &str, r: &Receipt, json: bool) -> anyhow::Result<()> {
 
 /// `akihabara metagraph`.
 pub fn metagraph(a: MetagraphArgs) -> anyhow::Result<()> {
-    let mg = runtime()?.block_on(async {
+    let mg = super::runtime()?.block_on(async {
         let chain = connect(&a.network).await?;
         chain.metagraph(Netuid(a.netuid)).await.map_err(classify)
     })?;
@@ -155,7 +148,7 @@ async fn version_key(chain: &Subtensor, a: &WeightsSetArgs) -> anyhow::Result<u6
 pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
     let (uids, weights) = emit(&a)?;
     let hotkey = load_hotkey(&a.wallet, &a.password)?;
-    let r = runtime()?.block_on(async {
+    let r = super::runtime()?.block_on(async {
         let chain = connect(&a.network).await?;
         let key = version_key(&chain, &a).await?;
         chain
@@ -170,7 +163,7 @@ pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
 pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
     let (uids, weights) = emit(&a.set)?;
     let hotkey = load_hotkey(&a.set.wallet, &a.set.password)?;
-    let r = runtime()?.block_on(async {
+    let r = super::runtime()?.block_on(async {
         let chain = connect(&a.set.network).await?;
         let key = version_key(&chain, &a.set).await?;
         let reveal = Reveal::new(uids, weights, key)?;
@@ -215,7 +208,7 @@ pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{} is not a reveal file", a.reveal_file.display()))
         .map_err(bad_input)?;
     let hotkey = load_hotkey(&a.wallet, &a.password)?;
-    let r = runtime()?.block_on(async {
+    let r = super::runtime()?.block_on(async {
         let chain = connect(&a.network).await?;
         chain
             .reveal_weights(Netuid(a.netuid), &hotkey, &reveal)
@@ -227,7 +220,7 @@ pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
 
 fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
     let hotkey = load_hotkey(&a.wallet, &a.password)?;
-    let r = runtime()?.block_on(async {
+    let r = super::runtime()?.block_on(async {
         let chain = connect(&a.network).await?;
         chain
             .serve_axon(Netuid(a.netuid), &hotkey, a.ip, a.port)
@@ -249,7 +242,7 @@ fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
 fn register(a: RegisterArgs) -> anyhow::Result<()> {
     let hotkey = hotkey_account(&a.wallet)?;
     let coldkey = load_coldkey(&a.wallet, &a.password)?;
-    let r = runtime()?.block_on(async {
+    let r = super::runtime()?.block_on(async {
         let chain = connect(&a.network).await?;
         chain
             .burned_register(Netuid(a.netuid), &coldkey, &hotkey)
@@ -260,7 +253,7 @@ fn register(a: RegisterArgs) -> anyhow::Result<()> {
 }
 
 fn hyperparams(a: HyperparamsArgs) -> anyhow::Result<()> {
-    let h = runtime()?.block_on(async {
+    let h = super::runtime()?.block_on(async {
         let chain = connect(&a.network).await?;
         chain
             .hyperparameters(Netuid(a.netuid))

@@ -7,7 +7,6 @@ use akihabara_core::executor::{
     ExecutorBackend, Fleet, FleetConfig, JobSpec, JobStatus, LocalBackend, SshBackend, SshTarget,
     Stream,
 };
-use anyhow::Context;
 use serde_json::json;
 
 use crate::args::{BackendKind, ExecutorCommand, ExecutorRunArgs};
@@ -28,10 +27,7 @@ impl std::error::Error for JobExit {}
 
 /// `akihabara executor …`.
 pub fn run(cmd: ExecutorCommand) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = super::runtime()?;
     match cmd {
         ExecutorCommand::Specs { json } => rt.block_on(specs(json)),
         ExecutorCommand::Run(a) => rt.block_on(run_job(a)),

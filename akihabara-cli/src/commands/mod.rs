@@ -20,6 +20,15 @@ use anyhow::Context;
 
 use crate::args::WindowArgs;
 
+/// A one-thread async runtime for commands that wait on the network or on
+/// child processes (the chain and executor commands).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
 /// Reads a metagraph snapshot from a file, or standard input for `-`.
 pub fn read_metagraph(path: &Path) -> anyhow::Result<Metagraph> {
     if path == Path::new("-") {
