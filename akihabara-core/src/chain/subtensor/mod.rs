@@ -34,7 +34,7 @@ use super::{
     BlockStream, ChainClient, ChainError, Hyperparameters, Receipt, Reveal, check_weights,
 };
 use crate::wallet::Keypair;
-use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
+use crate::{AccountId, Block, Hotkey, Metagraph, Netuid, Uid};
 
 type Client = subxt::OnlineClient<PolkadotConfig>;
 type AtBlock = subxt::client::OnlineClientAtBlock<PolkadotConfig>;
@@ -310,49 +310,16 @@ impl Subtensor {
             .map_err(|_| ChainError::Timeout(self.opts.timeout))?
     }
 
-    async fn subnet_size(&self, netuid: Netuid) -> Result<usize, ChainError> {
-        let needs = [requirements::NETWORKS_ADDED, requirements::SUBNETWORK_N];
-        self.read(&needs, |at| async move {
-            if !stored::<_, bool>(&at, "NetworksAdded", (netuid.0,))
-                .await?
-                .unwrap_or(false)
-            {
-                return Err(ChainError::NoSubnet(netuid));
-            }
-            let n = stored::<_, u16>(&at, "SubnetworkN", (netuid.0,)).await?;
-            Ok(usize::from(n.unwrap_or(0)))
+    /// What every write checks first, read at one block: the subnet's size
+    /// ([`ChainError::NoSubnet`] if it does not exist) and `who`'s uid
+    /// ([`ChainError::NotRegistered`] if it has none).
+    async fn preflight(&self, netuid: Netuid, who: &Hotkey) -> Result<(usize, Uid), ChainError> {
+        let key = *who.as_bytes();
+        self.read(&SUBNET_AND_UID, |at| async move {
+            let n = subnet_size_at(&at, netuid).await?;
+            Ok((n, registered_uid_at(&at, netuid, key).await?))
         })
         .await
-    }
-
-    async fn last_update(&self, netuid: Netuid, uid: Uid) -> Result<Option<Block>, ChainError> {
-        self.read(&[requirements::LAST_UPDATE], |at| async move {
-            let list = stored::<_, Vec<u64>>(&at, "LastUpdate", (netuid.0,)).await?;
-            Ok(list
-                .unwrap_or_default()
-                .get(usize::from(uid.0))
-                .copied()
-                .map(Block))
-        })
-        .await
-    }
-
-    async fn axon(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<AxonInfo>, ChainError> {
-        let key = *hotkey.as_bytes();
-        self.read(&[requirements::AXONS], |at| async move {
-            stored(&at, "Axons", (netuid.0, AccountId32(key))).await
-        })
-        .await
-    }
-
-    /// The hotkey's uid, or [`ChainError::NotRegistered`].
-    async fn registered_uid(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Uid, ChainError> {
-        self.uid_of(netuid, hotkey)
-            .await?
-            .ok_or(ChainError::NotRegistered {
-                hotkey: *hotkey,
-                netuid,
-            })
     }
 
     /// Signs, submits and waits (bounded) for inclusion in a block; maps the
@@ -440,6 +407,60 @@ async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Conn, Ch
             }
         }
     }
+}
+
+/// What [`Subtensor::preflight`] reads.
+const SUBNET_AND_UID: [Need; 3] = [
+    requirements::NETWORKS_ADDED,
+    requirements::SUBNETWORK_N,
+    requirements::UIDS,
+];
+
+/// The subnet's number of uids, or [`ChainError::NoSubnet`].
+async fn subnet_size_at(at: &AtBlock, netuid: Netuid) -> Result<usize, ChainError> {
+    if !stored::<_, bool>(at, "NetworksAdded", (netuid.0,))
+        .await?
+        .unwrap_or(false)
+    {
+        return Err(ChainError::NoSubnet(netuid));
+    }
+    let n = stored::<_, u16>(at, "SubnetworkN", (netuid.0,)).await?;
+    Ok(usize::from(n.unwrap_or(0)))
+}
+
+/// The hotkey's uid, if registered.
+async fn uid_at(at: &AtBlock, netuid: Netuid, hotkey: [u8; 32]) -> Result<Option<Uid>, ChainError> {
+    let uid = stored::<_, u16>(at, "Uids", (netuid.0, AccountId32(hotkey))).await?;
+    Ok(uid.map(Uid))
+}
+
+/// The hotkey's uid, or [`ChainError::NotRegistered`].
+async fn registered_uid_at(
+    at: &AtBlock,
+    netuid: Netuid,
+    hotkey: [u8; 32],
+) -> Result<Uid, ChainError> {
+    uid_at(at, netuid, hotkey)
+        .await?
+        .ok_or(ChainError::NotRegistered {
+            hotkey: AccountId::from_bytes(hotkey),
+            netuid,
+        })
+}
+
+/// `get_subnet_hyperparams`, or [`ChainError::NoSubnet`].
+async fn hyperparameters_at(at: &AtBlock, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
+    let call = dynamic::runtime_api_call::<_, Option<HyperparamsInfo>>(
+        "SubnetInfoRuntimeApi",
+        "get_subnet_hyperparams",
+        (netuid.0,),
+    );
+    let info = at
+        .runtime_apis()
+        .call(call)
+        .await
+        .map_err(|e| api_error(&e.to_string()))?;
+    Ok(info.ok_or(ChainError::NoSubnet(netuid))?.into())
 }
 
 /// One `SubtensorModule` storage value at `at`; `None` where the chain holds
@@ -569,17 +590,7 @@ impl ChainClient for Subtensor {
 
     async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
         self.read(&[requirements::GET_HYPERPARAMS], |at| async move {
-            let call = dynamic::runtime_api_call::<_, Option<HyperparamsInfo>>(
-                "SubnetInfoRuntimeApi",
-                "get_subnet_hyperparams",
-                (netuid.0,),
-            );
-            let info = at
-                .runtime_apis()
-                .call(call)
-                .await
-                .map_err(|e| api_error(&e.to_string()))?;
-            Ok(info.ok_or(ChainError::NoSubnet(netuid))?.into())
+            hyperparameters_at(&at, netuid).await
         })
         .await
     }
@@ -587,8 +598,7 @@ impl ChainClient for Subtensor {
     async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError> {
         let key = *hotkey.as_bytes();
         self.read(&[requirements::UIDS], |at| async move {
-            let uid = stored::<_, u16>(&at, "Uids", (netuid.0, AccountId32(key))).await?;
-            Ok(uid.map(Uid))
+            uid_at(&at, netuid, key).await
         })
         .await
     }
@@ -600,11 +610,17 @@ impl ChainClient for Subtensor {
         ip: IpAddr,
         port: u16,
     ) -> Result<Option<Receipt>, ChainError> {
-        let who = hotkey.account();
-        self.subnet_size(netuid).await?;
-        self.registered_uid(netuid, &who).await?;
+        let key = *hotkey.account().as_bytes();
+        let needs = [SUBNET_AND_UID.as_slice(), &[requirements::AXONS]].concat();
+        let current = self
+            .read(&needs, |at| async move {
+                subnet_size_at(&at, netuid).await?;
+                registered_uid_at(&at, netuid, key).await?;
+                stored::<_, AxonInfo>(&at, "Axons", (netuid.0, AccountId32(key))).await
+            })
+            .await?;
         let (ip_bits, ip_type) = encode_ip(ip);
-        if let Some(current) = self.axon(netuid, &who).await?
+        if let Some(current) = current
             && current.ip == ip_bits
             && current.port == port
             && current.ip_type == ip_type
@@ -640,11 +656,28 @@ impl ChainClient for Subtensor {
         version_key: u64,
     ) -> Result<Receipt, ChainError> {
         check_weights(uids, weights, usize::from(u16::MAX) + 1)?;
-        let who = hotkey.account();
-        let n = self.subnet_size(netuid).await?;
+        let key = *hotkey.account().as_bytes();
+        // Everything the checks need, read at one block.
+        let needs = [
+            SUBNET_AND_UID.as_slice(),
+            &[requirements::GET_HYPERPARAMS, requirements::LAST_UPDATE],
+        ]
+        .concat();
+        let (n, hp, now, last) = self
+            .read(&needs, |at| async move {
+                let n = subnet_size_at(&at, netuid).await?;
+                let uid = registered_uid_at(&at, netuid, key).await?;
+                let hp = hyperparameters_at(&at, netuid).await?;
+                let updates = stored::<_, Vec<u64>>(&at, "LastUpdate", (netuid.0,)).await?;
+                let last = updates
+                    .unwrap_or_default()
+                    .get(usize::from(uid.0))
+                    .copied()
+                    .unwrap_or(0);
+                Ok((n, hp, Block(at.block_number()), Block(last)))
+            })
+            .await?;
         check_weights(uids, weights, n)?;
-        let uid = self.registered_uid(netuid, &who).await?;
-        let hp = self.hyperparameters(netuid).await?;
         if version_key < hp.weights_version {
             return Err(ChainError::VersionTooLow {
                 given: version_key,
@@ -654,12 +687,6 @@ impl ChainClient for Subtensor {
         if hp.commit_reveal_enabled {
             return Err(ChainError::CommitRevealRequired(netuid));
         }
-        let now = self.block().await?;
-        let last = self
-            .last_update(netuid, uid)
-            .await?
-            .filter(|b| b.0 > 0)
-            .unwrap_or(Block(0));
         let next = Block(last.0.saturating_add(hp.weights_rate_limit));
         if last.0 > 0 && now < next {
             return Err(ChainError::RateLimited { last, next });
@@ -697,9 +724,7 @@ impl ChainClient for Subtensor {
         hotkey: &Keypair,
         commit: [u8; 32],
     ) -> Result<Receipt, ChainError> {
-        let who = hotkey.account();
-        self.subnet_size(netuid).await?;
-        self.registered_uid(netuid, &who).await?;
+        self.preflight(netuid, &hotkey.account()).await?;
         let call = dynamic::transaction(
             "SubtensorModule",
             "commit_weights",
@@ -715,10 +740,8 @@ impl ChainClient for Subtensor {
         hotkey: &Keypair,
         reveal: &Reveal,
     ) -> Result<Receipt, ChainError> {
-        let who = hotkey.account();
-        let n = self.subnet_size(netuid).await?;
+        let (n, _) = self.preflight(netuid, &hotkey.account()).await?;
         check_weights(&reveal.uids, &reveal.weights, n)?;
-        self.registered_uid(netuid, &who).await?;
         let uids: Vec<u16> = reveal.uids.iter().map(|u| u.0).collect();
         let call = dynamic::transaction(
             "SubtensorModule",
@@ -750,7 +773,12 @@ impl ChainClient for Subtensor {
         coldkey: &Keypair,
         hotkey: &Hotkey,
     ) -> Result<Receipt, ChainError> {
-        self.subnet_size(netuid).await?;
+        let needs = [requirements::NETWORKS_ADDED, requirements::SUBNETWORK_N];
+        self.read(
+            &needs,
+            |at| async move { subnet_size_at(&at, netuid).await },
+        )
+        .await?;
         let call = dynamic::transaction(
             "SubtensorModule",
             "burned_register",
