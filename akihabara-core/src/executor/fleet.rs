@@ -280,16 +280,19 @@ impl Fleet {
             .map(|(id, m)| (id.clone(), m.backend.clone()))
             .collect();
         let timeout = self.policy.timeout;
-        let checks = targets.into_iter().map(|(id, b)| async move {
-            let r = match tokio::time::timeout(timeout, b.health()).await {
-                Ok(r) => r,
-                Err(_) => Err(ExecutorError::Unreachable(format!(
-                    "no answer within {timeout:?}"
-                ))),
-            };
-            (id, r)
-        });
-        let results = join_all(checks).await;
+        let mut checks = tokio::task::JoinSet::new();
+        for (id, b) in targets {
+            checks.spawn(async move {
+                let r = match tokio::time::timeout(timeout, b.health()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(ExecutorError::Unreachable(format!(
+                        "no answer within {timeout:?}"
+                    ))),
+                };
+                (id, r)
+            });
+        }
+        let results = checks.join_all().await;
         let mut members = self.lock();
         for (id, r) in results {
             let Some(m) = members.get_mut(&id) else {
@@ -389,19 +392,4 @@ impl Fleet {
             m.busy = false;
         }
     }
-}
-
-async fn join_all<F>(futs: impl IntoIterator<Item = F>) -> Vec<F::Output>
-where
-    F: std::future::Future + Send + 'static,
-    F::Output: Send + 'static,
-{
-    let handles: Vec<_> = futs.into_iter().map(tokio::spawn).collect();
-    let mut out = Vec::with_capacity(handles.len());
-    for h in handles {
-        if let Ok(v) = h.await {
-            out.push(v);
-        }
-    }
-    out
 }

@@ -67,19 +67,16 @@ pub(crate) fn spawn(
                 let _ = kill_group(pg, libc::SIGKILL);
             }
         };
+        // A handle dropped without cancelling lets the job run its course.
+        let cancelled = async {
+            if cancel_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         let ended = tokio::select! {
             status = child.wait() => Ok(status),
             () = tokio::time::sleep(timeout) => Err(JobStatus::TimedOut),
-            r = cancel_rx => match r {
-                Ok(()) => Err(JobStatus::Cancelled),
-                // The handle was dropped without cancelling: let the job run out.
-                Err(_) => {
-                    tokio::select! {
-                        status = child.wait() => Ok(status),
-                        () = tokio::time::sleep(timeout.saturating_sub(started.elapsed())) => Err(JobStatus::TimedOut),
-                    }
-                }
-            },
+            () = cancelled => Err(JobStatus::Cancelled),
         };
         kill();
         drop(stdin);

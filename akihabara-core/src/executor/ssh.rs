@@ -100,17 +100,9 @@ impl SshBackend {
 
     /// Runs a short remote command and returns its stdout.
     async fn query(&self, remote: &str, limit: Duration) -> Result<String, ExecutorError> {
-        let job = JobSpec::command("ssh", Vec::<String>::new(), limit);
-        let outcome = process::spawn(
-            self.command(remote),
-            "ssh",
-            job.timeout,
-            1 << 20,
-            false,
-            |s| s,
-        )?
-        .wait()
-        .await?;
+        let outcome = process::spawn(self.command(remote), "ssh", limit, 1 << 20, false, |s| s)?
+            .wait()
+            .await?;
         match outcome.status {
             JobStatus::Exited { code: 0 } => Ok(outcome.stdout.text),
             JobStatus::TimedOut => Err(ExecutorError::Unreachable(format!(
