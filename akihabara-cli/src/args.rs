@@ -410,8 +410,15 @@ correctly is served, minus --blacklist; with it, callers must be registered,
 hold a validator permit and --min-stake. --allow restricts further; it never
 lets anyone skip the other checks.
 
+With --fleet the axon also runs validators' jobs and allocations on the
+fleet's executors: a signed JobRequest is accepted whenever an executor of
+its class is free (receipts signed and kept in --state-dir); an Allocate
+installs the validator's SSH key on an ssh executor until it expires or is
+deallocated. Allocations and receipts survive a restart.
+
 Examples:
   akihabara axon serve --wallet.name miner --port 8091
+  akihabara axon serve --wallet.name miner --port 8091 --fleet fleet.toml
   akihabara axon serve --wallet.name miner --ip 0.0.0.0 --port 8091 \\
       --metagraph mg.json --min-stake 1000 --rate-limit 5 --burst 20")]
     Serve(AxonServeArgs),
@@ -491,6 +498,15 @@ pub struct AxonServeArgs {
     /// signatures are checked on a thread of their own either way
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
+    /// Also serve jobs and allocations (JobSubmit, JobQuery, Allocate,
+    /// Deallocate) on the executors of this fleet file (see `akihabara
+    /// executor check --help` for its format)
+    #[arg(long, value_name = "FILE")]
+    pub fleet: Option<PathBuf>,
+    /// Where the job receipts and allocations are kept across restarts
+    /// [default: ~/.akihabara/miner/<hotkey SS58>]
+    #[arg(long, value_name = "DIR", requires = "fleet")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -955,6 +971,9 @@ A fleet file (TOML):
   user = \"ubuntu\"
   key = \"~/.ssh/id_ed25519\"
   class = \"A100\"
+  # Allocations add validators' keys here (default ~/.ssh/authorized_keys
+  # of `user`; dedicate that user to allocations)
+  authorized_keys = \"/home/ubuntu/.ssh/authorized_keys\"
 
 Exit code 1 when any executor is unhealthy.")]
     Check {

@@ -1,10 +1,15 @@
 //! `akihabara axon serve` and `akihabara dendrite call`.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
+use akihabara_core::AccountId;
 use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
+use akihabara_core::executor::jobs::AcceptAll;
+use akihabara_core::executor::service::JobService;
+use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::protocol::{GpuInfo, Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
 use anyhow::Context;
 use serde::Serialize;
@@ -170,11 +175,44 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     let keypair = load_hotkey(&a.wallet, &a.password)?;
     let hotkey = keypair.account().to_ss58();
     let addr = SocketAddr::new(a.ip, a.port);
+    let fleet = match &a.fleet {
+        Some(path) => Some(Arc::new(Fleet::new(
+            FleetConfig::read(path).map_err(bad_input)?,
+        ))),
+        None => None,
+    };
     rt.block_on(async move {
-        let axon = Axon::builder(keypair)
+        let mut builder = Axon::builder(keypair.clone())
             .config(config)
             .policy(policy)
-            .builtins(gpus)
+            .builtins(gpus);
+        let mut background = Vec::new();
+        if let Some(fleet) = fleet {
+            let dir = match &a.state_dir {
+                Some(d) => d.clone(),
+                None => {
+                    akihabara_core::wallet::expand_tilde(std::path::Path::new("~/.akihabara/miner"))
+                        .join(&hotkey)
+                }
+            };
+            // The axon's policy has vetted every caller before a handler
+            // runs; the service checks that a job is signed by its caller.
+            let service = Arc::new(
+                JobService::open(
+                    &dir,
+                    fleet.clone(),
+                    keypair,
+                    Arc::new(AcceptAll),
+                    Arc::new(|_: &AccountId| true),
+                )
+                .with_context(|| format!("opening the miner state in {}", dir.display()))?,
+            );
+            fleet.check_all().await;
+            background.push(fleet.monitor());
+            background.push(tokio::spawn(sweep_allocations(service.clone())));
+            builder = service.routes(builder);
+        }
+        let axon = builder
             .bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
@@ -186,6 +224,7 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
         axon.serve(shutdown_signal(duration))
             .await
             .context("serving the axon")?;
+        background.iter().for_each(tokio::task::JoinHandle::abort);
         let by_status: serde_json::Map<String, serde_json::Value> = stats
             .by_status()
             .into_iter()
@@ -196,6 +235,27 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
         out::println(stopped.to_string())?;
         Ok(())
     })
+}
+
+/// Revokes expired allocations every few seconds, reporting each as a JSON
+/// event line.
+async fn sweep_allocations(service: Arc<JobService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let sweep = service.sweep().await;
+        for id in sweep.expired {
+            let _ = out::println(
+                json!({"event": "allocation_expired", "allocation_id": id}).to_string(),
+            );
+        }
+        for (id, error) in sweep.failed {
+            let _ = out::println(
+                json!({"event": "allocation_revoke_failed", "allocation_id": id, "error": error})
+                    .to_string(),
+            );
+        }
+    }
 }
 
 fn report<S: Synapse>(r: CallResult<S>, json: bool) -> anyhow::Result<()> {

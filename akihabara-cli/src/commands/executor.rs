@@ -90,6 +90,7 @@ fn ssh_target(a: &ExecutorRunArgs) -> anyhow::Result<SshTarget> {
         user: user.to_owned(),
         key,
         known_hosts: a.known_hosts.clone(),
+        authorized_keys: None,
     })
 }
 

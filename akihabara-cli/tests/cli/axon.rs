@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::{assert_bad_input, bin, last_json, peers, run, stderr, stdout};
 
 /// A child process killed (by its PID) when dropped.
-struct Peer {
+pub(super) struct Peer {
     child: Child,
     lines: mpsc::Receiver<String>,
 }
@@ -64,12 +64,12 @@ impl Peer {
     }
 }
 
-struct Wallets {
+pub(super) struct Wallets {
     dir: tempfile::TempDir,
 }
 
 impl Wallets {
-    fn new(names: &[&str]) -> Wallets {
+    pub(super) fn new(names: &[&str]) -> Wallets {
         let dir = tempfile::tempdir().unwrap();
         for name in names {
             let o = run(&[
@@ -103,7 +103,7 @@ impl Wallets {
     }
 }
 
-fn serve_ours(w: &Wallets, name: &str, extra: &[&str]) -> (Peer, u16, String) {
+pub(super) fn serve_ours(w: &Wallets, name: &str, extra: &[&str]) -> (Peer, u16, String) {
     let mut cmd = bin();
     cmd.args([
         "axon",

@@ -270,3 +270,227 @@ fn ssh_backend_and_fleet_health_against_a_real_sshd() {
     sshd.spawn().unwrap();
     assert!(check(true), "re-admitted after recovery");
 }
+
+/// The miner's axon with `--fleet`: a validator allocates the ssh executor
+/// (its key then logs in), runs a job on the local one, the miner is killed
+/// with SIGKILL and restarted: the allocation still holds, the job's receipt
+/// still answers, and deallocating revokes the key.
+#[test]
+fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
+    use akihabara_core::dendrite::{AxonTarget, Dendrite};
+    use akihabara_core::executor::access;
+    use akihabara_core::executor::jobs::{JobRequest, ReceiptStore};
+    use akihabara_core::executor::service::{query_job, submit_job};
+    use akihabara_core::executor::wire::{
+        Allocate, AllocateReply, Deallocate, DeallocateReply, JobReply,
+    };
+    use akihabara_core::wallet::Keypair;
+
+    let Some(sshd) = Sshd::start() else {
+        return;
+    };
+    let o = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            &sshd.path("validator_key"),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let (key, kh) = (sshd.path("user_key"), sshd.path("known_hosts"));
+    let fleet = sshd.path("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[health]\ninterval = \"1s\"\ntimeout = \"3s\"\n\n\
+             [[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\n\n\
+             [[executors]]\nid = \"box\"\nbackend = \"ssh\"\nclass = \"rent\"\naddress = \"127.0.0.1:{}\"\n\
+             user = \"{}\"\nkey = \"{key}\"\nknown_hosts = \"{kh}\"\nauthorized_keys = \"{}\"\n",
+            sshd.port,
+            whoami(),
+            sshd.path("authorized_keys"),
+        ),
+    )
+    .unwrap();
+    let wallets = super::axon::Wallets::new(&["miner"]);
+    let state = sshd.path("state");
+    let serve = || {
+        super::axon::serve_ours(
+            &wallets,
+            "miner",
+            &["--fleet", &fleet, "--state-dir", &state],
+        )
+    };
+    let login_as_validator = || {
+        Command::new("ssh")
+            .args([
+                "-i",
+                &sshd.path("validator_key"),
+                "-o",
+                "BatchMode=yes",
+                "-o",
+            ])
+            .arg(format!("UserKnownHostsFile={kh}"))
+            .args(["-o", "IdentitiesOnly=yes", "-p", &sshd.port.to_string()])
+            .arg(format!("{}@127.0.0.1", whoami()))
+            .args(["echo", "logged-in"])
+            .output()
+            .unwrap()
+    };
+    assert!(
+        !login_as_validator().status.success(),
+        "the key works before allocation"
+    );
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let validator = Keypair::from_uri("//validator1").unwrap();
+    let d = Dendrite::new(validator.clone()).unwrap();
+    let receipts = ReceiptStore::new(sshd.path("validator-receipts.jsonl"));
+    let t = Duration::from_secs(20);
+    let secret = access::new_sealing_key();
+
+    let (peer, port, hotkey) = serve();
+    let miner = AxonTarget::new(
+        [127, 0, 0, 1].into(),
+        port,
+        akihabara_core::AccountId::from_ss58(&hotkey).unwrap(),
+    );
+    let allocation_id = rt.block_on(async {
+        let r = d
+            .call(
+                &miner,
+                Allocate {
+                    ssh_public_key: std::fs::read_to_string(sshd.path("validator_key.pub"))
+                        .unwrap(),
+                    duration_s: 3600,
+                    sealing_key: access::sealing_public_hex(&secret),
+                    hardware_class: Some("rent".into()),
+                    ..Allocate::default()
+                },
+                t,
+            )
+            .await;
+        let reply = r.synapse.and_then(|s| s.reply);
+        let Some(AllocateReply::Allocated {
+            allocation_id,
+            executor,
+            sealed_details,
+            ..
+        }) = reply
+        else {
+            panic!("not allocated: {reply:?}")
+        };
+        assert_eq!(executor, "box");
+        let login = access::open_details(&sealed_details, &secret).unwrap();
+        assert_eq!((login.host.as_str(), login.port), ("127.0.0.1", sshd.port));
+        assert_eq!(login.user, whoami());
+        allocation_id
+    });
+    let o = login_as_validator();
+    assert_eq!(stdout(&o).trim(), "logged-in", "{}", stderr(&o));
+
+    // A job on the local executor, finished before the crash.
+    let job = JobRequest {
+        job_id: "before-crash".into(),
+        validator: validator.account(),
+        hardware_class: "cpu".into(),
+        timeout_s: 30,
+        command: vec!["echo".into(), "42".into()],
+        requirements: Default::default(),
+        output_dir: None,
+        issued_at_ms: 1,
+        signature: String::new(),
+    }
+    .sign(&validator);
+    let finished = rt.block_on(async {
+        let r = submit_job(&d, &miner, job, &receipts, t).await.unwrap();
+        assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+        let start = Instant::now();
+        loop {
+            let r = query_job(&d, &miner, "before-crash", &receipts, t)
+                .await
+                .unwrap();
+            if r != JobReply::Running {
+                break r;
+            }
+            assert!(start.elapsed() < t);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        matches!(finished, JobReply::Finished { exit_code: 0, .. }),
+        "{finished:?}"
+    );
+
+    // SIGKILL, then a new miner process on the same state.
+    drop(peer);
+    let (_peer, port, _) = serve();
+    let miner = AxonTarget { port, ..miner };
+    rt.block_on(async {
+        let again = query_job(&d, &miner, "before-crash", &receipts, t)
+            .await
+            .unwrap();
+        assert_eq!(again, finished);
+        // Still allocated: a second allocation of the class is refused.
+        let r = d
+            .call(
+                &miner,
+                Allocate {
+                    ssh_public_key: std::fs::read_to_string(sshd.path("validator_key.pub"))
+                        .unwrap(),
+                    duration_s: 60,
+                    sealing_key: access::sealing_public_hex(&secret),
+                    hardware_class: Some("rent".into()),
+                    ..Allocate::default()
+                },
+                t,
+            )
+            .await;
+        assert!(
+            matches!(
+                r.synapse.and_then(|s| s.reply),
+                Some(AllocateReply::Declined { .. })
+            ),
+            "allocated twice after a restart"
+        );
+        let r = d
+            .call(
+                &miner,
+                Deallocate {
+                    allocation_id: allocation_id.clone(),
+                    reply: None,
+                },
+                t,
+            )
+            .await;
+        assert_eq!(
+            r.synapse.and_then(|s| s.reply),
+            Some(DeallocateReply::Deallocated),
+            "{}",
+            r.message
+        );
+    });
+    let o = login_as_validator();
+    assert!(
+        !o.status.success(),
+        "the key still works after deallocation"
+    );
+    // The fleet's own key is untouched.
+    let keys = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    // Both sides hold the job's receipts.
+    assert_eq!(receipts.load().unwrap().receipts.len(), 2);
+    let theirs = ReceiptStore::new(std::path::Path::new(&state).join("receipts.jsonl"));
+    assert_eq!(
+        theirs.load().unwrap().receipts,
+        receipts.load().unwrap().receipts
+    );
+}

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    ExecutorBackend, ExecutorError, JobHandle, JobSpec, LocalBackend, SshBackend, SshTarget,
+    ExecutorBackend, ExecutorError, JobHandle, JobSpec, LocalBackend, Requirements, SshBackend,
+    SshTarget,
 };
 
 /// How executors are checked.
@@ -75,6 +76,10 @@ pub enum ExecutorConfig {
         /// known_hosts file to check the host key against.
         #[serde(default)]
         known_hosts: Option<PathBuf>,
+        /// Remote `authorized_keys` file allocations add keys to (default
+        /// `$HOME/.ssh/authorized_keys` of `user`).
+        #[serde(default)]
+        authorized_keys: Option<String>,
     },
 }
 
@@ -82,13 +87,6 @@ impl ExecutorConfig {
     fn id(&self) -> &str {
         match self {
             ExecutorConfig::Local { id, .. } | ExecutorConfig::Ssh { id, .. } => id,
-        }
-    }
-    fn class(&self) -> Option<&str> {
-        match self {
-            ExecutorConfig::Local { class, .. } | ExecutorConfig::Ssh { class, .. } => {
-                class.as_deref()
-            }
         }
     }
 }
@@ -182,12 +180,31 @@ pub struct ExecutorState {
     pub last_error: Option<String>,
     /// Latency of the last passed check, ms.
     pub latency_ms: Option<u64>,
+    /// The allocation holding it, if any (it then takes no jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub allocation: Option<String>,
 }
 
 struct Member {
     backend: Arc<dyn ExecutorBackend>,
     state: ExecutorState,
     busy: bool,
+}
+
+impl Member {
+    /// Healthy, running nothing, held by no allocation.
+    fn available(&self) -> bool {
+        self.state.healthy && !self.busy && self.state.allocation.is_none()
+    }
+}
+
+/// What the fleet can offer a request for a hardware class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offer {
+    /// Some executor (healthy or not) has the class.
+    pub class_supported: bool,
+    /// One of them is available now.
+    pub free: bool,
 }
 
 /// Executors, their health, and who is free.
@@ -212,10 +229,9 @@ impl Fleet {
     /// Builds the backends of `cfg`; every executor starts unchecked (not
     /// eligible) until its first check passes.
     pub fn new(cfg: FleetConfig) -> Fleet {
-        let mut members = BTreeMap::new();
-        for e in cfg.executors {
+        let timeout = cfg.health.timeout;
+        let backends = cfg.executors.into_iter().map(|e| {
             let id = e.id().to_owned();
-            let class = e.class().map(str::to_owned);
             let backend: Arc<dyn ExecutorBackend> = match e {
                 ExecutorConfig::Local { class, .. } => Arc::new(LocalBackend::new(class)),
                 ExecutorConfig::Ssh {
@@ -224,6 +240,7 @@ impl Fleet {
                     user,
                     key,
                     known_hosts,
+                    authorized_keys,
                     ..
                 } => Arc::new(
                     SshBackend::new(
@@ -232,32 +249,50 @@ impl Fleet {
                             user,
                             key: expand(&key),
                             known_hosts: known_hosts.as_deref().map(expand),
+                            authorized_keys,
                         },
                         class,
                     )
-                    .connect_timeout(cfg.health.timeout),
+                    .connect_timeout(timeout),
                 ),
             };
-            let state = ExecutorState {
-                id: id.clone(),
-                backend: backend.kind(),
-                class,
-                healthy: false,
-                failures: 0,
-                last_error: Some("not checked yet".into()),
-                latency_ms: None,
-            };
-            members.insert(
-                id,
-                Member {
-                    backend,
-                    state,
-                    busy: false,
-                },
-            );
-        }
+            (id, backend)
+        });
+        Fleet::with_backends(cfg.health, backends)
+    }
+
+    /// A fleet of ready-made backends, by id; each advertises the class its
+    /// `capabilities` report (read at the first check). Every executor starts
+    /// unchecked.
+    pub fn with_backends(
+        policy: HealthPolicy,
+        backends: impl IntoIterator<Item = (String, Arc<dyn ExecutorBackend>)>,
+    ) -> Fleet {
+        let members = backends
+            .into_iter()
+            .map(|(id, backend)| {
+                let state = ExecutorState {
+                    id: id.clone(),
+                    backend: backend.kind(),
+                    class: backend.class().map(str::to_owned),
+                    healthy: false,
+                    failures: 0,
+                    last_error: Some("not checked yet".into()),
+                    latency_ms: None,
+                    allocation: None,
+                };
+                (
+                    id,
+                    Member {
+                        backend,
+                        state,
+                        busy: false,
+                    },
+                )
+            })
+            .collect();
         Fleet {
-            policy: cfg.health,
+            policy,
             members: Mutex::new(members),
         }
     }
@@ -333,6 +368,57 @@ impl Fleet {
         })
     }
 
+    /// Claims an available executor of `class` (any when `None`) whose
+    /// hardware meets `requirements`; `mark` records the claim under the
+    /// lock (false: someone was faster, try the next).
+    async fn claim(
+        &self,
+        requirements: &Requirements,
+        class: Option<&str>,
+        mark: impl Fn(&mut Member) -> bool,
+    ) -> Result<(String, Arc<dyn ExecutorBackend>), ExecutorError> {
+        let candidates: Vec<(String, Arc<dyn ExecutorBackend>)> = self
+            .lock()
+            .iter()
+            .filter(|(_, m)| m.available())
+            .filter(|(_, m)| class.is_none() || m.state.class.as_deref() == class)
+            .map(|(id, m)| (id.clone(), m.backend.clone()))
+            .collect();
+        if candidates.is_empty() {
+            return Err(ExecutorError::NoCapacity(format!(
+                "no healthy free executor of class {}",
+                class.unwrap_or("any")
+            )));
+        }
+        let (mut reasons, mut unmet) = (Vec::new(), 0);
+        for (id, backend) in candidates {
+            match backend.capabilities().await {
+                Ok(spec) => match requirements.unmet_by(&spec) {
+                    Some(why) => {
+                        unmet += 1;
+                        reasons.push(format!("{id}: {why}"));
+                    }
+                    None => {
+                        let claimed = match self.lock().get_mut(&id) {
+                            Some(m) if m.available() => mark(m),
+                            _ => false,
+                        };
+                        if claimed {
+                            return Ok((id, backend));
+                        }
+                        reasons.push(format!("{id}: taken meanwhile"));
+                    }
+                },
+                Err(e) => reasons.push(format!("{id}: {e}")),
+            }
+        }
+        if unmet == reasons.len() {
+            Err(ExecutorError::Unmet(reasons.join("; ")))
+        } else {
+            Err(ExecutorError::NoCapacity(reasons.join("; ")))
+        }
+    }
+
     /// Runs `job` on a healthy, free executor of `class` (any class when
     /// `None`) whose hardware meets the job's requirements. The executor is
     /// busy until the returned handle's job ends and [`Fleet::release`] is
@@ -343,47 +429,73 @@ impl Fleet {
         class: Option<&str>,
     ) -> Result<(String, JobHandle), ExecutorError> {
         job.validate()?;
-        let candidates: Vec<(String, Arc<dyn ExecutorBackend>)> = {
-            let members = self.lock();
-            members
-                .iter()
-                .filter(|(_, m)| m.state.healthy && !m.busy)
-                .filter(|(_, m)| class.is_none() || m.state.class.as_deref() == class)
-                .map(|(id, m)| (id.clone(), m.backend.clone()))
-                .collect()
-        };
-        if candidates.is_empty() {
-            return Err(ExecutorError::NoCapacity(format!(
-                "no healthy free executor of class {}",
-                class.unwrap_or("any")
-            )));
-        }
-        let mut reasons = Vec::new();
-        for (id, backend) in candidates {
-            match backend.capabilities().await {
-                Ok(spec) => match job.requirements.unmet_by(&spec) {
-                    Some(why) => reasons.push(format!("{id}: {why}")),
-                    None => {
-                        {
-                            let mut members = self.lock();
-                            match members.get_mut(&id) {
-                                Some(m) if !m.busy && m.state.healthy => m.busy = true,
-                                _ => continue,
-                            }
-                        }
-                        return match backend.run(job).await {
-                            Ok(h) => Ok((id, h)),
-                            Err(e) => {
-                                self.release(&id);
-                                Err(e)
-                            }
-                        };
-                    }
-                },
-                Err(e) => reasons.push(format!("{id}: {e}")),
+        let (id, backend) = self
+            .claim(&job.requirements, class, |m| {
+                m.busy = true;
+                true
+            })
+            .await?;
+        match backend.run(job).await {
+            Ok(h) => Ok((id, h)),
+            Err(e) => {
+                self.release(&id);
+                Err(e)
             }
         }
-        Err(ExecutorError::NoCapacity(reasons.join("; ")))
+    }
+
+    /// Whether the fleet has executors of `class` (any class when `None`),
+    /// and whether one is available.
+    pub fn offer(&self, class: Option<&str>) -> Offer {
+        let members = self.lock();
+        let mut of_class = members
+            .values()
+            .filter(|m| class.is_none() || m.state.class.as_deref() == class)
+            .peekable();
+        Offer {
+            class_supported: of_class.peek().is_some(),
+            free: of_class.any(Member::available),
+        }
+    }
+
+    /// The backend of executor `id`.
+    pub fn backend(&self, id: &str) -> Option<Arc<dyn ExecutorBackend>> {
+        self.lock().get(id).map(|m| m.backend.clone())
+    }
+
+    /// Reserves an available executor of `class` whose hardware meets
+    /// `requirements` for `allocation`; it takes no jobs until
+    /// [`Fleet::unallocate`].
+    pub async fn reserve(
+        &self,
+        requirements: &Requirements,
+        class: Option<&str>,
+        allocation: &str,
+    ) -> Result<(String, Arc<dyn ExecutorBackend>), ExecutorError> {
+        self.claim(requirements, class, |m| {
+            m.state.allocation = Some(allocation.to_owned());
+            true
+        })
+        .await
+    }
+
+    /// Marks executor `id` held by `allocation` (when restoring persisted
+    /// allocations); false when it is unknown, busy or held already.
+    pub fn mark_allocated(&self, id: &str, allocation: &str) -> bool {
+        match self.lock().get_mut(id) {
+            Some(m) if !m.busy && m.state.allocation.is_none() => {
+                m.state.allocation = Some(allocation.to_owned());
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Frees executor `id` from its allocation.
+    pub fn unallocate(&self, id: &str) {
+        if let Some(m) = self.lock().get_mut(id) {
+            m.state.allocation = None;
+        }
     }
 
     /// Marks executor `id` free again.

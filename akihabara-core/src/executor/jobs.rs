@@ -33,6 +33,10 @@ pub struct JobRequest {
     /// Resources wanted.
     #[serde(default)]
     pub requirements: Requirements,
+    /// A directory on the executor the job writes its output to; its files
+    /// are digested when the job ends (see [`ReceiptKind::Finished`]).
+    #[serde(default)]
+    pub output_dir: Option<String>,
     /// When it was signed, ms since the Unix epoch.
     pub issued_at_ms: u64,
     /// sr25519 signature of [`JobRequest::message`], 0x hex.
@@ -67,13 +71,14 @@ impl JobRequest {
     /// The bytes the validator signs: every field but the signature.
     pub fn message(&self) -> Vec<u8> {
         format!(
-            "akihabara-job-request:{}:{}:{}:{}:{}:{}:{}",
+            "akihabara-job-request:{}:{}:{}:{}:{}:{}:{}:{}",
             self.job_id,
             self.validator,
             self.hardware_class,
             self.timeout_s,
             digest_json(&self.command),
             digest_json(&self.requirements),
+            digest_json(&self.output_dir),
             self.issued_at_ms
         )
         .into_bytes()
@@ -104,6 +109,9 @@ pub enum DeclineReason {
     ValidatorBlacklisted,
     /// The operator's policy refused it.
     Unprofitable,
+    /// The request itself is malformed (empty command, zero timeout, a
+    /// signature that is not the caller's …).
+    Invalid,
 }
 
 /// The miner's answer.
@@ -183,14 +191,19 @@ pub enum ReceiptKind {
         stdout_sha256: String,
         /// SHA-256 of stderr, hex.
         stderr_sha256: String,
+        /// Digest of the request's `output_dir`: SHA-256 of the listing
+        /// `cd DIR && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum`
+        /// prints, hex; `None` when the request named no output directory.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        output_sha256: Option<String>,
         /// Wall time, ms.
         duration_ms: u64,
     },
 }
 
 impl ReceiptKind {
-    /// The `Finished` receipt of an outcome.
-    pub fn finished(o: &Outcome) -> ReceiptKind {
+    /// The `Finished` receipt of an outcome, with the output digest.
+    pub fn finished(o: &Outcome, output_sha256: Option<String>) -> ReceiptKind {
         let (exit_code, status) = match &o.status {
             super::JobStatus::Exited { code } => (Some(*code), "exited"),
             super::JobStatus::Signaled { .. } => (None, "signaled"),
@@ -202,6 +215,7 @@ impl ReceiptKind {
             status: status.to_owned(),
             stdout_sha256: o.stdout.sha256.clone(),
             stderr_sha256: o.stderr.sha256.clone(),
+            output_sha256,
             duration_ms: o.duration.as_millis() as u64,
         }
     }
@@ -282,6 +296,9 @@ pub struct Loaded {
     pub unreadable: usize,
     /// Receipts whose signatures do not verify (dropped).
     pub forged: usize,
+    /// Receipts stored more than once (kept once; a validator that asks
+    /// again stores the same receipt again).
+    pub duplicates: usize,
 }
 
 impl ReceiptStore {
@@ -316,9 +333,16 @@ impl ReceiptStore {
             Err(e) => return Err(e),
         };
         let mut out = Loaded::default();
+        let mut seen = std::collections::HashSet::new();
         for line in text.lines().filter(|l| !l.trim().is_empty()) {
             match serde_json::from_str::<Receipt>(line) {
-                Ok(r) if r.verify() => out.receipts.push(r),
+                Ok(r) if r.verify() => {
+                    if seen.insert(r.signature.clone()) {
+                        out.receipts.push(r);
+                    } else {
+                        out.duplicates += 1;
+                    }
+                }
                 Ok(_) => out.forged += 1,
                 Err(_) => out.unreadable += 1,
             }
@@ -346,6 +370,7 @@ mod tests {
             timeout_s: 60,
             command: vec!["nvidia-smi".into()],
             requirements: Requirements::default(),
+            output_dir: None,
             issued_at_ms: 1_700_000_000_000,
             signature: String::new(),
         }
@@ -440,7 +465,7 @@ mod tests {
             store
                 .append(&Receipt::sign(
                     &req,
-                    ReceiptKind::finished(&outcome),
+                    ReceiptKind::finished(&outcome, None),
                     2,
                     &miner,
                 ))
@@ -454,11 +479,16 @@ mod tests {
             .open(&path)
             .expect("open");
         writeln!(f, "{}", serde_json::to_string(&forged).expect("json")).expect("write");
+        let again = std::fs::read_to_string(&path).expect("read");
+        writeln!(f, "{}", again.lines().next().expect("line")).expect("duplicate");
         write!(f, "{{\"job_id\":\"job-3\",\"valid").expect("torn");
         drop(f);
         let loaded = ReceiptStore::new(&path).load().expect("load");
         assert_eq!(loaded.receipts.len(), 2);
-        assert_eq!((loaded.unreadable, loaded.forged), (1, 1));
+        assert_eq!(
+            (loaded.unreadable, loaded.forged, loaded.duplicates),
+            (1, 1, 1)
+        );
         assert!(matches!(
             &loaded.receipts[1].kind,
             ReceiptKind::Finished {

@@ -73,6 +73,10 @@ fn cpu_model() -> Option<String> {
 
 #[async_trait::async_trait]
 impl ExecutorBackend for LocalBackend {
+    fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
     fn kind(&self) -> &'static str {
         "local"
     }

@@ -15,14 +15,17 @@
 //! its first [`JobSpec::output_cap`] bytes are kept, and log lines go to a
 //! bounded channel that drops lines (and counts them) rather than grow.
 
+pub mod access;
 mod capture;
 mod fleet;
 pub mod jobs;
 mod local;
 mod process;
+pub mod service;
 mod ssh;
 #[allow(unsafe_code)]
 mod sys;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,7 +34,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use capture::Captured;
-pub use fleet::{ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy};
+pub use fleet::{
+    ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy, Offer,
+};
 pub use local::{LimitsReport, LocalBackend};
 pub use ssh::{SshBackend, SshTarget};
 
@@ -334,9 +339,12 @@ pub enum ExecutorError {
     /// The executor cannot be reached or failed its check.
     #[error("executor unreachable: {0}")]
     Unreachable(String),
-    /// No executor meets the requirements.
+    /// No executor is free to run it now.
     #[error("no executor can run it: {0}")]
     NoCapacity(String),
+    /// The free executors' hardware does not meet the requirements.
+    #[error("no executor meets the requirements: {0}")]
+    Unmet(String),
     /// Local I/O.
     #[error("{0}")]
     Io(String),
@@ -347,13 +355,40 @@ pub enum ExecutorError {
 pub trait ExecutorBackend: Send + Sync {
     /// The backend's name (`local`, `ssh`).
     fn kind(&self) -> &'static str;
+    /// The hardware class it is advertised as, when configured.
+    fn class(&self) -> Option<&str> {
+        None
+    }
     /// The hardware the executor offers.
     async fn capabilities(&self) -> Result<HardwareSpec, ExecutorError>;
     /// Starts a job.
     async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError>;
     /// Checks that the executor can run jobs now.
     async fn health(&self) -> Result<Health, ExecutorError>;
+    /// Lets `grant`'s key log in (an allocation) and says how. Backends
+    /// without a login of their own refuse with
+    /// [`ExecutorError::Unsupported`].
+    async fn grant_access(
+        &self,
+        grant: &access::AccessGrant,
+    ) -> Result<access::LoginDetails, ExecutorError> {
+        let _ = grant;
+        Err(ExecutorError::Unsupported(format!(
+            "the {} backend cannot grant logins (allocations need an ssh executor)",
+            self.kind()
+        )))
+    }
+    /// Removes the access granted for `allocation_id` (no error when none).
+    async fn revoke_access(&self, allocation_id: &str) -> Result<(), ExecutorError> {
+        let _ = allocation_id;
+        Err(ExecutorError::Unsupported(format!(
+            "the {} backend cannot grant logins",
+            self.kind()
+        )))
+    }
 }
 
+#[cfg(test)]
+mod service_tests;
 #[cfg(test)]
 mod tests;

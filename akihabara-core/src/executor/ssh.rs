@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::access::{self, AccessGrant, LoginDetails, check_allocation_id};
 use super::{
     ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, JobStatus, process,
 };
@@ -32,6 +33,10 @@ pub struct SshTarget {
     /// host's key once and checks it afterwards (OpenSSH `accept-new`).
     #[serde(default)]
     pub known_hosts: Option<PathBuf>,
+    /// The remote `authorized_keys` file allocations add keys to; `None`:
+    /// `$HOME/.ssh/authorized_keys` of `user`.
+    #[serde(default)]
+    pub authorized_keys: Option<String>,
 }
 
 /// Runs jobs on one host over SSH.
@@ -194,6 +199,10 @@ fn parse_specs(text: &str, class: Option<String>) -> Result<HardwareSpec, Execut
 
 #[async_trait::async_trait]
 impl ExecutorBackend for SshBackend {
+    fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
     fn kind(&self) -> &'static str {
         "ssh"
     }
@@ -223,6 +232,52 @@ impl ExecutorBackend for SshBackend {
         Ok(Health {
             latency: t.elapsed(),
         })
+    }
+
+    async fn grant_access(&self, grant: &AccessGrant) -> Result<LoginDetails, ExecutorError> {
+        check_allocation_id(&grant.allocation_id)?;
+        self.script(
+            access::INSTALL_SCRIPT,
+            &grant.key.authorized_line(&grant.allocation_id),
+        )
+        .await?;
+        Ok(LoginDetails {
+            host: self.target.address.ip().to_string(),
+            port: self.target.address.port(),
+            user: self.target.user.clone(),
+        })
+    }
+
+    async fn revoke_access(&self, allocation_id: &str) -> Result<(), ExecutorError> {
+        check_allocation_id(allocation_id)?;
+        self.script(
+            access::REVOKE_SCRIPT,
+            &format!(" {}{allocation_id}", access::MARKER_PREFIX),
+        )
+        .await
+    }
+}
+
+impl SshBackend {
+    /// Runs `script` remotely with `$1` the authorized_keys file and `$2`
+    /// `arg`; fails unless it exits 0.
+    async fn script(&self, script: &str, arg: &str) -> Result<(), ExecutorError> {
+        let file = self.target.authorized_keys.clone().unwrap_or_default();
+        let job = JobSpec::command(
+            "sh",
+            ["-c", script, "sh", &file, arg],
+            self.connect_timeout + Duration::from_secs(10),
+        );
+        let outcome = self.run(job).await?.wait().await?;
+        if outcome.status.success() {
+            Ok(())
+        } else {
+            Err(ExecutorError::Unreachable(format!(
+                "changing the executor's authorized_keys failed ({:?}): {}",
+                outcome.status,
+                outcome.stderr.text.trim()
+            )))
+        }
     }
 }
 

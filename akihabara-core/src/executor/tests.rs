@@ -237,7 +237,7 @@ async fn a_fleet_admits_after_a_check_and_never_sends_to_the_unhealthy() {
     let mut big = job();
     big.requirements.cpu = 100_000;
     assert!(
-        matches!(fleet.run(big, None).await, Err(ExecutorError::NoCapacity(w)) if w.contains("CPUs"))
+        matches!(fleet.run(big, None).await, Err(ExecutorError::Unmet(w)) if w.contains("CPUs"))
     );
 }
 

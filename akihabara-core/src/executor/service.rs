@@ -1,0 +1,788 @@
+//! The miner's side of jobs and allocations: [`JobService`] answers the
+//! [`wire`](super::wire) synapses from a [`Fleet`], signs receipts, and keeps
+//! receipts and allocations on disk so a restart loses neither.
+//!
+//! State directory layout:
+//! - `receipts.jsonl`: every signed receipt ([`ReceiptStore`]).
+//! - `allocations.json`: live allocations, rewritten atomically on change.
+//!
+//! The validator's side is [`submit_job`], [`query_job`], which check the
+//! miner's receipts and store them in the validator's own [`ReceiptStore`].
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::access::{AccessGrant, SshPublicKey, seal_details};
+use super::jobs::{
+    AcceptPolicy, Decision, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore,
+    Situation, decide,
+};
+use super::wire::{
+    Allocate, AllocateReply, Deallocate, DeallocateReply, JobQuery, JobReply, JobSubmit,
+};
+use super::{ExecutorError, Fleet, JobSpec, JobStatus, Outcome};
+use crate::AccountId;
+use crate::axon::{AxonBuilder, Caller, HandlerError};
+use crate::dendrite::{AxonTarget, Dendrite};
+use crate::fs::{Access, write_atomic};
+use crate::wallet::Keypair;
+
+/// The longest allocation a miner grants (30 days).
+pub const MAX_ALLOCATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Which validators a miner serves.
+pub type ValidatorFilter = Arc<dyn Fn(&AccountId) -> bool + Send + Sync>;
+
+/// A live allocation, as persisted.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationRecord {
+    /// Id.
+    pub allocation_id: String,
+    /// The validator holding it.
+    pub validator: AccountId,
+    /// The executor reserved.
+    pub executor: String,
+    /// The key let in.
+    pub ssh_public_key: SshPublicKey,
+    /// Granted at, ms since the Unix epoch.
+    pub created_at_ms: u64,
+    /// Expires at, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllocationFile {
+    version: u32,
+    allocations: Vec<AllocationRecord>,
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The state directory or a file in it.
+    #[error("{path}: {reason}")]
+    State {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+enum JobState {
+    Running { validator: AccountId },
+    Ended(Box<JobReply>),
+}
+
+impl JobState {
+    fn reply(&self) -> Option<&JobReply> {
+        match self {
+            JobState::Running { .. } => None,
+            JobState::Ended(r) => Some(r),
+        }
+    }
+}
+
+/// What [`JobService::sweep`] did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Sweep {
+    /// Allocations that expired and were revoked.
+    pub expired: Vec<String>,
+    /// Allocations whose revocation failed (kept; retried next sweep).
+    pub failed: Vec<(String, String)>,
+}
+
+/// Answers jobs and allocations from a fleet.
+pub struct JobService {
+    fleet: Arc<Fleet>,
+    miner: Keypair,
+    policy: Arc<dyn AcceptPolicy>,
+    allowed: ValidatorFilter,
+    receipts: ReceiptStore,
+    allocations_path: PathBuf,
+    jobs: Mutex<HashMap<String, JobState>>,
+    allocations: tokio::sync::Mutex<Vec<AllocationRecord>>,
+    clock: fn() -> u64,
+}
+
+impl std::fmt::Debug for JobService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobService")
+            .field("miner", &self.miner.account())
+            .field("allocations", &self.allocations_path)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Milliseconds since the Unix epoch (the default clock).
+pub fn unix_millis() -> u64 {
+    crate::protocol::unix_nanos() / 1_000_000
+}
+
+fn state_err(path: &Path, e: impl std::fmt::Display) -> ServiceError {
+    ServiceError::State {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn reason_of(status: &JobStatus, timeout_s: u64) -> Option<String> {
+    match status {
+        JobStatus::Exited { .. } => None,
+        JobStatus::Signaled { signal } => Some(format!("killed by signal {signal}")),
+        JobStatus::TimedOut => Some(format!("timed out after {timeout_s} s")),
+        JobStatus::Cancelled => Some("cancelled".into()),
+    }
+}
+
+/// The reply a `finished` receipt stands for.
+fn reply_of(receipt: &Receipt) -> Option<JobReply> {
+    let ReceiptKind::Finished {
+        exit_code,
+        status,
+        stdout_sha256,
+        stderr_sha256,
+        output_sha256,
+        ..
+    } = &receipt.kind
+    else {
+        return None;
+    };
+    Some(match exit_code {
+        Some(code) if status == "exited" => JobReply::Finished {
+            exit_code: *code,
+            stdout_sha256: stdout_sha256.clone(),
+            stderr_sha256: stderr_sha256.clone(),
+            output_sha256: output_sha256.clone(),
+            receipt: receipt.clone(),
+        },
+        _ => JobReply::Failed {
+            reason: status.replace('_', " "),
+            receipt: Some(receipt.clone()),
+        },
+    })
+}
+
+impl JobService {
+    /// Opens the state in `dir` (created if missing): receipts are indexed,
+    /// persisted allocations hold their executors again.
+    pub fn open(
+        dir: &Path,
+        fleet: Arc<Fleet>,
+        miner: Keypair,
+        policy: Arc<dyn AcceptPolicy>,
+        allowed: ValidatorFilter,
+    ) -> Result<JobService, ServiceError> {
+        std::fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
+        let receipts = ReceiptStore::new(dir.join("receipts.jsonl"));
+        let loaded = receipts.load().map_err(|e| state_err(receipts.path(), e))?;
+        let me = miner.account();
+        let mut jobs = HashMap::new();
+        for r in loaded.receipts.iter().filter(|r| r.miner == me) {
+            let state = match reply_of(r) {
+                Some(reply) => JobState::Ended(Box::new(reply)),
+                // Accepted but never finished: the miner stopped while it ran.
+                None => JobState::Ended(Box::new(JobReply::Failed {
+                    reason: "lost: the miner restarted while the job ran".into(),
+                    receipt: None,
+                })),
+            };
+            // A later `finished` replaces the `accepted` placeholder.
+            match (jobs.get(&r.job_id).map(JobState::reply), &state) {
+                (Some(Some(JobReply::Finished { .. })), _) => {}
+                (
+                    Some(Some(JobReply::Failed {
+                        receipt: Some(_), ..
+                    })),
+                    _,
+                ) => {}
+                _ => {
+                    jobs.insert(r.job_id.clone(), state);
+                }
+            }
+        }
+        let allocations_path = dir.join("allocations.json");
+        let file: AllocationFile = match std::fs::read(&allocations_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                state_err(
+                    &allocations_path,
+                    format!("not an allocations file ({e}); move it aside to start empty"),
+                )
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => AllocationFile::default(),
+            Err(e) => return Err(state_err(&allocations_path, e)),
+        };
+        for a in &file.allocations {
+            if !fleet.mark_allocated(&a.executor, &a.allocation_id) {
+                return Err(state_err(
+                    &allocations_path,
+                    format!(
+                        "allocation {} holds executor {:?}, which the fleet does not have \
+                         (or holds twice); restore the executor to the fleet file",
+                        a.allocation_id, a.executor
+                    ),
+                ));
+            }
+        }
+        Ok(JobService {
+            fleet,
+            miner,
+            policy,
+            allowed,
+            receipts,
+            allocations_path,
+            jobs: Mutex::new(jobs),
+            allocations: tokio::sync::Mutex::new(file.allocations),
+            clock: unix_millis,
+        })
+    }
+
+    /// Replaces the clock (ms since the Unix epoch), for simulations and tests.
+    pub fn with_clock(mut self, clock: fn() -> u64) -> JobService {
+        self.clock = clock;
+        self
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobState>> {
+        self.jobs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The receipts this miner has signed, as stored.
+    pub fn receipts(&self) -> &ReceiptStore {
+        &self.receipts
+    }
+
+    /// The live allocations.
+    pub async fn allocations(&self) -> Vec<AllocationRecord> {
+        self.allocations.lock().await.clone()
+    }
+
+    /// JobRequest → JobAccepted | JobDeclined. `caller` is the verified
+    /// hotkey that sent it; it must be the request's signer. A job id seen
+    /// before (even before a restart) gets its existing state, never a
+    /// second run.
+    pub async fn submit(self: &Arc<Self>, request: JobRequest, caller: &AccountId) -> JobReply {
+        let declined = |reason, detail: String| JobReply::Declined { reason, detail };
+        if &request.validator != caller {
+            return declined(
+                DeclineReason::Invalid,
+                "the request is signed for another hotkey than the caller's".into(),
+            );
+        }
+        if request.job_id.is_empty() || request.job_id.len() > 128 {
+            return declined(
+                DeclineReason::Invalid,
+                "job_id must be 1 to 128 bytes".into(),
+            );
+        }
+        if let Some(state) = self.jobs().get(&request.job_id) {
+            return match state {
+                JobState::Running { .. } => JobReply::Running,
+                JobState::Ended(reply) => (**reply).clone(),
+            };
+        }
+        let offer = self.fleet.offer(Some(&request.hardware_class));
+        let situation = Situation {
+            class_supported: offer.class_supported,
+            free_executor: offer.free,
+            validator_allowed: (self.allowed)(&request.validator),
+        };
+        if let Decision::Declined(reason) = decide(&*self.policy, &request, situation) {
+            let detail = match reason {
+                DeclineReason::Busy => format!(
+                    "every {} executor is busy, allocated or unhealthy",
+                    request.hardware_class
+                ),
+                DeclineReason::UnsupportedClass => {
+                    format!("no executor of class {}", request.hardware_class)
+                }
+                DeclineReason::ValidatorBlacklisted => {
+                    "the validator is not served (or its signature does not verify)".into()
+                }
+                DeclineReason::Unprofitable => "refused by the operator's policy".into(),
+                DeclineReason::Invalid => "invalid request".into(),
+            };
+            return declined(reason, detail);
+        }
+        let mut parts = request.command.iter().cloned();
+        let mut spec = JobSpec::command(
+            parts.next().unwrap_or_default(),
+            parts,
+            Duration::from_secs(request.timeout_s),
+        );
+        spec.requirements = request.requirements.clone();
+        if let Err(e) = spec.validate() {
+            return declined(DeclineReason::Invalid, e.to_string());
+        }
+        if let Some(dir) = &request.output_dir
+            && (dir.is_empty() || dir.contains('\0'))
+        {
+            return declined(DeclineReason::Invalid, "output_dir is empty".into());
+        }
+        // Claim the id first: a concurrent duplicate sees it running.
+        {
+            let mut jobs = self.jobs();
+            if jobs.contains_key(&request.job_id) {
+                return JobReply::Running;
+            }
+            jobs.insert(
+                request.job_id.clone(),
+                JobState::Running {
+                    validator: request.validator,
+                },
+            );
+        }
+        let (executor, mut handle) = match self.fleet.run(spec, Some(&request.hardware_class)).await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                self.jobs().remove(&request.job_id);
+                return match e {
+                    ExecutorError::NoCapacity(why) => declined(DeclineReason::Busy, why),
+                    ExecutorError::Unmet(why) => declined(DeclineReason::UnsupportedClass, why),
+                    e => declined(DeclineReason::Invalid, e.to_string()),
+                };
+            }
+        };
+        let accepted = Receipt::sign(&request, ReceiptKind::Accepted, (self.clock)(), &self.miner);
+        if let Err(e) = self.receipts.append(&accepted) {
+            handle.cancel();
+            let _ = handle.wait().await;
+            self.fleet.release(&executor);
+            let reply = JobReply::Failed {
+                reason: format!("the miner could not store its receipt: {e}"),
+                receipt: None,
+            };
+            self.jobs().insert(
+                request.job_id.clone(),
+                JobState::Ended(Box::new(reply.clone())),
+            );
+            return reply;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let result = handle.wait().await;
+            let reply = me.finish(&request, &executor, result).await;
+            me.fleet.release(&executor);
+            me.jobs()
+                .insert(request.job_id.clone(), JobState::Ended(Box::new(reply)));
+        });
+        JobReply::Accepted { receipt: accepted }
+    }
+
+    async fn finish(
+        &self,
+        request: &JobRequest,
+        executor: &str,
+        result: Result<Outcome, ExecutorError>,
+    ) -> JobReply {
+        let outcome = match result {
+            Ok(o) => o,
+            Err(e) => {
+                return JobReply::Failed {
+                    reason: e.to_string(),
+                    receipt: None,
+                };
+            }
+        };
+        let output_sha256 = match &request.output_dir {
+            Some(dir) => self.digest_outputs(executor, dir).await,
+            None => None,
+        };
+        let receipt = Receipt::sign(
+            request,
+            ReceiptKind::finished(&outcome, output_sha256.clone()),
+            (self.clock)(),
+            &self.miner,
+        );
+        let stored = self.receipts.append(&receipt);
+        let reply = match reason_of(&outcome.status, request.timeout_s) {
+            None => JobReply::Finished {
+                exit_code: match outcome.status {
+                    JobStatus::Exited { code } => code,
+                    _ => -1,
+                },
+                stdout_sha256: outcome.stdout.sha256.clone(),
+                stderr_sha256: outcome.stderr.sha256.clone(),
+                output_sha256,
+                receipt: receipt.clone(),
+            },
+            Some(reason) => JobReply::Failed {
+                reason,
+                receipt: Some(receipt.clone()),
+            },
+        };
+        match stored {
+            Ok(()) => reply,
+            Err(e) => JobReply::Failed {
+                reason: format!("the miner could not store its receipt: {e}"),
+                receipt: Some(receipt),
+            },
+        }
+    }
+
+    /// The output digest, computed on the executor that ran the job.
+    async fn digest_outputs(&self, executor: &str, dir: &str) -> Option<String> {
+        let backend = self.fleet.backend(executor)?;
+        let job = JobSpec::command(
+            "sh",
+            [
+                "-c",
+                r#"cd "$1" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum"#,
+                "sh",
+                dir,
+            ],
+            Duration::from_secs(300),
+        );
+        let outcome = backend.run(job).await.ok()?.wait().await.ok()?;
+        outcome
+            .status
+            .success()
+            .then(|| outcome.stdout.sha256.clone())
+    }
+
+    /// JobQuery: the job's state, for the validator that submitted it.
+    pub fn query(&self, job_id: &str, caller: &AccountId) -> JobReply {
+        match self.jobs().get(job_id) {
+            None => JobReply::Unknown,
+            Some(JobState::Running { validator }) if validator == caller => JobReply::Running,
+            Some(JobState::Running { .. }) => JobReply::Unknown,
+            Some(JobState::Ended(reply)) => {
+                let owner = match &**reply {
+                    JobReply::Finished { receipt, .. }
+                    | JobReply::Failed {
+                        receipt: Some(receipt),
+                        ..
+                    } => Some(receipt.validator),
+                    _ => None,
+                };
+                if owner.is_some_and(|v| &v != caller) {
+                    JobReply::Unknown
+                } else {
+                    (**reply).clone()
+                }
+            }
+        }
+    }
+
+    async fn persist(&self, allocations: &[AllocationRecord]) -> Result<(), String> {
+        let file = AllocationFile {
+            version: 1,
+            allocations: allocations.to_vec(),
+        };
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+        let path = self.allocations_path.clone();
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, Access::Private))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())
+    }
+
+    /// Allocate: reserve an executor for `caller`, let its key in, persist,
+    /// and seal the login details to it.
+    pub async fn allocate(&self, request: &Allocate, caller: &AccountId) -> AllocateReply {
+        let declined = |reason, detail: String| AllocateReply::Declined { reason, detail };
+        if !(self.allowed)(caller) {
+            return declined(
+                DeclineReason::ValidatorBlacklisted,
+                "the validator is not served".into(),
+            );
+        }
+        let key = match SshPublicKey::parse(&request.ssh_public_key) {
+            Ok(k) => k,
+            Err(e) => return declined(DeclineReason::Invalid, e.to_string()),
+        };
+        let duration = Duration::from_secs(request.duration_s);
+        if duration.is_zero() || duration > MAX_ALLOCATION {
+            return declined(
+                DeclineReason::Invalid,
+                format!(
+                    "duration_s must be 1 to {} seconds",
+                    MAX_ALLOCATION.as_secs()
+                ),
+            );
+        }
+        // Check the sealing key before reserving anything.
+        let probe = super::access::LoginDetails {
+            host: String::new(),
+            port: 0,
+            user: String::new(),
+        };
+        if let Err(e) = seal_details(&probe, &request.sealing_key) {
+            return declined(DeclineReason::Invalid, e.to_string());
+        }
+        let class = request.hardware_class.as_deref();
+        let offer = self.fleet.offer(class);
+        if !offer.class_supported {
+            return declined(
+                DeclineReason::UnsupportedClass,
+                format!("no executor of class {}", class.unwrap_or("any")),
+            );
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let mut live = self.allocations.lock().await;
+        let (executor, backend) = match self.fleet.reserve(&request.requirements, class, &id).await
+        {
+            Ok(x) => x,
+            Err(ExecutorError::Unmet(why)) => {
+                return declined(DeclineReason::UnsupportedClass, why);
+            }
+            Err(e) => return declined(DeclineReason::Busy, e.to_string()),
+        };
+        let undo = |why: String| {
+            self.fleet.unallocate(&executor);
+            declined(DeclineReason::UnsupportedClass, why)
+        };
+        let grant = AccessGrant {
+            allocation_id: id.clone(),
+            key: key.clone(),
+        };
+        let details = match backend.grant_access(&grant).await {
+            Ok(d) => d,
+            Err(e) => return undo(format!("{executor}: {e}")),
+        };
+        let sealed = match seal_details(&details, &request.sealing_key) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = backend.revoke_access(&id).await;
+                return undo(e.to_string());
+            }
+        };
+        let now = (self.clock)();
+        let record = AllocationRecord {
+            allocation_id: id.clone(),
+            validator: *caller,
+            executor: executor.clone(),
+            ssh_public_key: key,
+            created_at_ms: now,
+            expires_at_ms: now.saturating_add(duration.as_millis() as u64),
+        };
+        live.push(record.clone());
+        if let Err(e) = self.persist(&live).await {
+            live.pop();
+            let _ = backend.revoke_access(&id).await;
+            return undo(format!("the miner could not persist the allocation: {e}"));
+        }
+        AllocateReply::Allocated {
+            allocation_id: id,
+            executor,
+            expires_at_ms: record.expires_at_ms,
+            sealed_details: sealed,
+        }
+    }
+
+    /// Revokes and forgets allocation `index` of `live`, persisting the rest.
+    async fn release_allocation(
+        &self,
+        live: &mut Vec<AllocationRecord>,
+        index: usize,
+    ) -> Result<(), String> {
+        let a = live[index].clone();
+        if let Some(backend) = self.fleet.backend(&a.executor) {
+            backend
+                .revoke_access(&a.allocation_id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        live.remove(index);
+        if let Err(e) = self.persist(live).await {
+            live.insert(index, a);
+            return Err(format!("could not persist: {e}"));
+        }
+        self.fleet.unallocate(&a.executor);
+        Ok(())
+    }
+
+    /// Deallocate: only the validator that holds it may end it.
+    pub async fn deallocate(
+        &self,
+        allocation_id: &str,
+        caller: &AccountId,
+    ) -> Result<DeallocateReply, String> {
+        let mut live = self.allocations.lock().await;
+        let Some(i) = live
+            .iter()
+            .position(|a| a.allocation_id == allocation_id && &a.validator == caller)
+        else {
+            return Ok(DeallocateReply::Unknown);
+        };
+        self.release_allocation(&mut live, i).await?;
+        Ok(DeallocateReply::Deallocated)
+    }
+
+    /// Revokes every allocation that has expired by now.
+    pub async fn sweep(&self) -> Sweep {
+        let now = (self.clock)();
+        let mut live = self.allocations.lock().await;
+        let mut out = Sweep::default();
+        let mut i = 0;
+        while i < live.len() {
+            if live[i].expires_at_ms > now {
+                i += 1;
+                continue;
+            }
+            let id = live[i].allocation_id.clone();
+            match self.release_allocation(&mut live, i).await {
+                Ok(()) => out.expired.push(id),
+                Err(e) => {
+                    out.failed.push((id, e));
+                    i += 1;
+                }
+            }
+        }
+        out
+    }
+
+    /// Serves [`JobSubmit`], [`JobQuery`], [`Allocate`] and [`Deallocate`].
+    pub fn routes(self: &Arc<Self>, builder: AxonBuilder) -> AxonBuilder {
+        let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
+        builder
+            .route(move |mut s: JobSubmit, who: Caller| {
+                let me = a.clone();
+                async move {
+                    s.reply = Some(me.submit(s.request.clone(), &who.hotkey).await);
+                    Ok(s)
+                }
+            })
+            .route(move |mut q: JobQuery, who: Caller| {
+                let me = b.clone();
+                async move {
+                    q.reply = Some(me.query(&q.job_id, &who.hotkey));
+                    Ok(q)
+                }
+            })
+            .route(move |mut r: Allocate, who: Caller| {
+                let me = c.clone();
+                async move {
+                    r.reply = Some(me.allocate(&r, &who.hotkey).await);
+                    Ok(r)
+                }
+            })
+            .route(move |mut r: Deallocate, who: Caller| {
+                let me = d.clone();
+                async move {
+                    r.reply = Some(
+                        me.deallocate(&r.allocation_id, &who.hotkey)
+                            .await
+                            .map_err(HandlerError::internal)?,
+                    );
+                    Ok(r)
+                }
+            })
+    }
+}
+
+/// A failed validator-side call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The call did not succeed.
+    #[error("the miner's axon answered {status}: {message}")]
+    Call {
+        /// Status.
+        status: u16,
+        /// Message.
+        message: String,
+    },
+    /// The answer has no reply, or a receipt that is not the miner's.
+    #[error("bad answer from the miner: {0}")]
+    BadAnswer(String),
+    /// Storing the receipt failed.
+    #[error("storing the receipt: {0}")]
+    Store(String),
+}
+
+fn keep_receipt(
+    receipt: Option<&Receipt>,
+    job_id: &str,
+    miner: &AccountId,
+    store: &ReceiptStore,
+) -> Result<(), ClientError> {
+    let Some(r) = receipt else { return Ok(()) };
+    if &r.miner != miner || r.job_id != job_id || !r.verify() {
+        return Err(ClientError::BadAnswer(
+            "a receipt that is not the miner's signature over this job".into(),
+        ));
+    }
+    store
+        .append(r)
+        .map_err(|e| ClientError::Store(e.to_string()))
+}
+
+fn receipt_of(reply: &JobReply) -> Option<&Receipt> {
+    match reply {
+        JobReply::Accepted { receipt } | JobReply::Finished { receipt, .. } => Some(receipt),
+        JobReply::Failed { receipt, .. } => receipt.as_ref(),
+        _ => None,
+    }
+}
+
+/// Validator side: submits `request` to `miner`, checks the miner's receipt
+/// and keeps it in `store`.
+pub async fn submit_job(
+    dendrite: &Dendrite,
+    miner: &AxonTarget,
+    request: JobRequest,
+    store: &ReceiptStore,
+    timeout: Duration,
+) -> Result<JobReply, ClientError> {
+    let job_id = request.job_id.clone();
+    let call = dendrite
+        .call(
+            miner,
+            JobSubmit {
+                request,
+                reply: None,
+            },
+            timeout,
+        )
+        .await;
+    let reply = call
+        .synapse
+        .and_then(|s| s.reply)
+        .ok_or_else(|| ClientError::Call {
+            status: call.status,
+            message: call.message.clone(),
+        })?;
+    keep_receipt(receipt_of(&reply), &job_id, &miner.hotkey, store)?;
+    Ok(reply)
+}
+
+/// Validator side: asks `miner` for a job's state; keeps a `finished`
+/// receipt in `store`.
+pub async fn query_job(
+    dendrite: &Dendrite,
+    miner: &AxonTarget,
+    job_id: &str,
+    store: &ReceiptStore,
+    timeout: Duration,
+) -> Result<JobReply, ClientError> {
+    let call = dendrite
+        .call(
+            miner,
+            JobQuery {
+                job_id: job_id.to_owned(),
+                reply: None,
+            },
+            timeout,
+        )
+        .await;
+    let reply = call
+        .synapse
+        .and_then(|s| s.reply)
+        .ok_or_else(|| ClientError::Call {
+            status: call.status,
+            message: call.message.clone(),
+        })?;
+    if !matches!(reply, JobReply::Accepted { .. }) {
+        keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
+    }
+    Ok(reply)
+}

@@ -1,0 +1,543 @@
+//! Jobs and allocations end to end over a real loopback axon and dendrite,
+//! with the local backend (and a recording fake for allocation bookkeeping;
+//! the ssh allocation is tested against a real sshd in the CLI tests).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use super::access::{self, AccessGrant, LoginDetails};
+use super::jobs::{AcceptAll, DeclineReason, JobRequest, ReceiptKind, ReceiptStore};
+use super::service::{JobService, query_job, submit_job};
+use super::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply, JobReply};
+use super::*;
+use crate::AccountId;
+use crate::axon::Axon;
+use crate::dendrite::{AxonTarget, Dendrite};
+use crate::wallet::Keypair;
+
+fn key(uri: &str) -> Keypair {
+    Keypair::from_uri(uri).expect("dev key")
+}
+
+fn local_fleet(classes: &[&str]) -> Arc<Fleet> {
+    Arc::new(Fleet::with_backends(
+        HealthPolicy::default(),
+        classes.iter().enumerate().map(|(i, c)| {
+            let b: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some((*c).to_owned())));
+            (format!("local-{i}"), b)
+        }),
+    ))
+}
+
+fn open(dir: &std::path::Path, fleet: Arc<Fleet>) -> Arc<JobService> {
+    Arc::new(
+        JobService::open(
+            dir,
+            fleet,
+            key("//miner1"),
+            Arc::new(AcceptAll),
+            Arc::new(|v: &AccountId| *v != key("//evil").account()),
+        )
+        .expect("open"),
+    )
+}
+
+async fn serve(service: &Arc<JobService>) -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
+    let axon = service
+        .routes(Axon::builder(key("//miner1")))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let port = axon.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    (
+        AxonTarget::new([127, 0, 0, 1].into(), port, key("//miner1").account()),
+        tx,
+    )
+}
+
+fn request(id: &str, class: &str, timeout_s: u64, command: &[&str]) -> JobRequest {
+    JobRequest {
+        job_id: id.into(),
+        validator: AccountId::from_bytes([0; 32]),
+        hardware_class: class.into(),
+        timeout_s,
+        command: command.iter().map(|s| (*s).to_owned()).collect(),
+        requirements: Requirements::default(),
+        output_dir: None,
+        issued_at_ms: 1,
+        signature: String::new(),
+    }
+    .sign(&key("//validator1"))
+}
+
+const T: Duration = Duration::from_secs(10);
+
+async fn until_ended(d: &Dendrite, miner: &AxonTarget, id: &str, store: &ReceiptStore) -> JobReply {
+    let start = Instant::now();
+    loop {
+        let r = query_job(d, miner, id, store, T).await.expect("query");
+        if r != JobReply::Running {
+            return r;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job {id} never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_run_report_and_leave_receipts_on_both_sides() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let service = open(&dir.path().join("miner"), fleet.clone());
+    let (miner, _stop) = serve(&service).await;
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let mine = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+
+    // Finished, with stdout and output-directory digests.
+    let out = dir.path().join("out");
+    let script = format!("echo hi; mkdir -p {0}; echo data > {0}/f", out.display());
+    let mut req = request("j1", "cpu", 30, &["sh", "-c", &script]);
+    req.output_dir = Some(out.display().to_string());
+    let req = req.sign(&key("//validator1"));
+    let r = submit_job(&d, &miner, req, &mine, T).await.expect("submit");
+    assert!(matches!(&r, JobReply::Accepted { receipt } if receipt.kind == ReceiptKind::Accepted));
+    let JobReply::Finished {
+        exit_code,
+        stdout_sha256,
+        output_sha256,
+        ..
+    } = until_ended(&d, &miner, "j1", &mine).await
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(exit_code, 0);
+    assert_eq!(stdout_sha256, hex::encode(Sha256::digest(b"hi\n")));
+    let listing = format!("{}  ./f\n", hex::encode(Sha256::digest(b"data\n")));
+    assert_eq!(
+        output_sha256,
+        Some(hex::encode(Sha256::digest(listing.as_bytes())))
+    );
+    // The same id again is not run twice.
+    let again = submit_job(&d, &miner, request("j1", "cpu", 30, &["false"]), &mine, T)
+        .await
+        .expect("again");
+    assert!(matches!(again, JobReply::Finished { exit_code: 0, .. }));
+
+    // Killed mid-run by someone else: JobFailed with the signal.
+    let pidfile = dir.path().join("pid");
+    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let r = submit_job(
+        &d,
+        &miner,
+        request("j2", "cpu", 60, &["sh", "-c", &script]),
+        &mine,
+        T,
+    )
+    .await
+    .expect("submit");
+    assert!(matches!(r, JobReply::Accepted { .. }));
+    // The one executor is busy now.
+    let busy = submit_job(&d, &miner, request("j3", "cpu", 5, &["true"]), &mine, T)
+        .await
+        .expect("busy");
+    assert!(
+        matches!(
+            busy,
+            JobReply::Declined {
+                reason: DeclineReason::Busy,
+                ..
+            }
+        ),
+        "{busy:?}"
+    );
+    let start = Instant::now();
+    let pid = loop {
+        if let Ok(p) = std::fs::read_to_string(&pidfile)
+            && let Ok(p) = p.trim().parse::<u32>()
+        {
+            break p;
+        }
+        assert!(start.elapsed() < T, "no pid file");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let killed = std::process::Command::new("kill")
+        .args(["-KILL", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let r = until_ended(&d, &miner, "j2", &mine).await;
+    assert!(
+        matches!(&r, JobReply::Failed { reason, receipt: Some(_) } if reason == "killed by signal 9"),
+        "{r:?}"
+    );
+
+    // Over its timeout: failed as timed out.
+    let r = submit_job(
+        &d,
+        &miner,
+        request("j4", "cpu", 1, &["sleep", "30"]),
+        &mine,
+        T,
+    )
+    .await
+    .expect("submit");
+    assert!(matches!(r, JobReply::Accepted { .. }));
+    let r = until_ended(&d, &miner, "j4", &mine).await;
+    assert!(
+        matches!(&r, JobReply::Failed { reason, .. } if reason == "timed out after 1 s"),
+        "{r:?}"
+    );
+
+    // Declines, each with its reason.
+    let declined = |r: JobReply| match r {
+        JobReply::Declined { reason, .. } => reason,
+        other => panic!("not declined: {other:?}"),
+    };
+    let go = |r| submit_job(&d, &miner, r, &mine, T);
+    assert_eq!(
+        declined(go(request("j5", "H100", 5, &["true"])).await.expect("call")),
+        DeclineReason::UnsupportedClass
+    );
+    assert_eq!(
+        declined(go(request("j6", "cpu", 5, &[])).await.expect("call")),
+        DeclineReason::Invalid
+    );
+    assert_eq!(
+        declined(go(request("j7", "cpu", 0, &["true"])).await.expect("call")),
+        DeclineReason::Invalid
+    );
+    let mut forged = request("j8", "cpu", 5, &["true"]);
+    forged.timeout_s = 6;
+    assert_eq!(
+        declined(go(forged).await.expect("call")),
+        DeclineReason::ValidatorBlacklisted
+    );
+    let mut big = request("j9", "cpu", 5, &["true"]);
+    big.requirements.cpu = 100_000;
+    let big = big.sign(&key("//validator1"));
+    assert_eq!(
+        declined(go(big).await.expect("call")),
+        DeclineReason::UnsupportedClass
+    );
+    // Signed by validator1 but sent by validator2: refused.
+    let d2 = Dendrite::new(key("//validator2")).expect("dendrite");
+    let r = submit_job(&d2, &miner, request("j10", "cpu", 5, &["true"]), &mine, T)
+        .await
+        .expect("call");
+    assert_eq!(declined(r), DeclineReason::Invalid);
+    // Nobody else sees validator1's jobs.
+    assert_eq!(
+        query_job(&d2, &miner, "j1", &mine, T).await.expect("q"),
+        JobReply::Unknown
+    );
+
+    // Both sides hold the same receipts: accepted + finished for j1, j2, j4.
+    let theirs = service.receipts().load().expect("load").receipts;
+    let ours = mine.load().expect("load").receipts;
+    assert_eq!(theirs.len(), 6);
+    for r in &theirs {
+        assert!(ours.contains(r), "validator lacks {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_restart_keeps_finished_jobs_and_marks_lost_ones() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = local_fleet(&["cpu", "cpu"]);
+    fleet.check_all().await;
+    let service = open(dir.path(), fleet);
+    let v = key("//validator1").account();
+    let r = service
+        .submit(request("done", "cpu", 10, &["true"]), &v)
+        .await;
+    assert!(matches!(r, JobReply::Accepted { .. }));
+    let start = Instant::now();
+    while service.query("done", &v) == JobReply::Running {
+        assert!(start.elapsed() < T);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let finished = service.query("done", &v);
+    let r = service
+        .submit(request("cut", "cpu", 60, &["sleep", "30"]), &v)
+        .await;
+    assert!(matches!(r, JobReply::Accepted { .. }));
+    drop(service);
+
+    // A new process: the finished job answers the same, the cut one is lost.
+    let again = open(dir.path(), local_fleet(&["cpu", "cpu"]));
+    assert_eq!(again.query("done", &v), finished);
+    assert!(
+        matches!(again.query("cut", &v), JobReply::Failed { reason, receipt: None } if reason.contains("restarted"))
+    );
+    assert_eq!(again.query("other", &v), JobReply::Unknown);
+}
+
+/// Records grants and revocations instead of touching a host.
+struct Recorder {
+    inner: LocalBackend,
+    granted: Mutex<Vec<String>>,
+}
+
+#[async_trait::async_trait]
+impl ExecutorBackend for Recorder {
+    fn kind(&self) -> &'static str {
+        "recorder"
+    }
+    fn class(&self) -> Option<&str> {
+        Some("cpu")
+    }
+    async fn capabilities(&self) -> Result<HardwareSpec, ExecutorError> {
+        self.inner.capabilities().await
+    }
+    async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
+        self.inner.run(job).await
+    }
+    async fn health(&self) -> Result<Health, ExecutorError> {
+        self.inner.health().await
+    }
+    async fn grant_access(&self, g: &AccessGrant) -> Result<LoginDetails, ExecutorError> {
+        self.granted
+            .lock()
+            .expect("lock")
+            .push(g.key.authorized_line(&g.allocation_id));
+        Ok(LoginDetails {
+            host: "127.0.0.9".into(),
+            port: 2222,
+            user: "rent".into(),
+        })
+    }
+    async fn revoke_access(&self, id: &str) -> Result<(), ExecutorError> {
+        self.granted
+            .lock()
+            .expect("lock")
+            .retain(|l| !l.ends_with(&format!(":{id}")));
+        Ok(())
+    }
+}
+
+static NOW: AtomicU64 = AtomicU64::new(1_000_000);
+fn fake_now() -> u64 {
+    NOW.load(Ordering::SeqCst)
+}
+
+const SSH_KEY: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsOvNUmh+v4b4sQkz9ORcTT2VF5wY8r2E4gT7Rcxh0 v@x";
+
+#[tokio::test]
+async fn allocations_hold_executors_persist_and_expire() {
+    let dir = tempfile::tempdir().expect("dir");
+    let recorder = Arc::new(Recorder {
+        inner: LocalBackend::new(Some("cpu".into())),
+        granted: Mutex::new(Vec::new()),
+    });
+    let fleet = || {
+        let b: Arc<dyn ExecutorBackend> = recorder.clone();
+        Arc::new(Fleet::with_backends(
+            HealthPolicy::default(),
+            [("box".to_owned(), b)],
+        ))
+    };
+    let first = fleet();
+    first.check_all().await;
+    let service = Arc::new(
+        JobService::open(
+            dir.path(),
+            first.clone(),
+            key("//miner1"),
+            Arc::new(AcceptAll),
+            Arc::new(|_: &AccountId| true),
+        )
+        .expect("open")
+        .with_clock(fake_now),
+    );
+    let (miner, stop) = serve(&service).await;
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let secret = access::new_sealing_key();
+    let ask = |duration_s| Allocate {
+        ssh_public_key: SSH_KEY.into(),
+        duration_s,
+        sealing_key: access::sealing_public_hex(&secret),
+        ..Allocate::default()
+    };
+    let reply = d.call(&miner, ask(3600), T).await;
+    let Some(AllocateReply::Allocated {
+        allocation_id,
+        executor,
+        expires_at_ms,
+        sealed_details,
+    }) = reply.synapse.and_then(|s| s.reply)
+    else {
+        panic!("not allocated: {} {}", reply.status, reply.message)
+    };
+    assert_eq!(executor, "box");
+    assert_eq!(expires_at_ms, 1_000_000 + 3_600_000);
+    let login = access::open_details(&sealed_details, &secret).expect("open");
+    assert_eq!((login.host.as_str(), login.port), ("127.0.0.9", 2222));
+    assert_eq!(recorder.granted.lock().expect("lock").len(), 1);
+
+    // An allocated executor takes no jobs and no second allocation.
+    let v = key("//validator1").account();
+    assert!(matches!(
+        service.submit(request("x", "cpu", 5, &["true"]), &v).await,
+        JobReply::Declined {
+            reason: DeclineReason::Busy,
+            ..
+        }
+    ));
+    let again = d.call(&miner, ask(60), T).await;
+    assert!(matches!(
+        again.synapse.and_then(|s| s.reply),
+        Some(AllocateReply::Declined {
+            reason: DeclineReason::Busy,
+            ..
+        })
+    ));
+    // Bad requests are declined with reasons.
+    for bad in [
+        Allocate {
+            ssh_public_key: "not a key".into(),
+            ..ask(60)
+        },
+        ask(0),
+        Allocate {
+            sealing_key: "12".into(),
+            ..ask(60)
+        },
+    ] {
+        let r = d.call(&miner, bad, T).await;
+        assert!(
+            matches!(
+                r.synapse.and_then(|s| s.reply),
+                Some(AllocateReply::Declined {
+                    reason: DeclineReason::Invalid,
+                    ..
+                })
+            ),
+            "{}",
+            r.message
+        );
+    }
+    let _ = stop.send(());
+    drop(service);
+
+    // Restart: the allocation still holds the executor.
+    let second = fleet();
+    second.check_all().await;
+    let service = Arc::new(
+        JobService::open(
+            dir.path(),
+            second.clone(),
+            key("//miner1"),
+            Arc::new(AcceptAll),
+            Arc::new(|_: &AccountId| true),
+        )
+        .expect("reopen")
+        .with_clock(fake_now),
+    );
+    let live = service.allocations().await;
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].allocation_id, allocation_id);
+    assert_eq!(
+        second.states()[0].allocation.as_deref(),
+        Some(allocation_id.as_str())
+    );
+    // Only its holder may end it.
+    let other = key("//validator2").account();
+    assert_eq!(
+        service.deallocate(&allocation_id, &other).await,
+        Ok(DeallocateReply::Unknown)
+    );
+    // Not expired yet; then the clock passes the expiry.
+    assert!(service.sweep().await.expired.is_empty());
+    NOW.store(expires_at_ms, Ordering::SeqCst);
+    assert_eq!(service.sweep().await.expired, vec![allocation_id.clone()]);
+    assert!(recorder.granted.lock().expect("lock").is_empty());
+    assert!(second.states()[0].allocation.is_none());
+    assert!(service.allocations().await.is_empty());
+
+    // Allocate again and deallocate over the wire.
+    let (miner, _stop) = serve(&service).await;
+    let reply = d.call(&miner, ask(60), T).await;
+    let Some(AllocateReply::Allocated { allocation_id, .. }) = reply.synapse.and_then(|s| s.reply)
+    else {
+        panic!("not allocated")
+    };
+    let r = d
+        .call(
+            &miner,
+            Deallocate {
+                allocation_id: allocation_id.clone(),
+                reply: None,
+            },
+            T,
+        )
+        .await;
+    assert_eq!(
+        r.synapse.and_then(|s| s.reply),
+        Some(DeallocateReply::Deallocated)
+    );
+    assert!(recorder.granted.lock().expect("lock").is_empty());
+    let reopened = JobService::open(
+        dir.path(),
+        fleet(),
+        key("//miner1"),
+        Arc::new(AcceptAll),
+        Arc::new(|_: &AccountId| true),
+    )
+    .expect("reopen");
+    assert!(reopened.allocations().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_local_executor_cannot_be_allocated_and_bad_state_is_named() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let service = open(dir.path(), fleet.clone());
+    let secret = access::new_sealing_key();
+    let r = service
+        .allocate(
+            &Allocate {
+                ssh_public_key: SSH_KEY.into(),
+                duration_s: 60,
+                sealing_key: access::sealing_public_hex(&secret),
+                ..Allocate::default()
+            },
+            &key("//validator1").account(),
+        )
+        .await;
+    assert!(
+        matches!(&r, AllocateReply::Declined { detail, .. } if detail.contains("need an ssh executor")),
+        "{r:?}"
+    );
+    // The refused allocation released the executor.
+    assert!(fleet.states()[0].allocation.is_none());
+    drop(service);
+
+    std::fs::write(
+        dir.path().join("allocations.json"),
+        b"{\"version\":1,\"allocations\":[{}]}",
+    )
+    .expect("write");
+    let err = JobService::open(
+        dir.path(),
+        local_fleet(&["cpu"]),
+        key("//miner1"),
+        Arc::new(AcceptAll),
+        Arc::new(|_: &AccountId| true),
+    )
+    .expect_err("corrupt");
+    assert!(err.to_string().contains("allocations.json"), "{err}");
+}

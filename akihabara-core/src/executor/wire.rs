@@ -1,0 +1,200 @@
+//! The jobs and allocation messages as synapses, so they travel over the
+//! same axon/dendrite protocol as everything else (and a Python peer can
+//! declare them).
+//!
+//! | request | answer (`reply`) |
+//! |---|---|
+//! | [`JobSubmit`] (a signed [`JobRequest`]) | `accepted` (with the signed receipt) or `declined` with a reason |
+//! | [`JobQuery`] | `running`, `finished` (exit code, digests, receipt), `failed` (reason, e.g. the signal) or `unknown` |
+//! | [`Allocate`] | `allocated` (id, expiry, login details sealed to the validator) or `declined` |
+//! | [`Deallocate`] | `deallocated` or `unknown` |
+//!
+//! Python twins:
+//!
+//! ```python
+//! class JobSubmit(bt.Synapse):
+//!     request: dict
+//!     reply: Optional[dict] = None
+//!
+//! class JobQuery(bt.Synapse):
+//!     job_id: str
+//!     reply: Optional[dict] = None
+//!     required_hash_fields: ClassVar[tuple[str, ...]] = ("job_id",)
+//!
+//! class Allocate(bt.Synapse):
+//!     ssh_public_key: str
+//!     duration_s: int
+//!     sealing_key: str
+//!     requirements: dict = {}
+//!     hardware_class: Optional[str] = None
+//!     reply: Optional[dict] = None
+//!     required_hash_fields: ClassVar[tuple[str, ...]] = ("ssh_public_key", "duration_s", "sealing_key")
+//!
+//! class Deallocate(bt.Synapse):
+//!     allocation_id: str
+//!     reply: Optional[dict] = None
+//!     required_hash_fields: ClassVar[tuple[str, ...]] = ("allocation_id",)
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use super::Requirements;
+use super::jobs::{DeclineReason, JobRequest, Receipt};
+use crate::protocol::{FieldKind, Synapse};
+
+/// A job's state as the miner reports it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum JobReply {
+    /// JobAccepted: it runs; the miner's signed receipt.
+    Accepted {
+        /// `accepted` receipt.
+        receipt: Receipt,
+    },
+    /// JobDeclined.
+    Declined {
+        /// Why.
+        reason: DeclineReason,
+        /// Details for people.
+        detail: String,
+    },
+    /// Still running.
+    Running,
+    /// JobFinished: the process exited (any code).
+    Finished {
+        /// Exit code.
+        exit_code: i32,
+        /// SHA-256 of stdout, hex.
+        stdout_sha256: String,
+        /// SHA-256 of stderr, hex.
+        stderr_sha256: String,
+        /// Digest of the output directory, when the request named one.
+        output_sha256: Option<String>,
+        /// `finished` receipt.
+        receipt: Receipt,
+    },
+    /// JobFailed: killed by a signal, over its timeout, or lost.
+    Failed {
+        /// Why (`killed by signal 9`, `timed out after 30 s` …).
+        reason: String,
+        /// `finished` receipt, when the job ran.
+        receipt: Option<Receipt>,
+    },
+    /// No such job here.
+    Unknown,
+}
+
+/// Submits a job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobSubmit {
+    /// The validator's signed request.
+    pub request: JobRequest,
+    /// Answer.
+    #[serde(default)]
+    pub reply: Option<JobReply>,
+}
+
+impl Synapse for JobSubmit {
+    const NAME: &'static str = "JobSubmit";
+    // The request carries its own signature over every field.
+    const HASH_FIELDS: &'static [&'static str] = &[];
+    const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("request", FieldKind::Dict)];
+}
+
+/// Asks for a job's state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobQuery {
+    /// The job.
+    pub job_id: String,
+    /// Answer.
+    #[serde(default)]
+    pub reply: Option<JobReply>,
+}
+
+impl Synapse for JobQuery {
+    const NAME: &'static str = "JobQuery";
+    const HASH_FIELDS: &'static [&'static str] = &["job_id"];
+    const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
+}
+
+/// The answer to [`Allocate`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum AllocateReply {
+    /// Reserved.
+    Allocated {
+        /// Id to deallocate with.
+        allocation_id: String,
+        /// Which executor.
+        executor: String,
+        /// When it expires, ms since the Unix epoch.
+        expires_at_ms: u64,
+        /// [`super::access::LoginDetails`] as JSON, sealed to the request's
+        /// `sealing_key`, base64.
+        sealed_details: String,
+    },
+    /// Not reserved.
+    Declined {
+        /// Why.
+        reason: DeclineReason,
+        /// Details for people.
+        detail: String,
+    },
+}
+
+/// Reserves an executor with SSH access for a while (subnet 27 style).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Allocate {
+    /// The validator's OpenSSH public key.
+    pub ssh_public_key: String,
+    /// How long, seconds.
+    pub duration_s: u64,
+    /// X25519 public key (hex) the login details are sealed to.
+    pub sealing_key: String,
+    /// Resources wanted.
+    #[serde(default)]
+    pub requirements: Requirements,
+    /// Hardware class wanted (any when absent).
+    #[serde(default)]
+    pub hardware_class: Option<String>,
+    /// Answer.
+    #[serde(default)]
+    pub reply: Option<AllocateReply>,
+}
+
+impl Synapse for Allocate {
+    const NAME: &'static str = "Allocate";
+    const HASH_FIELDS: &'static [&'static str] = &["ssh_public_key", "duration_s", "sealing_key"];
+    const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[
+        ("ssh_public_key", FieldKind::Str),
+        ("duration_s", FieldKind::Int),
+        ("sealing_key", FieldKind::Str),
+    ];
+}
+
+/// The answer to [`Deallocate`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeallocateReply {
+    /// Access revoked, executor free.
+    Deallocated,
+    /// No such allocation of this validator.
+    Unknown,
+}
+
+/// Ends an allocation early.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deallocate {
+    /// The allocation.
+    pub allocation_id: String,
+    /// Answer.
+    #[serde(default)]
+    pub reply: Option<DeallocateReply>,
+}
+
+impl Synapse for Deallocate {
+    const NAME: &'static str = "Deallocate";
+    const HASH_FIELDS: &'static [&'static str] = &["allocation_id"];
+    const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] =
+        &[("allocation_id", FieldKind::Str)];
+}
