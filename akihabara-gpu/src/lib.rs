@@ -34,6 +34,9 @@ pub mod kernel;
 pub mod merkle;
 mod proof;
 mod prover;
+#[cfg(feature = "net")]
+pub mod round;
+mod skipping;
 pub mod synapse;
 mod verify;
 
@@ -45,6 +48,7 @@ pub use error::PowError;
 pub use generate::{MATRIX_KEY_CONTEXT, MatrixGen, Side, splitmix64};
 pub use proof::{PROOF_FORMAT, ProofFile, WireOpening};
 pub use prover::{Commitment, CpuProver, Opening, Prover, RowRef, available_memory, compute_rows};
+pub use skipping::SkippingProver;
 pub use verify::{
     Failure, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for,
 };

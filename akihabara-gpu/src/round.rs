@@ -1,0 +1,150 @@
+//! One proof-of-work round over the network (feature `net`): the miner's
+//! routes ([`serve_pow`]) and the validator's side ([`challenge_miner`]):
+//! measure the round trip, send the seed, time the commitment by the
+//! validator's own clock, pick rows the miner could not predict, open them,
+//! verify.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use akihabara_core::axon::{AxonBuilder, HandlerError};
+use akihabara_core::dendrite::{AxonTarget, Dendrite};
+use akihabara_core::protocol::Ping;
+
+use crate::synapse::{PowChallenge, PowOpen, PowService};
+use crate::{Challenge, PowError, Timing, Verdict, Verifier, choose_rows};
+
+/// Serves [`PowChallenge`] and [`PowOpen`] with `service`, off the async
+/// runtime (the work blocks).
+pub fn serve_pow(builder: AxonBuilder, service: Arc<PowService>) -> AxonBuilder {
+    let (s1, s2) = (service.clone(), service);
+    let bad = |e: PowError| HandlerError::bad_request(e.to_string());
+    builder
+        .route(move |req: PowChallenge, _| {
+            let s = s1.clone();
+            async move {
+                tokio::task::spawn_blocking(move || s.challenge(req))
+                    .await
+                    .map_err(|e| HandlerError::internal(e.to_string()))?
+                    .map_err(bad)
+            }
+        })
+        .route(move |req: PowOpen, _| {
+            let s = s2.clone();
+            async move {
+                tokio::task::spawn_blocking(move || s.open(req))
+                    .await
+                    .map_err(|e| HandlerError::internal(e.to_string()))?
+                    .map_err(bad)
+            }
+        })
+}
+
+/// How a validator runs a round.
+#[derive(Clone, Debug)]
+pub struct RoundConfig {
+    /// Rows opened (see [`crate::samples_for`]).
+    pub samples: u32,
+    /// Limit for each call.
+    pub timeout: Duration,
+    /// Checks the openings (and the time, if it has a limit).
+    pub verifier: Verifier,
+}
+
+/// A round that could not reach a verdict.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoundError {
+    /// A call failed (unreachable, timed out, refused).
+    #[error("{stage}: the miner answered {status}: {message}")]
+    Call {
+        /// `ping`, `challenge` or `open`.
+        stage: &'static str,
+        /// HTTP status (or the dendrite's mapped failure).
+        status: u16,
+        /// Why.
+        message: String,
+    },
+    /// The answer is malformed (no root, undecodable openings).
+    #[error("malformed answer: {0}")]
+    Malformed(String),
+}
+
+/// What a round found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RoundOutcome {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The miner's prover backend, as it says (`cpu`, `cuda`).
+    pub backend: String,
+    /// The miner's device, as it says.
+    pub device: String,
+}
+
+fn failed<S>(stage: &'static str, r: &akihabara_core::dendrite::CallResult<S>) -> RoundError {
+    RoundError::Call {
+        stage,
+        status: r.status,
+        message: r.message.clone(),
+    }
+}
+
+/// Challenges the miner at `target` with `challenge`; `secret` (the
+/// validator's, fresh per round) makes the opened rows unpredictable.
+pub async fn challenge_miner(
+    dendrite: &Dendrite,
+    target: &AxonTarget,
+    challenge: &Challenge,
+    secret: &[u8; 32],
+    config: &RoundConfig,
+) -> Result<RoundOutcome, RoundError> {
+    let t = Instant::now();
+    let ping = dendrite
+        .call(target, Ping::new("rtt", 0), config.timeout)
+        .await;
+    if !ping.is_success() {
+        return Err(failed("ping", &ping));
+    }
+    let round_trip = t.elapsed();
+    let t = Instant::now();
+    let answer = dendrite
+        .call(target, PowChallenge::new(challenge), config.timeout)
+        .await;
+    let elapsed = t.elapsed();
+    if !answer.is_success() {
+        return Err(failed("challenge", &answer));
+    }
+    let answer = answer
+        .synapse
+        .ok_or_else(|| RoundError::Malformed("no challenge answer".into()))?;
+    let root = answer
+        .root_hash()
+        .map_err(|e| RoundError::Malformed(e.to_string()))?;
+    let rows = choose_rows(challenge, &root, secret, config.samples);
+    let opened = dendrite
+        .call(target, PowOpen::new(challenge, &rows), config.timeout)
+        .await;
+    if !opened.is_success() {
+        return Err(failed("open", &opened));
+    }
+    let openings = opened
+        .synapse
+        .ok_or_else(|| RoundError::Malformed("no openings".into()))?
+        .decoded(challenge.n)
+        .map_err(|e| RoundError::Malformed(e.to_string()))?;
+    let (ch, verifier) = (*challenge, config.verifier.clone());
+    let timing = Timing {
+        elapsed,
+        round_trip,
+    };
+    let verdict =
+        tokio::task::spawn_blocking(move || verifier.verify(&ch, &root, &rows, &openings, timing))
+            .await
+            .map_err(|e| RoundError::Malformed(format!("the verifier panicked: {e}")))?
+            .map_err(|e| RoundError::Malformed(e.to_string()))?;
+    Ok(RoundOutcome {
+        verdict,
+        backend: answer.backend.unwrap_or_default(),
+        device: answer.device.unwrap_or_default(),
+    })
+}
