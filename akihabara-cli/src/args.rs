@@ -100,12 +100,25 @@ Networks: finney, test, local (ws://127.0.0.1:9944), or a ws:// or wss:// URL.")
     /// Prove, verify and benchmark the seeded-matrix proof of work.
     #[command(subcommand)]
     Pow(PowCommand),
-    /// A one-command tour on a synthetic local subnet (no chain, no GPU).
+    /// Run a whole local subnet in one process: validators, miners, proofs
+    /// of work, scores and weights (no chain, no GPU).
     #[command(after_help = "\
-Today the demo covers scheduling: it builds a seeded synthetic subnet, shows a
-miner's schedule for the current window and compares the strategies in a short
-simulation. Axons, proofs of work, scoring and weights join it as those parts
-of akihabara land.")]
+The demo starts, on 127.0.0.1, a subnet made of real parts: sr25519 keys,
+one axon per miner serving Ping, SpecsQuery and the proof of work (CPU
+prover), and validators whose dendrites sign every call. The chain is a
+simulation (SnapshotChain: a metagraph in memory that checks and records
+weights as subtensor would); nothing leaves the machine.
+
+Each window every miner computes its schedule (which validator it serves
+when); in each of its slots that validator challenges it with a fresh seed,
+opens rows it picks after the commitment, and verifies them. At the end of
+the window each validator scores its verdicts (pow scorer, EMA) and sets
+weights on the simulated chain.
+
+Examples:
+  akihabara demo
+  akihabara demo --cheat-miner 2          # miner 2 skips half its rows
+  akihabara demo --windows 5 --n 512 --json > demo.json")]
     Demo(DemoArgs),
 }
 
@@ -229,15 +242,30 @@ pub struct SimArgs {
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Validators in the synthetic subnet
-    #[arg(long, value_name = "V", default_value_t = 8)]
-    pub validators: usize,
-    /// Miners in the simulation part
-    #[arg(long, value_name = "M", default_value_t = 64)]
-    pub miners: usize,
-    /// RNG seed
-    #[arg(long, value_name = "S", default_value_t = 1)]
-    pub seed: u64,
+    /// Validators
+    #[arg(long, value_name = "V", default_value_t = 2)]
+    pub validators: u16,
+    /// Miners
+    #[arg(long, value_name = "M", default_value_t = 3)]
+    pub miners: u16,
+    /// Windows to run
+    #[arg(long, value_name = "W", default_value_t = 3)]
+    pub windows: u32,
+    /// Matrix size of each challenge
+    #[arg(long, value_name = "N", default_value_t = 256)]
+    pub n: u32,
+    /// Products per challenge
+    #[arg(long, value_name = "K", default_value_t = 2)]
+    pub count: u32,
+    /// Rows a validator opens per challenge
+    #[arg(long, value_name = "S", default_value_t = 16)]
+    pub samples: u32,
+    /// Make miner number I (1-based) cheat: it skips every odd row
+    #[arg(long, value_name = "I")]
+    pub cheat_miner: Vec<u16>,
+    /// The miners' allocation strategy
+    #[arg(long, value_name = "NAME", default_value = "proportional")]
+    pub strategy: String,
     /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,

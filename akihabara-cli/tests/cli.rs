@@ -463,21 +463,62 @@ fn sim_table_metagraph_and_svg() {
 }
 
 #[test]
-fn demo_runs_offline() {
-    let o = run(&["demo"]);
+fn demo_runs_a_local_subnet_and_zeroes_the_cheater() {
+    let o = run(&["demo", "--windows", "2", "--n", "64"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("simulation"), "named as a simulation: {text}");
-    assert!(text.contains("proportional schedule"), "{text}");
-    let v = json(&["demo", "--json", "--seed", "3"]);
-    let blocks: u64 = v["schedule"]["allocations"]
+    assert!(
+        text.contains("simulation"),
+        "the chain is named a simulation: {text}"
+    );
+    assert!(text.contains("validator 0 -> miner 2: valid"), "{text}");
+
+    let v = json(&[
+        "demo",
+        "--json",
+        "--windows",
+        "2",
+        "--n",
+        "64",
+        "--cheat-miner",
+        "2",
+    ]);
+    let miners = v["miners"].as_array().unwrap();
+    assert_eq!(miners.len(), 3);
+    let cheater = miners.iter().find(|m| m["cheating"] == true).unwrap();
+    assert_eq!(cheater["uid"], 3);
+    assert_eq!(cheater["pow_passed"], 0);
+    assert!(cheater["pow_failed"].as_u64().unwrap() >= 2);
+    for m in miners.iter().filter(|m| m["cheating"] == false) {
+        assert!(m["pow_passed"].as_u64().unwrap() >= 2, "{m}");
+        assert_eq!(m["pow_failed"], 0, "{m}");
+    }
+    let validators = v["validators"].as_array().unwrap();
+    assert_eq!(validators.len(), 2);
+    for val in validators {
+        assert!(val["weights_set_at"].is_u64(), "{val}");
+        for w in val["weights"].as_array().unwrap() {
+            let weight = w["weight"].as_u64().unwrap();
+            if w["uid"] == 3 {
+                assert_eq!(weight, 0, "the cheater got weight: {val}");
+            } else {
+                assert!(weight > 0, "an honest miner got no weight: {val}");
+            }
+        }
+    }
+    // Every verdict against the cheater names the wrong row.
+    for r in v["rounds"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|a| a["blocks"].as_u64().unwrap())
-        .sum();
-    assert_eq!(blocks, 720);
-    assert_eq!(v["simulation"]["strategies"].as_array().unwrap().len(), 4);
+        .filter(|r| r["miner"] == 3)
+    {
+        assert!(r["verdict"].as_str().unwrap().contains("is wrong"), "{r}");
+    }
+
+    assert_bad_input(&["demo", "--cheat-miner", "4"], "miners are numbered");
+    assert_bad_input(&["demo", "--n", "0"], "n must");
+    assert_bad_input(&["demo", "--strategy", "nope"], "nope");
 }
 
 #[test]
