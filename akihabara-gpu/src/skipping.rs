@@ -6,6 +6,7 @@
 use std::time::Instant;
 
 use crate::merkle::{self, Hash, Tree};
+use crate::prover::opening;
 use crate::{Challenge, Commitment, Opening, PowError, Prover, RowRef, compute_rows};
 
 /// Skips half its rows (see the module docs). Never use it to mine.
@@ -57,16 +58,7 @@ impl Prover for SkippingProver {
             return Err(PowError::Malformed("nothing committed yet".into()));
         };
         rows.iter()
-            .map(|r| {
-                let path = tree
-                    .path(r.position(ch.n) as usize)
-                    .ok_or_else(|| PowError::Malformed(format!("row {r:?} is out of range")))?;
-                Ok(Opening {
-                    at: *r,
-                    values: Self::row(ch, r.matrix, r.row)?,
-                    path,
-                })
-            })
+            .map(|r| opening(tree, ch.n, *r, Self::row(ch, r.matrix, r.row)?))
             .collect()
     }
     fn leaves(&self) -> &[Hash] {

@@ -356,6 +356,13 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
     let receipts = ReceiptStore::new(sshd.path("validator-receipts.jsonl"));
     let t = Duration::from_secs(20);
     let secret = access::new_sealing_key();
+    let ask = |duration_s| Allocate {
+        ssh_public_key: std::fs::read_to_string(sshd.path("validator_key.pub")).unwrap(),
+        duration_s,
+        sealing_key: access::sealing_public_hex(&secret),
+        hardware_class: Some("rent".into()),
+        ..Allocate::default()
+    };
 
     let (peer, port, hotkey) = serve();
     let miner = AxonTarget::new(
@@ -364,20 +371,7 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
         akihabara_core::AccountId::from_ss58(&hotkey).unwrap(),
     );
     let allocation_id = rt.block_on(async {
-        let r = d
-            .call(
-                &miner,
-                Allocate {
-                    ssh_public_key: std::fs::read_to_string(sshd.path("validator_key.pub"))
-                        .unwrap(),
-                    duration_s: 3600,
-                    sealing_key: access::sealing_public_hex(&secret),
-                    hardware_class: Some("rent".into()),
-                    ..Allocate::default()
-                },
-                t,
-            )
-            .await;
+        let r = d.call(&miner, ask(3600), t).await;
         let reply = r.synapse.and_then(|s| s.reply);
         let Some(AllocateReply::Allocated {
             allocation_id,
@@ -440,20 +434,7 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
             .unwrap();
         assert_eq!(again, finished);
         // Still allocated: a second allocation of the class is refused.
-        let r = d
-            .call(
-                &miner,
-                Allocate {
-                    ssh_public_key: std::fs::read_to_string(sshd.path("validator_key.pub"))
-                        .unwrap(),
-                    duration_s: 60,
-                    sealing_key: access::sealing_public_hex(&secret),
-                    hardware_class: Some("rent".into()),
-                    ..Allocate::default()
-                },
-                t,
-            )
-            .await;
+        let r = d.call(&miner, ask(60), t).await;
         assert!(
             matches!(
                 r.synapse.and_then(|s| s.reply),

@@ -143,17 +143,28 @@ pub fn sealing_public_hex(secret: &crypto_box::SecretKey) -> String {
     hex::encode(secret.public_key().as_bytes())
 }
 
-/// Seals `details` to the X25519 public key `public_hex` (miner side).
-pub fn seal_details(details: &LoginDetails, public_hex: &str) -> Result<String, ExecutorError> {
-    let bytes: [u8; 32] = hex::decode(public_hex.trim_start_matches("0x"))
-        .ok()
-        .and_then(|b| b.try_into().ok())
-        .ok_or_else(|| {
-            ExecutorError::BadJob("the sealing key must be 32 bytes of hex (X25519)".into())
-        })?;
-    let pk = crypto_box::PublicKey::from(bytes);
+/// The validator's X25519 public key that login details are sealed to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SealingKey(crypto_box::PublicKey);
+
+impl SealingKey {
+    /// Parses 32 bytes of hex (an optional `0x` prefix is allowed).
+    pub fn parse(public_hex: &str) -> Result<SealingKey, ExecutorError> {
+        let bytes: [u8; 32] = hex::decode(public_hex.trim_start_matches("0x"))
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| {
+                ExecutorError::BadJob("the sealing key must be 32 bytes of hex (X25519)".into())
+            })?;
+        Ok(SealingKey(crypto_box::PublicKey::from(bytes)))
+    }
+}
+
+/// Seals `details` to `key` (miner side).
+pub fn seal_details(details: &LoginDetails, key: &SealingKey) -> Result<String, ExecutorError> {
     let plain = serde_json::to_vec(details).map_err(|e| ExecutorError::Io(e.to_string()))?;
-    let sealed = pk
+    let sealed = key
+        .0
         .seal(&mut crypto_box::aead::OsRng, &plain)
         .map_err(|_| ExecutorError::Io("sealing the connection details failed".into()))?;
     use base64::Engine as _;
@@ -214,9 +225,10 @@ mod tests {
             port: 22,
             user: "rent".into(),
         };
-        let sealed = seal_details(&d, &sealing_public_hex(&secret)).expect("seal");
+        let key = SealingKey::parse(&sealing_public_hex(&secret)).expect("key");
+        let sealed = seal_details(&d, &key).expect("seal");
         assert_eq!(open_details(&sealed, &secret).expect("open"), d);
         assert!(open_details(&sealed, &new_sealing_key()).is_err());
-        assert!(seal_details(&d, "abcd").is_err());
+        assert!(SealingKey::parse("abcd").is_err());
     }
 }

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::access::{AccessGrant, SshPublicKey, seal_details};
+use super::access::{AccessGrant, SealingKey, SshPublicKey, seal_details};
 use super::jobs::{
     AcceptPolicy, Decision, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore,
     Situation, decide,
@@ -27,7 +27,7 @@ use super::wire::{
 use super::{ExecutorError, Fleet, JobSpec, JobStatus, Outcome};
 use crate::AccountId;
 use crate::axon::{AxonBuilder, Caller, HandlerError};
-use crate::dendrite::{AxonTarget, Dendrite};
+use crate::dendrite::{AxonTarget, CallResult, Dendrite};
 use crate::fs::{Access, write_atomic};
 use crate::wallet::Keypair;
 
@@ -194,18 +194,20 @@ impl JobService {
                     receipt: None,
                 })),
             };
-            // A later `finished` replaces the `accepted` placeholder.
-            match (jobs.get(&r.job_id).map(JobState::reply), &state) {
-                (Some(Some(JobReply::Finished { .. })), _) => {}
-                (
-                    Some(Some(JobReply::Failed {
-                        receipt: Some(_), ..
-                    })),
-                    _,
-                ) => {}
-                _ => {
-                    jobs.insert(r.job_id.clone(), state);
-                }
+            // A `finished` receipt is final; it replaces the `accepted`
+            // placeholder, never the other way round.
+            let finished = matches!(
+                jobs.get(&r.job_id).and_then(JobState::reply),
+                Some(
+                    JobReply::Finished { .. }
+                        | JobReply::Failed {
+                            receipt: Some(_),
+                            ..
+                        }
+                )
+            );
+            if !finished {
+                jobs.insert(r.job_id.clone(), state);
             }
         }
         let allocations_path = dir.join("allocations.json");
@@ -510,14 +512,10 @@ impl JobService {
             );
         }
         // Check the sealing key before reserving anything.
-        let probe = super::access::LoginDetails {
-            host: String::new(),
-            port: 0,
-            user: String::new(),
+        let sealing_key = match SealingKey::parse(&request.sealing_key) {
+            Ok(k) => k,
+            Err(e) => return declined(DeclineReason::Invalid, e.to_string()),
         };
-        if let Err(e) = seal_details(&probe, &request.sealing_key) {
-            return declined(DeclineReason::Invalid, e.to_string());
-        }
         let class = request.hardware_class.as_deref();
         let offer = self.fleet.offer(class);
         if !offer.class_supported {
@@ -548,7 +546,7 @@ impl JobService {
             Ok(d) => d,
             Err(e) => return undo(format!("{executor}: {e}")),
         };
-        let sealed = match seal_details(&details, &request.sealing_key) {
+        let sealed = match seal_details(&details, &sealing_key) {
             Ok(s) => s,
             Err(e) => {
                 let _ = backend.revoke_access(&id).await;
@@ -724,6 +722,17 @@ fn receipt_of(reply: &JobReply) -> Option<&Receipt> {
     }
 }
 
+/// The miner's reply in a call's answer, or why there is none.
+fn reply_of_call<S>(
+    call: CallResult<S>,
+    reply: impl FnOnce(S) -> Option<JobReply>,
+) -> Result<JobReply, ClientError> {
+    call.synapse.and_then(reply).ok_or(ClientError::Call {
+        status: call.status,
+        message: call.message,
+    })
+}
+
 /// Validator side: submits `request` to `miner`, checks the miner's receipt
 /// and keeps it in `store`.
 pub async fn submit_job(
@@ -744,13 +753,7 @@ pub async fn submit_job(
             timeout,
         )
         .await;
-    let reply = call
-        .synapse
-        .and_then(|s| s.reply)
-        .ok_or_else(|| ClientError::Call {
-            status: call.status,
-            message: call.message.clone(),
-        })?;
+    let reply = reply_of_call(call, |s| s.reply)?;
     keep_receipt(receipt_of(&reply), &job_id, &miner.hotkey, store)?;
     Ok(reply)
 }
@@ -774,15 +777,7 @@ pub async fn query_job(
             timeout,
         )
         .await;
-    let reply = call
-        .synapse
-        .and_then(|s| s.reply)
-        .ok_or_else(|| ClientError::Call {
-            status: call.status,
-            message: call.message.clone(),
-        })?;
-    if !matches!(reply, JobReply::Accepted { .. }) {
-        keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
-    }
+    let reply = reply_of_call(call, |s| s.reply)?;
+    keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
     Ok(reply)
 }
