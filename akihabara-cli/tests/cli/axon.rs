@@ -85,7 +85,7 @@ impl Wallets {
         }
         Wallets { dir }
     }
-    fn path(&self) -> &str {
+    pub(super) fn path(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }
     fn hotkey(&self, name: &str) -> String {

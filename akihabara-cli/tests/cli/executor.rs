@@ -475,3 +475,38 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
         receipts.load().unwrap().receipts
     );
 }
+
+#[test]
+fn axon_serve_fleet_flags_are_checked() {
+    let wallets = super::axon::Wallets::new(&["miner"]);
+    let base = [
+        "axon",
+        "serve",
+        "--wallet.path",
+        wallets.path(),
+        "--wallet.name",
+        "miner",
+        "--port",
+        "0",
+        "--duration",
+        "1",
+    ];
+    super::assert_bad_input(
+        &[&base[..], &["--fleet", "/nonexistent/fleet.toml"]].concat(),
+        "fleet.toml",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("fleet.toml");
+    std::fs::write(&bad, "[[executors]]\nid = \"x\"\nbackend = \"docker\"\n").unwrap();
+    super::assert_bad_input(
+        &[&base[..], &["--fleet", bad.to_str().unwrap()]].concat(),
+        "docker",
+    );
+    let o = run(&[&base[..], &["--state-dir", "/tmp/x"]].concat());
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--state-dir needs --fleet: {}",
+        stderr(&o)
+    );
+}
