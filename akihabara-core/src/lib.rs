@@ -47,6 +47,7 @@ pub mod protocol;
 pub mod schedule;
 pub mod score;
 pub mod sim;
+pub mod store;
 pub mod strategy;
 pub mod types;
 pub mod wallet;
