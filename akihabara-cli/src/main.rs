@@ -2,6 +2,8 @@
 
 mod args;
 mod commands;
+mod config;
+mod daemon;
 mod exit;
 mod out;
 mod render;
@@ -41,5 +43,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Metagraph(a) => commands::chain::metagraph(a),
         Command::Chain(c) => commands::chain::run(c),
         Command::Executor(c) => commands::executor::run(c),
+        Command::Miner(args::MinerCommand::Run(a)) => daemon::miner::run(a),
+        Command::Validator(args::ValidatorCommand::Run(a)) => daemon::validator::run(a),
+        Command::Config(args::ConfigCommand::Init(a)) => commands::config::init(a),
     }
 }

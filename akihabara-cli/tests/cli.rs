@@ -13,6 +13,8 @@ mod axon;
 mod btcli;
 #[path = "cli/chain.rs"]
 mod chain;
+#[path = "cli/daemon.rs"]
+mod daemon;
 #[path = "cli/executor.rs"]
 mod executor;
 #[path = "cli/peers.rs"]

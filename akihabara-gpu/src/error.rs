@@ -24,6 +24,9 @@ pub enum PowError {
     /// The CUDA backend is unavailable or failed.
     #[error("CUDA: {0}")]
     Cuda(String),
+    /// A prover setting is out of range.
+    #[error("invalid prover setting: {0}")]
+    Setting(String),
     /// This build has no such backend.
     #[error("backend `{0}` is not in this build (build with feature `cuda`)")]
     NoBackend(&'static str),

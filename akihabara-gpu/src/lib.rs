@@ -38,6 +38,7 @@ mod prover;
 pub mod round;
 mod skipping;
 pub mod synapse;
+mod throttled;
 mod verify;
 
 #[doc = include_str!("../SPEC.md")]
@@ -49,6 +50,7 @@ pub use generate::{MATRIX_KEY_CONTEXT, MatrixGen, Side, splitmix64};
 pub use proof::{PROOF_FORMAT, ProofFile, WireOpening};
 pub use prover::{Commitment, CpuProver, Opening, Prover, RowRef, available_memory, compute_rows};
 pub use skipping::SkippingProver;
+pub use throttled::ThrottledProver;
 pub use verify::{
     Failure, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for,
 };

@@ -117,7 +117,7 @@ fn policy(a: &AxonServeArgs) -> anyhow::Result<StakePolicy> {
 }
 
 /// Resolves when SIGINT or SIGTERM arrives, or after `duration`.
-async fn shutdown_signal(duration: Option<Duration>) {
+pub(crate) async fn shutdown_signal(duration: Option<Duration>) {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
@@ -147,7 +147,7 @@ async fn shutdown_signal(duration: Option<Duration>) {
 
 /// The machine's GPUs for `SpecsQuery`: from the CUDA driver when it loads,
 /// else from `nvidia-smi` (none when neither exists).
-fn gpus() -> Vec<GpuInfo> {
+pub(crate) fn gpus() -> Vec<GpuInfo> {
     #[cfg(feature = "cuda")]
     if let Ok(devices) = akihabara_gpu::cuda::devices() {
         return devices

@@ -2,6 +2,7 @@
 
 pub mod axon;
 pub mod chain;
+pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod pow;

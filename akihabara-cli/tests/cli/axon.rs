@@ -29,7 +29,33 @@ impl Drop for Peer {
 }
 
 impl Peer {
-    fn spawn(mut cmd: Command) -> Peer {
+    /// Sends SIGTERM and waits (at most 30 s) for the exit status.
+    pub(super) fn terminate(&mut self) -> std::process::ExitStatus {
+        let o = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill -TERM");
+        assert!(o.success());
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "no exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL, as a crash.
+    pub(super) fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub(super) fn spawn(mut cmd: Command) -> Peer {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -49,7 +75,7 @@ impl Peer {
     }
 
     /// The next JSON line with `"event": event`, within 60 s.
-    fn event(&self, event: &str) -> Value {
+    pub(super) fn event(&self, event: &str) -> Value {
         loop {
             let line = self
                 .lines
@@ -88,7 +114,7 @@ impl Wallets {
     pub(super) fn path(&self) -> &str {
         self.dir.path().to_str().unwrap()
     }
-    fn hotkey(&self, name: &str) -> String {
+    pub(super) fn hotkey(&self, name: &str) -> String {
         let o = run(&[
             "wallet",
             "show",

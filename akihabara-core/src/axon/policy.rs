@@ -18,6 +18,18 @@ pub trait Policy: Send + Sync + 'static {
     }
 }
 
+/// A shared policy, so its owner can update it while the axon serves
+/// (for instance [`StakePolicy::set_metagraph`] after each sync).
+impl<P: Policy> Policy for std::sync::Arc<P> {
+    fn blacklist(&self, synapse: &str, hotkey: &AccountId) -> Option<String> {
+        (**self).blacklist(synapse, hotkey)
+    }
+
+    fn priority(&self, synapse: &str, hotkey: &AccountId) -> f64 {
+        (**self).priority(synapse, hotkey)
+    }
+}
+
 /// Lets everyone in, all at the same priority (for tests and private setups).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AllowAll;

@@ -1,10 +1,14 @@
 //! Turning an [`Allocation`](crate::strategy::Allocation) into block ranges: [`Layout`], [`Slot`], [`Schedule`].
 
 mod layout;
+#[cfg(feature = "net")]
+mod query;
 
 use serde::{Deserialize, Serialize};
 
 pub use layout::{Layout, MAX_INTERLEAVED_BLOCKS, UnknownLayout};
+#[cfg(feature = "net")]
+pub use query::ScheduleQuery;
 
 use crate::strategy::{
     AllocationEntry, AllocationRequest, AllocationStrategy, ScheduleError, allocate_checked,

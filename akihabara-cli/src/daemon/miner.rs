@@ -1,0 +1,428 @@
+//! `akihabara miner run`.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use akihabara_core::axon::{Axon, AxonConfig, HandlerError, RateLimit, StakePolicy};
+use akihabara_core::chain::{ChainClient, ChainError};
+use akihabara_core::executor::jobs::AcceptAll;
+use akihabara_core::executor::service::JobService;
+use akihabara_core::executor::{Fleet, FleetConfig};
+use akihabara_core::schedule::{Layout, Schedule, ScheduleQuery};
+use akihabara_core::store::{self, StateKeys, Store};
+use akihabara_core::strategy::{self, AllocationRequest, AllocationStrategy, Eligibility};
+use akihabara_core::wallet::Keypair;
+use akihabara_core::{AccountId, Block, Netuid, Window};
+use akihabara_gpu::round::serve_pow;
+use akihabara_gpu::synapse::PowService;
+use akihabara_gpu::{CpuProver, Prover, ThrottledProver};
+use anyhow::Context;
+use serde_json::json;
+
+use super::{Backoff, Health, HyperCache, Metrics, event};
+use crate::args::DaemonArgs;
+use crate::config::{self, MinerConfig};
+use crate::exit::bad_input;
+
+/// What the configuration asks for, checked before anything starts.
+struct Plan {
+    strategy: Box<dyn AllocationStrategy>,
+    layout: Layout,
+    axon: AxonConfig,
+}
+
+fn key_error(key: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    bad_input(anyhow::anyhow!("config key `{key}`: {e}"))
+}
+
+fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
+    super::check_chain(&c.chain)?;
+    super::check_state(&c.state)?;
+    let strategy =
+        strategy::by_name(&c.schedule.strategy).map_err(|e| key_error("schedule.strategy", e))?;
+    let layout: Layout = c
+        .schedule
+        .layout
+        .parse()
+        .map_err(|e| key_error("schedule.layout", e))?;
+    if c.schedule.poll.is_zero() {
+        return Err(key_error("schedule.poll", "must be positive"));
+    }
+    if !["auto", "cpu", "cuda"].contains(&c.pow.prover.as_str()) {
+        return Err(key_error(
+            "pow.prover",
+            format!("{:?}: use auto, cpu or cuda", c.pow.prover),
+        ));
+    }
+    if let Some(f) = c.pow.throttle
+        && !(f > 0.0 && f <= 1.0)
+    {
+        return Err(key_error("pow.throttle", format!("{f}: must be in (0, 1]")));
+    }
+    if c.axon.max_concurrent == 0 {
+        return Err(key_error("axon.max_concurrent", "must be at least 1"));
+    }
+    let rate_limit = match c.axon.rate_limit {
+        None => None,
+        Some(rps) if rps.is_finite() && rps > 0.0 && rps <= 1e6 => Some(RateLimit {
+            per_second: rps,
+            burst: c.axon.burst.unwrap_or(rps.ceil().max(1.0) as u32).max(1),
+        }),
+        Some(rps) => {
+            return Err(key_error(
+                "axon.rate_limit",
+                format!("{rps}: requests per second in (0, 1e6]"),
+            ));
+        }
+    };
+    Ok(Plan {
+        strategy,
+        layout,
+        axon: AxonConfig {
+            max_concurrent: c.axon.max_concurrent,
+            rate_limit,
+            ..AxonConfig::default()
+        },
+    })
+}
+
+fn prover(c: &MinerConfig) -> anyhow::Result<Box<dyn Prover>> {
+    let base: Box<dyn Prover> = match c.pow.prover.as_str() {
+        #[cfg(feature = "cuda")]
+        "cuda" => Box::new(
+            akihabara_gpu::cuda::CudaProver::new(0).context("config key `pow.prover` = cuda")?,
+        ),
+        #[cfg(not(feature = "cuda"))]
+        "cuda" => return Err(key_error("pow.prover", "this build has no CUDA prover")),
+        #[cfg(feature = "cuda")]
+        "auto" => match akihabara_gpu::cuda::CudaProver::new(0) {
+            Ok(p) => Box::new(p),
+            Err(e) => {
+                tracing::info!(reason = %e, "no CUDA device: proving on the CPU");
+                Box::new(CpuProver::new())
+            }
+        },
+        _ => Box::new(CpuProver::new()),
+    };
+    Ok(match c.pow.throttle {
+        None => base,
+        Some(f) => {
+            tracing::warn!(
+                fraction = f,
+                "pow.throttle is set: the prover is slowed down on purpose (a simulation of slower hardware)"
+            );
+            Box::new(ThrottledProver::new(BoxedProver(base), f)?)
+        }
+    })
+}
+
+/// `Box<dyn Prover>` as a `Prover`, to wrap it.
+struct BoxedProver(Box<dyn Prover>);
+
+impl std::fmt::Debug for BoxedProver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0.backend())
+    }
+}
+
+impl Prover for BoxedProver {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    fn device(&self) -> String {
+        self.0.device()
+    }
+    fn commit(
+        &mut self,
+        c: &akihabara_gpu::Challenge,
+    ) -> Result<akihabara_gpu::Commitment, akihabara_gpu::PowError> {
+        self.0.commit(c)
+    }
+    fn open(
+        &self,
+        rows: &[akihabara_gpu::RowRef],
+    ) -> Result<Vec<akihabara_gpu::Opening>, akihabara_gpu::PowError> {
+        self.0.open(rows)
+    }
+    fn leaves(&self) -> &[akihabara_gpu::merkle::Hash] {
+        self.0.leaves()
+    }
+}
+
+/// `akihabara miner run`.
+pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
+    super::check_duration(a.duration)?;
+    let cfg: MinerConfig = config::load(&a.config, config::process_env(), &a.set)?;
+    let plan = plan(&cfg)?;
+    super::init_logging(a.log_format)?;
+    let keypair =
+        crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
+    let fleet = match &cfg.executors.fleet {
+        Some(path) => Some(Arc::new(Fleet::new(
+            FleetConfig::read(path).map_err(|e| key_error("executors.fleet", e))?,
+        ))),
+        None => None,
+    };
+    let prover = prover(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(miner(cfg, plan, keypair, fleet, prover, a.duration))
+}
+
+/// The schedule the axon answers `ScheduleQuery` with, and the block it last saw.
+type Current = Arc<RwLock<Option<(Schedule, Block)>>>;
+
+async fn miner(
+    cfg: MinerConfig,
+    plan: Plan,
+    keypair: Keypair,
+    fleet: Option<Arc<Fleet>>,
+    prover: Box<dyn Prover>,
+    duration: Option<f64>,
+) -> anyhow::Result<()> {
+    let dir = super::state_dir(&cfg.state)?;
+    let chain = super::connect_chain(&cfg.chain, &cfg.state).await?;
+    let store = super::open_store(&cfg.state)?;
+    let netuid = Netuid(cfg.chain.netuid);
+    let hotkey = keypair.account();
+    let uid = chain
+        .uid_of(netuid, &hotkey)
+        .await
+        .context("looking up this hotkey's uid")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "hotkey {} is not registered on netuid {}; register it first (akihabara chain register --help)",
+                hotkey.to_ss58(),
+                netuid.0
+            )
+        })?;
+    let metagraph = chain
+        .metagraph(netuid)
+        .await
+        .context("reading the metagraph")?;
+    // Only validators with a permit on this subnet may call.
+    let policy = Arc::new(StakePolicy::new(Some(metagraph)).require_permit(true));
+    let current: Current = Arc::new(RwLock::new(None));
+    let metrics = Metrics::new();
+    let health = Health::new("miner");
+    health.set("uid", uid.0.into());
+    health.set("hotkey", hotkey.to_ss58().into());
+
+    let answer = current.clone();
+    let mut builder = Axon::builder(keypair.clone())
+        .config(plan.axon.clone())
+        .policy(policy.clone())
+        .builtins(crate::commands::axon::gpus)
+        .route(move |_: ScheduleQuery, _| {
+            let now = answer
+                .read()
+                .ok()
+                .and_then(|c| c.as_ref().map(|(s, b)| ScheduleQuery::answer(s, *b)));
+            async move {
+                now.ok_or_else(|| HandlerError::internal("no schedule yet: the miner is starting"))
+            }
+        });
+    builder = serve_pow(builder, Arc::new(PowService::new(prover)));
+    let mut background = Vec::new();
+    if let Some(fleet) = fleet {
+        let jobs = dir.join("jobs");
+        let service = Arc::new(
+            JobService::open(
+                &jobs,
+                fleet.clone(),
+                keypair.clone(),
+                Arc::new(AcceptAll),
+                Arc::new(|_: &AccountId| true),
+            )
+            .with_context(|| format!("opening the miner's job state in {}", jobs.display()))?,
+        );
+        fleet.check_all().await;
+        background.push(fleet.monitor());
+        background.push(tokio::spawn(sweep(service.clone())));
+        builder = service.routes(builder);
+    }
+    let addr = SocketAddr::new(cfg.axon.ip, cfg.axon.port);
+    let axon = builder
+        .bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the axon: {e}"))?;
+    let port = axon.local_addr()?.port();
+    let metrics_port = match cfg.metrics.listen {
+        Some(listen) => {
+            let (local, task) =
+                super::ops::serve(listen, metrics.clone(), health.clone(), Some(axon.stats()))
+                    .await?;
+            background.push(task);
+            Some(local.port())
+        }
+        None => None,
+    };
+    if let Some(ip) = cfg.axon.external_ip {
+        let ext_port = cfg.axon.external_port.unwrap_or(port);
+        match chain.serve_axon(netuid, &keypair, ip, ext_port).await {
+            Ok(Some(r)) => {
+                tracing::info!(%ip, port = ext_port, block = r.block.0, "published the axon address on chain")
+            }
+            Ok(None) => {
+                tracing::info!(%ip, port = ext_port, "the chain already holds this axon address")
+            }
+            Err(e) => {
+                metrics.chain_errors.inc();
+                tracing::warn!(error = %e, "could not publish the axon address; serving anyway");
+            }
+        }
+    }
+    event(json!({
+        "event": "ready", "role": "miner", "hotkey": hotkey.to_ss58(), "uid": uid.0,
+        "ip": cfg.axon.ip.to_string(), "port": port, "metrics_port": metrics_port,
+        "store": store.describe(),
+    }));
+    tracing::info!(uid = uid.0, port, store = %store.describe(), "miner serving");
+
+    let follower = Follower {
+        chain,
+        store,
+        keys: StateKeys::new(netuid, &hotkey),
+        netuid,
+        plan,
+        cfg: cfg.clone(),
+        policy,
+        current,
+        metrics,
+        health,
+    };
+    background.push(tokio::spawn(follower.run()));
+    axon.serve(super::shutdown(duration))
+        .await
+        .context("serving the axon")?;
+    background.iter().for_each(tokio::task::JoinHandle::abort);
+    event(json!({"event": "stopped", "role": "miner"}));
+    Ok(())
+}
+
+/// Follows the chain window by window and keeps the schedule current.
+struct Follower {
+    chain: Arc<dyn ChainClient>,
+    store: Arc<dyn Store>,
+    keys: StateKeys,
+    netuid: Netuid,
+    plan: Plan,
+    cfg: MinerConfig,
+    policy: Arc<StakePolicy>,
+    current: Current,
+    metrics: Metrics,
+    health: Arc<Health>,
+}
+
+impl Follower {
+    async fn run(self) {
+        let mut backoff = Backoff::new();
+        let hyper = HyperCache::default();
+        let mut window: Option<Window> = None;
+        loop {
+            match self.step(&hyper, &mut window).await {
+                Ok(()) => {
+                    backoff.reset();
+                    self.health.chain_ok();
+                    tokio::time::sleep(self.cfg.schedule.poll).await;
+                }
+                Err(e) => {
+                    let pause = backoff.pause();
+                    if e.downcast_ref::<ChainError>().is_some() {
+                        self.metrics.chain_errors.inc();
+                        self.health.chain_failed(format!("{e:#}"));
+                    }
+                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, "following the chain failed; the axon keeps serving");
+                    tokio::time::sleep(pause).await;
+                }
+            }
+        }
+    }
+
+    async fn step(&self, hyper: &HyperCache, window: &mut Option<Window>) -> anyhow::Result<()> {
+        let block = self.chain.block().await?;
+        self.metrics
+            .block
+            .set(i64::try_from(block.0).unwrap_or(i64::MAX));
+        let h = hyper.get(&*self.chain, self.netuid, block.0).await?;
+        let len = match self.cfg.schedule.window_blocks {
+            0 => h.tempo.saturating_mul(2).max(1),
+            n => n,
+        };
+        let now = Window::containing(block, len)?;
+        if *window != Some(now) {
+            let store = self.store.clone();
+            let (keys, w) = (self.keys.clone(), now);
+            let saved =
+                tokio::task::spawn_blocking(move || store::load_schedule(&*store, &keys, w))
+                    .await??;
+            let resumed = saved.is_some();
+            let schedule = match saved {
+                Some(s) => s,
+                None => {
+                    let mg = self.chain.metagraph(self.netuid).await?;
+                    self.policy.set_metagraph(mg.clone());
+                    let req = AllocationRequest::new(
+                        now,
+                        self.cfg.schedule.min_blocks,
+                        Eligibility::new().candidates(&mg),
+                    )?;
+                    let s = Schedule::build(&*self.plan.strategy, &req, self.plan.layout)?;
+                    let (store, keys, s2) = (self.store.clone(), self.keys.clone(), s.clone());
+                    tokio::task::spawn_blocking(move || store::save_schedule(&*store, &keys, &s2))
+                        .await??;
+                    s
+                }
+            };
+            self.metrics.schedule_changes.inc();
+            let slots: Vec<_> = schedule
+                .slots()
+                .iter()
+                .map(|s| json!({"validator": s.uid.0, "start": s.start.0, "end": s.end.0}))
+                .collect();
+            event(json!({
+                "event": "schedule", "window_start": now.start.0, "window_end": now.end().0,
+                "resumed": resumed, "strategy": schedule.strategy(), "slots": slots,
+            }));
+            tracing::info!(
+                window_start = now.start.0,
+                resumed,
+                slots = slots.len(),
+                "schedule for the window"
+            );
+            self.health.set(
+                "window",
+                json!({"start": now.start.0, "end": now.end().0, "resumed": resumed}),
+            );
+            if let Ok(mut c) = self.current.write() {
+                *c = Some((schedule, block));
+            }
+            *window = Some(now);
+        } else if let Ok(mut c) = self.current.write()
+            && let Some((_, b)) = c.as_mut()
+        {
+            *b = block;
+        }
+        self.health.set("block", block.0.into());
+        Ok(())
+    }
+}
+
+/// Revokes expired allocations every few seconds.
+async fn sweep(service: Arc<JobService>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        let s = service.sweep().await;
+        for id in s.expired {
+            tracing::info!(allocation = %id, "allocation expired and revoked");
+        }
+        for (id, error) in s.failed {
+            tracing::warn!(allocation = %id, %error, "revoking an expired allocation failed; will retry");
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! The long-running roles: `akihabara miner run` and `akihabara validator run`,
+//! and what they share: logging, the chain connection, health and metrics.
+
+pub mod miner;
+mod ops;
+pub mod validator;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use akihabara_core::chain::{
+    ChainClient, ChainError, Hyperparameters, Network, SnapshotChain, Subtensor, SubtensorOptions,
+};
+use akihabara_core::store::Store;
+use anyhow::Context;
+
+use crate::args::LogFormat;
+use crate::config::{ChainSection, StateSection, WalletSection};
+use crate::exit::bad_input;
+
+pub use ops::{Health, Metrics};
+
+/// Starts logging to standard error; the level comes from `AKIHABARA_LOG`
+/// (`info` by default; `debug`, `warn`, or per target like `akihabara=debug`).
+pub fn init_logging(format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::Targets;
+    let filter: Targets = match std::env::var("AKIHABARA_LOG") {
+        Ok(v) => v
+            .parse()
+            .map_err(|e| bad_input(anyhow::anyhow!("AKIHABARA_LOG={v:?}: {e}")))?,
+        Err(_) => "info".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    use tracing_subscriber::prelude::*;
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Text => registry.with(fmt).try_init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+/// Prints one JSON event line on standard output.
+pub fn event(value: serde_json::Value) {
+    let _ = crate::out::println(value.to_string());
+}
+
+/// The wallet section as the wallet commands take it.
+pub fn wallet_args(w: &WalletSection) -> crate::args::WalletArgs {
+    crate::args::WalletArgs {
+        path: w.path.clone(),
+        name: w.name.clone(),
+        hotkey: w.hotkey.clone(),
+    }
+}
+
+/// Connects to the configured chain: a network name or URL, or
+/// `snapshot:FILE` (a simulated chain recording weights beside the state).
+pub async fn connect_chain(
+    c: &ChainSection,
+    state: &StateSection,
+) -> anyhow::Result<Arc<dyn ChainClient>> {
+    if let Some(path) = c.network.strip_prefix("snapshot:") {
+        let path = akihabara_core::wallet::expand_tilde(std::path::Path::new(path));
+        let mut chain = SnapshotChain::open(&path)
+            .map_err(|e| bad_input(anyhow::anyhow!("config key `chain.network`: {e}")))?
+            .record_to(state.dir().join("simulated-chain.jsonl"));
+        if let Some(h) = &c.hyperparameters {
+            chain = chain.hyperparameters(h.clone());
+        }
+        if let Some(t) = c.block_time {
+            chain = chain.block_time(t);
+        }
+        tracing::warn!(snapshot = %path.display(), "the chain is a simulation (SnapshotChain): nothing is sent to a real chain");
+        return Ok(Arc::new(chain));
+    }
+    let network: Network = c
+        .network
+        .parse()
+        .map_err(|e| bad_input(anyhow::anyhow!("config key `chain.network`: {e}")))?;
+    let opts = SubtensorOptions {
+        connect_timeout: c.timeout,
+        timeout: c.timeout,
+        ..SubtensorOptions::default()
+    };
+    let chain = Subtensor::connect_with(&network, opts)
+        .await
+        .with_context(|| format!("connecting to {}", network.url()))?;
+    Ok(Arc::new(chain))
+}
+
+/// Checks the chain section before anything starts.
+pub fn check_chain(c: &ChainSection) -> anyhow::Result<()> {
+    if c.timeout.is_zero() {
+        return Err(bad_input(anyhow::anyhow!(
+            "config key `chain.timeout` must be positive"
+        )));
+    }
+    if c.block_time.is_some_and(|t| t.is_zero()) {
+        return Err(bad_input(anyhow::anyhow!(
+            "config key `chain.block_time` must be positive"
+        )));
+    }
+    Ok(())
+}
+
+/// Checks the store address's form before anything starts (whether it
+/// opens is learnt when it is opened).
+pub fn check_state(s: &StateSection) -> anyhow::Result<()> {
+    let a = s.store();
+    let redis = a.starts_with("redis://") || a.starts_with("rediss://");
+    if !redis && (a.contains("://") || a == "embedded:") {
+        return Err(bad_input(anyhow::anyhow!(
+            "config key `state.store`: {a:?}: use embedded:PATH or redis://HOST:PORT/DB"
+        )));
+    }
+    Ok(())
+}
+
+/// Opens the configured store.
+pub fn open_store(state: &StateSection) -> anyhow::Result<Arc<dyn Store>> {
+    let address = state.store();
+    let store = akihabara_core::store::open(&address).map_err(|e| {
+        let e = anyhow::Error::new(e);
+        if matches!(
+            e.downcast_ref(),
+            Some(akihabara_core::store::StoreError::Unsupported(_))
+        ) {
+            bad_input(e.context("config key `state.store`"))
+        } else {
+            e
+        }
+    })?;
+    Ok(Arc::from(store))
+}
+
+/// The state directory, created.
+pub fn state_dir(state: &StateSection) -> anyhow::Result<PathBuf> {
+    let dir = state.dir();
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Exponential backoff for retrying the chain: 1 s doubling to 60 s.
+#[derive(Debug)]
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Backoff {
+    pub fn new() -> Backoff {
+        Backoff {
+            next: Duration::from_secs(1),
+        }
+    }
+
+    /// The pause before the next attempt (and doubles the one after).
+    pub fn pause(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(Duration::from_secs(60));
+        d
+    }
+
+    pub fn reset(&mut self) {
+        self.next = Duration::from_secs(1);
+    }
+}
+
+/// Hyperparameters, re-read at most once per `every` blocks.
+#[derive(Debug, Default)]
+pub struct HyperCache {
+    at: Mutex<Option<(u64, Hyperparameters)>>,
+}
+
+impl HyperCache {
+    pub async fn get(
+        &self,
+        chain: &dyn ChainClient,
+        netuid: akihabara_core::Netuid,
+        block: u64,
+    ) -> Result<Hyperparameters, ChainError> {
+        if let Ok(g) = self.at.lock()
+            && let Some((at, h)) = g.as_ref()
+            && block < at + h.tempo.max(1)
+        {
+            return Ok(h.clone());
+        }
+        let h = chain.hyperparameters(netuid).await?;
+        if let Ok(mut g) = self.at.lock() {
+            *g = Some((block, h.clone()));
+        }
+        Ok(h)
+    }
+}
+
+/// Resolves on SIGINT, SIGTERM or after `duration` seconds.
+pub async fn shutdown(duration: Option<f64>) {
+    crate::commands::axon::shutdown_signal(duration.map(Duration::from_secs_f64)).await;
+}
+
+/// Checks `--duration`.
+pub fn check_duration(d: Option<f64>) -> anyhow::Result<()> {
+    match d {
+        Some(v) if !(v.is_finite() && v > 0.0 && v < 1e9) => Err(bad_input(anyhow::anyhow!(
+            "--duration must be a positive number of seconds, not {v}"
+        ))),
+        _ => Ok(()),
+    }
+}

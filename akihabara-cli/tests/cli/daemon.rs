@@ -1,0 +1,401 @@
+//! `miner run`, `validator run` and `config init`, on a simulated chain
+//! (a snapshot) so they run anywhere; the local-chain test is in chain.rs.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::axon::{Peer, Wallets};
+use super::{assert_bad_input, bin, run, stderr, stdout};
+
+/// GET `path` from 127.0.0.1:`port`: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A subnet snapshot: //validator1 (uid 0) and //validator2 (uid 1) with
+/// permits, and the given miners with axons on 127.0.0.1.
+fn snapshot(dir: &Path, miners: &[(String, u16)]) -> String {
+    let v1 = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let mut neurons = vec![
+        json!({"uid": 0, "hotkey": validator_hotkey("//validator1"), "stake_rao": 3_000_000_000_000u64, "validator_permit": true}),
+        json!({"uid": 1, "hotkey": validator_hotkey("//validator2"), "stake_rao": 1_000_000_000_000u64, "validator_permit": true}),
+    ];
+    let _ = v1;
+    for (i, (hotkey, port)) in miners.iter().enumerate() {
+        neurons.push(
+            json!({"uid": 2 + i, "hotkey": hotkey, "stake_rao": 0, "validator_permit": false,
+                            "axon": format!("127.0.0.1:{port}")}),
+        );
+    }
+    let path = dir.join("subnet.json");
+    std::fs::write(
+        &path,
+        json!({"version": 1, "netuid": 2, "block": 1000, "neurons": neurons}).to_string(),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn validator_hotkey(uri: &str) -> String {
+    akihabara_core::wallet::Keypair::from_uri(uri)
+        .unwrap()
+        .account()
+        .to_ss58()
+}
+
+/// The miner config used below: a simulated chain (200 ms blocks, tempo
+/// 100, so a 200-block window of 40 s), a local executor, metrics on a free port.
+fn miner_config(
+    dir: &Path,
+    wallets: &Wallets,
+    name: &str,
+    snapshot: &str,
+    port: u16,
+    extra: &str,
+) -> String {
+    let fleet = dir.join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        "[health]\ninterval = \"1s\"\n\n[[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\n",
+    )
+    .unwrap();
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"{name}\"\nhotkey = \"default\"\n\n\
+             [chain]\nnetwork = \"snapshot:{snapshot}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
+             [chain.hyperparameters]\ntempo = 100\nweights_rate_limit = 10\ncommit_reveal_enabled = false\n\
+             weights_version = 0\nmax_weight_limit = 65535\n\n\
+             [axon]\nip = \"127.0.0.1\"\nport = {port}\n\n\
+             [schedule]\npoll = \"200ms\"\n\n[pow]\nprover = \"cpu\"\n{extra}\n\
+             [executors]\nfleet = \"{}\"\n\n\
+             [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            wallets.path(),
+            fleet.display(),
+            dir.join(format!("{name}-state")).display(),
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+fn start(role: &str, config: &str, extra: &[&str]) -> Peer {
+    let mut cmd = bin();
+    cmd.args([role, "run", "--config", config]).args(extra);
+    cmd.env_remove("AKIHABARA_WALLET_PASSWORD");
+    Peer::spawn(cmd)
+}
+
+#[test]
+fn config_init_writes_templates_that_run_checks_accept() {
+    let dir = tempfile::tempdir().unwrap();
+    for role in ["miner", "validator"] {
+        let o = run(&["config", "init", "--role", role]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("AKIHABARA_<SECTION>__<KEY>"));
+        let out = dir.path().join(format!("{role}.toml"));
+        let o = run(&[
+            "config",
+            "init",
+            "--role",
+            role,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert_bad_input(
+            &[
+                "config",
+                "init",
+                "--role",
+                role,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            "not overwriting",
+        );
+        // The template is valid as it stands: the run gets past the config
+        // and fails on the (absent) wallet, a bad input naming it.
+        let wallets = dir.path().join("no-wallets");
+        assert_bad_input(
+            &[
+                role,
+                "run",
+                "--config",
+                out.to_str().unwrap(),
+                "--set",
+                &format!("wallet.path={}", wallets.display()),
+            ],
+            "no-wallets",
+        );
+        // Unknown keys are errors, not ignored; so are bad values.
+        assert_bad_input(
+            &[
+                role,
+                "run",
+                "--config",
+                out.to_str().unwrap(),
+                "--set",
+                "chain.netuidd=3",
+            ],
+            "unknown field `netuidd`",
+        );
+        assert_bad_input(
+            &[
+                role,
+                "run",
+                "--config",
+                out.to_str().unwrap(),
+                "--set",
+                "chain.timeout=0s",
+            ],
+            "chain.timeout",
+        );
+    }
+    let m = dir.path().join("miner.toml");
+    let m = m.to_str().unwrap();
+    assert_bad_input(
+        &[
+            "miner",
+            "run",
+            "--config",
+            m,
+            "--set",
+            "schedule.strategy=greedy",
+        ],
+        "schedule.strategy",
+    );
+    assert_bad_input(
+        &["miner", "run", "--config", m, "--set", "pow.throttle=2"],
+        "pow.throttle",
+    );
+    assert_bad_input(
+        &["miner", "run", "--config", "/nonexistent.toml"],
+        "/nonexistent.toml",
+    );
+    let v = dir.path().join("validator.toml");
+    let v = v.to_str().unwrap();
+    assert_bad_input(
+        &[
+            "validator",
+            "run",
+            "--config",
+            v,
+            "--set",
+            "scoring.ema_alpha=0",
+        ],
+        "scoring.ema_alpha",
+    );
+    assert_bad_input(
+        &["validator", "run", "--config", v, "--set", "pow.n=1000000"],
+        "pow.n",
+    );
+    assert_bad_input(
+        &[
+            "validator",
+            "run",
+            "--config",
+            v,
+            "--set",
+            "state.store=ftp://x",
+        ],
+        "state.store",
+    );
+}
+
+#[test]
+fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
+    use akihabara_core::dendrite::{AxonTarget, Dendrite};
+    use akihabara_core::executor::jobs::{JobRequest, ReceiptStore};
+    use akihabara_core::executor::service::{query_job, submit_job};
+    use akihabara_core::executor::wire::JobReply;
+    use akihabara_core::schedule::ScheduleQuery;
+    use akihabara_core::wallet::Keypair;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner"]);
+    let port = super::free_port();
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let config = miner_config(dir.path(), &wallets, "miner", &snap, port, "");
+    let receipts_file = dir.path().join("miner-state/jobs/receipts.jsonl");
+
+    let mut miner = start("miner", &config, &[]);
+    let ready = miner.event("ready");
+    assert_eq!(ready["uid"], 2, "{ready}");
+    let metrics_port = ready["metrics_port"].as_u64().unwrap() as u16;
+    let first = miner.event("schedule");
+    assert_eq!(first["resumed"], false, "{first}");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let validator = Keypair::from_uri("//validator1").unwrap();
+    let d = Dendrite::new(validator.clone()).unwrap();
+    let target = AxonTarget::new(
+        [127, 0, 0, 1].into(),
+        port,
+        akihabara_core::AccountId::from_ss58(&wallets.hotkey("miner")).unwrap(),
+    );
+    let t = Duration::from_secs(20);
+    let before = rt.block_on(async {
+        let r = d.call(&target, ScheduleQuery::default(), t).await;
+        assert_eq!(r.status, 200, "{}", r.message);
+        r.synapse.unwrap()
+    });
+    assert_eq!(before.window_start, first["window_start"].as_u64());
+    assert!(
+        before.slots.as_ref().is_some_and(|s| !s.is_empty()),
+        "{before:?}"
+    );
+    assert!(before.serving_uid.is_some(), "{before:?}");
+
+    // A validator without a permit is refused by the miner's axon.
+    let stranger = Dendrite::new(Keypair::from_uri("//stranger").unwrap()).unwrap();
+    let r = rt.block_on(stranger.call(&target, ScheduleQuery::default(), t));
+    assert_eq!(r.status, 403, "{}", r.message);
+
+    // A job runs to the end and both sides hold its receipts.
+    let validator_receipts = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+    let job = JobRequest {
+        job_id: "before-crash".into(),
+        validator: validator.account(),
+        hardware_class: "cpu".into(),
+        timeout_s: 30,
+        command: vec!["echo".into(), "42".into()],
+        requirements: Default::default(),
+        output_dir: None,
+        issued_at_ms: 1,
+        signature: String::new(),
+    }
+    .sign(&validator);
+    let finished = rt.block_on(async {
+        let r = submit_job(&d, &target, job, &validator_receipts, t)
+            .await
+            .unwrap();
+        assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+        let start = Instant::now();
+        loop {
+            let r = query_job(&d, &target, "before-crash", &validator_receipts, t)
+                .await
+                .unwrap();
+            if r != JobReply::Running {
+                break r;
+            }
+            assert!(start.elapsed() < t);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        matches!(finished, JobReply::Finished { exit_code: 0, .. }),
+        "{finished:?}"
+    );
+    let receipts_before = std::fs::read_to_string(&receipts_file).unwrap();
+    assert_eq!(receipts_before.lines().count(), 2, "accepted + finished");
+
+    // /health and /metrics.
+    let (code, body) = http_get(metrics_port, "/health");
+    assert_eq!(code, 200, "{body}");
+    let health: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (health["status"].as_str(), health["uid"].as_u64()),
+        (Some("ok"), Some(2)),
+        "{health}"
+    );
+    let (code, text) = http_get(metrics_port, "/metrics");
+    assert_eq!(code, 200);
+    for needle in [
+        "akihabara_schedule_changes_total 1",
+        "akihabara_axon_requests_total{status=\"200\"}",
+        "akihabara_axon_requests_total{status=\"403\"} 1",
+        "akihabara_chain_errors_total 0",
+        "akihabara_block ",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+    assert_eq!(http_get(metrics_port, "/nothing").0, 404);
+
+    // kill -9 mid-window, then start again on the same state.
+    miner.kill9();
+    let mut miner = start("miner", &config, &["--log-format", "json"]);
+    miner.event("ready");
+    let again = miner.event("schedule");
+    assert_eq!(
+        again["resumed"], true,
+        "the stored schedule is taken up: {again}"
+    );
+    assert_eq!(again["slots"], first["slots"], "the same schedule");
+    // A fresh dendrite: this test's runtime sleeps between calls, so its
+    // pooled connection to the killed process was never seen to close.
+    let d = Dendrite::new(validator.clone()).unwrap();
+    let after = rt
+        .block_on(d.call(&target, ScheduleQuery::default(), t))
+        .synapse
+        .unwrap();
+    assert_eq!(after.slots, before.slots);
+    assert_eq!(after.window_start, before.window_start);
+    // No receipt lost: the miner's file holds every line it held, and the
+    // finished job still answers as finished.
+    let receipts_after = std::fs::read_to_string(&receipts_file).unwrap();
+    assert!(
+        receipts_after.starts_with(&receipts_before),
+        "receipts changed:\n{receipts_before}\nvs\n{receipts_after}"
+    );
+    let r = rt
+        .block_on(query_job(
+            &d,
+            &target,
+            "before-crash",
+            &validator_receipts,
+            t,
+        ))
+        .unwrap();
+    assert_eq!(r, finished);
+
+    // SIGTERM: a graceful stop, exit 0.
+    let status = miner.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner", "outsider"]);
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let config = miner_config(dir.path(), &wallets, "miner", &snap, port, "");
+    let o = run(&["miner", "run", "--config", &config]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        stderr(&o)
+    );
+    let config = miner_config(dir.path(), &wallets, "outsider", &snap, 0, "");
+    let o = run(&["miner", "run", "--config", &config]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("is not registered on netuid 2"),
+        "{}",
+        stderr(&o)
+    );
+}
