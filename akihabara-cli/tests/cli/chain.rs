@@ -17,13 +17,13 @@ fn shared_chain() -> PathBuf {
 
 /// The local chain; stopped (by the PID `localnet.sh` recorded) when dropped,
 /// also when the test fails.
-struct LocalChain {
+pub(super) struct LocalChain {
     port: u16,
     work: PathBuf,
 }
 
 impl LocalChain {
-    fn start() -> Option<LocalChain> {
+    pub(super) fn start() -> Option<LocalChain> {
         let script = shared_chain().join("localnet.sh");
         if !script.exists() {
             return peers::missing(&format!("{} not found", script.display()));
@@ -84,7 +84,7 @@ impl LocalChain {
             .expect("run localnet.sh")
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("ws://127.0.0.1:{}", self.port)
     }
 }
@@ -97,8 +97,26 @@ impl Drop for LocalChain {
     }
 }
 
+/// Runs `setup_subnet.py`: netuid 2, validators uid 0-1, miners uid 2-4.
+/// Returns what it created.
+pub(super) fn setup_subnet(si: &Path, url: &str, dir: &Path) -> Value {
+    let out = dir.join("setup.json");
+    let setup = Command::new(si)
+        .arg(shared_chain().join("setup_subnet.py"))
+        .args(["--url", url, "--json-out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        setup.status.success(),
+        "setup_subnet.py: {}",
+        String::from_utf8_lossy(&setup.stdout)
+    );
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
 /// Runs `chain_peer.py` (substrate-interface) and parses its JSON.
-fn peer(py: &Path, url: &str, args: &[&str]) -> Value {
+pub(super) fn peer(py: &Path, url: &str, args: &[&str]) -> Value {
     let mut all = vec![url];
     all.extend_from_slice(args);
     let out = peers::run_python(py, "chain_peer.py", &all);
@@ -133,19 +151,7 @@ fn chain_commands_against_a_local_subtensor() {
     let dir = tempfile::tempdir().unwrap();
     let d = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
 
-    // The subnet: netuid 2, validators uid 0-1, miners uid 2-4.
-    let setup = Command::new(&si)
-        .arg(shared_chain().join("setup_subnet.py"))
-        .args(["--url", &url, "--json-out", &d("setup.json")])
-        .output()
-        .unwrap();
-    assert!(
-        setup.status.success(),
-        "setup_subnet.py: {}",
-        String::from_utf8_lossy(&setup.stdout)
-    );
-    let want: Value =
-        serde_json::from_str(&std::fs::read_to_string(d("setup.json")).unwrap()).unwrap();
+    let want = setup_subnet(&si, &url, dir.path());
 
     // 1. The metagraph equals what the setup created.
     let o = run(&["metagraph", "--network", &url, "--netuid", "2", "--json"]);

@@ -399,3 +399,160 @@ fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
         stderr(&o)
     );
 }
+
+/// Builds one block on the local chain (Chopsticks builds blocks on demand).
+fn new_block(port: u16) {
+    let _ = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-m",
+            "20",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+        ])
+        .arg(r#"{"id":1,"jsonrpc":"2.0","method":"dev_newBlock","params":[{"count":1}]}"#)
+        .arg(format!("http://127.0.0.1:{port}"))
+        .output();
+}
+
+/// Issue 9 (b): three miners and a validator started from the CLI with dev
+/// keys on the local subtensor. The miners run the same CPU prover, two of
+/// them throttled (a simulation of slower hardware: 1/2 and 1/4 speed); the
+/// validator's weights, read back from chain storage with substrate-interface,
+/// rank them by measured speed.
+#[test]
+fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
+    let Some(si) = super::peers::python("substrate-interface-1.8.1") else {
+        return;
+    };
+    let Some(chain) = super::chain::LocalChain::start() else {
+        return;
+    };
+    let url = chain.url();
+    let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    super::chain::setup_subnet(&si, &url, dir.path());
+    let wallets = dir.path().join("wallets");
+    let w = wallets.to_str().unwrap();
+    for (name, uri) in [
+        ("v1", "//validator1"),
+        ("m1", "//miner1"),
+        ("m2", "//miner2"),
+        ("m3", "//miner3"),
+    ] {
+        let o = run(&[
+            "wallet",
+            "regen-hotkey",
+            "--uri",
+            uri,
+            "--wallet.path",
+            w,
+            "--wallet.name",
+            name,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let common = |name: &str| {
+        format!(
+            "[wallet]\npath = \"{w}\"\nname = \"{name}\"\n\n\
+             [chain]\nnetwork = \"{url}\"\nnetuid = 2\ntimeout = \"20s\"\n\n\
+             [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            dir.path().join(format!("{name}-state")).display()
+        )
+    };
+    // The chain refuses 127.0.0.1 as an axon address; all of 127/8 is loopback.
+    let mut miners = Vec::new();
+    for (i, throttle) in [(1, 1.0), (2, 0.5), (3, 0.25)] {
+        let name = format!("m{i}");
+        let axon_port = super::free_port();
+        let path = dir.path().join(format!("{name}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n[axon]\nip = \"127.0.0.2\"\nport = {axon_port}\nexternal_ip = \"127.0.0.2\"\n\n\
+                 [schedule]\npoll = \"500ms\"\n\n[pow]\nprover = \"cpu\"\nthrottle = {throttle}\n",
+                common(&name)
+            ),
+        )
+        .unwrap();
+        let m = start("miner", path.to_str().unwrap(), &[]);
+        let ready = m.event("ready");
+        assert_eq!(ready["uid"], 1 + i, "{ready}");
+        miners.push(m);
+    }
+    let path = dir.path().join("v1.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "{}\n[validator]\nround_blocks = 2\npoll = \"500ms\"\n\n\
+             [pow]\nn = 256\ncount = 2\nsamples = 8\nconcurrency = 1\ntimeout = \"60s\"\n\n\
+             [scoring]\nema_alpha = 1.0\nreference_ops = {{ cpu = 1e13 }}\n",
+            common("v1")
+        ),
+    )
+    .unwrap();
+    let validator = start("validator", path.to_str().unwrap(), &[]);
+    let ready = validator.event("ready");
+    assert_eq!(ready["uid"], 0, "{ready}");
+
+    // The chain advances one block a second while the daemons work.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pump = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                new_block(port);
+                std::thread::sleep(Duration::from_secs(1));
+            }
+        })
+    };
+    // The miners published their new axon addresses; the validator's
+    // weights land once it has measured all three.
+    let weights = loop {
+        let e = validator.event("weights");
+        if e["uids"].as_array().is_some_and(|u| u.len() == 3) {
+            break e;
+        }
+    };
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    pump.join().unwrap();
+    let block = weights["block"].as_u64().unwrap();
+    let stored = super::chain::peer(&si, &url, &["weights", "2", "0"])["weights"].clone();
+    let stored: Vec<(u64, u64)> = stored
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+        .collect();
+    let of = |uid: u64| {
+        stored
+            .iter()
+            .find(|(u, _)| *u == uid)
+            .map_or(0, |(_, w)| *w)
+    };
+    eprintln!("weights set at block {block}: {weights}\nstored: {stored:?}");
+    assert_eq!(
+        weights["uids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u.as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        stored.iter().map(|(u, _)| *u).collect::<Vec<_>>(),
+        "what the validator sent is what the chain stores"
+    );
+    assert!(
+        of(2) > of(3) && of(3) > of(4),
+        "ranked by speed (uid 2 full, 3 half, 4 quarter): {stored:?}"
+    );
+    assert!(of(4) > 0, "every honest miner gets weight: {stored:?}");
+    // The chain holds the axon address the miner published.
+    let mg = super::json(&["metagraph", "--network", &url, "--netuid", "2", "--json"]);
+    let axon = mg["neurons"][2]["axon"].as_str().unwrap().to_owned();
+    assert!(
+        axon.starts_with("127.0.0.2:") && axon != "127.0.0.2:8093",
+        "{axon}"
+    );
+    drop((validator, miners));
+}
