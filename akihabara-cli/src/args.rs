@@ -118,7 +118,12 @@ weights on the simulated chain.
 Examples:
   akihabara demo
   akihabara demo --cheat-miner 2          # miner 2 skips half its rows
-  akihabara demo --windows 5 --n 512 --json > demo.json")]
+  akihabara demo --windows 5 --n 512 --json > demo.json
+  akihabara demo --network local          # the dev subnet of ../shared/chain
+
+With --network the subnet, the axon addresses (127.0.0.2) and the weights
+are the chain's; slots run in order without waiting for their blocks,
+because a local dev chain builds blocks only on demand.")]
     Demo(DemoArgs),
     /// Run a miner: serve the axon (proof of work, schedule, jobs) and follow
     /// a schedule across validators, window by window
@@ -374,6 +379,15 @@ pub struct DemoArgs {
     /// The miners' allocation strategy
     #[arg(long, value_name = "NAME", default_value = "proportional")]
     pub strategy: String,
+    /// Run against a real chain instead of the simulation: `local` or a ws:// URL
+    /// of a dev chain whose subnet was set up by ../shared/chain/setup_subnet.py
+    /// (dev keys //validator1.. and //miner1..; --validators and --miners are
+    /// taken from the chain)
+    #[arg(long, value_name = "NET")]
+    pub network: Option<String>,
+    /// The subnet, with --network
+    #[arg(long, value_name = "N", default_value_t = 2, requires = "network")]
+    pub netuid: u16,
     /// Print one JSON document instead of text
     #[arg(long)]
     pub json: bool,

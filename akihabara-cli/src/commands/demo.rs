@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use akihabara_core::axon::Axon;
-use akihabara_core::chain::{ChainClient, Hyperparameters, SnapshotChain};
+use akihabara_core::chain::{ChainClient, Hyperparameters, Network, SnapshotChain, Subtensor};
 use akihabara_core::dendrite::{AxonTarget, Dendrite};
 use akihabara_core::metagraph::{Metagraph, Neuron};
 use akihabara_core::schedule::{Layout, Schedule};
@@ -76,7 +76,9 @@ struct RoundOut {
 
 #[derive(Debug, Serialize)]
 struct Report {
-    demo: &'static str,
+    demo: String,
+    /// `simulated (SnapshotChain)` or the chain's URL.
+    chain: String,
     strategy: String,
     challenge: serde_json::Value,
     windows: Vec<serde_json::Value>,
@@ -146,21 +148,67 @@ struct MinerNode {
     cheating: bool,
 }
 
+/// The dev keys `setup_subnet.py` registers, found on the chain's subnet.
+fn dev_keys(mg: &Metagraph, role: &str) -> anyhow::Result<Vec<(Uid, Keypair)>> {
+    let mut found = Vec::new();
+    for i in 1..=32 {
+        let kp = Keypair::from_uri(&format!("//{role}{i}"))?;
+        match mg.neurons().iter().find(|n| n.hotkey == kp.account()) {
+            Some(n) => found.push((n.uid, kp)),
+            None => break,
+        }
+    }
+    if found.is_empty() {
+        anyhow::bail!(
+            "netuid {} has no //{role}1 hotkey: set the subnet up first (../shared/chain/setup_subnet.py)",
+            mg.netuid().0
+        );
+    }
+    Ok(found)
+}
+
 async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     let started = Instant::now();
     let key = |role: &str, i: u16| Keypair::from_uri(&format!("//akihabara-demo/{role}/{i}"));
-    let validators: Vec<Keypair> = (0..a.validators)
-        .map(|i| key("validator", i))
-        .collect::<Result<_, _>>()?;
-    let loopback = |port| SocketAddr::from(([127, 0, 0, 1], port));
+    let real = match &a.network {
+        Some(net) => {
+            let network: Network = net.parse().map_err(bad_input)?;
+            let chain = Subtensor::connect(&network)
+                .await
+                .with_context(|| format!("connecting to {}", network.url()))?;
+            let mg = chain
+                .metagraph(Netuid(a.netuid))
+                .await
+                .with_context(|| format!("reading netuid {}", a.netuid))?;
+            Some((Arc::new(chain), mg))
+        }
+        None => None,
+    };
+    let (validators, miner_keys): (Vec<(Uid, Keypair)>, Vec<(Uid, Keypair)>) = match &real {
+        Some((_, mg)) => (dev_keys(mg, "validator")?, dev_keys(mg, "miner")?),
+        None => (
+            (0..a.validators)
+                .map(|i| Ok((Uid(i), key("validator", i)?)))
+                .collect::<anyhow::Result<_>>()?,
+            (0..a.miners)
+                .map(|i| Ok((Uid(a.validators + i), key("miner", i)?)))
+                .collect::<anyhow::Result<_>>()?,
+        ),
+    };
+    // A real chain refuses 127.0.0.1 as an axon address; all of 127/8 is loopback.
+    let host: [u8; 4] = if real.is_some() {
+        [127, 0, 0, 2]
+    } else {
+        [127, 0, 0, 1]
+    };
+    let loopback = |port| SocketAddr::from((host, port));
 
     // Miners: one axon each on a free loopback port.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut miners = Vec::new();
     let mut servers = Vec::new();
-    for i in 0..a.miners {
-        let kp = key("miner", i)?;
-        let cheating = a.cheat_miner.contains(&(i + 1));
+    for (i, (uid, kp)) in miner_keys.iter().enumerate() {
+        let cheating = a.cheat_miner.contains(&(i as u16 + 1));
         let prover: Box<dyn Prover> = if cheating {
             Box::new(SkippingProver::new())
         } else {
@@ -172,46 +220,74 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         )
         .bind(loopback(0))
         .await
-        .context("binding a miner's axon on 127.0.0.1")?;
+        .with_context(|| format!("binding a miner's axon on {}", loopback(0).ip()))?;
         let port = axon.local_addr()?.port();
         let mut stop = stop_rx.clone();
         servers.push(tokio::spawn(axon.serve(async move {
             let _ = stop.wait_for(|s| *s).await;
         })));
         miners.push(MinerNode {
-            uid: Uid(a.validators + i),
-            target: AxonTarget::new([127, 0, 0, 1].into(), port, kp.account()),
+            uid: *uid,
+            target: AxonTarget::new(host.into(), port, kp.account()),
             cheating,
         });
     }
 
-    // The subnet as the simulated chain holds it.
-    let mut neurons = Vec::new();
-    for (i, v) in validators.iter().enumerate() {
-        // Stakes 100 000, 50 000, 33 333 … TAO.
-        let tao = Tao::from_whole(100_000 / (i as u64 + 1)).context("stake")?;
-        neurons.push(Neuron::new(Uid(i as u16), v.account(), tao.to_rao(), true));
-    }
-    for m in &miners {
-        let mut n = Neuron::new(m.uid, m.target.hotkey, Rao(10 * RAO_PER_TAO), false);
-        n.axon = Some(loopback(m.target.port));
-        neurons.push(n);
-    }
-    let mg = Metagraph::new(NETUID, Block(7_200), neurons)?;
-    let chain = Arc::new(
-        SnapshotChain::new(mg.clone())
-            .hyperparameters(Hyperparameters {
-                tempo: TEMPO,
-                weights_rate_limit: TEMPO / 5,
-                ..Hyperparameters::default()
-            })
-            .block_time(BLOCK_TIME),
-    );
+    let (chain, mg, netuid, tempo, version_key): (
+        Arc<dyn ChainClient>,
+        Metagraph,
+        Netuid,
+        u64,
+        u64,
+    ) = match real {
+        Some((chain, _)) => {
+            let netuid = Netuid(a.netuid);
+            for (m, (_, kp)) in miners.iter().zip(&miner_keys) {
+                chain
+                    .serve_axon(netuid, kp, host.into(), m.target.port)
+                    .await
+                    .with_context(|| format!("publishing miner uid {}'s axon", m.uid.0))?;
+            }
+            let h = chain.hyperparameters(netuid).await?;
+            let mg = chain.metagraph(netuid).await?;
+            (chain, mg, netuid, h.tempo.max(1), h.weights_version)
+        }
+        None => {
+            // The subnet as the simulated chain holds it.
+            let mut neurons = Vec::new();
+            for (i, (uid, v)) in validators.iter().enumerate() {
+                // Stakes 100 000, 50 000, 33 333 … TAO.
+                let tao = Tao::from_whole(100_000 / (i as u64 + 1)).context("stake")?;
+                neurons.push(Neuron::new(*uid, v.account(), tao.to_rao(), true));
+            }
+            for m in &miners {
+                let mut n = Neuron::new(m.uid, m.target.hotkey, Rao(10 * RAO_PER_TAO), false);
+                n.axon = Some(loopback(m.target.port));
+                neurons.push(n);
+            }
+            let mg = Metagraph::new(NETUID, Block(7_200), neurons)?;
+            let chain = SnapshotChain::new(mg.clone())
+                .hyperparameters(Hyperparameters {
+                    tempo: TEMPO,
+                    weights_rate_limit: TEMPO / 5,
+                    ..Hyperparameters::default()
+                })
+                .block_time(BLOCK_TIME);
+            (Arc::new(chain), mg, NETUID, TEMPO, 0)
+        }
+    };
+    let simulated = a.network.is_none();
+    let index: std::collections::HashMap<Uid, usize> = validators
+        .iter()
+        .enumerate()
+        .map(|(i, (u, _))| (*u, i))
+        .collect();
+    let index = Arc::new(index);
 
     let strat = strategy::by_name(&a.strategy)?;
     let dendrites: Vec<Dendrite> = validators
         .iter()
-        .map(|v| Dendrite::new(v.clone()))
+        .map(|(_, v)| Dendrite::new(v.clone()))
         .collect::<Result<_, _>>()?;
     let dendrites = Arc::new(dendrites);
     let round = Arc::new(RoundConfig {
@@ -220,17 +296,17 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         verifier: Verifier::new(),
     });
     let scorer = PowScorer::new([("cpu".to_owned(), REFERENCE_OPS)].into())?;
-    let mut emas: Vec<Ema> = (0..a.validators)
+    let mut emas: Vec<Ema> = (0..validators.len())
         .map(|_| Ema::new(0.5))
         .collect::<Result<_, _>>()?;
     let mut rounds: Vec<RoundOut> = Vec::new();
     let mut windows = Vec::new();
-    let mut last: Vec<LastEpoch> = (0..a.validators).map(|_| Default::default()).collect();
+    let mut last: Vec<LastEpoch> = (0..validators.len()).map(|_| Default::default()).collect();
 
-    let mut window = Window::containing(chain.block().await?, 2 * TEMPO)?;
+    let mut window = Window::containing(chain.block().await?, 2 * tempo)?;
     for w in 0..a.windows {
         if w > 0 {
-            window = Window::containing(window.end(), 2 * TEMPO)?;
+            window = Window::containing(window.end(), 2 * tempo)?;
         }
         // Each miner computes its own schedule from the metagraph.
         let req = AllocationRequest::new(window, 10, Eligibility::new().candidates(&mg))?;
@@ -245,17 +321,22 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 })).collect::<Vec<_>>(),
             }));
             let (target, uid, d, cfg) = (m.target.clone(), m.uid, dendrites.clone(), round.clone());
-            let clock = chain.clone();
+            let (clock, index) = (chain.clone(), index.clone());
             let slots: Vec<_> = schedule.slots().to_vec();
             let (n, count) = (a.n, a.count);
             // In each of the miner's slots, that validator challenges it.
             tasks.spawn(async move {
                 let mut out = Vec::new();
                 for slot in slots {
-                    let v = usize::from(slot.uid.0);
-                    // Wait for the slot on the simulated chain's clock (bounded).
+                    // A slot of a validator this demo does not run stays idle.
+                    let Some(&v) = index.get(&slot.uid) else {
+                        continue;
+                    };
+                    // Wait for the slot on the simulated chain's clock
+                    // (bounded); a real dev chain's slots run in order.
                     let give_up = Instant::now() + BLOCK_TIME * (4 * TEMPO as u32);
-                    while clock.block().await.is_ok_and(|b| b < slot.start)
+                    while simulated
+                        && clock.block().await.is_ok_and(|b| b < slot.start)
                         && Instant::now() < give_up
                     {
                         tokio::time::sleep(BLOCK_TIME).await;
@@ -294,8 +375,8 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         this.sort_by_key(|r| (r.miner, r.slot[0]));
 
         // Each validator scores what it measured and sets weights.
-        for (v, kp) in validators.iter().enumerate() {
-            let miners_seen = this.iter().filter(|r| usize::from(r.validator) == v);
+        for (v, (vuid, kp)) in validators.iter().enumerate() {
+            let miners_seen = this.iter().filter(|r| r.validator == vuid.0);
             let m = Measurements {
                 miners: miners_seen
                     .map(|r| MinerReport {
@@ -319,7 +400,10 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             let emit = akihabara_core::weights::convert_for_emit(&uids, &values);
             let (weights, at, error) = match emit {
                 Ok(w) if !w.is_empty() => {
-                    match chain.set_weights(NETUID, kp, &w.uids, &w.weights, 0).await {
+                    match chain
+                        .set_weights(netuid, kp, &w.uids, &w.weights, version_key)
+                        .await
+                    {
                         Ok(r) => (w, Some(r.block.0), None),
                         Err(e) => (w, None, Some(e.to_string())),
                     }
@@ -351,8 +435,24 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         let _ = s.await;
     }
     Ok(Report {
-        demo: "a local subnet on 127.0.0.1: real keys, axons, signatures, CPU proofs of work \
-               and scoring; the chain is a simulation (SnapshotChain)",
+        demo: match &a.network {
+            None => {
+                "a local subnet on 127.0.0.1: real keys, axons, signatures, CPU proofs of work \
+                     and scoring; the chain is a simulation (SnapshotChain)"
+                    .into()
+            }
+            Some(_) => format!(
+                "netuid {} of a real chain, with miner axons on 127.0.0.2: real keys, axons, \
+                 signatures, CPU proofs of work, scoring and weights on chain",
+                netuid.0
+            ),
+        },
+        chain: match &a.network {
+            None => "simulated (SnapshotChain)".into(),
+            Some(n) => n
+                .parse::<Network>()
+                .map_or_else(|_| n.clone(), |n| n.url().to_owned()),
+        },
         strategy: a.strategy.clone(),
         challenge: serde_json::json!({"n": a.n, "count": a.count, "samples": a.samples}),
         windows,
@@ -374,11 +474,14 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         validators: validators
             .iter()
             .zip(last)
-            .enumerate()
-            .map(|(i, (kp, (scores, weights, at, error)))| ValidatorOut {
-                uid: i as u16,
+            .map(|((uid, kp), (scores, weights, at, error))| ValidatorOut {
+                uid: uid.0,
                 hotkey: kp.account().to_ss58(),
-                stake_tao: mg.neurons()[i].stake.to_tao().as_f64(),
+                stake_tao: mg
+                    .neurons()
+                    .iter()
+                    .find(|n| n.uid == *uid)
+                    .map_or(0.0, |n| n.stake.to_tao().as_f64()),
                 scores,
                 weights,
                 weights_set_at: at,
@@ -398,12 +501,13 @@ fn render(r: &Report) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "akihabara demo: {} validators and {} miners on 127.0.0.1 ({}).\n\
-         Keys, axons, signed calls, proofs of work and scoring are real; the chain is a\n\
-         simulation (SnapshotChain). Challenges: n = {}, {} products, {} rows opened.\n",
+        "akihabara demo: {} validators and {} miners on loopback ({}).\n\
+         Keys, axons, signed calls, proofs of work and scoring are real; the chain: {}.\n\
+         Challenges: n = {}, {} products, {} rows opened.\n",
         r.validators.len(),
         r.miners.len(),
         r.strategy,
+        r.chain,
         r.challenge["n"],
         r.challenge["count"],
         r.challenge["samples"],
@@ -450,7 +554,7 @@ fn render(r: &Report) -> String {
     }
     let _ = writeln!(
         t,
-        "\nWeights each validator set on the simulated chain (u16, as set_weights sends them):"
+        "\nWeights each validator set on the chain (u16, as set_weights sends them):"
     );
     for v in &r.validators {
         let ws: Vec<String> = v

@@ -555,4 +555,43 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         "{axon}"
     );
     drop((validator, miners));
+
+    // `demo --network`: the same dev subnet, driven in one process; miner 3
+    // cheats. Both validators' weights land on chain, the cheater's at 0.
+    let demo = super::json(&[
+        "demo",
+        "--network",
+        &url,
+        "--netuid",
+        "2",
+        "--windows",
+        "1",
+        "--cheat-miner",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(demo["chain"], url.as_str(), "{demo}");
+    assert_eq!(demo["validators"].as_array().unwrap().len(), 2, "{demo}");
+    for v in demo["validators"].as_array().unwrap() {
+        assert_eq!(v["weights"].as_array().unwrap().len(), 3, "{v}");
+        assert!(v["weights_set_at"].as_u64().is_some(), "{v}");
+        let uid = v["uid"].as_u64().unwrap().to_string();
+        let row = super::chain::peer(&si, &url, &["weights", "2", &uid])["weights"].clone();
+        let row: Vec<(u64, u64)> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+            .collect();
+        let stored = |m: u64| row.iter().find(|(u, _)| *u == m).map_or(0, |(_, w)| *w);
+        for w in v["weights"].as_array().unwrap() {
+            let (m, weight) = (w["uid"].as_u64().unwrap(), w["weight"].as_u64().unwrap());
+            assert_eq!(
+                stored(m),
+                weight,
+                "validator {uid}, miner {m}: chain {row:?} vs demo {v}"
+            );
+            assert_eq!(weight == 0, m == 4, "only the cheater (uid 4) gets 0: {v}");
+        }
+    }
 }
