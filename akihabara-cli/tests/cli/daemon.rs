@@ -433,6 +433,46 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
     let port: u16 = url.rsplit(':').next().unwrap().parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
     super::chain::setup_subnet(&si, &url, dir.path());
+
+    // `demo --network`: the dev subnet driven in one process first; miner 3
+    // cheats. Both validators' weights land on chain, the cheater's at 0.
+    let demo = super::json(&[
+        "demo",
+        "--network",
+        &url,
+        "--netuid",
+        "2",
+        "--windows",
+        "1",
+        "--cheat-miner",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(demo["chain"], url.as_str(), "{demo}");
+    assert_eq!(demo["validators"].as_array().unwrap().len(), 2, "{demo}");
+    for v in demo["validators"].as_array().unwrap() {
+        assert_eq!(v["weights"].as_array().unwrap().len(), 3, "{v}");
+        assert!(v["weights_set_at"].as_u64().is_some(), "{v}");
+        let uid = v["uid"].as_u64().unwrap().to_string();
+        let row = super::chain::peer(&si, &url, &["weights", "2", &uid])["weights"].clone();
+        let row: Vec<(u64, u64)> = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
+            .collect();
+        let stored = |m: u64| row.iter().find(|(u, _)| *u == m).map_or(0, |(_, w)| *w);
+        for w in v["weights"].as_array().unwrap() {
+            let (m, weight) = (w["uid"].as_u64().unwrap(), w["weight"].as_u64().unwrap());
+            assert_eq!(
+                stored(m),
+                weight,
+                "validator {uid}, miner {m}: chain {row:?} vs demo {v}"
+            );
+            assert_eq!(weight == 0, m == 4, "only the cheater (uid 4) gets 0: {v}");
+        }
+    }
+
     let wallets = dir.path().join("wallets");
     let w = wallets.to_str().unwrap();
     for (name, uri) in [
@@ -463,6 +503,7 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
     };
     // The chain refuses 127.0.0.1 as an axon address; all of 127/8 is loopback.
     let mut miners = Vec::new();
+    let mut m1_ready = Value::Null;
     for (i, throttle) in [(1, 1.0), (2, 0.5), (3, 0.25)] {
         let name = format!("m{i}");
         let axon_port = super::free_port();
@@ -479,6 +520,9 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         let m = start("miner", path.to_str().unwrap(), &[]);
         let ready = m.event("ready");
         assert_eq!(ready["uid"], 1 + i, "{ready}");
+        if i == 1 {
+            m1_ready = ready;
+        }
         miners.push(m);
     }
     let path = dir.path().join("v1.toml");
@@ -554,44 +598,55 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         axon.starts_with("127.0.0.2:") && axon != "127.0.0.2:8093",
         "{axon}"
     );
-    drop((validator, miners));
 
-    // `demo --network`: the same dev subnet, driven in one process; miner 3
-    // cheats. Both validators' weights land on chain, the cheater's at 0.
-    let demo = super::json(&[
-        "demo",
-        "--network",
-        &url,
-        "--netuid",
-        "2",
-        "--windows",
-        "1",
-        "--cheat-miner",
-        "3",
+    // The chain goes away: the miners keep serving their axons and say so
+    // in /health (503, degraded) while they retry.
+    let (m1_port, m1_hotkey, m1_metrics) = (
+        m1_ready["port"].as_u64().unwrap().to_string(),
+        m1_ready["hotkey"].as_str().unwrap().to_owned(),
+        m1_ready["metrics_port"].as_u64().unwrap() as u16,
+    );
+    assert_eq!(http_get(m1_metrics, "/health").0, 200);
+    drop(chain);
+    let start = Instant::now();
+    let health = loop {
+        let (code, body) = http_get(m1_metrics, "/health");
+        if code == 503 {
+            break body;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(90),
+            "still healthy without a chain: {body}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(
+        health.contains("\"degraded\"") && health.contains("\"ok\":false"),
+        "{health}"
+    );
+    let o = run(&[
+        "dendrite",
+        "call",
+        "--wallet.path",
+        w,
+        "--wallet.name",
+        "v1",
+        "--ip",
+        "127.0.0.2",
+        "--port",
+        &m1_port,
+        "--axon-hotkey",
+        &m1_hotkey,
+        "--synapse",
+        "Ping",
+        "--message",
+        "still there?",
         "--json",
     ]);
-    assert_eq!(demo["chain"], url.as_str(), "{demo}");
-    assert_eq!(demo["validators"].as_array().unwrap().len(), 2, "{demo}");
-    for v in demo["validators"].as_array().unwrap() {
-        assert_eq!(v["weights"].as_array().unwrap().len(), 3, "{v}");
-        assert!(v["weights_set_at"].as_u64().is_some(), "{v}");
-        let uid = v["uid"].as_u64().unwrap().to_string();
-        let row = super::chain::peer(&si, &url, &["weights", "2", &uid])["weights"].clone();
-        let row: Vec<(u64, u64)> = row
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p[0].as_u64().unwrap(), p[1].as_u64().unwrap()))
-            .collect();
-        let stored = |m: u64| row.iter().find(|(u, _)| *u == m).map_or(0, |(_, w)| *w);
-        for w in v["weights"].as_array().unwrap() {
-            let (m, weight) = (w["uid"].as_u64().unwrap(), w["weight"].as_u64().unwrap());
-            assert_eq!(
-                stored(m),
-                weight,
-                "validator {uid}, miner {m}: chain {row:?} vs demo {v}"
-            );
-            assert_eq!(weight == 0, m == 4, "only the cheater (uid 4) gets 0: {v}");
-        }
-    }
+    assert!(
+        o.status.success(),
+        "the axon stopped serving: {}",
+        stderr(&o)
+    );
+    drop((validator, miners));
 }
