@@ -429,6 +429,13 @@ impl Validator {
                         json!({"event": "weights", "how": "reveal", "block": r.block.0, "uids": reveal.uids.iter().map(|u| u.0).collect::<Vec<_>>(), "weights": reveal.weights}),
                     );
                 }
+                // The chain holds no such commitment (expired, or a
+                // simulated chain that restarted): drop it and go on.
+                Err(e @ ChainError::NoCommitment(_)) => {
+                    tracing::warn!(error = %e, "dropping a commitment the chain no longer holds");
+                    self.state.weights.pending_reveal = None;
+                    self.save().await?;
+                }
                 Err(e) => tracing::info!(error = %e, "the commitment cannot be revealed yet"),
             }
             return Ok(());

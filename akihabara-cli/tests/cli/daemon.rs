@@ -400,6 +400,95 @@ fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
     );
 }
 
+#[test]
+fn a_validator_daemon_commits_reveals_and_continues_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner"]);
+    let o = run(&[
+        "wallet",
+        "regen-hotkey",
+        "--uri",
+        "//validator1",
+        "--wallet.path",
+        wallets.path(),
+        "--wallet.name",
+        "v1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = super::free_port();
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let mut miner = start(
+        "miner",
+        &miner_config(dir.path(), &wallets, "miner", &snap, port, ""),
+        &[],
+    );
+    miner.event("ready");
+    let state = dir.path().join("v1-state");
+    let config = dir.path().join("v1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
+             [chain]\nnetwork = \"snapshot:{snap}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
+             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = true\n\
+             weights_version = 0\nmax_weight_limit = 65535\n\n\
+             [validator]\nround_blocks = 2\npoll = \"200ms\"\n\n\
+             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
+             [scoring]\nreference_ops = {{ cpu = 1e13 }}\n\n\
+             [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            wallets.path(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let mut validator = start("validator", config, &[]);
+    let ready = validator.event("ready");
+    assert_eq!(
+        (ready["uid"].as_u64(), ready["resumed"].as_bool()),
+        (Some(0), Some(false)),
+        "{ready}"
+    );
+    let metrics = ready["metrics_port"].as_u64().unwrap() as u16;
+    // The subnet wants commit/reveal: a commitment, then its reveal.
+    let commit = validator.event("weights");
+    assert_eq!(commit["how"], "commit", "{commit}");
+    assert_eq!(commit["uids"], json!([2]), "{commit}");
+    let reveal = validator.event("weights");
+    assert_eq!(reveal["how"], "reveal", "{reveal}");
+    assert_eq!(
+        (reveal["uids"].clone(), reveal["weights"].clone()),
+        (json!([2]), json!([65535])),
+        "{reveal}"
+    );
+    let recorded = std::fs::read_to_string(state.join("simulated-chain.jsonl")).unwrap();
+    assert!(
+        recorded.contains("reveal_weights") || recorded.contains("RevealWeights"),
+        "{recorded}"
+    );
+    let (_, text) = http_get(metrics, "/metrics");
+    for needle in [
+        "akihabara_weights_set_total 2",
+        "akihabara_challenges_passed_total ",
+    ] {
+        assert!(text.contains(needle), "{needle} not in:\n{text}");
+    }
+    assert!(
+        !text.contains("akihabara_challenges_passed_total 0"),
+        "{text}"
+    );
+    // SIGTERM: the round in flight ends, then a clean exit.
+    let status = validator.terminate();
+    assert!(status.success(), "{status:?}");
+    // The restart continues from the stored state (EMA, last weights).
+    let validator = start("validator", config, &[]);
+    let again = validator.event("ready");
+    assert_eq!(again["resumed"], true, "{again}");
+    assert_eq!(again["last_weights_block"], commit["block"], "{again}");
+    drop(validator);
+    miner.kill9();
+}
+
 /// Builds one block on the local chain (Chopsticks builds blocks on demand).
 fn new_block(port: u16) {
     let _ = std::process::Command::new("curl")
