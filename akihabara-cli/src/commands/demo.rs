@@ -148,8 +148,11 @@ struct MinerNode {
     cheating: bool,
 }
 
+/// A validator or miner the demo runs: its uid and keys.
+type Member = (Uid, Keypair);
+
 /// The dev keys `setup_subnet.py` registers, found on the chain's subnet.
-fn dev_keys(mg: &Metagraph, role: &str) -> anyhow::Result<Vec<(Uid, Keypair)>> {
+fn dev_keys(mg: &Metagraph, role: &str) -> anyhow::Result<Vec<Member>> {
     let mut found = Vec::new();
     for i in 1..=32 {
         let kp = Keypair::from_uri(&format!("//{role}{i}"))?;
@@ -184,7 +187,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         }
         None => None,
     };
-    let (validators, miner_keys): (Vec<(Uid, Keypair)>, Vec<(Uid, Keypair)>) = match &real {
+    let (validators, miner_keys): (Vec<Member>, Vec<Member>) = match &real {
         Some((_, mg)) => (dev_keys(mg, "validator")?, dev_keys(mg, "miner")?),
         None => (
             (0..a.validators)
