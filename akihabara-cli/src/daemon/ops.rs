@@ -207,6 +207,8 @@ pub async fn serve(
     let task = tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
+                // Out of file descriptors, say: wait instead of spinning.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 continue;
             };
             let (registry, health) = (registry.clone(), health.clone());
