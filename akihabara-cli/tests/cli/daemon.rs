@@ -400,8 +400,72 @@ fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
     );
 }
 
+/// A real `redis-server` on a free loopback port, stopped by its PID on drop.
+struct Redis(std::process::Child, u16, tempfile::TempDir);
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn redis() -> Option<Redis> {
+    let port = super::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let server = match child {
+        Ok(c) => Redis(c, port, dir),
+        Err(e) => return super::peers::missing(&format!("redis-server cannot start: {e}")),
+    };
+    let start = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "redis-server did not listen"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(server)
+}
+
 #[test]
 fn a_validator_daemon_commits_reveals_and_continues_after_a_restart() {
+    validator_restart(None);
+}
+
+#[test]
+fn a_validator_daemon_keeps_its_state_in_a_real_redis() {
+    let Some(server) = redis() else { return };
+    validator_restart(Some(format!("redis://127.0.0.1:{}/0", server.1)));
+    // The state is there, under the documented keys, as JSON.
+    let o = std::process::Command::new("redis-cli")
+        .args(["-p", &server.1.to_string(), "--raw", "GET"])
+        .arg(format!(
+            "akihabara:2:{}:weights",
+            validator_hotkey("//validator1")
+        ))
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["uids"], json!([2]), "{v}");
+}
+
+fn validator_restart(store: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
     let wallets = Wallets::new(&["miner"]);
     let o = run(&[
@@ -435,9 +499,10 @@ fn a_validator_daemon_commits_reveals_and_continues_after_a_restart() {
              [validator]\nround_blocks = 2\npoll = \"200ms\"\n\n\
              [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
              [scoring]\nreference_ops = {{ cpu = 1e13 }}\n\n\
-             [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+             [state]\ndir = \"{}\"\n{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
             wallets.path(),
-            state.display()
+            state.display(),
+            store.as_ref().map_or(String::new(), |s| format!("store = \"{s}\"\n")),
         ),
     )
     .unwrap();
@@ -449,6 +514,9 @@ fn a_validator_daemon_commits_reveals_and_continues_after_a_restart() {
         (Some(0), Some(false)),
         "{ready}"
     );
+    if let Some(s) = &store {
+        assert_eq!(ready["store"], s.as_str(), "{ready}");
+    }
     let metrics = ready["metrics_port"].as_u64().unwrap() as u16;
     // The subnet wants commit/reveal: a commitment, then its reveal.
     let commit = validator.event("weights");
