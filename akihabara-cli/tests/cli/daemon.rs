@@ -401,12 +401,16 @@ fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
 }
 
 /// A real `redis-server` on a free loopback port, stopped by its PID on drop.
-struct Redis(std::process::Child, u16, tempfile::TempDir);
+struct Redis {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
 
 impl Drop for Redis {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
@@ -429,7 +433,11 @@ fn redis() -> Option<Redis> {
         .stdout(std::process::Stdio::null())
         .spawn();
     let server = match child {
-        Ok(c) => Redis(c, port, dir),
+        Ok(child) => Redis {
+            child,
+            port,
+            _dir: dir,
+        },
         Err(e) => return super::peers::missing(&format!("redis-server cannot start: {e}")),
     };
     let start = Instant::now();
@@ -451,10 +459,10 @@ fn a_validator_daemon_commits_reveals_and_continues_after_a_restart() {
 #[test]
 fn a_validator_daemon_keeps_its_state_in_a_real_redis() {
     let Some(server) = redis() else { return };
-    validator_restart(Some(format!("redis://127.0.0.1:{}/0", server.1)));
+    validator_restart(Some(format!("redis://127.0.0.1:{}/0", server.port)));
     // The state is there, under the documented keys, as JSON.
     let o = std::process::Command::new("redis-cli")
-        .args(["-p", &server.1.to_string(), "--raw", "GET"])
+        .args(["-p", &server.port.to_string(), "--raw", "GET"])
         .arg(format!(
             "akihabara:2:{}:weights",
             validator_hotkey("//validator1")
