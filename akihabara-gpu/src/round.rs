@@ -91,6 +91,10 @@ fn failed<S>(stage: &'static str, r: &akihabara_core::dendrite::CallResult<S>) -
 
 /// Challenges the miner at `target` with `challenge`; `secret` (the
 /// validator's, fresh per round) makes the opened rows unpredictable.
+///
+/// The work time is the challenge call's time less a Ping round trip timed
+/// on the open connection, but never less than half the call: the miner
+/// answers the Ping, so a miner that delays it gains at most a factor 2.
 pub async fn challenge_miner(
     dendrite: &Dendrite,
     target: &AxonTarget,
@@ -98,14 +102,18 @@ pub async fn challenge_miner(
     secret: &[u8; 32],
     config: &RoundConfig,
 ) -> Result<RoundOutcome, RoundError> {
-    let t = Instant::now();
-    let ping = dendrite
-        .call(target, Ping::new("rtt", 0), config.timeout)
-        .await;
-    if !ping.is_success() {
-        return Err(failed("ping", &ping));
+    // The first call may open the connection; time a second one on it.
+    let mut round_trip = Duration::ZERO;
+    for _ in 0..2 {
+        let t = Instant::now();
+        let ping = dendrite
+            .call(target, Ping::new("rtt", 0), config.timeout)
+            .await;
+        if !ping.is_success() {
+            return Err(failed("ping", &ping));
+        }
+        round_trip = t.elapsed();
     }
-    let round_trip = t.elapsed();
     let t = Instant::now();
     let answer = dendrite
         .call(target, PowChallenge::new(challenge), config.timeout)
@@ -133,9 +141,11 @@ pub async fn challenge_miner(
         .decoded(challenge.n)
         .map_err(|e| RoundError::Malformed(e.to_string()))?;
     let (ch, verifier) = (*challenge, config.verifier.clone());
+    // The miner controls how fast it answers Ping: subtract at most half of
+    // the measured time, so slowing Pings can at most double its speed.
     let timing = Timing {
         elapsed,
-        round_trip,
+        round_trip: round_trip.min(elapsed / 2),
     };
     let verdict =
         tokio::task::spawn_blocking(move || verifier.verify(&ch, &root, &rows, &openings, timing))

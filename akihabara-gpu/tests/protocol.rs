@@ -82,3 +82,39 @@ async fn honest_miner_passes_and_lazy_miner_is_caught() {
     );
     let _ = stop.send(());
 }
+
+/// A miner that answers Ping slowly, to make the round trip it is credited
+/// look long, does not get its work time zeroed (and its speed unbounded).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_ping_cannot_erase_the_work_time() {
+    use akihabara_core::protocol::Ping;
+    let miner = Keypair::from_uri("//Bob").expect("key");
+    let me = miner.account().to_ss58();
+    let axon = serve_pow(
+        Axon::builder(miner.clone()).route(move |p: Ping, _| {
+            let me = me.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                p.answer(&me)
+                    .ok_or_else(|| akihabara_core::axon::HandlerError::bad_request("count"))
+            }
+        }),
+        Arc::new(PowService::new(Box::new(CpuProver::new()))),
+    )
+    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+    .await
+    .expect("bind");
+    let port = axon.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    let target = AxonTarget::new([127, 0, 0, 1].into(), port, miner.account());
+    let ch = Challenge::new(Seed::random().expect("seed"), 64, 1).expect("challenge");
+    match validate(&target, &ch).await {
+        // Before the cap, elapsed - 400 ms saturated to zero here.
+        Verdict::Valid { elapsed, .. } => assert!(elapsed > Duration::ZERO, "{elapsed:?}"),
+        v => panic!("{v:?}"),
+    }
+    let _ = tx.send(());
+}

@@ -451,7 +451,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             ),
         },
         chain: match &a.network {
-            None => "simulated (SnapshotChain)".into(),
+            None => "a simulation (SnapshotChain)".into(),
             Some(n) => n
                 .parse::<Network>()
                 .map_or_else(|_| n.clone(), |n| n.url().to_owned()),
