@@ -391,12 +391,16 @@ fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
         stderr(&o)
     );
     let config = miner_config(dir.path(), &wallets, "outsider", &snap, 0, "");
-    let o = run(&["miner", "run", "--config", &config]);
+    let o = run(&["miner", "run", "--config", &config, "--log-format", "json"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("is not registered on netuid 2"), "{err}");
+    // Logs before the failure are JSON lines (the simulated chain is named).
+    let log: Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
+    assert_eq!(log["level"], "WARN", "{log}");
     assert!(
-        stderr(&o).contains("is not registered on netuid 2"),
-        "{}",
-        stderr(&o)
+        log["message"].as_str().unwrap().contains("simulation"),
+        "{log}"
     );
 }
 
