@@ -41,7 +41,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 /// The axon's runtime: one thread (the cheapest per call, see `benches/axon.rs`)
 /// or a pool of `threads`.
-fn serve_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+pub(crate) fn serve_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     match threads {
         0 => Err(bad_input(anyhow::anyhow!("--threads must be at least 1"))),
         1 => tokio::runtime::Builder::new_current_thread()

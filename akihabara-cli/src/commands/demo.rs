@@ -128,11 +128,7 @@ fn check(a: &DemoArgs) -> anyhow::Result<()> {
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     check(&a)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = crate::commands::axon::serve_runtime(2)?;
     let report = rt.block_on(demo(&a))?;
     if a.json {
         out::println(serde_json::to_string_pretty(&report)?)?;

@@ -165,11 +165,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
         None => None,
     };
     let prover = prover(&cfg)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = crate::commands::axon::serve_runtime(2)?;
     rt.block_on(miner(cfg, plan, keypair, fleet, prover, a.duration))
 }
 

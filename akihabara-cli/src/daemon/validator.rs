@@ -91,11 +91,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     super::init_logging(a.log_format)?;
     let keypair =
         crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let rt = crate::commands::axon::serve_runtime(2)?;
     rt.block_on(validator(cfg, keypair, scorer, ema, a.duration))
 }
 
