@@ -61,6 +61,26 @@ pub trait Prover: Send {
     fn leaves(&self) -> &[Hash];
 }
 
+/// A boxed prover is a prover, so wrappers such as
+/// [`ThrottledProver`](crate::ThrottledProver) take one chosen at run time.
+impl<P: Prover + ?Sized> Prover for Box<P> {
+    fn backend(&self) -> &'static str {
+        (**self).backend()
+    }
+    fn device(&self) -> String {
+        (**self).device()
+    }
+    fn commit(&mut self, challenge: &Challenge) -> Result<Commitment, PowError> {
+        (**self).commit(challenge)
+    }
+    fn open(&self, rows: &[RowRef]) -> Result<Vec<Opening>, PowError> {
+        (**self).open(rows)
+    }
+    fn leaves(&self) -> &[Hash] {
+        (**self).leaves()
+    }
+}
+
 /// The CPU prover: packed int8 products on every core, blake3 leaves.
 #[derive(Debug)]
 pub struct CpuProver {

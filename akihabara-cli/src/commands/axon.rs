@@ -1,16 +1,18 @@
 //! `akihabara axon serve` and `akihabara dendrite call`.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use akihabara_core::AccountId;
-use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
+use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
 use akihabara_core::executor::jobs::AcceptAll;
-use akihabara_core::executor::service::JobService;
+use akihabara_core::executor::service::{JobService, Sweep};
 use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::protocol::{GpuInfo, Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
+use akihabara_core::wallet::Keypair;
 use anyhow::Context;
 use serde::Serialize;
 use serde_json::json;
@@ -195,22 +197,9 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
                         .join(&hotkey)
                 }
             };
-            // The axon's policy has vetted every caller before a handler
-            // runs; the service checks that a job is signed by its caller.
-            let service = Arc::new(
-                JobService::open(
-                    &dir,
-                    fleet.clone(),
-                    keypair,
-                    Arc::new(AcceptAll),
-                    Arc::new(|_: &AccountId| true),
-                )
-                .with_context(|| format!("opening the miner state in {}", dir.display()))?,
-            );
-            fleet.check_all().await;
-            background.push(fleet.monitor());
-            background.push(tokio::spawn(sweep_allocations(service.clone())));
-            builder = service.routes(builder);
+            let (b, tasks) = serve_jobs(builder, fleet, &dir, keypair, report_sweep).await?;
+            builder = b;
+            background.extend(tasks);
         }
         let axon = builder
             .bind(addr)
@@ -237,24 +226,52 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     })
 }
 
-/// Revokes expired allocations every few seconds, reporting each as a JSON
-/// event line.
-async fn sweep_allocations(service: Arc<JobService>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        let sweep = service.sweep().await;
-        for id in sweep.expired {
-            let _ = out::println(
-                json!({"event": "allocation_expired", "allocation_id": id}).to_string(),
-            );
+/// Serves jobs and allocations from `fleet` with state in `dir`: opens the
+/// service, checks the fleet once, and starts its health monitor and a
+/// sweep of expired allocations every 5 s (each sweep given to `report`).
+/// Returns the builder with the routes and the background tasks.
+pub(crate) async fn serve_jobs(
+    builder: AxonBuilder,
+    fleet: Arc<Fleet>,
+    dir: &Path,
+    keypair: Keypair,
+    report: fn(Sweep),
+) -> anyhow::Result<(AxonBuilder, Vec<tokio::task::JoinHandle<()>>)> {
+    // The axon's policy has vetted every caller before a handler runs; the
+    // service checks that a job is signed by its caller.
+    let service = Arc::new(
+        JobService::open(
+            dir,
+            fleet.clone(),
+            keypair,
+            Arc::new(AcceptAll),
+            Arc::new(|_: &AccountId| true),
+        )
+        .with_context(|| format!("opening the miner state in {}", dir.display()))?,
+    );
+    fleet.check_all().await;
+    let sweeper = service.clone();
+    let sweep = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            report(sweeper.sweep().await);
         }
-        for (id, error) in sweep.failed {
-            let _ = out::println(
-                json!({"event": "allocation_revoke_failed", "allocation_id": id, "error": error})
-                    .to_string(),
-            );
-        }
+    });
+    Ok((service.routes(builder), vec![fleet.monitor(), sweep]))
+}
+
+/// Reports a sweep as JSON event lines.
+fn report_sweep(sweep: Sweep) {
+    for id in sweep.expired {
+        let _ =
+            out::println(json!({"event": "allocation_expired", "allocation_id": id}).to_string());
+    }
+    for (id, error) in sweep.failed {
+        let _ = out::println(
+            json!({"event": "allocation_revoke_failed", "allocation_id": id, "error": error})
+                .to_string(),
+        );
     }
 }
 

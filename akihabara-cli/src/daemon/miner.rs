@@ -2,38 +2,31 @@
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use akihabara_core::axon::{Axon, AxonConfig, HandlerError, RateLimit, StakePolicy};
-use akihabara_core::chain::{ChainClient, ChainError};
-use akihabara_core::executor::jobs::AcceptAll;
-use akihabara_core::executor::service::JobService;
+use akihabara_core::chain::ChainClient;
+use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::schedule::{Layout, Schedule, ScheduleQuery};
 use akihabara_core::store::{self, StateKeys, Store};
 use akihabara_core::strategy::{self, AllocationRequest, AllocationStrategy, Eligibility};
 use akihabara_core::wallet::Keypair;
-use akihabara_core::{AccountId, Block, Netuid, Window};
+use akihabara_core::{Block, Netuid, Window};
 use akihabara_gpu::round::serve_pow;
 use akihabara_gpu::synapse::PowService;
 use akihabara_gpu::{CpuProver, Prover, ThrottledProver};
 use anyhow::Context;
 use serde_json::json;
 
-use super::{Backoff, Health, HyperCache, Metrics, event};
+use super::{Backoff, Health, HyperCache, Metrics, event, key_error};
 use crate::args::DaemonArgs;
 use crate::config::{self, MinerConfig};
-use crate::exit::bad_input;
 
 /// What the configuration asks for, checked before anything starts.
 struct Plan {
     strategy: Box<dyn AllocationStrategy>,
     layout: Layout,
     axon: AxonConfig,
-}
-
-fn key_error(key: &str, e: impl std::fmt::Display) -> anyhow::Error {
-    bad_input(anyhow::anyhow!("config key `{key}`: {e}"))
 }
 
 fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
@@ -112,42 +105,9 @@ fn prover(c: &MinerConfig) -> anyhow::Result<Box<dyn Prover>> {
                 fraction = f,
                 "pow.throttle is set: the prover is slowed down on purpose (a simulation of slower hardware)"
             );
-            Box::new(ThrottledProver::new(BoxedProver(base), f)?)
+            Box::new(ThrottledProver::new(base, f)?)
         }
     })
-}
-
-/// `Box<dyn Prover>` as a `Prover`, to wrap it.
-struct BoxedProver(Box<dyn Prover>);
-
-impl std::fmt::Debug for BoxedProver {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0.backend())
-    }
-}
-
-impl Prover for BoxedProver {
-    fn backend(&self) -> &'static str {
-        self.0.backend()
-    }
-    fn device(&self) -> String {
-        self.0.device()
-    }
-    fn commit(
-        &mut self,
-        c: &akihabara_gpu::Challenge,
-    ) -> Result<akihabara_gpu::Commitment, akihabara_gpu::PowError> {
-        self.0.commit(c)
-    }
-    fn open(
-        &self,
-        rows: &[akihabara_gpu::RowRef],
-    ) -> Result<Vec<akihabara_gpu::Opening>, akihabara_gpu::PowError> {
-        self.0.open(rows)
-    }
-    fn leaves(&self) -> &[akihabara_gpu::merkle::Hash] {
-        self.0.leaves()
-    }
 }
 
 /// `akihabara miner run`.
@@ -180,22 +140,15 @@ async fn miner(
     prover: Box<dyn Prover>,
     duration: Option<f64>,
 ) -> anyhow::Result<()> {
-    let dir = super::state_dir(&cfg.state)?;
-    let chain = super::connect_chain(&cfg.chain, &cfg.state).await?;
-    let store = super::open_store(&cfg.state)?;
-    let netuid = Netuid(cfg.chain.netuid);
     let hotkey = keypair.account();
-    let uid = chain
-        .uid_of(netuid, &hotkey)
-        .await
-        .context("looking up this hotkey's uid")?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "hotkey {} is not registered on netuid {}; register it first (akihabara chain register --help)",
-                hotkey.to_ss58(),
-                netuid.0
-            )
-        })?;
+    let super::Started {
+        dir,
+        chain,
+        store,
+        netuid,
+        uid,
+        health,
+    } = super::start("miner", &cfg.chain, &cfg.state, &hotkey).await?;
     let metagraph = chain
         .metagraph(netuid)
         .await
@@ -204,9 +157,6 @@ async fn miner(
     let policy = Arc::new(StakePolicy::new(Some(metagraph)).require_permit(true));
     let current: Current = Arc::new(RwLock::new(None));
     let metrics = Metrics::new();
-    let health = Health::new("miner");
-    health.set("uid", uid.0.into());
-    health.set("hotkey", hotkey.to_ss58().into());
 
     let answer = current.clone();
     let mut builder = Axon::builder(keypair.clone())
@@ -225,21 +175,16 @@ async fn miner(
     builder = serve_pow(builder, Arc::new(PowService::new(prover)));
     let mut background = Vec::new();
     if let Some(fleet) = fleet {
-        let jobs = dir.join("jobs");
-        let service = Arc::new(
-            JobService::open(
-                &jobs,
-                fleet.clone(),
-                keypair.clone(),
-                Arc::new(AcceptAll),
-                Arc::new(|_: &AccountId| true),
-            )
-            .with_context(|| format!("opening the miner's job state in {}", jobs.display()))?,
-        );
-        fleet.check_all().await;
-        background.push(fleet.monitor());
-        background.push(tokio::spawn(sweep(service.clone())));
-        builder = service.routes(builder);
+        let (b, tasks) = crate::commands::axon::serve_jobs(
+            builder,
+            fleet,
+            &dir.join("jobs"),
+            keypair.clone(),
+            log_sweep,
+        )
+        .await?;
+        builder = b;
+        background.extend(tasks);
     }
     let addr = SocketAddr::new(cfg.axon.ip, cfg.axon.port);
     let axon = builder
@@ -320,22 +265,16 @@ impl Follower {
         let hyper = HyperCache::default();
         let mut window: Option<Window> = None;
         loop {
-            match self.step(&hyper, &mut window).await {
-                Ok(()) => {
-                    backoff.reset();
-                    self.health.chain_ok();
-                    tokio::time::sleep(self.cfg.schedule.poll).await;
-                }
-                Err(e) => {
-                    let pause = backoff.pause();
-                    if e.downcast_ref::<ChainError>().is_some() {
-                        self.metrics.chain_errors.inc();
-                        self.health.chain_failed(format!("{e:#}"));
-                    }
-                    tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, "following the chain failed; the axon keeps serving");
-                    tokio::time::sleep(pause).await;
-                }
-            }
+            let result = self.step(&hyper, &mut window).await;
+            let pause = super::settle(
+                result,
+                &mut backoff,
+                self.cfg.schedule.poll,
+                &self.metrics,
+                &self.health,
+                "following the chain failed; the axon keeps serving",
+            );
+            tokio::time::sleep(pause).await;
         }
     }
 
@@ -408,17 +347,12 @@ impl Follower {
     }
 }
 
-/// Revokes expired allocations every few seconds.
-async fn sweep(service: Arc<JobService>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        let s = service.sweep().await;
-        for id in s.expired {
-            tracing::info!(allocation = %id, "allocation expired and revoked");
-        }
-        for (id, error) in s.failed {
-            tracing::warn!(allocation = %id, %error, "revoking an expired allocation failed; will retry");
-        }
+/// Logs a sweep of expired allocations.
+fn log_sweep(s: Sweep) {
+    for id in s.expired {
+        tracing::info!(allocation = %id, "allocation expired and revoked");
+    }
+    for (id, error) in s.failed {
+        tracing::warn!(allocation = %id, %error, "revoking an expired allocation failed; will retry");
     }
 }

@@ -13,6 +13,7 @@ use akihabara_core::chain::{
     ChainClient, ChainError, Hyperparameters, Network, SnapshotChain, Subtensor, SubtensorOptions,
 };
 use akihabara_core::store::Store;
+use akihabara_core::{AccountId, Netuid, Uid};
 use anyhow::Context;
 
 use crate::args::LogFormat;
@@ -20,6 +21,86 @@ use crate::config::{ChainSection, StateSection, WalletSection};
 use crate::exit::bad_input;
 
 pub use ops::{Health, Metrics};
+
+/// A bad configuration value, naming its key (exit 2).
+pub fn key_error(key: &str, e: impl std::fmt::Display) -> anyhow::Error {
+    bad_input(anyhow::anyhow!("config key `{key}`: {e}"))
+}
+
+/// What both daemons hold once started.
+pub struct Started {
+    pub dir: PathBuf,
+    pub chain: Arc<dyn ChainClient>,
+    pub store: Arc<dyn Store>,
+    pub netuid: Netuid,
+    pub uid: Uid,
+    pub health: Arc<Health>,
+}
+
+/// Creates the state directory, connects to the chain, opens the store and
+/// finds `hotkey`'s uid (an error naming the fix when it has none).
+pub async fn start(
+    role: &'static str,
+    chain: &ChainSection,
+    state: &StateSection,
+    hotkey: &AccountId,
+) -> anyhow::Result<Started> {
+    let dir = state_dir(state)?;
+    let client = connect_chain(chain, state).await?;
+    let store = open_store(state)?;
+    let netuid = Netuid(chain.netuid);
+    let uid = client
+        .uid_of(netuid, hotkey)
+        .await
+        .context("looking up this hotkey's uid")?
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "hotkey {} is not registered on netuid {}; register it first (akihabara chain register --help)",
+                hotkey.to_ss58(),
+                netuid.0
+            )
+        })?;
+    let health = Health::new(role);
+    health.set("uid", uid.0.into());
+    health.set("hotkey", hotkey.to_ss58().into());
+    Ok(Started {
+        dir,
+        chain: client,
+        store,
+        netuid,
+        uid,
+        health,
+    })
+}
+
+/// Records how a step of a daemon's loop went and returns the pause before
+/// the next: `poll` after a success, the backoff after a failure (a chain
+/// failure is counted and shown in `/health`).
+pub fn settle(
+    result: anyhow::Result<()>,
+    backoff: &mut Backoff,
+    poll: Duration,
+    metrics: &Metrics,
+    health: &Health,
+    what: &str,
+) -> Duration {
+    match result {
+        Ok(()) => {
+            backoff.reset();
+            health.chain_ok();
+            poll
+        }
+        Err(e) => {
+            let pause = backoff.pause();
+            if e.downcast_ref::<ChainError>().is_some() {
+                metrics.chain_errors.inc();
+                health.chain_failed(format!("{e:#}"));
+            }
+            tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, "{what}");
+            pause
+        }
+    }
+}
 
 /// Starts logging to standard error; the level comes from `AKIHABARA_LOG`
 /// (`info` by default; `debug`, `warn`, or per target like `akihabara=debug`).
@@ -66,7 +147,7 @@ pub async fn connect_chain(
     if let Some(path) = c.network.strip_prefix("snapshot:") {
         let path = akihabara_core::wallet::expand_tilde(std::path::Path::new(path));
         let mut chain = SnapshotChain::open(&path)
-            .map_err(|e| bad_input(anyhow::anyhow!("config key `chain.network`: {e}")))?
+            .map_err(|e| key_error("chain.network", e))?
             .record_to(state.dir().join("simulated-chain.jsonl"));
         if let Some(h) = &c.hyperparameters {
             chain = chain.hyperparameters(h.clone());
@@ -80,7 +161,7 @@ pub async fn connect_chain(
     let network: Network = c
         .network
         .parse()
-        .map_err(|e| bad_input(anyhow::anyhow!("config key `chain.network`: {e}")))?;
+        .map_err(|e| key_error("chain.network", e))?;
     let opts = SubtensorOptions {
         connect_timeout: c.timeout,
         timeout: c.timeout,
@@ -95,14 +176,10 @@ pub async fn connect_chain(
 /// Checks the chain section before anything starts.
 pub fn check_chain(c: &ChainSection) -> anyhow::Result<()> {
     if c.timeout.is_zero() {
-        return Err(bad_input(anyhow::anyhow!(
-            "config key `chain.timeout` must be positive"
-        )));
+        return Err(key_error("chain.timeout", "must be positive"));
     }
     if c.block_time.is_some_and(|t| t.is_zero()) {
-        return Err(bad_input(anyhow::anyhow!(
-            "config key `chain.block_time` must be positive"
-        )));
+        return Err(key_error("chain.block_time", "must be positive"));
     }
     Ok(())
 }
@@ -113,9 +190,10 @@ pub fn check_state(s: &StateSection) -> anyhow::Result<()> {
     let a = s.store();
     let redis = a.starts_with("redis://") || a.starts_with("rediss://");
     if !redis && (a.contains("://") || a == "embedded:") {
-        return Err(bad_input(anyhow::anyhow!(
-            "config key `state.store`: {a:?}: use embedded:PATH or redis://HOST:PORT/DB"
-        )));
+        return Err(key_error(
+            "state.store",
+            format!("{a:?}: use embedded:PATH or redis://HOST:PORT/DB"),
+        ));
     }
     Ok(())
 }

@@ -17,17 +17,12 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Backoff, Health, HyperCache, Metrics, event};
+use super::{Backoff, Health, HyperCache, Metrics, event, key_error};
 use crate::args::DaemonArgs;
 use crate::config::{self, ValidatorConfig};
-use crate::exit::bad_input;
 
 /// Measurements kept between weight settings, at most (oldest dropped).
 const MAX_MEASURED: usize = 10_000;
-
-fn key_error(key: &str, e: impl std::fmt::Display) -> anyhow::Error {
-    bad_input(anyhow::anyhow!("config key `{key}`: {e}"))
-}
 
 /// One round against one miner, as stored.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -51,6 +46,7 @@ struct WeightsState {
 }
 
 /// Everything that must survive a restart.
+#[derive(Clone)]
 struct State {
     ema: Ema,
     measured: Vec<Measured>,
@@ -143,29 +139,19 @@ async fn validator(
     fresh: Ema,
     duration: Option<f64>,
 ) -> anyhow::Result<()> {
-    super::state_dir(&cfg.state)?;
-    let chain = super::connect_chain(&cfg.chain, &cfg.state).await?;
-    let store = super::open_store(&cfg.state)?;
-    let netuid = Netuid(cfg.chain.netuid);
     let hotkey = keypair.account();
-    let uid = chain
-        .uid_of(netuid, &hotkey)
-        .await
-        .context("looking up this hotkey's uid")?
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "hotkey {} is not registered on netuid {}; register it first (akihabara chain register --help)",
-                hotkey.to_ss58(),
-                netuid.0
-            )
-        })?;
+    let super::Started {
+        chain,
+        store,
+        netuid,
+        uid,
+        health,
+        ..
+    } = super::start("validator", &cfg.chain, &cfg.state, &hotkey).await?;
     let keys = StateKeys::new(netuid, &hotkey);
     let state = load_state(&*store, &keys, fresh)
         .with_context(|| format!("reading the validator state from {}", store.describe()))?;
     let metrics = Metrics::new();
-    let health = Health::new("validator");
-    health.set("uid", uid.0.into());
-    health.set("hotkey", hotkey.to_ss58().into());
     let metrics_port = match cfg.metrics.listen {
         Some(listen) => {
             let (local, task) =
@@ -211,22 +197,15 @@ async fn validator(
     loop {
         // A step runs to its end (in-flight challenges finish) before a
         // signal is honoured.
-        let pause = match v.step(&hyper).await {
-            Ok(()) => {
-                backoff.reset();
-                v.health.chain_ok();
-                v.cfg.validator.poll
-            }
-            Err(e) => {
-                let pause = backoff.pause();
-                if e.downcast_ref::<ChainError>().is_some() {
-                    v.metrics.chain_errors.inc();
-                    v.health.chain_failed(format!("{e:#}"));
-                }
-                tracing::warn!(error = %format!("{e:#}"), retry_in = ?pause, "validator step failed");
-                pause
-            }
-        };
+        let result = v.step(&hyper).await;
+        let pause = super::settle(
+            result,
+            &mut backoff,
+            v.cfg.validator.poll,
+            &v.metrics,
+            &v.health,
+            "validator step failed",
+        );
         tokio::select! {
             _ = &mut stop => break,
             _ = tokio::time::sleep(pause) => {}
@@ -361,11 +340,7 @@ impl Validator {
     }
 
     async fn save(&self) -> anyhow::Result<()> {
-        let s = State {
-            ema: self.state.ema.clone(),
-            measured: self.state.measured.clone(),
-            weights: self.state.weights.clone(),
-        };
+        let s = self.state.clone();
         let (store, keys) = (self.store.clone(), self.keys.clone());
         tokio::task::spawn_blocking(move || save_state(&*store, &keys, &s)).await?
     }

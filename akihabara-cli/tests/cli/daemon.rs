@@ -106,127 +106,54 @@ fn start(role: &str, config: &str, extra: &[&str]) -> Peer {
 
 #[test]
 fn config_init_writes_templates_that_run_checks_accept() {
+    // `ROLE run --config FILE --set SET` is refused as bad input naming `needle`.
+    let refused = |role: &str, file: &str, set: &str, needle: &str| {
+        assert_bad_input(&[role, "run", "--config", file, "--set", set], needle);
+    };
     let dir = tempfile::tempdir().unwrap();
     for role in ["miner", "validator"] {
         let o = run(&["config", "init", "--role", role]);
         assert!(o.status.success(), "{}", stderr(&o));
         assert!(stdout(&o).contains("AKIHABARA_<SECTION>__<KEY>"));
         let out = dir.path().join(format!("{role}.toml"));
-        let o = run(&[
-            "config",
-            "init",
-            "--role",
-            role,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let out = out.to_str().unwrap();
+        let init = ["config", "init", "--role", role, "--out", out];
+        let o = run(&init);
         assert!(o.status.success(), "{}", stderr(&o));
-        assert_bad_input(
-            &[
-                "config",
-                "init",
-                "--role",
-                role,
-                "--out",
-                out.to_str().unwrap(),
-            ],
-            "not overwriting",
-        );
+        assert_bad_input(&init, "not overwriting");
         // The template is valid as it stands: the run gets past the config
         // and fails on the (absent) wallet, a bad input naming it.
         let wallets = dir.path().join("no-wallets");
-        assert_bad_input(
-            &[
-                role,
-                "run",
-                "--config",
-                out.to_str().unwrap(),
-                "--set",
-                &format!("wallet.path={}", wallets.display()),
-            ],
+        refused(
+            role,
+            out,
+            &format!("wallet.path={}", wallets.display()),
             "no-wallets",
         );
         // Unknown keys are errors, not ignored; so are bad values.
-        assert_bad_input(
-            &[
-                role,
-                "run",
-                "--config",
-                out.to_str().unwrap(),
-                "--set",
-                "chain.netuidd=3",
-            ],
-            "unknown field `netuidd`",
-        );
-        assert_bad_input(
-            &[
-                role,
-                "run",
-                "--config",
-                out.to_str().unwrap(),
-                "--set",
-                "chain.timeout=0s",
-            ],
-            "chain.timeout",
-        );
+        refused(role, out, "chain.netuidd=3", "unknown field `netuidd`");
+        refused(role, out, "chain.timeout=0s", "chain.timeout");
     }
     let m = dir.path().join("miner.toml");
     let m = m.to_str().unwrap();
-    assert_bad_input(
-        &[
-            "miner",
-            "run",
-            "--config",
-            m,
-            "--set",
-            "schedule.strategy=greedy",
-        ],
-        "schedule.strategy",
-    );
-    assert_bad_input(
-        &["miner", "run", "--config", m, "--set", "pow.throttle=2"],
-        "pow.throttle",
-    );
+    refused("miner", m, "schedule.strategy=greedy", "schedule.strategy");
+    refused("miner", m, "pow.throttle=2", "pow.throttle");
     assert_bad_input(
         &["miner", "run", "--config", "/nonexistent.toml"],
         "/nonexistent.toml",
     );
     let v = dir.path().join("validator.toml");
     let v = v.to_str().unwrap();
-    assert_bad_input(
-        &[
-            "validator",
-            "run",
-            "--config",
-            v,
-            "--set",
-            "scoring.ema_alpha=0",
-        ],
-        "scoring.ema_alpha",
-    );
-    assert_bad_input(
-        &["validator", "run", "--config", v, "--set", "pow.n=1000000"],
-        "pow.n",
-    );
-    assert_bad_input(
-        &[
-            "validator",
-            "run",
-            "--config",
-            v,
-            "--set",
-            "state.store=ftp://x",
-        ],
-        "state.store",
-    );
+    refused("validator", v, "scoring.ema_alpha=0", "scoring.ema_alpha");
+    refused("validator", v, "pow.n=1000000", "pow.n");
+    refused("validator", v, "state.store=ftp://x", "state.store");
 }
 
 #[test]
 fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
     use akihabara_core::dendrite::{AxonTarget, Dendrite};
-    use akihabara_core::executor::jobs::{JobRequest, ReceiptStore};
-    use akihabara_core::executor::service::{query_job, submit_job};
-    use akihabara_core::executor::wire::JobReply;
+    use akihabara_core::executor::jobs::ReceiptStore;
+    use akihabara_core::executor::service::query_job;
     use akihabara_core::schedule::ScheduleQuery;
     use akihabara_core::wallet::Keypair;
 
@@ -275,39 +202,7 @@ fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
 
     // A job runs to the end and both sides hold its receipts.
     let validator_receipts = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
-    let job = JobRequest {
-        job_id: "before-crash".into(),
-        validator: validator.account(),
-        hardware_class: "cpu".into(),
-        timeout_s: 30,
-        command: vec!["echo".into(), "42".into()],
-        requirements: Default::default(),
-        output_dir: None,
-        issued_at_ms: 1,
-        signature: String::new(),
-    }
-    .sign(&validator);
-    let finished = rt.block_on(async {
-        let r = submit_job(&d, &target, job, &validator_receipts, t)
-            .await
-            .unwrap();
-        assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
-        let start = Instant::now();
-        loop {
-            let r = query_job(&d, &target, "before-crash", &validator_receipts, t)
-                .await
-                .unwrap();
-            if r != JobReply::Running {
-                break r;
-            }
-            assert!(start.elapsed() < t);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    assert!(
-        matches!(finished, JobReply::Finished { exit_code: 0, .. }),
-        "{finished:?}"
-    );
+    let finished = super::executor::finish_a_job(&rt, &d, &target, &validator, &validator_receipts);
     let receipts_before = std::fs::read_to_string(&receipts_file).unwrap();
     assert_eq!(receipts_before.lines().count(), 2, "accepted + finished");
 

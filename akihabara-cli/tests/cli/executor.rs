@@ -275,15 +275,61 @@ fn ssh_backend_and_fleet_health_against_a_real_sshd() {
 /// (its key then logs in), runs a job on the local one, the miner is killed
 /// with SIGKILL and restarted: the allocation still holds, the job's receipt
 /// still answers, and deallocating revokes the key.
+/// Submits job "before-crash" (`echo 42` on the `cpu` class, signed by
+/// `validator`) to `miner`, waits (at most 20 s) for it to finish, checks it
+/// exited 0, and returns the finished reply.
+pub(super) fn finish_a_job(
+    rt: &tokio::runtime::Runtime,
+    d: &akihabara_core::dendrite::Dendrite,
+    miner: &akihabara_core::dendrite::AxonTarget,
+    validator: &akihabara_core::wallet::Keypair,
+    receipts: &akihabara_core::executor::jobs::ReceiptStore,
+) -> akihabara_core::executor::wire::JobReply {
+    use akihabara_core::executor::jobs::JobRequest;
+    use akihabara_core::executor::service::{query_job, submit_job};
+    use akihabara_core::executor::wire::JobReply;
+    let t = Duration::from_secs(20);
+    let job = JobRequest {
+        job_id: "before-crash".into(),
+        validator: validator.account(),
+        hardware_class: "cpu".into(),
+        timeout_s: 30,
+        command: vec!["echo".into(), "42".into()],
+        requirements: Default::default(),
+        output_dir: None,
+        issued_at_ms: 1,
+        signature: String::new(),
+    }
+    .sign(validator);
+    let finished = rt.block_on(async {
+        let r = submit_job(d, miner, job, receipts, t).await.unwrap();
+        assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+        let start = Instant::now();
+        loop {
+            let r = query_job(d, miner, "before-crash", receipts, t)
+                .await
+                .unwrap();
+            if r != JobReply::Running {
+                break r;
+            }
+            assert!(start.elapsed() < t);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    });
+    assert!(
+        matches!(finished, JobReply::Finished { exit_code: 0, .. }),
+        "{finished:?}"
+    );
+    finished
+}
+
 #[test]
 fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
     use akihabara_core::dendrite::{AxonTarget, Dendrite};
     use akihabara_core::executor::access;
-    use akihabara_core::executor::jobs::{JobRequest, ReceiptStore};
-    use akihabara_core::executor::service::{query_job, submit_job};
-    use akihabara_core::executor::wire::{
-        Allocate, AllocateReply, Deallocate, DeallocateReply, JobReply,
-    };
+    use akihabara_core::executor::jobs::ReceiptStore;
+    use akihabara_core::executor::service::query_job;
+    use akihabara_core::executor::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply};
     use akihabara_core::wallet::Keypair;
 
     let Some(sshd) = Sshd::start() else {
@@ -392,37 +438,7 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
     assert_eq!(stdout(&o).trim(), "logged-in", "{}", stderr(&o));
 
     // A job on the local executor, finished before the crash.
-    let job = JobRequest {
-        job_id: "before-crash".into(),
-        validator: validator.account(),
-        hardware_class: "cpu".into(),
-        timeout_s: 30,
-        command: vec!["echo".into(), "42".into()],
-        requirements: Default::default(),
-        output_dir: None,
-        issued_at_ms: 1,
-        signature: String::new(),
-    }
-    .sign(&validator);
-    let finished = rt.block_on(async {
-        let r = submit_job(&d, &miner, job, &receipts, t).await.unwrap();
-        assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
-        let start = Instant::now();
-        loop {
-            let r = query_job(&d, &miner, "before-crash", &receipts, t)
-                .await
-                .unwrap();
-            if r != JobReply::Running {
-                break r;
-            }
-            assert!(start.elapsed() < t);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    });
-    assert!(
-        matches!(finished, JobReply::Finished { exit_code: 0, .. }),
-        "{finished:?}"
-    );
+    let finished = finish_a_job(&rt, &d, &miner, &validator, &receipts);
 
     // SIGKILL, then a new miner process on the same state.
     drop(peer);

@@ -179,6 +179,17 @@ impl Drop for RedisServer {
     }
 }
 
+/// Starts `redis-server` on 127.0.0.1:`port`, without persistence, in `dir`.
+fn spawn_redis(port: u16, dir: &std::path::Path) -> std::io::Result<std::process::Child> {
+    std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+}
+
 fn redis_server() -> Option<RedisServer> {
     let required = std::env::var("AKIHABARA_REQUIRE_PEERS").is_ok_and(|v| v == "1");
     let skip = |why: String| {
@@ -194,22 +205,7 @@ fn redis_server() -> Option<RedisServer> {
         .map(|a| a.port())
         .expect("free port");
     let dir = tempfile::tempdir().expect("tempdir");
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn();
-    let child = match child {
+    let child = match spawn_redis(port, dir.path()) {
         Ok(c) => c,
         Err(e) => return skip(format!("redis-server cannot start: {e}")),
     };
@@ -262,22 +258,7 @@ fn redis_store_keeps_the_contract_against_a_real_server() {
     // … and the same store reconnects when a server is back on the port.
     let port = server.port;
     let dir = tempfile::tempdir().expect("tempdir");
-    server.child = std::process::Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("restart redis-server");
+    server.child = spawn_redis(port, dir.path()).expect("restart redis-server");
     let mut back = false;
     for _ in 0..100 {
         if store.put(&[Put::new("k", b"v")]).is_ok() {
