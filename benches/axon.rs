@@ -25,6 +25,11 @@ use akihabara::dendrite::{AxonTarget, Dendrite};
 use akihabara::protocol::Ping;
 use akihabara::wallet::{Keypair, Wallet};
 
+/// The allocator of the `akihabara` binary, so our axon here is the one that
+/// `akihabara axon serve` runs.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const OURS_CALLS: usize = 20_000;
 const PYTHON_CALLS: usize = 400;
 const IN_FLIGHT: usize = 32;
