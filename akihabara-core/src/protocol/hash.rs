@@ -24,9 +24,9 @@ pub enum HashError {
 
 fn sha3_hex(data: &[u8]) -> String {
     let mut out = [0u8; 64];
-    // 32 bytes always fit 64 hex digits.
+    // 32 bytes always fit 64 hex digits, which are ASCII.
     let _ = hex::encode_to_slice(Sha3_256::digest(data), &mut out);
-    String::from_utf8_lossy(&out).into_owned()
+    std::str::from_utf8(&out).unwrap_or_default().to_owned()
 }
 
 /// `sha3(concat(sha3(str(v)).hex for v in fields)).hex` over the synapse's

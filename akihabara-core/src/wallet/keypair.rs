@@ -217,9 +217,9 @@ impl FromStr for Signature {
     fn from_str(s: &str) -> Result<Signature, KeyError> {
         let t = s.trim();
         let hex_part = t.strip_prefix("0x").unwrap_or(t);
-        let bytes = hex::decode(hex_part).map_err(|_| KeyError::BadSignature(s.to_owned()))?;
-        let arr: [u8; 64] = bytes
-            .try_into()
+        let mut arr = [0u8; 64];
+        // Also refuses any length but 128 digits.
+        hex::decode_to_slice(hex_part, &mut arr)
             .map_err(|_| KeyError::BadSignature(s.to_owned()))?;
         Ok(Signature(arr))
     }
