@@ -202,7 +202,11 @@ pub struct Signature(pub [u8; 64]);
 
 impl fmt::Display for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "0x{}", hex::encode(self.0))
+        // On the stack: a dendrite writes one per call.
+        let mut digits = [0u8; 128];
+        let _ = hex::encode_to_slice(self.0, &mut digits);
+        f.write_str("0x")?;
+        f.write_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 
@@ -356,5 +360,18 @@ mod tests {
         let sig = Keypair::from_uri("//Alice").unwrap().sign(b"x");
         assert_eq!(sig.to_string().parse::<Signature>().unwrap(), sig);
         assert_eq!(sig.to_string()[2..].parse::<Signature>().unwrap(), sig);
+        let mut bytes = [0xabu8; 64];
+        bytes[0] = 0x0f;
+        assert_eq!(
+            Signature(bytes).to_string(),
+            format!("0x0f{}", "ab".repeat(63))
+        );
+        // 129 digits, and 128 digits with one that is not hex.
+        assert!(format!("{}0", sig).parse::<Signature>().is_err());
+        assert!(
+            format!("0xg{}", &sig.to_string()[3..])
+                .parse::<Signature>()
+                .is_err()
+        );
     }
 }
