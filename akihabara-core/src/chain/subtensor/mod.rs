@@ -448,19 +448,27 @@ async fn registered_uid_at(
         })
 }
 
-/// `get_subnet_hyperparams`, or [`ChainError::NoSubnet`].
-async fn hyperparameters_at(at: &AtBlock, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
-    let call = dynamic::runtime_api_call::<_, Option<HyperparamsInfo>>(
-        "SubnetInfoRuntimeApi",
-        "get_subnet_hyperparams",
-        (netuid.0,),
-    );
-    let info = at
-        .runtime_apis()
+/// `SubnetInfoRuntimeApi::<method>(netuid)`, whose `None` means no such
+/// subnet ([`ChainError::NoSubnet`]).
+async fn subnet_info<T: DecodeAsType>(
+    at: &AtBlock,
+    method: &'static str,
+    netuid: Netuid,
+) -> Result<T, ChainError> {
+    let call =
+        dynamic::runtime_api_call::<_, Option<T>>("SubnetInfoRuntimeApi", method, (netuid.0,));
+    at.runtime_apis()
         .call(call)
         .await
-        .map_err(|e| api_error(&e.to_string()))?;
-    Ok(info.ok_or(ChainError::NoSubnet(netuid))?.into())
+        .map_err(|e| api_error(&e.to_string()))?
+        .ok_or(ChainError::NoSubnet(netuid))
+}
+
+/// `get_subnet_hyperparams`, or [`ChainError::NoSubnet`].
+async fn hyperparameters_at(at: &AtBlock, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
+    subnet_info::<HyperparamsInfo>(at, "get_subnet_hyperparams", netuid)
+        .await
+        .map(Into::into)
 }
 
 /// One `SubtensorModule` storage value at `at`; `None` where the chain holds
@@ -573,17 +581,9 @@ impl ChainClient for Subtensor {
 
     async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError> {
         self.read(&[requirements::GET_METAGRAPH], |at| async move {
-            let call = dynamic::runtime_api_call::<_, Option<MetagraphInfo>>(
-                "SubnetInfoRuntimeApi",
-                "get_metagraph",
-                (netuid.0,),
-            );
-            let info = at
-                .runtime_apis()
-                .call(call)
-                .await
-                .map_err(|e| api_error(&e.to_string()))?;
-            info.ok_or(ChainError::NoSubnet(netuid))?.into_metagraph()
+            subnet_info::<MetagraphInfo>(&at, "get_metagraph", netuid)
+                .await?
+                .into_metagraph()
         })
         .await
     }
