@@ -297,36 +297,22 @@ fn chain_commands_against_a_local_subtensor() {
         &["metagraph", "--network", &url, "--netuid", "99"],
         "netuid 99 does not exist",
     );
-    super::assert_bad_input(
-        &[
-            &["weights", "set"][..],
-            &net,
-            &v1,
-            &["--uids", "2,9", "--weights", "1,1"],
-        ]
-        .concat(),
-        "beyond the subnet",
-    );
-    super::assert_bad_input(
-        &[
-            &["weights", "set"][..],
-            &net,
-            &v1,
-            &["--uids", "2,2", "--weights", "1,1"],
-        ]
-        .concat(),
-        "uid",
-    );
-    super::assert_bad_input(
-        &[
-            &["weights", "set"][..],
-            &net,
-            &v1,
-            &["--uids", "2,3", "--weights", "1"],
-        ]
-        .concat(),
-        "2 uids but 1 weights",
-    );
+    for (uids, weights, expected) in [
+        ("2,9", "1,1", "beyond the subnet"),
+        ("2,2", "1,1", "uid"),
+        ("2,3", "1", "2 uids but 1 weights"),
+    ] {
+        super::assert_bad_input(
+            &[
+                &["weights", "set"][..],
+                &net,
+                &v1,
+                &["--uids", uids, "--weights", weights],
+            ]
+            .concat(),
+            expected,
+        );
+    }
     let stranger = [
         "--wallet.path",
         &w,

@@ -180,18 +180,22 @@ fn ssh_backend_and_fleet_health_against_a_real_sshd() {
         return;
     };
     let (key, kh, host) = (sshd.path("user_key"), sshd.path("known_hosts"), sshd.host());
-    let ssh = [
-        "executor",
-        "run",
-        "--backend",
-        "ssh",
-        "--host",
-        &host,
-        "--key",
-        &key,
-        "--known-hosts",
-        &kh,
-    ];
+    // `executor run` over ssh, trusting the host keys in `known_hosts`.
+    let ssh_with = |known_hosts| {
+        [
+            "executor",
+            "run",
+            "--backend",
+            "ssh",
+            "--host",
+            host.as_str(),
+            "--key",
+            key.as_str(),
+            "--known-hosts",
+            known_hosts,
+        ]
+    };
+    let ssh = ssh_with(&kh);
 
     // A job runs remotely; its output streams back and its exit code passes through.
     let o = run(&[
@@ -219,20 +223,7 @@ fn ssh_backend_and_fleet_health_against_a_real_sshd() {
     // A wrong host key is refused.
     let other = sshd.path("other_known_hosts");
     std::fs::write(&other, format!("[127.0.0.1]:{} ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsOvNUmh+v4b4sQkz9ORcTT2VF5wY8r2E4gT7Rcxh0\n", sshd.port)).unwrap();
-    let o = run(&[
-        "executor",
-        "run",
-        "--backend",
-        "ssh",
-        "--host",
-        &host,
-        "--key",
-        &key,
-        "--known-hosts",
-        &other,
-        "--",
-        "true",
-    ]);
+    let o = run(&[&ssh_with(&other)[..], &["--", "true"]].concat());
     assert_ne!(o.status.code(), Some(0));
 
     // Fleet health: healthy, then unhealthy within one check of sshd stopping,
