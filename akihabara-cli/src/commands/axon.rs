@@ -178,9 +178,13 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     let hotkey = keypair.account().to_ss58();
     let addr = SocketAddr::new(a.ip, a.port);
     let fleet = match &a.fleet {
-        Some(path) => Some(Arc::new(Fleet::new(
-            FleetConfig::read(path).map_err(bad_input)?,
-        ))),
+        Some(path) => {
+            let fleet = FleetConfig::read(path).map_err(bad_input)?;
+            for warning in fleet.check_remote_jobs(path).map_err(bad_input)? {
+                eprintln!("warning: {warning}");
+            }
+            Some(Arc::new(Fleet::new(fleet)))
+        }
         None => None,
     };
     rt.block_on(async move {

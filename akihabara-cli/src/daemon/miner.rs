@@ -119,9 +119,16 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     let keypair =
         crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
     let fleet = match &cfg.executors.fleet {
-        Some(path) => Some(Arc::new(Fleet::new(
-            FleetConfig::read(path).map_err(|e| key_error("executors.fleet", e))?,
-        ))),
+        Some(path) => {
+            let fleet = FleetConfig::read(path).map_err(|e| key_error("executors.fleet", e))?;
+            for warning in fleet
+                .check_remote_jobs(path)
+                .map_err(|e| key_error("executors.fleet", e))?
+            {
+                tracing::warn!("{warning}");
+            }
+            Some(Arc::new(Fleet::new(fleet)))
+        }
         None => None,
     };
     let prover = prover(&cfg)?;

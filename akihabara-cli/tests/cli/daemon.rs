@@ -73,7 +73,7 @@ fn miner_config(
     let fleet = dir.join("fleet.toml");
     std::fs::write(
         &fleet,
-        "[health]\ninterval = \"1s\"\n\n[[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\n",
+        "[health]\ninterval = \"1s\"\n\n[[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\nunsafe_share_miner_user = true\n",
     )
     .unwrap();
     let path = dir.join(format!("{name}.toml"));
@@ -224,7 +224,12 @@ fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
         "akihabara_chain_errors_total 0",
         "akihabara_block ",
     ] {
-        assert!(text.contains(needle), "{needle} not in:\n{text}");
+        // Whole lines, from their start: `akihabara_akihabara_…` (a double
+        // prefix) must not pass for `akihabara_…`.
+        assert!(
+            text.lines().any(|l| l.starts_with(needle)),
+            "no line starts with {needle} in:\n{text}"
+        );
     }
     assert_eq!(http_get(metrics_port, "/nothing").0, 404);
 
@@ -290,12 +295,37 @@ fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     let err = stderr(&o);
     assert!(err.contains("is not registered on netuid 2"), "{err}");
-    // Logs before the failure are JSON lines (the simulated chain is named).
-    let log: Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
-    assert_eq!(log["level"], "WARN", "{log}");
+    // Logs before the failure are JSON lines: the fleet's opt-in to run
+    // jobs as the miner's own user is warned about, then the simulated chain
+    // is named.
+    let logs: Vec<Value> = err
+        .lines()
+        .take_while(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let messages: Vec<(&str, &str)> = logs
+        .iter()
+        .map(|l| {
+            (
+                l["level"].as_str().unwrap_or_default(),
+                l["message"].as_str().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages.first().copied(),
+        Some((
+            "WARN",
+            "executor \"here\" runs validators' jobs as the miner's own user \
+             (unsafe_share_miner_user = true): a job can read this miner's wallet"
+        )),
+        "{logs:?}"
+    );
     assert!(
-        log["message"].as_str().unwrap().contains("simulation"),
-        "{log}"
+        messages
+            .iter()
+            .any(|(level, m)| *level == "WARN" && m.contains("the chain is a simulation")),
+        "{logs:?}"
     );
 }
 
@@ -446,7 +476,12 @@ fn validator_restart(store: Option<String>) {
         "akihabara_weights_set_total 2",
         "akihabara_challenges_passed_total ",
     ] {
-        assert!(text.contains(needle), "{needle} not in:\n{text}");
+        // Whole lines, from their start: `akihabara_akihabara_…` (a double
+        // prefix) must not pass for `akihabara_…`.
+        assert!(
+            text.lines().any(|l| l.starts_with(needle)),
+            "no line starts with {needle} in:\n{text}"
+        );
     }
     assert!(
         !text.contains("akihabara_challenges_passed_total 0"),

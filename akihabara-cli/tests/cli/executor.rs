@@ -345,7 +345,7 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
         &fleet,
         format!(
             "[health]\ninterval = \"1s\"\ntimeout = \"3s\"\n\n\
-             [[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\n\n\
+             [[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\nunsafe_share_miner_user = true\n\n\
              [[executors]]\nid = \"box\"\nbackend = \"ssh\"\nclass = \"rent\"\naddress = \"127.0.0.1:{}\"\n\
              user = \"{}\"\nkey = \"{key}\"\nknown_hosts = \"{kh}\"\nauthorized_keys = \"{}\"\n",
             sshd.port,

@@ -59,6 +59,14 @@ pub enum ExecutorConfig {
         /// Hardware class it is advertised as.
         #[serde(default)]
         class: Option<String>,
+        /// The dedicated unprivileged account jobs run as (a name or uid;
+        /// see [`LocalBackend::user`]). Required to serve validators' jobs.
+        #[serde(default)]
+        user: Option<String>,
+        /// Serve validators' jobs as the miner's own user, who can read the
+        /// miner's wallet. Off by default; a warning is logged at every start.
+        #[serde(default)]
+        unsafe_share_miner_user: bool,
     },
     /// A host over SSH.
     Ssh {
@@ -145,12 +153,68 @@ impl FleetConfig {
                 return Err(invalid(format!("executor id {:?} appears twice", e.id())));
             }
         }
+        let mut users = std::collections::BTreeMap::new();
+        for e in &cfg.executors {
+            if let ExecutorConfig::Local {
+                id,
+                user: Some(user),
+                ..
+            } = e
+                && let Some(other) = users.insert(user.as_str(), id.as_str())
+            {
+                return Err(invalid(format!(
+                    "executors {other:?} and {id:?} both run jobs as user {user:?}; give each \
+                     local executor its own user (every process of it is killed when a job ends)"
+                )));
+            }
+        }
         if cfg.health.interval.is_zero() || cfg.health.timeout.is_zero() {
             return Err(invalid(
                 "health.interval and health.timeout must be positive".into(),
             ));
         }
         Ok(cfg)
+    }
+
+    /// Checks that this fleet may serve jobs sent by validators: every local
+    /// executor runs them as a dedicated user that exists, or opted in with
+    /// `unsafe_share_miner_user = true`. Returns one warning per opted-in
+    /// executor, for the caller to log at every start.
+    pub fn check_remote_jobs(&self, path: &std::path::Path) -> Result<Vec<String>, FleetError> {
+        let invalid = |reason: String| FleetError::Invalid {
+            path: path.to_owned(),
+            reason,
+        };
+        let mut warnings = Vec::new();
+        for e in &self.executors {
+            let ExecutorConfig::Local {
+                id,
+                user,
+                unsafe_share_miner_user,
+                ..
+            } = e
+            else {
+                continue;
+            };
+            match (user, unsafe_share_miner_user) {
+                (Some(user), _) => {
+                    super::JobUser::resolve(user)
+                        .map_err(|err| invalid(format!("executor {id:?}: {err}")))?;
+                }
+                (None, true) => warnings.push(format!(
+                    "executor {id:?} runs validators' jobs as the miner's own user \
+                     (unsafe_share_miner_user = true): a job can read this miner's wallet"
+                )),
+                (None, false) => {
+                    return Err(invalid(format!(
+                        "executor {id:?} would run validators' jobs as the miner's own user, \
+                         who can read its wallet; set `user = \"NAME\"` to a dedicated \
+                         unprivileged account (or, knowingly, `unsafe_share_miner_user = true`)"
+                    )));
+                }
+            }
+        }
+        Ok(warnings)
     }
 
     /// Reads a fleet file.
@@ -233,7 +297,13 @@ impl Fleet {
         let backends = cfg.executors.into_iter().map(|e| {
             let id = e.id().to_owned();
             let backend: Arc<dyn ExecutorBackend> = match e {
-                ExecutorConfig::Local { class, .. } => Arc::new(LocalBackend::new(class)),
+                ExecutorConfig::Local { class, user, .. } => {
+                    let local = LocalBackend::new(class);
+                    Arc::new(match user {
+                        Some(u) => local.user(u),
+                        None => local,
+                    })
+                }
                 ExecutorConfig::Ssh {
                     class,
                     address,

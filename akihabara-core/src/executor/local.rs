@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::sys::{Rlimits, apply_rlimits, free_disk_mb};
+use super::sys::{Rlimits, apply_rlimits, euid, free_disk_mb};
 use super::{ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, process};
 use crate::protocol::{SpecsQuery, host_specs, nvidia_smi_gpus};
 
@@ -20,12 +20,77 @@ pub struct LimitsReport {
     pub cgroup: String,
 }
 
-/// The embedded default: runs jobs here, each in its own process group.
+/// The embedded default: runs jobs here, each in a session of its own,
+/// optionally as a dedicated unprivileged user ([`LocalBackend::user`]).
 #[derive(Clone, Debug, Default)]
 pub struct LocalBackend {
     class: Option<String>,
     workdir: Option<PathBuf>,
+    user: Option<String>,
 }
+
+/// A local account jobs run as, from `/etc/passwd`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobUser {
+    /// Login name.
+    pub name: String,
+    /// User id (never 0).
+    pub uid: u32,
+    /// Primary group id.
+    pub gid: u32,
+    /// Home directory (the job's `HOME`).
+    pub home: PathBuf,
+}
+
+impl JobUser {
+    /// Looks `user` (a name or a numeric uid) up in `/etc/passwd`. Root and
+    /// unknown users are refused.
+    pub fn resolve(user: &str) -> Result<JobUser, ExecutorError> {
+        let passwd = std::fs::read_to_string("/etc/passwd")
+            .map_err(|e| ExecutorError::Io(format!("reading /etc/passwd: {e}")))?;
+        JobUser::from_passwd(&passwd, user)
+    }
+
+    fn from_passwd(passwd: &str, user: &str) -> Result<JobUser, ExecutorError> {
+        let found = passwd.lines().find_map(|line| {
+            let f: Vec<&str> = line.split(':').collect();
+            let [name, _, uid, gid, _, home, ..] = f[..] else {
+                return None;
+            };
+            (name == user || uid == user).then(|| {
+                Some(JobUser {
+                    name: name.to_owned(),
+                    uid: uid.parse().ok()?,
+                    gid: gid.parse().ok()?,
+                    home: PathBuf::from(home),
+                })
+            })?
+        });
+        match found {
+            None => Err(ExecutorError::BadJob(format!(
+                "job user {user:?} is not in /etc/passwd; create it (e.g. `useradd --system \
+                 --no-create-home {user}`)"
+            ))),
+            Some(u) if u.uid == 0 => Err(ExecutorError::BadJob(format!(
+                "job user {user:?} is root; jobs must run as an unprivileged user"
+            ))),
+            Some(u) => Ok(u),
+        }
+    }
+}
+
+#[cfg(test)]
+impl JobUser {
+    pub(crate) fn from_passwd_for_tests(
+        passwd: &str,
+        user: &str,
+    ) -> Result<JobUser, ExecutorError> {
+        JobUser::from_passwd(passwd, user)
+    }
+}
+
+/// `PATH` of a job that runs as a job user (its environment is not the miner's).
+const JOB_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 impl LocalBackend {
     /// A local backend advertising `class`.
@@ -33,7 +98,24 @@ impl LocalBackend {
         LocalBackend {
             class,
             workdir: None,
+            user: None,
         }
+    }
+
+    /// Runs every job as `user` (a name or uid from `/etc/passwd`, not root):
+    /// the job gets a clean environment (`PATH`, `HOME`, `USER` and its own
+    /// variables, nothing of the miner's), cannot read files only the miner
+    /// may read (its wallet), and every process of that user is killed when a
+    /// job ends. Switching users needs root (or `CAP_SETUID`). Give each
+    /// executor its own user.
+    pub fn user(mut self, user: impl Into<String>) -> LocalBackend {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// The dedicated job user, if any.
+    pub fn job_user(&self) -> Option<&str> {
+        self.user.as_deref()
     }
 
     /// Runs jobs that name no working directory in `dir`.
@@ -107,8 +189,29 @@ impl ExecutorBackend for LocalBackend {
 
     async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
         job.validate()?;
+        let user = self.user.as_deref().map(JobUser::resolve).transpose()?;
         let mut cmd = tokio::process::Command::new(&job.command[0]);
-        cmd.args(&job.command[1..]).envs(&job.env);
+        cmd.args(&job.command[1..]);
+        if let Some(u) = &user {
+            let me = euid();
+            if me != 0 && me != u.uid {
+                return Err(ExecutorError::Spawn {
+                    program: job.command[0].clone(),
+                    reason: format!(
+                        "running jobs as {:?} needs root (or CAP_SETUID); this process is uid {me}",
+                        u.name
+                    ),
+                });
+            }
+            cmd.env_clear()
+                .env("PATH", JOB_PATH)
+                .env("HOME", &u.home)
+                .env("USER", &u.name)
+                .env("LOGNAME", &u.name)
+                .uid(u.uid)
+                .gid(u.gid);
+        }
+        cmd.envs(&job.env);
         if let Some(dir) = job.workdir.as_ref().or(self.workdir.as_ref()) {
             cmd.current_dir(dir);
         }
@@ -128,6 +231,7 @@ impl ExecutorBackend for LocalBackend {
             job.output_cap,
             false,
             |s| s,
+            user.map(|u| u.uid),
         )
     }
 

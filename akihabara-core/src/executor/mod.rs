@@ -37,7 +37,7 @@ pub use capture::Captured;
 pub use fleet::{
     ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy, Offer,
 };
-pub use local::{LimitsReport, LocalBackend};
+pub use local::{JobUser, LimitsReport, LocalBackend};
 pub use ssh::{SshBackend, SshTarget};
 
 use crate::protocol::GpuInfo;

@@ -8,15 +8,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::capture::capture;
-use super::sys::kill_group;
+use super::sys::{kill_group, kill_job_tree, kill_user, new_session, pipe_inode};
 use super::{ExecutorError, JobHandle, JobStatus, LogLine, Outcome, Stream};
 
 /// Lines buffered for a slow log reader before lines are dropped.
 const LOG_BUFFER: usize = 4096;
 
-/// Starts `cmd` and supervises it: timeout, cancellation, capture. When the
-/// job ends, however it ends, its whole process group is killed, so no child
-/// outlives it. `keep_stdin` keeps a pipe open to the child's stdin until then
+/// How long the output readers may take to reach the end of the job's pipes
+/// once every process of the job has been killed.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Starts `cmd` and supervises it: timeout, cancellation, capture. The job
+/// leads a session of its own. When it ends, however it ends, its process
+/// group, every process of its session and every process anywhere that
+/// still holds its output pipes (a `setsid` daemon it left behind) are
+/// killed, so nothing it started outlives it or keeps it "running". `keep_stdin` keeps a pipe open to the child's stdin until then
 /// (the ssh backend's remote watchdog reads it). `map_status` rewrites the
 /// child's status (the ssh backend reads a remote 128 + N as signal N).
 pub(crate) fn spawn(
@@ -26,16 +32,17 @@ pub(crate) fn spawn(
     cap: usize,
     keep_stdin: bool,
     map_status: fn(JobStatus) -> JobStatus,
+    job_user: Option<u32>,
 ) -> Result<JobHandle, ExecutorError> {
-    cmd.process_group(0)
-        .stdin(if keep_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    new_session(&mut cmd);
+    cmd.stdin(if keep_stdin {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
     let started = Instant::now();
     let mut child = cmd.spawn().map_err(|e| ExecutorError::Spawn {
         program: program.to_owned(),
@@ -47,6 +54,13 @@ pub(crate) fn spawn(
         return Err(ExecutorError::Io(
             "the child's output pipes were not created".into(),
         ));
+    };
+    let pipes: Vec<u64> = {
+        use std::os::fd::AsRawFd as _;
+        [pipe_inode(out.as_raw_fd()), pipe_inode(err.as_raw_fd())]
+            .into_iter()
+            .flatten()
+            .collect()
     };
     let (log_tx, log_rx) = tokio::sync::mpsc::channel::<LogLine>(LOG_BUFFER);
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -61,10 +75,19 @@ pub(crate) fn spawn(
         async move { capture(err, Stream::Stderr, cap, log_tx, &dropped).await }
     });
     tokio::spawn(async move {
-        let kill = || {
+        let kill = move || async move {
             if let Some(pg) = pgid {
                 // The group may already be gone: nothing to report then.
                 let _ = kill_group(pg, libc::SIGKILL);
+                let pipes = pipes.clone();
+                // A /proc walk: off the async threads.
+                let _ = tokio::task::spawn_blocking(move || {
+                    kill_job_tree(pg, &pipes);
+                    if let Some(uid) = job_user {
+                        kill_user(uid);
+                    }
+                })
+                .await;
             }
         };
         // A handle dropped without cancelling lets the job run its course.
@@ -78,7 +101,7 @@ pub(crate) fn spawn(
             () = tokio::time::sleep(timeout) => Err(JobStatus::TimedOut),
             () = cancelled => Err(JobStatus::Cancelled),
         };
-        kill();
+        kill().await;
         drop(stdin);
         let status = match ended {
             Ok(Ok(s)) => match (s.code(), s.signal()) {
@@ -96,10 +119,18 @@ pub(crate) fn spawn(
             }
         };
         let duration = started.elapsed();
-        let (stdout, stderr) = match (out_task.await, err_task.await) {
-            (Ok(o), Ok(e)) => (o, e),
-            _ => {
+        let drained = tokio::time::timeout(DRAIN, async { (out_task.await, err_task.await) }).await;
+        let (stdout, stderr) = match drained {
+            Ok((Ok(o), Ok(e))) => (o, e),
+            Ok(_) => {
                 let _ = done_tx.send(Err(ExecutorError::Io("an output reader failed".into())));
+                return;
+            }
+            Err(_) => {
+                let _ = done_tx.send(Err(ExecutorError::Io(format!(
+                    "the job's output stayed open {} s after every process of the job was killed",
+                    DRAIN.as_secs()
+                ))));
                 return;
             }
         };

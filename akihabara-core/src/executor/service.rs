@@ -76,15 +76,18 @@ pub enum ServiceError {
     },
 }
 
+/// A job's id in its submitter's namespace.
+type JobKey = (AccountId, String);
+
 enum JobState {
-    Running { validator: AccountId },
+    Running,
     Ended(Box<JobReply>),
 }
 
 impl JobState {
     fn reply(&self) -> Option<&JobReply> {
         match self {
-            JobState::Running { .. } => None,
+            JobState::Running => None,
             JobState::Ended(r) => Some(r),
         }
     }
@@ -107,7 +110,9 @@ pub struct JobService {
     allowed: ValidatorFilter,
     receipts: ReceiptStore,
     allocations_path: PathBuf,
-    jobs: Mutex<HashMap<String, JobState>>,
+    /// Jobs by `(validator, job_id)`: ids are each validator's own, so one
+    /// validator can never read, or block, another's job by reusing its id.
+    jobs: Mutex<HashMap<JobKey, JobState>>,
     allocations: tokio::sync::Mutex<Vec<AllocationRecord>>,
     clock: fn() -> u64,
 }
@@ -197,7 +202,8 @@ impl JobService {
             // A `finished` receipt is final; it replaces the `accepted`
             // placeholder, never the other way round.
             let finished = matches!(
-                jobs.get(&r.job_id).and_then(JobState::reply),
+                jobs.get(&(r.validator, r.job_id.clone()))
+                    .and_then(JobState::reply),
                 Some(
                     JobReply::Finished { .. }
                         | JobReply::Failed {
@@ -207,7 +213,7 @@ impl JobService {
                 )
             );
             if !finished {
-                jobs.insert(r.job_id.clone(), state);
+                jobs.insert((r.validator, r.job_id.clone()), state);
             }
         }
         let allocations_path = dir.join("allocations.json");
@@ -252,7 +258,7 @@ impl JobService {
         self
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<String, JobState>> {
+    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, JobState>> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -284,9 +290,10 @@ impl JobService {
                 "job_id must be 1 to 128 bytes".into(),
             );
         }
-        if let Some(state) = self.jobs().get(&request.job_id) {
+        let key: JobKey = (request.validator, request.job_id.clone());
+        if let Some(state) = self.jobs().get(&key) {
             return match state {
-                JobState::Running { .. } => JobReply::Running,
+                JobState::Running => JobReply::Running,
                 JobState::Ended(reply) => (**reply).clone(),
             };
         }
@@ -331,21 +338,16 @@ impl JobService {
         // Claim the id first: a concurrent duplicate sees it running.
         {
             let mut jobs = self.jobs();
-            if jobs.contains_key(&request.job_id) {
+            if jobs.contains_key(&key) {
                 return JobReply::Running;
             }
-            jobs.insert(
-                request.job_id.clone(),
-                JobState::Running {
-                    validator: request.validator,
-                },
-            );
+            jobs.insert(key.clone(), JobState::Running);
         }
         let (executor, mut handle) = match self.fleet.run(spec, Some(&request.hardware_class)).await
         {
             Ok(x) => x,
             Err(e) => {
-                self.jobs().remove(&request.job_id);
+                self.jobs().remove(&key);
                 return match e {
                     ExecutorError::NoCapacity(why) => declined(DeclineReason::Busy, why),
                     ExecutorError::Unmet(why) => declined(DeclineReason::UnsupportedClass, why),
@@ -362,10 +364,8 @@ impl JobService {
                 reason: format!("the miner could not store its receipt: {e}"),
                 receipt: None,
             };
-            self.jobs().insert(
-                request.job_id.clone(),
-                JobState::Ended(Box::new(reply.clone())),
-            );
+            self.jobs()
+                .insert(key, JobState::Ended(Box::new(reply.clone())));
             return reply;
         }
         let me = self.clone();
@@ -373,8 +373,7 @@ impl JobService {
             let result = handle.wait().await;
             let reply = me.finish(&request, &executor, result).await;
             me.fleet.release(&executor);
-            me.jobs()
-                .insert(request.job_id.clone(), JobState::Ended(Box::new(reply)));
+            me.jobs().insert(key, JobState::Ended(Box::new(reply)));
         });
         JobReply::Accepted { receipt: accepted }
     }
@@ -451,26 +450,12 @@ impl JobService {
     }
 
     /// JobQuery: the job's state, for the validator that submitted it.
+    /// Ids are looked up in the caller's own namespace only.
     pub fn query(&self, job_id: &str, caller: &AccountId) -> JobReply {
-        match self.jobs().get(job_id) {
+        match self.jobs().get(&(*caller, job_id.to_owned())) {
             None => JobReply::Unknown,
-            Some(JobState::Running { validator }) if validator == caller => JobReply::Running,
-            Some(JobState::Running { .. }) => JobReply::Unknown,
-            Some(JobState::Ended(reply)) => {
-                let owner = match &**reply {
-                    JobReply::Finished { receipt, .. }
-                    | JobReply::Failed {
-                        receipt: Some(receipt),
-                        ..
-                    } => Some(receipt.validator),
-                    _ => None,
-                };
-                if owner.is_some_and(|v| &v != caller) {
-                    JobReply::Unknown
-                } else {
-                    (**reply).clone()
-                }
-            }
+            Some(JobState::Running) => JobReply::Running,
+            Some(JobState::Ended(reply)) => (**reply).clone(),
         }
     }
 

@@ -252,6 +252,66 @@ async fn jobs_run_report_and_leave_receipts_on_both_sides() {
     }
 }
 
+/// Issue 23, finding 7: job ids are each validator's own. A second validator
+/// reusing an id gets its own run, never the first one's result or receipt.
+#[tokio::test]
+async fn job_ids_are_namespaced_per_validator() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let service = open(&dir.path().join("miner"), fleet.clone());
+    let (miner, _stop) = serve(&service).await;
+    let v1 = Dendrite::new(key("//validator1")).expect("dendrite");
+    let v2 = Dendrite::new(key("//validator2")).expect("dendrite");
+    let s1 = ReceiptStore::new(dir.path().join("v1.jsonl"));
+    let s2 = ReceiptStore::new(dir.path().join("v2.jsonl"));
+
+    let r = submit_job(
+        &v1,
+        &miner,
+        request("same", "cpu", 30, &["echo", "one"]),
+        &s1,
+        T,
+    )
+    .await
+    .expect("submit 1");
+    assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+    let JobReply::Finished { stdout_sha256, .. } = until_ended(&v1, &miner, "same", &s1).await
+    else {
+        panic!("v1's job did not finish")
+    };
+    assert_eq!(stdout_sha256, hex::encode(Sha256::digest(b"one\n")));
+
+    // validator 2 cannot see validator 1's job under that id ...
+    let r = query_job(&v2, &miner, "same", &s2, T).await.expect("query");
+    assert_eq!(r, JobReply::Unknown);
+    // ... and submitting the same id runs validator 2's own command.
+    let req2 = request("same", "cpu", 30, &["echo", "two"]).sign(&key("//validator2"));
+    let r = submit_job(&v2, &miner, req2, &s2, T)
+        .await
+        .expect("submit 2");
+    let JobReply::Accepted { receipt } = r else {
+        panic!("v2's job was not accepted: {r:?}")
+    };
+    assert_eq!(receipt.validator, key("//validator2").account());
+    let JobReply::Finished {
+        stdout_sha256,
+        receipt,
+        ..
+    } = until_ended(&v2, &miner, "same", &s2).await
+    else {
+        panic!("v2's job did not finish")
+    };
+    assert_eq!(stdout_sha256, hex::encode(Sha256::digest(b"two\n")));
+    assert_eq!(receipt.validator, key("//validator2").account());
+    // validator 1's answer is unchanged.
+    let JobReply::Finished { stdout_sha256, .. } = until_ended(&v1, &miner, "same", &s1).await
+    else {
+        panic!("v1's job changed")
+    };
+    assert_eq!(stdout_sha256, hex::encode(Sha256::digest(b"one\n")));
+}
+
 #[tokio::test]
 async fn a_restart_keeps_finished_jobs_and_marks_lost_ones() {
     let dir = tempfile::tempdir().expect("dir");

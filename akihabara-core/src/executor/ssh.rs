@@ -105,9 +105,17 @@ impl SshBackend {
 
     /// Runs a short remote command and returns its stdout.
     async fn query(&self, remote: &str, limit: Duration) -> Result<String, ExecutorError> {
-        let outcome = process::spawn(self.command(remote), "ssh", limit, 1 << 20, false, |s| s)?
-            .wait()
-            .await?;
+        let outcome = process::spawn(
+            self.command(remote),
+            "ssh",
+            limit,
+            1 << 20,
+            false,
+            |s| s,
+            None,
+        )?
+        .wait()
+        .await?;
         match outcome.status {
             JobStatus::Exited { code: 0 } => Ok(outcome.stdout.text),
             JobStatus::TimedOut => Err(ExecutorError::Unreachable(format!(
@@ -222,7 +230,15 @@ impl ExecutorBackend for SshBackend {
     async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
         job.validate()?;
         let cmd = self.command(&watchdog(&job));
-        process::spawn(cmd, "ssh", job.timeout, job.output_cap, true, remote_status)
+        process::spawn(
+            cmd,
+            "ssh",
+            job.timeout,
+            job.output_cap,
+            true,
+            remote_status,
+            None,
+        )
     }
 
     async fn health(&self) -> Result<Health, ExecutorError> {

@@ -90,6 +90,41 @@ async fn a_timeout_kills_the_job_and_its_children() {
     );
 }
 
+/// Issue 23, finding 6: a job that leaves a `setsid` daemon holding its
+/// output, or a child in another process group of its session, ends when its
+/// own process ends, and what it left is killed.
+#[tokio::test]
+async fn escaped_children_die_with_the_job() {
+    let dir = tempfile::tempdir().expect("dir");
+    let escaped = dir.path().join("escaped.pid");
+    let grouped = dir.path().join("grouped.pid");
+    // `setsid` leaves the session but keeps stdout; `set -m` puts the second
+    // sleep in a process group of its own, inside the job's session, with
+    // its output elsewhere.
+    let script = format!(
+        "setsid sh -c 'echo $$ > {e}; exec sleep 1004' & \
+         set -m; sleep 1005 > /dev/null 2>&1 & echo $! > {g}; \
+         sleep 0.3; echo hi",
+        e = escaped.display(),
+        g = grouped.display()
+    );
+    let t = Instant::now();
+    let o = run(sh(&script, Duration::from_secs(3))).await;
+    assert_eq!(o.status, JobStatus::Exited { code: 0 });
+    assert_eq!(o.stdout.text, "hi\n");
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "the job was held open for {:?}",
+        t.elapsed()
+    );
+    for file in [&escaped, &grouped] {
+        let pid = std::fs::read_to_string(file).expect("pid file");
+        let pid = pid.trim();
+        assert!(!pid.is_empty(), "{} is empty", file.display());
+        assert!(!alive(pid), "{pid} ({}) outlived the job", file.display());
+    }
+}
+
 #[tokio::test]
 async fn cancel_and_signals_are_reported() {
     let mut h = LocalBackend::default()
@@ -257,4 +292,132 @@ fn fleet_files_name_the_bad_key() {
         .expect_err("dup");
     assert!(e.to_string().contains("twice"), "{e}");
     assert!(FleetConfig::parse("", p).is_err());
+}
+
+/// Issue 23, deliverable 2: validators' jobs never run as the miner's own
+/// user unless the operator opts in by name, and a job user must be real,
+/// unprivileged and the executor's own.
+#[test]
+fn remote_jobs_need_a_dedicated_user_or_an_explicit_opt_in() {
+    let p = std::path::Path::new("fleet.toml");
+    let parse = |t: &str| FleetConfig::parse(t, p).expect("parses");
+    let shared = parse("[[executors]]\nid = \"a\"\nbackend = \"local\"\n");
+    let e = shared.check_remote_jobs(p).expect_err("own user refused");
+    assert_eq!(
+        e.to_string(),
+        "fleet.toml: executor \"a\" would run validators' jobs as the miner's own user, who can \
+         read its wallet; set `user = \"NAME\"` to a dedicated unprivileged account (or, \
+         knowingly, `unsafe_share_miner_user = true`)"
+    );
+    let opted =
+        parse("[[executors]]\nid = \"a\"\nbackend = \"local\"\nunsafe_share_miner_user = true\n");
+    assert_eq!(
+        opted.check_remote_jobs(p).expect("opted in"),
+        vec![
+            "executor \"a\" runs validators' jobs as the miner's own user \
+             (unsafe_share_miner_user = true): a job can read this miner's wallet"
+                .to_owned()
+        ]
+    );
+    let root = parse("[[executors]]\nid = \"a\"\nbackend = \"local\"\nuser = \"root\"\n");
+    let e = root.check_remote_jobs(p).expect_err("root refused");
+    assert!(
+        e.to_string()
+            .ends_with("job user \"root\" is root; jobs must run as an unprivileged user"),
+        "{e}"
+    );
+    let ghost =
+        parse("[[executors]]\nid = \"a\"\nbackend = \"local\"\nuser = \"no-such-user-xq\"\n");
+    let e = ghost.check_remote_jobs(p).expect_err("unknown refused");
+    assert!(
+        e.to_string().contains(
+            "executor \"a\": bad job: job user \"no-such-user-xq\" is not in /etc/passwd"
+        ),
+        "{e}"
+    );
+    let e = FleetConfig::parse(
+        "[[executors]]\nid = \"a\"\nbackend = \"local\"\nuser = \"nobody\"\n\
+         [[executors]]\nid = \"b\"\nbackend = \"local\"\nuser = \"nobody\"\n",
+        p,
+    )
+    .expect_err("shared job user");
+    assert!(
+        e.to_string()
+            .contains("executors \"a\" and \"b\" both run jobs as user \"nobody\""),
+        "{e}"
+    );
+}
+
+#[test]
+fn job_users_come_from_passwd() {
+    let passwd = "root:x:0:0:root:/root:/bin/bash\n\
+                  broken line\n\
+                  job:x:1234:4321::/home/job:/usr/sbin/nologin\n";
+    let u = JobUser::from_passwd_for_tests(passwd, "job").expect("by name");
+    assert_eq!(
+        (u.name.as_str(), u.uid, u.gid, u.home.as_path()),
+        ("job", 1234, 4321, std::path::Path::new("/home/job"))
+    );
+    assert_eq!(
+        JobUser::from_passwd_for_tests(passwd, "1234").expect("by uid"),
+        u
+    );
+    assert!(JobUser::from_passwd_for_tests(passwd, "0").is_err());
+    assert!(JobUser::from_passwd_for_tests(passwd, "broken line").is_err());
+}
+
+/// A job as a dedicated user cannot read the miner's secrets, does not see
+/// its environment, and leaves no process behind. Needs root to switch
+/// users; skipped (with the reason printed) otherwise.
+#[tokio::test]
+async fn a_job_user_cannot_read_the_wallet_and_leaves_nothing() {
+    if sys::euid() != 0 {
+        eprintln!("SKIPPED a_job_user_cannot_read_the_wallet_and_leaves_nothing: needs root");
+        return;
+    }
+    let nobody = JobUser::resolve("nobody").expect("nobody is in /etc/passwd");
+    let dir = tempfile::tempdir().expect("dir");
+    let secret = dir.path().join("hotkey");
+    std::fs::write(&secret, "secret phrase").expect("write");
+    // A world-traversable directory, as a home directory often is; the key
+    // file itself is the miner's only (0600), as btcli writes it.
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let backend = LocalBackend::new(None).user("nobody").workdir("/");
+    let script = format!(
+        "id -u; cat {} 2>/dev/null && echo LEAKED; echo \"home:$HOME\"; \
+         setsid sh -c 'exec sleep 1006 > /dev/null 2>&1 < /dev/null' &",
+        secret.display()
+    );
+    let mut job = sh(&script, Duration::from_secs(20));
+    job.env.clear();
+    let o = backend
+        .run(job)
+        .await
+        .expect("start")
+        .wait()
+        .await
+        .expect("outcome");
+    assert_eq!(o.status, JobStatus::Exited { code: 0 }, "{}", o.stderr.text);
+    // The job's environment is its own: HOME is the job user's, not ours.
+    assert_ne!(
+        std::env::var_os("HOME"),
+        Some(nobody.home.clone().into_os_string())
+    );
+    assert_eq!(
+        o.stdout.text,
+        format!("{}\nhome:{}\n", nobody.uid, nobody.home.display())
+    );
+    // The daemon it left (its own session, no pipe held) is gone too.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let left = std::process::Command::new("pgrep")
+        .args(["-u", &nobody.uid.to_string(), "-f", "sleep 1006"])
+        .output()
+        .expect("pgrep");
+    assert_eq!(
+        String::from_utf8_lossy(&left.stdout),
+        "",
+        "a process of the job user survived"
+    );
 }
