@@ -49,7 +49,8 @@ struct AxonRequests(Arc<AxonStats>);
 impl Collector for AxonRequests {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
         let mut metric = encoder.encode_descriptor(
-            "akihabara_axon_requests",
+            // The registry adds the `akihabara_` prefix.
+            "axon_requests",
             "Requests the axon answered, by HTTP status",
             None,
             MetricType::Counter,
@@ -191,14 +192,37 @@ fn reply(code: StatusCode, content_type: &str, body: String) -> Response<Full<By
     r
 }
 
+/// Connections the metrics port keeps open at once (scrapers are few).
+const MAX_CONNECTIONS: usize = 32;
+/// Time a metrics client has to send its request headers; also ends idle
+/// keep-alive connections.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest a metrics connection stays open, whatever it does.
+const CONNECTION_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Binds the metrics port (failing clearly when it is taken) and serves
-/// `/health` and `/metrics` until the task is dropped.
+/// `/health` and `/metrics` until the task is dropped. At most
+/// [`MAX_CONNECTIONS`] are open at once (more are closed as accepted), and
+/// each is closed when idle or old, so the port cannot hold the descriptors
+/// the axon needs.
 pub async fn serve(
     addr: SocketAddr,
     metrics: Metrics,
     health: Arc<Health>,
     axon: Option<Arc<AxonStats>>,
 ) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    serve_limited(addr, metrics, health, axon, MAX_CONNECTIONS, HEADER_TIMEOUT).await
+}
+
+async fn serve_limited(
+    addr: SocketAddr,
+    metrics: Metrics,
+    health: Arc<Health>,
+    axon: Option<Arc<AxonStats>>,
+    max_connections: usize,
+    header_timeout: std::time::Duration,
+) -> anyhow::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let limit = akihabara_core::axon::ConnectionLimit::new(max_connections, max_connections);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for /health and /metrics: {e}"))?;
@@ -206,9 +230,13 @@ pub async fn serve(
     let registry = Arc::new(metrics.registry(axon));
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 // Out of file descriptors, say: wait instead of spinning.
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                continue;
+            };
+            let Some(admitted) = limit.admit(peer.ip()) else {
+                drop(stream);
                 continue;
             };
             let (registry, health) = (registry.clone(), health.clone());
@@ -253,11 +281,72 @@ pub async fn serve(
                         }
                     });
                 let io = hyper_util::rt::TokioIo::new(stream);
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(io, service)
-                    .await;
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .serve_connection(io, service);
+                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+                drop(admitted);
             });
         }
     });
     Ok((local, task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt as _;
+
+    /// Issue 23, finding 5: idle connections to the metrics port are capped
+    /// and closed after the header timeout, and /metrics still answers.
+    #[tokio::test]
+    async fn idle_metrics_connections_are_capped_and_timed_out() {
+        let (addr, task) = serve_limited(
+            "127.0.0.1:0".parse().expect("addr"),
+            Metrics::new(),
+            Health::new("miner"),
+            None,
+            4,
+            std::time::Duration::from_millis(500),
+        )
+        .await
+        .expect("serve");
+        let mut idle = Vec::new();
+        for _ in 0..10 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+        }
+        async fn closed(s: &mut tokio::net::TcpStream) -> bool {
+            let mut b = [0u8; 1];
+            let d = std::time::Duration::from_millis(100);
+            matches!(
+                tokio::time::timeout(d, s.read(&mut b)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        }
+        let mut closed_now = 0;
+        for s in &mut idle {
+            closed_now += usize::from(closed(s).await);
+        }
+        assert_eq!(closed_now, 6, "the 6 over the cap are closed at once");
+        // The 4 admitted ones are closed by the header timeout.
+        tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+        let mut closed_later = 0;
+        for s in &mut idle {
+            closed_later += usize::from(closed(s).await);
+        }
+        assert_eq!(closed_later, 10);
+        use tokio::io::AsyncWriteExt as _;
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut body = String::new();
+        s.read_to_string(&mut body).await.expect("read");
+        assert!(
+            body.lines().any(|l| l == "akihabara_block 0"),
+            "no block gauge in {body}"
+        );
+        task.abort();
+    }
 }

@@ -3,14 +3,25 @@
 //! Each request goes through the same steps as in the Python axon, in the same
 //! order, plus the limits a public server needs:
 //!
+//! 0. connections: at most [`AxonConfig::max_connections`], and
+//!    [`AxonConfig::max_connections_per_ip`] per address (more are closed at
+//!    once); headers must arrive within 30 s, which also ends idle keep-alive
+//!    connections;
 //! 1. method and route (405, 404), content type (415), declared size (413);
 //! 2. headers: legacy `bt_header_*` or `btauth/1` (400 when malformed);
 //! 3. blacklist ([`Policy::blacklist`]: 403 `Forbidden. Key is blacklisted: <reason>.`);
-//! 4. verify: nonce and signature (401 `Not Verified with error: …`);
-//! 5. per-hotkey rate limit (429);
-//! 6. a worker slot, by [`Policy::priority`] (408 when the timeout passes first);
-//! 7. body: size (413), JSON (400), body hash (400);
-//! 8. the handler, under the request's timeout (408), then 200 with the synapse.
+//! 4. verify, from the headers alone: freshness, receiver, the replay memory
+//!    and (legacy) the signature (401 `Not Verified with error: …`);
+//!    `btauth/1` signs the body, so its body is read here, within
+//!    [`AxonConfig::body_timeout`] and the [`AxonConfig::max_unverified_bytes`]
+//!    budget (503 when spent), then its signature is checked;
+//! 5. per-hotkey rate limit (429); only a request it lets through is
+//!    recorded in the nonce or replay memory;
+//! 6. body (legacy): size (413), within [`AxonConfig::body_timeout`] (408);
+//! 7. a worker slot, by [`Policy::priority`] (408 when the timeout passes
+//!    first): a slot is only ever held by a verified request whose body is in;
+//! 8. JSON (400), body hash (400), then the handler, under the request's
+//!    timeout (408), then 200 with the synapse.
 //!
 //! ```no_run
 //! use akihabara_core::axon::{Axon, AxonConfig, AllowAll};
@@ -85,6 +96,18 @@ pub struct AxonConfig {
     pub btauth: VerifyOptions,
     /// Accept `btauth/1` requests beside the legacy scheme. Default true.
     pub accept_btauth: bool,
+    /// Open connections at once; more are closed as soon as accepted.
+    /// Default 512 (below the usual 1024-descriptor limit).
+    pub max_connections: usize,
+    /// Open connections from one IP address at once. Default 64.
+    pub max_connections_per_ip: usize,
+    /// Time a body may take to arrive, from the end of the headers (408
+    /// after it). Default 10 s.
+    pub body_timeout: Duration,
+    /// Body bytes held at once for callers whose signature is not yet
+    /// checked (`btauth/1` signs the body, so it is read first); a request
+    /// that would exceed it gets 503 at once. Default 32 MiB.
+    pub max_unverified_bytes: usize,
 }
 
 impl Default for AxonConfig {
@@ -98,6 +121,10 @@ impl Default for AxonConfig {
             nonces: NoncePolicy::default(),
             btauth: VerifyOptions::default(),
             accept_btauth: true,
+            max_connections: 512,
+            max_connections_per_ip: 64,
+            body_timeout: Duration::from_secs(10),
+            max_unverified_bytes: 32 << 20,
         }
     }
 }
@@ -266,6 +293,7 @@ impl Reject {
 pub struct AxonStats {
     by_status: Box<[AtomicU64]>,
     total: AtomicU64,
+    refused_connections: AtomicU64,
 }
 
 impl Default for AxonStats {
@@ -273,11 +301,19 @@ impl Default for AxonStats {
         AxonStats {
             by_status: (0..600).map(|_| AtomicU64::new(0)).collect(),
             total: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
         }
     }
 }
 
 impl AxonStats {
+    fn refused_connection(&self) {
+        self.refused_connections.fetch_add(1, Ordering::Relaxed);
+    }
+    /// Connections closed at once because a connection cap was reached.
+    pub fn refused_connections(&self) -> u64 {
+        self.refused_connections.load(Ordering::Relaxed)
+    }
     fn record(&self, status: u16) {
         self.total.fetch_add(1, Ordering::Relaxed);
         if let Some(c) = self.by_status.get(status as usize) {
@@ -298,6 +334,69 @@ impl AxonStats {
     /// All answered requests.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+}
+
+/// Caps on open connections, in all and per IP address. Each admitted
+/// connection holds a [`ConnectionPermit`] until it closes. Shared by the
+/// axon and any other listener a daemon runs (its `/metrics` port).
+#[derive(Debug)]
+pub struct ConnectionLimit {
+    max: usize,
+    per_ip: usize,
+    open: Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
+}
+
+/// One admitted connection; dropping it frees its place.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    limit: Arc<ConnectionLimit>,
+    ip: std::net::IpAddr,
+}
+
+impl ConnectionLimit {
+    /// At most `max` connections, `per_ip` from one address (each at least 1).
+    pub fn new(max: usize, per_ip: usize) -> Arc<ConnectionLimit> {
+        Arc::new(ConnectionLimit {
+            max: max.max(1),
+            per_ip: per_ip.max(1),
+            open: Mutex::new((0, HashMap::new())),
+        })
+    }
+
+    /// A place for a connection from `ip`, or `None` when a cap is reached.
+    pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ConnectionPermit> {
+        let mut g = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, by_ip) = &mut *g;
+        let mine = by_ip.get(&ip).copied().unwrap_or(0);
+        if *total >= self.max || mine >= self.per_ip {
+            return None;
+        }
+        *total += 1;
+        by_ip.insert(ip, mine + 1);
+        Some(ConnectionPermit {
+            limit: self.clone(),
+            ip,
+        })
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        let mut g = self.limit.open.lock().unwrap_or_else(|p| p.into_inner());
+        let (total, by_ip) = &mut *g;
+        *total = total.saturating_sub(1);
+        if let Some(n) = by_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                by_ip.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -379,15 +478,28 @@ impl AxonBuilder {
             hotkey_ss58: self.keypair.account().to_ss58(),
             verifier: Verifier::start()?,
             gate: Gate::new(self.config.max_concurrent.max(1)),
-            nonces: Mutex::new(NonceStore::new(NoncePolicy {
-                max_timeout: self.config.max_timeout,
-                ..self.config.nonces
-            })),
-            replay: Mutex::new(ReplayCache::new(
+            nonces: Mutex::new(NonceStore::started_at(
+                NoncePolicy {
+                    max_timeout: self.config.max_timeout,
+                    ..self.config.nonces
+                },
+                protocol::unix_nanos(),
+            )),
+            replay: Mutex::new(ReplayCache::started_at(
                 (self.config.btauth.max_age + self.config.btauth.allowed_skew)
                     .max(Duration::from_secs(60)),
                 self.config.nonces.capacity,
+                protocol::unix_nanos(),
             )),
+            unverified: Arc::new(tokio::sync::Semaphore::new(
+                self.config
+                    .max_unverified_bytes
+                    .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+            )),
+            connections: ConnectionLimit::new(
+                self.config.max_connections,
+                self.config.max_connections_per_ip,
+            ),
             config: self.config,
             policy: self.policy,
             routes: self.routes,
@@ -409,7 +521,17 @@ fn quota(r: RateLimit) -> Result<Quota, String> {
         ));
     }
     let burst = NonZeroU32::new(r.burst).ok_or("rate-limit burst must be at least 1")?;
-    let period = Duration::from_secs_f64(1.0 / r.per_second);
+    // One request a day is the slowest rate that makes sense; below it the
+    // period would overflow a Duration (1e-300 requests/s once panicked).
+    const MIN_RATE: f64 = 1.0 / 86_400.0;
+    if r.per_second < MIN_RATE {
+        return Err(format!(
+            "rate limit {} requests/s is below the minimum of one a day ({MIN_RATE:.3e})",
+            r.per_second
+        ));
+    }
+    let period = Duration::try_from_secs_f64(1.0 / r.per_second)
+        .map_err(|_| format!("rate limit {} requests/s is out of range", r.per_second))?;
     Quota::with_period(period)
         .map(|q| q.allow_burst(burst))
         .ok_or_else(|| "rate limit is too high".to_owned())
@@ -425,6 +547,8 @@ struct Inner {
     gate: Arc<Gate>,
     nonces: Mutex<NonceStore>,
     replay: Mutex<ReplayCache>,
+    unverified: Arc<tokio::sync::Semaphore>,
+    connections: Arc<ConnectionLimit>,
     rate: Option<Arc<DefaultKeyedRateLimiter<AccountId>>>,
     stats: Arc<AxonStats>,
 }
@@ -489,6 +613,12 @@ impl Axon {
                 },
                 () = &mut shutdown => break Ok(()),
             };
+            let Some(admitted) = inner.connections.admit(peer.ip()) else {
+                // Over the cap: close it now, so it holds no descriptor.
+                drop(stream);
+                inner.stats.refused_connection();
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             let inner = inner.clone();
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
@@ -509,6 +639,7 @@ impl Axon {
             let conn = graceful.watch(conn);
             tokio::spawn(async move {
                 let _ = conn.await;
+                drop(admitted);
             });
         };
         drop(self.listener);
@@ -650,8 +781,11 @@ impl Inner {
         }
         let pairs = || headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes()));
 
-        // 2–4. Headers, blacklist, verify.
+        // 2–5. Headers, blacklist, verify, rate limit, then record.
         let btauth = self.config.accept_btauth && btauth::is_btauth(pairs());
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<usize>().ok());
         let (caller, timeout, expected_hash, body_bytes) = if btauth {
             let auth = btauth::parse(pairs()).map_err(|e| Reject::new(400, e.to_string()))?;
             self.blacklist(route_name, &auth.hotkey)?;
@@ -664,27 +798,42 @@ impl Inner {
                 ),
                 None => None,
             };
-            let body = self.read_body(take_body(&mut body)?).await?;
-            let now = protocol::unix_nanos();
-            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
-            btauth::verify(
+            // Everything that needs no body, before reading a byte of it.
+            btauth::check_fresh(
                 &auth,
-                method.as_str(),
-                path,
-                &body,
                 &self.hotkey,
                 &self.config.btauth,
-                now,
+                protocol::unix_nanos(),
             )
             .map_err(Reject::unverified)?;
             self.replay
                 .lock()
                 .map_err(|_| Reject::new(500, "replay cache poisoned"))?
-                .check_and_store(auth.hotkey, auth.nonce, now)
-                .map_err(|e| match e {
-                    btauth::BtAuthError::Full => Reject::new(503, e.to_string()),
-                    e => Reject::unverified(e),
+                .check(&auth.hotkey, auth.nonce)
+                .map_err(Reject::unverified)?;
+            // The body is signed: read it, within the unverified budget.
+            let want = declared
+                .unwrap_or(self.config.max_body_bytes)
+                .clamp(1, self.config.max_body_bytes);
+            let _budget = u32::try_from(want)
+                .ok()
+                .and_then(|n| self.unverified.clone().try_acquire_many_owned(n).ok())
+                .ok_or_else(|| {
+                    Reject::new(
+                        503,
+                        "too many unverified request bytes in flight; retry shortly",
+                    )
                 })?;
+            let body = self.read_body_in_time(take_body(&mut body)?).await?;
+            let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+            btauth::verify_signature(&auth, method.as_str(), path, &body)
+                .map_err(Reject::unverified)?;
+            self.rate_limit(&auth.hotkey)?;
+            self.replay
+                .lock()
+                .map_err(|_| Reject::new(500, "replay cache poisoned"))?
+                .check_and_store(auth.hotkey, auth.nonce, protocol::unix_nanos())
+                .map_err(Reject::unverified)?;
             (auth.hotkey, timeout, None, Some(body))
         } else {
             let h = RequestHeaders::parse(pairs(), route.required())
@@ -701,27 +850,16 @@ impl Inner {
             (hotkey, h.timeout, Some(hash), None)
         };
 
-        // 5. Rate limit.
-        if let Some(rate) = &self.rate
-            && rate.check_key(&caller).is_err()
-        {
-            let r = self.config.rate_limit.unwrap_or(RateLimit {
-                per_second: 0.0,
-                burst: 0,
-            });
-            return Err(Reject::new(
-                429,
-                format!(
-                    "Rate limit exceeded for {caller}: {} requests/s, burst {}",
-                    r.per_second, r.burst
-                ),
-            ));
-        }
-
-        // 6. A worker slot, by priority, within the timeout.
+        // 6. The body of a verified legacy request, before any worker slot.
         let t = timeout.unwrap_or(self.config.default_timeout.as_secs_f64());
         let budget = Duration::from_secs_f64(t.min(self.config.max_timeout.as_secs_f64()));
         let deadline = tokio::time::Instant::from_std(start) + budget;
+        let body = match body_bytes {
+            Some(b) => b,
+            None => self.read_body_in_time(take_body(&mut body)?).await?,
+        };
+
+        // 7. A worker slot, by priority, within the timeout.
         let priority = self.policy.priority(route_name, &caller);
         let _permit = match tokio::time::timeout_at(deadline, self.gate.acquire(priority)).await {
             Ok(Some(p)) => p,
@@ -729,16 +867,7 @@ impl Inner {
             Err(_) => return Err(Reject::new(408, format!("Response timeout after: {t}s"))),
         };
 
-        // 7–8. Body and handler.
-        let body = match body_bytes {
-            Some(b) => b,
-            None => match tokio::time::timeout_at(deadline, self.read_body(take_body(&mut body)?))
-                .await
-            {
-                Ok(b) => b?,
-                Err(_) => return Err(Reject::new(408, format!("Response timeout after: {t}s"))),
-            },
-        };
+        // 8. Handler.
         let ctx = CallCtx {
             caller: Caller {
                 hotkey: caller,
@@ -755,6 +884,41 @@ impl Inner {
         match tokio::time::timeout_at(deadline, route.call(body, ctx)).await {
             Ok(r) => r,
             Err(_) => Err(Reject::new(408, format!("Response timeout after: {t}s"))),
+        }
+    }
+
+    /// 429 when `caller` is over its rate.
+    fn rate_limit(&self, caller: &AccountId) -> Result<(), Reject> {
+        if let Some(rate) = &self.rate
+            && rate.check_key(caller).is_err()
+        {
+            let r = self.config.rate_limit.unwrap_or(RateLimit {
+                per_second: 0.0,
+                burst: 0,
+            });
+            return Err(Reject::new(
+                429,
+                format!(
+                    "Rate limit exceeded for {caller}: {} requests/s, burst {}",
+                    r.per_second, r.burst
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Reads a body within [`AxonConfig::body_timeout`].
+    async fn read_body_in_time(&self, body: Incoming) -> Result<Bytes, Reject> {
+        let limit = self.config.body_timeout;
+        match tokio::time::timeout(limit, self.read_body(body)).await {
+            Ok(b) => b,
+            Err(_) => Err(Reject::new(
+                408,
+                format!(
+                    "the request body did not arrive within {} s",
+                    limit.as_secs_f64()
+                ),
+            )),
         }
     }
 
@@ -775,14 +939,14 @@ impl Inner {
         hotkey_str: &str,
         key: (AccountId, schnorrkel::PublicKey),
     ) -> Result<String, Reject> {
+        let caller = key.0;
         let d = &h.dendrite;
         let nonce = d.nonce.ok_or_else(|| Reject::unverified("Missing Nonce"))?;
         let uuid = d.uuid.as_deref().unwrap_or("None");
-        let nonce_key = format!("{hotkey_str}:{uuid}");
         self.nonces
             .lock()
             .map_err(|_| Reject::new(500, "nonce store poisoned"))?
-            .check(&nonce_key, nonce, h.timeout, protocol::unix_nanos())
+            .check(hotkey_str, uuid, nonce, h.timeout, protocol::unix_nanos())
             .map_err(Reject::unverified)?;
         let sig_str = d
             .signature
@@ -806,14 +970,13 @@ impl Inner {
                 "Signature mismatch with {message} and {sig_str}"
             )));
         }
+        // Only a request the rate limit lets through is remembered.
+        self.rate_limit(&caller)?;
         self.nonces
             .lock()
             .map_err(|_| Reject::new(500, "nonce store poisoned"))?
-            .accept(&nonce_key, nonce, h.timeout, protocol::unix_nanos())
-            .map_err(|e| match e {
-                protocol::NonceError::Full => Reject::new(503, e.to_string()),
-                e => Reject::unverified(e),
-            })?;
+            .accept(hotkey_str, uuid, nonce, h.timeout, protocol::unix_nanos())
+            .map_err(Reject::unverified)?;
         Ok(body_hash)
     }
 

@@ -467,3 +467,265 @@ async fn nonces_never_go_backwards_under_concurrency() {
     all.dedup();
     assert_eq!(all.len(), n, "every nonce is unique");
 }
+
+// ---- Issue 23: what a hostile caller could do, as regression tests. Each
+// attacker is raw sockets over loopback, bounded in count and time.
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+/// Opens a raw connection and writes `head` (request line and headers).
+async fn raw(r: &Running, head: &str) -> tokio::net::TcpStream {
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", r.target.port))
+        .await
+        .unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    s
+}
+
+/// The status of the first response on `s`, or `None` when the server
+/// closed without one. Gives up after `within`.
+async fn status_of(s: &mut tokio::net::TcpStream, within: Duration) -> Option<u16> {
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(within, s.read(&mut buf))
+        .await
+        .expect("the server neither answered nor closed")
+        .ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
+    text.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
+}
+
+fn btauth_head(nonce: u64, content_length: usize) -> String {
+    format!(
+        "POST /Ping HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {content_length}\r\nX-Bittensor-Version: 1\r\n\
+         X-Bittensor-Hotkey: {}\r\nX-Bittensor-Nonce: {nonce}\r\n\
+         X-Bittensor-Signature: 0x{}\r\nX-Bittensor-Receiver: {}\r\n\r\n",
+        alice().account().to_ss58(),
+        "00".repeat(64),
+        bob().account().to_ss58()
+    )
+}
+
+/// Finding 1: a request that merely claims btauth/1 cannot make the axon
+/// hold more than the unverified-bytes budget, nor hold it for long; a stale
+/// nonce is refused before a byte of the body is read.
+#[tokio::test]
+async fn unverified_bodies_are_budgeted_and_stale_ones_never_read() {
+    let config = AxonConfig {
+        max_unverified_bytes: 1 << 20,
+        body_timeout: Duration::from_secs(1),
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    // Stale: 401 at once, although 4 MiB are announced and none sent.
+    let mut stale = raw(&r, &btauth_head(1, 4 << 20)).await;
+    assert_eq!(status_of(&mut stale, T).await, Some(401));
+    // Fresh but forged: the first stalled body takes 900 KB of the 1 MiB
+    // budget; a second is refused with 503 at once.
+    let now = protocol::unix_nanos();
+    let mut first = raw(&r, &btauth_head(now, 900_000)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut second = raw(&r, &btauth_head(now + 1, 900_000)).await;
+    assert_eq!(status_of(&mut second, T).await, Some(503));
+    // A real caller with a small body still gets through meanwhile.
+    let d = Dendrite::with_options(alice(), AuthMode::BtAuth, "127.0.0.1").unwrap();
+    let reply = d.call(&r.target, Ping::new("ok", 1), T).await;
+    assert_eq!(reply.status, 200, "{}", reply.message);
+    // The stalled body is given up after the body timeout.
+    let t = std::time::Instant::now();
+    assert_eq!(status_of(&mut first, T).await, Some(408));
+    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    r.stop().await;
+}
+
+/// Finding 4: a hotkey flooding under a rate limit, with a new uuid each
+/// time, neither fills the nonce store for others nor is remembered for
+/// the requests the rate limit refused.
+#[tokio::test]
+async fn a_throttled_flood_does_not_lock_other_callers_out() {
+    let config = AxonConfig {
+        rate_limit: Some(RateLimit {
+            per_second: 0.01,
+            burst: 1,
+        }),
+        nonces: NoncePolicy {
+            capacity: 20,
+            ..NoncePolicy::default()
+        },
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let flood = Dendrite::new(alice()).unwrap();
+    let mut statuses = Vec::new();
+    for i in 0..60 {
+        let (body, headers) = flood
+            .prepare(&r.target, Ping::new("x", 0), T, &format!("uuid-{i}"))
+            .unwrap();
+        statuses.push(send(&r, "Ping", body, &headers).await.0);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        59,
+        "{statuses:?}"
+    );
+    for who in ["//Charlie", "//Dave", "//Eve"] {
+        let d = Dendrite::new(Keypair::from_uri(who).unwrap()).unwrap();
+        let reply = d.call(&r.target, Ping::new("x", 0), T).await;
+        assert_eq!(reply.status, 200, "{who}: {}", reply.message);
+    }
+    // An attacker-sized uuid is refused, not stored.
+    let (body, headers) = flood
+        .prepare(&r.target, Ping::new("x", 0), T, &"u".repeat(8192))
+        .unwrap();
+    let (status, json) = send(&r, "Ping", body, &headers).await;
+    assert_eq!(
+        (status, json["message"].as_str()),
+        (
+            401,
+            Some("Not Verified with error: uuid is 8192 bytes; at most 64 are accepted")
+        )
+    );
+    r.stop().await;
+}
+
+/// Finding 5: signed requests whose bodies stall hold no worker slot.
+#[tokio::test]
+async fn stalled_bodies_hold_no_worker_slot() {
+    let config = AxonConfig {
+        max_concurrent: 2,
+        body_timeout: Duration::from_secs(2),
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let mut stalled = Vec::new();
+    for i in 0..6 {
+        let (body, headers) = d
+            .prepare(&r.target, Ping::new("x", 0), T, &format!("s{i}"))
+            .unwrap();
+        let mut head = format!(
+            "POST /Ping HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in &headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        let mut s = raw(&r, &head).await;
+        s.write_all(&body[..body.len() / 2]).await.unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t = std::time::Instant::now();
+    let reply = Dendrite::new(Keypair::from_uri("//Charlie").unwrap())
+        .unwrap()
+        .call(&r.target, Ping::new("x", 0), Duration::from_secs(1))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.message);
+    assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+    for s in &mut stalled {
+        assert_eq!(status_of(s, T).await, Some(408));
+    }
+    r.stop().await;
+}
+
+/// Finding 5: idle connections from one address cannot use up the axon's
+/// descriptors; a caller from another address is still served.
+#[tokio::test]
+async fn connections_are_capped_per_address() {
+    let config = AxonConfig {
+        max_connections_per_ip: 8,
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let mut idle = Vec::new();
+    for _ in 0..40 {
+        idle.push(
+            tokio::net::TcpStream::connect(("127.0.0.1", r.target.port))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Those over the cap were closed by the server at once.
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut b = [0u8; 1];
+        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(50), s.read(&mut b)).await {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 32);
+    assert_eq!(r.stats.refused_connections(), 32);
+    // Another address is served: 127.0.0.2 is loopback too.
+    let d = Dendrite::new(Keypair::from_uri("//Charlie").unwrap()).unwrap();
+    let (body, headers) = d.prepare(&r.target, Ping::new("x", 0), T, "c").unwrap();
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    let mut req = client
+        .post(url(&r, "Ping"))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in &headers {
+        req = req.header(k, v);
+    }
+    assert_eq!(req.send().await.unwrap().status().as_u16(), 200);
+    r.stop().await;
+}
+
+/// Finding 10: a request captured before a restart is refused after it,
+/// even with its unsigned timeout header raised to 300 s.
+#[tokio::test]
+async fn a_restart_does_not_reopen_captured_requests() {
+    let first = start(Axon::builder(bob())).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let (body, mut headers) = d
+        .prepare(&first.target, Ping::new("x", 0), T, "lane")
+        .unwrap();
+    assert_eq!(send(&first, "Ping", body.clone(), &headers).await.0, 200);
+    first.stop().await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let second = start(Axon::builder(bob())).await;
+    headers.retain(|(k, _)| k != "timeout");
+    headers.push(("timeout".into(), "300".into()));
+    let (status, json) = send(&second, "Ping", body, &headers).await;
+    assert_eq!(
+        (status, json["message"].as_str()),
+        (
+            401,
+            Some(
+                "Not Verified with error: Nonce predates this axon's replay memory (it \
+                 restarted or forgot older nonces); sign a new request"
+            )
+        )
+    );
+    second.stop().await;
+}
+
+/// Finding 9: a rate too small for a Duration is a typed error, not a panic.
+#[test]
+fn absurd_rate_limits_are_refused() {
+    for per_second in [1e-300, 0.0, -1.0, f64::NAN] {
+        let e = quota(RateLimit {
+            per_second,
+            burst: 1,
+        })
+        .expect_err("refused");
+        assert!(e.starts_with("rate limit"), "{e}");
+    }
+    assert!(
+        quota(RateLimit {
+            per_second: 1.0 / 86_400.0,
+            burst: 1
+        })
+        .is_ok()
+    );
+}

@@ -62,9 +62,6 @@ pub enum BtAuthError {
     /// Seen before inside the window.
     #[error("this nonce was already accepted from this hotkey")]
     Replayed,
-    /// The replay cache is full of live entries.
-    #[error("too many recent requests; try again later")]
-    Full,
 }
 
 /// Parsed `btauth/1` headers.
@@ -237,6 +234,18 @@ pub fn verify(
     opts: &VerifyOptions,
     now_ns: u64,
 ) -> Result<(), BtAuthError> {
+    check_fresh(h, self_hotkey, opts, now_ns)?;
+    verify_signature(h, method, path, body)
+}
+
+/// The checks that need no body: receiver binding and freshness. A server
+/// runs them before it reads a byte of the body.
+pub fn check_fresh(
+    h: &AuthHeaders,
+    self_hotkey: &AccountId,
+    opts: &VerifyOptions,
+    now_ns: u64,
+) -> Result<(), BtAuthError> {
     match &h.receiver {
         None if opts.require_receiver => {
             return Err(BtAuthError::WrongReceiver(format!(
@@ -268,6 +277,16 @@ pub fn verify(
             opts.allowed_skew.as_secs_f64()
         )));
     }
+    Ok(())
+}
+
+/// The signature over the request and exactly `body`.
+pub fn verify_signature(
+    h: &AuthHeaders,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> Result<(), BtAuthError> {
     let msg = payload(
         method,
         path,
@@ -284,10 +303,17 @@ pub fn verify(
 
 /// Accepted `(hotkey, nonce)` pairs, each kept for `retention`, at most
 /// `capacity` at once.
+///
+/// When full, the oldest pair is forgotten rather than every new request
+/// refused, and the forgotten nonce raises a floor: a nonce at or below the
+/// floor is refused, so nothing forgotten can be replayed. A cache made with
+/// [`ReplayCache::started_at`] starts with its floor at that time, so a
+/// request captured before a restart is refused after it.
 #[derive(Debug)]
 pub struct ReplayCache {
     retention_ns: u64,
     capacity: usize,
+    floor: u64,
     seen: HashSet<(AccountId, u64)>,
     expiry: VecDeque<(u64, (AccountId, u64))>,
 }
@@ -295,12 +321,44 @@ pub struct ReplayCache {
 impl ReplayCache {
     /// A cache; `retention` must cover `max_age + allowed_skew`.
     pub fn new(retention: Duration, capacity: usize) -> ReplayCache {
+        ReplayCache::started_at(retention, capacity, 0)
+    }
+
+    /// A cache that refuses nonces at or below `now_ns`, its start.
+    pub fn started_at(retention: Duration, capacity: usize, now_ns: u64) -> ReplayCache {
         ReplayCache {
             retention_ns: retention.as_nanos() as u64,
-            capacity,
+            capacity: capacity.max(1),
+            floor: now_ns,
             seen: HashSet::new(),
             expiry: VecDeque::new(),
         }
+    }
+
+    fn expire(&mut self, now_ns: u64) {
+        while let Some((t, _)) = self.expiry.front()
+            && *t <= now_ns
+        {
+            if let Some((_, key)) = self.expiry.pop_front() {
+                self.seen.remove(&key);
+            }
+        }
+    }
+
+    /// Whether the pair would be refused, without recording it (run it before
+    /// reading the body).
+    pub fn check(&self, hotkey: &AccountId, nonce: u64) -> Result<(), BtAuthError> {
+        if nonce <= self.floor {
+            return Err(BtAuthError::Stale(
+                "nonce predates this server's replay memory (it restarted or forgot older \
+                 nonces); sign a new request"
+                    .into(),
+            ));
+        }
+        if self.seen.contains(&(*hotkey, nonce)) {
+            return Err(BtAuthError::Replayed);
+        }
+        Ok(())
     }
 
     /// Records the pair; `Replayed` if it was already there.
@@ -310,18 +368,14 @@ impl ReplayCache {
         nonce: u64,
         now_ns: u64,
     ) -> Result<(), BtAuthError> {
-        while let Some((t, _)) = self.expiry.front()
-            && *t <= now_ns
-        {
-            if let Some((_, key)) = self.expiry.pop_front() {
-                self.seen.remove(&key);
-            }
-        }
-        if self.seen.contains(&(hotkey, nonce)) {
-            return Err(BtAuthError::Replayed);
-        }
-        if self.seen.len() >= self.capacity {
-            return Err(BtAuthError::Full);
+        self.expire(now_ns);
+        self.check(&hotkey, nonce)?;
+        while self.seen.len() >= self.capacity {
+            let Some((_, key)) = self.expiry.pop_front() else {
+                break;
+            };
+            self.seen.remove(&key);
+            self.floor = self.floor.max(key.1);
         }
         self.seen.insert((hotkey, nonce));
         self.expiry
@@ -450,12 +504,33 @@ mod tests {
     #[test]
     fn replay_cache_expires_and_is_bounded() {
         let a = pair("//Alice").account();
+        let b = pair("//Bob").account();
         let mut c = ReplayCache::new(Duration::from_secs(60), 2);
-        c.check_and_store(a, 1, NOW).unwrap();
-        assert_eq!(c.check_and_store(a, 1, NOW), Err(BtAuthError::Replayed));
-        c.check_and_store(a, 2, NOW).unwrap();
-        assert_eq!(c.check_and_store(a, 3, NOW), Err(BtAuthError::Full));
-        c.check_and_store(a, 3, NOW + 61_000_000_000).unwrap();
+        c.check_and_store(a, NOW + 1, NOW).unwrap();
+        assert_eq!(
+            c.check_and_store(a, NOW + 1, NOW),
+            Err(BtAuthError::Replayed)
+        );
+        c.check_and_store(a, NOW + 2, NOW).unwrap();
+        // Issue 23, finding 4: full is not "refuse everyone": the oldest pair
+        // is forgotten, and its nonce can no longer be used.
+        c.check_and_store(b, NOW + 3, NOW).unwrap();
+        assert_eq!(c.len(), 2);
+        assert!(matches!(
+            c.check_and_store(a, NOW + 1, NOW),
+            Err(BtAuthError::Stale(_))
+        ));
+        c.check_and_store(a, NOW + 4, NOW + 61_000_000_000).unwrap();
         assert_eq!(c.len(), 1);
+    }
+
+    /// Issue 23, finding 10: a restarted server refuses what was signed
+    /// before it started.
+    #[test]
+    fn a_restarted_replay_cache_refuses_older_nonces() {
+        let a = pair("//Alice").account();
+        let c = ReplayCache::started_at(Duration::from_secs(60), 10, NOW);
+        assert!(matches!(c.check(&a, NOW - 1), Err(BtAuthError::Stale(_))));
+        c.check(&a, NOW + 1).unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! Replay protection for the legacy scheme: a nonce per `{hotkey}:{uuid}`
+//! Replay protection for the legacy scheme: a nonce per `(hotkey, uuid)`
 //! that must be fresh for a new sender and strictly increasing after that.
 //!
 //! The Python axon accepts only nonces above the last one per key, so when one
@@ -10,18 +10,31 @@
 //! sliding anti-replay window of IPsec. Exact replays are still refused, and a
 //! zero window gives Python's strict rule.
 //!
-//! Unlike the Python axon's dictionary, which keeps every key forever, this
-//! store forgets a key once its last nonce is older than the freshness window
-//! (`allowed_delta + max_timeout`). That is safe: any replay of a forgotten
-//! nonce is older than the window and is refused as stale. The store also has
-//! a hard capacity; when it is full of live keys, new senders are refused
-//! until keys expire, rather than letting memory grow.
+//! Memory is bounded three ways, and no sender can use it to lock others out:
+//! - a uuid is at most [`MAX_UUID_LEN`] bytes (Python's are 36);
+//! - a hotkey holds at most [`MAX_UUIDS_PER_HOTKEY`] uuids: a new one evicts
+//!   that hotkey's oldest, so one hotkey can only crowd out itself;
+//! - the store holds at most `capacity` keys: beyond it, the oldest eighth of
+//!   all keys is evicted.
+//!
+//! Forgetting is made safe by floors: an evicted key's highest nonce raises
+//! the floor (its hotkey's, or the store's), and a nonce at or below a floor
+//! is refused for an unknown key, so a forgotten nonce can never be replayed.
+//! A store made with [`NonceStore::started_at`] starts with its floor at that
+//! time: a request captured before a restart cannot be replayed after it,
+//! whatever its unsigned `timeout` header says. Keys whose last nonce is older
+//! than the freshness window (`allowed_delta + max_timeout`) are dropped: any
+//! replay of them is refused as stale.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// Most nonces remembered per key inside the reorder window.
 pub const MAX_RECENT: usize = 64;
-use std::time::Duration;
+/// Longest uuid accepted (bytes).
+pub const MAX_UUID_LEN: usize = 64;
+/// Most uuids remembered per hotkey.
+pub const MAX_UUIDS_PER_HOTKEY: usize = 16;
 
 /// Bounds of the nonce check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +48,7 @@ pub struct NoncePolicy {
     /// How far below the highest nonce of a key a never-seen nonce may be
     /// (calls that overtook each other). Zero: strictly increasing only.
     pub reorder_window: Duration,
-    /// The most keys held at once.
+    /// The most `(hotkey, uuid)` keys held at once.
     pub capacity: usize,
 }
 
@@ -83,17 +96,38 @@ pub enum NonceError {
         /// The bound.
         allowed_s: f64,
     },
-    /// The store is full of live keys.
-    #[error("too many active senders; try again later")]
-    Full,
+    /// At or below a floor: sent before this axon started, or older than
+    /// nonces it had to forget. A fresh request passes.
+    #[error(
+        "Nonce predates this axon's replay memory (it restarted or forgot older nonces); sign a new request"
+    )]
+    BelowFloor,
+    /// The uuid is longer than [`MAX_UUID_LEN`].
+    #[error("uuid is {len} bytes; at most {max} are accepted")]
+    UuidTooLong {
+        /// Its length.
+        len: usize,
+        /// The bound.
+        max: usize,
+    },
 }
 
 /// The per-sender nonce memory of one axon.
 #[derive(Debug)]
 pub struct NonceStore {
     policy: NoncePolicy,
-    last: HashMap<String, Entry>,
+    senders: HashMap<String, Sender>,
+    keys: usize,
+    /// Unknown keys need a nonce above this (start time, raised by evictions).
+    floor: u64,
     last_prune_ns: u64,
+}
+
+#[derive(Debug, Default)]
+struct Sender {
+    /// Unknown uuids of this hotkey need a nonce above this.
+    floor: u64,
+    uuids: HashMap<Box<str>, Entry>,
 }
 
 #[derive(Debug, Default)]
@@ -104,38 +138,55 @@ struct Entry {
 }
 
 impl NonceStore {
-    /// An empty store.
+    /// An empty store with no floor (every fresh nonce passes).
     pub fn new(policy: NoncePolicy) -> NonceStore {
+        NonceStore::started_at(policy, 0)
+    }
+
+    /// An empty store that refuses, for unknown keys, nonces at or below
+    /// `now_ns`: a server that forgot everything when it (re)started cannot
+    /// be fed requests captured before.
+    pub fn started_at(policy: NoncePolicy, now_ns: u64) -> NonceStore {
         NonceStore {
             policy,
-            last: HashMap::new(),
-            last_prune_ns: 0,
+            senders: HashMap::new(),
+            keys: 0,
+            floor: now_ns,
+            last_prune_ns: now_ns,
         }
     }
 
-    /// Keys held now.
+    /// `(hotkey, uuid)` keys held now.
     pub fn len(&self) -> usize {
-        self.last.len()
+        self.keys
     }
 
     /// Whether no key is held.
     pub fn is_empty(&self) -> bool {
-        self.last.is_empty()
+        self.keys == 0
     }
 
     fn horizon_ns(&self) -> u64 {
         (self.policy.allowed_delta + self.policy.max_timeout).as_nanos() as u64
     }
 
-    /// Checks `nonce` for `key` without recording it (cheap; run it before the
-    /// signature check). `timeout` is the request's, capped by the policy.
+    /// Checks `nonce` for `(hotkey, uuid)` without recording it (cheap; run it
+    /// before the signature check). `timeout` is the request's, capped by the
+    /// policy.
     pub fn check(
         &self,
-        key: &str,
+        hotkey: &str,
+        uuid: &str,
         nonce: u64,
         timeout: Option<f64>,
         now_ns: u64,
     ) -> Result<(), NonceError> {
+        if uuid.len() > MAX_UUID_LEN {
+            return Err(NonceError::UuidTooLong {
+                len: uuid.len(),
+                max: MAX_UUID_LEN,
+            });
+        }
         let future = self.policy.max_future.as_nanos() as u64;
         if nonce > now_ns.saturating_add(future) {
             return Err(NonceError::InFuture {
@@ -143,7 +194,8 @@ impl NonceStore {
                 allowed_s: future as f64 / 1e9,
             });
         }
-        match self.last.get(key) {
+        let sender = self.senders.get(hotkey);
+        match sender.and_then(|s| s.uuids.get(uuid)) {
             Some(e) if nonce > e.max => Ok(()),
             Some(e) => {
                 let window = self.policy.reorder_window.as_nanos() as u64;
@@ -170,6 +222,8 @@ impl NonceStore {
                         age_s: (now_ns as f64 - nonce as f64) / 1e9,
                         allowed_s: window as f64 / 1e9,
                     })
+                } else if nonce <= self.floor.max(sender.map_or(0, |s| s.floor)) {
+                    Err(NonceError::BelowFloor)
                 } else {
                     Ok(())
                 }
@@ -177,23 +231,29 @@ impl NonceStore {
         }
     }
 
-    /// Checks and records `nonce` for `key` in one step; call it once the
-    /// signature is known good, so forged requests cannot poison a key.
+    /// Checks and records `nonce` for `(hotkey, uuid)` in one step; call it
+    /// once the signature is known good and the rate limit has let the
+    /// request through, so neither forged nor throttled requests take memory.
     pub fn accept(
         &mut self,
-        key: &str,
+        hotkey: &str,
+        uuid: &str,
         nonce: u64,
         timeout: Option<f64>,
         now_ns: u64,
     ) -> Result<(), NonceError> {
-        self.check(key, nonce, timeout, now_ns)?;
+        self.check(hotkey, uuid, nonce, timeout, now_ns)?;
         if now_ns.saturating_sub(self.last_prune_ns) > 1_000_000_000
-            || self.last.len() >= self.policy.capacity
+            || self.keys >= self.policy.capacity
         {
             self.prune(now_ns);
         }
         let window = self.policy.reorder_window.as_nanos() as u64;
-        if let Some(e) = self.last.get_mut(key) {
+        if let Some(e) = self
+            .senders
+            .get_mut(hotkey)
+            .and_then(|s| s.uuids.get_mut(uuid))
+        {
             if let Err(at) = e.recent.binary_search(&nonce) {
                 e.recent.insert(at, nonce);
             }
@@ -206,23 +266,69 @@ impl NonceStore {
             }
             return Ok(());
         }
-        if self.last.len() >= self.policy.capacity {
-            return Err(NonceError::Full);
+        if self.keys >= self.policy.capacity.max(1) {
+            self.evict_oldest();
         }
-        self.last.insert(
-            key.to_owned(),
+        let sender = self.senders.entry(hotkey.to_owned()).or_default();
+        if sender.uuids.len() >= MAX_UUIDS_PER_HOTKEY
+            && let Some((oldest, max)) = sender
+                .uuids
+                .iter()
+                .min_by_key(|(_, e)| e.max)
+                .map(|(k, e)| (k.clone(), e.max))
+        {
+            sender.uuids.remove(&oldest);
+            sender.floor = sender.floor.max(max);
+            self.keys -= 1;
+        }
+        sender.uuids.insert(
+            uuid.into(),
             Entry {
                 max: nonce,
                 recent: vec![nonce],
             },
         );
+        self.keys += 1;
         Ok(())
+    }
+
+    /// Forgets the oldest eighth of all keys (by their highest nonce) and
+    /// raises the store's floor to the newest nonce forgotten.
+    fn evict_oldest(&mut self) {
+        let mut maxes: Vec<u64> = self
+            .senders
+            .values()
+            .flat_map(|s| s.uuids.values().map(|e| e.max))
+            .collect();
+        if maxes.is_empty() {
+            return;
+        }
+        let n = (maxes.len() / 8).max(1);
+        let (_, cut, _) = maxes.select_nth_unstable(n - 1);
+        let cut = *cut;
+        let mut removed = 0;
+        for s in self.senders.values_mut() {
+            s.uuids.retain(|_, e| {
+                let keep = e.max > cut;
+                removed += usize::from(!keep);
+                keep
+            });
+        }
+        self.senders.retain(|_, s| !s.uuids.is_empty());
+        self.keys -= removed;
+        self.floor = self.floor.max(cut);
     }
 
     /// Forgets keys whose last nonce is older than the freshness window.
     pub fn prune(&mut self, now_ns: u64) {
         let cutoff = now_ns.saturating_sub(self.horizon_ns());
-        self.last.retain(|_, e| e.max > cutoff);
+        let mut keys = 0;
+        self.senders.retain(|_, s| {
+            s.uuids.retain(|_, e| e.max > cutoff);
+            keys += s.uuids.len();
+            !s.uuids.is_empty()
+        });
+        self.keys = keys;
         self.last_prune_ns = now_ns;
     }
 }
@@ -233,6 +339,7 @@ mod tests {
 
     const S: u64 = 1_000_000_000;
     const NOW: u64 = 1_700_000_000 * S;
+    const H: &str = "hotkey";
 
     fn store() -> NonceStore {
         NonceStore::new(NoncePolicy {
@@ -244,16 +351,16 @@ mod tests {
     #[test]
     fn new_sender_must_be_fresh_within_delta_plus_timeout() {
         let s = store();
-        assert!(s.check("k", NOW - 3 * S, None, NOW).is_ok());
+        assert!(s.check(H, "k", NOW - 3 * S, None, NOW).is_ok());
         assert!(matches!(
-            s.check("k", NOW - 5 * S, None, NOW),
+            s.check(H, "k", NOW - 5 * S, None, NOW),
             Err(NonceError::TooOld { .. })
         ));
-        assert!(s.check("k", NOW - 15 * S, Some(12.0), NOW).is_ok());
+        assert!(s.check(H, "k", NOW - 15 * S, Some(12.0), NOW).is_ok());
         // A huge timeout does not widen the window past the cap.
-        assert!(s.check("k", NOW - 400 * S, Some(1e9), NOW).is_err());
+        assert!(s.check(H, "k", NOW - 400 * S, Some(1e9), NOW).is_err());
         let msg = s
-            .check("k", NOW - 5 * S, None, NOW)
+            .check(H, "k", NOW - 5 * S, None, NOW)
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -268,40 +375,44 @@ mod tests {
             reorder_window: Duration::ZERO,
             ..NoncePolicy::default()
         });
-        s.accept("a", NOW, None, NOW).unwrap();
-        assert_eq!(s.accept("a", NOW, None, NOW), Err(NonceError::Replayed));
+        s.accept(H, "a", NOW, None, NOW).unwrap();
+        assert_eq!(s.accept(H, "a", NOW, None, NOW), Err(NonceError::Replayed));
         assert_eq!(
-            s.accept("a", NOW - 1, None, NOW),
+            s.accept(H, "a", NOW - 1, None, NOW),
             Err(NonceError::NotIncreasing)
         );
-        s.accept("a", NOW + 1, None, NOW).unwrap();
-        // Another uuid is another key.
-        s.accept("b", NOW, None, NOW).unwrap();
+        s.accept(H, "a", NOW + 1, None, NOW).unwrap();
+        // Another uuid is another key, and so is another hotkey.
+        s.accept(H, "b", NOW, None, NOW).unwrap();
+        s.accept("other", "a", NOW, None, NOW).unwrap();
     }
 
     #[test]
     fn overtaken_calls_are_accepted_once_inside_the_reorder_window() {
         let mut s = store();
-        s.accept("a", NOW + 10, None, NOW).unwrap();
+        s.accept(H, "a", NOW + 10, None, NOW).unwrap();
         // Sent earlier, arrived later: fine, once.
-        s.accept("a", NOW + 5, None, NOW).unwrap();
-        assert_eq!(s.accept("a", NOW + 5, None, NOW), Err(NonceError::Replayed));
+        s.accept(H, "a", NOW + 5, None, NOW).unwrap();
         assert_eq!(
-            s.accept("a", NOW + 10, None, NOW),
+            s.accept(H, "a", NOW + 5, None, NOW),
+            Err(NonceError::Replayed)
+        );
+        assert_eq!(
+            s.accept(H, "a", NOW + 10, None, NOW),
             Err(NonceError::Replayed)
         );
         // Below the window: refused as in Python.
         assert_eq!(
-            s.accept("a", NOW - 3 * S, None, NOW),
+            s.accept(H, "a", NOW - 3 * S, None, NOW),
             Err(NonceError::NotIncreasing)
         );
         // The memory per key is bounded; its floor rises instead.
         for i in 0..(MAX_RECENT as u64 + 10) {
-            s.accept("a", NOW + 100 + i, None, NOW).unwrap();
+            s.accept(H, "a", NOW + 100 + i, None, NOW).unwrap();
         }
-        assert_eq!(s.last["a"].recent.len(), MAX_RECENT);
+        assert_eq!(s.senders[H].uuids["a"].recent.len(), MAX_RECENT);
         assert_eq!(
-            s.accept("a", NOW + 101, None, NOW),
+            s.accept(H, "a", NOW + 101, None, NOW),
             Err(NonceError::NotIncreasing)
         );
     }
@@ -310,28 +421,96 @@ mod tests {
     fn far_future_nonces_are_refused() {
         let s = store();
         assert!(matches!(
-            s.check("k", NOW + 31 * S, None, NOW),
+            s.check(H, "k", NOW + 31 * S, None, NOW),
             Err(NonceError::InFuture { .. })
         ));
-        assert!(s.check("k", NOW + 29 * S, None, NOW).is_ok());
+        assert!(s.check(H, "k", NOW + 29 * S, None, NOW).is_ok());
     }
 
     #[test]
-    fn memory_is_bounded_and_expired_keys_are_forgotten() {
+    fn expired_keys_are_forgotten_and_their_replays_are_stale() {
         let mut s = store();
-        for k in ["a", "b", "c"] {
-            s.accept(k, NOW, None, NOW).unwrap();
-        }
-        assert_eq!(s.accept("d", NOW, None, NOW), Err(NonceError::Full));
-        // Known keys still advance when full.
-        s.accept("a", NOW + 1, None, NOW).unwrap();
+        s.accept(H, "a", NOW + 1, None, NOW).unwrap();
         let later = NOW + 305 * S;
-        s.accept("d", later, None, later).unwrap();
+        s.accept(H, "d", later, None, later).unwrap();
         assert_eq!(s.len(), 1);
-        // A replay of a forgotten key's nonce is stale, not accepted.
+        // A replay of a forgotten key's nonce is stale, not accepted, even
+        // with the largest timeout a caller may claim.
         assert!(matches!(
-            s.accept("a", NOW + 1, None, later),
+            s.accept(H, "a", NOW + 1, Some(300.0), later),
             Err(NonceError::TooOld { .. })
         ));
+    }
+
+    /// Issue 23, finding 4: a full store evicts its oldest keys instead of
+    /// refusing every new sender, and an evicted key's nonce stays refused.
+    #[test]
+    fn a_full_store_evicts_the_oldest_and_never_locks_new_senders_out() {
+        let mut s = store();
+        for (i, h) in ["a", "b", "c"].iter().enumerate() {
+            s.accept(h, "u", NOW + i as u64, None, NOW).unwrap();
+        }
+        // Full: a new sender is still accepted; "a" (the oldest) is evicted.
+        s.accept("d", "u", NOW + 10, None, NOW).unwrap();
+        assert_eq!(s.len(), 3);
+        assert!(!s.senders.contains_key("a"));
+        // Replaying a's nonce hits the floor, it is not accepted anew.
+        assert_eq!(
+            s.accept("a", "u", NOW, None, NOW),
+            Err(NonceError::BelowFloor)
+        );
+        // A fresh request from "a" passes.
+        s.accept("a", "u", NOW + 20, None, NOW).unwrap();
+    }
+
+    /// Issue 23, finding 4: one hotkey cycling uuids only crowds out itself,
+    /// and an oversized uuid is refused before it is stored.
+    #[test]
+    fn one_hotkey_cannot_fill_the_store_and_uuids_are_bounded() {
+        let mut s = NonceStore::new(NoncePolicy::default());
+        s.accept("victim", "v", NOW, None, NOW).unwrap();
+        for i in 0..1000u64 {
+            s.accept("flood", &format!("u{i}"), NOW + i, None, NOW)
+                .unwrap();
+        }
+        assert_eq!(s.len(), 1 + MAX_UUIDS_PER_HOTKEY);
+        assert_eq!(s.senders["flood"].uuids.len(), MAX_UUIDS_PER_HOTKEY);
+        // The victim's key is untouched: its replay is still a replay.
+        assert_eq!(
+            s.accept("victim", "v", NOW, None, NOW),
+            Err(NonceError::Replayed)
+        );
+        // The flooder's evicted uuids cannot be replayed.
+        assert_eq!(
+            s.accept("flood", "u0", NOW, None, NOW),
+            Err(NonceError::BelowFloor)
+        );
+        let long = "x".repeat(MAX_UUID_LEN + 1);
+        assert_eq!(
+            s.accept("flood", &long, NOW + 5000, None, NOW),
+            Err(NonceError::UuidTooLong {
+                len: MAX_UUID_LEN + 1,
+                max: MAX_UUID_LEN
+            })
+        );
+    }
+
+    /// Issue 23, finding 10: after a restart, a request captured before it is
+    /// refused even when its unsigned timeout header is raised to 300 s.
+    #[test]
+    fn a_restarted_store_refuses_requests_from_before_its_start() {
+        let captured = NOW - 60 * S;
+        let s = NonceStore::started_at(NoncePolicy::default(), NOW);
+        assert_eq!(
+            s.check(H, "u", captured, Some(300.0), NOW),
+            Err(NonceError::BelowFloor)
+        );
+        // Without the floor (the old behaviour) it would have passed.
+        assert!(
+            NonceStore::new(NoncePolicy::default())
+                .check(H, "u", captured, Some(300.0), NOW)
+                .is_ok()
+        );
+        assert!(s.check(H, "u", NOW + 1, None, NOW + 2).is_ok());
     }
 }
