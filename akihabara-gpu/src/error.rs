@@ -27,6 +27,22 @@ pub enum PowError {
     /// A prover setting is out of range.
     #[error("invalid prover setting: {0}")]
     Setting(String),
+    /// The challenge asks for more work than this miner does for one call.
+    #[error(
+        "the challenge is {work} multiply-adds (n^3 x count); this miner does at most {max} per challenge"
+    )]
+    TooMuchWork {
+        /// Multiply-adds asked for.
+        work: u128,
+        /// The bound.
+        max: u128,
+    },
+    /// The caller went away (or timed out) before the work was done.
+    #[error("cancelled: the caller went away")]
+    Cancelled,
+    /// The same caller already has a challenge being worked.
+    #[error("a challenge from this validator is already being worked; wait for its answer")]
+    Busy,
     /// This build has no such backend.
     #[error("backend `{0}` is not in this build (build with feature `cuda`)")]
     NoBackend(&'static str),

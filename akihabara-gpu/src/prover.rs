@@ -55,6 +55,19 @@ pub trait Prover: Send {
     fn device(&self) -> String;
     /// Computes every product of `challenge` and commits to the rows.
     fn commit(&mut self, challenge: &Challenge) -> Result<Commitment, PowError>;
+    /// [`Prover::commit`], giving up with [`PowError::Cancelled`] soon after
+    /// `cancel` is set (between products, at least). The default checks it
+    /// only before it starts.
+    fn commit_cancellable(
+        &mut self,
+        challenge: &Challenge,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Commitment, PowError> {
+        if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(PowError::Cancelled);
+        }
+        self.commit(challenge)
+    }
     /// Opens rows of the last commitment.
     fn open(&self, rows: &[RowRef]) -> Result<Vec<Opening>, PowError>;
     /// The leaves of the last commitment (for proof files).
@@ -72,6 +85,13 @@ impl<P: Prover + ?Sized> Prover for Box<P> {
     }
     fn commit(&mut self, challenge: &Challenge) -> Result<Commitment, PowError> {
         (**self).commit(challenge)
+    }
+    fn commit_cancellable(
+        &mut self,
+        challenge: &Challenge,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Commitment, PowError> {
+        (**self).commit_cancellable(challenge, cancel)
     }
     fn open(&self, rows: &[RowRef]) -> Result<Vec<Opening>, PowError> {
         (**self).open(rows)
@@ -144,6 +164,14 @@ impl Prover for CpuProver {
     }
 
     fn commit(&mut self, challenge: &Challenge) -> Result<Commitment, PowError> {
+        self.commit_cancellable(challenge, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    fn commit_cancellable(
+        &mut self,
+        challenge: &Challenge,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Commitment, PowError> {
         challenge.check()?;
         let needed = CpuProver::bytes_needed(challenge);
         if let Some(limit) = self.memory_limit
@@ -159,6 +187,9 @@ impl Prover for CpuProver {
         let all_rows: Vec<u32> = (0..n).collect();
         let mut leaves = Vec::with_capacity(challenge.leaves() as usize);
         for j in 0..challenge.count {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(PowError::Cancelled);
+            }
             let a = MatrixGen::new(&challenge.seed, j, Side::A);
             let b = PackedB::generate(
                 &MatrixGen::new(&challenge.seed, j, Side::B),

@@ -5,6 +5,7 @@
 //! verify.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use akihabara_core::axon::{AxonBuilder, HandlerError};
@@ -15,29 +16,54 @@ use crate::synapse::{PowChallenge, PowOpen, PowService};
 use crate::{Challenge, PowError, Timing, Verdict, Verifier, choose_rows};
 
 /// Serves [`PowChallenge`] and [`PowOpen`] with `service`, off the async
-/// runtime (the work blocks).
+/// runtime (the work blocks). Each validator opens its own commitment, and a
+/// challenge's work is cancelled when its caller goes away (the handler is
+/// dropped on a timeout or a closed connection).
 pub fn serve_pow(builder: AxonBuilder, service: Arc<PowService>) -> AxonBuilder {
     let (s1, s2) = (service.clone(), service);
-    let bad = |e: PowError| HandlerError::bad_request(e.to_string());
     builder
-        .route(move |req: PowChallenge, _| {
+        .route(move |req: PowChallenge, caller| {
             let s = s1.clone();
             async move {
-                tokio::task::spawn_blocking(move || s.challenge(req))
+                let cancel = Arc::new(AtomicBool::new(false));
+                let _on_drop = CancelOnDrop(cancel.clone());
+                tokio::task::spawn_blocking(move || s.challenge(&caller.hotkey, req, &cancel))
                     .await
                     .map_err(|e| HandlerError::internal(e.to_string()))?
-                    .map_err(bad)
+                    .map_err(refusal)
             }
         })
-        .route(move |req: PowOpen, _| {
+        .route(move |req: PowOpen, caller| {
             let s = s2.clone();
             async move {
-                tokio::task::spawn_blocking(move || s.open(req))
+                tokio::task::spawn_blocking(move || s.open(&caller.hotkey, req))
                     .await
                     .map_err(|e| HandlerError::internal(e.to_string()))?
-                    .map_err(bad)
+                    .map_err(refusal)
             }
         })
+}
+
+/// A refusal's status: 429 when the caller already has a challenge running,
+/// 400 otherwise.
+fn refusal(e: PowError) -> HandlerError {
+    match e {
+        PowError::Busy => HandlerError {
+            status: 429,
+            message: e.to_string(),
+        },
+        e => HandlerError::bad_request(e.to_string()),
+    }
+}
+
+/// Sets the flag when dropped: the handler's future was dropped (its caller
+/// timed out or went away) or finished.
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// How a validator runs a round.

@@ -19,12 +19,15 @@
 //!     required_hash_fields: ClassVar[tuple] = ("seed", "rows")
 //! ```
 
+use std::sync::atomic::AtomicBool;
+
+use akihabara_core::AccountId;
 use akihabara_core::protocol::{FieldKind, Synapse};
 use serde::{Deserialize, Serialize};
 
 use crate::PowError;
 use crate::challenge::{Challenge, MAX_COUNT, MAX_N};
-use crate::merkle::Hash;
+use crate::merkle::{Hash, Tree};
 use crate::proof::WireOpening;
 use crate::prover::RowRef;
 
@@ -156,65 +159,240 @@ impl PowOpen {
     }
 }
 
-/// A miner's answers to both synapses, around any [`Prover`](crate::Prover).
-///
-/// One challenge is worked at a time (a device proves one at a time
-/// anyway); `PowOpen` opens the latest commitment and refuses another seed.
-/// Both calls block for the length of the work: run them off the async
-/// runtime (`spawn_blocking`).
-pub struct PowService {
-    inner: std::sync::Mutex<Served>,
+/// What one challenge may cost a miner, per call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PowLimits {
+    /// Most multiply-adds (`n³ · count`) in one challenge. Default `2^41`
+    /// (about 2.2 · 10¹²: tens of seconds on a CPU, milliseconds on a large
+    /// GPU). A validator that wants more work from a fast miner sends more
+    /// challenges, each bounded.
+    pub max_work: u128,
+    /// Most rows (`n · count`) in one challenge; each costs 64 bytes of tree
+    /// for as long as the commitment is kept. Default `2^20`.
+    pub max_leaves: u64,
+    /// Most rows kept over all callers' commitments; the oldest are dropped
+    /// beyond it. Default `2^22` (256 MiB of trees).
+    pub max_kept_leaves: u64,
 }
 
-/// The prover and what it last committed to.
+impl Default for PowLimits {
+    fn default() -> PowLimits {
+        PowLimits {
+            max_work: 1 << 41,
+            max_leaves: 1 << 20,
+            max_kept_leaves: 1 << 22,
+        }
+    }
+}
+
+/// A miner's answers to both synapses, around any [`Prover`](crate::Prover).
+///
+/// Each validator has its own commitment: `PowOpen` opens the caller's
+/// latest, so one validator's challenges never clobber another's. A
+/// challenge is bounded by [`PowLimits`], a caller has at most one being
+/// worked, and the work stops when the caller goes away (the `cancel` flag).
+/// Challenges are worked one at a time (a device proves one at a time
+/// anyway). Both calls block for the length of the work: run them off the
+/// async runtime (`spawn_blocking`), as [`crate::round::serve_pow`] does.
+pub struct PowService {
+    prover: std::sync::Mutex<Served>,
+    kept: std::sync::Mutex<Kept>,
+    in_flight: std::sync::Mutex<std::collections::HashSet<AccountId>>,
+    limits: PowLimits,
+}
+
+/// The prover and the challenge it last committed to.
 type Served = (Box<dyn crate::Prover>, Option<Challenge>);
+
+/// Each caller's latest commitment, oldest first.
+#[derive(Default)]
+struct Kept {
+    by_caller: std::collections::HashMap<AccountId, (Challenge, std::sync::Arc<Tree>, u64)>,
+    order: std::collections::VecDeque<(AccountId, u64)>,
+    leaves: u64,
+    next: u64,
+}
+
+impl Kept {
+    fn insert(&mut self, who: AccountId, ch: Challenge, tree: Tree, max_leaves: u64) {
+        let id = self.next;
+        self.next += 1;
+        if let Some((_, t, _)) = self.by_caller.remove(&who) {
+            self.leaves -= t.len() as u64;
+        }
+        let len = tree.len() as u64;
+        while self.leaves + len > max_leaves {
+            let Some((old, old_id)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .by_caller
+                .get(&old)
+                .is_some_and(|(_, _, i)| *i == old_id)
+                && let Some((_, t, _)) = self.by_caller.remove(&old)
+            {
+                self.leaves -= t.len() as u64;
+            }
+        }
+        self.leaves += len;
+        self.by_caller
+            .insert(who, (ch, std::sync::Arc::new(tree), id));
+        self.order.push_back((who, id));
+    }
+}
 
 impl std::fmt::Debug for PowService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PowService").finish_non_exhaustive()
+        f.debug_struct("PowService")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Removes the caller from the in-flight set when its challenge ends.
+struct InFlight<'a> {
+    set: &'a std::sync::Mutex<std::collections::HashSet<AccountId>>,
+    who: AccountId,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.set
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.who);
     }
 }
 
 impl PowService {
-    /// Serves with `prover`.
+    /// Serves with `prover` and the default [`PowLimits`].
     pub fn new(prover: Box<dyn crate::Prover>) -> PowService {
+        PowService::with_limits(prover, PowLimits::default())
+    }
+
+    /// Serves with `prover` within `limits`.
+    pub fn with_limits(prover: Box<dyn crate::Prover>, limits: PowLimits) -> PowService {
         PowService {
-            inner: std::sync::Mutex::new((prover, None)),
+            prover: std::sync::Mutex::new((prover, None)),
+            kept: std::sync::Mutex::new(Kept::default()),
+            in_flight: std::sync::Mutex::new(std::collections::HashSet::new()),
+            limits,
         }
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Served>, PowError> {
-        self.inner
+        self.prover
             .lock()
             .map_err(|_| PowError::Malformed("the prover panicked earlier".into()))
     }
 
-    /// Proves the challenge; the answer carries the root.
-    pub fn challenge(&self, mut req: PowChallenge) -> Result<PowChallenge, PowError> {
+    /// Checks `ch` against the limits, before any work.
+    pub fn check(&self, ch: &Challenge) -> Result<(), PowError> {
+        let n = u128::from(ch.n);
+        let work = n * n * n * u128::from(ch.count);
+        if work > self.limits.max_work {
+            return Err(PowError::TooMuchWork {
+                work,
+                max: self.limits.max_work,
+            });
+        }
+        if ch.leaves() > self.limits.max_leaves {
+            return Err(PowError::Challenge(format!(
+                "{} rows (n x count); this miner commits to at most {} per challenge",
+                ch.leaves(),
+                self.limits.max_leaves
+            )));
+        }
+        Ok(())
+    }
+
+    /// Proves the challenge for `caller`; the answer carries the root. Gives
+    /// up with [`PowError::Cancelled`] once `cancel` is set.
+    pub fn challenge(
+        &self,
+        caller: &AccountId,
+        mut req: PowChallenge,
+        cancel: &AtomicBool,
+    ) -> Result<PowChallenge, PowError> {
         let ch = req.challenge()?;
+        self.check(&ch)?;
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*caller)
+        {
+            return Err(PowError::Busy);
+        }
+        let _in_flight = InFlight {
+            set: &self.in_flight,
+            who: *caller,
+        };
         let mut g = self.lock()?;
         g.1 = None;
-        let c = g.0.commit(&ch)?;
+        let c = g.0.commit_cancellable(&ch, cancel)?;
         g.1 = Some(ch);
+        let tree = Tree::new(g.0.leaves().to_vec());
+        if tree.root() != c.root {
+            return Err(PowError::Malformed(
+                "the prover's leaves do not match its root".into(),
+            ));
+        }
         req.root = Some(hex::encode(c.root));
         req.backend = Some(g.0.backend().into());
         req.device = Some(g.0.device());
+        drop(g);
+        self.kept.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            *caller,
+            ch,
+            tree,
+            self.limits.max_kept_leaves,
+        );
         Ok(req)
     }
 
-    /// Opens rows of the latest commitment.
-    pub fn open(&self, mut req: PowOpen) -> Result<PowOpen, PowError> {
+    /// Opens rows of `caller`'s latest commitment.
+    pub fn open(&self, caller: &AccountId, mut req: PowOpen) -> Result<PowOpen, PowError> {
         let rows = req.row_refs()?;
-        let g = self.lock()?;
-        let Some(ch) = g.1 else {
-            return Err(PowError::Malformed("nothing committed yet".into()));
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_caller
+            .get(caller)
+            .map(|(ch, tree, _)| (*ch, tree.clone()));
+        let Some((ch, tree)) = kept else {
+            return Err(PowError::Malformed(
+                "nothing committed yet for this validator".into(),
+            ));
         };
         if req.seed.parse::<crate::Seed>()? != ch.seed {
             return Err(PowError::Malformed(
-                "this miner's latest commitment is to another seed".into(),
+                "this validator's latest commitment is to another seed".into(),
             ));
         }
-        let openings = g.0.open(&rows)?;
+        // The prover still holds this commitment: it opens fastest.
+        let openings = {
+            let g = self.lock()?;
+            if g.1 == Some(ch) {
+                Some(g.0.open(&rows)?)
+            } else {
+                None
+            }
+        };
+        let openings = match openings {
+            Some(o) => o,
+            None => {
+                // Another validator's challenge came since: recompute the
+                // rows on the CPU and prove them against the kept tree.
+                let threads = crate::kernel::default_threads();
+                let values = crate::compute_rows(&ch, &rows, threads)?;
+                rows.iter()
+                    .zip(values)
+                    .map(|(at, v)| crate::prover::opening(&tree, ch.n, *at, v))
+                    .collect::<Result<Vec<_>, _>>()?
+            }
+        };
         req.openings = Some(openings.iter().map(WireOpening::from).collect());
         Ok(req)
     }

@@ -42,11 +42,26 @@ impl<P: Prover> Prover for ThrottledProver<P> {
     }
 
     fn commit(&mut self, challenge: &Challenge) -> Result<Commitment, PowError> {
+        self.commit_cancellable(challenge, &std::sync::atomic::AtomicBool::new(false))
+    }
+
+    fn commit_cancellable(
+        &mut self,
+        challenge: &Challenge,
+        cancel: &std::sync::atomic::AtomicBool,
+    ) -> Result<Commitment, PowError> {
         let t = Instant::now();
-        let c = self.inner.commit(challenge)?;
+        let c = self.inner.commit_cancellable(challenge, cancel)?;
         let worked = t.elapsed();
-        let wait = worked.mul_f64(1.0 / self.fraction) - worked;
-        std::thread::sleep(wait.min(Duration::from_secs(600)));
+        let wait = (worked.mul_f64(1.0 / self.fraction) - worked).min(Duration::from_secs(600));
+        // The wait stands for work: it stops when the caller goes away.
+        let until = Instant::now() + wait;
+        while let Some(left) = until.checked_duration_since(Instant::now()) {
+            if cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(PowError::Cancelled);
+            }
+            std::thread::sleep(left.min(Duration::from_millis(10)));
+        }
         Ok(c)
     }
 

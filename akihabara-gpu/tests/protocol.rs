@@ -118,3 +118,95 @@ async fn a_slow_ping_cannot_erase_the_work_time() {
     }
     let _ = tx.send(());
 }
+
+// ---- Issue 23, finding 3: one validator cannot stall or clobber the proof
+// of work of the others.
+
+fn key(uri: &str) -> Keypair {
+    Keypair::from_uri(uri).expect("key")
+}
+
+/// Each validator opens its own commitment, even when another validator's
+/// challenge came in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_validator_opens_its_own_commitment() {
+    let (target, stop) = serve(Box::new(CpuProver::new())).await;
+    let alice = Dendrite::new(key("//Alice")).expect("dendrite");
+    let charlie = Dendrite::new(key("//Charlie")).expect("dendrite");
+    let t = Duration::from_secs(30);
+    let a = Challenge::new(Seed([1; 32]), 64, 2).expect("challenge");
+    let c = Challenge::new(Seed([2; 32]), 64, 2).expect("challenge");
+    let ra = alice.call(&target, PowChallenge::new(&a), t).await;
+    assert_eq!(ra.status, 200, "{}", ra.message);
+    let root_a = ra.synapse.expect("answer").root_hash().expect("root");
+    let rc = charlie.call(&target, PowChallenge::new(&c), t).await;
+    assert_eq!(rc.status, 200, "{}", rc.message);
+    // Alice's rows are opened against Alice's root, not Charlie's.
+    let rows = [RowRef { matrix: 1, row: 7 }, RowRef { matrix: 0, row: 63 }];
+    let open = alice.call(&target, PowOpen::new(&a, &rows), t).await;
+    assert_eq!(open.status, 200, "{}", open.message);
+    let openings = open.synapse.expect("answer").decoded(a.n).expect("decoded");
+    let truth = akihabara_gpu::compute_rows(&a, &rows, 1).expect("rows");
+    for (o, values) in openings.iter().zip(&truth) {
+        assert_eq!(&o.values, values);
+        assert!(akihabara_gpu::merkle::verify_path(
+            &akihabara_gpu::merkle::leaf(&o.values),
+            o.at.position(a.n),
+            a.leaves(),
+            &o.path,
+            &root_a
+        ));
+    }
+    // Charlie cannot open Alice's seed.
+    let r = charlie.call(&target, PowOpen::new(&a, &rows), t).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.message,
+        "malformed proof: this validator's latest commitment is to another seed"
+    );
+    let _ = stop.send(());
+}
+
+/// A challenge beyond the miner's bound is refused before any work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_challenges_are_refused_before_any_work() {
+    let (target, stop) = serve(Box::new(CpuProver::new())).await;
+    let d = Dendrite::new(key("//Alice")).expect("dendrite");
+    let huge = Challenge::new(Seed([3; 32]), 2048, 65_536).expect("in the protocol's range");
+    let r = d
+        .call(&target, PowChallenge::new(&huge), Duration::from_secs(5))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        r.message,
+        "the challenge is 562949953421312 multiply-adds (n^3 x count); this miner does at most \
+         2199023255552 per challenge"
+    );
+    let _ = stop.send(());
+}
+
+/// A validator that gives up on a long challenge does not keep the prover:
+/// the work is cancelled, and the next validator is served at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_stops_when_its_caller_goes_away() {
+    let (target, stop) = serve(Box::new(CpuProver::new())).await;
+    let alice = Dendrite::new(key("//Alice")).expect("dendrite");
+    // About 1.1e12 multiply-adds in 1024 products: minutes on two cores,
+    // within the bound; the work checks for cancellation between products.
+    let long = Challenge::new(Seed([4; 32]), 1024, 1024).expect("challenge");
+    let r = alice
+        .call(
+            &target,
+            PowChallenge::new(&long),
+            Duration::from_millis(500),
+        )
+        .await;
+    assert_eq!(r.status, 408, "{}", r.message);
+    let charlie = Dendrite::new(key("//Charlie")).expect("dendrite");
+    let small = Challenge::new(Seed([5; 32]), 64, 1).expect("challenge");
+    let r = charlie
+        .call(&target, PowChallenge::new(&small), Duration::from_secs(20))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.message);
+    let _ = stop.send(());
+}
