@@ -363,22 +363,22 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
             &["--fleet", &fleet, "--state-dir", &state],
         )
     };
-    let login_as_validator = || {
-        Command::new("ssh")
-            .args([
-                "-i",
-                &sshd.path("validator_key"),
-                "-o",
-                "BatchMode=yes",
-                "-o",
-            ])
-            .arg(format!("UserKnownHostsFile={kh}"))
-            .args(["-o", "IdentitiesOnly=yes", "-p", &sshd.port.to_string()])
-            .arg(format!("{}@127.0.0.1", whoami()))
-            .args(["echo", "logged-in"])
-            .output()
-            .unwrap()
+    let session = |command: &[&str]| {
+        let mut c = Command::new("ssh");
+        c.args([
+            "-i",
+            &sshd.path("validator_key"),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+        ])
+        .arg(format!("UserKnownHostsFile={kh}"))
+        .args(["-o", "IdentitiesOnly=yes", "-p", &sshd.port.to_string()])
+        .arg(format!("{}@127.0.0.1", whoami()))
+        .args(command);
+        c
     };
+    let login_as_validator = || session(&["echo", "logged-in"]).output().unwrap();
     assert!(
         !login_as_validator().status.success(),
         "the key works before allocation"
@@ -427,6 +427,29 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
     });
     let o = login_as_validator();
     assert_eq!(stdout(&o).trim(), "logged-in", "{}", stderr(&o));
+    // The renter leaves a session running, with a background process of
+    // its own; deallocation must end both (issue 23, deliverable 2).
+    let mut renter = session(&["sh", "-c", "'sleep 1007 & sleep 1008'"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let running = |pattern: &str| {
+        Command::new("pgrep")
+            .args(["-f", pattern])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let since = std::time::Instant::now();
+    while !(running("^sleep 1007") && running("^sleep 1008")) {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the renter's session never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     // A job on the local executor, finished before the crash.
     let finished = finish_a_job(&rt, &d, &miner, &validator, &receipts);
@@ -471,6 +494,20 @@ fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
         !o.status.success(),
         "the key still works after deallocation"
     );
+    // The session and what it started are gone.
+    assert!(
+        !running("^sleep 1007"),
+        "the renter's background process survived"
+    );
+    assert!(!running("^sleep 1008"), "the renter's shell survived");
+    let since = std::time::Instant::now();
+    while renter.try_wait().unwrap().is_none() {
+        assert!(
+            since.elapsed() < Duration::from_secs(10),
+            "the renter's ssh session is still open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // The fleet's own key is untouched.
     let keys = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
     assert_eq!(keys.lines().count(), 1, "{keys}");

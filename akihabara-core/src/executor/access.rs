@@ -73,10 +73,13 @@ impl SshPublicKey {
         })
     }
 
-    /// The `authorized_keys` line for allocation `id`.
+    /// The `authorized_keys` line for allocation `id`. Every session it
+    /// opens runs with `AKIHABARA_ALLOCATION=<id>` in its environment (a
+    /// forced command that then runs what the renter asked for, or a login
+    /// shell), so [`REVOKE_SCRIPT`] can end the renter's processes.
     pub fn authorized_line(&self, allocation_id: &str) -> String {
         format!(
-            "restrict,pty {} {} {MARKER_PREFIX}{allocation_id}",
+            "restrict,pty,command=\"export {SESSION_ENV}={allocation_id}; exec ${{SHELL:-/bin/sh}} -c \\\"${{SSH_ORIGINAL_COMMAND:-exec ${{SHELL:-/bin/sh}} -l}}\\\"\" {} {} {MARKER_PREFIX}{allocation_id}",
             self.kind, self.body
         )
     }
@@ -130,8 +133,16 @@ pub fn check_allocation_id(id: &str) -> Result<(), ExecutorError> {
 /// `$HOME/.ssh/authorized_keys`), creating it private.
 pub(crate) const INSTALL_SCRIPT: &str = r#"F=${1:-$HOME/.ssh/authorized_keys}; umask 077; mkdir -p "$(dirname "$F")" && printf '%s\n' "$2" >> "$F""#;
 
-/// POSIX-sh script that removes every line of file `$1` containing `$2`.
-pub(crate) const REVOKE_SCRIPT: &str = r#"F=${1:-$HOME/.ssh/authorized_keys}; [ -f "$F" ] || exit 0; umask 077; { grep -v -F -- "$2" "$F" || true; } > "$F.akihabara-tmp" && mv "$F.akihabara-tmp" "$F""#;
+/// The variable that marks an allocation's sessions.
+pub const SESSION_ENV: &str = "AKIHABARA_ALLOCATION";
+
+/// POSIX-sh script that removes every line of file `$1` containing `$2`
+/// (the allocation's marker), then kills every process that carries
+/// `AKIHABARA_ALLOCATION=$3` in its environment: the renter's shells and
+/// what they started. A renter who deliberately clears that variable and
+/// detaches is not found this way; an executor account dedicated to rentals
+/// bounds what such a process can reach.
+pub(crate) const REVOKE_SCRIPT: &str = r#"F=${1:-$HOME/.ssh/authorized_keys}; if [ -f "$F" ]; then umask 077; { grep -v -F -- "$2" "$F" || true; } > "$F.akihabara-tmp" && mv "$F.akihabara-tmp" "$F" || exit 1; fi; [ -n "$3" ] || exit 0; for i in 1 2 3; do found=; for p in /proc/[0-9]*; do [ "${p#/proc/}" = "$$" ] && continue; if tr '\0' '\n' < "$p/environ" 2>/dev/null | grep -qxF -- "AKIHABARA_ALLOCATION=$3"; then kill -9 "${p#/proc/}" 2>/dev/null && found=1; fi; done; [ -n "$found" ] || break; sleep 0.1; done; exit 0"#;
 
 /// A fresh X25519 key pair for receiving sealed details (validator side).
 pub fn new_sealing_key() -> crypto_box::SecretKey {
@@ -199,7 +210,7 @@ mod tests {
         let k = SshPublicKey::parse(KEY).expect("key");
         assert_eq!(
             k.authorized_line("a-1"),
-            "restrict,pty ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsOvNUmh+v4b4sQkz9ORcTT2VF5wY8r2E4gT7Rcxh0 akihabara-allocation:a-1"
+            "restrict,pty,command=\"export AKIHABARA_ALLOCATION=a-1; exec ${SHELL:-/bin/sh} -c \\\"${SSH_ORIGINAL_COMMAND:-exec ${SHELL:-/bin/sh} -l}\\\"\" ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBvsOvNUmh+v4b4sQkz9ORcTT2VF5wY8r2E4gT7Rcxh0 akihabara-allocation:a-1"
         );
         for bad in [
             "",

@@ -266,9 +266,12 @@ impl ExecutorBackend for SshBackend {
 
     async fn revoke_access(&self, allocation_id: &str) -> Result<(), ExecutorError> {
         check_allocation_id(allocation_id)?;
-        self.script(
+        self.script_args(
             access::REVOKE_SCRIPT,
-            &format!(" {}{allocation_id}", access::MARKER_PREFIX),
+            &[
+                &format!(" {}{allocation_id}", access::MARKER_PREFIX),
+                allocation_id,
+            ],
         )
         .await
     }
@@ -278,12 +281,15 @@ impl SshBackend {
     /// Runs `script` remotely with `$1` the authorized_keys file and `$2`
     /// `arg`; fails unless it exits 0.
     async fn script(&self, script: &str, arg: &str) -> Result<(), ExecutorError> {
+        self.script_args(script, &[arg]).await
+    }
+
+    /// [`SshBackend::script`] with `$2`, `$3`, … from `args`.
+    async fn script_args(&self, script: &str, args: &[&str]) -> Result<(), ExecutorError> {
         let file = self.target.authorized_keys.clone().unwrap_or_default();
-        let job = JobSpec::command(
-            "sh",
-            ["-c", script, "sh", &file, arg],
-            self.connect_timeout + Duration::from_secs(10),
-        );
+        let mut argv = vec!["-c", script, "sh", file.as_str()];
+        argv.extend_from_slice(args);
+        let job = JobSpec::command("sh", argv, self.connect_timeout + Duration::from_secs(10));
         let outcome = self.run(job).await?.wait().await?;
         if outcome.status.success() {
             Ok(())
