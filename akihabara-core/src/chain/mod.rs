@@ -22,7 +22,10 @@ use std::time::Duration;
 pub use commit::{Reveal, commit_hash};
 pub use snapshot::{SnapshotChain, Submission};
 #[cfg(feature = "subtensor")]
-pub use subtensor::{Network, Subtensor, SubtensorOptions, requirements};
+pub use subtensor::{
+    Network, Subtensor, SubtensorOptions, decode_hyperparams_answer, decode_metagraph_answer,
+    requirements,
+};
 
 use crate::wallet::Keypair;
 use crate::{Block, Hotkey, Metagraph, Netuid, Uid};

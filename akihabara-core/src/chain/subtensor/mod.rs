@@ -464,6 +464,51 @@ async fn subnet_info<T: DecodeAsType>(
         .ok_or(ChainError::NoSubnet(netuid))
 }
 
+/// Decodes the raw SCALE answer of `SubnetInfoRuntimeApi::<method>` (typed
+/// by `metadata`) into `T`, as [`subnet_info`] does after the call: `None`
+/// when the runtime answered "no such subnet".
+fn decode_answer<T: DecodeAsType>(
+    metadata: &subxt::Metadata,
+    method: &str,
+    mut bytes: &[u8],
+) -> Result<Option<T>, ChainError> {
+    let ty = metadata
+        .runtime_api_trait_by_name("SubnetInfoRuntimeApi")
+        .and_then(|api| api.method_by_name(method))
+        .map(|m| m.output_ty())
+        .ok_or_else(|| {
+            ChainError::Unsupported(format!(
+                "this runtime has no SubnetInfoRuntimeApi::{method}"
+            ))
+        })?;
+    Option::<T>::decode_as_type(&mut bytes, ty, metadata.types())
+        .map_err(|e| ChainError::Unsupported(format!("{method}: undecodable answer: {e}")))
+}
+
+/// A `get_metagraph` answer from its raw SCALE bytes, checked as the client
+/// checks it (one entry per uid in every list). For fuzzing the decoder of
+/// what a node sends; `Ok(None)` is the runtime's "no such subnet".
+pub fn decode_metagraph_answer(
+    metadata: &subxt::Metadata,
+    bytes: &[u8],
+) -> Result<Option<Metagraph>, ChainError> {
+    decode_answer::<MetagraphInfo>(metadata, "get_metagraph", bytes)?
+        .map(MetagraphInfo::into_metagraph)
+        .transpose()
+}
+
+/// A `get_subnet_hyperparams` answer from its raw SCALE bytes (see
+/// [`decode_metagraph_answer`]).
+pub fn decode_hyperparams_answer(
+    metadata: &subxt::Metadata,
+    bytes: &[u8],
+) -> Result<Option<Hyperparameters>, ChainError> {
+    Ok(
+        decode_answer::<HyperparamsInfo>(metadata, "get_subnet_hyperparams", bytes)?
+            .map(Into::into),
+    )
+}
+
 /// `get_subnet_hyperparams`, or [`ChainError::NoSubnet`].
 async fn hyperparameters_at(at: &AtBlock, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
     subnet_info::<HyperparamsInfo>(at, "get_subnet_hyperparams", netuid)
@@ -817,6 +862,37 @@ fn api_error(text: &str) -> ChainError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The raw-answer decoders on the runtime's own types: "no subnet",
+    /// an empty metagraph, and bytes that are not an answer.
+    #[test]
+    fn runtime_answers_decode_or_fail_typed() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/chain/subtensor-local-spec293.scale");
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                assert!(
+                    std::env::var_os("AKIHABARA_REQUIRE_PEERS").is_none(),
+                    "{} is required under AKIHABARA_REQUIRE_PEERS: {e}",
+                    path.display()
+                );
+                eprintln!("SKIPPED: {} not readable ({e})", path.display());
+                return;
+            }
+        };
+        let md = subxt::Metadata::decode_from(&bytes).expect("metadata decodes");
+        assert!(matches!(decode_metagraph_answer(&md, &[0]), Ok(None)));
+        assert!(matches!(decode_hyperparams_answer(&md, &[0]), Ok(None)));
+        assert!(matches!(
+            decode_metagraph_answer(&md, &[1, 0xff]),
+            Err(ChainError::Unsupported(_))
+        ));
+        assert!(matches!(
+            decode_metagraph_answer(&md, &[]),
+            Err(ChainError::Unsupported(_))
+        ));
+    }
 
     #[test]
     fn networks_parse() {
