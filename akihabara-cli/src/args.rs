@@ -800,7 +800,7 @@ pub struct PowVerifyArgs {
     /// A proof file written by `pow prove --out`
     #[arg(long, value_name = "FILE")]
     pub proof: PathBuf,
-    /// Rows to recompute and check
+    /// Rows to recompute and check, 1 to 1024
     #[arg(long, value_name = "S", default_value_t = 40)]
     pub samples: u32,
     /// Refuse a proof of any other seed
@@ -838,7 +838,7 @@ pub struct PowBenchArgs {
     /// Products per proof
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub count: u32,
-    /// Rows the verification benchmark opens
+    /// Rows the verification benchmark opens, 1 to 1024
     #[arg(long, value_name = "S", default_value_t = 40)]
     pub samples: u32,
     /// Side of the proofs whose verification is timed
