@@ -297,7 +297,7 @@ pub struct ScheduleArgs {
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Synthetic validators (heavy-tailed stakes)
+    /// Synthetic validators (heavy-tailed stakes), at most 65536
     #[arg(
         long,
         value_name = "V",
@@ -305,10 +305,11 @@ pub struct SimArgs {
         conflicts_with = "metagraph"
     )]
     pub validators: usize,
-    /// Miners; miner i runs strategy i mod (number of strategies)
+    /// Miners, at most 65536; miner i runs strategy i mod (number of strategies)
     #[arg(long, value_name = "M", default_value_t = 256)]
     pub miners: usize,
-    /// Windows to simulate
+    /// Windows to simulate, at most 100000 (and miners x validators x
+    /// windows at most 2^32)
     #[arg(long, value_name = "W", default_value_t = 20)]
     pub windows: usize,
     /// Strategies to compare (comma-separated)
@@ -339,7 +340,7 @@ pub struct SimArgs {
     /// Minimum blocks for any validator that is served
     #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
     pub min_blocks: u64,
-    /// Per-window log-normal stake drift (0 keeps stakes fixed)
+    /// Per-window log-normal stake drift, 0 to 1 (0 keeps stakes fixed)
     #[arg(long, value_name = "SIGMA", default_value_t = 0.02)]
     pub stake_drift: f64,
     /// Leave out the wall-clock column, so equal seeds give byte-identical output
