@@ -645,8 +645,8 @@ pub struct AxonServeArgs {
     /// Refuse btauth/1 (bittensor 11) requests
     #[arg(long)]
     pub no_btauth: bool,
-    /// Threads serving HTTP. 1 (the default) is the cheapest per call:
-    /// signatures are checked on a thread of their own either way
+    /// Threads serving HTTP, 1 to 256. 1 (the default) is the cheapest per
+    /// call: signatures are checked on a thread of their own either way
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
     /// Also serve jobs and allocations (JobSubmit, JobQuery, Allocate,
