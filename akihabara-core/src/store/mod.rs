@@ -209,9 +209,10 @@ pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
             "this build has no Redis backend (feature `redis`)".into(),
         ));
     }
-    let path = address.strip_prefix("embedded:").unwrap_or(address);
     #[cfg(feature = "store")]
-    return Ok(Box::new(Embedded::open(path)?));
+    return Ok(Box::new(Embedded::open(
+        address.strip_prefix("embedded:").unwrap_or(address),
+    )?));
     #[cfg(not(feature = "store"))]
     Err(StoreError::Unsupported(
         "this build has no embedded backend (feature `store`)".into(),
