@@ -297,7 +297,7 @@ pub struct ScheduleArgs {
 
 #[derive(Debug, Args)]
 pub struct SimArgs {
-    /// Synthetic validators (heavy-tailed stakes)
+    /// Synthetic validators (heavy-tailed stakes), at most 65536
     #[arg(
         long,
         value_name = "V",
@@ -305,10 +305,11 @@ pub struct SimArgs {
         conflicts_with = "metagraph"
     )]
     pub validators: usize,
-    /// Miners; miner i runs strategy i mod (number of strategies)
+    /// Miners, at most 65536; miner i runs strategy i mod (number of strategies)
     #[arg(long, value_name = "M", default_value_t = 256)]
     pub miners: usize,
-    /// Windows to simulate
+    /// Windows to simulate, at most 100000 (and miners x validators x
+    /// windows at most 2^32)
     #[arg(long, value_name = "W", default_value_t = 20)]
     pub windows: usize,
     /// Strategies to compare (comma-separated)
@@ -339,7 +340,7 @@ pub struct SimArgs {
     /// Minimum blocks for any validator that is served
     #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
     pub min_blocks: u64,
-    /// Per-window log-normal stake drift (0 keeps stakes fixed)
+    /// Per-window log-normal stake drift, 0 to 1 (0 keeps stakes fixed)
     #[arg(long, value_name = "SIGMA", default_value_t = 0.02)]
     pub stake_drift: f64,
     /// Leave out the wall-clock column, so equal seeds give byte-identical output
@@ -644,8 +645,8 @@ pub struct AxonServeArgs {
     /// Refuse btauth/1 (bittensor 11) requests
     #[arg(long)]
     pub no_btauth: bool,
-    /// Threads serving HTTP. 1 (the default) is the cheapest per call:
-    /// signatures are checked on a thread of their own either way
+    /// Threads serving HTTP, 1 to 256. 1 (the default) is the cheapest per
+    /// call: signatures are checked on a thread of their own either way
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub threads: usize,
     /// Also serve jobs and allocations (JobSubmit, JobQuery, Allocate,
@@ -800,7 +801,7 @@ pub struct PowVerifyArgs {
     /// A proof file written by `pow prove --out`
     #[arg(long, value_name = "FILE")]
     pub proof: PathBuf,
-    /// Rows to recompute and check
+    /// Rows to recompute and check, 1 to 1024
     #[arg(long, value_name = "S", default_value_t = 40)]
     pub samples: u32,
     /// Refuse a proof of any other seed
@@ -838,7 +839,7 @@ pub struct PowBenchArgs {
     /// Products per proof
     #[arg(long, value_name = "K", default_value_t = 1)]
     pub count: u32,
-    /// Rows the verification benchmark opens
+    /// Rows the verification benchmark opens, 1 to 1024
     #[arg(long, value_name = "S", default_value_t = 40)]
     pub samples: u32,
     /// Side of the proofs whose verification is timed

@@ -17,6 +17,10 @@ mod chain;
 mod daemon;
 #[path = "cli/executor.rs"]
 mod executor;
+#[path = "cli/files.rs"]
+mod files;
+#[path = "cli/limits.rs"]
+mod limits;
 #[path = "cli/peers.rs"]
 mod peers;
 #[path = "cli/pow.rs"]
@@ -103,6 +107,15 @@ fn assert_bad_input(args: &[&str], needle: &str) {
         "no partial output on failure: {}",
         stdout(&o)
     );
+}
+
+/// Fails with exit code 2, exactly `line` (and a newline) on stderr and
+/// nothing on stdout.
+fn assert_usage(args: &[&str], line: &str) {
+    let o = run(args);
+    assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    assert_eq!(stderr(&o), format!("{line}\n"), "{args:?}");
+    assert!(o.stdout.is_empty(), "{args:?}: {}", stdout(&o));
 }
 
 #[test]

@@ -1,7 +1,50 @@
 //! Crash-safe file writes, shared by snapshots, keyfiles and the CLI's outputs.
 
-use std::io::Write;
-use std::path::Path;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Why [`read_limited`] returned no contents.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// The file could not be opened or read.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The file holds more than the caller allows.
+    #[error("{size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Bytes the file holds (for a file that grows or has no size, the
+        /// bytes read before stopping: `max + 1`).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+}
+
+/// Reads the whole of `path`, refusing a file of more than `max` bytes
+/// before reading it (by its size) or while reading it (a pipe, a device,
+/// a file that grows). The buffer is sized once, so no partial copy of a
+/// secret is left behind by a reallocation.
+pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    if len > max {
+        return Err(ReadError::TooLarge { size: len, max });
+    }
+    // The file's size (plus one byte to see the end), or up to 64 KiB when
+    // it reports none (a pipe or a device).
+    let capacity = if len > 0 { len } else { max.min(1 << 16) } + 1;
+    let mut data = Vec::with_capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
+    file.take(max + 1).read_to_end(&mut data)?;
+    if data.len() as u64 > max {
+        return Err(ReadError::TooLarge {
+            size: data.len() as u64,
+            max,
+        });
+    }
+    Ok(data)
+}
 
 /// Who may read a written file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,9 +57,19 @@ pub enum Access {
     Private,
 }
 
+/// Names tried for the temporary file before giving up (each is 128 random
+/// bits, so a second attempt only happens if someone planted that name).
+const TEMP_ATTEMPTS: usize = 8;
+
 /// Writes `data` to `path` through a temporary file beside it: write, fsync,
 /// rename, fsync the directory. A crash or a failure at any point leaves the
 /// old file intact, and no temporary file is left behind on failure.
+///
+/// The temporary file is `.<name>.<32 random hex digits>.tmp` in the target's
+/// directory, created exclusively (`O_CREAT | O_EXCL`) without following a
+/// symbolic link (`O_NOFOLLOW`), with its final mode (0600 for
+/// [`Access::Private`]) before the first byte is written: a file or a link
+/// planted under any name cannot receive the data or lend it its mode.
 pub fn write_atomic(path: &Path, data: &[u8], access: Access) -> std::io::Result<()> {
     let dir = path
         .parent()
@@ -36,21 +89,14 @@ pub fn write_atomic(path: &Path, data: &[u8], access: Access) -> std::io::Result
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let (tmp, mut f) = create_temp(dir, &name, access)?;
     let result = (|| {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        if access == Access::Private {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp)?;
         f.write_all(data)?;
         f.sync_all()?;
+        drop(f);
         std::fs::rename(&tmp, path)?;
         // Persist the rename itself.
-        std::fs::File::open(dir).and_then(|d| d.sync_all())
+        File::open(dir).and_then(|d| d.sync_all())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
@@ -58,9 +104,74 @@ pub fn write_atomic(path: &Path, data: &[u8], access: Access) -> std::io::Result
     result
 }
 
+/// Creates a fresh temporary file in `dir` for `name`, exclusively and
+/// without following links, with `access`'s mode from the start.
+fn create_temp(dir: &Path, name: &str, access: Access) -> std::io::Result<(PathBuf, File)> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        if access == Access::Private {
+            options.mode(0o600);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = access;
+    let mut last = None;
+    for _ in 0..TEMP_ATTEMPTS {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random)
+            .map_err(|e| std::io::Error::other(format!("no system randomness: {e}")))?;
+        let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(random)));
+        match options.open(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary file name was free")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(dir: &Path) -> Vec<std::ffi::OsString> {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn reads_are_limited() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"12345").unwrap();
+        assert_eq!(read_limited(&path, 5).unwrap(), b"12345");
+        assert!(matches!(
+            read_limited(&path, 4),
+            Err(ReadError::TooLarge { size: 5, max: 4 })
+        ));
+        // A device with no size is cut off after the limit.
+        #[cfg(unix)]
+        assert!(matches!(
+            read_limited(Path::new("/dev/zero"), 100),
+            Err(ReadError::TooLarge {
+                size: 101,
+                max: 100
+            })
+        ));
+        assert!(matches!(
+            read_limited(&dir.path().join("missing"), 4),
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
+        ));
+    }
 
     #[test]
     fn replaces_atomically_and_cleans_up() {
@@ -71,12 +182,7 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         // A missing directory fails for Shared and leaves nothing behind.
         assert!(write_atomic(&dir.path().join("no/f"), b"x", Access::Shared).is_err());
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("f.json")]);
+        assert_eq!(names(dir.path()), vec![std::ffi::OsString::from("f.json")]);
         // Private creates 0700 directories and a 0600 file.
         let key = dir.path().join("w/hotkeys/k");
         write_atomic(&key, b"secret", Access::Private).unwrap();
@@ -87,5 +193,75 @@ mod tests {
             assert_eq!(mode(&key), 0o600);
             assert_eq!(mode(&dir.path().join("w/hotkeys")), 0o700);
         }
+    }
+
+    /// The old temporary name was `.<name>.tmp<pid>`: a 0644 file planted
+    /// there kept its mode for the secret, and a link planted there sent the
+    /// secret to the link's target. Neither may matter now.
+    #[cfg(unix)]
+    #[test]
+    fn planted_temp_files_and_links_cannot_catch_the_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let hotkeys = dir.path().join("hotkeys");
+        std::fs::create_dir(&hotkeys).unwrap();
+        std::fs::set_permissions(&hotkeys, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let key = hotkeys.join("default");
+        let old_name = hotkeys.join(format!(".default.tmp{}", std::process::id()));
+        // A world-readable file where the temporary file used to go.
+        std::fs::write(&old_name, b"planted").unwrap();
+        std::fs::set_permissions(&old_name, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_atomic(&key, b"secret one", Access::Private).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        assert_eq!(std::fs::read(&key).unwrap(), b"secret one");
+        assert_eq!(std::fs::read(&old_name).unwrap(), b"planted");
+
+        // A link where the temporary file used to go, pointing outside.
+        std::fs::remove_file(&old_name).unwrap();
+        let outside = dir.path().join("stolen");
+        std::os::unix::fs::symlink(&outside, &old_name).unwrap();
+        write_atomic(&key, b"secret two", Access::Private).unwrap();
+        assert!(
+            std::fs::symlink_metadata(&outside).is_err(),
+            "nothing was written through the link"
+        );
+        assert_eq!(std::fs::read(&key).unwrap(), b"secret two");
+        assert_eq!(mode(&key), 0o600);
+        // Only the key and the planted link remain: no temporary file is left.
+        assert_eq!(
+            names(&hotkeys),
+            vec![
+                std::ffi::OsString::from(format!(".default.tmp{}", std::process::id())),
+                std::ffi::OsString::from("default"),
+            ]
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn temp_files_are_created_exclusively_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tmp, _f) = create_temp(dir.path(), "k", Access::Private).unwrap();
+        let name = tmp.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with(".k.") && name.ends_with(".tmp"), "{name}");
+        assert_eq!(name.len(), ".k.".len() + 32 + ".tmp".len(), "{name}");
+        // Two calls never share a name.
+        let (other, _g) = create_temp(dir.path(), "k", Access::Private).unwrap();
+        assert_ne!(tmp, other);
+        // The same flags refuse an existing file and a dangling link.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.custom_flags(libc::O_NOFOLLOW);
+        }
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("target"), &link).unwrap();
+        assert_eq!(
+            options.open(&link).unwrap_err().kind(),
+            std::io::ErrorKind::AlreadyExists
+        );
+        assert!(std::fs::symlink_metadata(dir.path().join("target")).is_err());
     }
 }

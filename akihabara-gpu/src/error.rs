@@ -18,6 +18,17 @@ pub enum PowError {
         /// Bytes it may use.
         available: u64,
     },
+    /// An input is larger than its bound (checked before it is read or
+    /// allocated for).
+    #[error("{what} is {size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// What was too large (`the proof file`).
+        what: &'static str,
+        /// Its size.
+        size: u64,
+        /// The bound.
+        max: u64,
+    },
     /// An opening or proof is malformed (wrong sizes, indices out of range).
     #[error("malformed proof: {0}")]
     Malformed(String),

@@ -47,10 +47,13 @@ pub mod spec {}
 pub use challenge::{Challenge, MAX_COUNT, MAX_N, PAD, Seed, padded};
 pub use error::PowError;
 pub use generate::{MATRIX_KEY_CONTEXT, MatrixGen, Side, splitmix64};
-pub use proof::{PROOF_FORMAT, ProofFile, WireOpening};
-pub use prover::{Commitment, CpuProver, Opening, Prover, RowRef, available_memory, compute_rows};
+pub use proof::{MAX_PROOF_BYTES, PROOF_FORMAT, ProofFile, WireOpening};
+pub use prover::{
+    Commitment, CpuProver, MAX_PACKED_B_BYTES, MAX_ROWS_BYTES, Opening, Prover, RowRef,
+    available_memory, compute_rows,
+};
 pub use skipping::SkippingProver;
 pub use throttled::ThrottledProver;
 pub use verify::{
-    Failure, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for,
+    Failure, MAX_SAMPLES, Timing, Verdict, Verifier, choose_rows, escape_probability, samples_for,
 };

@@ -11,6 +11,11 @@ use crate::prover::{Opening, Prover, RowRef};
 /// The `format` of proof files.
 pub const PROOF_FORMAT: &str = "akihabara-pow-proof/1";
 
+/// The largest proof file read: 256 MiB, about 6 million leaves (an H200's
+/// worth of side-8192 products is 2.3 million). Larger files are refused
+/// before they are read or parsed.
+pub const MAX_PROOF_BYTES: u64 = 256 << 20;
+
 /// A commitment with all its leaves, as `akihabara pow prove --out` writes
 /// it: enough to check offline that the leaves build the root and that
 /// sampled rows hash to their leaves.
@@ -52,8 +57,16 @@ impl ProofFile {
         }
     }
 
-    /// Reads a proof file's JSON, checking every field.
+    /// Reads a proof file's JSON (at most [`MAX_PROOF_BYTES`]), checking
+    /// every field.
     pub fn parse(json: &[u8]) -> Result<ProofFile, PowError> {
+        if json.len() as u64 > MAX_PROOF_BYTES {
+            return Err(PowError::TooLarge {
+                what: "the proof file",
+                size: json.len() as u64,
+                max: MAX_PROOF_BYTES,
+            });
+        }
         let p: ProofFile = serde_json::from_slice(json)
             .map_err(|e| PowError::Malformed(format!("not a proof file: {e}")))?;
         if p.format != PROOF_FORMAT {

@@ -249,15 +249,39 @@ pub(crate) fn opening(
     Ok(Opening { at, values, path })
 }
 
+/// The most bytes of rows [`compute_rows`] returns (`rows · n · 4`): 256
+/// MiB, 512 rows of the largest side. Larger requests are
+/// [`PowError::Memory`] before anything is allocated.
+pub const MAX_ROWS_BYTES: u64 = 256 << 20;
+
+/// The largest packed `B` [`compute_rows`] builds: 512 MiB, side 16,384.
+/// Beyond it rows stream `B` a row at a time instead (memory `rows · n`,
+/// the same arithmetic): packing side 131,071 took 34 GB.
+pub const MAX_PACKED_B_BYTES: u64 = 512 << 20;
+
+/// Whether `rows` rows of a product of side `n` are computed by packing its
+/// `B` (fast for many rows) rather than streaming it (bounded memory).
+pub(crate) fn packs_b(n: u32, rows: usize) -> bool {
+    rows > FEW_ROWS && PackedB::bytes(n) <= MAX_PACKED_B_BYTES
+}
+
 /// The true rows `rows` of the challenge's products, computed on the CPU
 /// (what the validator compares openings with). Rows of one product share
-/// its `B`: a few rows stream it, many rows pack it.
+/// its `B`: a few rows stream it, many rows pack it (up to
+/// [`MAX_PACKED_B_BYTES`]). At most [`MAX_ROWS_BYTES`] of rows.
 pub fn compute_rows(
     challenge: &Challenge,
     rows: &[RowRef],
     threads: usize,
 ) -> Result<Vec<Vec<i32>>, PowError> {
     challenge.check()?;
+    let needed = rows.len() as u64 * u64::from(challenge.n) * 4;
+    if needed > MAX_ROWS_BYTES {
+        return Err(PowError::Memory {
+            needed,
+            available: MAX_ROWS_BYTES,
+        });
+    }
     for r in rows {
         if r.matrix >= challenge.count || r.row >= challenge.n {
             return Err(PowError::Malformed(format!(
@@ -274,7 +298,7 @@ pub fn compute_rows(
         let a = MatrixGen::new(&challenge.seed, j, Side::A);
         let bgen = MatrixGen::new(&challenge.seed, j, Side::B);
         let wanted: Vec<u32> = group.iter().map(|&i| rows[i].row).collect();
-        if wanted.len() <= FEW_ROWS {
+        if !packs_b(challenge.n, wanted.len()) {
             for (&i, v) in
                 group
                     .iter()
@@ -303,3 +327,36 @@ pub fn compute_rows(
 
 /// Up to this many rows of one product are computed without packing `B`.
 const FEW_ROWS: usize = 16;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::challenge::{MAX_N, Seed};
+
+    /// Many rows of a large side stream `B` (40 rows of side 131,071 once
+    /// packed a 34 GB `B`); of a small side they pack it.
+    #[test]
+    fn b_is_packed_only_within_its_budget() {
+        assert!(PackedB::bytes(MAX_N) > 30_000_000_000);
+        assert!(!packs_b(MAX_N, 40));
+        assert!(!packs_b(MAX_N, 512));
+        assert!(packs_b(16_384, 40));
+        assert_eq!(PackedB::bytes(16_384), MAX_PACKED_B_BYTES);
+        assert!(!packs_b(16_385, 40));
+        assert!(!packs_b(1024, FEW_ROWS));
+        assert!(packs_b(1024, FEW_ROWS + 1));
+    }
+
+    /// Streaming and packing give the same rows.
+    #[test]
+    fn streamed_and_packed_rows_agree() {
+        let ch = Challenge::new(Seed([6; 32]), 40, 1).expect("challenge");
+        let rows: Vec<RowRef> = (0..40).map(|row| RowRef { matrix: 0, row }).collect();
+        let packed = compute_rows(&ch, &rows, 2).expect("packed");
+        let streamed: Vec<Vec<i32>> = rows
+            .chunks(FEW_ROWS)
+            .flat_map(|c| compute_rows(&ch, c, 2).expect("streamed"))
+            .collect();
+        assert_eq!(packed, streamed);
+    }
+}

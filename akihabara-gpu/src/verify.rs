@@ -32,7 +32,13 @@ pub fn escape_probability(skipped: f64, samples: u32) -> f64 {
     (1.0 - skipped.clamp(0.0, 1.0)).powi(samples as i32)
 }
 
-/// `samples` distinct rows, chosen after the commitment from the root and a
+/// The most rows [`choose_rows`] picks: as many as one `PowOpen` may ask
+/// for (`MAX_OPEN_ROWS` of the pow synapse); 1,024 samples leave a prover
+/// who skipped 3 % of the rows a 2^-45 chance.
+pub const MAX_SAMPLES: u32 = 1024;
+
+/// `samples` distinct rows (at most [`MAX_SAMPLES`] and at most the
+/// challenge's rows), chosen after the commitment from the root and a
 /// secret only the validator knows (`blake3::keyed_hash(secret, root)`'s
 /// output stream, rejection-sampled to be unbiased). A validator that talks
 /// interactively may equally pass fresh randomness as `secret`.
@@ -43,7 +49,7 @@ pub fn choose_rows(
     samples: u32,
 ) -> Vec<RowRef> {
     let total = challenge.leaves();
-    let want = u64::from(samples).min(total) as usize;
+    let want = u64::from(samples.min(MAX_SAMPLES)).min(total) as usize;
     let mut h = blake3::Hasher::new_keyed(secret);
     h.update(b"akihabara pow v1 rows");
     h.update(root);

@@ -223,6 +223,47 @@ fn bad_challenges_are_typed_errors() {
     assert!(e.to_string().contains("bytes"), "{e}");
 }
 
+/// Sizes from a proof file or a flag are bounded before anything is
+/// allocated: `--samples 4294967295` on a challenge of 2^33 rows once asked
+/// for 34 GB of row indices, and 40 rows of side 131,071 for a 34 GB `B`.
+#[test]
+fn sizes_from_outside_are_bounded_before_allocation() {
+    let enlarged = Challenge::new(seed(4), 131_071, 65_536).expect("challenge");
+    let rows = choose_rows(&enlarged, &[1; 32], &[2; 32], u32::MAX);
+    assert_eq!(rows.len(), akihabara_gpu::MAX_SAMPLES as usize);
+    let mut distinct = rows.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), rows.len());
+    // Fewer rows than samples: every row once.
+    let small = Challenge::new(seed(4), 8, 2).expect("challenge");
+    assert_eq!(choose_rows(&small, &[1; 32], &[2; 32], u32::MAX).len(), 16);
+
+    // 513 rows of side 131,071 are more than MAX_ROWS_BYTES of answer.
+    let wide = Challenge::new(seed(4), 131_071, 1).expect("challenge");
+    let many: Vec<RowRef> = (0..513).map(|row| RowRef { matrix: 0, row }).collect();
+    match compute_rows(&wide, &many, 1) {
+        Err(akihabara_gpu::PowError::Memory { needed, available }) => {
+            assert_eq!(needed, 513 * 131_071 * 4);
+            assert_eq!(available, akihabara_gpu::MAX_ROWS_BYTES);
+        }
+        other => panic!("{other:?}"),
+    }
+
+    // A proof file over MAX_PROOF_BYTES is refused before parsing.
+    let big = vec![b' '; akihabara_gpu::MAX_PROOF_BYTES as usize + 1];
+    assert_eq!(
+        akihabara_gpu::ProofFile::parse(&big)
+            .expect_err("too large")
+            .to_string(),
+        format!(
+            "the proof file is {} bytes, more than the {} allowed",
+            akihabara_gpu::MAX_PROOF_BYTES + 1,
+            akihabara_gpu::MAX_PROOF_BYTES
+        )
+    );
+}
+
 #[test]
 fn wire_openings_round_trip_and_refuse_oversize() {
     let (_, _, _, openings) = honest(9, 1, 3);

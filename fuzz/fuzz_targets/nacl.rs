@@ -11,6 +11,7 @@ fuzz_target!(|data: &[u8]| {
     let mut input = b"$NACL".to_vec();
     input.extend_from_slice(data);
     let _ = crypto::nacl_decrypt_with_key(&input, &KEY);
+    let _ = crypto::check_encrypted(&input);
     let _ = crypto::nacl_decrypt_with_key(data, &KEY);
     // Round trip of the input as plaintext.
     let sealed = crypto::nacl_encrypt_with_key(data, &KEY).expect("encrypt");

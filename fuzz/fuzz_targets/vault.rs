@@ -9,4 +9,5 @@ fuzz_target!(|data: &[u8]| {
     let mut input = b"$ANSIBLE_VAULT;1.1;AES256\n".to_vec();
     input.extend_from_slice(data);
     let _ = crypto::vault_decrypt(&input, "password");
+    let _ = crypto::check_encrypted(&input);
 });

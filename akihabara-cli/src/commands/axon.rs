@@ -41,11 +41,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
+/// Most threads `--threads` may ask for: more than the cores only cost a
+/// stack each, and thousands abort the process when the system refuses them.
+pub(crate) const MAX_THREADS: usize = 256;
+
 /// The axon's runtime: one thread (the cheapest per call, see `benches/axon.rs`)
-/// or a pool of `threads`.
+/// or a pool of `threads` (at most [`MAX_THREADS`]).
 pub(crate) fn serve_runtime(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
     match threads {
         0 => Err(bad_input(anyhow::anyhow!("--threads must be at least 1"))),
+        n if n > MAX_THREADS => Err(bad_input(anyhow::anyhow!(
+            "--threads {n} is more than {MAX_THREADS}"
+        ))),
         1 => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -3,8 +3,8 @@
 use std::time::{Duration, Instant};
 
 use akihabara_gpu::{
-    Challenge, CpuProver, Failure, PowError, ProofFile, Prover, Seed, Timing, Verdict, Verifier,
-    choose_rows, compute_rows, kernel, merkle,
+    Challenge, CpuProver, Failure, MAX_PROOF_BYTES, MAX_SAMPLES, PowError, ProofFile, Prover, Seed,
+    Timing, Verdict, Verifier, choose_rows, compute_rows, kernel, merkle,
 };
 use anyhow::Context;
 use serde_json::json;
@@ -31,6 +31,7 @@ fn pow_err(e: PowError) -> anyhow::Error {
         PowError::Challenge(_)
         | PowError::Seed(_)
         | PowError::Memory { .. }
+        | PowError::TooLarge { .. }
         | PowError::NoBackend(_) => bad_input(e),
         e => anyhow::Error::new(e),
     }
@@ -95,11 +96,22 @@ fn secret(hex: Option<&str>) -> anyhow::Result<[u8; 32]> {
     }
 }
 
-fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
-    if a.samples == 0 {
+/// `--samples` in 1..=MAX_SAMPLES.
+fn check_samples(samples: u32) -> anyhow::Result<()> {
+    if samples == 0 {
         return Err(bad_input(anyhow::anyhow!("--samples must be at least 1")));
     }
-    let bytes = std::fs::read(&a.proof)
+    if samples > MAX_SAMPLES {
+        return Err(bad_input(anyhow::anyhow!(
+            "--samples {samples} is more than {MAX_SAMPLES}"
+        )));
+    }
+    Ok(())
+}
+
+fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
+    check_samples(a.samples)?;
+    let bytes = akihabara_core::fs::read_limited(&a.proof, MAX_PROOF_BYTES)
         .with_context(|| format!("reading {}", a.proof.display()))
         .map_err(bad_input)?;
     let file = ProofFile::parse(&bytes)
@@ -244,9 +256,7 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
     for &n in sizes.iter().chain([&a.verify_n]) {
         Challenge::new(Seed([0; 32]), n, a.count).map_err(pow_err)?;
     }
-    if a.samples == 0 {
-        return Err(bad_input(anyhow::anyhow!("--samples must be at least 1")));
-    }
+    check_samples(a.samples)?;
     let threads = kernel::default_threads();
     let mut p = Backed::new(a.backend)?;
     out::println(format!(

@@ -30,6 +30,7 @@ pub fn load_hotkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Resu
 /// Loads the coldkey pair of `wallet` (decrypting it with its password).
 pub fn load_coldkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Result<Keypair> {
     let w = wallet.wallet();
+    warn_if_loose(&w.coldkey_path(), "coldkey");
     w.coldkey(&mut |path: &Path| password_for(password, path, false))
         .map_err(classify)
 }
@@ -37,6 +38,22 @@ pub fn load_coldkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Res
 /// The public hotkey of `wallet` (no password needed).
 pub fn hotkey_account(wallet: &WalletArgs) -> anyhow::Result<AccountId> {
     wallet.wallet().hotkey_account().map_err(classify)
+}
+
+/// Warns when a secret file (a coldkey, a password file) is open to group
+/// or others: on standard error, or in the log once a daemon has one.
+fn warn_if_loose(path: &Path, what: &str) {
+    if let Ok(Some(mode)) = wallet::loose_permissions(path) {
+        let text = format!(
+            "{what} {} is accessible to group or others (mode {mode:04o}); run chmod 600 on it",
+            path.display()
+        );
+        if tracing::dispatcher::has_been_set() {
+            tracing::warn!("{text}");
+        } else {
+            eprintln!("warning: {text}");
+        }
+    }
 }
 
 /// Maps wallet errors to exit codes: the user's input (names, files, flags) is 2,
@@ -58,6 +75,7 @@ fn password_for(
     confirm: bool,
 ) -> Result<Zeroizing<String>, WalletError> {
     if let Some(file) = &args.password_file {
+        warn_if_loose(file, "password file");
         return Ok(password::from_file(file)?);
     }
     if let Some(pw) = password::from_env(keyfile)? {
@@ -276,6 +294,7 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
             let w = args.wallet();
             let mut ask = |p: &Path| password_for(&password, p, false);
             let kp = if coldkey {
+                warn_if_loose(&w.coldkey_path(), "coldkey");
                 w.coldkey(&mut ask)
             } else {
                 w.hotkey(&mut ask)

@@ -7,9 +7,11 @@ use akihabara_core::axon::{Axon, AxonConfig, HandlerError, RateLimit, StakePolic
 use akihabara_core::chain::ChainClient;
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
-use akihabara_core::schedule::{Layout, Schedule, ScheduleQuery};
+use akihabara_core::schedule::{Layout, MAX_INTERLEAVED_BLOCKS, Schedule, ScheduleQuery};
 use akihabara_core::store::{self, StateKeys, Store};
-use akihabara_core::strategy::{self, AllocationRequest, AllocationStrategy, Eligibility};
+use akihabara_core::strategy::{
+    self, AllocationRequest, AllocationStrategy, Eligibility, ScheduleError,
+};
 use akihabara_core::wallet::Keypair;
 use akihabara_core::{Block, Netuid, Window};
 use akihabara_gpu::round::serve_pow;
@@ -41,6 +43,10 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
         .map_err(|e| key_error("schedule.layout", e))?;
     if c.schedule.poll.is_zero() {
         return Err(key_error("schedule.poll", "must be positive"));
+    }
+    // 0 means two tempos, learnt from the chain at start (see `miner`).
+    if c.schedule.window_blocks > 0 {
+        check_window(c, layout, c.schedule.window_blocks)?;
     }
     if !["auto", "cpu", "cuda"].contains(&c.pow.prover.as_str()) {
         return Err(key_error(
@@ -78,6 +84,37 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
             ..AxonConfig::default()
         },
     })
+}
+
+/// What `akihabara schedule` refuses for the same values, in the same
+/// words, named by their config keys: a minimum larger than the window,
+/// and an interleaved window longer than the layout supports.
+fn check_window(c: &MinerConfig, layout: Layout, len: u64) -> anyhow::Result<()> {
+    if c.schedule.min_blocks > len {
+        let from = if c.schedule.window_blocks > 0 {
+            "schedule.window_blocks"
+        } else {
+            "two tempos of the subnet"
+        };
+        return Err(key_error(
+            "schedule.min_blocks",
+            format!(
+                "{} is larger than the window ({len} blocks: {from})",
+                c.schedule.min_blocks
+            ),
+        ));
+    }
+    if layout == Layout::Interleaved && len > MAX_INTERLEAVED_BLOCKS {
+        return Err(key_error(
+            "schedule.window_blocks",
+            ScheduleError::WindowTooLongForLayout {
+                layout: layout.to_string(),
+                len,
+                max: MAX_INTERLEAVED_BLOCKS,
+            },
+        ));
+    }
+    Ok(())
 }
 
 fn prover(c: &MinerConfig) -> anyhow::Result<Box<dyn Prover>> {
@@ -156,6 +193,14 @@ async fn miner(
         uid,
         health,
     } = super::start("miner", &cfg.chain, &cfg.state, &hotkey).await?;
+    if cfg.schedule.window_blocks == 0 {
+        // The window is two tempos: check it now rather than fail every window.
+        let h = chain
+            .hyperparameters(netuid)
+            .await
+            .context("reading the subnet's hyperparameters")?;
+        check_window(&cfg, plan.layout, h.tempo.saturating_mul(2).max(1))?;
+    }
     let metagraph = chain
         .metagraph(netuid)
         .await

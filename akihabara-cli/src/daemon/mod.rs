@@ -186,16 +186,10 @@ pub fn check_chain(c: &ChainSection) -> anyhow::Result<()> {
 
 /// Checks the store address's form before anything starts (whether it
 /// opens is learnt when it is opened).
+/// A mistyped URL (`redis//user:pw@host`) is refused here, and no message
+/// shows a password.
 pub fn check_state(s: &StateSection) -> anyhow::Result<()> {
-    let a = s.store();
-    let redis = a.starts_with("redis://") || a.starts_with("rediss://");
-    if !redis && (a.contains("://") || a == "embedded:") {
-        return Err(key_error(
-            "state.store",
-            format!("{a:?}: use embedded:PATH or redis://HOST:PORT/DB"),
-        ));
-    }
-    Ok(())
+    akihabara_core::store::check_address(&s.store()).map_err(|e| key_error("state.store", e))
 }
 
 /// Opens the configured store.

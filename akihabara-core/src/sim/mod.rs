@@ -52,6 +52,22 @@ use crate::strategy::{
 };
 use crate::types::{Block, Hotkey, Netuid, RAO_PER_TAO, Rao, Uid, Window};
 
+/// Most miners a simulation takes.
+pub const MAX_MINERS: usize = 65_536;
+/// Most synthetic validators: a subnet's uids are 16-bit.
+pub const MAX_VALIDATORS: usize = 65_536;
+/// Most windows a simulation runs.
+pub const MAX_WINDOWS: usize = 100_000;
+/// Most miner-validator pairs per window: each is a `u64` of the window's
+/// allocation matrix, kept for two windows (2^24 pairs: 256 MiB).
+pub const MAX_PAIRS: u64 = 1 << 24;
+/// Most miner-validator-window cells in one run (2^32: minutes on a few
+/// cores; the default run has about 330,000).
+pub const MAX_CELLS: u64 = 1 << 32;
+/// The largest per-window stake drift (the log-normal's sigma): at 1 a
+/// stake changes by a factor beyond e (2.7) one window in three.
+pub const MAX_STAKE_DRIFT: f64 = 1.0;
+
 /// Simulation parameters. Every field has a default; the seed makes a run replayable.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -118,6 +134,53 @@ setters! {
 }
 
 impl SimConfig {
+    /// Checks every bound before anything is allocated: 1 to
+    /// [`MAX_MINERS`] miners, 1 to [`MAX_WINDOWS`] windows, 1 to
+    /// [`MAX_VALIDATORS`] synthetic validators, a finite stake drift in
+    /// `[0, MAX_STAKE_DRIFT]`, and (with `validators`, the eligible count)
+    /// at most [`MAX_PAIRS`] miner-validator pairs and [`MAX_CELLS`] cells.
+    pub fn check(&self, validators: usize) -> Result<(), SimError> {
+        let invalid = |m: String| Err(SimError::Invalid(m));
+        if self.miners == 0 || self.windows == 0 {
+            return invalid("miners and windows must be at least 1".into());
+        }
+        if self.miners > MAX_MINERS {
+            return invalid(format!("{} miners is more than {MAX_MINERS}", self.miners));
+        }
+        if self.windows > MAX_WINDOWS {
+            return invalid(format!(
+                "{} windows is more than {MAX_WINDOWS}",
+                self.windows
+            ));
+        }
+        if self.metagraph.is_none() && self.validators > MAX_VALIDATORS {
+            return invalid(format!(
+                "{} validators is more than {MAX_VALIDATORS} (a subnet's uids are 16-bit)",
+                self.validators
+            ));
+        }
+        if !(self.stake_drift.is_finite() && (0.0..=MAX_STAKE_DRIFT).contains(&self.stake_drift)) {
+            return invalid(format!(
+                "stake drift {:?} is not in [0, {MAX_STAKE_DRIFT:?}]",
+                self.stake_drift
+            ));
+        }
+        let pairs = self.miners as u64 * validators as u64;
+        if pairs > MAX_PAIRS {
+            return invalid(format!(
+                "{} miners x {validators} validators is more than {MAX_PAIRS} pairs",
+                self.miners
+            ));
+        }
+        if pairs * self.windows as u64 > MAX_CELLS {
+            return invalid(format!(
+                "{} miners x {validators} validators x {} windows is more than {MAX_CELLS} cells",
+                self.miners, self.windows
+            ));
+        }
+        Ok(())
+    }
+
     /// Takes validators from `mg` instead of generating them.
     pub fn metagraph(mut self, mg: Metagraph) -> SimConfig {
         self.metagraph = Some(mg);
@@ -271,20 +334,15 @@ impl Simulation {
         if self.strategies.is_empty() {
             return Err(SimError::Invalid("no strategies to compare".into()));
         }
-        if cfg.miners == 0 || cfg.windows == 0 {
-            return Err(SimError::Invalid(
-                "miners and windows must be at least 1".into(),
-            ));
-        }
-        if !(cfg.stake_drift.is_finite() && cfg.stake_drift >= 0.0) {
-            return Err(SimError::Invalid(
-                "stake drift must be a finite number >= 0".into(),
-            ));
-        }
+        // Everything but the eligible count first, so nothing is generated
+        // for a run that is refused; the pairs once the count is known.
+        cfg.check(1)?;
         let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
         let validators = self.validators(&mut rng)?;
         let nv = validators.len();
+        cfg.check(nv)?;
         let mut stakes: Vec<f64> = validators.iter().map(|v| v.2).collect();
+        let initial_stake: f64 = stakes.iter().sum();
         let mut index_of = vec![usize::MAX; usize::from(u16::MAX) + 1];
         for (i, v) in validators.iter().enumerate() {
             index_of[usize::from(v.0.get())] = i;
@@ -308,6 +366,13 @@ impl Simulation {
             if let Some(d) = &drift {
                 for s in &mut stakes {
                     *s *= d.sample(&mut rng);
+                }
+                // Drift moves stake between validators; the total stays, so
+                // no run drifts a float to infinity or zero.
+                let total: f64 = stakes.iter().sum();
+                if total > 0.0 && total.is_finite() {
+                    let scale = initial_stake / total;
+                    stakes.iter_mut().for_each(|s| *s *= scale);
                 }
             }
             let mut base: Vec<Candidate> = validators
@@ -556,6 +621,27 @@ mod tests {
         assert!(by(&r, "proportional").jain_fairness > 0.85);
     }
 
+    /// The largest drift over many windows keeps every figure finite.
+    #[test]
+    fn the_largest_drift_stays_finite() {
+        let c = SimConfig {
+            validators: 8,
+            miners: 8,
+            windows: 2_000,
+            stake_drift: MAX_STAKE_DRIFT,
+            ..cfg()
+        };
+        let r = Simulation::with_builtins(c, &["proportional", "emission"])
+            .unwrap()
+            .run(|_| {})
+            .unwrap();
+        for s in &r.strategies {
+            assert!(s.reward_per_compute.is_finite(), "{s:?}");
+            assert!(s.jain_fairness.is_finite(), "{s:?}");
+            assert!(s.coverage.is_finite(), "{s:?}");
+        }
+    }
+
     #[test]
     fn progress_and_errors() {
         let seen = std::sync::Mutex::new(Vec::new());
@@ -575,6 +661,60 @@ mod tests {
                 .unwrap()
                 .run(|_| {})
                 .is_err()
+        );
+        let refused = |c: SimConfig| match Simulation::with_builtins(c, &["equal"])
+            .unwrap()
+            .run(|_| {})
+        {
+            Err(SimError::Invalid(m)) => m,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            refused(SimConfig {
+                miners: 4_294_967_295,
+                ..cfg()
+            }),
+            "4294967295 miners is more than 65536"
+        );
+        assert_eq!(
+            refused(SimConfig {
+                windows: 100_001,
+                ..cfg()
+            }),
+            "100001 windows is more than 100000"
+        );
+        assert_eq!(
+            refused(SimConfig {
+                validators: 65_537,
+                ..cfg()
+            }),
+            "65537 validators is more than 65536 (a subnet's uids are 16-bit)"
+        );
+        for drift in [1e308, 1000.0, 1.01, -0.1, f64::NAN, f64::INFINITY] {
+            assert_eq!(
+                refused(SimConfig {
+                    stake_drift: drift,
+                    ..cfg()
+                }),
+                format!("stake drift {drift:?} is not in [0, 1.0]")
+            );
+        }
+        assert_eq!(
+            refused(SimConfig {
+                miners: 65_536,
+                validators: 257,
+                ..cfg()
+            }),
+            "65536 miners x 257 validators is more than 16777216 pairs"
+        );
+        assert_eq!(
+            refused(SimConfig {
+                miners: 65_536,
+                validators: 256,
+                windows: 257,
+                ..cfg()
+            }),
+            "65536 miners x 256 validators x 257 windows is more than 4294967296 cells"
         );
         let tight = SimConfig {
             min_blocks: 721,

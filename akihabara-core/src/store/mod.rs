@@ -138,9 +138,69 @@ pub trait Store: Send + Sync + fmt::Debug {
     fn describe(&self) -> String;
 }
 
+/// `address` with its password hidden, for messages, logs and `/health`:
+/// `redis://user:secret@host` → `redis://user:***@host`. In anything else
+/// holding an `@` (a mistyped URL such as `redis//user:secret@host`), all
+/// of what stands between the last `/` and the `@` is hidden.
+///
+/// ```
+/// use akihabara_core::store::redact;
+/// assert_eq!(redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
+/// assert_eq!(redact("redis//u:pw@h:1/0"), "redis//***@h:1/0");
+/// assert_eq!(redact("embedded:/var/lib/state.redb"), "embedded:/var/lib/state.redb");
+/// ```
+pub fn redact(address: &str) -> String {
+    let Some(at) = address.rfind('@') else {
+        return address.to_owned();
+    };
+    if let Some(s) = address.find("://").filter(|&s| s < at) {
+        let auth = &address[s + 3..at];
+        return match auth.find(':') {
+            Some(c) => format!("{}{}:***{}", &address[..s + 3], &auth[..c], &address[at..]),
+            None => address.to_owned(),
+        };
+    }
+    let start = address[..at].rfind('/').map_or(0, |i| i + 1);
+    format!("{}***{}", &address[..start], &address[at..])
+}
+
+/// Checks an address's form without opening it: `redis://…`,
+/// `rediss://…`, `embedded:PATH` (any path), or a bare path. A bare path
+/// holding `:`, `@` or `//` is refused as a mistyped URL (`redis//u:pw@h`
+/// would otherwise become a directory named after the credentials); write
+/// `embedded:PATH` to mean such a path. Messages never show a password.
+pub fn check_address(address: &str) -> Result<(), StoreError> {
+    if address.starts_with("redis://") || address.starts_with("rediss://") {
+        return Ok(());
+    }
+    let usage = "use embedded:PATH or redis://HOST:PORT/DB";
+    match address.strip_prefix("embedded:") {
+        Some("") => Err(StoreError::Unsupported(format!(
+            "\"embedded:\" names no file; {usage}"
+        ))),
+        Some(path) if path.contains("://") => Err(StoreError::Unsupported(format!(
+            "{:?}: a URL is not a path; {usage}",
+            redact(address)
+        ))),
+        Some(_) => Ok(()),
+        None if address.is_empty() => Err(StoreError::Unsupported(format!(
+            "an empty address; {usage}"
+        ))),
+        None if address.contains(':') || address.contains('@') || address.contains("//") => {
+            Err(StoreError::Unsupported(format!(
+                "{:?} looks like a mistyped URL (a bare path with ':', '@' or '//'); \
+                 {usage} (embedded:PATH for a file whose path has them)",
+                redact(address)
+            )))
+        }
+        None => Ok(()),
+    }
+}
+
 /// Opens a store from an address: `embedded:PATH` (or a bare path) or
-/// `redis://HOST:PORT[/DB]`.
+/// `redis://HOST:PORT[/DB]`; see [`check_address`] for what is refused.
 pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
+    check_address(address)?;
     if address.starts_with("redis://") || address.starts_with("rediss://") {
         #[cfg(feature = "redis")]
         return Ok(Box::new(RedisStore::connect(address)?));
@@ -149,14 +209,10 @@ pub fn open(address: &str) -> Result<Box<dyn Store>, StoreError> {
             "this build has no Redis backend (feature `redis`)".into(),
         ));
     }
-    let path = address.strip_prefix("embedded:").unwrap_or(address);
-    if path.is_empty() || path.contains("://") {
-        return Err(StoreError::Unsupported(format!(
-            "{address:?}: use embedded:PATH or redis://HOST:PORT"
-        )));
-    }
     #[cfg(feature = "store")]
-    return Ok(Box::new(Embedded::open(path)?));
+    return Ok(Box::new(Embedded::open(
+        address.strip_prefix("embedded:").unwrap_or(address),
+    )?));
     #[cfg(not(feature = "store"))]
     Err(StoreError::Unsupported(
         "this build has no embedded backend (feature `store`)".into(),

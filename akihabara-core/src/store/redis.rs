@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Put, Store, StoreError};
+use super::{Put, Store, StoreError, redact};
 
 /// Every call is bounded by this (connect, read, write).
 const TIMEOUT: Duration = Duration::from_secs(5);
@@ -25,20 +25,6 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("url", &self.shown)
             .finish()
-    }
-}
-
-/// `redis://user:secret@host` → `redis://user:***@host`.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let auth = &url[s + 3..at];
-            match auth.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &auth[..c], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }
 
@@ -135,15 +121,5 @@ impl Store for RedisStore {
 
     fn describe(&self) -> String {
         self.shown.clone()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn passwords_are_not_shown() {
-        assert_eq!(super::redact("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(super::redact("redis://h:1"), "redis://h:1");
-        assert_eq!(super::redact("redis://:pw@h"), "redis://:***@h");
     }
 }

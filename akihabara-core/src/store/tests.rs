@@ -160,9 +160,78 @@ fn open_understands_addresses() {
     let e = open("redis://127.0.0.1:1").expect_err("nothing listens on port 1");
     assert!(
         e.to_string()
-            .contains("cannot open the redis store at redis://127.0.0.1:1"),
+            .starts_with("cannot open the redis store at redis://127.0.0.1:1: "),
         "{e}"
     );
+    let e = open("redis://me:hunter2@127.0.0.1:1").expect_err("nothing listens on port 1");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with("cannot open the redis store at redis://me:***@127.0.0.1:1: "),
+        "{shown}"
+    );
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
+
+#[test]
+fn passwords_are_redacted() {
+    for (address, shown) in [
+        ("redis://u:pw@h:1/0", "redis://u:***@h:1/0"),
+        ("rediss://:pw@h", "rediss://:***@h"),
+        ("redis://h:1", "redis://h:1"),
+        ("redis://user@h", "redis://user@h"),
+        ("redis//user:pw@h:6379/0", "redis//***@h:6379/0"),
+        ("user:pw@h", "***@h"),
+        ("/var/lib/a@b/state.redb", "/var/lib/***@b/state.redb"),
+        ("embedded:/x/state.redb", "embedded:/x/state.redb"),
+    ] {
+        assert_eq!(redact(address), shown, "{address}");
+    }
+}
+
+/// `redis//user:pw@host` (a missing `:`) once became a directory named
+/// after the credentials, shown with the password in every message.
+#[test]
+fn mistyped_urls_are_refused_without_showing_the_password() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cwd_free = |a: &str| {
+        let e = open(a).expect_err(a);
+        assert!(matches!(e, StoreError::Unsupported(_)), "{a}: {e:?}");
+        e.to_string()
+    };
+    assert_eq!(
+        cwd_free("redis//user:pw@db.example:6379/0"),
+        "unsupported store: \"redis//***@db.example:6379/0\" looks like a mistyped URL \
+         (a bare path with ':', '@' or '//'); use embedded:PATH or redis://HOST:PORT/DB \
+         (embedded:PATH for a file whose path has them)"
+    );
+    for a in ["redis:/h:6379", "rediss//h", "h@example", "state//x.redb"] {
+        let e = cwd_free(a);
+        assert!(e.contains("looks like a mistyped URL"), "{a}: {e}");
+    }
+    assert_eq!(
+        cwd_free("ftp://u:pw@x"),
+        "unsupported store: \"ftp://u:***@x\" looks like a mistyped URL (a bare path with \
+         ':', '@' or '//'); use embedded:PATH or redis://HOST:PORT/DB (embedded:PATH for a \
+         file whose path has them)"
+    );
+    assert_eq!(
+        cwd_free("embedded:"),
+        "unsupported store: \"embedded:\" names no file; use embedded:PATH or redis://HOST:PORT/DB"
+    );
+    assert_eq!(
+        cwd_free("embedded:redis://u:pw@h"),
+        "unsupported store: \"embedded:redis://u:***@h\": a URL is not a path; use \
+         embedded:PATH or redis://HOST:PORT/DB"
+    );
+    // Nothing was created in the working directory for any of them.
+    assert!(!std::path::Path::new("redis").exists());
+    // embedded: takes a path with ':' or '@' on purpose.
+    let odd = dir.path().join("a:b@c");
+    let s = open(&format!("embedded:{}", odd.display())).expect("embedded");
+    assert!(s.describe().ends_with("a:b@c"), "{}", s.describe());
+    // A bare path without them is fine.
+    let plain = dir.path().join("plain.redb");
+    assert!(check_address(&plain.display().to_string()).is_ok());
 }
 
 /// A real `redis-server` on a free loopback port, stopped by its PID on drop.

@@ -17,6 +17,12 @@ const NACL_PREFIX: &[u8] = b"$NACL";
 const NONCE_LEN: usize = 24;
 const TAG_LEN: usize = 16;
 
+/// The shortest plaintext a secret keyfile can have, in bytes: the smallest
+/// JSON holding a key is `{"secretPhrase":"…"}` with a 12-word mnemonic of
+/// 3-letter words (66 bytes) or `{"secretSeed":"…"}` (81). An encrypted
+/// keyfile with less ciphertext than this was cut short.
+pub const MIN_KEYFILE_PLAINTEXT: usize = 64;
+
 /// How a keyfile's bytes are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -153,13 +159,47 @@ fn vault_malformed(reason: impl Into<String>) -> DecryptError {
     }
 }
 
-/// Decrypts an ansible-vault 1.1 (AES256) keyfile: PBKDF2-HMAC-SHA256 of the
-/// password (10,000 rounds, the vault's salt) gives the AES-256-CTR key, the
-/// HMAC-SHA256 key and the IV; the HMAC is checked before decrypting.
-pub fn vault_decrypt(data: &[u8], password: &str) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
-    use aes::cipher::{KeyIvInit, StreamCipher};
-    use hmac::Mac;
+/// Checks that an encrypted keyfile is whole and well formed, without a
+/// password: the prefix, nonce and tag of `$NACL` and at least
+/// [`MIN_KEYFILE_PLAINTEXT`] bytes of ciphertext; the header, hex fields and
+/// whole AES blocks of ansible-vault. A decryption that then fails is a
+/// wrong password (or an altered ciphertext, which authenticated encryption
+/// cannot tell from it). Plain and Fernet data pass unchecked.
+pub fn check_encrypted(data: &[u8]) -> Result<(), DecryptError> {
+    match Encryption::detect(data) {
+        Encryption::Nacl => {
+            let (_, sealed) = nacl_parts(data)?;
+            let ciphertext = sealed.len() - TAG_LEN;
+            if ciphertext < MIN_KEYFILE_PLAINTEXT {
+                return Err(DecryptError::Malformed {
+                    scheme: "$NACL",
+                    reason: format!(
+                        "{ciphertext} bytes of ciphertext, fewer than the shortest keyfile's \
+                         {MIN_KEYFILE_PLAINTEXT}: the file is truncated"
+                    ),
+                });
+            }
+            Ok(())
+        }
+        Encryption::AnsibleVault => {
+            let (_, _, body) = vault_parts(data)?;
+            if body.len() < MIN_KEYFILE_PLAINTEXT || body.len() % 16 != 0 {
+                return Err(vault_malformed(format!(
+                    "{} bytes of ciphertext, not whole 16-byte blocks of a keyfile: \
+                     the file is truncated",
+                    body.len()
+                )));
+            }
+            Ok(())
+        }
+        Encryption::LegacyFernet | Encryption::None => Ok(()),
+    }
+}
 
+/// An ansible-vault file's salt, HMAC and ciphertext.
+type VaultParts = (Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn vault_parts(data: &[u8]) -> Result<VaultParts, DecryptError> {
     let text = std::str::from_utf8(data).map_err(|_| vault_malformed("not UTF-8"))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").trim().split(';').collect();
@@ -185,8 +225,17 @@ pub fn vault_decrypt(data: &[u8], password: &str) -> Result<Zeroizing<Vec<u8>>, 
                 hex::decode(h.trim()).map_err(|_| vault_malformed(format!("{name} is not hex")))
             })
     };
-    let (salt, tag, mut body) = (field("salt")?, field("hmac")?, field("ciphertext")?);
+    Ok((field("salt")?, field("hmac")?, field("ciphertext")?))
+}
 
+/// Decrypts an ansible-vault 1.1 (AES256) keyfile: PBKDF2-HMAC-SHA256 of the
+/// password (10,000 rounds, the vault's salt) gives the AES-256-CTR key, the
+/// HMAC-SHA256 key and the IV; the HMAC is checked before decrypting.
+pub fn vault_decrypt(data: &[u8], password: &str) -> Result<Zeroizing<Vec<u8>>, DecryptError> {
+    use aes::cipher::{KeyIvInit, StreamCipher};
+    use hmac::Mac;
+
+    let (salt, tag, mut body) = vault_parts(data)?;
     let mut keys = Zeroizing::new([0u8; 80]);
     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &salt, 10_000, &mut keys[..]);
     let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&keys[32..64])
@@ -309,5 +358,33 @@ mod tests {
             Err(DecryptError::Unsupported("Fernet"))
         );
         assert_eq!(decrypt(b"{}", "x"), Err(DecryptError::NotEncrypted));
+        // Six bytes of plaintext are no keyfile: check_encrypted says so.
+        assert_eq!(
+            check_encrypted(vault.as_bytes()),
+            Err(vault_malformed(
+                "16 bytes of ciphertext, not whole 16-byte blocks of a keyfile: the file is truncated"
+            ))
+        );
+    }
+
+    #[test]
+    fn check_encrypted_tells_truncation_from_a_wrong_key() {
+        let sealed = nacl_encrypt_with_key(&[b'x'; MIN_KEYFILE_PLAINTEXT], &KEY).unwrap();
+        assert_eq!(check_encrypted(&sealed), Ok(()));
+        assert_eq!(
+            check_encrypted(&sealed[..sealed.len() - 1]),
+            Err(DecryptError::Malformed {
+                scheme: "$NACL",
+                reason: "63 bytes of ciphertext, fewer than the shortest keyfile's 64: \
+                         the file is truncated"
+                    .into()
+            })
+        );
+        assert!(matches!(
+            check_encrypted(b"$NACL"),
+            Err(DecryptError::Malformed { .. })
+        ));
+        assert_eq!(check_encrypted(b"{}"), Ok(()));
+        assert_eq!(check_encrypted(b"gAAAAABfoo"), Ok(()));
     }
 }

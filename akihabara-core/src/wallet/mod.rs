@@ -45,6 +45,30 @@ use crate::types::AccountId;
 /// Where btcli keeps wallets, before `~` expansion.
 pub const DEFAULT_WALLET_PATH: &str = "~/.bittensor/wallets";
 
+/// The largest keyfile read, in bytes. A btcli keyfile is one line of JSON
+/// of about 600 bytes (a 24-word mnemonic, three hex keys, an address);
+/// `$NACL` adds 45 bytes and ansible-vault about 2.2 times, so 16 KiB is
+/// several times any real keyfile. Larger files are refused before they
+/// are read ([`WalletError::TooLarge`]).
+pub const MAX_KEYFILE_BYTES: u64 = 16 * 1024;
+
+/// The permission bits of `path` when group or others have any access to
+/// it (`Some(0o644)`), `None` when only the owner has (or on non-Unix
+/// systems). Secret files (a coldkey, a password file) should be 0600; the
+/// CLI warns about the others.
+pub fn loose_permissions(path: &Path) -> std::io::Result<Option<u32>> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+        Ok((mode & 0o077 != 0).then_some(mode))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(path).map(|_| None)
+    }
+}
+
 /// Expands a leading `~` to the home directory.
 pub fn expand_tilde(path: &Path) -> PathBuf {
     let Ok(rest) = path.strip_prefix("~") else {
@@ -117,6 +141,16 @@ pub enum WalletError {
         /// The OS error.
         error: std::io::Error,
     },
+    /// A keyfile larger than [`MAX_KEYFILE_BYTES`].
+    #[error("{}: {size} bytes is too large for a keyfile (at most {max} bytes)", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (or the bytes read before stopping).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
     /// No such wallet.
     #[error("wallet {name:?} not found under {}; wallets there: {existing}", root.display())]
     WalletNotFound {
@@ -147,8 +181,11 @@ pub enum WalletError {
         /// Which field and why.
         error: KeyfileFormatError,
     },
-    /// The password does not open the keyfile.
-    #[error("wrong password for {role} {}", path.display())]
+    /// The password does not open the keyfile. (An encrypted keyfile whose
+    /// ciphertext was altered fails the same way: authenticated encryption
+    /// cannot tell the two apart. Truncated and malformed files are
+    /// [`WalletError::Decrypt`].)
+    #[error("wrong password for {role} {} (or its encrypted content was altered)", path.display())]
     WrongPassword {
         /// `coldkey` or `hotkey`.
         role: &'static str,
@@ -305,9 +342,14 @@ impl Wallet {
     /// lists what exists.
     fn read(&self, path: &Path, hotkey: bool) -> Result<Zeroizing<Vec<u8>>, WalletError> {
         self.check_names()?;
-        match std::fs::read(path) {
+        match crate::fs::read_limited(path, MAX_KEYFILE_BYTES) {
             Ok(data) => Ok(Zeroizing::new(data)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(crate::fs::ReadError::TooLarge { size, max }) => Err(WalletError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+                max,
+            }),
+            Err(crate::fs::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
                 if !self.dir().is_dir() {
                     Err(self.not_found())
                 } else if hotkey {
@@ -321,7 +363,7 @@ impl Wallet {
                     Err(io_err(path)(e))
                 }
             }
-            Err(e) => Err(io_err(path)(e)),
+            Err(crate::fs::ReadError::Io(e)) => Err(io_err(path)(e)),
         }
     }
 
@@ -342,6 +384,12 @@ impl Wallet {
                 });
             }
             _ => {
+                // A truncated or mangled file is reported as such, before a
+                // password is asked for (a failed decryption cannot tell).
+                crypto::check_encrypted(data).map_err(|error| WalletError::Decrypt {
+                    path: path.to_path_buf(),
+                    error,
+                })?;
                 let pw = password(path)?;
                 crypto::decrypt(data, &pw).map_err(|error| match error {
                     DecryptError::WrongPassword => WalletError::WrongPassword {

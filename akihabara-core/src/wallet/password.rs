@@ -12,6 +12,9 @@ use zeroize::Zeroizing;
 /// The environment variable akihabara reads a wallet password from.
 pub const PASSWORD_ENV: &str = "AKIHABARA_WALLET_PASSWORD";
 
+/// The largest password file read, in bytes (a password is one line).
+pub const MAX_PASSWORD_FILE_BYTES: u64 = 4096;
+
 /// Why a password could not be read.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -23,6 +26,22 @@ pub enum PasswordError {
         path: std::path::PathBuf,
         /// The OS error.
         error: std::io::Error,
+    },
+    /// The password file is larger than [`MAX_PASSWORD_FILE_BYTES`].
+    #[error("password file {}: {size} bytes is too large for a password (at most {max} bytes)", path.display())]
+    TooLarge {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its size (or the bytes read before stopping).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// The password file is not UTF-8 text.
+    #[error("password file {}: not UTF-8 text", path.display())]
+    NotText {
+        /// The file.
+        path: std::path::PathBuf,
     },
     /// A `BT_PW_…` variable that is not the base64 of a XOR-ed password.
     #[error("environment variable {0} is not a valid bittensor password variable")]
@@ -71,14 +90,26 @@ pub fn bt_pw_decode(name: &str, value: &str) -> Result<Zeroizing<String>, Passwo
 }
 
 /// Reads a password file; one trailing newline is dropped.
+/// Files over [`MAX_PASSWORD_FILE_BYTES`] are refused before they are read.
 pub fn from_file(path: &Path) -> Result<Zeroizing<String>, PasswordError> {
-    let text =
-        Zeroizing::new(
-            std::fs::read_to_string(path).map_err(|error| PasswordError::File {
-                path: path.to_path_buf(),
-                error,
-            })?,
-        );
+    let bytes = crate::fs::read_limited(path, MAX_PASSWORD_FILE_BYTES).map_err(|e| match e {
+        crate::fs::ReadError::Io(error) => PasswordError::File {
+            path: path.to_path_buf(),
+            error,
+        },
+        crate::fs::ReadError::TooLarge { size, max } => PasswordError::TooLarge {
+            path: path.to_path_buf(),
+            size,
+            max,
+        },
+    })?;
+    let text = Zeroizing::new(String::from_utf8(bytes).map_err(|e| {
+        // The bytes are a password all the same: wipe them.
+        drop(Zeroizing::new(e.into_bytes()));
+        PasswordError::NotText {
+            path: path.to_path_buf(),
+        }
+    })?);
     let trimmed = text.strip_suffix('\n').unwrap_or(&text);
     let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
     Ok(Zeroizing::new(trimmed.to_owned()))
@@ -125,5 +156,15 @@ mod tests {
         std::fs::write(&p, "secret\r\n").unwrap();
         assert_eq!(&*from_file(&p).unwrap(), "secret");
         assert!(from_file(&dir.path().join("missing")).is_err());
+        std::fs::write(&p, vec![b'x'; 4097]).unwrap();
+        assert_eq!(
+            from_file(&p).unwrap_err().to_string(),
+            format!(
+                "password file {}: 4097 bytes is too large for a password (at most 4096 bytes)",
+                p.display()
+            )
+        );
+        std::fs::write(&p, vec![b'x'; 4096]).unwrap();
+        assert_eq!(from_file(&p).unwrap().len(), 4096);
     }
 }

@@ -135,12 +135,23 @@ fn corrupt_files_are_typed_errors() {
             .to_string()
             .contains("unsupported legacy format")
     );
-    std::fs::write(w.hotkey_path(), b"$NACLxx").unwrap();
-    // Encrypted: the password callback is consulted.
+    // Encrypted and whole: the password callback is consulted.
+    let plain = keyfile::render_secret(&Keypair::generate(12).unwrap());
+    let sealed = crypto::nacl_encrypt_with_key(&plain, &[3; 32]).unwrap();
+    std::fs::write(w.hotkey_path(), &sealed).unwrap();
     assert!(matches!(
         w.hotkey(&mut no_password),
         Err(WalletError::NeedPassword { .. })
     ));
+    // Cut short: reported as such, before any password is asked for.
+    std::fs::write(w.hotkey_path(), b"$NACLxx").unwrap();
+    assert_eq!(
+        w.hotkey(&mut no_password).unwrap_err().to_string(),
+        format!(
+            "keyfile {}: malformed $NACL data: 2 bytes after the prefix, at least 40 needed (nonce and tag)",
+            w.hotkey_path().display()
+        )
+    );
     std::fs::write(
         w.hotkey_path(),
         keyfile::render_public(&Keypair::generate(12).unwrap().account()),
@@ -150,4 +161,124 @@ fn corrupt_files_are_typed_errors() {
         w.hotkey(&mut no_password),
         Err(WalletError::NoSecret { .. })
     ));
+}
+
+/// A coldkey cut short is "truncated", not "wrong password", and the
+/// password is not even asked for; a whole one that does not open is a
+/// wrong password.
+#[test]
+fn truncated_coldkey_is_not_a_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Wallet::new(dir.path(), "w", "h");
+    w.write_coldkey(&Keypair::generate(12).unwrap(), None, false)
+        .unwrap();
+    let plain = std::fs::read(w.coldkey_path()).unwrap();
+    // Sealed under a key no password derives: any password is wrong.
+    let sealed = crypto::nacl_encrypt_with_key(&plain, &[9; 32]).unwrap();
+    let path = w.coldkey_path();
+    for cut in [5 + 24 + 16, 5 + 24 + 16 + 63] {
+        std::fs::write(&path, &sealed[..cut]).unwrap();
+        let err = w
+            .coldkey(&mut |_| panic!("no password is asked for a truncated file"))
+            .unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                WalletError::Decrypt {
+                    error: DecryptError::Malformed {
+                        scheme: "$NACL",
+                        ..
+                    },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "keyfile {}: malformed $NACL data: {} bytes of ciphertext, fewer than the \
+                 shortest keyfile's 64: the file is truncated",
+                path.display(),
+                cut - 45
+            )
+        );
+    }
+    std::fs::write(&path, &sealed).unwrap();
+    let err = w
+        .coldkey(&mut |_| Ok(Zeroizing::new("not the password".to_owned())))
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            WalletError::WrongPassword {
+                role: "coldkey",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "wrong password for coldkey {} (or its encrypted content was altered)",
+            path.display()
+        )
+    );
+}
+
+#[test]
+fn oversized_keyfiles_are_refused_before_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = Wallet::new(dir.path(), "w", "h");
+    w.write_coldkey(&Keypair::generate(12).unwrap(), None, false)
+        .unwrap();
+    let big = vec![b' '; MAX_KEYFILE_BYTES as usize + 1];
+    std::fs::write(w.coldkey_path(), &big).unwrap();
+    let err = w.coldkey(&mut no_password).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            WalletError::TooLarge {
+                size: 16385,
+                max: 16384,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: 16385 bytes is too large for a keyfile (at most 16384 bytes)",
+            w.coldkey_path().display()
+        )
+    );
+    // Exactly at the limit it is read (and fails as the JSON it is not).
+    std::fs::write(w.coldkey_path(), &big[1..]).unwrap();
+    assert!(matches!(
+        w.coldkey(&mut no_password),
+        Err(WalletError::Keyfile { .. })
+    ));
+}
+
+#[cfg(unix)]
+#[test]
+fn loose_permissions_are_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("pw");
+    std::fs::write(&p, "pw").unwrap();
+    for (mode, loose) in [
+        (0o600, None),
+        (0o400, None),
+        (0o644, Some(0o644)),
+        (0o640, Some(0o640)),
+        (0o604, Some(0o604)),
+        (0o620, Some(0o620)),
+    ] {
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(loose_permissions(&p).unwrap(), loose, "{mode:o}");
+    }
+    assert!(loose_permissions(&dir.path().join("missing")).is_err());
 }

@@ -1,0 +1,382 @@
+//! Operator input that once aborted or ran away: each is now a usage error
+//! (exit 2) naming its bound, or runs in bounded time (issue 23, item 9).
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::{assert_usage, bin, mg_arg, run, stderr, stdout};
+
+/// A proof file for a small challenge, and the same file claiming a
+/// challenge of 131,071 x 65,536 rows.
+fn proofs(dir: &Path) -> (String, String) {
+    let proof = dir.join("proof.json");
+    let o = run(&[
+        "pow",
+        "prove",
+        "--seed",
+        &"01".repeat(32),
+        "--n",
+        "70",
+        "--count",
+        "3",
+        "--out",
+        proof.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mut file: Value = serde_json::from_slice(&std::fs::read(&proof).unwrap()).unwrap();
+    file["challenge"]["n"] = 131_071.into();
+    file["challenge"]["count"] = 65_536.into();
+    let enlarged = dir.join("enlarged.json");
+    std::fs::write(&enlarged, file.to_string()).unwrap();
+    (
+        proof.to_str().unwrap().to_owned(),
+        enlarged.to_str().unwrap().to_owned(),
+    )
+}
+
+/// `--samples 4294967295` on an enlarged proof once allocated 34 GB.
+#[test]
+fn pow_verify_bounds_samples_and_proof_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let (proof, enlarged) = proofs(dir.path());
+    for p in [&proof, &enlarged] {
+        assert_usage(
+            &["pow", "verify", "--proof", p, "--samples", "4294967295"],
+            "error: --samples 4294967295 is more than 1024",
+        );
+    }
+    // The most samples there are: the enlarged proof is rejected for its
+    // shape before any row is computed.
+    let o = run(&["pow", "verify", "--proof", &enlarged, "--samples", "1024"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "REJECTED: the proof has 210 leaves; the challenge has 8589869056 rows\n"
+    );
+    assert_eq!(
+        stderr(&o),
+        "error: the proof is invalid: the proof has 210 leaves; the challenge has 8589869056 rows\n"
+    );
+    // 1024 samples of the real proof: all 210 rows.
+    let o = run(&[
+        "pow",
+        "verify",
+        "--proof",
+        &proof,
+        "--samples",
+        "1024",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v["valid"].clone(), v["samples"].clone()),
+        (json!(true), json!(210))
+    );
+    // A proof file larger than any proof is refused before it is read.
+    let huge = dir.path().join("huge.json");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(300 << 20)
+        .unwrap();
+    assert_usage(
+        &["pow", "verify", "--proof", huge.to_str().unwrap()],
+        &format!(
+            "error: reading {}: 314572800 bytes, more than the 268435456 allowed",
+            huge.display()
+        ),
+    );
+    assert_usage(
+        &["pow", "bench", "--samples", "1025"],
+        "error: --samples 1025 is more than 1024",
+    );
+}
+
+#[test]
+fn sim_bounds_its_sizes_and_its_drift() {
+    for (args, line) in [
+        (
+            vec!["--miners", "4294967295"],
+            "4294967295 miners is more than 65536",
+        ),
+        (
+            vec!["--validators", "65537"],
+            "65537 validators is more than 65536 (a subnet's uids are 16-bit)",
+        ),
+        (
+            vec!["--windows", "4294967295"],
+            "4294967295 windows is more than 100000",
+        ),
+        (
+            vec!["--miners", "65536", "--validators", "257"],
+            "65536 miners x 257 validators is more than 16777216 pairs",
+        ),
+        (
+            vec![
+                "--miners",
+                "65536",
+                "--validators",
+                "256",
+                "--windows",
+                "300",
+            ],
+            "65536 miners x 256 validators x 300 windows is more than 4294967296 cells",
+        ),
+        (
+            vec!["--stake-drift", "1e308"],
+            "stake drift 1e308 is not in [0, 1.0]",
+        ),
+        (
+            vec!["--stake-drift", "1000"],
+            "stake drift 1000.0 is not in [0, 1.0]",
+        ),
+        (
+            vec!["--stake-drift", "inf"],
+            "stake drift inf is not in [0, 1.0]",
+        ),
+        (
+            vec!["--stake-drift", "NaN"],
+            "stake drift NaN is not in [0, 1.0]",
+        ),
+    ] {
+        let mut full = vec!["sim"];
+        full.extend(args);
+        assert_usage(
+            &full,
+            &format!("error: invalid simulation parameter: {line}"),
+        );
+    }
+    // The largest drift keeps every column a number.
+    let o = run(&[
+        "sim",
+        "--validators",
+        "8",
+        "--miners",
+        "8",
+        "--windows",
+        "200",
+        "--stake-drift",
+        "1",
+        "--json",
+        "--no-timing",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    for s in v["strategies"].as_array().unwrap() {
+        for k in ["reward_per_compute", "jain_fairness", "coverage"] {
+            assert!(s[k].as_f64().unwrap().is_finite(), "{k}: {s}");
+        }
+    }
+}
+
+#[test]
+fn axon_threads_are_bounded() {
+    assert_usage(
+        &[
+            "axon",
+            "serve",
+            "--port",
+            "0",
+            "--threads",
+            "20000",
+            "--wallet.path",
+            "/nonexistent",
+        ],
+        "error: --threads 20000 is more than 256",
+    );
+}
+
+/// 2^24 blocks interleaved took 4.9 GB.
+#[test]
+fn an_interleaved_window_is_bounded() {
+    let mg = mg_arg();
+    assert_usage(
+        &[
+            "schedule",
+            "--metagraph",
+            &mg,
+            "--window-len",
+            "16777216",
+            "--layout",
+            "interleaved",
+        ],
+        "error: the interleaved layout supports windows of at most 4194304 blocks, not \
+         16777216; use the contiguous layout",
+    );
+    let o = run(&[
+        "schedule",
+        "--metagraph",
+        &mg,
+        "--window-len",
+        "16777216",
+        "--json",
+    ]);
+    assert!(
+        o.status.success(),
+        "contiguous takes any window: {}",
+        stderr(&o)
+    );
+}
+
+/// The table of 65,536 validators scanned every slot for every validator:
+/// with 262,144 interleaved slots that was minutes unoptimised (5 s now).
+#[test]
+fn the_schedule_table_of_65536_validators_is_linear() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    let mg = akihabara_core::sim::synthetic_metagraph(65_536, 0, 3).unwrap();
+    akihabara_core::metagraph::snapshot::write(&path, &mg).unwrap();
+    let start = Instant::now();
+    let child = bin()
+        .args([
+            "schedule",
+            "--metagraph",
+            path.to_str().unwrap(),
+            "--window-start",
+            "0",
+            "--window-len",
+            "262144",
+            "--min-blocks",
+            "1",
+            "--layout",
+            "interleaved",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Read the output as it comes (a full pipe would stall the child).
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let limit = Duration::from_secs(60);
+    let o = match rx.recv_timeout(limit) {
+        Ok(o) => o.unwrap(),
+        Err(_) => {
+            // Stop the child we started, by its pid.
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
+            panic!("the table took more than {limit:?}");
+        }
+    };
+    assert!(start.elapsed() < limit);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    assert_eq!(text.lines().count(), 3 + 1 + 65_536);
+    assert!(
+        text.starts_with(
+            "proportional schedule for netuid 0 · window [0, 262144) · 262144 blocks · min 1 \
+             per served validator\n65536 eligible validators of 65536 neurons, 65536 served, "
+        ),
+        "{}",
+        text.lines().take(3).collect::<Vec<_>>().join("\n")
+    );
+}
+
+fn write_miner_config(dir: &Path, extra_schedule: &str) -> String {
+    let wallets = dir.join("wallets");
+    let o = run(&[
+        "wallet",
+        "create",
+        "--wallet.path",
+        wallets.to_str().unwrap(),
+        "--wallet.name",
+        "m",
+        "--no-password",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let created: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let hotkey = created["hotkeys"][0]["ss58"].as_str().unwrap().to_owned();
+    let snapshot = dir.join("subnet.json");
+    let neurons = json!([
+        {"uid": 0, "hotkey": "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+         "stake_rao": 3_000_000_000_000u64, "validator_permit": true},
+        {"uid": 1, "hotkey": hotkey, "stake_rao": 0, "validator_permit": false},
+    ]);
+    std::fs::write(
+        &snapshot,
+        json!({"version": 1, "netuid": 2, "block": 1000, "neurons": neurons}).to_string(),
+    )
+    .unwrap();
+    let path = dir.join("miner.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"m\"\nhotkey = \"default\"\n\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
+             [chain.hyperparameters]\ntempo = 100\nweights_rate_limit = 10\n\
+             commit_reveal_enabled = false\nweights_version = 0\nmax_weight_limit = 65535\n\n\
+             [axon]\nip = \"127.0.0.1\"\nport = 0\n\n\
+             [schedule]\npoll = \"200ms\"\n{extra_schedule}\n\n[pow]\nprover = \"cpu\"\n\n\
+             [state]\ndir = \"{}\"\n",
+            wallets.display(),
+            snapshot.display(),
+            dir.join("state").display(),
+        ),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// `schedule` refuses a minimum larger than the window; `miner run` once
+/// started with it, retried every window and exited 0.
+#[test]
+fn a_miner_refuses_a_minimum_larger_than_its_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_miner_config(dir.path(), "");
+    // The window is set: refused before anything starts.
+    assert_usage(
+        &[
+            "miner",
+            "run",
+            "--config",
+            &config,
+            "--set",
+            "schedule.window_blocks=5",
+            "--duration",
+            "20",
+        ],
+        "error: config key `schedule.min_blocks`: 10 is larger than the window (5 blocks: \
+         schedule.window_blocks)",
+    );
+    assert_usage(
+        &[
+            "miner",
+            "run",
+            "--config",
+            &config,
+            "--set",
+            "schedule.window_blocks=8388608",
+            "--set",
+            "schedule.layout=interleaved",
+            "--duration",
+            "20",
+        ],
+        "error: config key `schedule.window_blocks`: the interleaved layout supports windows \
+         of at most 4194304 blocks, not 8388608; use the contiguous layout",
+    );
+    // Two tempos of the (simulated) chain: refused once it is known, before
+    // the axon serves.
+    let o = run(&[
+        "miner",
+        "run",
+        "--config",
+        &config,
+        "--set",
+        "schedule.min_blocks=100000",
+        "--duration",
+        "20",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(o.stdout.is_empty(), "no ready line: {}", stdout(&o));
+    assert_eq!(
+        stderr(&o).lines().last().unwrap(),
+        "error: config key `schedule.min_blocks`: 100000 is larger than the window (200 \
+         blocks: two tempos of the subnet)"
+    );
+}
