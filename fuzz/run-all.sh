@@ -5,7 +5,7 @@
 # executions, final coverage (libFuzzer's cov/ft) and corpus size.
 #
 #   fuzz/run-all.sh            # 1 minute each
-#   fuzz/run-all.sh 10         # 10 minutes each
+#   fuzz/run-all.sh 10         # 10 minutes each (0.25: 15 seconds)
 #   fuzz/run-all.sh --regress  # run each corpus once, no fuzzing (CI)
 #
 # Needs cargo-fuzz (`cargo install cargo-fuzz --locked`). Runs on the stable
@@ -37,7 +37,7 @@ for t in $targets; do
   if [ "$mode" = regress ]; then
     args=(-runs=0)
   else
-    args=(-max_total_time=$((minutes * 60)) -print_final_stats=1)
+    args=(-max_total_time="$(awk "BEGIN { print int($minutes * 60) }")" -print_final_stats=1)
   fi
   if ! cargo fuzz run --sanitizer none --release "$t" "${dirs[@]}" -- "${args[@]}" \
       >"$log_dir/$t.log" 2>&1; then

@@ -27,7 +27,7 @@ use crate::merkle::{self, Hash};
 use crate::prover::{Commitment, Opening, Prover, RowRef};
 
 /// The kernels' source, compiled by NVRTC when a prover starts.
-pub const KERNELS: &str = include_str!("../../kernels/pow.cu");
+pub const KERNELS: &str = include_str!("../kernels/pow.cu");
 
 /// An NVIDIA GPU as the driver reports it.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]

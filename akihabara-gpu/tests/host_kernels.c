@@ -5,7 +5,7 @@
 #define AKIHABARA_HOST_TEST 1
 #include <stdio.h>
 #include <stdlib.h>
-#include "../../kernels/pow.cu"
+#include "../kernels/pow.cu"
 
 int main(int argc, char **argv) {
     if (argc != 4) return 2;
