@@ -25,6 +25,15 @@ use crate::commands::wallet::load_hotkey;
 use crate::exit::bad_input;
 use crate::out;
 
+/// `v` as a reader wants it: `1e-300`, not three hundred zeros.
+pub(crate) fn short_number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e9).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
 fn positive_seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
         return Err(bad_input(anyhow::anyhow!(
@@ -79,9 +88,12 @@ fn config(a: &AxonServeArgs) -> anyhow::Result<AxonConfig> {
     let rate_limit = match a.rate_limit {
         None => None,
         Some(rps) => {
-            if !rps.is_finite() || rps <= 0.0 || rps > 1e6 {
+            // One a day is the slowest rate (1e-300 once panicked).
+            if !rps.is_finite() || !(1.0 / 86_400.0..=1e6).contains(&rps) {
                 return Err(bad_input(anyhow::anyhow!(
-                    "--rate-limit must be a positive number of requests per second (at most 1e6), not {rps}"
+                    "--rate-limit must be a number of requests per second from one a day \
+                     (1.16e-5) to 1e6, not {}",
+                    short_number(rps)
                 )));
             }
             let burst = a.burst.unwrap_or(rps.ceil().max(1.0) as u32);

@@ -64,14 +64,17 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
     }
     let rate_limit = match c.axon.rate_limit {
         None => None,
-        Some(rps) if rps.is_finite() && rps > 0.0 && rps <= 1e6 => Some(RateLimit {
+        Some(rps) if rps.is_finite() && (1.0 / 86_400.0..=1e6).contains(&rps) => Some(RateLimit {
             per_second: rps,
             burst: c.axon.burst.unwrap_or(rps.ceil().max(1.0) as u32).max(1),
         }),
         Some(rps) => {
             return Err(key_error(
                 "axon.rate_limit",
-                format!("{rps}: requests per second in (0, 1e6]"),
+                format!(
+                    "{}: requests per second from one a day (1.16e-5) to 1e6",
+                    crate::commands::axon::short_number(rps)
+                ),
             ));
         }
     };

@@ -225,6 +225,12 @@ fn axon_and_dendrite_flags_are_checked() {
             .collect::<Vec<&str>>()
     };
     assert_bad_input(&with(&["--rate-limit", "0"]), "--rate-limit");
+    // Issue 23, finding 9: this panicked (exit 101) building the bucket.
+    assert_bad_input(
+        &with(&["--rate-limit", "1e-300"]),
+        "--rate-limit must be a number of requests per second from one a day (1.16e-5) to 1e6, \
+         not 1e-300",
+    );
     assert_bad_input(&with(&["--duration", "-1"]), "--duration");
     assert_bad_input(&with(&["--max-concurrent", "0"]), "--max-concurrent");
     assert_bad_input(&with(&["--threads", "0"]), "--threads");

@@ -85,13 +85,18 @@ fn holds_pipe(pid: i32, pipes: &[u64]) -> bool {
 /// (`setpgid` cannot leave a session) and every process, in any session,
 /// that still holds one of the job's output `pipes` (`setsid` escapes the
 /// session, but a process that writes to the job's output keeps its pipe).
-/// Repeats while it finds some, since a dying process may have forked.
 /// Returns how many processes it killed.
 pub(crate) fn kill_job_tree(sid: u32, pipes: &[u64]) -> usize {
-    let me = std::process::id() as i32;
     let Ok(sid) = i32::try_from(sid) else {
         return 0;
     };
+    kill_matching(|pid| session_of(pid) == Some(sid) || holds_pipe(pid, pipes))
+}
+
+/// SIGKILLs every process (but this one and init) that `doomed` picks, and
+/// repeats while it finds some, since a dying process may have forked.
+fn kill_matching(doomed: impl Fn(i32) -> bool) -> usize {
+    let me = std::process::id() as i32;
     let mut killed = 0;
     for _ in 0..8 {
         let Ok(procs) = std::fs::read_dir("/proc") else {
@@ -100,8 +105,7 @@ pub(crate) fn kill_job_tree(sid: u32, pipes: &[u64]) -> usize {
         let victims: Vec<i32> = procs
             .flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|&pid| pid != me && pid > 1)
-            .filter(|&pid| session_of(pid) == Some(sid) || holds_pipe(pid, pipes))
+            .filter(|&pid| pid != me && pid > 1 && doomed(pid))
             .collect();
         if victims.is_empty() {
             break;
@@ -130,26 +134,7 @@ pub(crate) fn kill_user(uid: u32) -> usize {
     if uid == 0 || uid == me {
         return 0;
     }
-    let mut killed = 0;
-    for _ in 0..8 {
-        let Ok(procs) = std::fs::read_dir("/proc") else {
-            return killed;
-        };
-        let victims: Vec<i32> = procs
-            .flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-            .filter(|&pid| pid > 1 && uid_of(pid) == Some(uid))
-            .collect();
-        if victims.is_empty() {
-            break;
-        }
-        for pid in &victims {
-            kill_pid(*pid);
-        }
-        killed += victims.len();
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    killed
+    kill_matching(|pid| uid_of(pid) == Some(uid))
 }
 
 /// Our effective uid.
