@@ -37,6 +37,7 @@ pub mod guide {
 pub mod axon;
 #[cfg(feature = "net")]
 pub mod chain;
+pub mod clock;
 #[cfg(feature = "net")]
 pub mod dendrite;
 #[cfg(feature = "net")]

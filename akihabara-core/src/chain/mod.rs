@@ -194,12 +194,41 @@ impl BlockStream {
 ///
 /// Writes take the signing [`Keypair`]: the hotkey for weights and axons, the
 /// coldkey for registration. Every call is bounded in time.
+///
+/// Seven methods are required: the reads a miner and a validator need and
+/// [`set_weights`](ChainClient::set_weights). The rest have defaults:
+/// [`wait_for_block`](ChainClient::wait_for_block) polls
+/// [`block`](ChainClient::block) every
+/// [`block_poll_interval`](ChainClient::block_poll_interval), and the other
+/// writes answer [`ChainError::Unsupported`], so a read-mostly client (a
+/// simulation, an indexer) implements only what it has.
 #[async_trait::async_trait]
 pub trait ChainClient: Send + Sync {
     /// The best block.
     async fn block(&self) -> Result<Block, ChainError>;
-    /// Waits (at most `timeout`) until a block after `after` exists.
-    async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError>;
+    /// How often the default [`wait_for_block`](ChainClient::wait_for_block)
+    /// asks for the block. Default 500 ms.
+    fn block_poll_interval(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+    /// Waits (at most `timeout`) until a block after `after` exists. The
+    /// default polls [`block`](ChainClient::block).
+    async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let b = tokio::time::timeout_at(deadline, self.block())
+                .await
+                .map_err(|_| ChainError::Timeout(timeout))??;
+            if b > after {
+                return Ok(b);
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(ChainError::Timeout(timeout));
+            }
+            tokio::time::sleep(self.block_poll_interval().min(deadline - now)).await;
+        }
+    }
     /// New blocks as they are made.
     async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError>;
     /// The subnet's metagraph.
@@ -209,13 +238,17 @@ pub trait ChainClient: Send + Sync {
     /// The uid of `hotkey` on the subnet, if registered.
     async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError>;
     /// Announces the signer's axon; `None` when it is already served there.
+    /// Default: [`ChainError::Unsupported`].
     async fn serve_axon(
         &self,
         netuid: Netuid,
         hotkey: &Keypair,
         ip: IpAddr,
         port: u16,
-    ) -> Result<Option<Receipt>, ChainError>;
+    ) -> Result<Option<Receipt>, ChainError> {
+        let _ = (netuid, hotkey, ip, port);
+        Err(unsupported("serve_axon"))
+    }
     /// Sets weights (u16, as [`crate::weights::convert_for_emit`] makes them).
     /// Fails with [`ChainError::CommitRevealRequired`] where the subnet wants
     /// [`commit_weights`](ChainClient::commit_weights) instead.
@@ -228,24 +261,39 @@ pub trait ChainClient: Send + Sync {
         version_key: u64,
     ) -> Result<Receipt, ChainError>;
     /// Commits the hash of weights to reveal later ([`Reveal::hash`]).
+    /// Default: [`ChainError::Unsupported`].
     async fn commit_weights(
         &self,
         netuid: Netuid,
         hotkey: &Keypair,
         commit: [u8; 32],
-    ) -> Result<Receipt, ChainError>;
-    /// Reveals weights committed earlier.
+    ) -> Result<Receipt, ChainError> {
+        let _ = (netuid, hotkey, commit);
+        Err(unsupported("commit_weights"))
+    }
+    /// Reveals weights committed earlier. Default: [`ChainError::Unsupported`].
     async fn reveal_weights(
         &self,
         netuid: Netuid,
         hotkey: &Keypair,
         reveal: &Reveal,
-    ) -> Result<Receipt, ChainError>;
+    ) -> Result<Receipt, ChainError> {
+        let _ = (netuid, hotkey, reveal);
+        Err(unsupported("reveal_weights"))
+    }
     /// Registers `hotkey` on the subnet by burning the coldkey's TAO.
+    /// Default: [`ChainError::Unsupported`].
     async fn burned_register(
         &self,
         netuid: Netuid,
         coldkey: &Keypair,
         hotkey: &Hotkey,
-    ) -> Result<Receipt, ChainError>;
+    ) -> Result<Receipt, ChainError> {
+        let _ = (netuid, coldkey, hotkey);
+        Err(unsupported("burned_register"))
+    }
+}
+
+fn unsupported(call: &str) -> ChainError {
+    ChainError::Unsupported(format!("{call} is not supported by this chain client"))
 }

@@ -4,12 +4,13 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use super::{
     BlockStream, ChainClient, ChainError, Hyperparameters, Receipt, Reveal, check_weights,
 };
+use crate::clock::{Clock, SystemClock};
 use crate::wallet::Keypair;
 use crate::{Block, Hotkey, Metagraph, Netuid, Neuron, Rao, Uid};
 
@@ -91,14 +92,15 @@ struct State {
 }
 
 /// **A simulation**, not a chain: a subnet read from a metagraph snapshot,
-/// whose block advances with wall time (one block per `block_time`), and
+/// whose block advances with time (one block per `block_time`; the wall
+/// clock unless [`SnapshotChain::with_clock`] injects another), and
 /// which appends every submission to a JSON-lines record file. It applies
 /// the checks a chain would (registration, rate limit, version key, uid
 /// range) so offline runs fail where the real chain would.
 pub struct SnapshotChain {
     state: Mutex<State>,
     hyper: Hyperparameters,
-    start: Instant,
+    clock: Arc<dyn Clock>,
     block_time: Duration,
     record: Option<PathBuf>,
 }
@@ -121,7 +123,7 @@ impl SnapshotChain {
                 commits: BTreeMap::new(),
             }),
             hyper: Hyperparameters::default(),
-            start: Instant::now(),
+            clock: Arc::new(SystemClock::new()),
             block_time: Duration::from_secs(12),
             record: None,
         }
@@ -140,7 +142,14 @@ impl SnapshotChain {
         self
     }
 
-    /// Advances one block per `t` of wall time (at least 1 ms).
+    /// Reads time from `clock` instead of the wall clock, so a run replays
+    /// exactly: the block is the snapshot's plus `clock.elapsed() / block_time`.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> SnapshotChain {
+        self.clock = clock;
+        self
+    }
+
+    /// Advances one block per `t` of the clock's time (at least 1 ms).
     pub fn block_time(mut self, t: Duration) -> SnapshotChain {
         self.block_time = t.max(Duration::from_millis(1));
         self
@@ -159,7 +168,7 @@ impl SnapshotChain {
     }
 
     fn now(&self, st: &State) -> Block {
-        let ticks = self.start.elapsed().as_nanos() / self.block_time.as_nanos().max(1);
+        let ticks = self.clock.elapsed().as_nanos() / self.block_time.as_nanos().max(1);
         Block(st.metagraph.block().0 + ticks as u64)
     }
 
@@ -205,21 +214,9 @@ impl ChainClient for SnapshotChain {
         Ok(self.now(&st))
     }
 
-    async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let b = self.block().await?;
-            if b > after {
-                return Ok(b);
-            }
-            if Instant::now() >= deadline {
-                return Err(ChainError::Timeout(timeout));
-            }
-            let step = self
-                .block_time
-                .min(deadline.saturating_duration_since(Instant::now()));
-            tokio::time::sleep(step.min(Duration::from_millis(50))).await;
-        }
+    /// A twentieth of a simulated block (at most 50 ms).
+    fn block_poll_interval(&self) -> Duration {
+        (self.block_time / 20).clamp(Duration::from_millis(1), Duration::from_millis(50))
     }
 
     async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError> {
@@ -327,13 +324,13 @@ impl ChainClient for SnapshotChain {
 
     async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
         let (tx, stream) = BlockStream::channel(16);
-        let start = self.start;
+        let clock = self.clock.clone();
         let first = self.lock()?.metagraph.block();
         let step = self.block_time;
         tokio::spawn(async move {
             let mut last = None;
             loop {
-                let ticks = start.elapsed().as_nanos() / step.as_nanos().max(1);
+                let ticks = clock.elapsed().as_nanos() / step.as_nanos().max(1);
                 let now = Block(first.0 + ticks as u64);
                 if last != Some(now) {
                     if tx.send(Ok(now)).await.is_err() {
@@ -481,6 +478,23 @@ mod tests {
         }
     }
 
+    /// With an injected clock the chain's blocks are a function of that
+    /// clock alone, so a simulation replays exactly.
+    #[test]
+    fn an_injected_clock_makes_blocks_replay() {
+        let clock = crate::clock::ManualClock::new();
+        let c = chain()
+            .block_time(Duration::from_secs(12))
+            .with_clock(Arc::new(clock.clone()));
+        let start = block_on(c.block()).expect("block");
+        clock.advance(Duration::from_secs(11));
+        assert_eq!(block_on(c.block()).expect("block"), start);
+        clock.advance(Duration::from_secs(1));
+        assert_eq!(block_on(c.block()).expect("block"), Block(start.0 + 1));
+        clock.advance(Duration::from_secs(120));
+        assert_eq!(block_on(c.block()).expect("block"), Block(start.0 + 11));
+    }
+
     #[tokio::test]
     async fn blocks_advance_with_time_and_waits_are_bounded() {
         let c = chain().block_time(Duration::from_millis(20));
@@ -491,7 +505,7 @@ mod tests {
             .expect("next");
         assert!(next > b);
         let far = Block(b.0 + 1_000_000);
-        let t = Instant::now();
+        let t = std::time::Instant::now();
         assert!(matches!(
             c.wait_for_block(far, Duration::from_millis(100)).await,
             Err(ChainError::Timeout(_))

@@ -585,22 +585,6 @@ impl ChainClient for Subtensor {
             .await
     }
 
-    async fn wait_for_block(&self, after: Block, timeout: Duration) -> Result<Block, ChainError> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let b = tokio::time::timeout_at(deadline, self.block())
-                .await
-                .map_err(|_| ChainError::Timeout(timeout))??;
-            if b > after {
-                return Ok(b);
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Err(ChainError::Timeout(timeout));
-            }
-            tokio::time::sleep(Duration::from_millis(500).min(timeout)).await;
-        }
-    }
-
     async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
         let mut blocks = self
             .bounded(async {
