@@ -32,9 +32,6 @@ use crate::out;
 const NETUID: Netuid = Netuid(1);
 const TEMPO: u64 = 100;
 const BLOCK_TIME: Duration = Duration::from_millis(5);
-/// Reference ops/s of the pow scorer: far above any CPU, so scores stay
-/// proportional to measured speed instead of saturating at 1.
-const REFERENCE_OPS: f64 = 1e13;
 
 #[derive(Debug, Serialize)]
 struct MinerOut {
@@ -294,7 +291,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         timeout: Duration::from_secs(60),
         verifier: Verifier::new(),
     });
-    let scorer = PowScorer::new([("cpu".to_owned(), REFERENCE_OPS)].into())?;
+    let scorer = PowScorer::new();
     let mut emas: Vec<Ema> = (0..validators.len())
         .map(|_| Ema::new(0.5))
         .collect::<Result<_, _>>()?;
@@ -380,11 +377,10 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 miners: miners_seen
                     .map(|r| MinerReport {
                         uid: Uid(r.miner),
-                        pow: Some(PowReport {
-                            class: "cpu".into(),
-                            passed: r.passed,
-                            ops_per_second: r.ops_per_second,
-                        }),
+                        pow: Some(PowReport::from_rounds(
+                            "cpu",
+                            [r.passed.then_some(r.ops_per_second)],
+                        )),
                         ..MinerReport::default()
                     })
                     .collect(),

@@ -336,14 +336,16 @@ impl Default for ChallengeSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ScoringSection {
     pub ema_alpha: f64,
-    pub reference_ops: BTreeMap<String, f64>,
+    /// Retired: the pow score is verified ops/s, whatever class a miner
+    /// names. Still accepted so older files load; a warning says it is ignored.
+    pub reference_ops: Option<BTreeMap<String, f64>>,
 }
 
 impl Default for ScoringSection {
     fn default() -> Self {
         ScoringSection {
             ema_alpha: 0.3,
-            reference_ops: [("cpu".to_owned(), 1e11), ("cuda".to_owned(), 1e14)].into(),
+            reference_ops: None,
         }
     }
 }
@@ -394,7 +396,7 @@ mod tests {
         assert_eq!(m.chain.timeout, Duration::from_secs(30));
         let (_d, p) = write(VALIDATOR_TEMPLATE);
         let v: ValidatorConfig = load(&p, [], &[]).expect("validator template");
-        assert_eq!(v.scoring.reference_ops["cuda"], 1e14);
+        assert_eq!(v.scoring.reference_ops, None);
         assert_eq!(v.pow.timeout, Duration::from_secs(60));
     }
 

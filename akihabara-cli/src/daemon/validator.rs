@@ -73,8 +73,7 @@ fn check(c: &ValidatorConfig) -> anyhow::Result<(PowScorer, Ema)> {
     if c.pow.timeout.is_zero() {
         return Err(key_error("pow.timeout", "must be positive"));
     }
-    let scorer = PowScorer::new(c.scoring.reference_ops.clone())
-        .map_err(|e| key_error("scoring.reference_ops", e))?;
+    let scorer = PowScorer::new();
     let ema = Ema::new(c.scoring.ema_alpha).map_err(|e| key_error("scoring.ema_alpha", e))?;
     Ok((scorer, ema))
 }
@@ -85,6 +84,11 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     let cfg: ValidatorConfig = config::load(&a.config, config::process_env(), &a.set)?;
     let (scorer, ema) = check(&cfg)?;
     super::init_logging(a.log_format)?;
+    if cfg.scoring.reference_ops.is_some() {
+        tracing::warn!(
+            "scoring.reference_ops is ignored: the pow score is the verified ops/s, whatever class a miner names"
+        );
+    }
     let keypair =
         crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
     let rt = crate::commands::axon::serve_runtime(2)?;
@@ -345,7 +349,7 @@ impl Validator {
         tokio::task::spawn_blocking(move || save_state(&*store, &keys, &s)).await?
     }
 
-    /// One report per miner: passed only if every round passed; the mean
+    /// One report per miner: passed only if every round passed; the median
     /// measured speed of its rounds. Rounds against a uid whose hotkey has
     /// changed since are dropped.
     fn measurements(&self, mg: &Metagraph) -> Measurements {
@@ -363,21 +367,13 @@ impl Validator {
         Measurements {
             miners: by_uid
                 .into_iter()
-                .map(|(uid, rounds)| {
-                    let passed = rounds.iter().all(|r| r.passed);
-                    let ops =
-                        rounds.iter().map(|r| r.ops_per_second).sum::<f64>() / rounds.len() as f64;
-                    MinerReport {
-                        uid: Uid(uid),
-                        pow: Some(PowReport {
-                            class: rounds
-                                .last()
-                                .map_or_else(|| "cpu".to_owned(), |r| r.class.clone()),
-                            passed,
-                            ops_per_second: if passed { ops } else { 0.0 },
-                        }),
-                        ..MinerReport::default()
-                    }
+                .map(|(uid, rounds)| MinerReport {
+                    uid: Uid(uid),
+                    pow: Some(PowReport::from_rounds(
+                        rounds.last().map_or("", |r| r.class.as_str()),
+                        rounds.iter().map(|r| r.passed.then_some(r.ops_per_second)),
+                    )),
+                    ..MinerReport::default()
                 })
                 .collect(),
         }
