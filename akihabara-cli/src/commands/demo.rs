@@ -10,18 +10,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use akihabara::roles::{Measured, Miner, PowSettings, RoleError, Validator, WeightsReport};
 use akihabara_core::axon::Axon;
 use akihabara_core::chain::{ChainClient, Hyperparameters, Network, SnapshotChain, Subtensor};
-use akihabara_core::dendrite::{AxonTarget, Dendrite};
+use akihabara_core::dendrite::AxonTarget;
 use akihabara_core::metagraph::{Metagraph, Neuron};
-use akihabara_core::schedule::{Layout, Schedule};
-use akihabara_core::score::{Ema, Measurements, MinerReport, PowReport, PowScorer, Scorer};
-use akihabara_core::strategy::{self, AllocationRequest, Eligibility};
+use akihabara_core::schedule::Layout;
+use akihabara_core::score::PowScorer;
+use akihabara_core::strategy;
 use akihabara_core::wallet::Keypair;
 use akihabara_core::{Block, Netuid, RAO_PER_TAO, Rao, Tao, Uid, Window};
-use akihabara_gpu::round::{RoundConfig, challenge_miner, serve_pow};
-use akihabara_gpu::synapse::PowService;
-use akihabara_gpu::{Challenge, CpuProver, Prover, Seed, SkippingProver, Verdict, Verifier};
+use akihabara_gpu::{Challenge, CpuProver, Prover, Seed, SkippingProver};
 use anyhow::Context;
 use serde::Serialize;
 
@@ -139,6 +138,7 @@ struct MinerNode {
     uid: Uid,
     target: AxonTarget,
     cheating: bool,
+    role: Miner,
 }
 
 /// A validator or miner the demo runs: its uid and keys.
@@ -199,7 +199,45 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     };
     let loopback = |port| SocketAddr::from((host, port));
 
-    // Miners: one axon each on a free loopback port.
+    let (chain, netuid, h): (Arc<dyn ChainClient>, Netuid, Hyperparameters) = match real {
+        Some((chain, _)) => {
+            let netuid = Netuid(a.netuid);
+            let h = chain.hyperparameters(netuid).await?;
+            (chain, netuid, h)
+        }
+        None => {
+            // The subnet as the simulated chain holds it; each miner
+            // publishes its axon below, as on a real chain.
+            let mut neurons = Vec::new();
+            for (i, (uid, v)) in validators.iter().enumerate() {
+                // Stakes 100 000, 50 000, 33 333 … TAO.
+                let tao = Tao::from_whole(100_000 / (i as u64 + 1)).context("stake")?;
+                neurons.push(Neuron::new(*uid, v.account(), tao.to_rao(), true));
+            }
+            for (uid, kp) in &miner_keys {
+                neurons.push(Neuron::new(
+                    *uid,
+                    kp.account(),
+                    Rao(10 * RAO_PER_TAO),
+                    false,
+                ));
+            }
+            let h = Hyperparameters {
+                tempo: TEMPO,
+                weights_rate_limit: TEMPO / 5,
+                ..Hyperparameters::default()
+            };
+            let chain = SnapshotChain::new(Metagraph::new(NETUID, Block(7_200), neurons)?)
+                .hyperparameters(h.clone())
+                .block_time(BLOCK_TIME);
+            (Arc::new(chain), NETUID, h)
+        }
+    };
+    let (tempo, version_key) = (h.tempo.max(1), h.weights_version);
+    let simulated = a.network.is_none();
+
+    // Miners: the library's miner role, one axon each on a free loopback
+    // port, published on the chain.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut miners = Vec::new();
     let mut servers = Vec::new();
@@ -210,14 +248,23 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         } else {
             Box::new(CpuProver::new())
         };
-        let axon = serve_pow(
-            Axon::builder(kp.clone()).builtins(Vec::new),
-            Arc::new(PowService::new(prover)),
-        )
-        .bind(loopback(0))
-        .await
-        .with_context(|| format!("binding a miner's axon on {}", loopback(0).ip()))?;
+        let miner = Miner::builder(kp.clone(), netuid)
+            .chain(chain.clone())
+            .strategy(strategy::by_name(&a.strategy)?)
+            .prover(prover)
+            .min_blocks(10)
+            .layout(Layout::Contiguous)
+            .build()?;
+        let axon = miner
+            .routes(Axon::builder(kp.clone()).builtins(Vec::new))
+            .bind(loopback(0))
+            .await
+            .with_context(|| format!("binding a miner's axon on {}", loopback(0).ip()))?;
         let port = axon.local_addr()?.port();
+        chain
+            .serve_axon(netuid, kp, host.into(), port)
+            .await
+            .with_context(|| format!("publishing miner uid {}'s axon", uid.0))?;
         let mut stop = stop_rx.clone();
         servers.push(tokio::spawn(axon.serve(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -226,75 +273,38 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             uid: *uid,
             target: AxonTarget::new(host.into(), port, kp.account()),
             cheating,
+            role: miner,
         });
     }
+    let mg = chain.metagraph(netuid).await?;
 
-    let (chain, mg, netuid, tempo, version_key): (
-        Arc<dyn ChainClient>,
-        Metagraph,
-        Netuid,
-        u64,
-        u64,
-    ) = match real {
-        Some((chain, _)) => {
-            let netuid = Netuid(a.netuid);
-            for (m, (_, kp)) in miners.iter().zip(&miner_keys) {
-                chain
-                    .serve_axon(netuid, kp, host.into(), m.target.port)
-                    .await
-                    .with_context(|| format!("publishing miner uid {}'s axon", m.uid.0))?;
-            }
-            let h = chain.hyperparameters(netuid).await?;
-            let mg = chain.metagraph(netuid).await?;
-            (chain, mg, netuid, h.tempo.max(1), h.weights_version)
-        }
-        None => {
-            // The subnet as the simulated chain holds it.
-            let mut neurons = Vec::new();
-            for (i, (uid, v)) in validators.iter().enumerate() {
-                // Stakes 100 000, 50 000, 33 333 … TAO.
-                let tao = Tao::from_whole(100_000 / (i as u64 + 1)).context("stake")?;
-                neurons.push(Neuron::new(*uid, v.account(), tao.to_rao(), true));
-            }
-            for m in &miners {
-                let mut n = Neuron::new(m.uid, m.target.hotkey, Rao(10 * RAO_PER_TAO), false);
-                n.axon = Some(loopback(m.target.port));
-                neurons.push(n);
-            }
-            let mg = Metagraph::new(NETUID, Block(7_200), neurons)?;
-            let chain = SnapshotChain::new(mg.clone())
-                .hyperparameters(Hyperparameters {
-                    tempo: TEMPO,
-                    weights_rate_limit: TEMPO / 5,
-                    ..Hyperparameters::default()
-                })
-                .block_time(BLOCK_TIME);
-            (Arc::new(chain), mg, NETUID, TEMPO, 0)
-        }
-    };
-    let simulated = a.network.is_none();
+    // Validators: the library's validator role; the demo drives its rounds
+    // in each miner's slots.
+    let mut roles = Vec::new();
+    for (uid, kp) in &validators {
+        roles.push(
+            Validator::builder(kp.clone(), netuid)
+                .chain(chain.clone())
+                .uid(*uid)
+                .scorer(Box::new(PowScorer::new()))
+                .pow(
+                    PowSettings::new(a.n, a.count)
+                        .samples(a.samples)
+                        .timeout(Duration::from_secs(60)),
+                )
+                .ema_alpha(0.5)
+                .version_key(version_key)
+                .build()
+                .await?,
+        );
+    }
     let index: std::collections::HashMap<Uid, usize> = validators
         .iter()
         .enumerate()
         .map(|(i, (u, _))| (*u, i))
         .collect();
     let index = Arc::new(index);
-
-    let strat = strategy::by_name(&a.strategy)?;
-    let dendrites: Vec<Dendrite> = validators
-        .iter()
-        .map(|(_, v)| Dendrite::new(v.clone()))
-        .collect::<Result<_, _>>()?;
-    let dendrites = Arc::new(dendrites);
-    let round = Arc::new(RoundConfig {
-        samples: a.samples,
-        timeout: Duration::from_secs(60),
-        verifier: Verifier::new(),
-    });
-    let scorer = PowScorer::new();
-    let mut emas: Vec<Ema> = (0..validators.len())
-        .map(|_| Ema::new(0.5))
-        .collect::<Result<_, _>>()?;
+    let challengers: Arc<Vec<_>> = Arc::new(roles.iter().map(Validator::challenger).collect());
     let mut rounds: Vec<RoundOut> = Vec::new();
     let mut windows = Vec::new();
     let mut last: Vec<LastEpoch> = (0..validators.len()).map(|_| Default::default()).collect();
@@ -305,24 +315,22 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             window = Window::containing(window.end(), 2 * tempo)?;
         }
         // Each miner computes its own schedule from the metagraph.
-        let req = AllocationRequest::new(window, 10, Eligibility::new().candidates(&mg))?;
         let mut tasks = tokio::task::JoinSet::new();
         let mut schedules = Vec::new();
         for m in &miners {
-            let schedule = Schedule::build(&*strat, &req, Layout::Contiguous)?;
+            let schedule = m.role.schedule_for(window, &mg)?;
             schedules.push(serde_json::json!({
                 "miner": m.uid.0,
                 "slots": schedule.slots().iter().map(|s| serde_json::json!({
                     "validator": s.uid.0, "start": s.start.0, "end": s.end.0,
                 })).collect::<Vec<_>>(),
             }));
-            let (target, uid, d, cfg) = (m.target.clone(), m.uid, dendrites.clone(), round.clone());
+            let (target, uid, challengers) = (m.target.clone(), m.uid, challengers.clone());
             let (clock, index) = (chain.clone(), index.clone());
             let slots: Vec<_> = schedule.slots().to_vec();
-            let (n, count) = (a.n, a.count);
             // In each of the miner's slots, that validator challenges it.
             tasks.spawn(async move {
-                let mut out = Vec::new();
+                let mut out: Vec<(usize, [u64; 2], Measured)> = Vec::new();
                 for slot in slots {
                     // A slot of a validator this demo does not run stays idle.
                     let Some(&v) = index.get(&slot.uid) else {
@@ -337,84 +345,48 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                     {
                         tokio::time::sleep(BLOCK_TIME).await;
                     }
-                    let outcome = async {
-                        let ch = Challenge::new(Seed::random()?, n, count)?;
-                        let secret = Seed::random()?.0;
-                        Ok::<_, anyhow::Error>(
-                            challenge_miner(&d[v], &target, &ch, &secret, &cfg).await?,
-                        )
-                    }
-                    .await;
-                    let (passed, ops, verdict) = match outcome {
-                        Ok(o) => match o.verdict {
-                            Verdict::Valid { ops_per_second, .. } => {
-                                (true, ops_per_second, "valid".to_owned())
-                            }
-                            Verdict::Rejected(f) => (false, 0.0, format!("rejected: {f}")),
-                        },
-                        Err(e) => (false, 0.0, format!("no verdict: {e:#}")),
-                    };
-                    out.push(RoundOut {
-                        window_start: window.start.0,
-                        miner: uid.0,
-                        validator: slot.uid.0,
-                        slot: [slot.start.0, slot.end.0],
-                        passed,
-                        ops_per_second: ops,
-                        verdict,
-                    });
+                    let m = challengers[v].challenge(slot.start, uid, &target).await;
+                    out.push((v, [slot.start.0, slot.end.0], m));
                 }
                 out
             });
         }
-        let mut this: Vec<RoundOut> = tasks.join_all().await.into_iter().flatten().collect();
-        this.sort_by_key(|r| (r.miner, r.slot[0]));
+        let mut this: Vec<(usize, [u64; 2], Measured)> =
+            tasks.join_all().await.into_iter().flatten().collect();
+        this.sort_by_key(|(_, slot, m)| (m.uid, slot[0]));
 
         // Each validator scores what it measured and sets weights.
-        for (v, (vuid, kp)) in validators.iter().enumerate() {
-            let miners_seen = this.iter().filter(|r| r.validator == vuid.0);
-            let m = Measurements {
-                miners: miners_seen
-                    .map(|r| MinerReport {
-                        uid: Uid(r.miner),
-                        pow: Some(PowReport::from_rounds(
-                            "cpu",
-                            [r.passed.then_some(r.ops_per_second)],
-                        )),
-                        ..MinerReport::default()
-                    })
-                    .collect(),
-            };
-            let smoothed = emas[v].update(&scorer.score(&m)?);
-            let (uids, values) = smoothed.to_vectors();
-            let scores = uids
-                .iter()
-                .map(|u| u.0)
-                .zip(values.iter().copied())
-                .collect();
-            let emit = akihabara_core::weights::convert_for_emit(&uids, &values);
-            let (weights, at, error) = match emit {
-                Ok(w) if !w.is_empty() => {
-                    match chain
-                        .set_weights(netuid, kp, &w.uids, &w.weights, version_key)
-                        .await
-                    {
-                        Ok(r) => (w, Some(r.block.0), None),
-                        Err(e) => (w, None, Some(e.to_string())),
-                    }
+        for (v, role) in roles.iter_mut().enumerate() {
+            role.record(
+                this.iter()
+                    .filter(|(i, _, _)| *i == v)
+                    .map(|(_, _, m)| m.clone()),
+            );
+            let epoch = role.preview(&mg)?;
+            let block = chain.block().await?;
+            let (at, error) = match role.weights_now(block, &h).await {
+                Ok(WeightsReport::Landed { receipt, .. }) => (Some(receipt.block.0), None),
+                Ok(WeightsReport::AllZero { .. }) => {
+                    (None, Some("every score is zero: nothing to set".into()))
                 }
-                Ok(w) => (w, None, Some("every score is zero: nothing to set".into())),
-                Err(e) => (Default::default(), None, Some(e.to_string())),
+                Ok(WeightsReport::RateLimited { next }) => {
+                    (None, Some(format!("rate limited until block {}", next.0)))
+                }
+                Ok(other) => (None, Some(format!("{other:?}"))),
+                Err(RoleError::Weights { source, .. }) => (None, Some(source.to_string())),
+                Err(e) => (None, Some(e.to_string())),
             };
+            let scores = epoch
+                .smoothed
+                .scores
+                .iter()
+                .map(|(u, s)| (u.0, s.get()))
+                .collect();
             let weights = miners
                 .iter()
                 .map(|m| WeightOut {
                     uid: m.uid.0,
-                    weight: weights
-                        .uids
-                        .iter()
-                        .position(|u| *u == m.uid)
-                        .map_or(0, |i| weights.weights[i]),
+                    weight: epoch.weight_of(m.uid),
                 })
                 .collect();
             last[v] = (scores, weights, at, error);
@@ -422,7 +394,15 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         windows.push(serde_json::json!({
             "start": window.start.0, "end": window.end().0, "schedules": schedules,
         }));
-        rounds.extend(this);
+        rounds.extend(this.into_iter().map(|(v, slot, m)| RoundOut {
+            window_start: window.start.0,
+            miner: m.uid,
+            validator: validators[v].0.0,
+            slot,
+            passed: m.passed,
+            ops_per_second: m.ops_per_second,
+            verdict: m.verdict,
+        }));
     }
 
     let _ = stop_tx.send(true);

@@ -1,0 +1,250 @@
+//! The roles on loopback against a simulated chain.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use akihabara_gpu::{CpuProver, Prover, SkippingProver};
+
+use super::*;
+use crate::axon::Axon;
+use crate::chain::{ChainClient, Hyperparameters, SnapshotChain};
+use crate::metagraph::{Metagraph, Neuron};
+use crate::store::{Embedded, Store};
+use crate::wallet::Keypair;
+use crate::{Block, Netuid, RAO_PER_TAO, Rao, Uid};
+
+const NETUID: Netuid = Netuid(3);
+
+fn key(name: &str) -> Keypair {
+    Keypair::from_uri(&format!("//roles-test/{name}")).expect("key")
+}
+
+fn hyper() -> Hyperparameters {
+    Hyperparameters {
+        tempo: 10,
+        weights_rate_limit: 2,
+        ..Hyperparameters::default()
+    }
+}
+
+/// A subnet of one validator (uid 0) and the given miners (uids 1, 2, …),
+/// each serving on loopback through the miner role.
+struct Subnet {
+    chain: Arc<dyn ChainClient>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+async fn subnet(provers: Vec<Box<dyn Prover>>) -> Subnet {
+    let mut neurons = vec![Neuron::new(
+        Uid(0),
+        key("validator").account(),
+        Rao(1_000 * RAO_PER_TAO),
+        true,
+    )];
+    for i in 0..provers.len() {
+        let kp = key(&format!("miner{i}"));
+        neurons.push(Neuron::new(
+            Uid(i as u16 + 1),
+            kp.account(),
+            Rao(RAO_PER_TAO),
+            false,
+        ));
+    }
+    let chain: Arc<dyn ChainClient> = Arc::new(
+        SnapshotChain::new(Metagraph::new(NETUID, Block(50), neurons).expect("mg"))
+            .hyperparameters(hyper())
+            .block_time(Duration::from_millis(5)),
+    );
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    for (i, prover) in provers.into_iter().enumerate() {
+        let kp = key(&format!("miner{i}"));
+        let miner = Miner::builder(kp.clone(), NETUID)
+            .chain(chain.clone())
+            .strategy(crate::strategy::by_name("proportional").expect("strategy"))
+            .prover(prover)
+            .build()
+            .expect("miner");
+        let axon = miner
+            .routes(Axon::builder(kp.clone()).builtins(Vec::new))
+            .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let port = axon.local_addr().expect("addr").port();
+        chain
+            .serve_axon(NETUID, &kp, [127, 0, 0, 1].into(), port)
+            .await
+            .expect("serve_axon");
+        let mut stopped = stopped.clone();
+        tokio::spawn(axon.serve(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+    }
+    Subnet { chain, stop }
+}
+
+fn validator(chain: &Arc<dyn ChainClient>) -> ValidatorBuilder {
+    Validator::builder(key("validator"), NETUID)
+        .chain(chain.clone())
+        .pow(PowSettings::new(64, 1).samples(8))
+        .respect_schedules(false)
+        .ema_alpha(1.0)
+        .round_blocks(1)
+        .seeded(1)
+}
+
+#[tokio::test]
+async fn a_round_pays_the_honest_miner_and_zeroes_the_cheater() {
+    let net = subnet(vec![
+        Box::new(CpuProver::new()),
+        Box::new(SkippingProver::new()),
+    ])
+    .await;
+    let mut v = validator(&net.chain).build().await.expect("validator");
+    assert_eq!(v.uid(), Uid(0), "found by hotkey on the chain");
+    let block = net.chain.block().await.expect("block");
+    let step = v.step(block, &hyper()).await.expect("step");
+    let round = step.round.expect("a round was due");
+    let verdicts: Vec<(u16, bool)> = round.challenged.iter().map(|m| (m.uid, m.passed)).collect();
+    assert_eq!(verdicts, [(1, true), (2, false)]);
+    assert!(round.challenged[0].ops_per_second > 0.0);
+    assert!(
+        round.challenged[1].verdict.starts_with("rejected: "),
+        "{:?}",
+        round.challenged[1]
+    );
+    assert_eq!(round.challenged[1].ops_per_second, 0.0);
+    match step.weights {
+        Some(WeightsReport::Landed { how, epoch, .. }) => {
+            assert_eq!(how, "set");
+            assert_eq!(epoch.weights.uids, [Uid(1)]);
+            assert_eq!(epoch.weights.weights, [u16::MAX]);
+            assert_eq!(
+                epoch.smoothed.scores[&Uid(1)].get(),
+                round.challenged[0].ops_per_second,
+                "the pow score is the verified ops/s"
+            );
+        }
+        other => panic!("weights did not land: {other:?}"),
+    }
+    assert!(v.measured().is_empty(), "the epoch's rounds are spent");
+    // The next block: a round (every block here), but weights only once per tempo.
+    let again = v.step(Block(block.0 + 1), &hyper()).await.expect("step");
+    assert!(again.round.is_some());
+    assert!(again.weights.is_none(), "{:?}", again.weights);
+    let _ = net.stop.send(true);
+}
+
+#[tokio::test]
+async fn the_validator_resumes_from_its_store() {
+    let net = subnet(vec![Box::new(CpuProver::new())]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store: Arc<dyn Store> =
+        Arc::new(Embedded::open(dir.path().join("state.redb")).expect("store"));
+    let mut v = validator(&net.chain)
+        .store(store.clone())
+        .build()
+        .await
+        .expect("validator");
+    assert!(!v.resumed());
+    let block = net.chain.block().await.expect("block");
+    let round = v.round(block).await.expect("round");
+    assert_eq!(round.challenged.len(), 1);
+    drop(v);
+    let mut v = validator(&net.chain)
+        .store(store.clone())
+        .build()
+        .await
+        .expect("validator");
+    assert!(v.resumed());
+    assert_eq!(v.measured(), &round.challenged[..]);
+    let landed = v.weights_now(block, &hyper()).await.expect("weights");
+    let WeightsReport::Landed { receipt, .. } = landed else {
+        panic!("{landed:?}");
+    };
+    let v = validator(&net.chain)
+        .store(store)
+        .build()
+        .await
+        .expect("validator");
+    assert_eq!(v.last_weights_block(), Some(receipt.block));
+    assert!(v.measured().is_empty());
+    let _ = net.stop.send(true);
+}
+
+#[tokio::test]
+async fn bad_settings_are_typed_errors() {
+    let net = subnet(Vec::new()).await;
+    let err = |b: ValidatorBuilder| async move { b.build().await.err().map(|e| e.to_string()) };
+    assert_eq!(
+        err(validator(&net.chain).pow(PowSettings::new(64, 1).samples(0))).await,
+        Some("pow.samples: must be at least 1".into())
+    );
+    assert_eq!(
+        err(validator(&net.chain).ema_alpha(0.0)).await,
+        Some("scoring.ema_alpha: bad scorer configuration: EMA alpha 0 is not in (0, 1]".into())
+    );
+    let stranger = Validator::builder(key("stranger"), NETUID).chain(net.chain.clone());
+    assert!(matches!(
+        stranger.build().await,
+        Err(RoleError::NotRegistered { netuid: 3, .. })
+    ));
+    assert!(matches!(
+        Validator::builder(key("validator"), NETUID).build().await,
+        Err(RoleError::Setting {
+            setting: "chain",
+            ..
+        })
+    ));
+    let e = Miner::builder(key("m"), NETUID)
+        .chain(net.chain.clone())
+        .build()
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        e.as_deref(),
+        Some("strategy: a miner needs a strategy: call .strategy(…)")
+    );
+    let _ = net.stop.send(true);
+}
+
+#[tokio::test]
+async fn a_custom_scorer_decides_the_weights() {
+    /// Pays everyone measured the same, passed or not.
+    struct Flat;
+    impl crate::score::Scorer for Flat {
+        fn name(&self) -> &str {
+            "flat"
+        }
+        fn score(
+            &self,
+            m: &crate::score::Measurements,
+        ) -> Result<crate::score::ScoreSet, crate::score::ScoreError> {
+            let mut out = crate::score::ScoreSet::default();
+            for r in &m.miners {
+                out.scores.insert(r.uid, crate::score::Score::new(1.0)?);
+            }
+            Ok(out)
+        }
+    }
+    let net = subnet(vec![
+        Box::new(CpuProver::new()),
+        Box::new(SkippingProver::new()),
+    ])
+    .await;
+    let mut v = validator(&net.chain)
+        .scorer(Box::new(Flat))
+        .build()
+        .await
+        .expect("validator");
+    let block = net.chain.block().await.expect("block");
+    v.round(block).await.expect("round");
+    let WeightsReport::Landed { epoch, .. } =
+        v.weights_now(block, &hyper()).await.expect("weights")
+    else {
+        panic!("weights did not land");
+    };
+    assert_eq!(epoch.weights.uids, [Uid(1), Uid(2)]);
+    assert_eq!(epoch.weights.weights, [u16::MAX, u16::MAX]);
+    let _ = net.stop.send(true);
+}
