@@ -136,6 +136,42 @@ async fn a_round_pays_the_honest_miner_and_zeroes_the_cheater() {
 }
 
 #[tokio::test]
+async fn challenges_are_sized_by_the_last_verified_speed() {
+    let net = subnet(vec![
+        Box::new(CpuProver::new()),
+        Box::new(SkippingProver::new()),
+    ])
+    .await;
+    let pow = PowSettings::new(64, 1).samples(8).scaled(0.05, 32);
+    let mut v = validator(&net.chain)
+        .pow(pow.clone())
+        .build()
+        .await
+        .expect("validator");
+    let block = net.chain.block().await.expect("block");
+    let first = v.round(block).await.expect("round");
+    assert_eq!(
+        first.challenged.iter().map(|m| m.count).collect::<Vec<_>>(),
+        [1, 1],
+        "no speed known yet: the base count"
+    );
+    let speed = first.challenged[0].ops_per_second;
+    assert_eq!(v.challenger().last_speed(Uid(1)), Some(speed));
+    assert_eq!(
+        v.challenger().last_speed(Uid(2)),
+        None,
+        "a failure is forgotten"
+    );
+    let second = v.round(Block(block.0 + 1)).await.expect("round");
+    assert_eq!(second.challenged[0].count, pow.count_for(Some(speed)));
+    assert_eq!(
+        second.challenged[1].count, 1,
+        "the cheater stays at the base size"
+    );
+    let _ = net.stop.send(true);
+}
+
+#[tokio::test]
 async fn the_validator_resumes_from_its_store() {
     let net = subnet(vec![Box::new(CpuProver::new())]).await;
     let dir = tempfile::tempdir().expect("tempdir");
@@ -179,6 +215,16 @@ async fn bad_settings_are_typed_errors() {
     assert_eq!(
         err(validator(&net.chain).pow(PowSettings::new(64, 1).samples(0))).await,
         Some("pow.samples: must be at least 1".into())
+    );
+    assert_eq!(
+        err(validator(&net.chain).pow(PowSettings::new(64, 1).scaled(20.0, 8))).await,
+        Some(
+            "pow.target_seconds: 20: must be positive and at most a quarter of pow.timeout".into()
+        )
+    );
+    assert_eq!(
+        err(validator(&net.chain).pow(PowSettings::new(64, 1).scaled(1.0, 70_000))).await,
+        Some("pow.max_count: invalid challenge: count = 70000 is more than 65536 products".into())
     );
     assert_eq!(
         err(validator(&net.chain).ema_alpha(0.0)).await,

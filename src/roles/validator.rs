@@ -37,6 +37,12 @@ pub struct PowSettings {
     pub timeout: Duration,
     /// Miners challenged at once.
     pub concurrency: usize,
+    /// Compute time a challenge aims at, by the miner's last verified speed
+    /// (see [`PowSettings::count_for`]); `None`: every challenge has `count`
+    /// products.
+    pub target_seconds: Option<f64>,
+    /// The most products a scaled challenge asks for.
+    pub max_count: u32,
 }
 
 impl Default for PowSettings {
@@ -48,6 +54,8 @@ impl Default for PowSettings {
             samples: 16,
             timeout: Duration::from_secs(60),
             concurrency: 8,
+            target_seconds: None,
+            max_count: 64,
         }
     }
 }
@@ -81,6 +89,42 @@ impl PowSettings {
         self
     }
 
+    /// Scales challenges to the miner: each aims at `seconds` of compute at
+    /// the miner's last verified speed, with at most `max_count` products.
+    pub fn scaled(mut self, seconds: f64, max_count: u32) -> PowSettings {
+        self.target_seconds = Some(seconds);
+        self.max_count = max_count;
+        self
+    }
+
+    /// Products in the next challenge of a miner whose last verified speed
+    /// was `last` ops/s (`akihabara-gpu/SPEC.md`, section 7): without a
+    /// target or a last speed, `count`; else the fewest products of
+    /// `2 n^3` operations that take `target_seconds` at that speed, at
+    /// least `count` and at most `max_count`.
+    ///
+    /// ```
+    /// use akihabara::roles::PowSettings;
+    /// let p = PowSettings::new(256, 2).scaled(0.5, 64);
+    /// assert_eq!(p.count_for(None), 2);
+    /// // 2 · 256³ = 33,554,432 ops a product; 1e9 ops/s · 0.5 s = 14.9 products.
+    /// assert_eq!(p.count_for(Some(1e9)), 15);
+    /// assert_eq!(p.count_for(Some(1e6)), 2);
+    /// assert_eq!(p.count_for(Some(1e14)), 64);
+    /// ```
+    pub fn count_for(&self, last: Option<f64>) -> u32 {
+        let (Some(t), Some(speed)) = (self.target_seconds, last) else {
+            return self.count;
+        };
+        let per_product = 2.0 * f64::from(self.n).powi(3);
+        let want = (speed * t / per_product).ceil();
+        if !want.is_finite() {
+            return self.count;
+        }
+        let top = self.max_count.max(self.count);
+        (want.max(f64::from(self.count)).min(f64::from(top))) as u32
+    }
+
     /// Checks every setting, naming the first bad one.
     pub fn check(&self) -> Result<(), RoleError> {
         let bad = |setting, reason: String| Err(RoleError::Setting { setting, reason });
@@ -95,6 +139,18 @@ impl PowSettings {
         }
         if self.timeout.is_zero() {
             return bad("pow.timeout", "must be positive".into());
+        }
+        if let Some(t) = self.target_seconds {
+            // A miner at its last speed finishes in a quarter of the limit.
+            if !(t > 0.0 && t <= self.timeout.as_secs_f64() / 4.0) {
+                return bad(
+                    "pow.target_seconds",
+                    format!("{t}: must be positive and at most a quarter of pow.timeout"),
+                );
+            }
+            if let Err(e) = Challenge::new(Seed([0; 32]), self.n, self.max_count.max(self.count)) {
+                return bad("pow.max_count", e.to_string());
+            }
         }
         Ok(())
     }
@@ -144,6 +200,9 @@ pub struct Measured {
     /// Wall time of the round, seconds.
     #[serde(default)]
     pub seconds: f64,
+    /// Products in the challenge (scaled to the miner, see [`PowSettings::count_for`]).
+    #[serde(default)]
+    pub count: u32,
 }
 
 /// Challenges one miner at a time; cheap to clone and `Send`, so rounds run
@@ -158,6 +217,8 @@ struct ChallengerInner {
     round: RoundConfig,
     pow: PowSettings,
     seeds: Mutex<Seeds>,
+    /// Each miner's last verified speed, which sizes its next challenge.
+    speeds: Mutex<BTreeMap<Uid, f64>>,
 }
 
 impl std::fmt::Debug for Challenger {
@@ -181,8 +242,30 @@ impl Challenger {
                 },
                 pow,
                 seeds: Mutex::new(seeds),
+                speeds: Mutex::new(BTreeMap::new()),
             }),
         })
+    }
+
+    /// The last verified speed of `uid`, if its last round passed.
+    pub fn last_speed(&self, uid: Uid) -> Option<f64> {
+        self.inner
+            .speeds
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&uid).copied())
+    }
+
+    /// Remembers a round's outcome: a pass sizes the next challenge; a
+    /// failure sends the miner back to the base size.
+    fn remember(&self, uid: Uid, passed: bool, ops_per_second: f64) {
+        if let Ok(mut s) = self.inner.speeds.lock() {
+            if passed && ops_per_second > 0.0 {
+                s.insert(uid, ops_per_second);
+            } else {
+                s.remove(&uid);
+            }
+        }
     }
 
     /// The dendrite the rounds are signed with.
@@ -206,10 +289,11 @@ impl Challenger {
     /// reason; this never errors.
     pub async fn challenge(&self, block: Block, uid: Uid, target: &AxonTarget) -> Measured {
         let t = Instant::now();
+        let count = self.inner.pow.count_for(self.last_speed(uid));
         let outcome = async {
             let (seed, secret) = (self.seed()?, self.seed()?);
-            let ch = Challenge::new(Seed(seed), self.inner.pow.n, self.inner.pow.count)
-                .map_err(|e| e.to_string())?;
+            let ch =
+                Challenge::new(Seed(seed), self.inner.pow.n, count).map_err(|e| e.to_string())?;
             challenge_miner(
                 &self.inner.dendrite,
                 target,
@@ -230,6 +314,7 @@ impl Challenger {
             },
             Err(e) => (String::new(), false, 0.0, format!("no verdict: {e}")),
         };
+        self.remember(uid, passed, ops_per_second);
         Measured {
             uid: uid.0,
             hotkey: target.hotkey.to_ss58(),
@@ -239,6 +324,7 @@ impl Challenger {
             ops_per_second,
             verdict,
             seconds: t.elapsed().as_secs_f64(),
+            count,
         }
     }
 
@@ -437,7 +523,7 @@ impl ValidatorBuilder {
             })?,
         };
         let keys = StateKeys::new(self.netuid, &hotkey);
-        let (ema, measured, weights) = match &self.store {
+        let (ema, measured, weights): (Ema, Vec<Measured>, WeightsState) = match &self.store {
             None => (fresh, Vec::new(), WeightsState::default()),
             Some(s) => {
                 let (s, k) = (s.clone(), keys.clone());
@@ -451,8 +537,13 @@ impl ValidatorBuilder {
                 .await?
             }
         };
+        let challenger = Challenger::new(self.keypair.clone(), self.pow, self.seeds)?;
+        // A restart sizes challenges from the stored rounds.
+        for m in &measured {
+            challenger.remember(Uid(m.uid), m.passed, m.ops_per_second);
+        }
         Ok(Validator {
-            challenger: Challenger::new(self.keypair.clone(), self.pow, self.seeds)?,
+            challenger,
             keypair: self.keypair,
             netuid: self.netuid,
             uid,

@@ -317,6 +317,11 @@ pub struct ChallengeSection {
     pub concurrency: usize,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Seconds of compute a challenge aims at, by the miner's last verified
+    /// speed; absent: every challenge has `count` products.
+    pub target_seconds: Option<f64>,
+    /// The most products a scaled challenge asks for.
+    pub max_count: u32,
 }
 
 impl Default for ChallengeSection {
@@ -327,6 +332,8 @@ impl Default for ChallengeSection {
             samples: 16,
             concurrency: 8,
             timeout: Duration::from_secs(60),
+            target_seconds: None,
+            max_count: 64,
         }
     }
 }

@@ -24,10 +24,13 @@ fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {
         return Err(key_error("validator.poll", "must be positive"));
     }
     let n = u32::try_from(c.pow.n).map_err(|_| key_error("pow.n", "too large"))?;
-    let pow = PowSettings::new(n, c.pow.count)
+    let mut pow = PowSettings::new(n, c.pow.count)
         .samples(c.pow.samples)
         .timeout(c.pow.timeout)
         .concurrency(c.pow.concurrency);
+    if let Some(t) = c.pow.target_seconds {
+        pow = pow.scaled(t, c.pow.max_count);
+    }
     pow.check().map_err(|e| match e {
         RoleError::Setting { setting, reason } => key_error(setting, reason),
         e => key_error("pow", e),
