@@ -31,6 +31,18 @@ use crate::out;
 const NETUID: Netuid = Netuid(1);
 const TEMPO: u64 = 100;
 const BLOCK_TIME: Duration = Duration::from_millis(5);
+/// Rounds a validator runs against a miner in each of its slots; the epoch
+/// pays the median, so one round disturbed by the machine's other work
+/// does not decide a weight.
+const ROUNDS_PER_SLOT: usize = 3;
+/// Seconds of compute each challenge aims at, at the miner's last verified
+/// speed (`akihabara-gpu/SPEC.md`, section 7), and the most products.
+const TARGET_SECONDS: f64 = 0.5;
+const MAX_COUNT: u32 = 256;
+/// Weight of the newest window in each validator's moving average: low
+/// enough that a window measured while the machine was busy does not
+/// decide the weights.
+const EMA_ALPHA: f64 = 0.3;
 
 #[derive(Debug, Serialize)]
 struct MinerOut {
@@ -67,6 +79,8 @@ struct RoundOut {
     slot: [u64; 2],
     passed: bool,
     ops_per_second: f64,
+    /// Products in the challenge (scaled to the miner's last speed).
+    count: u32,
     verdict: String,
 }
 
@@ -81,7 +95,77 @@ struct Report {
     rounds: Vec<RoundOut>,
     miners: Vec<MinerOut>,
     validators: Vec<ValidatorOut>,
+    agreement: Agreement,
     elapsed_s: f64,
+}
+
+/// How much the weights of miners that run the same prover differ, and how
+/// far the validators agree.
+#[derive(Debug, Serialize)]
+struct Agreement {
+    /// Per validator: `(max - min) / max` of the honest miners' weights, in
+    /// percent (every honest demo miner runs the same CPU prover).
+    spread_pct: Vec<(u16, f64)>,
+    /// The largest difference between two validators' weights for one
+    /// miner, in percent of 65535.
+    max_weight_difference_pct: f64,
+    /// Miner pairs both validators of a pair order strictly, and how many
+    /// of those they order the same way (summed over validator pairs).
+    ordered_pairs: u32,
+    same_order: u32,
+}
+
+fn agreement(miners: &[MinerOut], validators: &[ValidatorOut]) -> Agreement {
+    let weight = |v: &ValidatorOut, uid: u16| {
+        v.weights
+            .iter()
+            .find(|w| w.uid == uid)
+            .map_or(0.0, |w| f64::from(w.weight))
+    };
+    let honest: Vec<u16> = miners
+        .iter()
+        .filter(|m| !m.cheating)
+        .map(|m| m.uid)
+        .collect();
+    let spread_pct = validators
+        .iter()
+        .map(|v| {
+            let ws: Vec<f64> = honest.iter().map(|u| weight(v, *u)).collect();
+            let (lo, hi) = ws
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), w| (lo.min(*w), hi.max(*w)));
+            let pct = if hi > 0.0 {
+                100.0 * (hi - lo) / hi
+            } else {
+                0.0
+            };
+            (v.uid, pct)
+        })
+        .collect();
+    let (mut diff, mut ordered, mut same) = (0.0f64, 0, 0);
+    for (i, a) in validators.iter().enumerate() {
+        for b in &validators[i + 1..] {
+            for m in miners {
+                diff = diff.max((weight(a, m.uid) - weight(b, m.uid)).abs());
+            }
+            for (j, x) in miners.iter().enumerate() {
+                for y in &miners[j + 1..] {
+                    let da = weight(a, x.uid) - weight(a, y.uid);
+                    let db = weight(b, x.uid) - weight(b, y.uid);
+                    if da != 0.0 && db != 0.0 {
+                        ordered += 1;
+                        same += u32::from((da > 0.0) == (db > 0.0));
+                    }
+                }
+            }
+        }
+    }
+    Agreement {
+        spread_pct,
+        max_weight_difference_pct: 100.0 * diff / f64::from(u16::MAX),
+        ordered_pairs: ordered,
+        same_order: same,
+    }
 }
 
 /// A validator's latest epoch: scores, weights, and where they were set (or
@@ -290,9 +374,10 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 .pow(
                     PowSettings::new(a.n, a.count)
                         .samples(a.samples)
-                        .timeout(Duration::from_secs(60)),
+                        .timeout(Duration::from_secs(60))
+                        .scaled(TARGET_SECONDS, MAX_COUNT.max(a.count)),
                 )
-                .ema_alpha(0.5)
+                .ema_alpha(EMA_ALPHA)
                 .version_key(version_key)
                 .build()
                 .await?,
@@ -305,6 +390,10 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         .collect();
     let index = Arc::new(index);
     let challengers: Arc<Vec<_>> = Arc::new(roles.iter().map(Validator::challenger).collect());
+    // The demo's miners share this machine's CPU: one proof at a time, so
+    // no miner is timed while another takes its cores (on a subnet every
+    // miner has its own hardware). The lock is fair, so rounds interleave.
+    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
     let mut rounds: Vec<RoundOut> = Vec::new();
     let mut windows = Vec::new();
     let mut last: Vec<LastEpoch> = (0..validators.len()).map(|_| Default::default()).collect();
@@ -326,7 +415,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 })).collect::<Vec<_>>(),
             }));
             let (target, uid, challengers) = (m.target.clone(), m.uid, challengers.clone());
-            let (clock, index) = (chain.clone(), index.clone());
+            let (clock, index, cpu) = (chain.clone(), index.clone(), one_at_a_time.clone());
             let slots: Vec<_> = schedule.slots().to_vec();
             // In each of the miner's slots, that validator challenges it.
             tasks.spawn(async move {
@@ -345,8 +434,11 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                     {
                         tokio::time::sleep(BLOCK_TIME).await;
                     }
-                    let m = challengers[v].challenge(slot.start, uid, &target).await;
-                    out.push((v, [slot.start.0, slot.end.0], m));
+                    for _ in 0..ROUNDS_PER_SLOT {
+                        let _cpu = cpu.lock().await;
+                        let m = challengers[v].challenge(slot.start, uid, &target).await;
+                        out.push((v, [slot.start.0, slot.end.0], m));
+                    }
                 }
                 out
             });
@@ -401,6 +493,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             slot,
             passed: m.passed,
             ops_per_second: m.ops_per_second,
+            count: m.count,
             verdict: m.verdict,
         }));
     }
@@ -409,6 +502,39 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     for s in servers {
         let _ = s.await;
     }
+    let miners_out: Vec<MinerOut> = miners
+        .iter()
+        .map(|m| {
+            let mine = rounds.iter().filter(|r| r.miner == m.uid.0);
+            let passed = mine.clone().filter(|r| r.passed).count() as u32;
+            MinerOut {
+                uid: m.uid.0,
+                hotkey: m.target.hotkey.to_ss58(),
+                port: m.target.port,
+                cheating: m.cheating,
+                pow_passed: passed,
+                pow_failed: mine.count() as u32 - passed,
+            }
+        })
+        .collect();
+    let validators_out: Vec<ValidatorOut> = validators
+        .iter()
+        .zip(last)
+        .map(|((uid, kp), (scores, weights, at, error))| ValidatorOut {
+            uid: uid.0,
+            hotkey: kp.account().to_ss58(),
+            stake_tao: mg
+                .neurons()
+                .iter()
+                .find(|n| n.uid == *uid)
+                .map_or(0.0, |n| n.stake.to_tao().as_f64()),
+            scores,
+            weights,
+            weights_set_at: at,
+            weights_error: error,
+        })
+        .collect();
+    let agreement = agreement(&miners_out, &validators_out);
     Ok(Report {
         demo: match &a.network {
             None => {
@@ -429,41 +555,15 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 .map_or_else(|_| n.clone(), |n| n.url().to_owned()),
         },
         strategy: a.strategy.clone(),
-        challenge: serde_json::json!({"n": a.n, "count": a.count, "samples": a.samples}),
+        challenge: serde_json::json!({
+            "n": a.n, "count": a.count, "samples": a.samples, "rounds_per_slot": ROUNDS_PER_SLOT,
+            "target_seconds": TARGET_SECONDS, "max_count": MAX_COUNT.max(a.count),
+        }),
         windows,
-        miners: miners
-            .iter()
-            .map(|m| {
-                let mine = rounds.iter().filter(|r| r.miner == m.uid.0);
-                let passed = mine.clone().filter(|r| r.passed).count() as u32;
-                MinerOut {
-                    uid: m.uid.0,
-                    hotkey: m.target.hotkey.to_ss58(),
-                    port: m.target.port,
-                    cheating: m.cheating,
-                    pow_passed: passed,
-                    pow_failed: mine.count() as u32 - passed,
-                }
-            })
-            .collect(),
-        validators: validators
-            .iter()
-            .zip(last)
-            .map(|((uid, kp), (scores, weights, at, error))| ValidatorOut {
-                uid: uid.0,
-                hotkey: kp.account().to_ss58(),
-                stake_tao: mg
-                    .neurons()
-                    .iter()
-                    .find(|n| n.uid == *uid)
-                    .map_or(0.0, |n| n.stake.to_tao().as_f64()),
-                scores,
-                weights,
-                weights_set_at: at,
-                weights_error: error,
-            })
-            .collect(),
+        miners: miners_out,
+        validators: validators_out,
         rounds,
+        agreement,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -478,7 +578,8 @@ fn render(r: &Report) -> String {
         t,
         "akihabara demo: {} validators and {} miners on loopback ({}).\n\
          Keys, axons, signed calls, proofs of work and scoring are real; the chain: {}.\n\
-         Challenges: n = {}, {} products, {} rows opened.\n",
+         Challenges: n = {}, {} products, {} rows opened; {} rounds per slot, one proof at a time \
+         (the miners share this CPU), each sized to take about {} s at the miner's last speed.\n",
         r.validators.len(),
         r.miners.len(),
         r.strategy,
@@ -486,6 +587,8 @@ fn render(r: &Report) -> String {
         r.challenge["n"],
         r.challenge["count"],
         r.challenge["samples"],
+        r.challenge["rounds_per_slot"],
+        r.challenge["target_seconds"],
     );
     for w in &r.windows {
         let _ = writeln!(t, "window [{}, {}):", w["start"], w["end"]);
@@ -551,6 +654,22 @@ fn render(r: &Report) -> String {
             ws.join(", ")
         );
     }
+    let g = &r.agreement;
+    let spreads: Vec<String> = g
+        .spread_pct
+        .iter()
+        .map(|(uid, pct)| format!("{pct:.1}% (validator {uid})"))
+        .collect();
+    let _ = writeln!(
+        t,
+        "\nAgreement: the honest miners run the same prover; their weights differ by {}.\n\
+         The validators' weights for one miner differ by at most {:.1}% of 65535; they order {} \
+         of {} miner pairs the same way (among identical miners an order is within the spread).",
+        spreads.join(", "),
+        g.max_weight_difference_pct,
+        g.same_order,
+        g.ordered_pairs,
+    );
     let _ = writeln!(
         t,
         "\nFinished in {:.1} s. Next: `akihabara demo --cheat-miner 1`, `akihabara demo --json`,\n\
