@@ -36,16 +36,28 @@ struct Subnet {
 }
 
 async fn subnet(provers: Vec<Box<dyn Prover>>) -> Subnet {
-    let mut neurons = vec![Neuron::new(
-        Uid(0),
-        key("validator").account(),
-        Rao(1_000 * RAO_PER_TAO),
-        true,
-    )];
+    subnet_of(&["validator"], provers).await
+}
+
+/// Validators `names` (uids 0, 1, …), then the miners.
+async fn subnet_of(names: &[&str], provers: Vec<Box<dyn Prover>>) -> Subnet {
+    let mut neurons: Vec<Neuron> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            Neuron::new(
+                Uid(i as u16),
+                key(name).account(),
+                Rao(1_000 * RAO_PER_TAO),
+                true,
+            )
+        })
+        .collect();
+    let first = names.len() as u16;
     for i in 0..provers.len() {
         let kp = key(&format!("miner{i}"));
         neurons.push(Neuron::new(
-            Uid(i as u16 + 1),
+            Uid(first + i as u16),
             kp.account(),
             Rao(RAO_PER_TAO),
             false,
@@ -168,6 +180,62 @@ async fn challenges_are_sized_by_the_last_verified_speed() {
         second.challenged[1].count, 1,
         "the cheater stays at the base size"
     );
+    let _ = net.stop.send(true);
+}
+
+/// Five miners of three speeds (full, 40 %, 15 %: `ThrottledProver`
+/// stands for slower hardware), measured by two validators one proof at a
+/// time: both put every faster miner above every slower one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_validators_rank_miners_of_three_speeds_alike() {
+    use akihabara_gpu::ThrottledProver;
+    let fractions = [1.0, 1.0, 0.4, 0.4, 0.15];
+    let provers: Vec<Box<dyn Prover>> = fractions
+        .iter()
+        .map(|f| {
+            Box::new(ThrottledProver::new(CpuProver::new(), *f).expect("throttle"))
+                as Box<dyn Prover>
+        })
+        .collect();
+    let net = subnet_of(&["v0", "v1"], provers).await;
+    let mut weights = Vec::new();
+    for (i, name) in ["v0", "v1"].iter().enumerate() {
+        let mut v = Validator::builder(key(name), NETUID)
+            .chain(net.chain.clone())
+            .pow(
+                PowSettings::new(128, 1)
+                    .samples(8)
+                    .concurrency(1)
+                    .scaled(0.2, 64),
+            )
+            .respect_schedules(false)
+            .ema_alpha(1.0)
+            .seeded(i as u64)
+            .build()
+            .await
+            .expect("validator");
+        let block = net.chain.block().await.expect("block");
+        for r in 0..3 {
+            let round = v.round(Block(block.0 + r)).await.expect("round");
+            // The other validator is no miner: it serves no axon.
+            assert_eq!(round.challenged.len(), 5);
+            assert!(round.challenged.iter().all(|m| m.passed), "{round:?}");
+        }
+        let WeightsReport::Landed { epoch, .. } =
+            v.weights_now(block, &hyper()).await.expect("weights")
+        else {
+            panic!("weights did not land");
+        };
+        let w: Vec<u16> = (2..7).map(|u| epoch.weight_of(Uid(u))).collect();
+        eprintln!("validator {i}: weights of miners at {fractions:?} of full speed: {w:?}");
+        weights.push(w);
+    }
+    for w in &weights {
+        // Full speed above 40 % above 15 %, every miner of a class beyond
+        // every miner of the next.
+        assert!(w[0].min(w[1]) > w[2].max(w[3]), "{weights:?}");
+        assert!(w[2].min(w[3]) > w[4], "{weights:?}");
+    }
     let _ = net.stop.send(true);
 }
 
