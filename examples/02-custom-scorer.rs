@@ -3,8 +3,6 @@
 //!
 //! Run: `cargo run --example 02-custom-scorer`
 
-use std::collections::BTreeMap;
-
 use akihabara::score::{
     Composite, Ema, GpuTable, Measurements, PowScorer, Score, ScoreError, ScoreSet, Scorer,
 };
@@ -38,15 +36,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/measurements.json");
     let m: Measurements = serde_json::from_slice(&std::fs::read(path)?)?;
 
-    let pow = PowScorer::new(BTreeMap::from([
-        ("h100".to_owned(), 1.5e15),
-        ("a100".to_owned(), 6.0e14),
-        ("rtx4090".to_owned(), 6.0e14),
-    ]))?;
+    // Verified ops/s, whatever class a miner names: 4 points per 1e15 ops/s.
+    let pow = PowScorer::new();
     let scorer = Composite::new(vec![
         (1.0, Box::new(ProvenGpus)),
         (0.05, Box::new(GpuTable::default())),
-        (5.0, Box::new(pow)),
+        (4e-15, Box::new(pow)),
     ])?;
 
     let mut ema = Ema::new(0.3)?;

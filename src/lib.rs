@@ -1,7 +1,8 @@
 //! # akihabara
 //!
-//! One dependency for embedding akihabara: re-exports [`akihabara_core`] (and
-//! `akihabara_gpu` as `gpu` with the `gpu` feature).
+//! One dependency for embedding akihabara: re-exports [`akihabara_core`],
+//! `akihabara_gpu` as `gpu` (feature `gpu`), and runs the miner and
+//! validator roles ([`roles`], feature `roles`, on by default).
 //!
 //! ```
 //! use akihabara::metagraph::snapshot;
@@ -25,3 +26,6 @@ pub use akihabara_core::*;
 /// The proof-of-work crate.
 #[cfg(feature = "gpu")]
 pub use akihabara_gpu as gpu;
+
+#[cfg(feature = "roles")]
+pub mod roles;

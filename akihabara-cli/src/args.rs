@@ -63,12 +63,13 @@ Example:
 Scorers:
   gpu-table       NI Compute's table: base(model) x min(gpus, 8), 50 points for
                   eight of the best model, doubled when allocated (default table
-                  built in; [gpu_table] in --config replaces it)
+                  built in; [gpu_table] in --config replaces it); with
+                  [gpu_reference] ranges a model is paid only if the verified
+                  pow speed reaches its range, at the price that speed reaches
   hardware-class  sum of relative_value(class) x efficiency x worked seconds
                   (needs [hardware_classes])
-  pow             proof-of-work ops/s over the class reference, at most 1; a
-                  failed proof scores 0 and leaves a decaying penalty
-                  (needs [pow_reference])
+  pow             verified proof-of-work ops/s, whatever class the miner
+                  names; a failed proof scores 0 and leaves a decaying penalty
   composite       weighted sum of the others (needs [composite])
 
 --state keeps the EMA of scores ([ema] alpha, default 0.1) and the penalties

@@ -487,6 +487,13 @@ fn demo_runs_a_local_subnet_and_zeroes_the_cheater() {
         "the chain is named a simulation: {text}"
     );
     assert!(text.contains("validator 0 -> miner 2: valid"), "{text}");
+    assert!(
+        text.contains(
+            "\nAgreement: the honest miners run the same prover; their weights differ by "
+        ) && text.contains("% (validator 0), ")
+            && text.contains(" miner pairs the same way (among identical miners an order is within the spread).\n"),
+        "{text}"
+    );
 
     let v = json(&[
         "demo",
@@ -534,6 +541,44 @@ fn demo_runs_a_local_subnet_and_zeroes_the_cheater() {
     assert_bad_input(&["demo", "--cheat-miner", "4"], "miners are numbered");
     assert_bad_input(&["demo", "--n", "0"], "n must");
     assert_bad_input(&["demo", "--strategy", "nope"], "nope");
+}
+
+/// Three miners running the same prover on loopback, measured by one
+/// validator over six windows (three rounds per slot, one proof at a time,
+/// each sized to about 0.5 s): their weights are within 10 % of each other.
+#[test]
+fn demo_pays_identical_miners_within_ten_percent() {
+    let v = json(&["demo", "--json", "--validators", "1", "--windows", "6"]);
+    let weights: Vec<f64> = v["validators"][0]["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["weight"].as_f64().unwrap())
+        .collect();
+    assert_eq!(weights.len(), 3, "{v}");
+    let hi = weights.iter().copied().fold(0.0, f64::max);
+    let lo = weights.iter().copied().fold(f64::MAX, f64::min);
+    let spread = 100.0 * (hi - lo) / hi;
+    // The demo reports the same spread it set.
+    assert_eq!(v["agreement"]["spread_pct"][0][0], 0, "{v}");
+    assert_eq!(
+        v["agreement"]["spread_pct"][0][1].as_f64(),
+        Some(spread),
+        "{v}"
+    );
+    eprintln!("identical miners' weights {weights:?}: spread {spread:.1} %");
+    assert!(
+        hi == 65535.0 && spread <= 10.0,
+        "weights {weights:?}, spread {spread:.1} %"
+    );
+    // Every challenge after a miner's first is sized to its last speed.
+    let counts: Vec<u64> = v["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["count"].as_u64().unwrap())
+        .collect();
+    assert!(counts.iter().all(|c| (2..=256).contains(c)), "{counts:?}");
 }
 
 #[test]

@@ -10,18 +10,17 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use akihabara::roles::{Measured, Miner, PowSettings, RoleError, Validator, WeightsReport};
 use akihabara_core::axon::Axon;
 use akihabara_core::chain::{ChainClient, Hyperparameters, Network, SnapshotChain, Subtensor};
-use akihabara_core::dendrite::{AxonTarget, Dendrite};
+use akihabara_core::dendrite::AxonTarget;
 use akihabara_core::metagraph::{Metagraph, Neuron};
-use akihabara_core::schedule::{Layout, Schedule};
-use akihabara_core::score::{Ema, Measurements, MinerReport, PowReport, PowScorer, Scorer};
-use akihabara_core::strategy::{self, AllocationRequest, Eligibility};
+use akihabara_core::schedule::Layout;
+use akihabara_core::score::PowScorer;
+use akihabara_core::strategy;
 use akihabara_core::wallet::Keypair;
 use akihabara_core::{Block, Netuid, RAO_PER_TAO, Rao, Tao, Uid, Window};
-use akihabara_gpu::round::{RoundConfig, challenge_miner, serve_pow};
-use akihabara_gpu::synapse::PowService;
-use akihabara_gpu::{Challenge, CpuProver, Prover, Seed, SkippingProver, Verdict, Verifier};
+use akihabara_gpu::{Challenge, CpuProver, Prover, Seed, SkippingProver};
 use anyhow::Context;
 use serde::Serialize;
 
@@ -32,9 +31,18 @@ use crate::out;
 const NETUID: Netuid = Netuid(1);
 const TEMPO: u64 = 100;
 const BLOCK_TIME: Duration = Duration::from_millis(5);
-/// Reference ops/s of the pow scorer: far above any CPU, so scores stay
-/// proportional to measured speed instead of saturating at 1.
-const REFERENCE_OPS: f64 = 1e13;
+/// Rounds a validator runs against a miner in each of its slots; the epoch
+/// pays the median, so one round disturbed by the machine's other work
+/// does not decide a weight.
+const ROUNDS_PER_SLOT: usize = 3;
+/// Seconds of compute each challenge aims at, at the miner's last verified
+/// speed (`akihabara-gpu/SPEC.md`, section 7), and the most products.
+const TARGET_SECONDS: f64 = 0.5;
+const MAX_COUNT: u32 = 256;
+/// Weight of the newest window in each validator's moving average: low
+/// enough that a window measured while the machine was busy does not
+/// decide the weights.
+const EMA_ALPHA: f64 = 0.3;
 
 #[derive(Debug, Serialize)]
 struct MinerOut {
@@ -71,6 +79,8 @@ struct RoundOut {
     slot: [u64; 2],
     passed: bool,
     ops_per_second: f64,
+    /// Products in the challenge (scaled to the miner's last speed).
+    count: u32,
     verdict: String,
 }
 
@@ -85,7 +95,77 @@ struct Report {
     rounds: Vec<RoundOut>,
     miners: Vec<MinerOut>,
     validators: Vec<ValidatorOut>,
+    agreement: Agreement,
     elapsed_s: f64,
+}
+
+/// How much the weights of miners that run the same prover differ, and how
+/// far the validators agree.
+#[derive(Debug, Serialize)]
+struct Agreement {
+    /// Per validator: `(max - min) / max` of the honest miners' weights, in
+    /// percent (every honest demo miner runs the same CPU prover).
+    spread_pct: Vec<(u16, f64)>,
+    /// The largest difference between two validators' weights for one
+    /// miner, in percent of 65535.
+    max_weight_difference_pct: f64,
+    /// Miner pairs both validators of a pair order strictly, and how many
+    /// of those they order the same way (summed over validator pairs).
+    ordered_pairs: u32,
+    same_order: u32,
+}
+
+fn agreement(miners: &[MinerOut], validators: &[ValidatorOut]) -> Agreement {
+    let weight = |v: &ValidatorOut, uid: u16| {
+        v.weights
+            .iter()
+            .find(|w| w.uid == uid)
+            .map_or(0.0, |w| f64::from(w.weight))
+    };
+    let honest: Vec<u16> = miners
+        .iter()
+        .filter(|m| !m.cheating)
+        .map(|m| m.uid)
+        .collect();
+    let spread_pct = validators
+        .iter()
+        .map(|v| {
+            let ws: Vec<f64> = honest.iter().map(|u| weight(v, *u)).collect();
+            let (lo, hi) = ws
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), w| (lo.min(*w), hi.max(*w)));
+            let pct = if hi > 0.0 {
+                100.0 * (hi - lo) / hi
+            } else {
+                0.0
+            };
+            (v.uid, pct)
+        })
+        .collect();
+    let (mut diff, mut ordered, mut same) = (0.0f64, 0, 0);
+    for (i, a) in validators.iter().enumerate() {
+        for b in &validators[i + 1..] {
+            for m in miners {
+                diff = diff.max((weight(a, m.uid) - weight(b, m.uid)).abs());
+            }
+            for (j, x) in miners.iter().enumerate() {
+                for y in &miners[j + 1..] {
+                    let da = weight(a, x.uid) - weight(a, y.uid);
+                    let db = weight(b, x.uid) - weight(b, y.uid);
+                    if da != 0.0 && db != 0.0 {
+                        ordered += 1;
+                        same += u32::from((da > 0.0) == (db > 0.0));
+                    }
+                }
+            }
+        }
+    }
+    Agreement {
+        spread_pct,
+        max_weight_difference_pct: 100.0 * diff / f64::from(u16::MAX),
+        ordered_pairs: ordered,
+        same_order: same,
+    }
 }
 
 /// A validator's latest epoch: scores, weights, and where they were set (or
@@ -142,6 +222,7 @@ struct MinerNode {
     uid: Uid,
     target: AxonTarget,
     cheating: bool,
+    role: Miner,
 }
 
 /// A validator or miner the demo runs: its uid and keys.
@@ -202,7 +283,45 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     };
     let loopback = |port| SocketAddr::from((host, port));
 
-    // Miners: one axon each on a free loopback port.
+    let (chain, netuid, h): (Arc<dyn ChainClient>, Netuid, Hyperparameters) = match real {
+        Some((chain, _)) => {
+            let netuid = Netuid(a.netuid);
+            let h = chain.hyperparameters(netuid).await?;
+            (chain, netuid, h)
+        }
+        None => {
+            // The subnet as the simulated chain holds it; each miner
+            // publishes its axon below, as on a real chain.
+            let mut neurons = Vec::new();
+            for (i, (uid, v)) in validators.iter().enumerate() {
+                // Stakes 100 000, 50 000, 33 333 … TAO.
+                let tao = Tao::from_whole(100_000 / (i as u64 + 1)).context("stake")?;
+                neurons.push(Neuron::new(*uid, v.account(), tao.to_rao(), true));
+            }
+            for (uid, kp) in &miner_keys {
+                neurons.push(Neuron::new(
+                    *uid,
+                    kp.account(),
+                    Rao(10 * RAO_PER_TAO),
+                    false,
+                ));
+            }
+            let h = Hyperparameters {
+                tempo: TEMPO,
+                weights_rate_limit: TEMPO / 5,
+                ..Hyperparameters::default()
+            };
+            let chain = SnapshotChain::new(Metagraph::new(NETUID, Block(7_200), neurons)?)
+                .hyperparameters(h.clone())
+                .block_time(BLOCK_TIME);
+            (Arc::new(chain), NETUID, h)
+        }
+    };
+    let (tempo, version_key) = (h.tempo.max(1), h.weights_version);
+    let simulated = a.network.is_none();
+
+    // Miners: the library's miner role, one axon each on a free loopback
+    // port, published on the chain.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut miners = Vec::new();
     let mut servers = Vec::new();
@@ -213,14 +332,23 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         } else {
             Box::new(CpuProver::new())
         };
-        let axon = serve_pow(
-            Axon::builder(kp.clone()).builtins(Vec::new),
-            Arc::new(PowService::new(prover)),
-        )
-        .bind(loopback(0))
-        .await
-        .with_context(|| format!("binding a miner's axon on {}", loopback(0).ip()))?;
+        let miner = Miner::builder(kp.clone(), netuid)
+            .chain(chain.clone())
+            .strategy(strategy::by_name(&a.strategy)?)
+            .prover(prover)
+            .min_blocks(10)
+            .layout(Layout::Contiguous)
+            .build()?;
+        let axon = miner
+            .routes(Axon::builder(kp.clone()).builtins(Vec::new))
+            .bind(loopback(0))
+            .await
+            .with_context(|| format!("binding a miner's axon on {}", loopback(0).ip()))?;
         let port = axon.local_addr()?.port();
+        chain
+            .serve_axon(netuid, kp, host.into(), port)
+            .await
+            .with_context(|| format!("publishing miner uid {}'s axon", uid.0))?;
         let mut stop = stop_rx.clone();
         servers.push(tokio::spawn(axon.serve(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -229,75 +357,43 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             uid: *uid,
             target: AxonTarget::new(host.into(), port, kp.account()),
             cheating,
+            role: miner,
         });
     }
+    let mg = chain.metagraph(netuid).await?;
 
-    let (chain, mg, netuid, tempo, version_key): (
-        Arc<dyn ChainClient>,
-        Metagraph,
-        Netuid,
-        u64,
-        u64,
-    ) = match real {
-        Some((chain, _)) => {
-            let netuid = Netuid(a.netuid);
-            for (m, (_, kp)) in miners.iter().zip(&miner_keys) {
-                chain
-                    .serve_axon(netuid, kp, host.into(), m.target.port)
-                    .await
-                    .with_context(|| format!("publishing miner uid {}'s axon", m.uid.0))?;
-            }
-            let h = chain.hyperparameters(netuid).await?;
-            let mg = chain.metagraph(netuid).await?;
-            (chain, mg, netuid, h.tempo.max(1), h.weights_version)
-        }
-        None => {
-            // The subnet as the simulated chain holds it.
-            let mut neurons = Vec::new();
-            for (i, (uid, v)) in validators.iter().enumerate() {
-                // Stakes 100 000, 50 000, 33 333 … TAO.
-                let tao = Tao::from_whole(100_000 / (i as u64 + 1)).context("stake")?;
-                neurons.push(Neuron::new(*uid, v.account(), tao.to_rao(), true));
-            }
-            for m in &miners {
-                let mut n = Neuron::new(m.uid, m.target.hotkey, Rao(10 * RAO_PER_TAO), false);
-                n.axon = Some(loopback(m.target.port));
-                neurons.push(n);
-            }
-            let mg = Metagraph::new(NETUID, Block(7_200), neurons)?;
-            let chain = SnapshotChain::new(mg.clone())
-                .hyperparameters(Hyperparameters {
-                    tempo: TEMPO,
-                    weights_rate_limit: TEMPO / 5,
-                    ..Hyperparameters::default()
-                })
-                .block_time(BLOCK_TIME);
-            (Arc::new(chain), mg, NETUID, TEMPO, 0)
-        }
-    };
-    let simulated = a.network.is_none();
+    // Validators: the library's validator role; the demo drives its rounds
+    // in each miner's slots.
+    let mut roles = Vec::new();
+    for (uid, kp) in &validators {
+        roles.push(
+            Validator::builder(kp.clone(), netuid)
+                .chain(chain.clone())
+                .uid(*uid)
+                .scorer(Box::new(PowScorer::new()))
+                .pow(
+                    PowSettings::new(a.n, a.count)
+                        .samples(a.samples)
+                        .timeout(Duration::from_secs(60))
+                        .scaled(TARGET_SECONDS, MAX_COUNT.max(a.count)),
+                )
+                .ema_alpha(EMA_ALPHA)
+                .version_key(version_key)
+                .build()
+                .await?,
+        );
+    }
     let index: std::collections::HashMap<Uid, usize> = validators
         .iter()
         .enumerate()
         .map(|(i, (u, _))| (*u, i))
         .collect();
     let index = Arc::new(index);
-
-    let strat = strategy::by_name(&a.strategy)?;
-    let dendrites: Vec<Dendrite> = validators
-        .iter()
-        .map(|(_, v)| Dendrite::new(v.clone()))
-        .collect::<Result<_, _>>()?;
-    let dendrites = Arc::new(dendrites);
-    let round = Arc::new(RoundConfig {
-        samples: a.samples,
-        timeout: Duration::from_secs(60),
-        verifier: Verifier::new(),
-    });
-    let scorer = PowScorer::new([("cpu".to_owned(), REFERENCE_OPS)].into())?;
-    let mut emas: Vec<Ema> = (0..validators.len())
-        .map(|_| Ema::new(0.5))
-        .collect::<Result<_, _>>()?;
+    let challengers: Arc<Vec<_>> = Arc::new(roles.iter().map(Validator::challenger).collect());
+    // The demo's miners share this machine's CPU: one proof at a time, so
+    // no miner is timed while another takes its cores (on a subnet every
+    // miner has its own hardware). The lock is fair, so rounds interleave.
+    let one_at_a_time = Arc::new(tokio::sync::Mutex::new(()));
     let mut rounds: Vec<RoundOut> = Vec::new();
     let mut windows = Vec::new();
     let mut last: Vec<LastEpoch> = (0..validators.len()).map(|_| Default::default()).collect();
@@ -308,24 +404,22 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             window = Window::containing(window.end(), 2 * tempo)?;
         }
         // Each miner computes its own schedule from the metagraph.
-        let req = AllocationRequest::new(window, 10, Eligibility::new().candidates(&mg))?;
         let mut tasks = tokio::task::JoinSet::new();
         let mut schedules = Vec::new();
         for m in &miners {
-            let schedule = Schedule::build(&*strat, &req, Layout::Contiguous)?;
+            let schedule = m.role.schedule_for(window, &mg)?;
             schedules.push(serde_json::json!({
                 "miner": m.uid.0,
                 "slots": schedule.slots().iter().map(|s| serde_json::json!({
                     "validator": s.uid.0, "start": s.start.0, "end": s.end.0,
                 })).collect::<Vec<_>>(),
             }));
-            let (target, uid, d, cfg) = (m.target.clone(), m.uid, dendrites.clone(), round.clone());
-            let (clock, index) = (chain.clone(), index.clone());
+            let (target, uid, challengers) = (m.target.clone(), m.uid, challengers.clone());
+            let (clock, index, cpu) = (chain.clone(), index.clone(), one_at_a_time.clone());
             let slots: Vec<_> = schedule.slots().to_vec();
-            let (n, count) = (a.n, a.count);
             // In each of the miner's slots, that validator challenges it.
             tasks.spawn(async move {
-                let mut out = Vec::new();
+                let mut out: Vec<(usize, [u64; 2], Measured)> = Vec::new();
                 for slot in slots {
                     // A slot of a validator this demo does not run stays idle.
                     let Some(&v) = index.get(&slot.uid) else {
@@ -340,85 +434,51 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                     {
                         tokio::time::sleep(BLOCK_TIME).await;
                     }
-                    let outcome = async {
-                        let ch = Challenge::new(Seed::random()?, n, count)?;
-                        let secret = Seed::random()?.0;
-                        Ok::<_, anyhow::Error>(
-                            challenge_miner(&d[v], &target, &ch, &secret, &cfg).await?,
-                        )
+                    for _ in 0..ROUNDS_PER_SLOT {
+                        let _cpu = cpu.lock().await;
+                        let m = challengers[v].challenge(slot.start, uid, &target).await;
+                        out.push((v, [slot.start.0, slot.end.0], m));
                     }
-                    .await;
-                    let (passed, ops, verdict) = match outcome {
-                        Ok(o) => match o.verdict {
-                            Verdict::Valid { ops_per_second, .. } => {
-                                (true, ops_per_second, "valid".to_owned())
-                            }
-                            Verdict::Rejected(f) => (false, 0.0, format!("rejected: {f}")),
-                        },
-                        Err(e) => (false, 0.0, format!("no verdict: {e:#}")),
-                    };
-                    out.push(RoundOut {
-                        window_start: window.start.0,
-                        miner: uid.0,
-                        validator: slot.uid.0,
-                        slot: [slot.start.0, slot.end.0],
-                        passed,
-                        ops_per_second: ops,
-                        verdict,
-                    });
                 }
                 out
             });
         }
-        let mut this: Vec<RoundOut> = tasks.join_all().await.into_iter().flatten().collect();
-        this.sort_by_key(|r| (r.miner, r.slot[0]));
+        let mut this: Vec<(usize, [u64; 2], Measured)> =
+            tasks.join_all().await.into_iter().flatten().collect();
+        this.sort_by_key(|(_, slot, m)| (m.uid, slot[0]));
 
         // Each validator scores what it measured and sets weights.
-        for (v, (vuid, kp)) in validators.iter().enumerate() {
-            let miners_seen = this.iter().filter(|r| r.validator == vuid.0);
-            let m = Measurements {
-                miners: miners_seen
-                    .map(|r| MinerReport {
-                        uid: Uid(r.miner),
-                        pow: Some(PowReport {
-                            class: "cpu".into(),
-                            passed: r.passed,
-                            ops_per_second: r.ops_per_second,
-                        }),
-                        ..MinerReport::default()
-                    })
-                    .collect(),
-            };
-            let smoothed = emas[v].update(&scorer.score(&m)?);
-            let (uids, values) = smoothed.to_vectors();
-            let scores = uids
-                .iter()
-                .map(|u| u.0)
-                .zip(values.iter().copied())
-                .collect();
-            let emit = akihabara_core::weights::convert_for_emit(&uids, &values);
-            let (weights, at, error) = match emit {
-                Ok(w) if !w.is_empty() => {
-                    match chain
-                        .set_weights(netuid, kp, &w.uids, &w.weights, version_key)
-                        .await
-                    {
-                        Ok(r) => (w, Some(r.block.0), None),
-                        Err(e) => (w, None, Some(e.to_string())),
-                    }
+        for (v, role) in roles.iter_mut().enumerate() {
+            role.record(
+                this.iter()
+                    .filter(|(i, _, _)| *i == v)
+                    .map(|(_, _, m)| m.clone()),
+            );
+            let epoch = role.preview(&mg)?;
+            let block = chain.block().await?;
+            let (at, error) = match role.weights_now(block, &h).await {
+                Ok(WeightsReport::Landed { receipt, .. }) => (Some(receipt.block.0), None),
+                Ok(WeightsReport::AllZero { .. }) => {
+                    (None, Some("every score is zero: nothing to set".into()))
                 }
-                Ok(w) => (w, None, Some("every score is zero: nothing to set".into())),
-                Err(e) => (Default::default(), None, Some(e.to_string())),
+                Ok(WeightsReport::RateLimited { next }) => {
+                    (None, Some(format!("rate limited until block {}", next.0)))
+                }
+                Ok(other) => (None, Some(format!("{other:?}"))),
+                Err(RoleError::Weights { source, .. }) => (None, Some(source.to_string())),
+                Err(e) => (None, Some(e.to_string())),
             };
+            let scores = epoch
+                .smoothed
+                .scores
+                .iter()
+                .map(|(u, s)| (u.0, s.get()))
+                .collect();
             let weights = miners
                 .iter()
                 .map(|m| WeightOut {
                     uid: m.uid.0,
-                    weight: weights
-                        .uids
-                        .iter()
-                        .position(|u| *u == m.uid)
-                        .map_or(0, |i| weights.weights[i]),
+                    weight: epoch.weight_of(m.uid),
                 })
                 .collect();
             last[v] = (scores, weights, at, error);
@@ -426,13 +486,55 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         windows.push(serde_json::json!({
             "start": window.start.0, "end": window.end().0, "schedules": schedules,
         }));
-        rounds.extend(this);
+        rounds.extend(this.into_iter().map(|(v, slot, m)| RoundOut {
+            window_start: window.start.0,
+            miner: m.uid,
+            validator: validators[v].0.0,
+            slot,
+            passed: m.passed,
+            ops_per_second: m.ops_per_second,
+            count: m.count,
+            verdict: m.verdict,
+        }));
     }
 
     let _ = stop_tx.send(true);
     for s in servers {
         let _ = s.await;
     }
+    let miners_out: Vec<MinerOut> = miners
+        .iter()
+        .map(|m| {
+            let mine = rounds.iter().filter(|r| r.miner == m.uid.0);
+            let passed = mine.clone().filter(|r| r.passed).count() as u32;
+            MinerOut {
+                uid: m.uid.0,
+                hotkey: m.target.hotkey.to_ss58(),
+                port: m.target.port,
+                cheating: m.cheating,
+                pow_passed: passed,
+                pow_failed: mine.count() as u32 - passed,
+            }
+        })
+        .collect();
+    let validators_out: Vec<ValidatorOut> = validators
+        .iter()
+        .zip(last)
+        .map(|((uid, kp), (scores, weights, at, error))| ValidatorOut {
+            uid: uid.0,
+            hotkey: kp.account().to_ss58(),
+            stake_tao: mg
+                .neurons()
+                .iter()
+                .find(|n| n.uid == *uid)
+                .map_or(0.0, |n| n.stake.to_tao().as_f64()),
+            scores,
+            weights,
+            weights_set_at: at,
+            weights_error: error,
+        })
+        .collect();
+    let agreement = agreement(&miners_out, &validators_out);
     Ok(Report {
         demo: match &a.network {
             None => {
@@ -453,41 +555,15 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 .map_or_else(|_| n.clone(), |n| n.url().to_owned()),
         },
         strategy: a.strategy.clone(),
-        challenge: serde_json::json!({"n": a.n, "count": a.count, "samples": a.samples}),
+        challenge: serde_json::json!({
+            "n": a.n, "count": a.count, "samples": a.samples, "rounds_per_slot": ROUNDS_PER_SLOT,
+            "target_seconds": TARGET_SECONDS, "max_count": MAX_COUNT.max(a.count),
+        }),
         windows,
-        miners: miners
-            .iter()
-            .map(|m| {
-                let mine = rounds.iter().filter(|r| r.miner == m.uid.0);
-                let passed = mine.clone().filter(|r| r.passed).count() as u32;
-                MinerOut {
-                    uid: m.uid.0,
-                    hotkey: m.target.hotkey.to_ss58(),
-                    port: m.target.port,
-                    cheating: m.cheating,
-                    pow_passed: passed,
-                    pow_failed: mine.count() as u32 - passed,
-                }
-            })
-            .collect(),
-        validators: validators
-            .iter()
-            .zip(last)
-            .map(|((uid, kp), (scores, weights, at, error))| ValidatorOut {
-                uid: uid.0,
-                hotkey: kp.account().to_ss58(),
-                stake_tao: mg
-                    .neurons()
-                    .iter()
-                    .find(|n| n.uid == *uid)
-                    .map_or(0.0, |n| n.stake.to_tao().as_f64()),
-                scores,
-                weights,
-                weights_set_at: at,
-                weights_error: error,
-            })
-            .collect(),
+        miners: miners_out,
+        validators: validators_out,
         rounds,
+        agreement,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -502,7 +578,8 @@ fn render(r: &Report) -> String {
         t,
         "akihabara demo: {} validators and {} miners on loopback ({}).\n\
          Keys, axons, signed calls, proofs of work and scoring are real; the chain: {}.\n\
-         Challenges: n = {}, {} products, {} rows opened.\n",
+         Challenges: n = {}, {} products, {} rows opened; {} rounds per slot, one proof at a time \
+         (the miners share this CPU), each sized to take about {} s at the miner's last speed.\n",
         r.validators.len(),
         r.miners.len(),
         r.strategy,
@@ -510,6 +587,8 @@ fn render(r: &Report) -> String {
         r.challenge["n"],
         r.challenge["count"],
         r.challenge["samples"],
+        r.challenge["rounds_per_slot"],
+        r.challenge["target_seconds"],
     );
     for w in &r.windows {
         let _ = writeln!(t, "window [{}, {}):", w["start"], w["end"]);
@@ -575,6 +654,22 @@ fn render(r: &Report) -> String {
             ws.join(", ")
         );
     }
+    let g = &r.agreement;
+    let spreads: Vec<String> = g
+        .spread_pct
+        .iter()
+        .map(|(uid, pct)| format!("{pct:.1}% (validator {uid})"))
+        .collect();
+    let _ = writeln!(
+        t,
+        "\nAgreement: the honest miners run the same prover; their weights differ by {}.\n\
+         The validators' weights for one miner differ by at most {:.1}% of 65535; they order {} \
+         of {} miner pairs the same way (among identical miners an order is within the spread).",
+        spreads.join(", "),
+        g.max_weight_difference_pct,
+        g.same_order,
+        g.ordered_pairs,
+    );
     let _ = writeln!(
         t,
         "\nFinished in {:.1} s. Next: `akihabara demo --cheat-miner 1`, `akihabara demo --json`,\n\

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use akihabara::roles::score_epoch;
 use akihabara_core::score::{Ema, Measurements, Penalties, ScoringConfig};
-use akihabara_core::weights::convert_for_emit;
 use anyhow::Context;
 use serde_json::json;
 
@@ -65,15 +65,13 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
     let scorer = config
         .build(&a.scorer, a.state.is_some().then_some(&state.penalties))
         .map_err(bad_input)?;
-    let mut scores = scorer.score(&m).map_err(bad_input)?;
-    if a.state.is_some() {
-        scores = state.ema.update(&scores);
-    }
+    // The validator's epoch, as `validator run` scores it.
+    let ema = a.state.is_some().then_some(&mut state.ema);
+    let epoch = score_epoch(&*scorer, &m, ema).map_err(bad_input)?;
+    let (scores, weights) = (epoch.smoothed, epoch.weights);
     for w in &scores.warnings {
         eprintln!("warning: {w}");
     }
-    let (uids, values) = scores.to_vectors();
-    let weights = convert_for_emit(&uids, &values).unwrap_or_default();
     if let Some(p) = &a.state {
         render::write_file(p, &serde_json::to_string_pretty(&state)?)
             .context("saving the state")?;

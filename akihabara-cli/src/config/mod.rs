@@ -317,6 +317,11 @@ pub struct ChallengeSection {
     pub concurrency: usize,
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
+    /// Seconds of compute a challenge aims at, by the miner's last verified
+    /// speed; absent: every challenge has `count` products.
+    pub target_seconds: Option<f64>,
+    /// The most products a scaled challenge asks for.
+    pub max_count: u32,
 }
 
 impl Default for ChallengeSection {
@@ -327,6 +332,8 @@ impl Default for ChallengeSection {
             samples: 16,
             concurrency: 8,
             timeout: Duration::from_secs(60),
+            target_seconds: None,
+            max_count: 64,
         }
     }
 }
@@ -336,14 +343,16 @@ impl Default for ChallengeSection {
 #[serde(deny_unknown_fields, default)]
 pub struct ScoringSection {
     pub ema_alpha: f64,
-    pub reference_ops: BTreeMap<String, f64>,
+    /// Retired: the pow score is verified ops/s, whatever class a miner
+    /// names. Still accepted so older files load; a warning says it is ignored.
+    pub reference_ops: Option<BTreeMap<String, f64>>,
 }
 
 impl Default for ScoringSection {
     fn default() -> Self {
         ScoringSection {
             ema_alpha: 0.3,
-            reference_ops: [("cpu".to_owned(), 1e11), ("cuda".to_owned(), 1e14)].into(),
+            reference_ops: None,
         }
     }
 }
@@ -394,7 +403,7 @@ mod tests {
         assert_eq!(m.chain.timeout, Duration::from_secs(30));
         let (_d, p) = write(VALIDATOR_TEMPLATE);
         let v: ValidatorConfig = load(&p, [], &[]).expect("validator template");
-        assert_eq!(v.scoring.reference_ops["cuda"], 1e14);
+        assert_eq!(v.scoring.reference_ops, None);
         assert_eq!(v.pow.timeout, Duration::from_secs(60));
     }
 

@@ -1,26 +1,22 @@
 //! `akihabara miner run`.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
-use akihabara_core::axon::{Axon, AxonConfig, HandlerError, RateLimit, StakePolicy};
+use akihabara::roles::Miner;
+use akihabara_core::Netuid;
+use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::chain::ChainClient;
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
-use akihabara_core::schedule::{Layout, MAX_INTERLEAVED_BLOCKS, Schedule, ScheduleQuery};
-use akihabara_core::store::{self, StateKeys, Store};
-use akihabara_core::strategy::{
-    self, AllocationRequest, AllocationStrategy, Eligibility, ScheduleError,
-};
+use akihabara_core::schedule::{Layout, MAX_INTERLEAVED_BLOCKS};
+use akihabara_core::strategy::{self, AllocationStrategy, ScheduleError};
 use akihabara_core::wallet::Keypair;
-use akihabara_core::{Block, Netuid, Window};
-use akihabara_gpu::round::serve_pow;
-use akihabara_gpu::synapse::PowService;
 use akihabara_gpu::{CpuProver, Prover, ThrottledProver};
 use anyhow::Context;
 use serde_json::json;
 
-use super::{Backoff, Health, HyperCache, Metrics, event, key_error};
+use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
 use crate::args::DaemonArgs;
 use crate::config::{self, MinerConfig};
 
@@ -176,9 +172,6 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     rt.block_on(miner(cfg, plan, keypair, fleet, prover, a.duration))
 }
 
-/// The schedule the axon answers `ScheduleQuery` with, and the block it last saw.
-type Current = Arc<RwLock<Option<(Schedule, Block)>>>;
-
 async fn miner(
     cfg: MinerConfig,
     plan: Plan,
@@ -210,24 +203,24 @@ async fn miner(
         .context("reading the metagraph")?;
     // Only validators with a permit on this subnet may call.
     let policy = Arc::new(StakePolicy::new(Some(metagraph)).require_permit(true));
-    let current: Current = Arc::new(RwLock::new(None));
     let metrics = Metrics::new();
 
-    let answer = current.clone();
-    let mut builder = Axon::builder(keypair.clone())
-        .config(plan.axon.clone())
-        .policy(policy.clone())
-        .builtins(crate::commands::axon::gpus)
-        .route(move |_: ScheduleQuery, _| {
-            let now = answer
-                .read()
-                .ok()
-                .and_then(|c| c.as_ref().map(|(s, b)| ScheduleQuery::answer(s, *b)));
-            async move {
-                now.ok_or_else(|| HandlerError::internal("no schedule yet: the miner is starting"))
-            }
-        });
-    builder = serve_pow(builder, Arc::new(PowService::new(prover)));
+    // The library's miner: the schedule per window and the pow routes.
+    let role = Miner::builder(keypair.clone(), netuid)
+        .chain(chain.clone())
+        .strategy(plan.strategy)
+        .prover(prover)
+        .store(store.clone())
+        .layout(plan.layout)
+        .min_blocks(cfg.schedule.min_blocks)
+        .window_blocks(cfg.schedule.window_blocks)
+        .build()?;
+    let mut builder = role.routes(
+        Axon::builder(keypair.clone())
+            .config(plan.axon.clone())
+            .policy(policy.clone())
+            .builtins(crate::commands::axon::gpus),
+    );
     let mut background = Vec::new();
     if let Some(fleet) = fleet {
         let (b, tasks) = crate::commands::axon::serve_jobs(
@@ -281,13 +274,10 @@ async fn miner(
 
     let follower = Follower {
         chain,
-        store,
-        keys: StateKeys::new(netuid, &hotkey),
+        role,
         netuid,
-        plan,
         cfg: cfg.clone(),
         policy,
-        current,
         metrics,
         health,
     };
@@ -303,24 +293,20 @@ async fn miner(
 /// Follows the chain window by window and keeps the schedule current.
 struct Follower {
     chain: Arc<dyn ChainClient>,
-    store: Arc<dyn Store>,
-    keys: StateKeys,
+    role: Miner,
     netuid: Netuid,
-    plan: Plan,
     cfg: MinerConfig,
     policy: Arc<StakePolicy>,
-    current: Current,
     metrics: Metrics,
     health: Arc<Health>,
 }
 
 impl Follower {
-    async fn run(self) {
+    async fn run(mut self) {
         let mut backoff = Backoff::new();
         let hyper = HyperCache::default();
-        let mut window: Option<Window> = None;
         loop {
-            let result = self.step(&hyper, &mut window).await;
+            let result = self.step(&hyper).await;
             let pause = super::settle(
                 result,
                 &mut backoff,
@@ -333,41 +319,17 @@ impl Follower {
         }
     }
 
-    async fn step(&self, hyper: &HyperCache, window: &mut Option<Window>) -> anyhow::Result<()> {
+    async fn step(&mut self, hyper: &HyperCache) -> anyhow::Result<()> {
         let block = self.chain.block().await?;
         self.metrics
             .block
             .set(i64::try_from(block.0).unwrap_or(i64::MAX));
         let h = hyper.get(&*self.chain, self.netuid, block.0).await?;
-        let len = match self.cfg.schedule.window_blocks {
-            0 => h.tempo.saturating_mul(2).max(1),
-            n => n,
-        };
-        let now = Window::containing(block, len)?;
-        if *window != Some(now) {
-            let store = self.store.clone();
-            let (keys, w) = (self.keys.clone(), now);
-            let saved =
-                tokio::task::spawn_blocking(move || store::load_schedule(&*store, &keys, w))
-                    .await??;
-            let resumed = saved.is_some();
-            let schedule = match saved {
-                Some(s) => s,
-                None => {
-                    let mg = self.chain.metagraph(self.netuid).await?;
-                    self.policy.set_metagraph(mg.clone());
-                    let req = AllocationRequest::new(
-                        now,
-                        self.cfg.schedule.min_blocks,
-                        Eligibility::new().candidates(&mg),
-                    )?;
-                    let s = Schedule::build(&*self.plan.strategy, &req, self.plan.layout)?;
-                    let (store, keys, s2) = (self.store.clone(), self.keys.clone(), s.clone());
-                    tokio::task::spawn_blocking(move || store::save_schedule(&*store, &keys, &s2))
-                        .await??;
-                    s
-                }
-            };
+        if let Some(change) = self.role.step(block, &h).await.map_err(role_error)? {
+            if let Some(mg) = change.metagraph {
+                self.policy.set_metagraph(mg);
+            }
+            let (now, schedule, resumed) = (change.window, change.schedule, change.resumed);
             self.metrics.schedule_changes.inc();
             let slots: Vec<_> = schedule
                 .slots()
@@ -388,14 +350,6 @@ impl Follower {
                 "window",
                 json!({"start": now.start.0, "end": now.end().0, "resumed": resumed}),
             );
-            if let Ok(mut c) = self.current.write() {
-                *c = Some((schedule, block));
-            }
-            *window = Some(now);
-        } else if let Ok(mut c) = self.current.write()
-            && let Some((_, b)) = c.as_mut()
-        {
-            *b = block;
         }
         self.health.set("block", block.0.into());
         Ok(())

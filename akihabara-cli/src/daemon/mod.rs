@@ -27,6 +27,19 @@ pub fn key_error(key: &str, e: impl std::fmt::Display) -> anyhow::Error {
     bad_input(anyhow::anyhow!("config key `{key}`: {e}"))
 }
 
+/// A role error as the daemons report it: chain failures stay
+/// [`ChainError`]s, so [`settle`] counts them and shows them in `/health`.
+pub fn role_error(e: akihabara::roles::RoleError) -> anyhow::Error {
+    use akihabara::roles::RoleError;
+    match e {
+        RoleError::Chain(c) => anyhow::Error::new(c),
+        RoleError::Weights { how, source } => {
+            anyhow::Error::new(source).context(format!("{how} weights"))
+        }
+        e => anyhow::Error::new(e),
+    }
+}
+
 /// What both daemons hold once started.
 pub struct Started {
     pub dir: PathBuf,

@@ -1,59 +1,20 @@
-//! `akihabara validator run`.
+//! `akihabara validator run`: configuration, logging, metrics and events
+//! around the library's [`Validator`] (the round and the weights are there).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use akihabara_core::chain::{ChainClient, ChainError, Hyperparameters, Reveal};
-use akihabara_core::dendrite::{AxonTarget, Dendrite};
-use akihabara_core::schedule::ScheduleQuery;
-use akihabara_core::score::{Ema, Measurements, MinerReport, PowReport, PowScorer, Scorer};
-use akihabara_core::store::{self, Put, StateKeys, Store};
+use akihabara::roles::{PowSettings, RoleError, RoundReport, Validator, WeightsReport};
+use akihabara_core::chain::ChainClient;
+use akihabara_core::score::PowScorer;
 use akihabara_core::wallet::Keypair;
-use akihabara_core::{Block, Metagraph, Netuid, Uid};
-use akihabara_gpu::round::{RoundConfig, challenge_miner};
-use akihabara_gpu::{Challenge, Seed, Verdict, Verifier};
 use anyhow::Context;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{Backoff, Health, HyperCache, Metrics, event, key_error};
+use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
 use crate::args::DaemonArgs;
 use crate::config::{self, ValidatorConfig};
 
-/// Measurements kept between weight settings, at most (oldest dropped).
-const MAX_MEASURED: usize = 10_000;
-
-/// One round against one miner, as stored.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-struct Measured {
-    uid: u16,
-    hotkey: String,
-    block: u64,
-    class: String,
-    passed: bool,
-    ops_per_second: f64,
-    verdict: String,
-}
-
-/// The last weights that landed, and a commitment waiting to be revealed.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct WeightsState {
-    block: Option<u64>,
-    uids: Vec<u16>,
-    weights: Vec<u16>,
-    pending_reveal: Option<Reveal>,
-}
-
-/// Everything that must survive a restart.
-#[derive(Clone)]
-struct State {
-    ema: Ema,
-    measured: Vec<Measured>,
-    weights: WeightsState,
-}
-
-fn check(c: &ValidatorConfig) -> anyhow::Result<(PowScorer, Ema)> {
+fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {
     super::check_chain(&c.chain)?;
     super::check_state(&c.state)?;
     if c.validator.round_blocks == 0 {
@@ -63,80 +24,43 @@ fn check(c: &ValidatorConfig) -> anyhow::Result<(PowScorer, Ema)> {
         return Err(key_error("validator.poll", "must be positive"));
     }
     let n = u32::try_from(c.pow.n).map_err(|_| key_error("pow.n", "too large"))?;
-    Challenge::new(Seed([0; 32]), n, c.pow.count).map_err(|e| key_error("pow.n / pow.count", e))?;
-    if c.pow.samples == 0 {
-        return Err(key_error("pow.samples", "must be at least 1"));
+    let mut pow = PowSettings::new(n, c.pow.count)
+        .samples(c.pow.samples)
+        .timeout(c.pow.timeout)
+        .concurrency(c.pow.concurrency);
+    if let Some(t) = c.pow.target_seconds {
+        pow = pow.scaled(t, c.pow.max_count);
     }
-    if c.pow.concurrency == 0 {
-        return Err(key_error("pow.concurrency", "must be at least 1"));
-    }
-    if c.pow.timeout.is_zero() {
-        return Err(key_error("pow.timeout", "must be positive"));
-    }
-    let scorer = PowScorer::new(c.scoring.reference_ops.clone())
-        .map_err(|e| key_error("scoring.reference_ops", e))?;
-    let ema = Ema::new(c.scoring.ema_alpha).map_err(|e| key_error("scoring.ema_alpha", e))?;
-    Ok((scorer, ema))
+    pow.check().map_err(|e| match e {
+        RoleError::Setting { setting, reason } => key_error(setting, reason),
+        e => key_error("pow", e),
+    })?;
+    akihabara_core::score::Ema::new(c.scoring.ema_alpha)
+        .map_err(|e| key_error("scoring.ema_alpha", e))?;
+    Ok(pow)
 }
 
 /// `akihabara validator run`.
 pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     super::check_duration(a.duration)?;
     let cfg: ValidatorConfig = config::load(&a.config, config::process_env(), &a.set)?;
-    let (scorer, ema) = check(&cfg)?;
+    let pow = check(&cfg)?;
     super::init_logging(a.log_format)?;
+    if cfg.scoring.reference_ops.is_some() {
+        tracing::warn!(
+            "scoring.reference_ops is ignored: the pow score is the verified ops/s, whatever class a miner names"
+        );
+    }
     let keypair =
         crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
     let rt = crate::commands::axon::serve_runtime(2)?;
-    rt.block_on(validator(cfg, keypair, scorer, ema, a.duration))
-}
-
-fn load_state(store: &dyn Store, keys: &StateKeys, fresh: Ema) -> anyhow::Result<State> {
-    Ok(State {
-        ema: store::get_json(store, &keys.scores())?.unwrap_or(fresh),
-        measured: store::get_json(store, &keys.measurements())?.unwrap_or_default(),
-        weights: store::get_json(store, &keys.weights())?.unwrap_or_default(),
-    })
-}
-
-/// Writes the whole state in one atomic write.
-fn save_state(store: &dyn Store, keys: &StateKeys, s: &State) -> anyhow::Result<()> {
-    let (a, b, c) = (keys.scores(), keys.measurements(), keys.weights());
-    let (ema, measured, weights) = (
-        serde_json::to_vec(&s.ema)?,
-        serde_json::to_vec(&s.measured)?,
-        serde_json::to_vec(&s.weights)?,
-    );
-    store.put(&[
-        Put::new(&a, &ema),
-        Put::new(&b, &measured),
-        Put::new(&c, &weights),
-    ])?;
-    Ok(())
-}
-
-struct Validator {
-    cfg: ValidatorConfig,
-    chain: Arc<dyn ChainClient>,
-    store: Arc<dyn Store>,
-    keys: StateKeys,
-    netuid: Netuid,
-    uid: Uid,
-    keypair: Keypair,
-    dendrite: Arc<Dendrite>,
-    scorer: PowScorer,
-    round: Arc<RoundConfig>,
-    metrics: Metrics,
-    health: Arc<Health>,
-    state: State,
-    next_round: u64,
+    rt.block_on(validator(cfg, keypair, pow, a.duration))
 }
 
 async fn validator(
     cfg: ValidatorConfig,
     keypair: Keypair,
-    scorer: PowScorer,
-    fresh: Ema,
+    pow: PowSettings,
     duration: Option<f64>,
 ) -> anyhow::Result<()> {
     let hotkey = keypair.account();
@@ -148,9 +72,20 @@ async fn validator(
         health,
         ..
     } = super::start("validator", &cfg.chain, &cfg.state, &hotkey).await?;
-    let keys = StateKeys::new(netuid, &hotkey);
-    let state = load_state(&*store, &keys, fresh)
-        .with_context(|| format!("reading the validator state from {}", store.describe()))?;
+    let described = store.describe();
+    let mut v = Validator::builder(keypair, netuid)
+        .chain(chain.clone())
+        .scorer(Box::new(PowScorer::new()))
+        .store(store)
+        .uid(uid)
+        .pow(pow)
+        .ema_alpha(cfg.scoring.ema_alpha)
+        .round_blocks(cfg.validator.round_blocks)
+        .respect_schedules(cfg.validator.respect_schedules)
+        .version_key(cfg.weights.version_key)
+        .build()
+        .await
+        .with_context(|| format!("reading the validator state from {described}"))?;
     let metrics = Metrics::new();
     let metrics_port = match cfg.metrics.listen {
         Some(listen) => {
@@ -162,34 +97,13 @@ async fn validator(
         }
         None => None,
     };
-    let resumed = state.weights.block.is_some() || !state.measured.is_empty();
+    let resumed = v.resumed();
     event(json!({
         "event": "ready", "role": "validator", "hotkey": hotkey.to_ss58(), "uid": uid.0,
-        "metrics_port": metrics_port, "store": store.describe(), "resumed": resumed,
-        "measurements": state.measured.len(), "last_weights_block": state.weights.block,
+        "metrics_port": metrics_port, "store": described, "resumed": resumed,
+        "measurements": v.measured().len(), "last_weights_block": v.last_weights_block().map(|b| b.0),
     }));
-    tracing::info!(uid = uid.0, resumed, store = %store.describe(), "validator running");
-    let round = Arc::new(RoundConfig {
-        samples: cfg.pow.samples,
-        timeout: cfg.pow.timeout,
-        verifier: Verifier::new(),
-    });
-    let mut v = Validator {
-        dendrite: Arc::new(Dendrite::new(keypair.clone())?),
-        cfg,
-        chain,
-        store,
-        keys,
-        netuid,
-        uid,
-        keypair,
-        scorer,
-        round,
-        metrics,
-        health,
-        state,
-        next_round: 0,
-    };
+    tracing::info!(uid = uid.0, resumed, store = %described, "validator running");
     let stop = super::shutdown(duration);
     tokio::pin!(stop);
     let mut backoff = Backoff::new();
@@ -197,13 +111,13 @@ async fn validator(
     loop {
         // A step runs to its end (in-flight challenges finish) before a
         // signal is honoured.
-        let result = v.step(&hyper).await;
+        let result = step(&mut v, &*chain, &hyper, &metrics, &health).await;
         let pause = super::settle(
             result,
             &mut backoff,
-            v.cfg.validator.poll,
-            &v.metrics,
-            &v.health,
+            cfg.validator.poll,
+            &metrics,
+            &health,
             "validator step failed",
         );
         tokio::select! {
@@ -215,273 +129,92 @@ async fn validator(
     Ok(())
 }
 
-impl Validator {
-    async fn step(&mut self, hyper: &HyperCache) -> anyhow::Result<()> {
-        let block = self.chain.block().await?;
-        self.metrics
-            .block
-            .set(i64::try_from(block.0).unwrap_or(i64::MAX));
-        self.health.set("block", block.0.into());
-        let h = hyper.get(&*self.chain, self.netuid, block.0).await?;
-        if block.0 >= self.next_round {
-            let mg = self.chain.metagraph(self.netuid).await?;
-            self.round(&mg, block).await?;
-            self.next_round = block.0 + self.cfg.validator.round_blocks;
-        }
-        self.weights(block, &h).await
+/// One step of the library's validator, with its events, logs and metrics.
+async fn step(
+    v: &mut Validator,
+    chain: &dyn ChainClient,
+    hyper: &HyperCache,
+    metrics: &Metrics,
+    health: &Health,
+) -> anyhow::Result<()> {
+    let block = chain.block().await?;
+    metrics
+        .block
+        .set(i64::try_from(block.0).unwrap_or(i64::MAX));
+    health.set("block", block.0.into());
+    let h = hyper.get(chain, v.netuid(), block.0).await?;
+    let step = v.step(block, &h).await.map_err(role_error)?;
+    if let Some(round) = &step.round {
+        report_round(round, metrics);
     }
-
-    /// Challenges every miner that serves this validator now.
-    async fn round(&mut self, mg: &Metagraph, block: Block) -> anyhow::Result<()> {
-        let targets: Vec<(Uid, AxonTarget)> = mg
-            .neurons()
-            .iter()
-            .filter(|n| n.uid != self.uid)
-            .filter_map(|n| {
-                let a = n.axon?;
-                (a.port() != 0 && !a.ip().is_unspecified())
-                    .then(|| (n.uid, AxonTarget::new(a.ip(), a.port(), n.hotkey)))
-            })
-            .collect();
-        let limit = Arc::new(tokio::sync::Semaphore::new(self.cfg.pow.concurrency));
-        let mut tasks = tokio::task::JoinSet::new();
-        for (uid, target) in targets {
-            let (d, cfg, limit) = (self.dendrite.clone(), self.round.clone(), limit.clone());
-            let (me, respect, n, count) = (
-                self.uid,
-                self.cfg.validator.respect_schedules,
-                self.cfg.pow.n as u32,
-                self.cfg.pow.count,
-            );
-            let (sent, passed, failed, hist) = (
-                self.metrics.challenges_sent.clone(),
-                self.metrics.challenges_passed.clone(),
-                self.metrics.challenges_failed.clone(),
-                self.metrics.verify_seconds.clone(),
-            );
-            tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                if respect {
-                    let q = d
-                        .call(&target, ScheduleQuery::default(), Duration::from_secs(10))
-                        .await;
-                    if let Some(answer) = q.synapse.filter(|_| q.status == 200) {
-                        let at = answer.block.map_or(block, Block);
-                        if !answer.serves(me, at) {
-                            return (
-                                uid,
-                                target.hotkey,
-                                None,
-                                format!("not our slot (serving uid {:?})", answer.serving_uid),
-                            );
-                        }
-                    }
-                }
-                sent.inc();
-                let t = Instant::now();
-                let outcome = async {
-                    let ch = Challenge::new(Seed::random()?, n, count)?;
-                    let secret = Seed::random()?.0;
-                    Ok::<_, anyhow::Error>(challenge_miner(&d, &target, &ch, &secret, &cfg).await?)
-                }
-                .await;
-                if let Some(h) = &hist {
-                    h.observe(t.elapsed().as_secs_f64());
-                }
-                let (report, verdict) = match outcome {
-                    Ok(o) => match o.verdict {
-                        Verdict::Valid { ops_per_second, .. } => {
-                            passed.inc();
-                            (Some((o.backend, true, ops_per_second)), "valid".to_owned())
-                        }
-                        Verdict::Rejected(f) => {
-                            failed.inc();
-                            (Some((o.backend, false, 0.0)), format!("rejected: {f}"))
-                        }
-                    },
-                    Err(e) => {
-                        failed.inc();
-                        (
-                            Some(("cpu".to_owned(), false, 0.0)),
-                            format!("no verdict: {e:#}"),
-                        )
-                    }
-                };
-                (uid, target.hotkey, report, verdict)
-            });
+    match step.weights {
+        None => {}
+        Some(WeightsReport::Revealed {
+            receipt,
+            uids,
+            weights,
+        }) => {
+            metrics.weights_set.inc();
+            event(json!({
+                "event": "weights", "how": "reveal", "block": receipt.block.0,
+                "uids": uids.iter().map(|u| u.0).collect::<Vec<_>>(), "weights": weights,
+            }));
         }
-        let (mut challenged, mut ok, mut skipped) = (0, 0, 0);
-        for (uid, hotkey, report, verdict) in tasks.join_all().await {
-            let Some((class, passed, ops)) = report else {
-                skipped += 1;
-                tracing::debug!(uid = uid.0, %verdict, "skipped");
-                continue;
-            };
-            challenged += 1;
-            ok += u32::from(passed);
-            tracing::info!(uid = uid.0, %verdict, ops_per_second = ops, "challenged");
-            self.state.measured.push(Measured {
-                uid: uid.0,
-                hotkey: hotkey.to_ss58(),
-                block: block.0,
-                class,
-                passed,
-                ops_per_second: ops,
-                verdict,
-            });
+        Some(WeightsReport::DroppedCommitment(e)) => {
+            tracing::warn!(error = %e, "dropping a commitment the chain no longer holds");
         }
-        let over = self.state.measured.len().saturating_sub(MAX_MEASURED);
-        self.state.measured.drain(..over);
-        self.save().await?;
-        event(
-            json!({"event": "round", "block": block.0, "challenged": challenged, "passed": ok, "skipped": skipped}),
-        );
-        Ok(())
-    }
-
-    async fn save(&self) -> anyhow::Result<()> {
-        let s = self.state.clone();
-        let (store, keys) = (self.store.clone(), self.keys.clone());
-        tokio::task::spawn_blocking(move || save_state(&*store, &keys, &s)).await?
-    }
-
-    /// One report per miner: passed only if every round passed; the mean
-    /// measured speed of its rounds. Rounds against a uid whose hotkey has
-    /// changed since are dropped.
-    fn measurements(&self, mg: &Metagraph) -> Measurements {
-        let hotkeys: BTreeMap<u16, String> = mg
-            .neurons()
-            .iter()
-            .map(|n| (n.uid.0, n.hotkey.to_ss58()))
-            .collect();
-        let mut by_uid: BTreeMap<u16, Vec<&Measured>> = BTreeMap::new();
-        for m in &self.state.measured {
-            if hotkeys.get(&m.uid) == Some(&m.hotkey) {
-                by_uid.entry(m.uid).or_default().push(m);
-            }
+        Some(WeightsReport::RevealLater(e)) => {
+            tracing::info!(error = %e, "the commitment cannot be revealed yet");
         }
-        Measurements {
-            miners: by_uid
-                .into_iter()
-                .map(|(uid, rounds)| {
-                    let passed = rounds.iter().all(|r| r.passed);
-                    let ops =
-                        rounds.iter().map(|r| r.ops_per_second).sum::<f64>() / rounds.len() as f64;
-                    MinerReport {
-                        uid: Uid(uid),
-                        pow: Some(PowReport {
-                            class: rounds
-                                .last()
-                                .map_or_else(|| "cpu".to_owned(), |r| r.class.clone()),
-                            passed,
-                            ops_per_second: if passed { ops } else { 0.0 },
-                        }),
-                        ..MinerReport::default()
-                    }
-                })
-                .collect(),
-        }
-    }
-
-    /// Reveals a pending commitment, or sets (or commits) weights once per
-    /// tempo within the rate limit.
-    async fn weights(&mut self, block: Block, h: &Hyperparameters) -> anyhow::Result<()> {
-        if let Some(reveal) = self.state.weights.pending_reveal.clone() {
-            match self
-                .chain
-                .reveal_weights(self.netuid, &self.keypair, &reveal)
-                .await
-            {
-                Ok(r) => {
-                    self.metrics.weights_set.inc();
-                    self.state.weights.pending_reveal = None;
-                    self.save().await?;
-                    event(
-                        json!({"event": "weights", "how": "reveal", "block": r.block.0, "uids": reveal.uids.iter().map(|u| u.0).collect::<Vec<_>>(), "weights": reveal.weights}),
-                    );
-                }
-                // The chain holds no such commitment (expired, or a
-                // simulated chain that restarted): drop it and go on.
-                Err(e @ ChainError::NoCommitment(_)) => {
-                    tracing::warn!(error = %e, "dropping a commitment the chain no longer holds");
-                    self.state.weights.pending_reveal = None;
-                    self.save().await?;
-                }
-                Err(e) => tracing::info!(error = %e, "the commitment cannot be revealed yet"),
-            }
-            return Ok(());
-        }
-        let due = match self.state.weights.block {
-            None => true,
-            Some(last) => block.0 >= last + h.tempo.max(h.weights_rate_limit).max(1),
-        };
-        if !due || self.state.measured.is_empty() {
-            return Ok(());
-        }
-        let mg = self.chain.metagraph(self.netuid).await?;
-        let epoch = self.scorer.score(&self.measurements(&mg))?;
-        let mut ema = self.state.ema.clone();
-        let smoothed = ema.update(&epoch);
-        let (uids, values) = smoothed.to_vectors();
-        let emit = akihabara_core::weights::convert_for_emit(&uids, &values)?;
-        if emit.is_empty() {
+        Some(WeightsReport::AllZero { .. }) => {
             tracing::warn!("every score is zero: no weights to set this tempo");
-            self.state.ema = ema;
-            self.state.measured.clear();
-            self.state.weights.block = Some(block.0);
-            return self.save().await;
         }
-        let version = self.cfg.weights.version_key;
-        let (how, landed) = if h.commit_reveal_enabled {
-            let reveal = Reveal::new(emit.uids.clone(), emit.weights.clone(), version)?;
-            let hash = reveal.hash(&self.keypair.account(), self.netuid);
-            let r = self
-                .chain
-                .commit_weights(self.netuid, &self.keypair, hash)
-                .await;
-            if r.is_ok() {
-                self.state.weights.pending_reveal = Some(reveal);
-            }
-            ("commit", r)
-        } else {
-            (
-                "set",
-                self.chain
-                    .set_weights(
-                        self.netuid,
-                        &self.keypair,
-                        &emit.uids,
-                        &emit.weights,
-                        version,
-                    )
-                    .await,
-            )
-        };
-        match landed {
-            Ok(r) => {
-                self.metrics.weights_set.inc();
-                self.state.ema = ema;
-                self.state.measured.clear();
-                self.state.weights.block = Some(r.block.0);
-                self.state.weights.uids = emit.uids.iter().map(|u| u.0).collect();
-                self.state.weights.weights = emit.weights.clone();
-                self.save().await?;
-                let scores: BTreeMap<String, f64> = uids
-                    .iter()
-                    .zip(&values)
-                    .map(|(u, v)| (u.0.to_string(), *v))
-                    .collect();
-                event(json!({
-                    "event": "weights", "how": how, "block": r.block.0, "extrinsic": r.extrinsic,
-                    "uids": self.state.weights.uids, "weights": emit.weights, "scores": scores,
-                }));
-                Ok(())
-            }
-            Err(ChainError::RateLimited { next, .. }) => {
-                tracing::info!(next = next.0, "weights are rate limited; waiting");
-                Ok(())
-            }
-            Err(e) => Err(anyhow::Error::new(e).context(format!("{how} weights"))),
+        Some(WeightsReport::RateLimited { next }) => {
+            tracing::info!(next = next.0, "weights are rate limited; waiting");
         }
+        Some(WeightsReport::Landed {
+            how,
+            receipt,
+            epoch,
+        }) => {
+            metrics.weights_set.inc();
+            let scores: BTreeMap<String, f64> = epoch
+                .smoothed
+                .scores
+                .iter()
+                .map(|(u, s)| (u.0.to_string(), s.get()))
+                .collect();
+            event(json!({
+                "event": "weights", "how": how, "block": receipt.block.0, "extrinsic": receipt.extrinsic,
+                "uids": epoch.weights.uids.iter().map(|u| u.0).collect::<Vec<_>>(),
+                "weights": epoch.weights.weights, "scores": scores,
+            }));
+        }
+        Some(other) => tracing::info!(weights = ?other, "weights"),
     }
+    Ok(())
+}
+
+/// Counts, logs and announces a round.
+fn report_round(round: &RoundReport, metrics: &Metrics) {
+    for m in &round.challenged {
+        metrics.challenges_sent.inc();
+        if m.passed {
+            metrics.challenges_passed.inc();
+        } else {
+            metrics.challenges_failed.inc();
+        }
+        if let Some(h) = &metrics.verify_seconds {
+            h.observe(m.seconds);
+        }
+        tracing::info!(uid = m.uid, verdict = %m.verdict, ops_per_second = m.ops_per_second, "challenged");
+    }
+    for (uid, why) in &round.skipped {
+        tracing::debug!(uid = uid.0, verdict = %why, "skipped");
+    }
+    let passed = round.challenged.iter().filter(|m| m.passed).count();
+    event(json!({
+        "event": "round", "block": round.block.0, "challenged": round.challenged.len(),
+        "passed": passed, "skipped": round.skipped.len(),
+    }));
 }

@@ -630,7 +630,7 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         format!(
             "{}\n[validator]\nround_blocks = 2\npoll = \"500ms\"\n\n\
              [pow]\nn = 256\ncount = 2\nsamples = 8\nconcurrency = 1\ntimeout = \"60s\"\n\n\
-             [scoring]\nema_alpha = 1.0\nreference_ops = {{ cpu = 1e13 }}\n",
+             [scoring]\nema_alpha = 1.0\n",
             common("v1")
         ),
     )

@@ -59,17 +59,61 @@ pub struct ExecutorWork {
     pub efficiency: Option<f64>,
 }
 
-/// A proof-of-work verdict.
+/// A proof-of-work verdict for one epoch.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PowReport {
-    /// The GPU class the proof was sized for.
+    /// The prover class the miner names (`cpu`, `cuda`, …). Informational:
+    /// no reference scorer reads it, so naming a class cannot change a score.
+    #[serde(default)]
     pub class: String,
-    /// Whether it verified and came in time.
+    /// Whether every round of the epoch verified and came in time.
     pub passed: bool,
-    /// Achieved integer ops/s, by the validator's clock (0 when failed).
+    /// Verified integer ops/s by the validator's clock: the median of the
+    /// epoch's rounds (0 when failed).
     #[serde(default)]
     pub ops_per_second: f64,
+}
+
+impl PowReport {
+    /// One epoch's report from its rounds: `Some(ops_per_second)` for a
+    /// round that verified, `None` for one that failed or reached no
+    /// verdict. It passes only if there was a round and every round passed;
+    /// its speed is then the median of the rounds' speeds (robust to one
+    /// round slowed by the network), else 0.
+    ///
+    /// ```
+    /// use akihabara_core::score::PowReport;
+    /// let r = PowReport::from_rounds("cuda", [Some(3.0), Some(100.0), Some(5.0)]);
+    /// assert_eq!((r.passed, r.ops_per_second), (true, 5.0));
+    /// let r = PowReport::from_rounds("cuda", [Some(3.0), None]);
+    /// assert_eq!((r.passed, r.ops_per_second), (false, 0.0));
+    /// ```
+    pub fn from_rounds(
+        class: impl Into<String>,
+        rounds: impl IntoIterator<Item = Option<f64>>,
+    ) -> PowReport {
+        let rounds: Option<Vec<f64>> = rounds.into_iter().collect();
+        let median = rounds.as_deref().and_then(median);
+        PowReport {
+            class: class.into(),
+            passed: median.is_some(),
+            ops_per_second: median.unwrap_or(0.0),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count);
+/// `None` when empty. NaN sorts last (total order), so callers validate first.
+pub fn median(values: &[f64]) -> Option<f64> {
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    match v.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(v[mid]),
+        _ => Some((v[mid - 1] + v[mid]) / 2.0),
+    }
 }
 
 fn finite(uid: Uid, field: &'static str, value: f64) -> Result<(), ScoreError> {

@@ -21,10 +21,10 @@ mod scorers;
 use std::collections::BTreeMap;
 
 pub use ledger::{INTERVAL_SECONDS, Job, JobLedger, WorkKey};
-pub use measure::{ExecutorWork, GpuClaim, Measurements, MinerReport, PowReport};
+pub use measure::{ExecutorWork, GpuClaim, Measurements, MinerReport, PowReport, median};
 pub use scorers::{
     Composite, DEFAULT_GPU_TABLE, DeclineConfig, EmaConfig, GpuTable, HardwareClass, PenaltyConfig,
-    PowScorer, SCORER_NAMES, ScoringConfig,
+    PowScorer, SCORER_NAMES, ScoringConfig, ThroughputRange,
 };
 
 use crate::Uid;
@@ -111,6 +111,19 @@ pub enum ScoreError {
     /// A configuration (table, classes, weights) that cannot be used.
     #[error("bad scorer configuration: {0}")]
     Config(String),
+    /// A scorer name that is not one of [`SCORER_NAMES`].
+    #[error("no scorer named \"{0}\" (known: {known})", known = SCORER_NAMES.join(", "))]
+    UnknownScorer(String),
+    /// A composite weight that is negative, NaN or infinite.
+    #[error(
+        "bad scorer configuration: composite weight {weight} of {scorer} must be finite and non-negative"
+    )]
+    BadWeight {
+        /// The scorer it weighs.
+        scorer: String,
+        /// The weight.
+        weight: f64,
+    },
 }
 
 /// Turns measurements into scores. Pure and object-safe.

@@ -69,8 +69,8 @@ fn positive_table(
 /// "H100 80GB HBM3" = 3.30
 /// [hardware_classes]     # class = relative value, for hardware-class
 /// h100 = 1.0
-/// [pow_reference]        # class = reference integer ops/s, for pow
-/// h100 = 1.5e15
+/// [gpu_reference]        # model = [min, max] verified ops/s of one GPU of it;
+/// "H100 80GB HBM3" = [6e14, 1.6e15]   # makes gpu-table price measured speed
 /// [composite]            # scorer name = weight, for composite
 /// gpu-table = 0.5
 /// pow = 0.5
@@ -87,12 +87,14 @@ pub struct ScoringConfig {
     /// Base value per GPU model.
     #[serde(default)]
     pub gpu_table: Option<BTreeMap<String, f64>>,
+    /// Verified ops/s range `[min, max]` per GPU model: with it, `gpu-table`
+    /// pays a model's price only to a miner whose measured speed reaches it
+    /// (see [`GpuTable::verified_by`]).
+    #[serde(default)]
+    pub gpu_reference: Option<BTreeMap<String, [f64; 2]>>,
     /// Relative value per hardware class.
     #[serde(default)]
     pub hardware_classes: Option<BTreeMap<String, f64>>,
-    /// Reference ops/s per class.
-    #[serde(default)]
-    pub pow_reference: Option<BTreeMap<String, f64>>,
     /// Weight per scorer name.
     #[serde(default)]
     pub composite: Option<BTreeMap<String, f64>>,
@@ -150,17 +152,29 @@ impl ScoringConfig {
             })
         };
         match name {
-            "gpu-table" => Ok(Box::new(match &self.gpu_table {
-                Some(t) => GpuTable::new(t.clone())?,
-                None => GpuTable::default(),
-            })),
+            "gpu-table" => {
+                let table = match &self.gpu_table {
+                    Some(t) => GpuTable::new(t.clone())?,
+                    None => GpuTable::default(),
+                };
+                Ok(Box::new(match &self.gpu_reference {
+                    Some(r) => {
+                        let ranges = r
+                            .iter()
+                            .map(|(k, [lo, hi])| Ok((k.clone(), ThroughputRange::new(*lo, *hi)?)))
+                            .collect::<Result<_, ScoreError>>()?;
+                        table.verified_by(ranges)?
+                    }
+                    None => table,
+                }))
+            }
             "hardware-class" => {
                 let h = HardwareClass::new(need("hardware_classes", &self.hardware_classes)?)?;
                 let points = self.declines.as_ref().map_or(0.0, |d| d.penalty_points);
                 Ok(Box::new(h.decline_penalty(points)?))
             }
             "pow" => {
-                let s = PowScorer::new(need("pow_reference", &self.pow_reference)?)?;
+                let s = PowScorer::new();
                 Ok(Box::new(match penalties {
                     Some(p) => s.with_penalties(p),
                     None => s,
@@ -174,32 +188,84 @@ impl ScoringConfig {
                             "a composite cannot contain itself".into(),
                         ));
                     }
+                    if !(w.is_finite() && w >= 0.0) {
+                        return Err(ScoreError::BadWeight {
+                            scorer: part,
+                            weight: w,
+                        });
+                    }
                     parts.push((w, self.build(&part, penalties)?));
                 }
                 Ok(Box::new(Composite::new(parts)?))
             }
-            other => Err(ScoreError::Config(format!(
-                "no scorer named \"{other}\" (known: {})",
-                SCORER_NAMES.join(", ")
-            ))),
+            other => Err(ScoreError::UnknownScorer(other.to_owned())),
         }
     }
 
     /// Parses the TOML text, naming the line of any error.
     pub fn from_toml(text: &str) -> Result<ScoringConfig, ScoreError> {
-        toml::from_str(text)
-            .map_err(|e| ScoreError::Config(e.to_string().trim().replace('\n', " ")))
+        toml::from_str(text).map_err(|e| {
+            // A file written for an older akihabara: say what replaced it.
+            let retired =
+                toml::from_str::<toml::Table>(text).is_ok_and(|t| t.contains_key("pow_reference"));
+            if retired {
+                ScoreError::Config(
+                    "[pow_reference] is no longer read: the pow scorer pays verified ops/s, \
+                     whatever class a miner names; to check GPU models against measured \
+                     speed, give [gpu_reference] ranges"
+                        .into(),
+                )
+            } else {
+                ScoreError::Config(e.to_string().trim().replace('\n', " "))
+            }
+        })
     }
 }
 
-/// `gpu-table`: `base(model) · min(gpus, 8) · scale`, where `scale` makes
-/// eight of the best model worth 50 points; doubled (up to 100) when the
-/// miner is allocated. With several models, the 8 counted are the most
-/// valuable. An unknown model counts 0 and is reported.
+/// The verified ops/s one GPU of a model reaches in a proof of work,
+/// `[min_ops, max_ops]` (`[gpu_reference]` in the configuration).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ThroughputRange {
+    min_ops: f64,
+    max_ops: f64,
+}
+
+impl ThroughputRange {
+    /// A range with `0 <= min_ops <= max_ops`, both finite.
+    pub fn new(min_ops: f64, max_ops: f64) -> Result<ThroughputRange, ScoreError> {
+        if min_ops.is_finite() && max_ops.is_finite() && 0.0 <= min_ops && min_ops <= max_ops {
+            Ok(ThroughputRange { min_ops, max_ops })
+        } else {
+            Err(ScoreError::Config(format!(
+                "[gpu_reference] range [{min_ops}, {max_ops}] must be finite with 0 <= min <= max"
+            )))
+        }
+    }
+
+    /// The lowest verified ops/s of the model.
+    pub fn min_ops(&self) -> f64 {
+        self.min_ops
+    }
+
+    /// The highest verified ops/s of the model.
+    pub fn max_ops(&self) -> f64 {
+        self.max_ops
+    }
+}
+
+/// `gpu-table`: `price · min(gpus, 8) · scale`, where `scale` makes eight
+/// of the best model worth 50 points; doubled (up to 100) when the miner is
+/// allocated. With several models, the 8 counted are the most valuable. A
+/// model not in the table counts 0 and is reported.
+///
+/// Without reference ranges the price is the table's base value of the
+/// model the miner reports (NI Compute's formula: the claim is trusted).
+/// [`GpuTable::verified_by`] makes it pay for measured compute instead.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GpuTable {
     table: BTreeMap<String, f64>,
     scale: f64,
+    references: Option<BTreeMap<String, ThroughputRange>>,
 }
 
 impl Default for GpuTable {
@@ -211,6 +277,7 @@ impl Default for GpuTable {
         GpuTable::new(t).unwrap_or_else(|_| GpuTable {
             table: BTreeMap::new(),
             scale: 0.0,
+            references: None,
         })
     }
 }
@@ -231,12 +298,115 @@ impl GpuTable {
         Ok(GpuTable {
             table,
             scale: 50.0 / (f64::from(Self::MAX_GPUS) * best),
+            references: None,
         })
     }
 
     /// The base value of `model`, if the table has it.
     pub fn base(&self, model: &str) -> Option<f64> {
         self.table.get(&model_key(model)).copied()
+    }
+
+    /// Prices measured speed, not claims. A miner's reported model is
+    /// *consistent* when the model has a range here and the miner's
+    /// verified pow speed this epoch (the median of its rounds) reaches the
+    /// range's minimum. A consistent model is priced at the base value of
+    /// the most valuable model in the table whose minimum that speed
+    /// reaches, the same whichever consistent model the miner names, so
+    /// naming a dearer model gains nothing, and a faster miner never gets
+    /// less. A model that is not consistent (no range, no verified proof,
+    /// or too slow for it) gets no table price: the miner is paid on its
+    /// throughput alone (by `pow` in a composite) and a warning names it. A
+    /// speed above the range's maximum is priced as usual and reported.
+    pub fn verified_by(
+        mut self,
+        references: BTreeMap<String, ThroughputRange>,
+    ) -> Result<GpuTable, ScoreError> {
+        if references.is_empty() {
+            return Err(ScoreError::Config("[gpu_reference] is empty".into()));
+        }
+        let mut out = BTreeMap::new();
+        for (k, r) in references {
+            if out.insert(model_key(&k), r).is_some() {
+                return Err(ScoreError::Config(format!(
+                    "[gpu_reference] names \"{k}\" twice (names compare without case and a leading NVIDIA)"
+                )));
+            }
+        }
+        self.references = Some(out);
+        Ok(self)
+    }
+
+    /// The price a verified speed of `ops_per_second` reaches: the base
+    /// value of the most valuable model whose range minimum it reaches (0
+    /// if none). Non-decreasing in the speed.
+    pub fn price_for_speed(&self, ops_per_second: f64) -> f64 {
+        let Some(refs) = &self.references else {
+            return 0.0;
+        };
+        refs.iter()
+            .filter(|(_, r)| r.min_ops <= ops_per_second)
+            .filter_map(|(k, _)| self.table.get(k).copied())
+            .fold(0.0, f64::max)
+    }
+
+    /// The price of one GPU of `model` for miner `r`, or `None` with the
+    /// reason pushed onto `warnings`.
+    fn price(
+        &self,
+        r: &super::MinerReport,
+        model: &str,
+        warnings: &mut Vec<String>,
+    ) -> Option<f64> {
+        let key = model_key(model);
+        let Some(base) = self.table.get(&key).copied() else {
+            warnings.push(format!(
+                "uid {}: GPU model \"{model}\" is not in the table; it scores 0",
+                r.uid
+            ));
+            return None;
+        };
+        let Some(refs) = &self.references else {
+            return Some(base);
+        };
+        let unpaid = "its table price does not apply; paid on throughput alone";
+        let speed = r
+            .pow
+            .as_ref()
+            .filter(|p| p.passed)
+            .map(|p| p.ops_per_second);
+        match (refs.get(&key), speed) {
+            (None, _) => {
+                warnings.push(format!(
+                    "uid {}: GPU model \"{model}\" has no [gpu_reference] range to check it against: {unpaid}",
+                    r.uid
+                ));
+                None
+            }
+            (Some(_), None) => {
+                warnings.push(format!(
+                    "uid {}: reports GPU model \"{model}\" without a verified proof of work this epoch: {unpaid}",
+                    r.uid
+                ));
+                None
+            }
+            (Some(range), Some(s)) if s < range.min_ops => {
+                warnings.push(format!(
+                    "uid {}: reports GPU model \"{model}\" but its verified {s:.4e} ops/s is below that model's range [{:.4e}, {:.4e}]: {unpaid}",
+                    r.uid, range.min_ops, range.max_ops
+                ));
+                None
+            }
+            (Some(range), Some(s)) => {
+                if s > range.max_ops {
+                    warnings.push(format!(
+                        "uid {}: reports GPU model \"{model}\" but its verified {s:.4e} ops/s is above that model's range [{:.4e}, {:.4e}]: priced by its speed",
+                        r.uid, range.min_ops, range.max_ops
+                    ));
+                }
+                Some(self.price_for_speed(s))
+            }
+        }
     }
 }
 
@@ -251,12 +421,8 @@ impl Scorer for GpuTable {
         for r in &m.miners {
             let mut values: Vec<(f64, u32)> = Vec::new();
             for g in &r.gpus {
-                match self.base(&g.model) {
-                    Some(b) => values.push((b, g.count)),
-                    None => out.warnings.push(format!(
-                        "uid {}: GPU model \"{}\" is not in the table; it scores 0",
-                        r.uid, g.model
-                    )),
+                if let Some(p) = self.price(r, &g.model, &mut out.warnings) {
+                    values.push((p, g.count));
                 }
             }
             values.sort_by(|a, b| b.0.total_cmp(&a.0));
@@ -331,29 +497,27 @@ impl Scorer for HardwareClass {
     }
 }
 
-/// `pow`: achieved ops/s over the reference of the claimed class (at most
-/// 1: claiming a lower class cannot pay more), times `1 − penalty`. A failed
-/// or late proof scores 0 (and, through [`Penalties::advance`], lowers the
-/// next epochs); no proof this epoch scores 0.
-#[derive(Clone, Debug, PartialEq)]
+/// `pow`: the validator-timed, verified throughput in absolute integer
+/// ops/s (for an epoch, the median of its rounds, see
+/// [`PowReport::from_rounds`](super::PowReport::from_rounds)), times
+/// `1 − penalty`. There is no per-class reference: the class a miner names
+/// (`pow.class`) is not read, so naming one cannot raise a score, and a
+/// faster verified miner never scores less. A failed or late proof scores
+/// 0 (and, through [`Penalties::advance`], lowers the next epochs); no
+/// proof this epoch scores 0.
+///
+/// Scores are in ops/s (1e11 for a CPU, 1e14 and up for a GPU): weights
+/// divide by the largest score, so only ratios matter; in a [`Composite`]
+/// pick weights in that unit (1e-12 makes a Tops/s worth one point).
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct PowScorer {
-    reference: BTreeMap<String, f64>,
     penalties: Option<Penalties>,
 }
 
 impl PowScorer {
-    /// Reference ops/s per class.
-    pub fn new(reference: BTreeMap<String, f64>) -> Result<PowScorer, ScoreError> {
-        let reference = positive_table("pow_reference", reference)?;
-        if let Some((k, _)) = reference.iter().find(|(_, v)| **v <= 0.0) {
-            return Err(ScoreError::Config(format!(
-                "[pow_reference] \"{k}\" must be positive"
-            )));
-        }
-        Ok(PowScorer {
-            reference,
-            penalties: None,
-        })
+    /// The scorer, without penalties.
+    pub fn new() -> PowScorer {
+        PowScorer::default()
     }
 
     /// Applies these penalties (a snapshot; advance them once per epoch).
@@ -374,16 +538,7 @@ impl Scorer for PowScorer {
         for r in &m.miners {
             let penalty = self.penalties.as_ref().map_or(0.0, |p| p.get(r.uid));
             let s = match &r.pow {
-                Some(p) if p.passed => match self.reference.get(&model_key(&p.class)) {
-                    Some(reference) => (p.ops_per_second / reference).min(1.0) * (1.0 - penalty),
-                    None => {
-                        out.warnings.push(format!(
-                            "uid {}: no pow reference for class \"{}\"; it scores 0",
-                            r.uid, p.class
-                        ));
-                        0.0
-                    }
-                },
+                Some(p) if p.passed => p.ops_per_second * (1.0 - penalty),
                 _ => 0.0,
             };
             out.scores.insert(r.uid, Score::new(s)?);
@@ -413,10 +568,10 @@ impl Composite {
             ));
         }
         if let Some((w, s)) = parts.iter().find(|(w, _)| !(w.is_finite() && *w >= 0.0)) {
-            return Err(ScoreError::Config(format!(
-                "composite weight {w} of {} must be finite and non-negative",
-                s.name()
-            )));
+            return Err(ScoreError::BadWeight {
+                scorer: s.name().to_owned(),
+                weight: *w,
+            });
         }
         Ok(Composite { parts })
     }

@@ -76,10 +76,11 @@ fn hardware_class_and_pow_and_composite() {
         hc.score(&m).expect("hc").scores[&Uid(7)].get(),
         2.0 * 0.5 * 600.0 + 0.5 * 100.0
     );
-    let pow = PowScorer::new(BTreeMap::from([("h100".to_owned(), 1e15)])).expect("pow");
-    assert_eq!(pow.score(&m).expect("pow").scores[&Uid(7)].get(), 0.5);
+    let pow = PowScorer::new();
+    // Absolute verified ops/s: no reference, no cap.
+    assert_eq!(pow.score(&m).expect("pow").scores[&Uid(7)].get(), 5e14);
     let comp =
-        Composite::new(vec![(0.001, Box::new(hc)), (10.0, Box::new(pow.clone()))]).expect("c");
+        Composite::new(vec![(0.001, Box::new(hc)), (1e-14, Box::new(pow.clone()))]).expect("c");
     assert!((comp.score(&m).expect("c").scores[&Uid(7)].get() - (0.65 + 5.0)).abs() < 1e-9);
 
     // A failed proof scores 0 now and is penalised, decaying, afterwards.
@@ -111,7 +112,7 @@ fn hardware_class_and_pow_and_composite() {
             .expect("s")
             .scores[&Uid(7)]
             .get(),
-        0.25
+        2.5e14
     );
     pen.advance(&m);
     assert_eq!(pen.get(Uid(7)), 0.25);
@@ -207,11 +208,10 @@ fn measurements() -> impl Strategy<Value = Measurements> {
 
 fn composite() -> Composite {
     let hc = HardwareClass::new(BTreeMap::from([("h100".to_owned(), 1.0)])).expect("hc");
-    let pow = PowScorer::new(BTreeMap::from([("h100".to_owned(), 1e15)])).expect("pow");
     Composite::new(vec![
         (1.0, Box::new(GpuTable::default())),
         (1e-4, Box::new(hc)),
-        (10.0, Box::new(pow)),
+        (1e-14, Box::new(PowScorer::new())),
     ])
     .expect("composite")
 }
@@ -250,5 +250,329 @@ proptest! {
             let out = ema.update(&s);
             prop_assert!(out.scores.values().all(|v| v.get() >= 0.0 && v.get() <= hi * (1.0 + 1e-12)));
         }
+    }
+}
+
+fn pow(uid: u16, class: &str, passed: bool, ops: f64) -> MinerReport {
+    MinerReport {
+        uid: Uid(uid),
+        pow: Some(PowReport {
+            class: class.into(),
+            passed,
+            ops_per_second: ops,
+        }),
+        ..MinerReport::default()
+    }
+}
+
+#[test]
+fn pow_pays_verified_ops_per_second_whatever_class_is_named() {
+    // Before: ops over the named class's reference, capped at 1, so a CPU at
+    // the "cpu" reference scored what an H200 at the "cuda" one did.
+    let named = |cpu_class: &str, gpu_class: &str| Measurements {
+        miners: vec![
+            pow(1, cpu_class, true, 1e11),
+            pow(2, gpu_class, true, 1e14),
+            pow(3, gpu_class, false, 0.0),
+        ],
+    };
+    let s = PowScorer::new()
+        .score(&named("cpu", "cuda"))
+        .expect("score");
+    let want = BTreeMap::from([
+        (Uid(1), Score::new(1e11).expect("s")),
+        (Uid(2), Score::new(1e14).expect("s")),
+        (Uid(3), Score::ZERO),
+    ]);
+    assert_eq!(s.scores, want);
+    assert_eq!(s.warnings, Vec::<String>::new());
+    // Naming the other class, or no class, changes nothing.
+    for (a, b) in [("cuda", "cpu"), ("", ""), ("h200", "cpu")] {
+        assert_eq!(
+            PowScorer::new().score(&named(a, b)).expect("score").scores,
+            want
+        );
+    }
+}
+
+#[test]
+fn an_epoch_is_the_median_of_its_rounds() {
+    let r = PowReport::from_rounds("cpu", [Some(4.0), Some(1.0), Some(90.0), Some(2.0)]);
+    assert_eq!(
+        r,
+        PowReport {
+            class: "cpu".into(),
+            passed: true,
+            ops_per_second: 3.0
+        }
+    );
+    let r = PowReport::from_rounds("cpu", [Some(4.0), None, Some(2.0)]);
+    assert_eq!((r.passed, r.ops_per_second), (false, 0.0));
+    let r = PowReport::from_rounds("cpu", []);
+    assert_eq!((r.passed, r.ops_per_second), (false, 0.0));
+    assert_eq!(median(&[5.0]), Some(5.0));
+    assert_eq!(median(&[]), None);
+}
+
+/// H200, H100, RTX 4090 with ranges; A40 priced but without a range.
+fn verified_table() -> GpuTable {
+    let table = BTreeMap::from([
+        ("H200".to_owned(), 4.0),
+        ("H100".to_owned(), 2.8),
+        ("RTX 4090".to_owned(), 0.68),
+        ("A40".to_owned(), 0.39),
+    ]);
+    let refs = BTreeMap::from([
+        (
+            "H200".to_owned(),
+            ThroughputRange::new(8e14, 2e15).expect("r"),
+        ),
+        (
+            "H100".to_owned(),
+            ThroughputRange::new(6e14, 1.6e15).expect("r"),
+        ),
+        (
+            "RTX 4090".to_owned(),
+            ThroughputRange::new(1e14, 4e14).expect("r"),
+        ),
+    ]);
+    GpuTable::new(table)
+        .expect("table")
+        .verified_by(refs)
+        .expect("refs")
+}
+
+fn claim(uid: u16, model: &str, passed: bool, ops: f64) -> MinerReport {
+    MinerReport {
+        gpus: vec![GpuClaim {
+            model: model.into(),
+            count: 1,
+        }],
+        ..pow(uid, "cuda", passed, ops)
+    }
+}
+
+#[test]
+fn a_verified_gpu_table_prices_the_measured_speed_not_the_claim() {
+    let t = verified_table();
+    let m = Measurements {
+        miners: vec![
+            claim(0, "NVIDIA H100", true, 7e14),
+            claim(1, "NVIDIA H200", true, 7e14),
+            claim(2, "RTX 4090", true, 7e14),
+            claim(3, "H200", true, 9e14),
+            claim(4, "H100", false, 0.0),
+            claim(5, "A40", true, 7e14),
+        ],
+    };
+    let s = t.score(&m).expect("score");
+    // scale = 50 / (8 x 4.0); H100 speed (7e14) reaches the H100 and 4090 minimums.
+    let h100 = 2.8 * 1.0 * (50.0 / 32.0);
+    let h200 = 4.0 * 1.0 * (50.0 / 32.0);
+    let got: Vec<f64> = s.scores.values().map(|v| v.get()).collect();
+    assert_eq!(got, [h100, 0.0, h100, h200, 0.0, 0.0]);
+    assert_eq!(
+        s.warnings,
+        [
+            "uid 1: reports GPU model \"NVIDIA H200\" but its verified 7.0000e14 ops/s is below that \
+             model's range [8.0000e14, 2.0000e15]: its table price does not apply; paid on throughput alone",
+            "uid 2: reports GPU model \"RTX 4090\" but its verified 7.0000e14 ops/s is above that \
+             model's range [1.0000e14, 4.0000e14]: priced by its speed",
+            "uid 4: reports GPU model \"H100\" without a verified proof of work this epoch: its table \
+             price does not apply; paid on throughput alone",
+            "uid 5: GPU model \"A40\" has no [gpu_reference] range to check it against: its table \
+             price does not apply; paid on throughput alone",
+        ]
+    );
+    assert_eq!(t.price_for_speed(5e13), 0.0);
+    assert_eq!(t.price_for_speed(2e14), 0.68);
+    assert_eq!(t.price_for_speed(8e14), 4.0);
+}
+
+#[test]
+fn scorer_configs_are_checked_with_typed_errors() {
+    let c = ScoringConfig::from_toml(
+        "[gpu_table]\nH200 = 4.0\nH100 = 2.8\n[gpu_reference]\nH200 = [8e14, 2e15]\n\
+         H100 = [6e14, 1.6e15]\n[composite]\ngpu-table = 1.0\npow = 1e-14\n",
+    )
+    .expect("config");
+    let m = Measurements {
+        miners: vec![claim(0, "H200", true, 7e14), claim(1, "H100", true, 7e14)],
+    };
+    let s = c
+        .build("composite", None)
+        .expect("build")
+        .score(&m)
+        .expect("s");
+    // Too slow for the H200 it reports: paid on throughput alone (7 points
+    // of pow). The same speed reporting an H100: the H100 price as well.
+    assert_eq!(s.scores[&Uid(0)].get(), 7e14 * 1e-14);
+    assert_eq!(s.scores[&Uid(1)].get(), 2.8 * (50.0 / 32.0) + 7e14 * 1e-14);
+
+    assert_eq!(
+        c.build("magic", None).err(),
+        Some(ScoreError::UnknownScorer("magic".into()))
+    );
+    let neg = ScoringConfig::from_toml("[composite]\npow = -1.0\n").expect("config");
+    assert_eq!(
+        neg.build("composite", None).err(),
+        Some(ScoreError::BadWeight {
+            scorer: "pow".into(),
+            weight: -1.0
+        })
+    );
+    assert_eq!(
+        Composite::new(vec![
+            (1.0, Box::new(PowScorer::new())),
+            (f64::NAN, Box::new(PowScorer::new()))
+        ])
+        .err()
+        .map(|e| e.to_string()),
+        Some(
+            "bad scorer configuration: composite weight NaN of pow must be finite and non-negative"
+                .into()
+        )
+    );
+    assert_eq!(
+        ScoreError::UnknownScorer("magic".into()).to_string(),
+        "no scorer named \"magic\" (known: gpu-table, hardware-class, pow, composite)"
+    );
+    for (text, want) in [
+        (
+            "[pow_reference]\ncpu = 1e11\n",
+            "bad scorer configuration: [pow_reference] is no longer read: the pow scorer pays \
+             verified ops/s, whatever class a miner names; to check GPU models against measured \
+             speed, give [gpu_reference] ranges",
+        ),
+        (
+            "[gpu_reference]\nH100 = [2e15, 1e15]\n",
+            "bad scorer configuration: [gpu_reference] range [2000000000000000, 1000000000000000] \
+             must be finite with 0 <= min <= max",
+        ),
+    ] {
+        let err = ScoringConfig::from_toml(text)
+            .and_then(|c| c.build("gpu-table", None).map(|_| ()))
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some(want), "{text}");
+    }
+}
+
+const MODELS: [&str; 5] = ["H200", "H100", "RTX 4090", "A40", "Unknown GPU"];
+
+/// A verified gpu-table (random prices and ranges for the first three of
+/// [`MODELS`]; A40 priced without a range) in a composite with pow and
+/// hardware-class.
+fn priced() -> impl Strategy<Value = (Composite, Vec<ThroughputRange>)> {
+    (
+        prop::collection::vec(0.1f64..5.0, 4),
+        prop::collection::vec((0.0f64..2e15, 0.0f64..1e15), 3),
+    )
+        .prop_map(|(prices, ranges)| {
+            let ranges: Vec<ThroughputRange> = ranges
+                .into_iter()
+                .map(|(lo, w)| ThroughputRange::new(lo, lo + w).expect("range"))
+                .collect();
+            let table = MODELS[..4]
+                .iter()
+                .zip(&prices)
+                .map(|(m, p)| ((*m).to_owned(), *p))
+                .collect();
+            let refs = MODELS[..3]
+                .iter()
+                .zip(&ranges)
+                .map(|(m, r)| ((*m).to_owned(), *r))
+                .collect();
+            let t = GpuTable::new(table)
+                .expect("table")
+                .verified_by(refs)
+                .expect("refs");
+            let hc = HardwareClass::new(BTreeMap::from([("h100".to_owned(), 1.0)])).expect("hc");
+            let c = Composite::new(vec![
+                (1.0, Box::new(t)),
+                (1e-4, Box::new(hc)),
+                (1e-14, Box::new(PowScorer::new())),
+            ])
+            .expect("composite");
+            (c, ranges)
+        })
+}
+
+/// The score and u16 weight of uid 1000 when `me` joins `others`.
+fn standing(c: &Composite, others: &Measurements, me: MinerReport) -> (f64, u16) {
+    let mut m = others.clone();
+    m.miners.push(me);
+    let s = c.score(&m).expect("score");
+    let (uids, values) = s.to_vectors();
+    let w = convert_for_emit(&uids, &values).unwrap_or_default();
+    let weight = w
+        .uids
+        .iter()
+        .position(|u| *u == Uid(1000))
+        .map_or(0, |i| w.weights[i]);
+    (s.scores[&Uid(1000)].get(), weight)
+}
+
+fn me(model: &str, count: u32, class: &str, ops: f64) -> MinerReport {
+    MinerReport {
+        uid: Uid(1000),
+        gpus: vec![GpuClaim {
+            model: model.into(),
+            count,
+        }],
+        executors: vec![ExecutorWork {
+            class: "h100".into(),
+            worked_seconds: 60.0,
+            efficiency: None,
+        }],
+        pow: Some(PowReport {
+            class: class.into(),
+            passed: true,
+            ops_per_second: ops,
+        }),
+        ..MinerReport::default()
+    }
+}
+
+proptest! {
+    /// A miner whose reported model is consistent with its measured speed
+    /// cannot raise its score or weight by reporting another model, or by
+    /// naming another prover class.
+    #[test]
+    fn claiming_another_class_or_model_never_raises_a_weight(
+        (c, ranges) in priced(),
+        others in measurements(),
+        truth in 0usize..3,
+        at in 0.0f64..=1.0,
+        count in 1u32..12,
+        lie in prop::sample::select(MODELS.to_vec()),
+        class in prop::sample::select(vec!["cpu", "cuda", "h200", ""]),
+    ) {
+        let r = ranges[truth];
+        let ops = r.min_ops() + at * (r.max_ops() - r.min_ops());
+        let honest = standing(&c, &others, me(MODELS[truth], count, "cpu", ops));
+        let claimed = standing(&c, &others, me(lie, count, class, ops));
+        prop_assert!(claimed.0 <= honest.0, "score {} > {}", claimed.0, honest.0);
+        prop_assert!(claimed.1 <= honest.1, "weight {} > {}", claimed.1, honest.1);
+    }
+
+    /// With the same reports, a faster verified miner never scores or
+    /// weighs less.
+    #[test]
+    fn a_faster_verified_miner_never_gets_less(
+        (c, _) in priced(),
+        others in measurements(),
+        model in prop::sample::select(MODELS.to_vec()),
+        count in 1u32..12,
+        slow in 0.0f64..3e15,
+        more in 0.0f64..3e15,
+    ) {
+        let a = standing(&c, &others, me(model, count, "cuda", slow));
+        let b = standing(&c, &others, me(model, count, "cuda", slow + more));
+        prop_assert!(b.0 >= a.0, "score {} < {}", b.0, a.0);
+        prop_assert!(b.1 >= a.1, "weight {} < {}", b.1, a.1);
+        let p = PowScorer::new();
+        let one = |ops| Measurements { miners: vec![pow(1, "cpu", true, ops)] };
+        prop_assert!(p.score(&one(slow + more)).expect("s").scores[&Uid(1)] >= p.score(&one(slow)).expect("s").scores[&Uid(1)]);
     }
 }

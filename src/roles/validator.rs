@@ -1,0 +1,889 @@
+//! The validator role: rounds of proofs of work, epochs of weights.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use akihabara_gpu::round::{RoundConfig, challenge_miner};
+use akihabara_gpu::{Challenge, Seed, Verdict, Verifier};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::chain::{ChainClient, ChainError, Hyperparameters, Receipt, Reveal};
+use crate::dendrite::{AxonTarget, Dendrite};
+use crate::schedule::ScheduleQuery;
+use crate::score::{Ema, Measurements, MinerReport, PowReport, PowScorer, Scorer};
+use crate::store::{self, Put, StateKeys, Store};
+use crate::wallet::Keypair;
+use crate::{Block, Metagraph, Netuid, Uid};
+
+use super::{Epoch, RoleError, blocking, score_epoch};
+
+/// Rounds kept between weight settings, at most (the oldest are dropped).
+const MAX_MEASURED: usize = 10_000;
+
+/// How rounds challenge miners.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct PowSettings {
+    /// Matrix side.
+    pub n: u32,
+    /// Products per challenge.
+    pub count: u32,
+    /// Rows opened per round.
+    pub samples: u32,
+    /// Limit on each call to a miner.
+    pub timeout: Duration,
+    /// Miners challenged at once.
+    pub concurrency: usize,
+    /// Compute time a challenge aims at, by the miner's last verified speed
+    /// (see [`PowSettings::count_for`]); `None`: every challenge has `count`
+    /// products.
+    pub target_seconds: Option<f64>,
+    /// The most products a scaled challenge asks for.
+    pub max_count: u32,
+}
+
+impl Default for PowSettings {
+    /// `validator.toml`'s defaults: n = 1024, 4 products, 16 rows, 60 s, 8 at once.
+    fn default() -> PowSettings {
+        PowSettings {
+            n: 1024,
+            count: 4,
+            samples: 16,
+            timeout: Duration::from_secs(60),
+            concurrency: 8,
+            target_seconds: None,
+            max_count: 64,
+        }
+    }
+}
+
+impl PowSettings {
+    /// Challenges of `count` products of `n × n` matrices, the other
+    /// settings at their defaults.
+    pub fn new(n: u32, count: u32) -> PowSettings {
+        PowSettings {
+            n,
+            count,
+            ..PowSettings::default()
+        }
+    }
+
+    /// Rows opened per round.
+    pub fn samples(mut self, samples: u32) -> PowSettings {
+        self.samples = samples;
+        self
+    }
+
+    /// Limit on each call to a miner.
+    pub fn timeout(mut self, timeout: Duration) -> PowSettings {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Miners challenged at once.
+    pub fn concurrency(mut self, concurrency: usize) -> PowSettings {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Scales challenges to the miner: each aims at `seconds` of compute at
+    /// the miner's last verified speed, with at most `max_count` products.
+    pub fn scaled(mut self, seconds: f64, max_count: u32) -> PowSettings {
+        self.target_seconds = Some(seconds);
+        self.max_count = max_count;
+        self
+    }
+
+    /// Products in the next challenge of a miner whose last verified speed
+    /// was `last` ops/s (`akihabara-gpu/SPEC.md`, section 7): without a
+    /// target or a last speed, `count`; else the fewest products of
+    /// `2 n^3` operations that take `target_seconds` at that speed, at
+    /// least `count` and at most `max_count`.
+    ///
+    /// ```
+    /// use akihabara::roles::PowSettings;
+    /// let p = PowSettings::new(256, 2).scaled(0.5, 64);
+    /// assert_eq!(p.count_for(None), 2);
+    /// // 2 · 256³ = 33,554,432 ops a product; 1e9 ops/s · 0.5 s = 14.9 products.
+    /// assert_eq!(p.count_for(Some(1e9)), 15);
+    /// assert_eq!(p.count_for(Some(1e6)), 2);
+    /// assert_eq!(p.count_for(Some(1e14)), 64);
+    /// ```
+    pub fn count_for(&self, last: Option<f64>) -> u32 {
+        let (Some(t), Some(speed)) = (self.target_seconds, last) else {
+            return self.count;
+        };
+        let per_product = 2.0 * f64::from(self.n).powi(3);
+        let want = (speed * t / per_product).ceil();
+        if !want.is_finite() {
+            return self.count;
+        }
+        let top = self.max_count.max(self.count);
+        (want.max(f64::from(self.count)).min(f64::from(top))) as u32
+    }
+
+    /// Checks every setting, naming the first bad one.
+    pub fn check(&self) -> Result<(), RoleError> {
+        let bad = |setting, reason: String| Err(RoleError::Setting { setting, reason });
+        if let Err(e) = Challenge::new(Seed([0; 32]), self.n, self.count) {
+            return bad("pow.n / pow.count", e.to_string());
+        }
+        if self.samples == 0 {
+            return bad("pow.samples", "must be at least 1".into());
+        }
+        if self.concurrency == 0 {
+            return bad("pow.concurrency", "must be at least 1".into());
+        }
+        if self.timeout.is_zero() {
+            return bad("pow.timeout", "must be positive".into());
+        }
+        if let Some(t) = self.target_seconds {
+            // A miner at its last speed finishes in a quarter of the limit.
+            if !(t > 0.0 && t <= self.timeout.as_secs_f64() / 4.0) {
+                return bad(
+                    "pow.target_seconds",
+                    format!("{t}: must be positive and at most a quarter of pow.timeout"),
+                );
+            }
+            if let Err(e) = Challenge::new(Seed([0; 32]), self.n, self.max_count.max(self.count)) {
+                return bad("pow.max_count", e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where challenge seeds and row secrets come from.
+enum Seeds {
+    /// The operating system (what a live validator must use: a miner that
+    /// could predict the seed could precompute).
+    Os,
+    /// A seeded ChaCha20 stream, for simulations that replay.
+    Seeded(Box<ChaCha20Rng>),
+}
+
+impl Seeds {
+    fn next(&mut self) -> Result<[u8; 32], akihabara_gpu::PowError> {
+        match self {
+            Seeds::Os => Ok(Seed::random()?.0),
+            Seeds::Seeded(rng) => {
+                let mut s = [0u8; 32];
+                rng.fill_bytes(&mut s);
+                Ok(s)
+            }
+        }
+    }
+}
+
+/// One round against one miner, as the validator keeps it (and stores it,
+/// as JSON, between weight settings).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Measured {
+    /// The miner.
+    pub uid: u16,
+    /// Its hotkey, SS58 (a round against a uid whose hotkey changed is dropped).
+    pub hotkey: String,
+    /// The block the round ran at.
+    pub block: u64,
+    /// The prover backend the miner names (informational; never scored).
+    pub class: String,
+    /// Whether the proof verified in time.
+    pub passed: bool,
+    /// Verified ops/s by the validator's clock (0 when failed).
+    pub ops_per_second: f64,
+    /// `valid`, `rejected: …` or `no verdict: …`.
+    pub verdict: String,
+    /// Wall time of the round, seconds.
+    #[serde(default)]
+    pub seconds: f64,
+    /// Products in the challenge (scaled to the miner, see [`PowSettings::count_for`]).
+    #[serde(default)]
+    pub count: u32,
+}
+
+/// Challenges one miner at a time; cheap to clone and `Send`, so rounds run
+/// concurrently (one task per miner).
+#[derive(Clone)]
+pub struct Challenger {
+    inner: Arc<ChallengerInner>,
+}
+
+struct ChallengerInner {
+    dendrite: Dendrite,
+    round: RoundConfig,
+    pow: PowSettings,
+    seeds: Mutex<Seeds>,
+    /// Each miner's last verified speed, which sizes its next challenge.
+    speeds: Mutex<BTreeMap<Uid, f64>>,
+}
+
+impl std::fmt::Debug for Challenger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Challenger")
+            .field("dendrite", &self.inner.dendrite)
+            .field("pow", &self.inner.pow)
+            .finish()
+    }
+}
+
+impl Challenger {
+    fn new(keypair: Keypair, pow: PowSettings, seeds: Seeds) -> Result<Challenger, RoleError> {
+        Ok(Challenger {
+            inner: Arc::new(ChallengerInner {
+                dendrite: Dendrite::new(keypair)?,
+                round: RoundConfig {
+                    samples: pow.samples,
+                    timeout: pow.timeout,
+                    verifier: Verifier::new(),
+                },
+                pow,
+                seeds: Mutex::new(seeds),
+                speeds: Mutex::new(BTreeMap::new()),
+            }),
+        })
+    }
+
+    /// The last verified speed of `uid`, if its last round passed.
+    pub fn last_speed(&self, uid: Uid) -> Option<f64> {
+        self.inner
+            .speeds
+            .lock()
+            .ok()
+            .and_then(|s| s.get(&uid).copied())
+    }
+
+    /// Remembers a round's outcome: a pass sizes the next challenge; a
+    /// failure sends the miner back to the base size.
+    fn remember(&self, uid: Uid, passed: bool, ops_per_second: f64) {
+        if let Ok(mut s) = self.inner.speeds.lock() {
+            if passed && ops_per_second > 0.0 {
+                s.insert(uid, ops_per_second);
+            } else {
+                s.remove(&uid);
+            }
+        }
+    }
+
+    /// The dendrite the rounds are signed with.
+    pub fn dendrite(&self) -> &Dendrite {
+        &self.inner.dendrite
+    }
+
+    fn seed(&self) -> Result<[u8; 32], String> {
+        let drawn = match self.inner.seeds.lock() {
+            Ok(mut s) => s.next(),
+            // A task panicked holding the lock: fall back to the OS.
+            Err(_) => Seed::random().map(|s| s.0),
+        };
+        drawn.map_err(|e| e.to_string())
+    }
+
+    /// One proof-of-work round against the miner `uid` at `target`, at
+    /// `block`: a fresh seed, the commitment timed by this validator's
+    /// clock, rows the miner could not predict, verified. A miner that
+    /// fails, cheats or cannot be reached gets a failed record with the
+    /// reason; this never errors.
+    pub async fn challenge(&self, block: Block, uid: Uid, target: &AxonTarget) -> Measured {
+        let t = Instant::now();
+        let count = self.inner.pow.count_for(self.last_speed(uid));
+        let outcome = async {
+            let (seed, secret) = (self.seed()?, self.seed()?);
+            let ch =
+                Challenge::new(Seed(seed), self.inner.pow.n, count).map_err(|e| e.to_string())?;
+            challenge_miner(
+                &self.inner.dendrite,
+                target,
+                &ch,
+                &secret,
+                &self.inner.round,
+            )
+            .await
+            .map_err(|e| e.to_string())
+        }
+        .await;
+        let (class, passed, ops_per_second, verdict) = match outcome {
+            Ok(o) => match o.verdict {
+                Verdict::Valid { ops_per_second, .. } => {
+                    (o.backend, true, ops_per_second, "valid".to_owned())
+                }
+                Verdict::Rejected(f) => (o.backend, false, 0.0, format!("rejected: {f}")),
+            },
+            Err(e) => (String::new(), false, 0.0, format!("no verdict: {e}")),
+        };
+        self.remember(uid, passed, ops_per_second);
+        Measured {
+            uid: uid.0,
+            hotkey: target.hotkey.to_ss58(),
+            block: block.0,
+            class,
+            passed,
+            ops_per_second,
+            verdict,
+            seconds: t.elapsed().as_secs_f64(),
+            count,
+        }
+    }
+
+    /// `Some(reason)` when the miner's `ScheduleQuery` answer says it
+    /// serves another validator at `block`; `None` when it serves `me` or
+    /// does not answer (then it is challenged anyway).
+    pub async fn not_our_slot(&self, me: Uid, block: Block, target: &AxonTarget) -> Option<String> {
+        let q = self
+            .inner
+            .dendrite
+            .call(target, ScheduleQuery::default(), Duration::from_secs(10))
+            .await;
+        let answer = q.synapse.filter(|_| q.status == 200)?;
+        let at = answer.block.map_or(block, Block);
+        (!answer.serves(me, at))
+            .then(|| format!("not our slot (serving uid {:?})", answer.serving_uid))
+    }
+}
+
+/// The last weights that landed, and a commitment waiting to be revealed.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct WeightsState {
+    block: Option<u64>,
+    uids: Vec<u16>,
+    weights: Vec<u16>,
+    pending_reveal: Option<Reveal>,
+}
+
+/// What one [`Validator::round`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct RoundReport {
+    /// The block it ran at.
+    pub block: Block,
+    /// One record per miner challenged, in uid order.
+    pub challenged: Vec<Measured>,
+    /// Miners left alone, with the reason (another validator's slot).
+    pub skipped: Vec<(Uid, String)>,
+}
+
+/// What [`Validator::weights`] did.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum WeightsReport {
+    /// Weights were set (`how` = `set`) or committed (`commit`).
+    Landed {
+        /// `set` or `commit`.
+        how: &'static str,
+        /// Where.
+        receipt: Receipt,
+        /// What was scored.
+        epoch: Epoch,
+    },
+    /// A pending commitment was revealed.
+    Revealed {
+        /// Where.
+        receipt: Receipt,
+        /// The uids revealed.
+        uids: Vec<Uid>,
+        /// Their weights.
+        weights: Vec<u16>,
+    },
+    /// The commitment cannot be revealed yet (the chain said why).
+    RevealLater(ChainError),
+    /// The chain holds no such commitment (expired, or a simulated chain
+    /// that restarted): it was dropped.
+    DroppedCommitment(ChainError),
+    /// Every score was 0: nothing sent; the epoch is closed.
+    AllZero {
+        /// What was scored.
+        epoch: Epoch,
+    },
+    /// The chain's rate limit: kept for a later block.
+    RateLimited {
+        /// The earliest block the chain allows.
+        next: Block,
+    },
+}
+
+/// What one [`Validator::step`] did.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Step {
+    /// The round, if one was due.
+    pub round: Option<RoundReport>,
+    /// The weights, if anything happened to them.
+    pub weights: Option<WeightsReport>,
+}
+
+/// Builds a [`Validator`].
+pub struct ValidatorBuilder {
+    keypair: Keypair,
+    netuid: Netuid,
+    chain: Option<Arc<dyn ChainClient>>,
+    scorer: Box<dyn Scorer>,
+    store: Option<Arc<dyn Store>>,
+    uid: Option<Uid>,
+    pow: PowSettings,
+    ema_alpha: f64,
+    round_blocks: u64,
+    respect_schedules: bool,
+    version_key: u64,
+    seeds: Seeds,
+}
+
+impl ValidatorBuilder {
+    /// The chain it reads and sets weights on (required).
+    pub fn chain(mut self, chain: Arc<dyn ChainClient>) -> ValidatorBuilder {
+        self.chain = Some(chain);
+        self
+    }
+
+    /// The scorer of each epoch's measurements (default: [`PowScorer`]).
+    pub fn scorer(mut self, scorer: Box<dyn Scorer>) -> ValidatorBuilder {
+        self.scorer = scorer;
+        self
+    }
+
+    /// Keeps the EMA, the rounds and the last weights here, and resumes from
+    /// them (default: in memory only).
+    pub fn store(mut self, store: Arc<dyn Store>) -> ValidatorBuilder {
+        self.store = Some(store);
+        self
+    }
+
+    /// This validator's uid (default: looked up on the chain by hotkey).
+    pub fn uid(mut self, uid: Uid) -> ValidatorBuilder {
+        self.uid = Some(uid);
+        self
+    }
+
+    /// How rounds challenge miners.
+    pub fn pow(mut self, pow: PowSettings) -> ValidatorBuilder {
+        self.pow = pow;
+        self
+    }
+
+    /// Weight of the newest epoch in the moving average, in `(0, 1]` (default 0.3).
+    pub fn ema_alpha(mut self, alpha: f64) -> ValidatorBuilder {
+        self.ema_alpha = alpha;
+        self
+    }
+
+    /// Blocks between rounds in [`Validator::step`] (default 10).
+    pub fn round_blocks(mut self, blocks: u64) -> ValidatorBuilder {
+        self.round_blocks = blocks;
+        self
+    }
+
+    /// Whether a round skips miners whose schedule says they serve another
+    /// validator now (default true).
+    pub fn respect_schedules(mut self, respect: bool) -> ValidatorBuilder {
+        self.respect_schedules = respect;
+        self
+    }
+
+    /// The version key sent with weights (default 0).
+    pub fn version_key(mut self, version_key: u64) -> ValidatorBuilder {
+        self.version_key = version_key;
+        self
+    }
+
+    /// Draws challenge seeds from a ChaCha20 stream seeded with `seed`, so a
+    /// simulation replays (default: the operating system's randomness,
+    /// which a validator facing real miners must keep).
+    pub fn seeded(mut self, seed: u64) -> ValidatorBuilder {
+        self.seeds = Seeds::Seeded(Box::new(ChaCha20Rng::seed_from_u64(seed)));
+        self
+    }
+
+    /// Checks the settings, finds the uid, and loads the stored state.
+    pub async fn build(self) -> Result<Validator, RoleError> {
+        let chain = self.chain.ok_or(RoleError::Setting {
+            setting: "chain",
+            reason: "a validator needs a chain: call .chain(…)".into(),
+        })?;
+        self.pow.check()?;
+        if self.round_blocks == 0 {
+            return Err(RoleError::Setting {
+                setting: "validator.round_blocks",
+                reason: "must be at least 1".into(),
+            });
+        }
+        let fresh = Ema::new(self.ema_alpha).map_err(|e| RoleError::Setting {
+            setting: "scoring.ema_alpha",
+            reason: e.to_string(),
+        })?;
+        let hotkey = self.keypair.account();
+        let uid = match self.uid {
+            Some(u) => u,
+            None => chain.uid_of(self.netuid, &hotkey).await?.ok_or_else(|| {
+                RoleError::NotRegistered {
+                    hotkey: hotkey.to_ss58(),
+                    netuid: self.netuid.0,
+                }
+            })?,
+        };
+        let keys = StateKeys::new(self.netuid, &hotkey);
+        let (ema, measured, weights): (Ema, Vec<Measured>, WeightsState) = match &self.store {
+            None => (fresh, Vec::new(), WeightsState::default()),
+            Some(s) => {
+                let (s, k) = (s.clone(), keys.clone());
+                blocking(move || {
+                    Ok((
+                        store::get_json(&*s, &k.scores())?.unwrap_or(fresh),
+                        store::get_json(&*s, &k.measurements())?.unwrap_or_default(),
+                        store::get_json(&*s, &k.weights())?.unwrap_or_default(),
+                    ))
+                })
+                .await?
+            }
+        };
+        let challenger = Challenger::new(self.keypair.clone(), self.pow, self.seeds)?;
+        // A restart sizes challenges from the stored rounds.
+        for m in &measured {
+            challenger.remember(Uid(m.uid), m.passed, m.ops_per_second);
+        }
+        Ok(Validator {
+            challenger,
+            keypair: self.keypair,
+            netuid: self.netuid,
+            uid,
+            chain,
+            scorer: self.scorer,
+            store: self.store.map(|s| (s, keys)),
+            round_blocks: self.round_blocks,
+            respect_schedules: self.respect_schedules,
+            version_key: self.version_key,
+            ema,
+            measured,
+            weights,
+            next_round: 0,
+        })
+    }
+}
+
+/// A validator: challenges miners in rounds, scores them each epoch with any
+/// [`Scorer`], and sets weights on any [`ChainClient`].
+///
+/// [`Validator::step`] is the whole loop body (a daemon calls it every few
+/// seconds with the chain's block); [`Validator::round`],
+/// [`Validator::record`] and [`Validator::weights`] are its parts, for
+/// programs that drive the rounds themselves (`akihabara demo` challenges
+/// each miner in that miner's slot with [`Validator::challenger`]).
+pub struct Validator {
+    keypair: Keypair,
+    netuid: Netuid,
+    uid: Uid,
+    chain: Arc<dyn ChainClient>,
+    scorer: Box<dyn Scorer>,
+    store: Option<(Arc<dyn Store>, StateKeys)>,
+    challenger: Challenger,
+    round_blocks: u64,
+    respect_schedules: bool,
+    version_key: u64,
+    ema: Ema,
+    measured: Vec<Measured>,
+    weights: WeightsState,
+    next_round: u64,
+}
+
+impl std::fmt::Debug for Validator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validator")
+            .field("uid", &self.uid)
+            .field("netuid", &self.netuid)
+            .field("scorer", &self.scorer.name())
+            .field("measured", &self.measured.len())
+            .finish()
+    }
+}
+
+impl Validator {
+    /// A validator signing with `keypair` on subnet `netuid`.
+    pub fn builder(keypair: Keypair, netuid: Netuid) -> ValidatorBuilder {
+        ValidatorBuilder {
+            keypair,
+            netuid,
+            chain: None,
+            scorer: Box::new(PowScorer::new()),
+            store: None,
+            uid: None,
+            pow: PowSettings::default(),
+            ema_alpha: 0.3,
+            round_blocks: 10,
+            respect_schedules: true,
+            version_key: 0,
+            seeds: Seeds::Os,
+        }
+    }
+
+    /// This validator's uid.
+    pub fn uid(&self) -> Uid {
+        self.uid
+    }
+
+    /// The subnet.
+    pub fn netuid(&self) -> Netuid {
+        self.netuid
+    }
+
+    /// Rounds measured since the last weights.
+    pub fn measured(&self) -> &[Measured] {
+        &self.measured
+    }
+
+    /// The block the last weights landed at, if any.
+    pub fn last_weights_block(&self) -> Option<Block> {
+        self.weights.block.map(Block)
+    }
+
+    /// Whether stored state was found (rounds or weights).
+    pub fn resumed(&self) -> bool {
+        self.weights.block.is_some() || !self.measured.is_empty()
+    }
+
+    /// A handle that challenges one miner at a time.
+    pub fn challenger(&self) -> Challenger {
+        self.challenger.clone()
+    }
+
+    /// The loop body: a round when one is due (every `round_blocks`), then
+    /// the weights ([`Validator::weights`]).
+    pub async fn step(&mut self, block: Block, h: &Hyperparameters) -> Result<Step, RoleError> {
+        let mut step = Step::default();
+        if block.0 >= self.next_round {
+            step.round = Some(self.round(block).await?);
+            self.next_round = block.0 + self.round_blocks;
+        }
+        step.weights = self.weights(block, h).await?;
+        Ok(step)
+    }
+
+    /// Challenges every miner in the metagraph that serves an axon (and,
+    /// with `respect_schedules`, serves this validator now), a few at a
+    /// time, records the rounds and saves them.
+    pub async fn round(&mut self, block: Block) -> Result<RoundReport, RoleError> {
+        let mg = self.chain.metagraph(self.netuid).await?;
+        let targets: Vec<(Uid, AxonTarget)> = mg
+            .neurons()
+            .iter()
+            .filter(|n| n.uid != self.uid)
+            .filter_map(|n| {
+                let a = n.axon?;
+                (a.port() != 0 && !a.ip().is_unspecified())
+                    .then(|| (n.uid, AxonTarget::new(a.ip(), a.port(), n.hotkey)))
+            })
+            .collect();
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.challenger.inner.pow.concurrency,
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (uid, target) in targets {
+            let (c, limit, me, respect) = (
+                self.challenger.clone(),
+                limit.clone(),
+                self.uid,
+                self.respect_schedules,
+            );
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                if respect && let Some(why) = c.not_our_slot(me, block, &target).await {
+                    return Err((uid, why));
+                }
+                Ok(c.challenge(block, uid, &target).await)
+            });
+        }
+        let mut report = RoundReport {
+            block,
+            ..RoundReport::default()
+        };
+        for r in tasks.join_all().await {
+            match r {
+                Ok(m) => report.challenged.push(m),
+                Err(skip) => report.skipped.push(skip),
+            }
+        }
+        report.challenged.sort_by_key(|m| m.uid);
+        report.skipped.sort_by_key(|s| s.0);
+        self.record(report.challenged.iter().cloned());
+        self.save().await?;
+        Ok(report)
+    }
+
+    /// Adds rounds measured elsewhere (by [`Validator::challenger`]); they
+    /// count toward the next weights. Saved by the next round or weights.
+    pub fn record(&mut self, rounds: impl IntoIterator<Item = Measured>) {
+        self.measured.extend(rounds);
+        let over = self.measured.len().saturating_sub(MAX_MEASURED);
+        self.measured.drain(..over);
+    }
+
+    /// One report per miner from the rounds since the last weights: passed
+    /// only if every round passed, at the median verified speed
+    /// ([`PowReport::from_rounds`]). Rounds against a uid whose hotkey has
+    /// changed since are dropped.
+    pub fn measurements(&self, mg: &Metagraph) -> Measurements {
+        let hotkeys: BTreeMap<u16, String> = mg
+            .neurons()
+            .iter()
+            .map(|n| (n.uid.0, n.hotkey.to_ss58()))
+            .collect();
+        let mut by_uid: BTreeMap<u16, Vec<&Measured>> = BTreeMap::new();
+        for m in &self.measured {
+            if hotkeys.get(&m.uid) == Some(&m.hotkey) {
+                by_uid.entry(m.uid).or_default().push(m);
+            }
+        }
+        Measurements {
+            miners: by_uid
+                .into_iter()
+                .map(|(uid, rounds)| MinerReport {
+                    uid: Uid(uid),
+                    pow: Some(PowReport::from_rounds(
+                        rounds.last().map_or("", |r| r.class.as_str()),
+                        rounds.iter().map(|r| r.passed.then_some(r.ops_per_second)),
+                    )),
+                    ..MinerReport::default()
+                })
+                .collect(),
+        }
+    }
+
+    /// What the rounds since the last weights would score now, with the
+    /// moving average, without changing any state.
+    pub fn preview(&self, mg: &Metagraph) -> Result<Epoch, RoleError> {
+        let mut ema = self.ema.clone();
+        score_epoch(&*self.scorer, &self.measurements(mg), Some(&mut ema))
+    }
+
+    /// Reveals a pending commitment; otherwise, once per tempo (and within
+    /// the rate limit) when rounds were measured, scores them and sets (or,
+    /// where the subnet wants it, commits) weights. `None`: nothing to do.
+    pub async fn weights(
+        &mut self,
+        block: Block,
+        h: &Hyperparameters,
+    ) -> Result<Option<WeightsReport>, RoleError> {
+        if let Some(reveal) = self.weights.pending_reveal.clone() {
+            let r = self
+                .chain
+                .reveal_weights(self.netuid, &self.keypair, &reveal)
+                .await;
+            return Ok(Some(match r {
+                Ok(receipt) => {
+                    self.weights.pending_reveal = None;
+                    self.save().await?;
+                    WeightsReport::Revealed {
+                        receipt,
+                        uids: reveal.uids,
+                        weights: reveal.weights,
+                    }
+                }
+                Err(e @ ChainError::NoCommitment(_)) => {
+                    self.weights.pending_reveal = None;
+                    self.save().await?;
+                    WeightsReport::DroppedCommitment(e)
+                }
+                Err(e) => WeightsReport::RevealLater(e),
+            }));
+        }
+        let due = match self.weights.block {
+            None => true,
+            Some(last) => block.0 >= last + h.tempo.max(h.weights_rate_limit).max(1),
+        };
+        if !due || self.measured.is_empty() {
+            return Ok(None);
+        }
+        self.weights_now(block, h).await.map(Some)
+    }
+
+    /// Scores the rounds since the last weights and sets (or commits)
+    /// weights now, whatever the tempo; the chain's rate limit still applies.
+    pub async fn weights_now(
+        &mut self,
+        block: Block,
+        h: &Hyperparameters,
+    ) -> Result<WeightsReport, RoleError> {
+        let mg = self.chain.metagraph(self.netuid).await?;
+        let mut ema = self.ema.clone();
+        let epoch = score_epoch(&*self.scorer, &self.measurements(&mg), Some(&mut ema))?;
+        if epoch.weights.is_empty() {
+            self.ema = ema;
+            self.measured.clear();
+            self.weights.block = Some(block.0);
+            self.save().await?;
+            return Ok(WeightsReport::AllZero { epoch });
+        }
+        let w = &epoch.weights;
+        let (how, landed) = if h.commit_reveal_enabled {
+            let reveal = Reveal::new(w.uids.clone(), w.weights.clone(), self.version_key)?;
+            let hash = reveal.hash(&self.keypair.account(), self.netuid);
+            let r = self
+                .chain
+                .commit_weights(self.netuid, &self.keypair, hash)
+                .await;
+            if r.is_ok() {
+                self.weights.pending_reveal = Some(reveal);
+            }
+            ("commit", r)
+        } else {
+            let r = self
+                .chain
+                .set_weights(
+                    self.netuid,
+                    &self.keypair,
+                    &w.uids,
+                    &w.weights,
+                    self.version_key,
+                )
+                .await;
+            ("set", r)
+        };
+        match landed {
+            Ok(receipt) => {
+                self.ema = ema;
+                self.measured.clear();
+                self.weights.block = Some(receipt.block.0);
+                self.weights.uids = w.uids.iter().map(|u| u.0).collect();
+                self.weights.weights = w.weights.clone();
+                self.save().await?;
+                Ok(WeightsReport::Landed {
+                    how,
+                    receipt,
+                    epoch,
+                })
+            }
+            Err(ChainError::RateLimited { next, .. }) => Ok(WeightsReport::RateLimited { next }),
+            Err(source) => Err(RoleError::Weights { how, source }),
+        }
+    }
+
+    /// Writes the whole state (EMA, rounds, weights) in one atomic write.
+    async fn save(&self) -> Result<(), RoleError> {
+        let Some((store, keys)) = &self.store else {
+            return Ok(());
+        };
+        let (a, b, c) = (keys.scores(), keys.measurements(), keys.weights());
+        let (ema, measured, weights) = (
+            encode(&a, &self.ema)?,
+            encode(&b, &self.measured)?,
+            encode(&c, &self.weights)?,
+        );
+        let store = store.clone();
+        blocking(move || {
+            store.put(&[
+                Put::new(&a, &ema),
+                Put::new(&b, &measured),
+                Put::new(&c, &weights),
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, crate::store::StoreError> {
+    serde_json::to_vec(value).map_err(|e| crate::store::StoreError::Corrupt {
+        key: key.to_owned(),
+        reason: format!("cannot encode: {e}"),
+    })
+}
