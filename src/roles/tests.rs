@@ -282,7 +282,21 @@ async fn bad_settings_are_typed_errors() {
     let err = |b: ValidatorBuilder| async move { b.build().await.err().map(|e| e.to_string()) };
     assert_eq!(
         err(validator(&net.chain).pow(PowSettings::new(64, 1).samples(0))).await,
-        Some("pow.samples: must be at least 1".into())
+        Some("pow.samples: 0: must be 1 to 1024 (the rows one PowOpen may ask for)".into())
+    );
+    assert_eq!(
+        err(validator(&net.chain).pow(PowSettings::new(64, 1).samples(1025))).await,
+        Some("pow.samples: 1025: must be 1 to 1024 (the rows one PowOpen may ask for)".into())
+    );
+    // A challenge no miner with the default limits takes (issue 23's bound).
+    assert_eq!(
+        err(validator(&net.chain).pow(PowSettings::new(2048, 65_536))).await,
+        Some(
+            "pow.count: a challenge of n = 2048 and count = 65536 is 562949953421312 \
+             multiply-adds and 134217728 rows; miners take at most 2199023255552 and 1048576 \
+             (akihabara_gpu::synapse::PowLimits)"
+                .into()
+        )
     );
     assert_eq!(
         err(validator(&net.chain).pow(PowSettings::new(64, 1).scaled(20.0, 8))).await,

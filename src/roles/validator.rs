@@ -131,8 +131,50 @@ impl PowSettings {
         if let Err(e) = Challenge::new(Seed([0; 32]), self.n, self.count) {
             return bad("pow.n / pow.count", e.to_string());
         }
-        if self.samples == 0 {
-            return bad("pow.samples", "must be at least 1".into());
+        if self.samples == 0 || self.samples > akihabara_gpu::MAX_SAMPLES {
+            return bad(
+                "pow.samples",
+                format!(
+                    "{}: must be 1 to {} (the rows one PowOpen may ask for)",
+                    self.samples,
+                    akihabara_gpu::MAX_SAMPLES
+                ),
+            );
+        }
+        // The largest challenge this validator sends must be one a miner with
+        // the default limits takes, or every round fails.
+        let limits = akihabara_gpu::synapse::PowLimits::default();
+        let top = self.max_count.max(self.count);
+        let largest = Challenge::new(
+            Seed([0; 32]),
+            self.n,
+            if self.target_seconds.is_some() {
+                top
+            } else {
+                self.count
+            },
+        );
+        if let Ok(ch) = largest {
+            let n = u128::from(ch.n);
+            let work = n * n * n * u128::from(ch.count);
+            if work > limits.max_work || ch.leaves() > limits.max_leaves {
+                return bad(
+                    if self.target_seconds.is_some() {
+                        "pow.max_count"
+                    } else {
+                        "pow.count"
+                    },
+                    format!(
+                        "a challenge of n = {} and count = {} is {work} multiply-adds and {} rows; \
+                         miners take at most {} and {} (akihabara_gpu::synapse::PowLimits)",
+                        ch.n,
+                        ch.count,
+                        ch.leaves(),
+                        limits.max_work,
+                        limits.max_leaves
+                    ),
+                );
+            }
         }
         if self.concurrency == 0 {
             return bad("pow.concurrency", "must be at least 1".into());

@@ -195,7 +195,7 @@ impl BlockStream {
 /// Writes take the signing [`Keypair`]: the hotkey for weights and axons, the
 /// coldkey for registration. Every call is bounded in time.
 ///
-/// Seven methods are required: the reads a miner and a validator need and
+/// Six methods are required: the reads a miner and a validator need and
 /// [`set_weights`](ChainClient::set_weights). The rest have defaults:
 /// [`wait_for_block`](ChainClient::wait_for_block) polls
 /// [`block`](ChainClient::block) every

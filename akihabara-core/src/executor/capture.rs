@@ -19,6 +19,20 @@ pub struct Captured {
     pub truncated: bool,
 }
 
+impl Captured {
+    /// What a capture keeps of `output`: all of it hashed, its first `cap`
+    /// bytes as text. For backends that produce output in memory.
+    pub fn of(output: &[u8], cap: usize) -> Captured {
+        let kept = &output[..output.len().min(cap)];
+        Captured {
+            bytes: output.len() as u64,
+            sha256: hex::encode(Sha256::digest(output)),
+            text: String::from_utf8_lossy(kept).into_owned(),
+            truncated: output.len() > cap,
+        }
+    }
+}
+
 /// The longest log line sent; longer lines are split.
 const MAX_LINE: usize = 64 * 1024;
 

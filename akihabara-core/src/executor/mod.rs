@@ -310,6 +310,64 @@ impl JobHandle {
     }
 }
 
+impl JobHandle {
+    /// A handle and the [`JobReporter`] that feeds it, for backends written
+    /// outside this crate; `log_buffer` lines wait for a slow reader before
+    /// lines are dropped.
+    pub fn channel(log_buffer: usize) -> (JobReporter, JobHandle) {
+        let (logs_tx, logs) = tokio::sync::mpsc::channel(log_buffer.max(1));
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let (cancel_tx, cancel_rx) = tokio::sync::oneshot::channel();
+        (
+            JobReporter {
+                logs: logs_tx,
+                done: done_tx,
+                cancel: cancel_rx,
+            },
+            JobHandle {
+                logs,
+                done,
+                cancel: Some(cancel_tx),
+            },
+        )
+    }
+}
+
+/// The backend's end of a [`JobHandle`] ([`JobHandle::channel`]): log
+/// lines out, cancellation in, and the outcome once.
+#[derive(Debug)]
+pub struct JobReporter {
+    logs: tokio::sync::mpsc::Sender<LogLine>,
+    done: tokio::sync::oneshot::Sender<Result<Outcome, ExecutorError>>,
+    cancel: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl JobReporter {
+    /// Sends a log line without waiting; `false` when it was dropped (the
+    /// reader is behind or gone).
+    pub fn log(&self, stream: Stream, line: impl Into<Vec<u8>>) -> bool {
+        self.logs
+            .try_send(LogLine {
+                stream,
+                line: line.into(),
+            })
+            .is_ok()
+    }
+
+    /// Resolves when the job's owner cancels it; never, when the handle is
+    /// dropped without cancelling (the job then runs its course).
+    pub async fn cancelled(&mut self) {
+        if (&mut self.cancel).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    /// Reports how the job ended.
+    pub fn finish(self, outcome: Result<Outcome, ExecutorError>) {
+        let _ = self.done.send(outcome);
+    }
+}
+
 /// The executor's answer to a health check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Health {
