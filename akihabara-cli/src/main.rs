@@ -1,4 +1,5 @@
 //! The `akihabara` command: thin wrappers around the akihabara libraries.
+#![forbid(unsafe_code)]
 
 mod args;
 mod commands;
