@@ -76,7 +76,7 @@ impl SshPublicKey {
     /// The `authorized_keys` line for allocation `id`. Every session it
     /// opens runs with `AKIHABARA_ALLOCATION=<id>` in its environment (a
     /// forced command that then runs what the renter asked for, or a login
-    /// shell), so [`REVOKE_SCRIPT`] can end the renter's processes.
+    /// shell), so revoking the allocation can end the renter's processes.
     pub fn authorized_line(&self, allocation_id: &str) -> String {
         format!(
             "restrict,pty,command=\"export {SESSION_ENV}={allocation_id}; exec ${{SHELL:-/bin/sh}} -c \\\"${{SSH_ORIGINAL_COMMAND:-exec ${{SHELL:-/bin/sh}} -l}}\\\"\" {} {} {MARKER_PREFIX}{allocation_id}",

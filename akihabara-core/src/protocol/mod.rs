@@ -52,7 +52,7 @@ pub mod pystr;
 pub use builtin::{GpuInfo, Ping, SpecsQuery, host_specs, nvidia_smi_gpus};
 pub use hash::{EMPTY_BODY_HASH, HashError, body_hash, signing_message, synapse_body_hash};
 pub use headers::{HeaderError, RequestHeaders};
-pub use nonce::{NonceError, NoncePolicy, NonceStore};
+pub use nonce::{MAX_UUID_LEN, MAX_UUIDS_PER_HOTKEY, NonceError, NoncePolicy, NonceStore};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
