@@ -153,6 +153,36 @@ pub trait Scorer: Send + Sync {
     fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError>;
 }
 
+/// A reference to a scorer is a scorer.
+impl<T: Scorer + ?Sized> Scorer for &T {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        (**self).score(m)
+    }
+}
+
+/// A boxed scorer is a scorer, so `Box<dyn Scorer>` goes where `impl Scorer` is asked.
+impl<T: Scorer + ?Sized> Scorer for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        (**self).score(m)
+    }
+}
+
+/// A shared scorer is a scorer.
+impl<T: Scorer + ?Sized> Scorer for std::sync::Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        (**self).score(m)
+    }
+}
+
 /// Exponential moving average of scores across epochs:
 /// `s ← alpha · new + (1 − alpha) · s`; a uid not scored this epoch decays
 /// toward 0. Serializable, so a validator keeps it across restarts.

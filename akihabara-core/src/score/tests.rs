@@ -44,6 +44,30 @@ fn gpu_table_matches_the_published_formula() {
     assert!(s.warnings[0].contains("Quadro K600"));
 }
 
+/// `&T`, `Box<T>` and `Arc<T>` score exactly as `T` does, so a function
+/// asking for `impl Scorer` takes any of them.
+#[test]
+fn references_boxes_and_arcs_of_scorers_are_scorers() {
+    fn run(s: impl Scorer) -> (String, ScoreSet) {
+        let m = Measurements {
+            miners: vec![
+                gpus(0, "NVIDIA H200", 8, false),
+                gpus(1, "NVIDIA L4", 1, false),
+            ],
+        };
+        (s.name().to_owned(), s.score(&m).expect("score"))
+    }
+    let plain = run(GpuTable::default());
+    let table = GpuTable::default();
+    assert_eq!(run(&table), plain);
+    let boxed: Box<dyn Scorer> = Box::new(GpuTable::default());
+    assert_eq!(run(boxed), plain);
+    let shared: std::sync::Arc<dyn Scorer> = std::sync::Arc::new(GpuTable::default());
+    assert_eq!(run(shared.clone()), plain);
+    assert_eq!(run(&shared), plain);
+    assert_eq!(plain.0, "gpu-table");
+}
+
 #[test]
 fn hardware_class_and_pow_and_composite() {
     let classes = BTreeMap::from([("h100".to_owned(), 2.0), ("a6000".to_owned(), 0.5)]);
