@@ -79,7 +79,18 @@ async fn send(
     body: Vec<u8>,
     headers: &[(String, String)],
 ) -> (u16, serde_json::Value) {
-    let mut req = reqwest::Client::new()
+    send_with(&reqwest::Client::new(), r, name, body, headers).await
+}
+
+/// [`send`] through `client` (one bound to another source address, say).
+async fn send_with(
+    client: &reqwest::Client,
+    r: &Running,
+    name: &str,
+    body: Vec<u8>,
+    headers: &[(String, String)],
+) -> (u16, serde_json::Value) {
+    let mut req = client
         .post(url(r, name))
         .header("content-type", "application/json")
         .body(body);
@@ -670,14 +681,7 @@ async fn connections_are_capped_per_address() {
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .build()
         .unwrap();
-    let mut req = client
-        .post(url(&r, "Ping"))
-        .header("content-type", "application/json")
-        .body(body);
-    for (k, v) in &headers {
-        req = req.header(k, v);
-    }
-    assert_eq!(req.send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(send_with(&client, &r, "Ping", body, &headers).await.0, 200);
     r.stop().await;
 }
 

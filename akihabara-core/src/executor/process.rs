@@ -79,7 +79,6 @@ pub(crate) fn spawn(
             if let Some(pg) = pgid {
                 // The group may already be gone: nothing to report then.
                 let _ = kill_group(pg, libc::SIGKILL);
-                let pipes = pipes.clone();
                 // A /proc walk: off the async threads.
                 let _ = tokio::task::spawn_blocking(move || {
                     kill_job_tree(pg, &pipes);
