@@ -1082,8 +1082,18 @@ pub struct ScoreArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ExecutorCommand {
-    /// Show this machine's hardware as an executor offers it
+    /// Show the hardware an executor offers (this machine, or a Docker Engine)
+    #[command(after_help = "\
+Examples:
+  akihabara executor specs
+  akihabara executor specs --backend docker --docker-host unix:///var/run/docker.sock --json")]
     Specs {
+        /// Which executor: this machine (local) or a Docker Engine (docker)
+        #[arg(long, value_enum, default_value = "local")]
+        backend: BackendKind,
+        /// The Docker Engine (docker) [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
+        #[arg(long, value_name = "ADDRESS")]
+        docker_host: Option<String>,
         /// Print one JSON object
         #[arg(long)]
         json: bool,
@@ -1094,14 +1104,18 @@ Backends:
   local  this machine: own process group, timeout and Ctrl-C kill the job and
          its children, rlimits applied (cgroup limits: not enforced yet)
   ssh    a host over the system OpenSSH client, key authentication only
-  (docker and kubernetes: future work)
+  docker a container of --image on a Docker Engine (--docker-host): no
+         network unless --network, a read-only root with a writable /work,
+         --cpus and --ram-mb as limits, removed when the job ends; images
+         are never pulled (a missing one is an error)
 
 Exit code: the job's; 128+N when killed by signal N; 124 on timeout; 130
-when cancelled with Ctrl-C.
+when cancelled with Ctrl-C; 137 when a container ran out of memory.
 
 Examples:
   akihabara executor run --timeout 60 -- nvidia-smi
-  akihabara executor run --backend ssh --host ubuntu@10.0.0.5:22 --key ~/.ssh/id_ed25519 -- python3 train.py")]
+  akihabara executor run --backend ssh --host ubuntu@10.0.0.5:22 --key ~/.ssh/id_ed25519 -- python3 train.py
+  akihabara executor run --backend docker --image busybox:1.36 --ram-mb 512 -- sh -c 'echo hi'")]
     Run(ExecutorRunArgs),
     /// Check the health of every executor in a fleet file
     #[command(after_help = "\
@@ -1144,6 +1158,8 @@ pub enum BackendKind {
     Local,
     /// A host over SSH
     Ssh,
+    /// A container on a Docker Engine
+    Docker,
 }
 
 #[derive(Debug, Args)]
@@ -1160,6 +1176,21 @@ pub struct ExecutorRunArgs {
     /// known_hosts file to check the host key against (ssh) [default: accept a new host once]
     #[arg(long, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
+    /// The image the job runs in (docker; required)
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+    /// The Docker Engine (docker) [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
+    #[arg(long, value_name = "ADDRESS")]
+    pub docker_host: Option<String>,
+    /// CPU limit, whole CPUs (docker)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub cpus: u32,
+    /// Memory limit in MiB, no swap (docker)
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub ram_mb: u64,
+    /// Give the container a network (docker; none by default)
+    #[arg(long)]
+    pub network: bool,
     /// Seconds before the job is killed
     #[arg(
         long,

@@ -15,6 +15,8 @@ mod btcli;
 mod chain;
 #[path = "cli/daemon.rs"]
 mod daemon;
+#[path = "cli/docker.rs"]
+mod docker;
 #[path = "cli/executor.rs"]
 mod executor;
 #[path = "cli/files.rs"]

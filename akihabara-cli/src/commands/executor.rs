@@ -4,8 +4,8 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use akihabara_core::executor::{
-    ExecutorBackend, Fleet, FleetConfig, JobSpec, JobStatus, LocalBackend, SshBackend, SshTarget,
-    Stream,
+    DockerBackend, ExecutorBackend, ExecutorError, Fleet, FleetConfig, JobSpec, JobStatus,
+    LocalBackend, SshBackend, SshTarget, Stream,
 };
 use serde_json::json;
 
@@ -29,14 +29,26 @@ impl std::error::Error for JobExit {}
 pub fn run(cmd: ExecutorCommand) -> anyhow::Result<()> {
     let rt = super::runtime()?;
     match cmd {
-        ExecutorCommand::Specs { json } => rt.block_on(specs(json)),
+        ExecutorCommand::Specs {
+            backend,
+            docker_host,
+            json,
+        } => rt.block_on(specs(backend, docker_host.as_deref(), json)),
         ExecutorCommand::Run(a) => rt.block_on(run_job(a)),
         ExecutorCommand::Check { config, json } => rt.block_on(check(&config, json)),
     }
 }
 
-async fn specs(json: bool) -> anyhow::Result<()> {
-    let s = LocalBackend::default().capabilities().await?;
+async fn specs(backend: BackendKind, docker_host: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let s = match backend {
+        BackendKind::Local => LocalBackend::default().capabilities().await?,
+        BackendKind::Docker => docker(docker_host)?.capabilities().await?,
+        BackendKind::Ssh => {
+            return Err(bad_input(anyhow::anyhow!(
+                "specs reads this machine or a Docker Engine; for an ssh executor, run                  `akihabara executor run --backend ssh … -- akihabara executor specs`"
+            )));
+        }
+    };
     if json {
         out::println(serde_json::to_string(&s)?)?;
         return Ok(());
@@ -61,6 +73,10 @@ async fn specs(json: bool) -> anyhow::Result<()> {
         ))?;
     }
     Ok(())
+}
+
+fn docker(address: Option<&str>) -> anyhow::Result<DockerBackend> {
+    DockerBackend::connect(address).map_err(|e| bad_input(anyhow::anyhow!("--docker-host: {e}")))
 }
 
 fn ssh_target(a: &ExecutorRunArgs) -> anyhow::Result<SshTarget> {
@@ -109,15 +125,36 @@ async fn run_job(a: ExecutorRunArgs) -> anyhow::Result<()> {
                 a.timeout
             ))
         })?;
+    let container =
+        a.image.is_some() || a.docker_host.is_some() || a.cpus > 0 || a.ram_mb > 0 || a.network;
+    if container && a.backend != BackendKind::Docker {
+        return Err(bad_input(anyhow::anyhow!(
+            "--image, --docker-host, --cpus, --ram-mb and --network are for --backend docker"
+        )));
+    }
     let backend: Box<dyn ExecutorBackend> = match a.backend {
         BackendKind::Local => Box::new(LocalBackend::default()),
         BackendKind::Ssh => Box::new(SshBackend::new(ssh_target(&a)?, None)),
+        BackendKind::Docker => {
+            if a.image.is_none() {
+                return Err(bad_input(anyhow::anyhow!(
+                    "--backend docker needs --image NAME (an image already on the engine)"
+                )));
+            }
+            Box::new(docker(a.docker_host.as_deref())?)
+        }
     };
     let mut job = JobSpec::command(&a.command[0], a.command[1..].iter().cloned(), timeout);
     job.output_cap = a.output_cap;
+    job.image = a.image.clone();
+    job.network = a.network;
+    job.requirements.cpu = a.cpus;
+    job.requirements.ram_mb = a.ram_mb;
     let mut handle = backend.run(job).await.map_err(|e| match e {
-        akihabara_core::executor::ExecutorError::BadJob(_)
-        | akihabara_core::executor::ExecutorError::Spawn { .. } => bad_input(e),
+        ExecutorError::BadJob(_)
+        | ExecutorError::Spawn { .. }
+        | ExecutorError::ImageNotFound(_)
+        | ExecutorError::ImageNotAllowed(_) => bad_input(e),
         other => other.into(),
     })?;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
@@ -146,6 +183,8 @@ async fn run_job(a: ExecutorRunArgs) -> anyhow::Result<()> {
         JobStatus::Signaled { signal } => u8::try_from(128 + signal).unwrap_or(255),
         JobStatus::TimedOut => 124,
         JobStatus::Cancelled => 130,
+        // As a shell reports a SIGKILL (the OOM killer's signal).
+        JobStatus::OutOfMemory => 137,
     };
     if a.json {
         out::println(serde_json::to_string(&outcome)?)?;
@@ -156,6 +195,9 @@ async fn run_job(a: ExecutorRunArgs) -> anyhow::Result<()> {
             }
             JobStatus::Cancelled => "cancelled; the job and its children were killed".to_owned(),
             JobStatus::Signaled { signal } => format!("killed by signal {signal}"),
+            JobStatus::OutOfMemory => {
+                "killed: the job used more memory than its limit (--ram-mb)".to_owned()
+            }
             JobStatus::Exited { .. } => String::new(),
         };
         let _ = writeln!(std::io::stderr(), "akihabara: job {why}");

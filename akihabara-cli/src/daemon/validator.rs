@@ -107,11 +107,19 @@ fn setting_error(e: RoleError) -> anyhow::Error {
 /// `ssh-keygen -t ed25519` without a passphrase, in a private directory.
 fn create_ssh_key(key: &std::path::Path) -> anyhow::Result<()> {
     if let Some(dir) = key.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create {}", dir.display()))?;
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let out = std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "akihabara-validator-probe", "-f"])
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "akihabara-validator-probe",
+            "-f",
+        ])
         .arg(key)
         .stdin(std::process::Stdio::null())
         .output()

@@ -89,8 +89,7 @@ fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
     let keys = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
     assert_eq!(keys.lines().count(), 1, "{keys}");
     // Both sides hold the job's receipts (accepted, finished).
-    let receipts =
-        std::fs::read_to_string(dir.path().join("v1-state/receipts.jsonl")).unwrap();
+    let receipts = std::fs::read_to_string(dir.path().join("v1-state/receipts.jsonl")).unwrap();
     assert_eq!(receipts.lines().count(), 2, "{receipts}");
     let weights = validator.event("weights");
     assert_eq!(weights["uids"], json!([2]), "{weights}");

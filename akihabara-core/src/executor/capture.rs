@@ -36,9 +36,83 @@ impl Captured {
 /// The longest log line sent; longer lines are split.
 const MAX_LINE: usize = 64 * 1024;
 
-/// Reads `reader` to its end: hashes everything, keeps `cap` bytes, and sends
-/// lines to `logs` without ever waiting for the reader of the logs (a full
-/// channel drops the line and counts it in `dropped`).
+/// A stream being captured: fed chunk by chunk, it hashes everything,
+/// keeps `cap` bytes, and sends lines to `logs` without ever waiting for
+/// their reader (a full channel drops the line and counts it in `dropped`).
+pub(crate) struct Capture<'a> {
+    stream: Stream,
+    cap: usize,
+    logs: tokio::sync::mpsc::Sender<LogLine>,
+    dropped: &'a std::sync::atomic::AtomicU64,
+    hash: Sha256,
+    kept: Vec<u8>,
+    total: u64,
+    line: Vec<u8>,
+}
+
+impl<'a> Capture<'a> {
+    pub(crate) fn new(
+        stream: Stream,
+        cap: usize,
+        logs: tokio::sync::mpsc::Sender<LogLine>,
+        dropped: &'a std::sync::atomic::AtomicU64,
+    ) -> Capture<'a> {
+        Capture {
+            stream,
+            cap,
+            logs,
+            dropped,
+            hash: Sha256::new(),
+            kept: Vec::with_capacity(cap.min(64 * 1024)),
+            total: 0,
+            line: Vec::new(),
+        }
+    }
+
+    fn send(&mut self) {
+        let l = LogLine {
+            stream: self.stream,
+            line: std::mem::take(&mut self.line),
+        };
+        if self.logs.try_send(l).is_err() && !self.logs.is_closed() {
+            self.dropped
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn push(&mut self, chunk: &[u8]) {
+        self.hash.update(chunk);
+        self.total += chunk.len() as u64;
+        if self.kept.len() < self.cap {
+            let room = self.cap - self.kept.len();
+            self.kept.extend_from_slice(&chunk[..room.min(chunk.len())]);
+        }
+        for &b in chunk {
+            if b == b'\n' {
+                self.send();
+            } else {
+                self.line.push(b);
+                if self.line.len() >= MAX_LINE {
+                    self.send();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Captured {
+        if !self.line.is_empty() {
+            self.send();
+        }
+        Captured {
+            bytes: self.total,
+            sha256: hex::encode(self.hash.finalize()),
+            text: String::from_utf8_lossy(&self.kept).into_owned(),
+            truncated: self.total > self.kept.len() as u64,
+        }
+    }
+}
+
+/// Reads `reader` to its end into a [`Capture`].
 pub(crate) async fn capture(
     mut reader: impl tokio::io::AsyncRead + Unpin,
     stream: Stream,
@@ -46,50 +120,13 @@ pub(crate) async fn capture(
     logs: tokio::sync::mpsc::Sender<LogLine>,
     dropped: &std::sync::atomic::AtomicU64,
 ) -> Captured {
-    let mut hash = Sha256::new();
-    let mut kept = Vec::with_capacity(cap.min(64 * 1024));
-    let mut total = 0u64;
-    let mut line = Vec::new();
+    let mut c = Capture::new(stream, cap, logs, dropped);
     let mut buf = vec![0u8; 16 * 1024];
-    let send = |line: &mut Vec<u8>| {
-        let l = LogLine {
-            stream,
-            line: std::mem::take(line),
-        };
-        if logs.try_send(l).is_err() && !logs.is_closed() {
-            dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    };
     loop {
-        let n = match reader.read(&mut buf).await {
+        match reader.read(&mut buf).await {
             Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let chunk = &buf[..n];
-        hash.update(chunk);
-        total += n as u64;
-        if kept.len() < cap {
-            let room = cap - kept.len();
-            kept.extend_from_slice(&chunk[..room.min(n)]);
-        }
-        for &b in chunk {
-            if b == b'\n' {
-                send(&mut line);
-            } else {
-                line.push(b);
-                if line.len() >= MAX_LINE {
-                    send(&mut line);
-                }
-            }
+            Ok(n) => c.push(&buf[..n]),
         }
     }
-    if !line.is_empty() {
-        send(&mut line);
-    }
-    Captured {
-        bytes: total,
-        sha256: hex::encode(hash.finalize()),
-        text: String::from_utf8_lossy(&kept).into_owned(),
-        truncated: total > kept.len() as u64,
-    }
+    c.finish()
 }

@@ -89,12 +89,33 @@ pub enum ExecutorConfig {
         #[serde(default)]
         authorized_keys: Option<String>,
     },
+    /// Containers on a Docker Engine (feature `docker`).
+    Docker {
+        /// Unique id.
+        id: String,
+        /// Hardware class it is advertised as.
+        #[serde(default)]
+        class: Option<String>,
+        /// The engine: `unix:///path/docker.sock` or `tcp://host:port`
+        /// (default: `DOCKER_HOST`, else `unix:///var/run/docker.sock`).
+        #[serde(default)]
+        address: Option<String>,
+        /// The images it runs: names, or prefixes ending in `*` (default:
+        /// any image already on the engine; nothing is ever pulled).
+        #[serde(default)]
+        images: Vec<String>,
+        /// The image of a job that names none (validators' jobs name none).
+        #[serde(default)]
+        image: Option<String>,
+    },
 }
 
 impl ExecutorConfig {
     fn id(&self) -> &str {
         match self {
-            ExecutorConfig::Local { id, .. } | ExecutorConfig::Ssh { id, .. } => id,
+            ExecutorConfig::Local { id, .. }
+            | ExecutorConfig::Ssh { id, .. }
+            | ExecutorConfig::Docker { id, .. } => id,
         }
     }
 }
@@ -165,6 +186,32 @@ impl FleetConfig {
                 return Err(invalid(format!(
                     "executors {other:?} and {id:?} both run jobs as user {user:?}; give each \
                      local executor its own user (every process of it is killed when a job ends)"
+                )));
+            }
+        }
+        for e in &cfg.executors {
+            if let ExecutorConfig::Docker {
+                id,
+                address: Some(a),
+                ..
+            } = e
+                && !(a.starts_with("unix:///") || a.starts_with("tcp://"))
+            {
+                return Err(invalid(format!(
+                    "executor {id:?}: address {a:?} is not unix:///PATH or tcp://HOST:PORT"
+                )));
+            }
+            if let ExecutorConfig::Docker {
+                id,
+                images,
+                image: Some(image),
+                ..
+            } = e
+                && !images.is_empty()
+                && !super::ImagePolicy::only(images.iter().cloned()).allows(image)
+            {
+                return Err(invalid(format!(
+                    "executor {id:?}: the default image {image:?} is not in its images"
                 )));
             }
         }
@@ -289,6 +336,68 @@ fn expand(path: &std::path::Path) -> PathBuf {
     crate::wallet::expand_tilde(path)
 }
 
+#[cfg(feature = "docker")]
+fn docker_backend(
+    class: Option<String>,
+    address: Option<String>,
+    images: Vec<String>,
+    image: Option<String>,
+) -> Arc<dyn ExecutorBackend> {
+    match super::DockerBackend::connect(address.as_deref()) {
+        Ok(d) => Arc::new(
+            d.with_class(class)
+                .with_images(super::ImagePolicy::only(images))
+                .with_default_image(image),
+        ),
+        Err(e) => Arc::new(Unavailable { class, error: e }),
+    }
+}
+
+#[cfg(not(feature = "docker"))]
+fn docker_backend(
+    class: Option<String>,
+    _address: Option<String>,
+    _images: Vec<String>,
+    _image: Option<String>,
+) -> Arc<dyn ExecutorBackend> {
+    Arc::new(Unavailable {
+        class,
+        error: ExecutorError::Unsupported(
+            "docker executors need akihabara-core's `docker` feature".into(),
+        ),
+    })
+}
+
+/// An executor whose backend could not be made: it fails every check, so
+/// the fleet never gives it work, and says why.
+struct Unavailable {
+    class: Option<String>,
+    error: ExecutorError,
+}
+
+#[async_trait::async_trait]
+impl ExecutorBackend for Unavailable {
+    fn kind(&self) -> &'static str {
+        "unavailable"
+    }
+
+    fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
+    async fn capabilities(&self) -> Result<super::HardwareSpec, ExecutorError> {
+        Err(self.error.clone())
+    }
+
+    async fn run(&self, _job: JobSpec) -> Result<JobHandle, ExecutorError> {
+        Err(self.error.clone())
+    }
+
+    async fn health(&self) -> Result<super::Health, ExecutorError> {
+        Err(self.error.clone())
+    }
+}
+
 impl Fleet {
     /// Builds the backends of `cfg`; every executor starts unchecked (not
     /// eligible) until its first check passes.
@@ -325,6 +434,13 @@ impl Fleet {
                     )
                     .connect_timeout(timeout),
                 ),
+                ExecutorConfig::Docker {
+                    class,
+                    address,
+                    images,
+                    image,
+                    ..
+                } => docker_backend(class, address, images, image),
             };
             (id, backend)
         });

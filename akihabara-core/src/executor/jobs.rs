@@ -209,6 +209,7 @@ impl ReceiptKind {
             super::JobStatus::Signaled { .. } => (None, "signaled"),
             super::JobStatus::TimedOut => (None, "timed_out"),
             super::JobStatus::Cancelled => (None, "cancelled"),
+            super::JobStatus::OutOfMemory => (None, "out_of_memory"),
         };
         ReceiptKind::Finished {
             exit_code,

@@ -9,7 +9,12 @@
 //! - [`SshBackend`]: a remote host through the system OpenSSH client with key
 //!   authentication.
 //!
-//! `docker` and `kubernetes` backends are future work.
+//! - [`DockerBackend`] (feature `docker`): each job in its own container on
+//!   a Docker Engine, with the spec's limits, no network unless asked, a
+//!   read-only root, removed when the job ends.
+//!
+//! A Kubernetes backend is a design note (README, "Executors on
+//! Kubernetes"), not code.
 //!
 //! Output of any size is safe: each stream is hashed in full (SHA-256), only
 //! its first [`JobSpec::output_cap`] bytes are kept, and log lines go to a
@@ -17,7 +22,10 @@
 
 pub mod access;
 mod capture;
+#[cfg(feature = "docker")]
+mod docker;
 mod fleet;
+mod images;
 pub mod jobs;
 mod local;
 mod process;
@@ -34,9 +42,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use capture::Captured;
+#[cfg(feature = "docker")]
+pub use docker::{DEFAULT_PIDS_LIMIT, DockerBackend, JOB_LABEL};
 pub use fleet::{
     ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy, Offer,
 };
+pub use images::ImagePolicy;
 pub use local::{JobUser, LimitsReport, LocalBackend};
 pub use ssh::{SshBackend, SshTarget};
 
@@ -119,9 +130,14 @@ impl Requirements {
 pub struct JobSpec {
     /// Program and arguments (the program first).
     pub command: Vec<String>,
-    /// A container image instead of a command; no backend here runs images yet.
+    /// The container image the command runs in (the `docker` backend; the
+    /// others refuse a job that names one).
     #[serde(default)]
     pub image: Option<String>,
+    /// Whether the job may use the network (containers have none otherwise;
+    /// the `local` and `ssh` backends cannot take it away and ignore this).
+    #[serde(default)]
+    pub network: bool,
     /// Environment added to the job's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
@@ -180,6 +196,7 @@ impl JobSpec {
         JobSpec {
             command,
             image: None,
+            network: false,
             env: BTreeMap::new(),
             workdir: None,
             inputs: Vec::new(),
@@ -190,13 +207,32 @@ impl JobSpec {
         }
     }
 
-    /// Checks what every backend needs: a program, a positive timeout, no image.
+    /// Checks what a process backend needs: a program, a positive timeout,
+    /// no image.
     pub fn validate(&self) -> Result<(), ExecutorError> {
         if self.image.is_some() {
             return Err(ExecutorError::Unsupported(
-                "container images (docker and kubernetes backends are future work)".into(),
+                "container images need a docker executor".into(),
             ));
         }
+        self.validate_command()
+    }
+
+    /// Checks what a container backend needs: an image, a program, a
+    /// positive timeout.
+    pub fn validate_for_image(&self) -> Result<(), ExecutorError> {
+        match &self.image {
+            None => Err(ExecutorError::BadJob(
+                "the docker backend runs images: name one".into(),
+            )),
+            Some(i) if i.trim().is_empty() || i.len() > 512 || i.contains(char::is_whitespace) => {
+                Err(ExecutorError::BadJob(format!("{i:?} is not an image name")))
+            }
+            Some(_) => self.validate_command(),
+        }
+    }
+
+    fn validate_command(&self) -> Result<(), ExecutorError> {
         match self.command.first() {
             None => return Err(ExecutorError::BadJob("the command is empty".into())),
             Some(p) if p.trim().is_empty() => {
@@ -234,6 +270,8 @@ pub enum JobStatus {
     TimedOut,
     /// The job was cancelled; its process group was killed.
     Cancelled,
+    /// The job's container used more memory than its limit and was killed.
+    OutOfMemory,
 }
 
 impl JobStatus {
@@ -362,6 +400,13 @@ impl JobReporter {
         }
     }
 
+    /// Another sender of log lines, for a backend that captures streams
+    /// itself.
+    #[cfg(feature = "docker")]
+    pub(crate) fn logs_sender(&self) -> tokio::sync::mpsc::Sender<LogLine> {
+        self.logs.clone()
+    }
+
     /// Reports how the job ended.
     pub fn finish(self, outcome: Result<Outcome, ExecutorError>) {
         let _ = self.done.send(outcome);
@@ -406,6 +451,12 @@ pub enum ExecutorError {
     /// Local I/O.
     #[error("{0}")]
     Io(String),
+    /// The image is not on the engine (images are never pulled).
+    #[error("image not found: {0}")]
+    ImageNotFound(String),
+    /// The image is not on the executor's allow list.
+    #[error("image not allowed on this executor: {0}")]
+    ImageNotAllowed(String),
 }
 
 /// Where jobs run. Object-safe: use `Box<dyn ExecutorBackend>`.

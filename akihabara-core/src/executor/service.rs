@@ -144,6 +144,7 @@ fn reason_of(status: &JobStatus, timeout_s: u64) -> Option<String> {
         JobStatus::Signaled { signal } => Some(format!("killed by signal {signal}")),
         JobStatus::TimedOut => Some(format!("timed out after {timeout_s} s")),
         JobStatus::Cancelled => Some("cancelled".into()),
+        JobStatus::OutOfMemory => Some("killed: out of memory".into()),
     }
 }
 

@@ -278,10 +278,42 @@ async fn a_fleet_admits_after_a_check_and_never_sends_to_the_unhealthy() {
 
 #[test]
 fn fleet_files_name_the_bad_key() {
+    use super::ExecutorConfig;
     let p = std::path::Path::new("f.toml");
-    let e = FleetConfig::parse("[[executors]]\nid = \"a\"\nbackend = \"docker\"\n", p)
-        .expect_err("docker");
-    assert!(e.to_string().contains("docker"), "{e}");
+    let docker = FleetConfig::parse(
+        "[[executors]]\nid = \"a\"\nbackend = \"docker\"\naddress = \"unix:///run/d.sock\"\n\
+         images = [\"team/*\"]\nimage = \"team/job:1\"\n",
+        p,
+    )
+    .expect("a docker executor");
+    assert_eq!(
+        docker.executors,
+        [ExecutorConfig::Docker {
+            id: "a".into(),
+            class: None,
+            address: Some("unix:///run/d.sock".into()),
+            images: vec!["team/*".into()],
+            image: Some("team/job:1".into()),
+        }]
+    );
+    let e = FleetConfig::parse(
+        "[[executors]]\nid = \"a\"\nbackend = \"docker\"\naddress = \"/run/d.sock\"\n",
+        p,
+    )
+    .expect_err("address");
+    assert_eq!(
+        e.to_string(),
+        "f.toml: executor \"a\": address \"/run/d.sock\" is not unix:///PATH or tcp://HOST:PORT"
+    );
+    let e = FleetConfig::parse(
+        "[[executors]]\nid = \"a\"\nbackend = \"docker\"\nimages = [\"x:1\"]\nimage = \"y:1\"\n",
+        p,
+    )
+    .expect_err("default image outside the list");
+    assert_eq!(
+        e.to_string(),
+        "f.toml: executor \"a\": the default image \"y:1\" is not in its images"
+    );
     let e = FleetConfig::parse(
         "[health]\ninterval = \"soon\"\n[[executors]]\nid = \"a\"\nbackend = \"local\"\n",
         p,

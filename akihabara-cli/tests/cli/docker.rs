@@ -1,0 +1,375 @@
+//! The `docker` executor backend against a real Docker Engine: a `dockerd`
+//! started for the test as root, on a private socket and data root (vfs
+//! storage, no iptables, no bridge), stopped by its PID. No registry is
+//! reachable: the test image is a `docker import` of a directory holding
+//! Debian's static busybox.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use akihabara_core::executor::{
+    DockerBackend, ExecutorBackend, ExecutorError, ImagePolicy, JobSpec, JobStatus,
+};
+
+use super::{peers, run, stderr, stdout};
+
+/// The test image's name.
+pub(super) const IMAGE: &str = "akihabara-test/busybox:1";
+
+pub(super) struct Dockerd {
+    // Short: the engine's unix sockets live under it (108-byte limit).
+    dir: PathBuf,
+    child: Option<Child>,
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    ["/usr/sbin", "/usr/bin", "/usr/local/bin", "/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+impl Dockerd {
+    pub(super) fn start() -> Option<Dockerd> {
+        let Some(dockerd) = tool("dockerd") else {
+            return peers::missing("no dockerd (apt install docker.io)");
+        };
+        if tool("docker").is_none() {
+            return peers::missing("no docker CLI (apt install docker.io)");
+        }
+        let busybox = Path::new("/bin/busybox");
+        if !busybox.exists() {
+            return peers::missing("no /bin/busybox (apt install busybox-static)");
+        }
+        let uid = Command::new("id").arg("-u").output().ok()?;
+        if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+            return peers::missing("dockerd needs root");
+        }
+        let dir = PathBuf::from(format!("/tmp/akd-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        let child = Command::new(dockerd)
+            .arg("--host")
+            .arg(format!("unix://{}/docker.sock", dir.display()))
+            .arg("--data-root")
+            .arg(dir.join("data"))
+            .arg("--exec-root")
+            .arg(dir.join("x"))
+            .arg("--pidfile")
+            .arg(dir.join("dockerd.pid"))
+            .args([
+                "--storage-driver",
+                "vfs",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--bridge=none",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let d = Dockerd {
+            dir,
+            child: Some(child),
+        };
+        let t = Instant::now();
+        loop {
+            let o = d.docker(&["version", "--format", "{{.Server.Version}}"]);
+            if o.status.success() {
+                break;
+            }
+            if t.elapsed() > Duration::from_secs(60) {
+                let log = std::fs::read_to_string(d.dir.join("dockerd.log")).unwrap_or_default();
+                return peers::missing(&format!("dockerd did not answer within 60 s: {log}"));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        d.import_busybox(busybox);
+        Some(d)
+    }
+
+    /// `unix://…/docker.sock`.
+    pub(super) fn address(&self) -> String {
+        format!("unix://{}/docker.sock", self.dir.display())
+    }
+
+    pub(super) fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker")
+            .arg("-H")
+            .arg(self.address())
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn import_busybox(&self, busybox: &Path) {
+        let root = self.dir.join("rootfs");
+        for d in ["bin", "work", "tmp", "proc", "sys", "dev", "etc"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
+        for applet in [
+            "sh", "echo", "sleep", "cat", "ls", "touch", "dd", "true", "false", "head", "id",
+        ] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let tarball = self.dir.join("rootfs.tar");
+        let o = Command::new("tar")
+            .arg("-C")
+            .arg(&root)
+            .arg("-cf")
+            .arg(&tarball)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "tar: {}", stderr(&o));
+        let o = Command::new("docker")
+            .arg("-H")
+            .arg(self.address())
+            .args(["import", "--change", "ENV PATH=/bin"])
+            .arg(&tarball)
+            .arg(IMAGE)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "docker import: {}", stderr(&o));
+    }
+
+    /// Containers and volumes the engine holds (ids).
+    pub(super) fn leftovers(&self) -> (String, String) {
+        let c = self.docker(&["ps", "-aq"]);
+        let v = self.docker(&["volume", "ls", "-q"]);
+        (stdout(&c).trim().to_owned(), stdout(&v).trim().to_owned())
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SIGTERM by its own PID, so it stops its containers; then wait.
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn job(cmd: &str, timeout_s: u64) -> JobSpec {
+    let mut j = JobSpec::command("sh", ["-c", cmd], Duration::from_secs(timeout_s));
+    j.image = Some(IMAGE.to_owned());
+    j
+}
+
+#[test]
+fn docker_jobs_run_contained_limited_and_leave_nothing_behind() {
+    let Some(engine) = Dockerd::start() else {
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let d = DockerBackend::connect(Some(&engine.address())).unwrap();
+    rt.block_on(async {
+        d.health().await.expect("the engine answers");
+        let spec = d.capabilities().await.unwrap();
+        assert!(spec.cpu_count >= 1 && spec.ram_mb > 0, "{spec:?}");
+
+        // Exit code and digest.
+        let o = d
+            .run(job("echo hello; echo oops >&2; exit 7", 60))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(o.status, JobStatus::Exited { code: 7 });
+        assert_eq!(o.stdout.text, "hello\n");
+        assert_eq!(
+            o.stdout.sha256,
+            "5891b5b522d5df086d0ff0b110fbd9d21bb4fc7163af34d08286a2e846f6be03"
+        );
+        assert_eq!(o.stderr.text, "oops\n");
+
+        // Contained: no network but loopback, a read-only root, a
+        // writable /work, not root's capabilities.
+        let o = d
+            .run(job(
+                "ls /sys/class/net; touch /x 2>/dev/null && echo root-rw || echo root-ro; \
+                 touch /work/y && pwd",
+                60,
+            ))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(o.stdout.text, "lo\nroot-ro\n/work\n", "{}", o.stderr.text);
+
+        // The memory limit: over it is a typed failure.
+        let mut hog = job("dd if=/dev/zero of=/dev/null bs=64M count=1", 60);
+        hog.requirements.ram_mb = 16;
+        let o = d.run(hog).await.unwrap().wait().await.unwrap();
+        assert_eq!(o.status, JobStatus::OutOfMemory, "{}", o.stderr.text);
+
+        // The timeout kills the container.
+        let t = Instant::now();
+        let o = d
+            .run(job("sleep 300", 2))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(o.status, JobStatus::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(60), "{:?}", t.elapsed());
+
+        // Cancellation.
+        let mut h = d.run(job("echo started; sleep 300", 600)).await.unwrap();
+        let first = h.next_log().await.expect("a log line");
+        assert_eq!(first.line, b"started");
+        h.cancel();
+        assert_eq!(h.wait().await.unwrap().status, JobStatus::Cancelled);
+
+        // Images are never pulled, and the allow list holds.
+        let e = d
+            .run(job("true", 5).with_image("nope:1"))
+            .await
+            .unwrap_err();
+        assert_eq!(e, ExecutorError::ImageNotFound("nope:1".into()));
+        assert_eq!(e.to_string(), "image not found: nope:1");
+        let strict = DockerBackend::connect(Some(&engine.address()))
+            .unwrap()
+            .with_images(ImagePolicy::only(["other/*"]));
+        let e = strict.run(job("true", 5)).await.unwrap_err();
+        assert_eq!(e, ExecutorError::ImageNotAllowed(IMAGE.into()));
+        // A job without an image, on an executor without a default one.
+        let mut bare = job("true", 5);
+        bare.image = None;
+        assert!(matches!(d.run(bare).await, Err(ExecutorError::BadJob(_))));
+    });
+
+    // The command line: `executor run --backend docker` passes the job's
+    // exit code through; a missing image is bad input (exit 2).
+    let addr = engine.address();
+    let o = run(&[
+        "executor",
+        "run",
+        "--backend",
+        "docker",
+        "--docker-host",
+        &addr,
+        "--image",
+        IMAGE,
+        "--ram-mb",
+        "32",
+        "--",
+        "sh",
+        "-c",
+        "echo in-a-container; exit 5",
+    ]);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "in-a-container\n");
+    let o = run(&[
+        "executor",
+        "run",
+        "--backend",
+        "docker",
+        "--docker-host",
+        &addr,
+        "--image",
+        "nope:1",
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("image not found: nope:1"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&[
+        "executor",
+        "run",
+        "--backend",
+        "docker",
+        "--docker-host",
+        &addr,
+        "--",
+        "true",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--backend docker needs --image NAME"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["executor", "run", "--image", IMAGE, "--", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&[
+        "executor",
+        "specs",
+        "--backend",
+        "docker",
+        "--docker-host",
+        &addr,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let specs: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(specs["cpu_count"].as_u64().unwrap() >= 1, "{specs}");
+    // A fleet file with a docker executor: healthy when the engine answers.
+    let fleet = engine.dir.join("fleet.toml");
+    std::fs::write(
+        &fleet,
+        format!(
+            "[[executors]]\nid = \"box\"\nbackend = \"docker\"\naddress = \"{addr}\"\n\
+             images = [\"akihabara-test/*\"]\nimage = \"{IMAGE}\"\n"
+        ),
+    )
+    .unwrap();
+    let o = run(&[
+        "executor",
+        "check",
+        "--config",
+        fleet.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["executors"][0]["backend"], "docker", "{v}");
+    assert_eq!(v["executors"][0]["healthy"], true, "{v}");
+
+    assert_eq!(
+        engine.leftovers(),
+        (String::new(), String::new()),
+        "containers or volumes left"
+    );
+
+    // An engine that is not there: unreachable, typed.
+    let gone = DockerBackend::connect(Some("unix:///tmp/akihabara-no-such.sock")).unwrap();
+    let e = rt.block_on(gone.health()).unwrap_err();
+    assert!(matches!(e, ExecutorError::Unreachable(_)), "{e:?}");
+}
+
+trait WithImage {
+    fn with_image(self, image: &str) -> JobSpec;
+}
+
+impl WithImage for JobSpec {
+    fn with_image(mut self, image: &str) -> JobSpec {
+        self.image = Some(image.to_owned());
+        self
+    }
+}

@@ -1,0 +1,411 @@
+//! The `docker` backend: each job in its own container on a Docker Engine,
+//! through the Engine API (bollard).
+//!
+//! A job's container runs the image its [`JobSpec`] names, with:
+//! - the spec's CPU and memory limits (memory without swap; an OOM kill is
+//!   [`JobStatus::OutOfMemory`]) and a pids limit;
+//! - no network unless the spec asks ([`JobSpec::network`]);
+//! - a read-only root file system with a writable `/work` (the working
+//!   directory) and `/tmp`, both tmpfs;
+//! - GPUs requested from the engine's `nvidia` driver when the spec wants any;
+//! - the label `akihabara.job`, so an operator (or a restarted miner) can
+//!   find what is left: `docker ps -a --filter label=akihabara.job`.
+//!
+//! The container is removed (with its anonymous volumes) when the job ends,
+//! is cancelled or times out. Images are never pulled: one that is not on
+//! the engine is [`ExecutorError::ImageNotFound`], one outside the
+//! executor's allow list [`ExecutorError::ImageNotAllowed`].
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, Instant};
+
+use bollard::Docker;
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder,
+};
+use futures_util::StreamExt as _;
+
+use super::ImagePolicy;
+use super::capture::Capture;
+use super::{
+    ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, JobStatus, Outcome,
+    Stream,
+};
+
+/// The label every job container carries (its value: the container's name).
+pub const JOB_LABEL: &str = "akihabara.job";
+
+/// Processes a job's container may hold at once, unless configured.
+pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
+
+/// Bound on one Engine API call that is not a job's wait.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs jobs in containers on one Docker Engine.
+#[derive(Clone, Debug)]
+pub struct DockerBackend {
+    address: String,
+    class: Option<String>,
+    images: ImagePolicy,
+    default_image: Option<String>,
+    pids_limit: i64,
+}
+
+fn unreachable(address: &str, e: impl std::fmt::Display) -> ExecutorError {
+    ExecutorError::Unreachable(format!("docker engine at {address}: {e}"))
+}
+
+impl DockerBackend {
+    /// The engine at `address` (`unix:///path/docker.sock`, `tcp://host:port`),
+    /// or, without one, where the docker CLI finds it: `DOCKER_HOST`, else
+    /// `unix:///var/run/docker.sock`. Only the address is checked here: each
+    /// call connects (an engine started later is found) and agrees on the
+    /// API version.
+    pub fn connect(address: Option<&str>) -> Result<DockerBackend, ExecutorError> {
+        let address = match address {
+            Some(a) => a.to_owned(),
+            None => std::env::var("DOCKER_HOST")
+                .ok()
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "unix:///var/run/docker.sock".to_owned()),
+        };
+        if address.starts_with("https://") || std::env::var_os("DOCKER_TLS_VERIFY").is_some() {
+            return Err(ExecutorError::Unsupported(format!(
+                "TLS to a docker engine ({address}): reach a remote engine through an ssh \
+                 executor or a local socket"
+            )));
+        }
+        if !(address.starts_with("unix:///")
+            || address.starts_with("tcp://")
+            || address.starts_with("http://"))
+        {
+            return Err(ExecutorError::BadJob(format!(
+                "docker engine address {address:?} is not unix:///PATH or tcp://HOST:PORT"
+            )));
+        }
+        Ok(DockerBackend {
+            address,
+            class: None,
+            images: ImagePolicy::any(),
+            default_image: None,
+            pids_limit: DEFAULT_PIDS_LIMIT,
+        })
+    }
+
+    /// Advertises this hardware class.
+    pub fn with_class(mut self, class: Option<String>) -> DockerBackend {
+        self.class = class;
+        self
+    }
+
+    /// Runs only the images `policy` allows.
+    pub fn with_images(mut self, policy: ImagePolicy) -> DockerBackend {
+        self.images = policy;
+        self
+    }
+
+    /// Runs a job that names no image (a validator's job) in `image`.
+    pub fn with_default_image(mut self, image: Option<String>) -> DockerBackend {
+        self.default_image = image;
+        self
+    }
+
+    /// The engine's address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// A connection that speaks the engine's API version.
+    async fn engine(&self) -> Result<Docker, ExecutorError> {
+        let docker = Docker::connect_with_host(&self.address)
+            .map_err(|e| unreachable(&self.address, e))?
+            // Jobs wait on the engine for as long as they run; every other
+            // call is bounded by `timed`.
+            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+        tokio::time::timeout(CALL_TIMEOUT, docker.negotiate_version())
+            .await
+            .map_err(|_| unreachable(&self.address, "no answer within 30 s"))?
+            .map_err(|e| unreachable(&self.address, e))
+    }
+
+    /// Checks the image is allowed and present.
+    async fn check_image(&self, docker: &Docker, image: &str) -> Result<(), ExecutorError> {
+        if !self.images.allows(image) {
+            return Err(ExecutorError::ImageNotAllowed(image.to_owned()));
+        }
+        match timed(docker.inspect_image(image)).await? {
+            Ok(_) => Ok(()),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Err(ExecutorError::ImageNotFound(image.to_owned())),
+            Err(e) => Err(unreachable(&self.address, e)),
+        }
+    }
+
+    fn container_body(&self, job: &JobSpec, image: &str, name: &str) -> ContainerCreateBody {
+        let r = &job.requirements;
+        let memory = (r.ram_mb > 0).then(|| i64::try_from(r.ram_mb << 20).unwrap_or(i64::MAX));
+        let work_size = if r.hard_disk_mb > 0 {
+            format!("rw,exec,size={}m", r.hard_disk_mb)
+        } else {
+            "rw,exec".to_owned()
+        };
+        let host = HostConfig {
+            memory,
+            memory_swap: memory,
+            nano_cpus: (r.cpu > 0).then(|| i64::from(r.cpu) * 1_000_000_000),
+            pids_limit: Some(self.pids_limit),
+            network_mode: Some(if job.network { "bridge" } else { "none" }.to_owned()),
+            readonly_rootfs: Some(true),
+            tmpfs: Some(HashMap::from([
+                ("/work".to_owned(), work_size),
+                ("/tmp".to_owned(), "rw,exec".to_owned()),
+            ])),
+            device_requests: (r.gpu > 0).then(|| {
+                vec![DeviceRequest {
+                    driver: Some("nvidia".to_owned()),
+                    count: Some(i64::from(r.gpu)),
+                    capabilities: Some(vec![vec!["gpu".to_owned()]]),
+                    ..DeviceRequest::default()
+                }]
+            }),
+            cap_drop: Some(vec!["ALL".to_owned()]),
+            security_opt: Some(vec!["no-new-privileges".to_owned()]),
+            ..HostConfig::default()
+        };
+        ContainerCreateBody {
+            image: Some(image.to_owned()),
+            cmd: Some(job.command.clone()),
+            env: Some(job.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            working_dir: Some(
+                job.workdir
+                    .as_ref()
+                    .map_or("/work".to_owned(), |w| w.to_string_lossy().into_owned()),
+            ),
+            labels: Some(HashMap::from([(JOB_LABEL.to_owned(), name.to_owned())])),
+            network_disabled: Some(!job.network),
+            host_config: Some(host),
+            ..ContainerCreateBody::default()
+        }
+    }
+}
+
+/// Bounds one Engine API call.
+async fn timed<T>(f: impl std::future::Future<Output = T>) -> Result<T, ExecutorError> {
+    tokio::time::timeout(CALL_TIMEOUT, f).await.map_err(|_| {
+        ExecutorError::Unreachable("the docker engine did not answer within 30 s".into())
+    })
+}
+
+/// Removes a job's container, with its anonymous volumes, whatever state
+/// it is in.
+async fn remove(docker: &Docker, name: &str) {
+    let opts = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    match timed(docker.remove_container(name, Some(opts))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            tracing::warn!(container = name, error = %e, "could not remove a job's container")
+        }
+        Err(e) => {
+            tracing::warn!(container = name, error = %e, "could not remove a job's container")
+        }
+    }
+}
+
+async fn kill(docker: &Docker, name: &str) {
+    let opts = KillContainerOptionsBuilder::default()
+        .signal("SIGKILL")
+        .build();
+    let _ = timed(docker.kill_container(name, Some(opts))).await;
+}
+
+#[async_trait::async_trait]
+impl ExecutorBackend for DockerBackend {
+    fn kind(&self) -> &'static str {
+        "docker"
+    }
+
+    fn class(&self) -> Option<&str> {
+        self.class.as_deref()
+    }
+
+    async fn capabilities(&self) -> Result<HardwareSpec, ExecutorError> {
+        let docker = self.engine().await?;
+        let info = timed(docker.info())
+            .await?
+            .map_err(|e| unreachable(&self.address, e))?;
+        let mem = info.mem_total.unwrap_or(0).max(0) as u64;
+        // GPUs: the engine does not list them; on a local engine with the
+        // nvidia runtime, the host's are the ones `--gpus` hands out.
+        let nvidia = info
+            .runtimes
+            .as_ref()
+            .is_some_and(|r| r.contains_key("nvidia"));
+        let gpus = if nvidia && self.address.starts_with("unix://") {
+            tokio::task::spawn_blocking(crate::protocol::nvidia_smi_gpus)
+                .await
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        Ok(HardwareSpec {
+            hostname: info.name.unwrap_or_default(),
+            cpu_count: u32::try_from(info.ncpu.unwrap_or(0).max(0)).unwrap_or(u32::MAX),
+            cpu_model: None,
+            ram_mb: mem >> 20,
+            disk_mb: None,
+            gpus,
+            hardware_class: self.class.clone(),
+        })
+    }
+
+    async fn health(&self) -> Result<Health, ExecutorError> {
+        let t = Instant::now();
+        let docker = self.engine().await?;
+        timed(docker.ping())
+            .await?
+            .map_err(|e| unreachable(&self.address, e))?;
+        Ok(Health {
+            latency: t.elapsed(),
+        })
+    }
+
+    async fn run(&self, mut job: JobSpec) -> Result<JobHandle, ExecutorError> {
+        if job.image.is_none() {
+            job.image = self.default_image.clone();
+        }
+        job.validate_for_image()?;
+        let Some(image) = job.image.clone() else {
+            return Err(ExecutorError::BadJob(
+                "the docker backend runs images: name one (--image)".into(),
+            ));
+        };
+        let docker = self.engine().await?;
+        self.check_image(&docker, &image).await?;
+        let name = format!("akihabara-job-{}", uuid::Uuid::new_v4().simple());
+        let body = self.container_body(&job, &image, &name);
+        let created = timed(docker.create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        ))
+        .await?;
+        if let Err(e) = created {
+            return Err(ExecutorError::Spawn {
+                program: image,
+                reason: e.to_string(),
+            });
+        }
+        let started = Instant::now();
+        if let Err(e) = timed(docker.start_container(&name, None))
+            .await
+            .and_then(|r| {
+                r.map_err(|e| ExecutorError::Spawn {
+                    program: image.clone(),
+                    reason: e.to_string(),
+                })
+            })
+        {
+            remove(&docker, &name).await;
+            return Err(e);
+        }
+        let (mut reporter, handle) = JobHandle::channel(1024);
+        let logs_tx = reporter.logs_sender();
+        tokio::spawn(async move {
+            let dropped = AtomicU64::new(0);
+            let cap = job.output_cap;
+            let logs = async {
+                let mut out = Capture::new(Stream::Stdout, cap, logs_tx.clone(), &dropped);
+                let mut err = Capture::new(Stream::Stderr, cap, logs_tx.clone(), &dropped);
+                let opts = LogsOptionsBuilder::default()
+                    .follow(true)
+                    .stdout(true)
+                    .stderr(true)
+                    .build();
+                let mut s = docker.logs(&name, Some(opts));
+                while let Some(Ok(chunk)) = s.next().await {
+                    match chunk {
+                        bollard::container::LogOutput::StdErr { message } => err.push(&message),
+                        other => out.push(other.as_ref()),
+                    }
+                }
+                (out.finish(), err.finish())
+            };
+            let wait = async {
+                let mut w = docker.wait_container(&name, None);
+                match w.next().await {
+                    Some(Ok(r)) => Ok(r.status_code),
+                    Some(Err(bollard::errors::Error::DockerContainerWaitError {
+                        code, ..
+                    })) => Ok(code),
+                    Some(Err(e)) => Err(e.to_string()),
+                    None => Err("the engine ended the wait without a status".to_owned()),
+                }
+            };
+            enum End {
+                Exited(Result<i64, String>),
+                TimedOut,
+                Cancelled,
+            }
+            let outcome = async {
+                let end = tokio::select! {
+                    r = wait => End::Exited(r),
+                    () = tokio::time::sleep(job.timeout) => End::TimedOut,
+                    () = reporter.cancelled() => End::Cancelled,
+                };
+                match end {
+                    End::TimedOut => {
+                        kill(&docker, &name).await;
+                        Ok(JobStatus::TimedOut)
+                    }
+                    End::Cancelled => {
+                        kill(&docker, &name).await;
+                        Ok(JobStatus::Cancelled)
+                    }
+                    End::Exited(Ok(code)) => Ok(exit_status(&docker, &name, code).await),
+                    End::Exited(Err(e)) => Err(ExecutorError::Unreachable(format!(
+                        "waiting for the job's container: {e}"
+                    ))),
+                }
+            };
+            // The logs stream while the job runs and end once its container
+            // has stopped; the bound only guards against an engine that
+            // never closes them.
+            let bounded_logs = tokio::time::timeout(job.timeout + 2 * CALL_TIMEOUT, logs);
+            let (captured, status) = tokio::join!(bounded_logs, outcome);
+            let (stdout, stderr) = captured.unwrap_or_else(|_| {
+                let none = super::Captured::of(&[], 0);
+                (none.clone(), none)
+            });
+            remove(&docker, &name).await;
+            drop(logs_tx);
+            reporter.finish(status.map(|status| Outcome {
+                status,
+                duration: started.elapsed(),
+                stdout,
+                stderr,
+                dropped_log_lines: dropped.load(std::sync::atomic::Ordering::Relaxed),
+            }));
+        });
+        Ok(handle)
+    }
+}
+
+/// How a container that stopped by itself ended: OOM-killed, killed by a
+/// signal (exit code 128 + n), or its exit code.
+async fn exit_status(docker: &Docker, name: &str, code: i64) -> JobStatus {
+    let oom = match timed(docker.inspect_container(name, None)).await {
+        Ok(Ok(c)) => c.state.and_then(|s| s.oom_killed).unwrap_or(false),
+        _ => false,
+    };
+    if oom {
+        return JobStatus::OutOfMemory;
+    }
+    let code = i32::try_from(code).unwrap_or(i32::MAX);
+    JobStatus::Exited { code }
+}
