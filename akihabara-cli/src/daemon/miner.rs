@@ -8,7 +8,7 @@ use akihabara_core::Netuid;
 use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::chain::ChainClient;
 use akihabara_core::executor::accept::{AllOf, ClassLimits, ScriptPolicy};
-use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy};
+use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy, JobRequest, Refusal};
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::metagraph::Metagraph;
@@ -142,9 +142,27 @@ fn accept_policy(c: &MinerConfig) -> anyhow::Result<Arc<dyn AcceptPolicy>> {
     }
     Ok(match all.len() {
         0 => Arc::new(AcceptAll),
-        1 => all.remove(0),
-        _ => Arc::new(AllOf(all)),
+        1 => Arc::new(Logged(all.remove(0))),
+        _ => Arc::new(Logged(Arc::new(AllOf(all)))),
     })
+}
+
+/// Logs each job the policy refuses, with the reason (a failed or hung
+/// script as a warning: the operator's script needs attention).
+struct Logged(Arc<dyn AcceptPolicy>);
+
+impl AcceptPolicy for Logged {
+    fn refuse(&self, request: &JobRequest) -> Option<Refusal> {
+        let refusal = self.0.refuse(request)?;
+        let (job, validator) = (&request.job_id, request.validator.to_ss58());
+        match &refusal {
+            Refusal::ScriptFailed(_) => {
+                tracing::warn!(job, validator, reason = %refusal, "job declined: the accept script failed")
+            }
+            _ => tracing::info!(job, validator, reason = %refusal, "job declined by [jobs]"),
+        }
+        Some(refusal)
+    }
 }
 
 /// `[policy]` over the metagraph the miner starts from.
