@@ -25,6 +25,8 @@ mod limits;
 mod peers;
 #[path = "cli/pow.rs"]
 mod pow;
+#[path = "cli/probe.rs"]
+mod probe;
 #[path = "cli/score.rs"]
 mod score;
 #[path = "cli/wallet.rs"]

@@ -18,10 +18,15 @@
 
 mod epoch;
 mod miner;
+mod probe;
 mod validator;
 
 pub use epoch::{Epoch, score_epoch};
 pub use miner::{Miner, MinerBuilder, ScheduleChange};
+pub use probe::{
+    AllocationCheck, BenchmarkJob, Check, JobCheck, Probe, ProbeReport, ProbeSettings, gpu_claims,
+    public_key_path,
+};
 pub use validator::{
     Challenger, Measured, PowSettings, RoundReport, Step, Validator, ValidatorBuilder,
     WeightsReport,

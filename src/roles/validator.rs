@@ -12,12 +12,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{ChainClient, ChainError, Hyperparameters, Receipt, Reveal};
 use crate::dendrite::{AxonTarget, Dendrite};
+use crate::executor::jobs::ReceiptStore;
+use crate::executor::service::unix_millis;
 use crate::schedule::{ScheduleQuery, SlotRefusal};
-use crate::score::{Ema, Measurements, MinerReport, PowReport, PowScorer, Scorer};
+use crate::score::{Ema, Measurements, MinerReport, Penalized, PowReport, PowScorer, Scorer};
 use crate::store::{self, Put, StateKeys, Store};
 use crate::wallet::Keypair;
 use crate::{Block, Metagraph, Netuid, Uid};
 
+use super::probe::{ProbeReport, ProbeSettings, ProbeState, probe_miner};
 use super::{Epoch, RoleError, blocking, score_epoch};
 
 /// Rounds kept between weight settings, at most (the oldest are dropped).
@@ -547,6 +550,8 @@ pub struct Step {
     pub round: Option<RoundReport>,
     /// The weights, if anything happened to them.
     pub weights: Option<WeightsReport>,
+    /// The probe, if one was due (once per tempo, with probes configured).
+    pub probe: Option<ProbeReport>,
 }
 
 /// Builds a [`Validator`].
@@ -563,6 +568,8 @@ pub struct ValidatorBuilder {
     respect_schedules: bool,
     version_key: u64,
     seeds: Seeds,
+    probe: Option<ProbeSettings>,
+    penalty_decay: f64,
 }
 
 impl ValidatorBuilder {
@@ -622,6 +629,22 @@ impl ValidatorBuilder {
         self
     }
 
+    /// Also probes every miner once per tempo: `SpecsQuery`, benchmark
+    /// jobs, an allocation login ([`ProbeSettings`]). What it finds feeds
+    /// the measurements (GPUs, worked seconds, declines) and the penalties.
+    pub fn probe(mut self, probe: ProbeSettings) -> ValidatorBuilder {
+        self.probe = Some(probe);
+        self
+    }
+
+    /// How much of a penalty is left after each epoch, in `[0, 1)`
+    /// (default 0.5). A penalty (a failed proof, a failed probe) multiplies
+    /// a miner's score by `1 − penalty`, whatever the scorer.
+    pub fn penalty_decay(mut self, decay: f64) -> ValidatorBuilder {
+        self.penalty_decay = decay;
+        self
+    }
+
     /// Draws challenge seeds from a ChaCha20 stream seeded with `seed`, so a
     /// simulation replays (default: the operating system's randomness,
     /// which a validator facing real miners must keep).
@@ -657,9 +680,14 @@ impl ValidatorBuilder {
                 }
             })?,
         };
+        if let Some(p) = &self.probe {
+            p.check()?;
+        }
+        let fresh_probes = ProbeState::new(self.penalty_decay)?;
         let keys = StateKeys::new(self.netuid, &hotkey);
-        let (ema, measured, weights): (Ema, Vec<Measured>, WeightsState) = match &self.store {
-            None => (fresh, Vec::new(), WeightsState::default()),
+        type Loaded = (Ema, Vec<Measured>, WeightsState, ProbeState);
+        let (ema, measured, weights, probes): Loaded = match &self.store {
+            None => (fresh, Vec::new(), WeightsState::default(), fresh_probes),
             Some(s) => {
                 let (s, k) = (s.clone(), keys.clone());
                 blocking(move || {
@@ -667,6 +695,7 @@ impl ValidatorBuilder {
                         store::get_json(&*s, &k.scores())?.unwrap_or(fresh),
                         store::get_json(&*s, &k.measurements())?.unwrap_or_default(),
                         store::get_json(&*s, &k.weights())?.unwrap_or_default(),
+                        store::get_json(&*s, &k.probes())?.unwrap_or(fresh_probes),
                     ))
                 })
                 .await?
@@ -692,6 +721,13 @@ impl ValidatorBuilder {
             measured,
             weights,
             next_round: 0,
+            receipts: self
+                .probe
+                .as_ref()
+                .map(|p| Arc::new(ReceiptStore::new(&p.receipts))),
+            probe: self.probe.map(Arc::new),
+            probes,
+            next_probe: 0,
         })
     }
 }
@@ -719,6 +755,10 @@ pub struct Validator {
     measured: Vec<Measured>,
     weights: WeightsState,
     next_round: u64,
+    probe: Option<Arc<ProbeSettings>>,
+    receipts: Option<Arc<ReceiptStore>>,
+    probes: ProbeState,
+    next_probe: u64,
 }
 
 impl std::fmt::Debug for Validator {
@@ -748,6 +788,8 @@ impl Validator {
             respect_schedules: true,
             version_key: 0,
             seeds: Seeds::Os,
+            probe: None,
+            penalty_decay: 0.5,
         }
     }
 
@@ -789,6 +831,10 @@ impl Validator {
             step.round = Some(self.round(block).await?);
             self.next_round = block.0 + self.round_blocks;
         }
+        if self.probe.is_some() && block.0 >= self.next_probe {
+            step.probe = Some(self.probe(block).await?);
+            self.next_probe = block.0 + h.tempo.max(1);
+        }
         step.weights = self.weights(block, h).await?;
         Ok(step)
     }
@@ -798,16 +844,7 @@ impl Validator {
     /// time, records the rounds and saves them.
     pub async fn round(&mut self, block: Block) -> Result<RoundReport, RoleError> {
         let mg = self.chain.metagraph(self.netuid).await?;
-        let targets: Vec<(Uid, AxonTarget)> = mg
-            .neurons()
-            .iter()
-            .filter(|n| n.uid != self.uid)
-            .filter_map(|n| {
-                let a = n.axon?;
-                (a.port() != 0 && !a.ip().is_unspecified())
-                    .then(|| (n.uid, AxonTarget::new(a.ip(), a.port(), n.hotkey)))
-            })
-            .collect();
+        let targets = axon_targets(&mg, self.uid);
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.challenger.inner.pow.concurrency,
         ));
@@ -841,6 +878,46 @@ impl Validator {
         Ok(report)
     }
 
+    /// Probes every miner that serves an axon, a few at a time
+    /// ([`ProbeSettings`]): `SpecsQuery`, the benchmark jobs, the allocation
+    /// login. Results feed the next weights; failures the protocol blames
+    /// on a miner set its penalty. Without probe settings, probes nobody.
+    pub async fn probe(&mut self, block: Block) -> Result<ProbeReport, RoleError> {
+        let (Some(settings), Some(receipts)) = (self.probe.clone(), self.receipts.clone()) else {
+            return Ok(ProbeReport {
+                block,
+                ..ProbeReport::default()
+            });
+        };
+        let mg = self.chain.metagraph(self.netuid).await?;
+        let limit = Arc::new(tokio::sync::Semaphore::new(
+            self.challenger.inner.pow.concurrency,
+        ));
+        let mut tasks = tokio::task::JoinSet::new();
+        for (uid, target) in axon_targets(&mg, self.uid) {
+            let tag = match self.challenger.seed() {
+                Ok(s) => hex::encode(&s[..8]),
+                Err(e) => return Err(RoleError::Task(format!("no randomness: {e}"))),
+            };
+            let (settings, receipts, limit) = (settings.clone(), receipts.clone(), limit.clone());
+            let (dendrite, keypair) = (self.challenger.dendrite().clone(), self.keypair.clone());
+            tasks.spawn(async move {
+                let _permit = limit.acquire_owned().await;
+                probe_miner(
+                    &settings, &dendrite, &keypair, &receipts, uid, &target, &tag,
+                )
+                .await
+            });
+        }
+        let mut miners = tasks.join_all().await;
+        miners.sort_by_key(|p| p.uid);
+        for p in &miners {
+            self.probes.apply(self.uid, p);
+        }
+        self.save().await?;
+        Ok(ProbeReport { block, miners })
+    }
+
     /// Adds rounds measured elsewhere (by [`Validator::challenger`]); they
     /// count toward the next weights. Saved by the next round or weights.
     pub fn record(&mut self, rounds: impl IntoIterator<Item = Measured>) {
@@ -865,18 +942,24 @@ impl Validator {
                 by_uid.entry(m.uid).or_default().push(m);
             }
         }
-        Measurements {
-            miners: by_uid
-                .into_iter()
-                .map(|(uid, rounds)| MinerReport {
+        let mut reports: BTreeMap<u16, MinerReport> = by_uid
+            .into_iter()
+            .map(|(uid, rounds)| {
+                let report = MinerReport {
                     uid: Uid(uid),
                     pow: Some(PowReport::from_rounds(
                         rounds.last().map_or("", |r| r.class.as_str()),
                         rounds.iter().map(|r| r.passed.then_some(r.ops_per_second)),
                     )),
                     ..MinerReport::default()
-                })
-                .collect(),
+                };
+                (uid, report)
+            })
+            .collect();
+        self.probes
+            .fill(&mut reports, &hotkeys, unix_millis() / 1000);
+        Measurements {
+            miners: reports.into_values().collect(),
         }
     }
 
@@ -884,7 +967,8 @@ impl Validator {
     /// moving average, without changing any state.
     pub fn preview(&self, mg: &Metagraph) -> Result<Epoch, RoleError> {
         let mut ema = self.ema.clone();
-        score_epoch(&*self.scorer, &self.measurements(mg), Some(&mut ema))
+        let scorer = Penalized::new(&*self.scorer, &self.probes.penalties);
+        score_epoch(&scorer, &self.measurements(mg), Some(&mut ema))
     }
 
     /// Reveals a pending commitment; otherwise, once per tempo (and within
@@ -937,9 +1021,12 @@ impl Validator {
     ) -> Result<WeightsReport, RoleError> {
         let mg = self.chain.metagraph(self.netuid).await?;
         let mut ema = self.ema.clone();
-        let epoch = score_epoch(&*self.scorer, &self.measurements(&mg), Some(&mut ema))?;
+        let m = self.measurements(&mg);
+        let scorer = Penalized::new(&*self.scorer, &self.probes.penalties);
+        let epoch = score_epoch(&scorer, &m, Some(&mut ema))?;
         if epoch.weights.is_empty() {
             self.ema = ema;
+            self.probes.settle(&m, unix_millis() / 1000);
             self.measured.clear();
             self.weights.block = Some(block.0);
             self.save().await?;
@@ -973,6 +1060,7 @@ impl Validator {
         match landed {
             Ok(receipt) => {
                 self.ema = ema;
+                self.probes.settle(&m, unix_millis() / 1000);
                 self.measured.clear();
                 self.weights.block = Some(receipt.block.0);
                 self.weights.uids = w.uids.iter().map(|u| u.0).collect();
@@ -994,11 +1082,17 @@ impl Validator {
         let Some((store, keys)) = &self.store else {
             return Ok(());
         };
-        let (a, b, c) = (keys.scores(), keys.measurements(), keys.weights());
-        let (ema, measured, weights) = (
+        let (a, b, c, d) = (
+            keys.scores(),
+            keys.measurements(),
+            keys.weights(),
+            keys.probes(),
+        );
+        let (ema, measured, weights, probes) = (
             encode(&a, &self.ema)?,
             encode(&b, &self.measured)?,
             encode(&c, &self.weights)?,
+            encode(&d, &self.probes)?,
         );
         let store = store.clone();
         blocking(move || {
@@ -1006,11 +1100,25 @@ impl Validator {
                 Put::new(&a, &ema),
                 Put::new(&b, &measured),
                 Put::new(&c, &weights),
+                Put::new(&d, &probes),
             ])?;
             Ok(())
         })
         .await
     }
+}
+
+/// The miners of `mg` (all but `me`) that serve an axon, with its address.
+fn axon_targets(mg: &Metagraph, me: Uid) -> Vec<(Uid, AxonTarget)> {
+    mg.neurons()
+        .iter()
+        .filter(|n| n.uid != me)
+        .filter_map(|n| {
+            let a = n.axon?;
+            (a.port() != 0 && !a.ip().is_unspecified())
+                .then(|| (n.uid, AxonTarget::new(a.ip(), a.port(), n.hotkey)))
+        })
+        .collect()
 }
 
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, crate::store::StoreError> {

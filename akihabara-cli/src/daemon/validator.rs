@@ -3,9 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use akihabara::roles::{PowSettings, RoleError, RoundReport, Validator, WeightsReport};
+use akihabara::roles::{
+    AllocationCheck, BenchmarkJob, Check, PowSettings, ProbeReport, ProbeSettings, RoleError,
+    RoundReport, Validator, WeightsReport,
+};
 use akihabara_core::chain::ChainClient;
-use akihabara_core::score::PowScorer;
+use akihabara_core::score::{SCORER_NAMES, Scorer};
 use akihabara_core::wallet::Keypair;
 use anyhow::Context;
 use serde_json::json;
@@ -37,7 +40,98 @@ fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {
     })?;
     akihabara_core::score::Ema::new(c.scoring.ema_alpha)
         .map_err(|e| key_error("scoring.ema_alpha", e))?;
+    akihabara_core::score::Penalties::new(c.scoring.penalty_decay)
+        .map_err(|e| key_error("scoring.penalty_decay", e))?;
+    scorer(c)?;
     Ok(pow)
+}
+
+/// The scorer `[scoring]` names, built from its sections.
+fn scorer(c: &ValidatorConfig) -> anyhow::Result<Box<dyn Scorer>> {
+    let name = c.scoring.scorer.as_str();
+    if !SCORER_NAMES.contains(&name) {
+        return Err(key_error(
+            "scoring.scorer",
+            format!(
+                "unknown scorer \"{name}\" (one of: {})",
+                SCORER_NAMES.join(", ")
+            ),
+        ));
+    }
+    c.scoring
+        .library()
+        .build(name, None)
+        .map_err(|e| key_error("scoring", e))
+}
+
+/// `[probe]` as the library's settings; creates the allocation check's SSH
+/// key when it does not exist yet.
+fn probe(c: &ValidatorConfig) -> anyhow::Result<Option<ProbeSettings>> {
+    let p = &c.probe;
+    if !p.enabled {
+        return Ok(None);
+    }
+    let mut s = ProbeSettings::new(c.state.dir().join("receipts.jsonl")).poll(p.poll);
+    s.specs = p.specs;
+    s.call_timeout = p.call_timeout;
+    for j in &p.jobs {
+        s = s.job(BenchmarkJob {
+            class: j.class.clone(),
+            command: j.command.clone(),
+            timeout: j.timeout,
+        });
+    }
+    if let Some(a) = &p.allocation {
+        let key = akihabara_core::wallet::expand_tilde(&a.ssh_key);
+        if !key.exists() {
+            create_ssh_key(&key).map_err(|e| key_error("probe.allocation.ssh_key", e))?;
+        }
+        let mut check = AllocationCheck::new(&key, a.command.clone()).map_err(setting_error)?;
+        check.expect = a.expect.clone();
+        check.class = a.class.clone();
+        check.duration = a.duration;
+        check.login_timeout = a.login_timeout;
+        s = s.allocation(check);
+    }
+    s.check().map_err(setting_error)?;
+    Ok(Some(s))
+}
+
+fn setting_error(e: RoleError) -> anyhow::Error {
+    match e {
+        RoleError::Setting { setting, reason } => key_error(setting, reason),
+        e => key_error("probe", e),
+    }
+}
+
+/// `ssh-keygen -t ed25519` without a passphrase, in a private directory.
+fn create_ssh_key(key: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(dir) = key.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let out = std::process::Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "akihabara-validator-probe",
+            "-f",
+        ])
+        .arg(key)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .context("cannot run ssh-keygen (apt install openssh-client)")?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ssh-keygen failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    tracing::info!(key = %key.display(), "created the probe's SSH key");
+    Ok(())
 }
 
 /// `akihabara validator run`.
@@ -64,6 +158,8 @@ async fn validator(
     duration: Option<f64>,
 ) -> anyhow::Result<()> {
     let hotkey = keypair.account();
+    let probe = probe(&cfg)?;
+    let scorer = scorer(&cfg)?;
     let super::Started {
         chain,
         store,
@@ -75,14 +171,19 @@ async fn validator(
     let described = store.describe();
     let mut v = Validator::builder(keypair, netuid)
         .chain(chain.clone())
-        .scorer(Box::new(PowScorer::new()))
+        .scorer(scorer)
+        .penalty_decay(cfg.scoring.penalty_decay)
         .store(store)
         .uid(uid)
         .pow(pow)
         .ema_alpha(cfg.scoring.ema_alpha)
         .round_blocks(cfg.validator.round_blocks)
         .respect_schedules(cfg.validator.respect_schedules)
-        .version_key(cfg.weights.version_key)
+        .version_key(cfg.weights.version_key);
+    if let Some(p) = probe {
+        v = v.probe(p);
+    }
+    let mut v = v
         .build()
         .await
         .with_context(|| format!("reading the validator state from {described}"))?;
@@ -147,6 +248,9 @@ async fn step(
     if let Some(round) = &step.round {
         report_round(round, metrics);
     }
+    if let Some(p) = &step.probe {
+        report_probe(p);
+    }
     match step.weights {
         None => {}
         Some(WeightsReport::Revealed {
@@ -193,6 +297,33 @@ async fn step(
         Some(other) => tracing::info!(weights = ?other, "weights"),
     }
     Ok(())
+}
+
+/// Logs and announces a probe.
+fn report_probe(p: &ProbeReport) {
+    let word = |c: &Check| match c {
+        Check::Passed { .. } => "passed",
+        Check::NotApplicable { .. } => "not_applicable",
+        Check::Failed { .. } => "failed",
+    };
+    let mut miners = Vec::new();
+    for m in &p.miners {
+        let jobs: Vec<&str> = m.jobs.iter().map(|j| word(&j.check)).collect();
+        let gpus = m
+            .gpus
+            .as_ref()
+            .map(|g| g.iter().map(|c| c.count).sum::<u32>());
+        let allocation = m.allocation.as_ref().map(word);
+        tracing::info!(uid = m.uid, gpus, jobs = ?jobs, allocation, "probed");
+        if let Some(reason) = m.penalty() {
+            tracing::warn!(uid = m.uid, reason, "penalised");
+        }
+        miners.push(json!({
+            "uid": m.uid, "gpus": gpus, "jobs": jobs, "allocation": allocation,
+            "penalty": m.penalty(),
+        }));
+    }
+    event(json!({"event": "probe", "block": p.block.0, "miners": miners}));
 }
 
 /// Counts, logs and announces a round.

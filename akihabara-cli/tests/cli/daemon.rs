@@ -31,7 +31,7 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 
 /// A subnet snapshot: //validator1 (uid 0) and //validator2 (uid 1) with
 /// permits, and the given miners with axons on 127.0.0.1.
-fn snapshot(dir: &Path, miners: &[(String, u16)]) -> String {
+pub(super) fn snapshot(dir: &Path, miners: &[(String, u16)]) -> String {
     let v1 = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
     let mut neurons = vec![
         json!({"uid": 0, "hotkey": validator_hotkey("//validator1"), "stake_rao": 3_000_000_000_000u64, "validator_permit": true}),
@@ -53,7 +53,7 @@ fn snapshot(dir: &Path, miners: &[(String, u16)]) -> String {
     path.to_str().unwrap().to_owned()
 }
 
-fn validator_hotkey(uri: &str) -> String {
+pub(super) fn validator_hotkey(uri: &str) -> String {
     akihabara_core::wallet::Keypair::from_uri(uri)
         .unwrap()
         .account()
@@ -62,7 +62,7 @@ fn validator_hotkey(uri: &str) -> String {
 
 /// The miner config used below: a simulated chain (200 ms blocks, tempo
 /// 100, so a 200-block window of 40 s), a local executor, metrics on a free port.
-fn miner_config(
+pub(super) fn miner_config(
     dir: &Path,
     wallets: &Wallets,
     name: &str,
@@ -97,7 +97,7 @@ fn miner_config(
     path.to_str().unwrap().to_owned()
 }
 
-fn start(role: &str, config: &str, extra: &[&str]) -> Peer {
+pub(super) fn start(role: &str, config: &str, extra: &[&str]) -> Peer {
     let mut cmd = bin();
     cmd.args([role, "run", "--config", config]).args(extra);
     cmd.env_remove("AKIHABARA_WALLET_PASSWORD");

@@ -168,6 +168,26 @@ impl JobLedger {
         }
     }
 
+    /// Closes an epoch once its measurements were scored: drops the jobs
+    /// that finished by `now` and the declines counted so far; running jobs
+    /// stay (their next whole intervals count in the next epoch).
+    ///
+    /// ```
+    /// use akihabara_core::score::JobLedger;
+    /// use akihabara_core::Uid;
+    /// let mut l = JobLedger::default();
+    /// l.start("a", Uid(1), Uid(0), "cpu", 10)?;
+    /// l.finish("a", 15)?;
+    /// l.decline(Uid(2), 1);
+    /// l.settle(20);
+    /// assert!(l.measurements(20).miners.is_empty());
+    /// # Ok::<(), akihabara_core::score::ScoreError>(())
+    /// ```
+    pub fn settle(&mut self, now: u64) {
+        self.jobs.retain(|_, j| j.finished.is_none_or(|f| f > now));
+        self.declines.clear();
+    }
+
     /// Drops finished jobs that ended before `before` (after they were scored).
     pub fn prune(&mut self, before: u64) {
         self.jobs

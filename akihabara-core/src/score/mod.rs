@@ -275,6 +275,75 @@ impl Penalties {
     pub fn get(&self, uid: Uid) -> f64 {
         self.penalty.get(&uid).copied().unwrap_or(0.0)
     }
+
+    /// Sets `uid`'s penalty to 1 for a failure found outside the proof of
+    /// work (a job it declined with free capacity, an allocation whose
+    /// login failed, a receipt that is not its signature); it decays as any.
+    pub fn penalize(&mut self, uid: Uid) {
+        self.penalty.insert(uid, 1.0);
+    }
+
+    /// Uids with a penalty above 0, and the penalty.
+    pub fn iter(&self) -> impl Iterator<Item = (Uid, f64)> + '_ {
+        self.penalty.iter().map(|(u, p)| (*u, *p))
+    }
+}
+
+/// Any scorer with penalties applied to its output: each uid's score times
+/// `1 − penalty`. A validator wraps its scorer in this, so a penalty lowers
+/// a miner's weight whatever the scorer (a user-written one too).
+///
+/// ```
+/// use akihabara_core::score::{Measurements, MinerReport, Penalized, Penalties, PowReport, PowScorer, Scorer};
+/// use akihabara_core::Uid;
+/// let mut p = Penalties::new(0.5)?;
+/// p.penalize(Uid(2));
+/// p.advance(&Measurements::default()); // one epoch later: 0.5 left
+/// let m = Measurements { miners: [1, 2].map(|u| MinerReport {
+///     uid: Uid(u),
+///     pow: Some(PowReport::from_rounds("cpu", [Some(100.0)])),
+///     ..MinerReport::default()
+/// }).to_vec() };
+/// let s = Penalized::new(&PowScorer::new(), &p).score(&m)?;
+/// assert_eq!((s.scores[&Uid(1)].get(), s.scores[&Uid(2)].get()), (100.0, 50.0));
+/// # Ok::<(), akihabara_core::score::ScoreError>(())
+/// ```
+pub struct Penalized<'a> {
+    inner: &'a dyn Scorer,
+    penalties: &'a Penalties,
+}
+
+impl<'a> Penalized<'a> {
+    /// `inner`, with `penalties` applied.
+    pub fn new(inner: &'a dyn Scorer, penalties: &'a Penalties) -> Penalized<'a> {
+        Penalized { inner, penalties }
+    }
+}
+
+impl std::fmt::Debug for Penalized<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Penalized")
+            .field("inner", &self.inner.name())
+            .field("penalties", &self.penalties)
+            .finish()
+    }
+}
+
+impl Scorer for Penalized<'_> {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn score(&self, m: &Measurements) -> Result<ScoreSet, ScoreError> {
+        let mut out = self.inner.score(m)?;
+        for (uid, s) in out.scores.iter_mut() {
+            let p = self.penalties.get(*uid);
+            if p > 0.0 {
+                *s = Score::new(s.get() * (1.0 - p))?;
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

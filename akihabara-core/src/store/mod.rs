@@ -262,6 +262,11 @@ impl StateKeys {
     pub fn measurements(&self) -> String {
         format!("{}:measurements", self.prefix)
     }
+
+    /// A validator's probes of miners (specs, jobs ledger, penalties).
+    pub fn probes(&self) -> String {
+        format!("{}:probes", self.prefix)
+    }
 }
 
 /// Reads the JSON record under `key`.

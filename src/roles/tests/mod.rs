@@ -41,6 +41,16 @@ async fn subnet(provers: Vec<Box<dyn Prover>>) -> Subnet {
 
 /// Validators `names` (uids 0, 1, …), then the miners.
 async fn subnet_of(names: &[&str], provers: Vec<Box<dyn Prover>>) -> Subnet {
+    subnet_with(names, provers, |_, b| b.builtins(Vec::new)).await
+}
+
+/// As [`subnet_of`], with `extra(i, builder)` adding routes to miner `i`'s
+/// axon (built with its key; `subnet_of` adds the built-in synapses).
+async fn subnet_with(
+    names: &[&str],
+    provers: Vec<Box<dyn Prover>>,
+    extra: impl Fn(usize, crate::axon::AxonBuilder) -> crate::axon::AxonBuilder,
+) -> Subnet {
     let mut neurons: Vec<Neuron> = names
         .iter()
         .enumerate()
@@ -78,7 +88,7 @@ async fn subnet_of(names: &[&str], provers: Vec<Box<dyn Prover>>) -> Subnet {
             .build()
             .expect("miner");
         let axon = miner
-            .routes(Axon::builder(kp.clone()).builtins(Vec::new))
+            .routes(extra(i, Axon::builder(kp.clone())))
             .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .expect("bind");
@@ -376,3 +386,5 @@ async fn a_custom_scorer_decides_the_weights() {
     assert_eq!(epoch.weights.weights, [u16::MAX, u16::MAX]);
     let _ = net.stop.send(true);
 }
+
+mod probes;

@@ -1,0 +1,102 @@
+//! `validator run`'s probes end to end (issue 18, deliverable 4): a miner
+//! daemon with a local executor and an SSH executor behind a real `sshd`;
+//! the validator asks its specs, runs a benchmark job, rents the SSH
+//! executor, logs in with its own key and gives it back, then scores with
+//! a composite of pow and hardware-class.
+
+use serde_json::json;
+
+use super::axon::Wallets;
+use super::daemon::{miner_config, snapshot, start};
+use super::executor::{Sshd, whoami};
+use super::{run, stderr};
+
+#[test]
+fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
+    let Some(sshd) = Sshd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner"]);
+    let o = run(&[
+        "wallet",
+        "regen-hotkey",
+        "--uri",
+        "//validator1",
+        "--wallet.path",
+        wallets.path(),
+        "--wallet.name",
+        "v1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = super::free_port();
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let miner_toml = miner_config(dir.path(), &wallets, "miner", &snap, port, "");
+    // The fleet: this machine for jobs, the sshd for rentals.
+    std::fs::write(
+        dir.path().join("fleet.toml"),
+        format!(
+            "[health]\ninterval = \"1s\"\ntimeout = \"3s\"\n\n\
+             [[executors]]\nid = \"here\"\nbackend = \"local\"\nclass = \"cpu\"\nunsafe_share_miner_user = true\n\n\
+             [[executors]]\nid = \"box\"\nbackend = \"ssh\"\nclass = \"rent\"\naddress = \"127.0.0.1:{}\"\n\
+             user = \"{}\"\nkey = \"{}\"\nknown_hosts = \"{}\"\nauthorized_keys = \"{}\"\n",
+            sshd.port,
+            whoami(),
+            sshd.path("user_key"),
+            sshd.path("known_hosts"),
+            sshd.path("authorized_keys"),
+        ),
+    )
+    .unwrap();
+    let mut miner = start("miner", &miner_toml, &[]);
+    miner.event("ready");
+
+    let key = dir.path().join("probe-key/id_ed25519");
+    let config = dir.path().join("v1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
+             [chain]\nnetwork = \"snapshot:{snap}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
+             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = false\n\
+             weights_version = 0\nmax_weight_limit = 65535\n\n\
+             [validator]\nround_blocks = 2\npoll = \"200ms\"\nrespect_schedules = false\n\n\
+             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
+             [scoring]\nscorer = \"composite\"\n\
+             [scoring.composite]\npow = 1e-12\nhardware-class = 1.0\n\
+             [scoring.hardware_classes]\ncpu = 1.0\n\n\
+             [probe]\npoll = \"200ms\"\n\
+             [[probe.jobs]]\nclass = \"cpu\"\ncommand = [\"sh\", \"-c\", \"sleep 2\"]\ntimeout = \"30s\"\n\
+             [probe.allocation]\nssh_key = \"{}\"\ncommand = [\"echo\", \"rented\"]\nexpect = \"rented\"\n\
+             class = \"rent\"\nlogin_timeout = \"20s\"\n\n\
+             [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            wallets.path(),
+            key.display(),
+            dir.path().join("v1-state").display(),
+        ),
+    )
+    .unwrap();
+    let validator = start("validator", config.to_str().unwrap(), &[]);
+    validator.event("ready");
+    assert!(key.exists(), "the probe's SSH key was not created");
+    let probe = validator.event("probe");
+    assert_eq!(
+        probe["miners"],
+        json!([{"uid": 2, "gpus": 0, "jobs": ["passed"], "allocation": "passed", "penalty": null}]),
+        "{probe}"
+    );
+    // Given back: the validator's key is no longer let in.
+    let keys = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
+    assert_eq!(keys.lines().count(), 1, "{keys}");
+    // Both sides hold the job's receipts (accepted, finished).
+    let receipts = std::fs::read_to_string(dir.path().join("v1-state/receipts.jsonl")).unwrap();
+    assert_eq!(receipts.lines().count(), 2, "{receipts}");
+    let weights = validator.event("weights");
+    assert_eq!(weights["uids"], json!([2]), "{weights}");
+    let score = weights["scores"]["2"].as_f64().unwrap();
+    // hardware-class pays the job's whole seconds (at least the 2 s it
+    // slept) on top of pow's Tops/s.
+    assert!(score >= 2.0, "{weights}");
+    drop(validator);
+    miner.kill9();
+}

@@ -1,0 +1,811 @@
+//! What a validator checks besides the proof of work, once per epoch: the
+//! miner's `SpecsQuery`, a small benchmark job per hardware class through
+//! `JobSubmit`/`JobQuery` (receipts checked), and, on miners that rent
+//! executors, an allocation it logs in to over SSH and gives back.
+//!
+//! Every check ends in a [`Check`]: passed, not applicable (the miner is
+//! busy or does not offer it, which costs nothing), or failed with the
+//! reason; a failure that the protocol blames on the miner
+//! ([`Check::penalises`]) sets its penalty ([`Penalties::penalize`]).
+//!
+//! [`Penalties::penalize`]: crate::score::Penalties::penalize
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncReadExt as _;
+
+use crate::dendrite::{AxonTarget, Dendrite};
+use crate::executor::access::{self, LoginDetails, SshPublicKey};
+use crate::executor::jobs::{DeclineReason, JobRequest, ReceiptStore};
+use crate::executor::service::{query_job, submit_job, unix_millis};
+use crate::executor::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply, JobReply};
+use crate::protocol::SpecsQuery;
+use crate::score::{GpuClaim, JobLedger, Measurements, MinerReport, Penalties};
+use crate::wallet::Keypair;
+use crate::{Block, Uid};
+
+use super::RoleError;
+
+/// A benchmark job the validator sends each miner once per epoch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BenchmarkJob {
+    /// Hardware class asked for (as miners name their executors' classes).
+    pub class: String,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// The miner's limit on the job; the validator waits this plus a grace.
+    pub timeout: Duration,
+}
+
+/// The SSH login a validator tries on an allocation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllocationCheck {
+    key: PathBuf,
+    public_key: SshPublicKey,
+    /// Remote command run once logged in; exit 0 passes.
+    pub command: Vec<String>,
+    /// When set, the command's first line of output must be this.
+    pub expect: Option<String>,
+    /// Hardware class asked for (any when `None`).
+    pub class: Option<String>,
+    /// How long the allocation is asked for (the validator gives it back
+    /// right after the check).
+    pub duration: Duration,
+    /// Bound on the whole login and command.
+    pub login_timeout: Duration,
+}
+
+impl AllocationCheck {
+    /// A check that logs in with the OpenSSH private key at `key` (its
+    /// public half at `KEY.pub`) and runs `command`.
+    pub fn new(
+        key: impl Into<PathBuf>,
+        command: Vec<String>,
+    ) -> Result<AllocationCheck, RoleError> {
+        let key = key.into();
+        let setting = |reason: String| RoleError::Setting {
+            setting: "probe.allocation.ssh_key",
+            reason,
+        };
+        if command.is_empty() {
+            return Err(RoleError::Setting {
+                setting: "probe.allocation.command",
+                reason: "must name a program".into(),
+            });
+        }
+        let public = public_key_path(&key);
+        let text = crate::fs::read_limited(&public, 16 * 1024)
+            .map_err(|e| setting(format!("{}: {e}", public.display())))?;
+        let text = String::from_utf8(text)
+            .map_err(|_| setting(format!("{} is not text", public.display())))?;
+        let public_key = SshPublicKey::parse(&text)
+            .map_err(|e| setting(format!("{}: {e}", public.display())))?;
+        if !key.is_file() {
+            return Err(setting(format!("{} is not a file", key.display())));
+        }
+        Ok(AllocationCheck {
+            key,
+            public_key,
+            command,
+            expect: None,
+            class: None,
+            duration: Duration::from_secs(600),
+            login_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// The private key's path.
+    pub fn key(&self) -> &Path {
+        &self.key
+    }
+}
+
+/// `KEY.pub` beside an OpenSSH private key.
+pub fn public_key_path(key: &Path) -> PathBuf {
+    let mut p = key.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+/// What a validator probes each epoch, besides the proof of work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProbeSettings {
+    /// Ask `SpecsQuery` (the GPUs the `gpu-table` scorer prices).
+    pub specs: bool,
+    /// Benchmark jobs, one per class.
+    pub jobs: Vec<BenchmarkJob>,
+    /// The allocation login check, if any.
+    pub allocation: Option<AllocationCheck>,
+    /// Where the miners' job receipts are kept.
+    pub receipts: PathBuf,
+    /// Bound on each call.
+    pub call_timeout: Duration,
+    /// Between `JobQuery` polls.
+    pub poll: Duration,
+}
+
+impl ProbeSettings {
+    /// Specs only, receipts kept in `receipts`.
+    pub fn new(receipts: impl Into<PathBuf>) -> ProbeSettings {
+        ProbeSettings {
+            specs: true,
+            jobs: Vec::new(),
+            allocation: None,
+            receipts: receipts.into(),
+            call_timeout: Duration::from_secs(20),
+            poll: Duration::from_secs(1),
+        }
+    }
+
+    /// Adds a benchmark job.
+    pub fn job(mut self, job: BenchmarkJob) -> ProbeSettings {
+        self.jobs.push(job);
+        self
+    }
+
+    /// Sets the allocation check.
+    pub fn allocation(mut self, check: AllocationCheck) -> ProbeSettings {
+        self.allocation = Some(check);
+        self
+    }
+
+    /// Sets the `JobQuery` poll interval.
+    pub fn poll(mut self, poll: Duration) -> ProbeSettings {
+        self.poll = poll;
+        self
+    }
+
+    /// Checks the settings (called by the validator's builder).
+    pub fn check(&self) -> Result<(), RoleError> {
+        let bad = |setting, reason: &str| {
+            Err(RoleError::Setting {
+                setting,
+                reason: reason.into(),
+            })
+        };
+        let mut classes = std::collections::BTreeSet::new();
+        for j in &self.jobs {
+            if j.class.is_empty() || j.command.is_empty() {
+                return bad("probe.jobs", "each job needs a class and a command");
+            }
+            if j.timeout.is_zero() || j.timeout > Duration::from_secs(3600) {
+                return bad("probe.jobs", "a job's timeout must be 1 s to 1 h");
+            }
+            if !classes.insert(j.class.as_str()) {
+                return bad("probe.jobs", "one job per class");
+            }
+        }
+        if self.call_timeout.is_zero() || self.poll.is_zero() {
+            return bad("probe", "the call timeout and the poll must be positive");
+        }
+        if let Some(a) = &self.allocation
+            && (a.duration.as_secs() < 60 || a.login_timeout.is_zero())
+        {
+            return bad(
+                "probe.allocation",
+                "the duration must be at least 60 s and the login timeout positive",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The outcome of one check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "check", rename_all = "snake_case")]
+pub enum Check {
+    /// It worked; validator-timed seconds.
+    Passed {
+        /// Seconds from submission (or allocation) to the end.
+        seconds: f64,
+    },
+    /// Not this miner's to pass: busy, no such class, not offered.
+    NotApplicable {
+        /// Why.
+        reason: String,
+    },
+    /// It failed.
+    Failed {
+        /// Why, for the log.
+        reason: String,
+        /// Whether the miner is penalised for it.
+        penalised: bool,
+    },
+}
+
+impl Check {
+    /// Whether this failure costs the miner a penalty.
+    pub fn penalises(&self) -> bool {
+        matches!(
+            self,
+            Check::Failed {
+                penalised: true,
+                ..
+            }
+        )
+    }
+
+    fn blame(reason: impl Into<String>) -> Check {
+        Check::Failed {
+            reason: reason.into(),
+            penalised: true,
+        }
+    }
+
+    fn unlucky(reason: impl Into<String>) -> Check {
+        Check::Failed {
+            reason: reason.into(),
+            penalised: false,
+        }
+    }
+}
+
+/// One miner's probe.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The miner.
+    pub uid: u16,
+    /// Its hotkey, SS58.
+    pub hotkey: String,
+    /// GPUs from `SpecsQuery` (`None`: not asked, or no answer).
+    pub gpus: Option<Vec<GpuClaim>>,
+    /// Each benchmark job: its class, its check, and (when accepted) the
+    /// job id and the validator's wall-clock seconds it ran.
+    pub jobs: Vec<JobCheck>,
+    /// The allocation check, when configured.
+    pub allocation: Option<Check>,
+}
+
+impl Probe {
+    /// Whether any check penalises the miner, and the first such reason.
+    pub fn penalty(&self) -> Option<&str> {
+        self.jobs
+            .iter()
+            .map(|j| &j.check)
+            .chain(self.allocation.as_ref())
+            .find_map(|c| match c {
+                Check::Failed {
+                    reason,
+                    penalised: true,
+                } => Some(reason.as_str()),
+                _ => None,
+            })
+    }
+}
+
+/// A benchmark job's check.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobCheck {
+    /// The class asked for.
+    pub class: String,
+    /// The job id (unique per validator).
+    pub job_id: String,
+    /// What happened.
+    pub check: Check,
+    /// Unix seconds (validator clock) the job was accepted and ended, for
+    /// the job ledger; `None` unless it passed.
+    pub ran: Option<(u64, u64)>,
+    /// Whether the miner declined while it had a free executor.
+    pub declined_with_capacity: bool,
+}
+
+/// What a whole probe did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ProbeReport {
+    /// The block it started at.
+    pub block: Block,
+    /// One entry per miner probed, by uid.
+    pub miners: Vec<Probe>,
+}
+
+/// GPUs by model from a `SpecsQuery` answer.
+pub fn gpu_claims(specs: &SpecsQuery) -> Vec<GpuClaim> {
+    let mut by_model: BTreeMap<&str, u32> = BTreeMap::new();
+    for g in specs.gpus.iter().flatten() {
+        *by_model.entry(g.name.trim()).or_default() += 1;
+    }
+    by_model
+        .into_iter()
+        .filter(|(m, _)| !m.is_empty())
+        .map(|(model, count)| GpuClaim {
+            model: model.to_owned(),
+            count,
+        })
+        .collect()
+}
+
+/// Probes one miner; `tag` makes its job ids unique (a fresh random hex).
+pub(super) async fn probe_miner(
+    settings: &ProbeSettings,
+    dendrite: &Dendrite,
+    keypair: &Keypair,
+    receipts: &ReceiptStore,
+    uid: Uid,
+    target: &AxonTarget,
+    tag: &str,
+) -> Probe {
+    let gpus = if settings.specs {
+        let r = dendrite
+            .call(target, SpecsQuery::default(), settings.call_timeout)
+            .await;
+        r.synapse
+            .filter(|_| r.status == 200)
+            .map(|s| gpu_claims(&s))
+    } else {
+        None
+    };
+    let mut jobs = Vec::new();
+    for (i, job) in settings.jobs.iter().enumerate() {
+        let job_id = format!("probe-{tag}-{i}");
+        jobs.push(run_job(settings, dendrite, keypair, receipts, target, job, job_id).await);
+    }
+    let allocation = match &settings.allocation {
+        Some(a) => Some(allocation_check(settings, dendrite, target, a).await),
+        None => None,
+    };
+    Probe {
+        uid: uid.0,
+        hotkey: target.hotkey.to_ss58(),
+        gpus,
+        jobs,
+        allocation,
+    }
+}
+
+async fn run_job(
+    settings: &ProbeSettings,
+    dendrite: &Dendrite,
+    keypair: &Keypair,
+    receipts: &ReceiptStore,
+    target: &AxonTarget,
+    job: &BenchmarkJob,
+    job_id: String,
+) -> JobCheck {
+    let mut out = JobCheck {
+        class: job.class.clone(),
+        job_id: job_id.clone(),
+        check: Check::unlucky("not run"),
+        ran: None,
+        declined_with_capacity: false,
+    };
+    let request = JobRequest {
+        job_id: job_id.clone(),
+        validator: keypair.account(),
+        hardware_class: job.class.clone(),
+        timeout_s: job.timeout.as_secs().max(1),
+        command: job.command.clone(),
+        requirements: Default::default(),
+        output_dir: None,
+        issued_at_ms: unix_millis(),
+        signature: String::new(),
+    }
+    .sign(keypair);
+    let t = Instant::now();
+    let started = unix_millis() / 1000;
+    let reply = match submit_job(dendrite, target, request, receipts, settings.call_timeout).await {
+        Ok(r) => r,
+        Err(e @ crate::executor::service::ClientError::BadAnswer(_)) => {
+            out.check = Check::blame(e.to_string());
+            return out;
+        }
+        Err(e) => {
+            out.check = Check::NotApplicable {
+                reason: format!("no jobs served: {e}"),
+            };
+            return out;
+        }
+    };
+    match reply {
+        JobReply::Accepted { .. } => {}
+        JobReply::Declined { reason, detail } => {
+            out.check = declined(reason, &detail);
+            out.declined_with_capacity = reason == DeclineReason::Unprofitable;
+            return out;
+        }
+        other => {
+            out.check = Check::blame(format!("answered a submission with {}", state(&other)));
+            return out;
+        }
+    }
+    // Poll until it ends, or its timeout and a grace have passed.
+    let deadline = job.timeout + settings.call_timeout + Duration::from_secs(5);
+    loop {
+        tokio::time::sleep(settings.poll).await;
+        if t.elapsed() > deadline {
+            out.check = Check::blame(format!(
+                "the job did not end within {} s",
+                deadline.as_secs()
+            ));
+            return out;
+        }
+        let reply =
+            match query_job(dendrite, target, &job_id, receipts, settings.call_timeout).await {
+                Ok(r) => r,
+                Err(e @ crate::executor::service::ClientError::BadAnswer(_)) => {
+                    out.check = Check::blame(e.to_string());
+                    return out;
+                }
+                // Unreachable for a moment: poll again until the deadline.
+                Err(_) => continue,
+            };
+        match reply {
+            JobReply::Running | JobReply::Accepted { .. } => continue,
+            JobReply::Finished { exit_code: 0, .. } => {
+                out.check = Check::Passed {
+                    seconds: t.elapsed().as_secs_f64(),
+                };
+                out.ran = Some((started, (unix_millis() / 1000).max(started)));
+                return out;
+            }
+            JobReply::Finished { exit_code, .. } => {
+                out.check = Check::unlucky(format!("the job exited with {exit_code}"));
+                return out;
+            }
+            JobReply::Failed { reason, .. } => {
+                out.check = Check::blame(format!("the job failed: {reason}"));
+                return out;
+            }
+            JobReply::Unknown => {
+                out.check = Check::blame("the miner lost an accepted job");
+                return out;
+            }
+            JobReply::Declined { .. } => {
+                out.check = Check::blame("the miner declined a job it had accepted");
+                return out;
+            }
+        }
+    }
+}
+
+fn state(r: &JobReply) -> &'static str {
+    match r {
+        JobReply::Accepted { .. } => "accepted",
+        JobReply::Declined { .. } => "declined",
+        JobReply::Running => "running",
+        JobReply::Finished { .. } => "finished",
+        JobReply::Failed { .. } => "failed",
+        JobReply::Unknown => "unknown",
+    }
+}
+
+/// A decline: a penalty only when the miner had a free executor of the
+/// class and refused anyway ([`DeclineReason::Unprofitable`]).
+fn declined(reason: DeclineReason, detail: &str) -> Check {
+    match reason {
+        DeclineReason::Unprofitable => Check::blame(format!(
+            "declined with a free executor (unprofitable): {detail}"
+        )),
+        DeclineReason::Busy | DeclineReason::UnsupportedClass => Check::NotApplicable {
+            reason: format!("declined ({reason:?}): {detail}"),
+        },
+        DeclineReason::ValidatorBlacklisted | DeclineReason::Invalid => {
+            Check::unlucky(format!("declined ({reason:?}): {detail}"))
+        }
+    }
+}
+
+async fn allocation_check(
+    settings: &ProbeSettings,
+    dendrite: &Dendrite,
+    target: &AxonTarget,
+    a: &AllocationCheck,
+) -> Check {
+    let t = Instant::now();
+    let secret = access::new_sealing_key();
+    let ask = Allocate {
+        ssh_public_key: String::from(a.public_key.clone()),
+        duration_s: a.duration.as_secs(),
+        sealing_key: access::sealing_public_hex(&secret),
+        requirements: Default::default(),
+        hardware_class: a.class.clone(),
+        reply: None,
+    };
+    let r = dendrite.call(target, ask, settings.call_timeout).await;
+    let reply = match r.synapse.and_then(|s| s.reply) {
+        Some(reply) if r.status == 200 => reply,
+        _ => {
+            return Check::NotApplicable {
+                reason: format!("no allocations served ({}: {})", r.status, r.message),
+            };
+        }
+    };
+    let (allocation_id, sealed) = match reply {
+        AllocateReply::Allocated {
+            allocation_id,
+            sealed_details,
+            ..
+        } => (allocation_id, sealed_details),
+        AllocateReply::Declined { reason, detail } => return declined(reason, &detail),
+    };
+    let login = match access::open_details(&sealed, &secret) {
+        Ok(d) => login(a, &d).await,
+        Err(e) => Err(format!("the sealed login details: {e}")),
+    };
+    // Always give it back, whatever the login did.
+    let back = dendrite
+        .call(
+            target,
+            Deallocate {
+                allocation_id: allocation_id.clone(),
+                reply: None,
+            },
+            settings.call_timeout,
+        )
+        .await;
+    if back.synapse.and_then(|s| s.reply) != Some(DeallocateReply::Deallocated) {
+        tracing::warn!(
+            miner = %target.hotkey.to_ss58(),
+            allocation_id,
+            status = back.status,
+            "could not give an allocation back; it expires on its own"
+        );
+    }
+    match login {
+        Ok(()) => Check::Passed {
+            seconds: t.elapsed().as_secs_f64(),
+        },
+        Err(reason) => Check::blame(format!("allocation login failed: {reason}")),
+    }
+}
+
+/// A host name or address the miner sent, safe to put on `ssh`'s command
+/// line (it cannot start an option).
+fn check_host(host: &str) -> Result<(), String> {
+    let ok = !host.is_empty()
+        && host.len() <= 253
+        && !host.starts_with('-')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:".contains(&b));
+    ok.then_some(())
+        .ok_or_else(|| format!("the host {host:?} is not a host name or address"))
+}
+
+fn check_user(user: &str) -> Result<(), String> {
+    let ok = !user.is_empty()
+        && user.len() <= 32
+        && !user.starts_with('-')
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+    ok.then_some(())
+        .ok_or_else(|| format!("the user {user:?} is not a user name"))
+}
+
+/// At most `max` characters of `s`, with `…` when cut.
+fn short(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_owned(),
+    }
+}
+
+/// Logs in with the system's `ssh` client and runs the check's command.
+/// The miner sends no host key, so it is not checked: the login proves
+/// that the key was let in, and public-key authentication reveals nothing
+/// secret to whoever answers.
+async fn login(a: &AllocationCheck, d: &LoginDetails) -> Result<(), String> {
+    check_host(&d.host)?;
+    check_user(&d.user)?;
+    let connect = a.login_timeout.as_secs().clamp(1, 60);
+    let mut cmd = tokio::process::Command::new("ssh");
+    cmd.arg("-i")
+        .arg(&a.key)
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+            "-o",
+        ])
+        .arg(format!("ConnectTimeout={connect}"))
+        .arg("-p")
+        .arg(d.port.to_string())
+        .arg(format!("{}@{}", d.user, d.host))
+        .arg("--")
+        .args(&a.command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run ssh: {e}"))?;
+    let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
+    let run = async {
+        let (mut o, mut e) = (Vec::new(), Vec::new());
+        let read_out = async {
+            if let Some(s) = out.as_mut() {
+                let _ = s.take(64 * 1024).read_to_end(&mut o).await;
+            }
+        };
+        let read_err = async {
+            if let Some(s) = err.as_mut() {
+                let _ = s.take(64 * 1024).read_to_end(&mut e).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let status = child.wait().await;
+        (status, o, e)
+    };
+    let (status, o, e) = tokio::time::timeout(a.login_timeout, run)
+        .await
+        .map_err(|_| format!("no answer within {} s", a.login_timeout.as_secs()))?;
+    let status = status.map_err(|e| format!("ssh: {e}"))?;
+    if !status.success() {
+        let why = String::from_utf8_lossy(&e);
+        let first = why.lines().next().unwrap_or("").trim();
+        return Err(format!(
+            "ssh exited with {}: {}",
+            status.code().map_or("a signal".into(), |c| c.to_string()),
+            short(first, 200)
+        ));
+    }
+    if let Some(want) = &a.expect {
+        let got = String::from_utf8_lossy(&o);
+        let first = got.lines().next().unwrap_or("").trim();
+        if first != want {
+            return Err(format!(
+                "the check printed {:?}, not {want:?}",
+                short(first, 200)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What the probes left for scoring, kept in the validator's store: the
+/// GPUs each miner reported, the job ledger, and the penalties.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(super) struct ProbeState {
+    /// uid → (hotkey, GPUs) from the last `SpecsQuery` answer.
+    pub specs: BTreeMap<u16, (String, Vec<GpuClaim>)>,
+    pub ledger: JobLedger,
+    pub penalties: Penalties,
+}
+
+impl ProbeState {
+    pub fn new(penalty_decay: f64) -> Result<ProbeState, RoleError> {
+        Ok(ProbeState {
+            specs: BTreeMap::new(),
+            ledger: JobLedger::default(),
+            penalties: Penalties::new(penalty_decay).map_err(|e| RoleError::Setting {
+                setting: "scoring.penalty_decay",
+                reason: e.to_string(),
+            })?,
+        })
+    }
+
+    /// Folds one miner's probe in: its GPUs, its jobs into the ledger (as
+    /// worked by validator `me`), a decline with capacity, a penalty.
+    pub fn apply(&mut self, me: Uid, p: &Probe) {
+        let uid = Uid(p.uid);
+        if let Some(gpus) = &p.gpus {
+            self.specs.insert(p.uid, (p.hotkey.clone(), gpus.clone()));
+        }
+        for j in &p.jobs {
+            if let Some((start, end)) = j.ran {
+                // Ids carry a fresh random tag: a clash means a replayed
+                // probe, which must not count twice.
+                if self
+                    .ledger
+                    .start(&j.job_id, uid, me, &j.class, start)
+                    .is_ok()
+                {
+                    let _ = self.ledger.finish(&j.job_id, end);
+                }
+            }
+            if j.declined_with_capacity {
+                self.ledger.decline(uid, 1);
+            }
+        }
+        if let Some(reason) = p.penalty() {
+            tracing::warn!(uid = p.uid, miner = %p.hotkey, reason, "probe failed: penalised");
+            self.penalties.penalize(uid);
+        }
+    }
+
+    /// Adds what the probes measured to `reports` (one per uid): GPUs of
+    /// miners whose hotkey is unchanged, worked seconds and declines.
+    pub fn fill(
+        &self,
+        reports: &mut BTreeMap<u16, MinerReport>,
+        hotkeys: &BTreeMap<u16, String>,
+        now: u64,
+    ) {
+        for (uid, (hotkey, gpus)) in &self.specs {
+            if hotkeys.get(uid) == Some(hotkey) && !gpus.is_empty() {
+                entry(reports, *uid).gpus = gpus.clone();
+            }
+        }
+        for r in self.ledger.measurements(now).miners {
+            if !hotkeys.contains_key(&r.uid.0) {
+                continue;
+            }
+            let e = entry(reports, r.uid.0);
+            e.executors = r.executors;
+            e.declined_jobs = r.declined_jobs;
+        }
+    }
+
+    /// Closes the epoch: penalties decay (failed proofs in `m` set theirs),
+    /// finished jobs and declines are dropped.
+    pub fn settle(&mut self, m: &Measurements, now: u64) {
+        self.penalties.advance(m);
+        self.ledger.settle(now);
+    }
+}
+
+fn entry(reports: &mut BTreeMap<u16, MinerReport>, uid: u16) -> &mut MinerReport {
+    reports.entry(uid).or_insert_with(|| MinerReport {
+        uid: Uid(uid),
+        ..MinerReport::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn miner_sent_hosts_and_users_cannot_become_ssh_options() {
+        assert_eq!(check_host("127.0.0.1"), Ok(()));
+        assert_eq!(check_host("gpu-1.example.org"), Ok(()));
+        assert_eq!(check_host("::1"), Ok(()));
+        assert!(check_host("-oProxyCommand=sh").is_err());
+        assert!(check_host("a b").is_err());
+        assert!(check_host("").is_err());
+        assert_eq!(check_user("renter_1"), Ok(()));
+        assert!(check_user("-l").is_err());
+        assert!(check_user("a@b").is_err());
+    }
+
+    #[test]
+    fn specs_become_claims_by_model() {
+        let g = |name: &str| crate::protocol::GpuInfo {
+            name: name.into(),
+            memory_mb: 1,
+            uuid: "GPU-x".into(),
+        };
+        let s = SpecsQuery {
+            gpus: Some(vec![
+                g("NVIDIA H100"),
+                g("RTX 4090"),
+                g("NVIDIA H100"),
+                g(" "),
+            ]),
+            ..SpecsQuery::default()
+        };
+        assert_eq!(
+            gpu_claims(&s),
+            vec![
+                GpuClaim {
+                    model: "NVIDIA H100".into(),
+                    count: 2
+                },
+                GpuClaim {
+                    model: "RTX 4090".into(),
+                    count: 1
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn only_a_decline_with_capacity_is_penalised() {
+        assert!(declined(DeclineReason::Unprofitable, "x").penalises());
+        assert!(!declined(DeclineReason::Busy, "x").penalises());
+        assert!(!declined(DeclineReason::UnsupportedClass, "x").penalises());
+        assert!(!declined(DeclineReason::ValidatorBlacklisted, "x").penalises());
+    }
+}
