@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use akihabara_core::axon::{AxonBuilder, HandlerError};
+use akihabara_core::axon::{AxonBuilder, Caller, HandlerError};
 use akihabara_core::dendrite::{AxonTarget, Dendrite};
 use akihabara_core::protocol::Ping;
 
@@ -20,11 +20,28 @@ use crate::{Challenge, PowError, Timing, Verdict, Verifier, choose_rows};
 /// challenge's work is cancelled when its caller goes away (the handler is
 /// dropped on a timeout or a closed connection).
 pub fn serve_pow(builder: AxonBuilder, service: Arc<PowService>) -> AxonBuilder {
+    serve_pow_admitting(builder, service, |_: &Caller| Ok(()))
+}
+
+/// [`serve_pow`], with `admit` asked before each [`PowChallenge`] starts:
+/// its error is the answer, and no work is done (a miner refuses a
+/// validator outside its slot this way). [`PowOpen`] is not asked: it
+/// finishes a challenge already admitted.
+pub fn serve_pow_admitting<A>(
+    builder: AxonBuilder,
+    service: Arc<PowService>,
+    admit: A,
+) -> AxonBuilder
+where
+    A: Fn(&Caller) -> Result<(), HandlerError> + Send + Sync + 'static,
+{
     let (s1, s2) = (service.clone(), service);
     builder
         .route(move |req: PowChallenge, caller| {
             let s = s1.clone();
+            let admitted = admit(&caller);
             async move {
+                admitted?;
                 let cancel = Arc::new(AtomicBool::new(false));
                 let _on_drop = CancelOnDrop(cancel.clone());
                 tokio::task::spawn_blocking(move || s.challenge(&caller.hotkey, req, &cancel))

@@ -5,12 +5,12 @@
 use std::sync::{Arc, RwLock};
 
 use akihabara_gpu::Prover;
-use akihabara_gpu::round::serve_pow;
+use akihabara_gpu::round::serve_pow_admitting;
 use akihabara_gpu::synapse::PowService;
 
-use crate::axon::{AxonBuilder, HandlerError};
+use crate::axon::{AxonBuilder, Caller, HandlerError, StakePolicy};
 use crate::chain::{ChainClient, Hyperparameters};
-use crate::schedule::{Layout, Schedule, ScheduleQuery};
+use crate::schedule::{Layout, Schedule, ScheduleQuery, SlotRefusal};
 use crate::store::{self, StateKeys, Store};
 use crate::strategy::{AllocationRequest, AllocationStrategy, Eligibility};
 use crate::wallet::Keypair;
@@ -48,6 +48,8 @@ pub struct MinerBuilder {
     layout: Layout,
     min_blocks: u64,
     window_blocks: u64,
+    policy: Option<Arc<StakePolicy>>,
+    slot_grace: Option<u64>,
 }
 
 impl MinerBuilder {
@@ -94,6 +96,25 @@ impl MinerBuilder {
         self
     }
 
+    /// Who may call the axon ([`Miner::routes`] sets it): hotkey and
+    /// coldkey lists, minimum stake, validator permit. Build it over the
+    /// metagraph the miner starts from; [`Miner::step`] replaces that
+    /// metagraph with each new window's. Default: the axon's own policy.
+    pub fn policy(mut self, policy: StakePolicy) -> MinerBuilder {
+        self.policy = Some(Arc::new(policy));
+        self
+    }
+
+    /// Refuses a `PowChallenge` from a validator outside its slot, with a
+    /// [`SlotRefusal`] (409) naming its next slot; `grace` blocks on each
+    /// side of a slot absorb the skew between the miner's and the
+    /// validator's view of the chain. Default on, with a grace of 2 blocks.
+    /// Before the first schedule every validator is admitted.
+    pub fn enforce_slots(mut self, grace: Option<u64>) -> MinerBuilder {
+        self.slot_grace = grace;
+        self
+    }
+
     /// Checks that the required parts are there.
     pub fn build(self) -> Result<Miner, RoleError> {
         let missing = |setting: &'static str| RoleError::Setting {
@@ -114,6 +135,8 @@ impl MinerBuilder {
             window_blocks: self.window_blocks,
             current: Arc::new(RwLock::new(None)),
             window: None,
+            policy: self.policy,
+            slot_grace: self.slot_grace,
         })
     }
 }
@@ -135,6 +158,8 @@ pub struct Miner {
     window_blocks: u64,
     current: Current,
     window: Option<Window>,
+    policy: Option<Arc<StakePolicy>>,
+    slot_grace: Option<u64>,
 }
 
 impl std::fmt::Debug for Miner {
@@ -160,12 +185,33 @@ impl Miner {
             layout: Layout::Contiguous,
             min_blocks: 40,
             window_blocks: 0,
+            policy: None,
+            slot_grace: Some(2),
         }
     }
 
+    /// The caller policy set with [`MinerBuilder::policy`], shared with the
+    /// axon.
+    pub fn policy(&self) -> Option<Arc<StakePolicy>> {
+        self.policy.clone()
+    }
+
+    /// Whether `caller` may start a challenge now: always before the first
+    /// schedule or without slot enforcement; else only in one of its slots
+    /// (widened by the grace), at the block the miner last saw.
+    pub fn admit(&self, caller: &crate::AccountId) -> Result<(), SlotRefusal> {
+        admit(&self.current, self.slot_grace, caller)
+    }
+
     /// Adds `ScheduleQuery` (the current schedule; an error until
-    /// [`Miner::step`] made one), `PowChallenge` and `PowOpen`.
+    /// [`Miner::step`] made one), `PowChallenge` (refused outside the
+    /// caller's slot, see [`MinerBuilder::enforce_slots`]) and `PowOpen`,
+    /// and sets the axon's policy when [`MinerBuilder::policy`] gave one.
     pub fn routes(&self, builder: AxonBuilder) -> AxonBuilder {
+        let builder = match &self.policy {
+            Some(p) => builder.policy(p.clone()),
+            None => builder,
+        };
         let answer = self.current.clone();
         let builder = builder.route(move |_: ScheduleQuery, _| {
             let now = answer
@@ -176,7 +222,13 @@ impl Miner {
                 now.ok_or_else(|| HandlerError::internal("no schedule yet: the miner is starting"))
             }
         });
-        serve_pow(builder, self.pow.clone())
+        let (current, grace) = (self.current.clone(), self.slot_grace);
+        serve_pow_admitting(builder, self.pow.clone(), move |caller: &Caller| {
+            admit(&current, grace, &caller.hotkey).map_err(|r| HandlerError {
+                status: SlotRefusal::STATUS,
+                message: r.to_string(),
+            })
+        })
     }
 
     /// The schedule of `window` for the validators of `mg`, by this miner's
@@ -233,6 +285,9 @@ impl Miner {
             },
             None => {
                 let mg = self.chain.metagraph(self.netuid).await?;
+                if let Some(p) = &self.policy {
+                    p.set_metagraph(mg.clone());
+                }
                 let schedule = self.schedule_for(now, &mg)?;
                 if let Some((s, k)) = &self.store {
                     let (s, k, sch) = (s.clone(), k.clone(), schedule.clone());
@@ -251,5 +306,24 @@ impl Miner {
         }
         self.window = Some(now);
         Ok(Some(change))
+    }
+}
+
+/// The slot check of [`Miner::admit`], shared with the challenge route.
+fn admit(
+    current: &Current,
+    grace: Option<u64>,
+    caller: &crate::AccountId,
+) -> Result<(), SlotRefusal> {
+    let Some(grace) = grace else {
+        return Ok(());
+    };
+    match current.read() {
+        Ok(c) => match c.as_ref() {
+            Some((schedule, block)) => schedule.admit(caller, *block, grace),
+            None => Ok(()),
+        },
+        // A writer panicked: serve rather than refuse everyone.
+        Err(_) => Ok(()),
     }
 }

@@ -104,4 +104,6 @@ async fn blocking<T: Send + 'static>(
 }
 
 #[cfg(test)]
+mod miner_tests;
+#[cfg(test)]
 mod tests;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use akihabara_gpu::round::{RoundConfig, challenge_miner};
+use akihabara_gpu::round::{RoundConfig, RoundError, challenge_miner};
 use akihabara_gpu::{Challenge, Seed, Verdict, Verifier};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -14,7 +14,7 @@ use crate::chain::{ChainClient, ChainError, Hyperparameters, Receipt, Reveal};
 use crate::dendrite::{AxonTarget, Dendrite};
 use crate::executor::jobs::ReceiptStore;
 use crate::executor::service::unix_millis;
-use crate::schedule::ScheduleQuery;
+use crate::schedule::{ScheduleQuery, SlotRefusal};
 use crate::score::{Ema, Measurements, MinerReport, Penalized, PowReport, PowScorer, Scorer};
 use crate::store::{self, Put, StateKeys, Store};
 use crate::wallet::Keypair;
@@ -25,6 +25,9 @@ use super::{Epoch, RoleError, blocking, score_epoch};
 
 /// Rounds kept between weight settings, at most (the oldest are dropped).
 const MAX_MEASURED: usize = 10_000;
+
+/// The longest a miner's [`SlotRefusal`] keeps it from being challenged.
+const MAX_REFUSAL_BLOCKS: u64 = 720;
 
 /// How rounds challenge miners.
 #[derive(Clone, Debug, PartialEq)]
@@ -264,6 +267,9 @@ struct ChallengerInner {
     seeds: Mutex<Seeds>,
     /// Each miner's last verified speed, which sizes its next challenge.
     speeds: Mutex<BTreeMap<Uid, f64>>,
+    /// Miners that refused us outside our slot: not challenged again
+    /// before this block (their next slot's start).
+    refused: Mutex<BTreeMap<Uid, Block>>,
 }
 
 impl std::fmt::Debug for Challenger {
@@ -288,6 +294,7 @@ impl Challenger {
                 pow,
                 seeds: Mutex::new(seeds),
                 speeds: Mutex::new(BTreeMap::new()),
+                refused: Mutex::new(BTreeMap::new()),
             }),
         })
     }
@@ -333,8 +340,80 @@ impl Challenger {
     /// fails, cheats or cannot be reached gets a failed record with the
     /// reason; this never errors.
     pub async fn challenge(&self, block: Block, uid: Uid, target: &AxonTarget) -> Measured {
+        // A refusal outside our slot is not a measurement: the miner's
+        // speed is kept, and the record says why it failed.
+        self.attempt(block, uid, target)
+            .await
+            .unwrap_or_else(|(_, failed)| failed)
+    }
+
+    /// The block before which `uid` is not challenged again, after it
+    /// refused this validator outside its slot ([`SlotRefusal`]).
+    pub fn refused_until(&self, uid: Uid) -> Option<Block> {
+        self.inner
+            .refused
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&uid).copied())
+    }
+
+    /// One miner's turn in a round: skipped (`Err` with the reason) while
+    /// an earlier [`SlotRefusal`] holds (until the slot it named starts),
+    /// when `respect_schedule` and its `ScheduleQuery` answer gives the
+    /// block to another validator ([`Challenger::not_our_slot`]), or when it
+    /// refuses the challenge as outside our slot, which is remembered; a
+    /// skip is not a measurement and costs the miner nothing. Otherwise the
+    /// round's record ([`Challenger::challenge`]).
+    pub async fn visit(
+        &self,
+        me: Uid,
+        block: Block,
+        uid: Uid,
+        target: &AxonTarget,
+        respect_schedule: bool,
+    ) -> Result<Measured, (Uid, String)> {
+        if let Ok(mut r) = self.inner.refused.lock()
+            && let Some(&until) = r.get(&uid)
+        {
+            if block < until {
+                return Err((
+                    uid,
+                    format!("refused outside our slot; not before block {}", until.0),
+                ));
+            }
+            r.remove(&uid);
+        }
+        if respect_schedule && let Some(why) = self.not_our_slot(me, block, target).await {
+            return Err((uid, why));
+        }
+        match self.attempt(block, uid, target).await {
+            Ok(m) => Ok(m),
+            Err((refusal, _)) => {
+                // The miner names the block; it cannot hold us off for
+                // longer than a default window (two tempos of 360).
+                let until = Block(refusal.not_before().0.min(block.0 + MAX_REFUSAL_BLOCKS));
+                if let Ok(mut r) = self.inner.refused.lock() {
+                    r.insert(uid, until);
+                }
+                Err((
+                    uid,
+                    format!("refused outside our slot; not before block {}", until.0),
+                ))
+            }
+        }
+    }
+
+    /// A round, or the miner's [`SlotRefusal`] (with the failed record
+    /// [`Challenger::challenge`] returns for it).
+    async fn attempt(
+        &self,
+        block: Block,
+        uid: Uid,
+        target: &AxonTarget,
+    ) -> Result<Measured, (SlotRefusal, Measured)> {
         let t = Instant::now();
         let count = self.inner.pow.count_for(self.last_speed(uid));
+        let mut refusal = None;
         let outcome = async {
             let (seed, secret) = (self.seed()?, self.seed()?);
             let ch =
@@ -347,7 +426,17 @@ impl Challenger {
                 &self.inner.round,
             )
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| {
+                if let RoundError::Call {
+                    stage: "challenge",
+                    status,
+                    message,
+                } = &e
+                {
+                    refusal = SlotRefusal::parse(*status, message);
+                }
+                e.to_string()
+            })
         }
         .await;
         let (class, passed, ops_per_second, verdict) = match outcome {
@@ -359,8 +448,7 @@ impl Challenger {
             },
             Err(e) => (String::new(), false, 0.0, format!("no verdict: {e}")),
         };
-        self.remember(uid, passed, ops_per_second);
-        Measured {
+        let measured = Measured {
             uid: uid.0,
             hotkey: target.hotkey.to_ss58(),
             block: block.0,
@@ -370,7 +458,12 @@ impl Challenger {
             verdict,
             seconds: t.elapsed().as_secs_f64(),
             count,
+        };
+        if let Some(r) = refusal {
+            return Err((r, measured));
         }
+        self.remember(uid, passed, ops_per_second);
+        Ok(measured)
     }
 
     /// `Some(reason)` when the miner's `ScheduleQuery` answer says it
@@ -765,10 +858,7 @@ impl Validator {
             );
             tasks.spawn(async move {
                 let _permit = limit.acquire_owned().await;
-                if respect && let Some(why) = c.not_our_slot(me, block, &target).await {
-                    return Err((uid, why));
-                }
-                Ok(c.challenge(block, uid, &target).await)
+                c.visit(me, block, uid, &target, respect).await
             });
         }
         let mut report = RoundReport {

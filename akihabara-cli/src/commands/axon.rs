@@ -8,7 +8,7 @@ use std::time::Duration;
 use akihabara_core::AccountId;
 use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
-use akihabara_core::executor::jobs::AcceptAll;
+use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy};
 use akihabara_core::executor::service::{JobService, Sweep};
 use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::protocol::{GpuInfo, Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
@@ -220,7 +220,15 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
                         .join(&hotkey)
                 }
             };
-            let (b, tasks) = serve_jobs(builder, fleet, &dir, keypair, report_sweep).await?;
+            let (b, tasks) = serve_jobs(
+                builder,
+                fleet,
+                &dir,
+                keypair,
+                Arc::new(AcceptAll),
+                report_sweep,
+            )
+            .await?;
             builder = b;
             background.extend(tasks);
         }
@@ -252,12 +260,14 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
 /// Serves jobs and allocations from `fleet` with state in `dir`: opens the
 /// service, checks the fleet once, and starts its health monitor and a
 /// sweep of expired allocations every 5 s (each sweep given to `report`).
+/// Jobs the protocol's rule leaves open are decided by `accept`.
 /// Returns the builder with the routes and the background tasks.
 pub(crate) async fn serve_jobs(
     builder: AxonBuilder,
     fleet: Arc<Fleet>,
     dir: &Path,
     keypair: Keypair,
+    accept: Arc<dyn AcceptPolicy>,
     report: fn(Sweep),
 ) -> anyhow::Result<(AxonBuilder, Vec<tokio::task::JoinHandle<()>>)> {
     // The axon's policy has vetted every caller before a handler runs; the
@@ -267,7 +277,7 @@ pub(crate) async fn serve_jobs(
             dir,
             fleet.clone(),
             keypair,
-            Arc::new(AcceptAll),
+            accept,
             Arc::new(|_: &AccountId| true),
         )
         .with_context(|| format!("opening the miner state in {}", dir.display()))?,

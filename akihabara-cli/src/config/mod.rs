@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use akihabara_core::{AccountId, Tao};
 use anyhow::Context;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -96,12 +97,24 @@ pub fn load<T: DeserializeOwned>(
     }
     serde_path_to_error::deserialize(toml::Value::Table(table)).map_err(|e| {
         let key = e.path().to_string();
-        let from = origins
-            .get(&key)
-            .map_or_else(|| file.display().to_string(), Clone::clone);
+        // `policy.deny_hotkeys[1]` came from where `policy.deny_hotkeys` did.
+        let mut from = None;
+        let mut k = key.as_str();
+        while from.is_none() && !k.is_empty() {
+            from = origins.get(k);
+            k = &k[..k.rfind(['.', '[']).unwrap_or(0)];
+        }
+        let from = from.map_or_else(|| file.display().to_string(), Clone::clone);
+        // The key is named once, here (toml adds an "in `KEY`" line).
+        let inner = e.inner().to_string();
+        let why: Vec<&str> = inner
+            .lines()
+            .filter(|l| !l.starts_with("in `"))
+            .map(str::trim)
+            .collect();
         bad_input(anyhow::anyhow!(
             "config key `{key}` (from {from}): {}",
-            e.inner().to_string().trim()
+            why.join(" ").trim()
         ))
     })
 }
@@ -227,6 +240,10 @@ pub struct ScheduleSection {
     pub layout: String,
     #[serde(with = "humantime_serde")]
     pub poll: Duration,
+    /// Refuse a `PowChallenge` from a validator outside its slot.
+    pub enforce_slots: bool,
+    /// Blocks on each side of a slot that still count as inside it.
+    pub slot_grace: u64,
 }
 
 impl Default for ScheduleSection {
@@ -234,11 +251,84 @@ impl Default for ScheduleSection {
         ScheduleSection {
             strategy: "proportional".into(),
             window_blocks: 0,
-            min_blocks: 10,
+            // As `akihabara schedule --min-blocks`.
+            min_blocks: 40,
             layout: "contiguous".into(),
             poll: twelve_seconds(),
+            enforce_slots: true,
+            slot_grace: 2,
         }
     }
+}
+
+/// `[policy]` of the miner: who may call its axon (every synapse).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicySection {
+    /// Hotkeys never served.
+    pub deny_hotkeys: Vec<AccountId>,
+    /// When not empty, only these hotkeys (still subject to the other checks).
+    pub allow_hotkeys: Vec<AccountId>,
+    /// Hotkeys owned by these coldkeys are never served.
+    pub deny_coldkeys: Vec<AccountId>,
+    /// When not empty, only hotkeys owned by these coldkeys.
+    pub allow_coldkeys: Vec<AccountId>,
+    /// Least stake a caller must hold, TAO.
+    #[serde(deserialize_with = "tao")]
+    pub min_stake: Tao,
+    /// Callers need a validator permit.
+    pub require_permit: bool,
+}
+
+impl Default for PolicySection {
+    fn default() -> Self {
+        PolicySection {
+            deny_hotkeys: Vec::new(),
+            allow_hotkeys: Vec::new(),
+            deny_coldkeys: Vec::new(),
+            allow_coldkeys: Vec::new(),
+            min_stake: Tao::ZERO,
+            require_permit: true,
+        }
+    }
+}
+
+/// A TAO amount written as a number (`1000`, `0.5`) or a string (`"0.5"`),
+/// exact to the rao.
+fn tao<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Tao, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Amount {
+        Int(i64),
+        Float(f64),
+        Text(String),
+    }
+    let text = match Amount::deserialize(d)? {
+        Amount::Int(i) => i.to_string(),
+        // Rust prints floats without an exponent, as `Tao` parses them.
+        Amount::Float(f) => f.to_string(),
+        Amount::Text(t) => t,
+    };
+    text.parse::<Tao>().map_err(serde::de::Error::custom)
+}
+
+/// `[jobs]` of the miner: which jobs it accepts, beyond the protocol's rule
+/// (a free executor of the class must accept unless the validator is
+/// refused).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JobsSection {
+    /// The longest job sold per hardware class (a request carries no
+    /// price; its class and `timeout_s` are what it costs).
+    pub max_duration: BTreeMap<String, humantime_serde::Serde<Duration>>,
+    /// Decline classes `max_duration` does not list.
+    pub only_listed: bool,
+    /// An executable asked about each job: the request as JSON on stdin,
+    /// exit 0 accepts, else the first line of stderr is the reason.
+    pub script: Option<PathBuf>,
+    /// How long the script may take.
+    #[serde(with = "humantime_serde")]
+    pub script_timeout: Option<Duration>,
 }
 
 /// `[pow]` of the miner.
@@ -282,6 +372,10 @@ pub struct MinerConfig {
     pub pow: ProverSection,
     #[serde(default)]
     pub executors: ExecutorsSection,
+    #[serde(default)]
+    pub policy: PolicySection,
+    #[serde(default)]
+    pub jobs: JobsSection,
     pub state: StateSection,
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -538,12 +632,12 @@ mod tests {
         let e = err(&format!("{base}\n[extra]\nx = 1\n"), vec![], &[]);
         assert!(e.contains("unknown field `extra`"), "{e}");
         let e = err(
-            &base.replace("min_blocks = 10", "min_blocks = 10\nmin_blokcs = 3"),
+            &base.replace("min_blocks = 40", "min_blocks = 40\nmin_blokcs = 3"),
             vec![],
             &[],
         );
         assert!(
-            e.contains("`schedule`") && e.contains("unknown field `min_blokcs`"),
+            e.contains("`schedule.min_blokcs`") && e.contains("unknown field `min_blokcs`"),
             "{e}"
         );
         let e = err(base, vec![], &["chain.netuid=-1".into()]);
@@ -563,5 +657,130 @@ mod tests {
         assert!(e.contains("c.toml"), "{e}");
         let e = err(base, vec![], &["nokey".into()]);
         assert!(e.contains("expected section.key=value"), "{e}");
+    }
+
+    const ALICE: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+
+    #[test]
+    fn the_miner_template_has_the_policy_defaults() {
+        let (_d, p) = write(MINER_TEMPLATE);
+        let m: MinerConfig = load(&p, [], &[]).expect("miner template");
+        assert_eq!(m.schedule.min_blocks, 40);
+        assert!(m.schedule.enforce_slots);
+        assert_eq!(m.schedule.slot_grace, 2);
+        let p = &m.policy;
+        assert_eq!(
+            (p.deny_hotkeys.len(), p.allow_hotkeys.len()),
+            (0, 0),
+            "{p:?}"
+        );
+        assert_eq!((p.deny_coldkeys.len(), p.allow_coldkeys.len()), (0, 0));
+        assert_eq!(p.min_stake, Tao::ZERO);
+        assert!(p.require_permit);
+        assert!(m.jobs.max_duration.is_empty());
+        assert_eq!((m.jobs.only_listed, m.jobs.script.as_ref()), (false, None));
+        // Sections left out take the same defaults.
+        let (_d, p) = write("[chain]\nnetwork = \"local\"\nnetuid = 1\n[state]\ndir = \"/x\"\n");
+        let m: MinerConfig = load(&p, [], &[]).expect("minimal");
+        assert_eq!(m.schedule.min_blocks, 40);
+        assert!(m.policy.require_permit && m.schedule.enforce_slots);
+    }
+
+    #[test]
+    fn policy_and_jobs_sections_parse() {
+        let text = MINER_TEMPLATE
+            .replace(
+                "deny_hotkeys = []",
+                &format!("deny_hotkeys = [\"{ALICE}\"]"),
+            )
+            .replace(
+                "allow_coldkeys = []",
+                &format!("allow_coldkeys = [\"{BOB}\", \"{ALICE}\"]"),
+            )
+            .replace("min_stake = 0", "min_stake = 1000.5")
+            .replace("require_permit = true", "require_permit = false")
+            .replace(
+                "# max_duration = { cpu = \"2h\", h100 = \"30m\" }",
+                "max_duration = { cpu = \"2h\", h100 = \"30m\" }",
+            )
+            .replace("# script = ", "script = ")
+            .replace("# script_timeout = \"5s\"", "script_timeout = \"2s\"");
+        let (_d, p) = write(&text);
+        let m: MinerConfig = load(&p, [], &[]).expect("policy");
+        let alice: AccountId = ALICE.parse().expect("alice");
+        let bob: AccountId = BOB.parse().expect("bob");
+        assert_eq!(m.policy.deny_hotkeys, vec![alice]);
+        assert_eq!(m.policy.allow_coldkeys, vec![bob, alice]);
+        assert_eq!(
+            m.policy.min_stake.to_rao(),
+            akihabara_core::Rao(1_000_500_000_000)
+        );
+        assert!(!m.policy.require_permit);
+        let max: Vec<(String, Duration)> = m
+            .jobs
+            .max_duration
+            .iter()
+            .map(|(k, v)| (k.clone(), **v))
+            .collect();
+        assert_eq!(
+            max,
+            [
+                ("cpu".to_owned(), Duration::from_secs(7200)),
+                ("h100".to_owned(), Duration::from_secs(1800))
+            ]
+        );
+        assert_eq!(
+            m.jobs.script,
+            Some(PathBuf::from("/etc/akihabara/accept-job"))
+        );
+        assert_eq!(m.jobs.script_timeout, Some(Duration::from_secs(2)));
+        // min_stake from a flag (a number) or as a string, exact to the rao.
+        let (_d, p) = write(MINER_TEMPLATE);
+        let m: MinerConfig =
+            load(&p, [], &["policy.min_stake=0.000000001".into()]).expect("one rao");
+        assert_eq!(m.policy.min_stake.to_rao(), akihabara_core::Rao(1));
+        let m: MinerConfig = load(&p, [], &["policy.min_stake=\"12\"".into()]).expect("text");
+        assert_eq!(
+            m.policy.min_stake.to_rao(),
+            akihabara_core::Rao(12_000_000_000)
+        );
+    }
+
+    #[test]
+    fn bad_policy_values_name_their_key() {
+        let err = |sets: &[&str]| {
+            let (_d, p) = write(MINER_TEMPLATE);
+            let sets: Vec<String> = sets.iter().map(|s| (*s).to_owned()).collect();
+            format!("{:#}", load::<MinerConfig>(&p, [], &sets).expect_err("bad"))
+        };
+        assert_eq!(
+            err(&[&format!(
+                "policy.deny_hotkeys=[\"{ALICE}\", \"5Gnot-an-address\"]"
+            )]),
+            "config key `policy.deny_hotkeys[1]` (from --set policy.deny_hotkeys): \
+             invalid SS58 address \"5Gnot-an-address\": not base58"
+        );
+        assert_eq!(
+            err(&["policy.min_stake=-1"]),
+            "config key `policy.min_stake` (from --set policy.min_stake): \
+             invalid TAO amount \"-1\": expected a non-negative decimal such as 1000 or 0.5"
+        );
+        assert_eq!(
+            err(&["policy.min_stake=0.0000000001"]),
+            "config key `policy.min_stake` (from --set policy.min_stake): \
+             TAO amount \"0.0000000001\" has more than 9 decimal places (1 rao = 0.000000001 TAO)"
+        );
+        assert_eq!(
+            err(&["policy.allow_hotkey=[]"]),
+            "config key `policy.allow_hotkey` (from --set policy.allow_hotkey): unknown field \
+             `allow_hotkey`, expected one of `deny_hotkeys`, `allow_hotkeys`, `deny_coldkeys`, \
+             `allow_coldkeys`, `min_stake`, `require_permit`"
+        );
+        assert_eq!(
+            err(&["jobs.max_duration.h100=soon"]),
+            "config key `jobs.max_duration.h100` (from --set jobs.max_duration.h100): \
+             invalid value: string \"soon\", expected a duration"
+        );
     }
 }

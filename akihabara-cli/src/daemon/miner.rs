@@ -7,8 +7,11 @@ use akihabara::roles::Miner;
 use akihabara_core::Netuid;
 use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::chain::ChainClient;
+use akihabara_core::executor::accept::{AllOf, ClassLimits, ScriptPolicy};
+use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy, JobRequest, Refusal};
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
+use akihabara_core::metagraph::Metagraph;
 use akihabara_core::schedule::{Layout, MAX_INTERLEAVED_BLOCKS};
 use akihabara_core::strategy::{self, AllocationStrategy, ScheduleError};
 use akihabara_core::wallet::Keypair;
@@ -25,6 +28,7 @@ struct Plan {
     strategy: Box<dyn AllocationStrategy>,
     layout: Layout,
     axon: AxonConfig,
+    accept: Arc<dyn AcceptPolicy>,
 }
 
 fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
@@ -74,15 +78,108 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
             ));
         }
     };
+    let accept = accept_policy(c)?;
     Ok(Plan {
         strategy,
         layout,
+        accept,
         axon: AxonConfig {
             max_concurrent: c.axon.max_concurrent,
             rate_limit,
             ..AxonConfig::default()
         },
     })
+}
+
+/// `[jobs]` as an accept policy: the class limits, then the script.
+fn accept_policy(c: &MinerConfig) -> anyhow::Result<Arc<dyn AcceptPolicy>> {
+    let j = &c.jobs;
+    let mut all: Vec<Arc<dyn AcceptPolicy>> = Vec::new();
+    if !j.max_duration.is_empty() || j.only_listed {
+        let mut limits = ClassLimits::new().only_listed(j.only_listed);
+        for (class, max) in &j.max_duration {
+            if max.as_secs() == 0 {
+                return Err(key_error(
+                    &format!("jobs.max_duration.{class}"),
+                    "must be at least 1s",
+                ));
+            }
+            limits = limits.max_duration(class.clone(), **max);
+        }
+        all.push(Arc::new(limits));
+    }
+    if let Some(timeout) = j.script_timeout
+        && (timeout.is_zero() || timeout > std::time::Duration::from_secs(60))
+    {
+        return Err(key_error(
+            "jobs.script_timeout",
+            "must be more than 0s and at most 60s (a validator waits for the answer)",
+        ));
+    }
+    if let Some(path) = &j.script {
+        let path = akihabara_core::wallet::expand_tilde(path);
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| key_error("jobs.script", format!("{}: {e}", path.display())))?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
+                return Err(key_error(
+                    "jobs.script",
+                    format!("{} is not an executable file", path.display()),
+                ));
+            }
+        }
+        let mut script = ScriptPolicy::new(path);
+        if let Some(t) = j.script_timeout {
+            script = script.timeout(t);
+        }
+        all.push(Arc::new(script));
+    } else if j.script_timeout.is_some() {
+        return Err(key_error(
+            "jobs.script_timeout",
+            "is set, but jobs.script is not",
+        ));
+    }
+    Ok(match all.len() {
+        0 => Arc::new(AcceptAll),
+        1 => Arc::new(Logged(all.remove(0))),
+        _ => Arc::new(Logged(Arc::new(AllOf(all)))),
+    })
+}
+
+/// Logs each job the policy refuses, with the reason (a failed or hung
+/// script as a warning: the operator's script needs attention).
+struct Logged(Arc<dyn AcceptPolicy>);
+
+impl AcceptPolicy for Logged {
+    fn refuse(&self, request: &JobRequest) -> Option<Refusal> {
+        let refusal = self.0.refuse(request)?;
+        let (job, validator) = (&request.job_id, request.validator.to_ss58());
+        match &refusal {
+            Refusal::ScriptFailed(_) => {
+                tracing::warn!(job, validator, reason = %refusal, "job declined: the accept script failed")
+            }
+            _ => tracing::info!(job, validator, reason = %refusal, "job declined by [jobs]"),
+        }
+        Some(refusal)
+    }
+}
+
+/// `[policy]` over the metagraph the miner starts from.
+pub(crate) fn stake_policy(c: &MinerConfig, metagraph: Metagraph) -> StakePolicy {
+    let p = &c.policy;
+    let mut policy = StakePolicy::new(Some(metagraph))
+        .deny_hotkeys(p.deny_hotkeys.iter().copied())
+        .deny_coldkeys(p.deny_coldkeys.iter().copied())
+        .min_stake(p.min_stake.to_rao())
+        .require_permit(p.require_permit);
+    if !p.allow_hotkeys.is_empty() {
+        policy = policy.allow_hotkeys(p.allow_hotkeys.iter().copied());
+    }
+    if !p.allow_coldkeys.is_empty() {
+        policy = policy.allow_coldkeys(p.allow_coldkeys.iter().copied());
+    }
+    policy
 }
 
 /// What `akihabara schedule` refuses for the same values, in the same
@@ -201,8 +298,6 @@ async fn miner(
         .metagraph(netuid)
         .await
         .context("reading the metagraph")?;
-    // Only validators with a permit on this subnet may call.
-    let policy = Arc::new(StakePolicy::new(Some(metagraph)).require_permit(true));
     let metrics = Metrics::new();
 
     // The library's miner: the schedule per window and the pow routes.
@@ -214,11 +309,17 @@ async fn miner(
         .layout(plan.layout)
         .min_blocks(cfg.schedule.min_blocks)
         .window_blocks(cfg.schedule.window_blocks)
+        // `[policy]`, on every synapse; each window's metagraph refreshes it.
+        .policy(stake_policy(&cfg, metagraph))
+        .enforce_slots(
+            cfg.schedule
+                .enforce_slots
+                .then_some(cfg.schedule.slot_grace),
+        )
         .build()?;
     let mut builder = role.routes(
         Axon::builder(keypair.clone())
             .config(plan.axon.clone())
-            .policy(policy.clone())
             .builtins(crate::commands::axon::gpus),
     );
     let mut background = Vec::new();
@@ -228,6 +329,7 @@ async fn miner(
             fleet,
             &dir.join("jobs"),
             keypair.clone(),
+            plan.accept.clone(),
             log_sweep,
         )
         .await?;
@@ -277,7 +379,6 @@ async fn miner(
         role,
         netuid,
         cfg: cfg.clone(),
-        policy,
         metrics,
         health,
     };
@@ -296,7 +397,6 @@ struct Follower {
     role: Miner,
     netuid: Netuid,
     cfg: MinerConfig,
-    policy: Arc<StakePolicy>,
     metrics: Metrics,
     health: Arc<Health>,
 }
@@ -325,10 +425,8 @@ impl Follower {
             .block
             .set(i64::try_from(block.0).unwrap_or(i64::MAX));
         let h = hyper.get(&*self.chain, self.netuid, block.0).await?;
+        // A new window's metagraph also refreshes the role's `[policy]`.
         if let Some(change) = self.role.step(block, &h).await.map_err(role_error)? {
-            if let Some(mg) = change.metagraph {
-                self.policy.set_metagraph(mg);
-            }
             let (now, schedule, resumed) = (change.window, change.schedule, change.resumed);
             self.metrics.schedule_changes.inc();
             let slots: Vec<_> = schedule

@@ -276,6 +276,141 @@ fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
 }
 
 #[test]
+fn a_miner_daemon_applies_its_caller_policy_and_job_policy() {
+    use akihabara_core::dendrite::{AxonTarget, Dendrite};
+    use akihabara_core::executor::jobs::{DeclineReason, JobRequest, ReceiptStore};
+    use akihabara_core::executor::service::submit_job;
+    use akihabara_core::executor::wire::JobReply;
+    use akihabara_core::protocol::Ping;
+    use akihabara_core::wallet::Keypair;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner"]);
+    let port = super::free_port();
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    // Declines jobs whose command mentions `mine`.
+    let script = dir.path().join("accept-job");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ncase \"$(cat)\" in *mine*) echo 'no mining jobs' >&2; exit 1;; esac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let stranger = Keypair::from_uri("//stranger").unwrap();
+    let extra = format!(
+        "[policy]\ndeny_hotkeys = [\"{}\"]\nmin_stake = 2000\n\n\
+         [jobs]\nmax_duration = {{ cpu = \"1m\" }}\nscript = \"{}\"\nscript_timeout = \"2s\"\n",
+        stranger.account(),
+        script.display()
+    );
+    let config = miner_config(dir.path(), &wallets, "miner", &snap, port, &extra);
+    let mut miner = start("miner", &config, &[]);
+    miner.event("ready");
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let target = AxonTarget::new(
+        [127, 0, 0, 1].into(),
+        port,
+        akihabara_core::AccountId::from_ss58(&wallets.hotkey("miner")).unwrap(),
+    );
+    let t = Duration::from_secs(20);
+    let ping = |who: &Keypair| {
+        let d = Dendrite::new(who.clone()).unwrap();
+        let r = rt.block_on(d.call(&target, Ping::new("hi", 0), t));
+        (r.status, r.message)
+    };
+    let forbidden = |why: String| (403, format!("Forbidden. Key is blacklisted: {why}."));
+    let v1 = Keypair::from_uri("//validator1").unwrap();
+    let v2 = Keypair::from_uri("//validator2").unwrap();
+    assert_eq!(ping(&v1), (200, "Success".to_owned()));
+    assert_eq!(
+        ping(&v2),
+        forbidden(format!(
+            "hotkey {} has stake 1000, below the minimum 2000",
+            v2.account()
+        ))
+    );
+    assert_eq!(
+        ping(&stranger),
+        forbidden(format!("hotkey {} is on the deny list", stranger.account()))
+    );
+
+    // Jobs: the class limit, then the script.
+    let d = Dendrite::new(v1.clone()).unwrap();
+    let receipts = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+    let job = |id: &str, timeout_s: u64, command: &[&str]| {
+        JobRequest {
+            job_id: id.into(),
+            validator: v1.account(),
+            hardware_class: "cpu".into(),
+            timeout_s,
+            command: command.iter().map(|c| (*c).to_owned()).collect(),
+            requirements: Default::default(),
+            output_dir: None,
+            issued_at_ms: 1,
+            signature: String::new(),
+        }
+        .sign(&v1)
+    };
+    let submit = |r: JobRequest| {
+        rt.block_on(submit_job(&d, &target, r, &receipts, t))
+            .unwrap()
+    };
+    assert_eq!(
+        submit(job("long", 61, &["true"])),
+        JobReply::Declined {
+            reason: DeclineReason::Unprofitable,
+            detail: "a cpu job may run at most 60 s; this one asks for 61 s".into(),
+        }
+    );
+    assert_eq!(
+        submit(job("mining", 60, &["mine"])),
+        JobReply::Declined {
+            reason: DeclineReason::Unprofitable,
+            detail: "no mining jobs".into(),
+        }
+    );
+    let r = submit(job("fine", 60, &["true"]));
+    assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+    let status = miner.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_miner_refuses_bad_job_policy_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner"]);
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), 1)]);
+    let config = miner_config(dir.path(), &wallets, "miner", &snap, 0, "");
+    let missing = dir.path().join("missing");
+    for (set, message) in [
+        (
+            format!("jobs.script={}", missing.display()),
+            format!(
+                "config key `jobs.script`: {}: No such file or directory (os error 2)",
+                missing.display()
+            ),
+        ),
+        (
+            "jobs.script_timeout=2s".to_owned(),
+            "config key `jobs.script_timeout`: is set, but jobs.script is not".to_owned(),
+        ),
+        (
+            "jobs.max_duration.cpu=0s".to_owned(),
+            "config key `jobs.max_duration.cpu`: must be at least 1s".to_owned(),
+        ),
+    ] {
+        let o = run(&["miner", "run", "--config", &config, "--set", &set]);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(stderr(&o).trim(), format!("error: {message}"), "{set}");
+    }
+}
+
+#[test]
 fn a_miner_refuses_a_port_in_use_and_an_unregistered_hotkey() {
     let dir = tempfile::tempdir().unwrap();
     let wallets = Wallets::new(&["miner", "outsider"]);
@@ -611,7 +746,8 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
             &path,
             format!(
                 "{}\n[axon]\nip = \"127.0.0.2\"\nport = {axon_port}\nexternal_ip = \"127.0.0.2\"\n\n\
-                 [schedule]\npoll = \"500ms\"\n\n[pow]\nprover = \"cpu\"\nthrottle = {throttle}\n",
+                 [schedule]\npoll = \"500ms\"\n# Two tempos of 10 blocks: 40 would not fit.\nmin_blocks = 10\n\n\
+                 [pow]\nprover = \"cpu\"\nthrottle = {throttle}\n",
                 common(&name)
             ),
         )

@@ -138,10 +138,69 @@ pub struct Situation {
 /// How a miner decides. The protocol's rule comes first and is not the
 /// policy's to change: a miner with a free executor of the requested class
 /// must accept, unless the validator is blacklisted. The policy decides only
-/// what the rule leaves open ([`decide`]).
+/// what the rule leaves open ([`decide`]); a refusal is sent as
+/// [`DeclineReason::Unprofitable`] with the [`Refusal`] as its detail.
+///
+/// It may block (a script runs, see
+/// [`ScriptPolicy`](super::accept::ScriptPolicy)): the job service calls it
+/// off the async runtime. Reference policies are in
+/// [`executor::accept`](super::accept).
 pub trait AcceptPolicy: Send + Sync {
-    /// Whether to refuse a job the rule does not settle, as unprofitable.
-    fn unprofitable(&self, request: &JobRequest) -> bool;
+    /// `Some(why)` refuses a job the rule does not settle, as unprofitable.
+    fn refuse(&self, request: &JobRequest) -> Option<Refusal>;
+}
+
+impl<P: AcceptPolicy + ?Sized> AcceptPolicy for &P {
+    fn refuse(&self, request: &JobRequest) -> Option<Refusal> {
+        (**self).refuse(request)
+    }
+}
+
+impl<P: AcceptPolicy + ?Sized> AcceptPolicy for Box<P> {
+    fn refuse(&self, request: &JobRequest) -> Option<Refusal> {
+        (**self).refuse(request)
+    }
+}
+
+impl<P: AcceptPolicy + ?Sized> AcceptPolicy for std::sync::Arc<P> {
+    fn refuse(&self, request: &JobRequest) -> Option<Refusal> {
+        (**self).refuse(request)
+    }
+}
+
+/// Why an [`AcceptPolicy`] refused a job; its text is the declined answer's
+/// `detail`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// The job asks for longer than the operator sells its class for
+    /// ([`ClassLimits`](super::accept::ClassLimits)).
+    #[error("a {class} job may run at most {max_s} s; this one asks for {asked_s} s")]
+    TooLong {
+        /// The hardware class asked for.
+        class: String,
+        /// The job's `timeout_s`.
+        asked_s: u64,
+        /// The longest the operator accepts for the class.
+        max_s: u64,
+    },
+    /// The operator does not sell this class for jobs
+    /// ([`ClassLimits::only_listed`](super::accept::ClassLimits::only_listed)).
+    #[error("class {class} is not offered for jobs")]
+    ClassNotOffered {
+        /// The hardware class asked for.
+        class: String,
+    },
+    /// The accept script declined, with the first line of its stderr.
+    #[error("{0}")]
+    Script(String),
+    /// The accept script could not decide (it could not start, timed out,
+    /// was killed): the job is declined, never accepted by default.
+    #[error("the accept script failed: {0}")]
+    ScriptFailed(String),
+    /// A plug-in policy's own reason.
+    #[error("{0}")]
+    Other(String),
 }
 
 /// Accepts everything it may.
@@ -149,27 +208,37 @@ pub trait AcceptPolicy: Send + Sync {
 pub struct AcceptAll;
 
 impl AcceptPolicy for AcceptAll {
-    fn unprofitable(&self, _request: &JobRequest) -> bool {
-        false
+    fn refuse(&self, _request: &JobRequest) -> Option<Refusal> {
+        None
     }
 }
 
-/// The decision for `request` in `situation` under `policy`. A request whose
-/// signature does not verify is declined as blacklisted.
-pub fn decide(policy: &dyn AcceptPolicy, request: &JobRequest, situation: Situation) -> Decision {
+/// The protocol's rule alone: `Some(reason)` when it settles the request
+/// as declined. A request whose signature does not verify is declined as
+/// blacklisted.
+pub fn rule(request: &JobRequest, situation: Situation) -> Option<DeclineReason> {
     if !situation.validator_allowed || !request.verify() {
-        return Decision::Declined(DeclineReason::ValidatorBlacklisted);
+        return Some(DeclineReason::ValidatorBlacklisted);
     }
     if !situation.class_supported {
-        return Decision::Declined(DeclineReason::UnsupportedClass);
+        return Some(DeclineReason::UnsupportedClass);
     }
     if !situation.free_executor {
-        return Decision::Declined(DeclineReason::Busy);
+        return Some(DeclineReason::Busy);
+    }
+    None
+}
+
+/// The decision for `request` in `situation` under `policy`: the
+/// [`rule`], then the policy.
+pub fn decide(policy: &dyn AcceptPolicy, request: &JobRequest, situation: Situation) -> Decision {
+    if let Some(reason) = rule(request, situation) {
+        return Decision::Declined(reason);
     }
     // A free executor of the class: the rule says accept. The policy may only
     // refuse what is unprofitable, and a miner that does so is scored down
     // for the decline (see `score::Penalties` and the ledger's declines).
-    if policy.unprofitable(request) {
+    if policy.refuse(request).is_some() {
         return Decision::Declined(DeclineReason::Unprofitable);
     }
     Decision::Accepted
@@ -397,8 +466,8 @@ mod tests {
     fn the_rule_comes_before_the_policy() {
         struct Refuse;
         impl AcceptPolicy for Refuse {
-            fn unprofitable(&self, _: &JobRequest) -> bool {
-                true
+            fn refuse(&self, _: &JobRequest) -> Option<Refusal> {
+                Some(Refusal::Other("no".into()))
             }
         }
         let r = request();

@@ -20,6 +20,7 @@
 //! its first [`JobSpec::output_cap`] bytes are kept, and log lines go to a
 //! bounded channel that drops lines (and counts them) rather than grow.
 
+pub mod accept;
 pub mod access;
 mod capture;
 #[cfg(feature = "docker")]

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 
 use super::access::{AccessGrant, SealingKey, SshPublicKey, seal_details};
 use super::jobs::{
-    AcceptPolicy, Decision, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore,
-    Situation, decide,
+    AcceptPolicy, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, Refusal,
+    Situation, rule,
 };
 use super::wire::{
     Allocate, AllocateReply, Deallocate, DeallocateReply, JobQuery, JobReply, JobSubmit,
@@ -304,7 +304,7 @@ impl JobService {
             free_executor: offer.free,
             validator_allowed: (self.allowed)(&request.validator),
         };
-        if let Decision::Declined(reason) = decide(&*self.policy, &request, situation) {
+        if let Some(reason) = rule(&request, situation) {
             let detail = match reason {
                 DeclineReason::Busy => format!(
                     "every {} executor is busy, allocated or unhealthy",
@@ -320,6 +320,14 @@ impl JobService {
                 DeclineReason::Invalid => "invalid request".into(),
             };
             return declined(reason, detail);
+        }
+        // The operator's policy may block (a script): off the runtime.
+        let (policy, asked) = (self.policy.clone(), request.clone());
+        let refused = tokio::task::spawn_blocking(move || policy.refuse(&asked))
+            .await
+            .unwrap_or_else(|e| Some(Refusal::Other(format!("the accept policy panicked: {e}"))));
+        if let Some(why) = refused {
+            return declined(DeclineReason::Unprofitable, why.to_string());
         }
         let mut parts = request.command.iter().cloned();
         let mut spec = JobSpec::command(

@@ -601,3 +601,77 @@ async fn a_local_executor_cannot_be_allocated_and_bad_state_is_named() {
     .expect_err("corrupt");
     assert!(err.to_string().contains("allocations.json"), "{err}");
 }
+
+#[tokio::test]
+async fn accept_policies_decline_over_the_wire_with_their_reason() {
+    use super::accept::{AllOf, ClassLimits, ScriptPolicy};
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().expect("dir");
+    let script = dir.path().join("accept.sh");
+    // Declines any job whose command mentions `mine`; hangs on `hang`.
+    std::fs::write(
+        &script,
+        "#!/bin/sh\nin=$(cat)\ncase \"$in\" in\n*hang*) sleep 30;;\n\
+         *mine*) echo \"no mining jobs\" >&2; exit 1;;\nesac\nexit 0\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let policy = AllOf(vec![
+        Arc::new(ClassLimits::new().max_duration("cpu", Duration::from_secs(60))),
+        Arc::new(ScriptPolicy::new(&script).timeout(Duration::from_millis(500))),
+    ]);
+    let service = Arc::new(
+        JobService::open(
+            &dir.path().join("miner"),
+            fleet,
+            key("//miner1"),
+            Arc::new(policy),
+            Arc::new(|_: &AccountId| true),
+        )
+        .expect("open"),
+    );
+    let (miner, _stop) = serve(&service).await;
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let mine = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+    let go = |r| submit_job(&d, &miner, r, &mine, T);
+    let declined = |r: JobReply| match r {
+        JobReply::Declined { reason, detail } => (reason, detail),
+        other => panic!("not declined: {other:?}"),
+    };
+    assert_eq!(
+        declined(
+            go(request("long", "cpu", 61, &["true"]))
+                .await
+                .expect("call")
+        ),
+        (
+            DeclineReason::Unprofitable,
+            "a cpu job may run at most 60 s; this one asks for 61 s".to_owned()
+        )
+    );
+    assert_eq!(
+        declined(go(request("m", "cpu", 5, &["mine"])).await.expect("call")),
+        (DeclineReason::Unprofitable, "no mining jobs".to_owned())
+    );
+    assert_eq!(
+        declined(go(request("h", "cpu", 5, &["hang"])).await.expect("call")),
+        (
+            DeclineReason::Unprofitable,
+            format!(
+                "the accept script failed: {} did not answer within 0.5 s and was killed",
+                script.display()
+            )
+        )
+    );
+    // What both accept runs.
+    let r = go(request("ok", "cpu", 60, &["true"])).await.expect("call");
+    assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+    // The service still serves after a hung script.
+    let r = until_ended(&d, &miner, "ok", &mine).await;
+    assert!(
+        matches!(r, JobReply::Finished { exit_code: 0, .. }),
+        "{r:?}"
+    );
+}

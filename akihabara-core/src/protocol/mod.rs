@@ -37,6 +37,7 @@
 //! | nonce memory | grows forever | pruned by time, bounded in size |
 //! | timeout header | any float | must be finite and > 0; capped by the server |
 //! | body size, rate, concurrency | unbounded | 413, 429, 503 / 408 |
+//! | `PowChallenge` outside the caller's slot (a miner's schedule) | no such check | 409 `Not your slot: next_slot=START..END …` ([`SlotRefusal`](crate::schedule::SlotRefusal)) |
 //!
 //! Every other status and message (404, 403 `Forbidden. Key is blacklisted:
 //! …`, 401 `Not Verified with error: …`, 408, 200 bodies) matches bittensor

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub use layout::{Layout, MAX_INTERLEAVED_BLOCKS, UnknownLayout};
 #[cfg(feature = "net")]
-pub use query::ScheduleQuery;
+pub use query::{ScheduleQuery, SlotRefusal};
 
 use crate::strategy::{
     AllocationEntry, AllocationRequest, AllocationStrategy, ScheduleError, allocate_checked,

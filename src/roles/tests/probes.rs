@@ -9,7 +9,7 @@ use akihabara_gpu::{CpuProver, Prover};
 use super::*;
 use crate::axon::AxonBuilder;
 use crate::executor::access::{self, LoginDetails, SealingKey};
-use crate::executor::jobs::{AcceptAll, AcceptPolicy, JobRequest};
+use crate::executor::jobs::{AcceptAll, AcceptPolicy, JobRequest, Refusal};
 use crate::executor::service::JobService;
 use crate::executor::wire::{Allocate, AllocateReply};
 use crate::executor::{ExecutorBackend, Fleet, HealthPolicy, LocalBackend};
@@ -21,8 +21,8 @@ use crate::store::Embedded;
 struct Greedy;
 
 impl AcceptPolicy for Greedy {
-    fn unprofitable(&self, _request: &JobRequest) -> bool {
-        true
+    fn refuse(&self, _request: &JobRequest) -> Option<Refusal> {
+        Some(Refusal::Other("refused by the operator's policy".into()))
     }
 }
 
