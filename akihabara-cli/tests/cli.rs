@@ -19,6 +19,8 @@ mod daemon;
 mod executor;
 #[path = "cli/files.rs"]
 mod files;
+#[path = "cli/jobs.rs"]
+mod jobs;
 #[path = "cli/limits.rs"]
 mod limits;
 #[path = "cli/peers.rs"]

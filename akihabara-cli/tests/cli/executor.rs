@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 
 use super::{peers, run, stderr, stdout};
 
-struct Sshd {
+pub(super) struct Sshd {
     dir: tempfile::TempDir,
-    port: u16,
+    pub(super) port: u16,
     child: Option<Child>,
 }
 
 impl Sshd {
-    fn start() -> Option<Sshd> {
+    pub(super) fn start() -> Option<Sshd> {
         let sshd = Path::new("/usr/sbin/sshd");
         if !sshd.exists() {
             return peers::missing("no /usr/sbin/sshd (apt install openssh-server)");
@@ -98,7 +98,7 @@ impl Sshd {
         }
     }
 
-    fn path(&self, name: &str) -> String {
+    pub(super) fn path(&self, name: &str) -> String {
         self.dir.path().join(name).to_string_lossy().into_owned()
     }
 
@@ -113,7 +113,7 @@ impl Drop for Sshd {
     }
 }
 
-fn whoami() -> String {
+pub(super) fn whoami() -> String {
     let o = Command::new("id").arg("-un").output().unwrap();
     String::from_utf8_lossy(&o.stdout).trim().to_owned()
 }

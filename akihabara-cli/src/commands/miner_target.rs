@@ -1,0 +1,186 @@
+//! What the validator-side commands (`jobs`, `allocate`, `deallocate`,
+//! `allocations`) share: the miner they call, the validator's wallet and
+//! state directory, and how a failed call becomes an exit code.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use akihabara_core::AccountId;
+use akihabara_core::dendrite::{AxonTarget, Dendrite};
+use akihabara_core::executor::service::ClientError;
+use akihabara_core::wallet::Keypair;
+use anyhow::Context;
+use clap::Args;
+
+use crate::args::{PasswordArgs, WalletArgs};
+use crate::commands::read_metagraph;
+use crate::commands::wallet::{hotkey_account, load_hotkey};
+use crate::exit::{self, bad_input, coded};
+
+/// The miner to call: its axon and hotkey, given or read from a snapshot.
+#[derive(Debug, Args)]
+pub struct MinerArgs {
+    /// The miner's axon address
+    #[arg(long, default_value = "127.0.0.1", conflicts_with = "metagraph")]
+    pub ip: IpAddr,
+    /// The miner's axon port
+    #[arg(
+        long,
+        required_unless_present = "metagraph",
+        conflicts_with = "metagraph"
+    )]
+    pub port: Option<u16>,
+    /// The miner's hotkey (SS58): signed into the call; its receipts must be this key's
+    #[arg(
+        long,
+        value_name = "SS58",
+        required_unless_present = "metagraph",
+        conflicts_with = "metagraph"
+    )]
+    pub axon_hotkey: Option<AccountId>,
+    /// Take the miner's axon and hotkey from this metagraph snapshot
+    /// (`akihabara metagraph --netuid N --json > mg.json`)
+    #[arg(long, value_name = "FILE", requires = "uid")]
+    pub metagraph: Option<PathBuf>,
+    /// The miner's uid in --metagraph
+    #[arg(long, value_name = "UID", requires = "metagraph")]
+    pub uid: Option<u16>,
+}
+
+impl MinerArgs {
+    /// The target these flags name.
+    pub fn target(&self) -> anyhow::Result<AxonTarget> {
+        if let (Some(path), Some(uid)) = (&self.metagraph, self.uid) {
+            let mg = read_metagraph(path).map_err(bad_input)?;
+            let n = mg
+                .by_uid(akihabara_core::Uid(uid))
+                .ok_or_else(|| bad_input(anyhow::anyhow!("no uid {uid} in {}", path.display())))?;
+            let axon = n.axon.ok_or_else(|| {
+                bad_input(anyhow::anyhow!(
+                    "uid {uid} in {} serves no axon",
+                    path.display()
+                ))
+            })?;
+            return Ok(AxonTarget::new(axon.ip(), axon.port(), n.hotkey));
+        }
+        match (self.port, self.axon_hotkey) {
+            (Some(port), Some(hotkey)) => Ok(AxonTarget::new(self.ip, port, hotkey)),
+            _ => Err(bad_input(anyhow::anyhow!(
+                "name the miner with --port and --axon-hotkey, or --metagraph and --uid"
+            ))),
+        }
+    }
+}
+
+/// The validator: its wallet, its state directory, how long to wait.
+#[derive(Debug, Args)]
+pub struct ValidatorArgs {
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+    /// Where receipts (receipts.jsonl) and allocations (allocations.json)
+    /// are kept [default: ~/.akihabara/validator/<hotkey SS58>]
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Seconds to wait for the miner's answer
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 30.0,
+        allow_negative_numbers = true
+    )]
+    pub timeout: f64,
+}
+
+impl ValidatorArgs {
+    /// The call timeout.
+    pub fn timeout(&self) -> anyhow::Result<Duration> {
+        seconds("--timeout", self.timeout)
+    }
+
+    /// The hotkey pair that signs calls and jobs.
+    pub fn keypair(&self) -> anyhow::Result<Keypair> {
+        load_hotkey(&self.wallet, &self.password)
+    }
+
+    /// The state directory (created), for `hotkey`.
+    pub fn state_dir(&self, hotkey: &AccountId) -> anyhow::Result<PathBuf> {
+        let dir = state_dir(self.state_dir.as_ref(), hotkey);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create the state directory {}", dir.display()))?;
+        Ok(dir)
+    }
+}
+
+/// `--state-dir`, or `~/.akihabara/validator/<hotkey SS58>`.
+pub fn state_dir(given: Option<&PathBuf>, hotkey: &AccountId) -> PathBuf {
+    match given {
+        Some(d) => d.clone(),
+        None => {
+            akihabara_core::wallet::expand_tilde(std::path::Path::new("~/.akihabara/validator"))
+                .join(hotkey.to_ss58())
+        }
+    }
+}
+
+/// The state directory of `wallet` without loading its secret.
+pub fn public_state_dir(given: Option<&PathBuf>, wallet: &WalletArgs) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(d) => Ok(d.clone()),
+        None => Ok(state_dir(None, &hotkey_account(wallet)?)),
+    }
+}
+
+/// A positive number of seconds.
+pub fn seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+    if !v.is_finite() || v <= 0.0 || v > 1e9 {
+        return Err(bad_input(anyhow::anyhow!(
+            "{flag} must be a positive number of seconds, not {v}"
+        )));
+    }
+    Ok(Duration::from_secs_f64(v))
+}
+
+/// A dendrite signing with `keypair`, from the loopback address when the
+/// miner is there.
+pub fn dendrite(keypair: Keypair, target: &AxonTarget) -> anyhow::Result<Dendrite> {
+    let own_ip = if target.ip.is_loopback() {
+        "127.0.0.1"
+    } else {
+        "0.0.0.0"
+    };
+    Ok(Dendrite::with_options(
+        keypair,
+        akihabara_core::dendrite::AuthMode::Legacy,
+        own_ip,
+    )?)
+}
+
+/// A failed call, with its exit code: no answer (4), a wrong answer (5),
+/// or a local failure to keep the receipt (1).
+pub fn client_error(e: ClientError, target: &AxonTarget) -> anyhow::Error {
+    let at = format!("miner {} at {}:{}", target.hotkey, target.ip, target.port);
+    match &e {
+        ClientError::BadAnswer(_) => coded(exit::BAD_ANSWER, anyhow::Error::new(e).context(at)),
+        // The dendrite's "payload error" and "failed to parse response".
+        ClientError::Call { status, .. } if *status == 400 || *status == 422 => {
+            coded(exit::BAD_ANSWER, anyhow::Error::new(e).context(at))
+        }
+        ClientError::Call { .. } if e.is_unreachable() => coded(
+            exit::NO_ANSWER,
+            anyhow::Error::new(e).context(format!("{at} is unreachable")),
+        ),
+        ClientError::Call { .. } => coded(exit::NO_ANSWER, anyhow::Error::new(e).context(at)),
+        _ => anyhow::Error::new(e).context(at),
+    }
+}
+
+/// Milliseconds since the Unix epoch, as an RFC 3339 UTC time for people.
+pub fn utc(ms: u64) -> String {
+    humantime_serde::re::humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(ms),
+    )
+    .to_string()
+}
