@@ -113,7 +113,8 @@ Exit codes: 0 allocated, 2 bad input, 3 the miner declined, 4 no answer,
 
 Examples:
   akihabara allocate --port 8091 --axon-hotkey 5F… --ssh-key ~/.ssh/id_ed25519.pub
-  akihabara allocate --metagraph mg.json --uid 12 --class A100 --duration 86400 --json")]
+  akihabara allocate --metagraph mg.json --uid 12 --class A100 --duration 86400 --json
+  akihabara allocate --network finney --netuid 27 --uid 12 --class A100")]
     Allocate(crate::commands::allocate::AllocateArgs),
     /// Validator side: end an allocation early (the miner revokes the key)
     #[command(after_help = "\

@@ -156,7 +156,8 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
     })?;
     let key = SshPublicKey::parse(&key_text)
         .map_err(|e| bad_input(anyhow::anyhow!("--ssh-key {}: {e}", key_path.display())))?;
-    let target = a.miner.target()?;
+    let rt = super::runtime()?;
+    let target = rt.block_on(a.miner.target())?;
     let keypair = a.validator.keypair()?;
     let dir = a.validator.state_dir(&keypair.account())?;
     let path = book_path(&dir);
@@ -171,7 +172,7 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
     };
     // A key pair for this call only: the details open here, then it is dropped.
     let secret = new_sealing_key();
-    let outcome = super::runtime()?
+    let outcome = rt
         .block_on(allocate(&d, &target, request, &secret, timeout))
         .map_err(|e| client_error(e, &target))?;
     drop(secret);

@@ -116,9 +116,9 @@ struct Session {
 }
 
 /// The session, and the hotkey pair that signs jobs.
-fn session(miner: &MinerArgs, v: &ValidatorArgs) -> anyhow::Result<(Session, Keypair)> {
+async fn session(miner: &MinerArgs, v: &ValidatorArgs) -> anyhow::Result<(Session, Keypair)> {
     let timeout = v.timeout()?;
-    let target = miner.target()?;
+    let target = miner.target().await?;
     let keypair = v.keypair()?;
     let dir = v.state_dir(&keypair.account())?;
     Ok((
@@ -153,7 +153,7 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         None => uuid::Uuid::new_v4().simple().to_string(),
     };
     let wait = a.wait.map(|w| seconds("--wait", w)).transpose()?;
-    let (s, keypair) = session(&a.miner, &a.validator)?;
+    let (s, keypair) = session(&a.miner, &a.validator).await?;
     let request = JobRequest {
         job_id: job_id.clone(),
         validator: keypair.account(),
@@ -188,7 +188,7 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
 
 async fn status(a: StatusArgs) -> anyhow::Result<()> {
     let wait = a.wait.map(|w| seconds("--wait", w)).transpose()?;
-    let (s, _) = session(&a.miner, &a.validator)?;
+    let (s, _) = session(&a.miner, &a.validator).await?;
     let reply = match wait {
         None => query(&s, &a.job_id).await?,
         Some(w) => poll(&s, &a.job_id, w).await?,

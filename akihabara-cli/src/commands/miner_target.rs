@@ -13,63 +13,88 @@ use akihabara_core::wallet::Keypair;
 use anyhow::Context;
 use clap::Args;
 
-use crate::args::{PasswordArgs, WalletArgs};
+use akihabara_core::chain::ChainClient;
+
+use crate::args::{NetworkArgs, PasswordArgs, WalletArgs};
 use crate::commands::read_metagraph;
 use crate::commands::wallet::{hotkey_account, load_hotkey};
 use crate::exit::{self, bad_input, coded};
 
-/// The miner to call: its axon and hotkey, given or read from a snapshot.
+/// The miner to call: its axon and hotkey, given, or found by uid in a
+/// snapshot or on the chain.
 #[derive(Debug, Args)]
 pub struct MinerArgs {
     /// The miner's axon address
-    #[arg(long, default_value = "127.0.0.1", conflicts_with = "metagraph")]
+    #[arg(long, default_value = "127.0.0.1", conflicts_with_all = ["metagraph", "netuid"])]
     pub ip: IpAddr,
     /// The miner's axon port
     #[arg(
         long,
-        required_unless_present = "metagraph",
-        conflicts_with = "metagraph"
+        required_unless_present_any = ["metagraph", "netuid"],
+        conflicts_with_all = ["metagraph", "netuid"]
     )]
     pub port: Option<u16>,
     /// The miner's hotkey (SS58): signed into the call; its receipts must be this key's
     #[arg(
         long,
         value_name = "SS58",
-        required_unless_present = "metagraph",
-        conflicts_with = "metagraph"
+        required_unless_present_any = ["metagraph", "netuid"],
+        conflicts_with_all = ["metagraph", "netuid"]
     )]
     pub axon_hotkey: Option<AccountId>,
-    /// Take the miner's axon and hotkey from this metagraph snapshot
+    /// Find the miner (--uid) in this metagraph snapshot
     /// (`akihabara metagraph --netuid N --json > mg.json`)
-    #[arg(long, value_name = "FILE", requires = "uid")]
+    #[arg(long, value_name = "FILE", requires = "uid", conflicts_with = "netuid")]
     pub metagraph: Option<PathBuf>,
-    /// The miner's uid in --metagraph
-    #[arg(long, value_name = "UID", requires = "metagraph")]
+    /// Find the miner (--uid) in this subnet's metagraph on --network
+    #[arg(long, value_name = "N", requires = "uid")]
+    pub netuid: Option<u16>,
+    /// The miner's uid, with --metagraph or --netuid
+    #[arg(long, value_name = "UID")]
     pub uid: Option<u16>,
+    #[command(flatten)]
+    pub network: NetworkArgs,
 }
 
 impl MinerArgs {
-    /// The target these flags name.
-    pub fn target(&self) -> anyhow::Result<AxonTarget> {
-        if let (Some(path), Some(uid)) = (&self.metagraph, self.uid) {
-            let mg = read_metagraph(path).map_err(bad_input)?;
-            let n = mg
-                .by_uid(akihabara_core::Uid(uid))
-                .ok_or_else(|| bad_input(anyhow::anyhow!("no uid {uid} in {}", path.display())))?;
-            let axon = n.axon.ok_or_else(|| {
-                bad_input(anyhow::anyhow!(
-                    "uid {uid} in {} serves no axon",
-                    path.display()
-                ))
-            })?;
-            return Ok(AxonTarget::new(axon.ip(), axon.port(), n.hotkey));
-        }
-        match (self.port, self.axon_hotkey) {
-            (Some(port), Some(hotkey)) => Ok(AxonTarget::new(self.ip, port, hotkey)),
-            _ => Err(bad_input(anyhow::anyhow!(
-                "name the miner with --port and --axon-hotkey, or --metagraph and --uid"
-            ))),
-        }
+    /// The target these flags name (reads the chain with --netuid).
+    pub async fn target(&self) -> anyhow::Result<AxonTarget> {
+        let (mg, from) = match (&self.metagraph, self.netuid) {
+            (Some(path), _) => (
+                read_metagraph(path).map_err(bad_input)?,
+                path.display().to_string(),
+            ),
+            (None, Some(netuid)) => {
+                let chain = super::chain::connect(&self.network).await?;
+                let mg = chain
+                    .metagraph(akihabara_core::Netuid(netuid))
+                    .await
+                    .map_err(super::chain::classify)?;
+                (mg, format!("subnet {netuid} on {}", self.network.network))
+            }
+            (None, None) => {
+                return match (self.port, self.axon_hotkey, self.uid) {
+                    (_, _, Some(_)) => Err(bad_input(anyhow::anyhow!(
+                        "--uid needs --metagraph or --netuid"
+                    ))),
+                    (Some(port), Some(hotkey), None) => Ok(AxonTarget::new(self.ip, port, hotkey)),
+                    _ => Err(bad_input(anyhow::anyhow!(
+                        "name the miner with --port and --axon-hotkey, or --uid with \
+                         --metagraph or --netuid"
+                    ))),
+                };
+            }
+        };
+        let uid = self
+            .uid
+            .ok_or_else(|| bad_input(anyhow::anyhow!("--uid is missing")))?;
+        let n = mg
+            .by_uid(akihabara_core::Uid(uid))
+            .ok_or_else(|| bad_input(anyhow::anyhow!("no uid {uid} in {from}")))?;
+        let axon = n
+            .axon
+            .ok_or_else(|| bad_input(anyhow::anyhow!("uid {uid} in {from} serves no axon")))?;
+        Ok(AxonTarget::new(axon.ip(), axon.port(), n.hotkey))
     }
 }
 
@@ -86,18 +111,18 @@ pub struct ValidatorArgs {
     pub state_dir: Option<PathBuf>,
     /// Seconds to wait for the miner's answer
     #[arg(
-        long,
+        long = "timeout",
         value_name = "S",
         default_value_t = 30.0,
         allow_negative_numbers = true
     )]
-    pub timeout: f64,
+    pub call_timeout: f64,
 }
 
 impl ValidatorArgs {
     /// The call timeout.
     pub fn timeout(&self) -> anyhow::Result<Duration> {
-        seconds("--timeout", self.timeout)
+        seconds("--timeout", self.call_timeout)
     }
 
     /// The hotkey pair that signs calls and jobs.
@@ -183,4 +208,14 @@ pub fn utc(ms: u64) -> String {
         std::time::UNIX_EPOCH + Duration::from_millis(ms),
     )
     .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_command_line_definition_is_consistent() {
+        // Duplicate ids, dangling `requires` and the like panic here, not
+        // at a user's first `--help`.
+        <crate::args::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

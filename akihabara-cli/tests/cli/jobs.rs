@@ -174,6 +174,43 @@ fn jobs_submit_and_status_against_a_real_miner() {
     assert_eq!(v["receipt"]["kind"], "finished");
     assert_eq!(v["receipt"]["exit_code"], 7);
     assert_eq!(v["receipt"]["status"], "exited");
+    // The same miner found by uid in a metagraph snapshot.
+    let mg = s.dir.path().join("mg.json");
+    std::fs::write(
+        &mg,
+        json!({
+            "version": 1, "netuid": 2, "block": 100,
+            "neurons": [
+                {"uid": 3, "hotkey": s.miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{}", s.port)},
+                {"uid": 4, "hotkey": s.validator, "stake_rao": 0, "validator_permit": true}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let mg = mg.to_str().unwrap();
+    let o = s.local(
+        &["jobs", "status", "j1"],
+        &["--metagraph", mg, "--uid", "3", "--json"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(parsed(&o), v);
+    for (uid, needle) in [
+        ("9", format!("no uid 9 in {mg}")),
+        ("4", format!("uid 4 in {mg} serves no axon")),
+    ] {
+        let o = s.local(
+            &["jobs", "status", "j1"],
+            &["--metagraph", mg, "--uid", uid],
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert_eq!(stderr(&o), format!("error: {needle}\n"));
+    }
+    let o = s.call(&["jobs", "status", "j1"], &["--uid", "3"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "error: --uid needs --metagraph or --netuid\n");
+
     // With --wait, a job that exited non-zero fails the command.
     let o = s.call(&["jobs", "status", "j1"], &["--wait", "5"]);
     assert_eq!(o.status.code(), Some(1));
