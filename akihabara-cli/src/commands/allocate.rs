@@ -118,6 +118,25 @@ fn read_book(path: &Path) -> anyhow::Result<Book> {
     }
 }
 
+/// Changes the record under an exclusive lock on `allocations.lock` beside
+/// it, so that two commands running at once cannot lose each other's entry.
+fn update_book(path: &Path, change: impl FnOnce(&mut Book)) -> anyhow::Result<()> {
+    let lock_path = path.with_extension("lock");
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("opening {}", lock_path.display()))?;
+    lock.lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    let mut book = read_book(path)?;
+    book.version = 1;
+    change(&mut book);
+    write_book(path, &book)
+    // The lock is released when `lock` is dropped.
+}
+
 fn write_book(path: &Path, book: &Book) -> anyhow::Result<()> {
     let bytes = serde_json::to_vec_pretty(book)?;
     write_atomic(path, &bytes, Access::Private)
@@ -208,11 +227,7 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
         expires_at_ms: got.expires_at_ms,
         login: got.login,
     };
-    // Re-read: another `allocate` may have written meanwhile.
-    let mut book = read_book(&path)?;
-    book.version = 1;
-    book.allocations.push(record.clone());
-    write_book(&path, &book).with_context(|| {
+    update_book(&path, |book| book.allocations.push(record.clone())).with_context(|| {
         format!(
             "allocation {} was granted but not recorded; end it with the miner before {}",
             record.allocation_id,
@@ -272,11 +287,10 @@ pub fn run_deallocate(a: DeallocateArgs) -> anyhow::Result<()> {
         .block_on(deallocate(&d, &target, &record.allocation_id, timeout))
         .map_err(|e| client_error(e, &target))?;
     // Ended either way: the miner revoked it now, or holds it no more.
-    let mut book = read_book(&path)?;
-    book.version = 1;
-    book.allocations
-        .retain(|r| r.allocation_id != record.allocation_id);
-    write_book(&path, &book)?;
+    update_book(&path, |book| {
+        book.allocations
+            .retain(|r| r.allocation_id != record.allocation_id)
+    })?;
     let state = match reply {
         DeallocateReply::Deallocated => "deallocated",
         DeallocateReply::Unknown => "unknown",

@@ -15,7 +15,7 @@ use super::{run, stderr, stdout};
 struct Setup {
     wallets: Wallets,
     dir: tempfile::TempDir,
-    _miner: Peer,
+    miner_process: Peer,
     port: u16,
     miner: String,
     validator: String,
@@ -43,7 +43,7 @@ impl Setup {
         Setup {
             wallets,
             dir,
-            _miner: peer,
+            miner_process: peer,
             port,
             miner,
             validator,
@@ -613,8 +613,24 @@ fn allocate_lists_and_deallocates_an_ssh_executor() {
             "user": whoami(),
         }]})
     );
-    let record = std::fs::read_to_string(format!("{}/allocations.json", s.state())).unwrap();
-    assert!(!record.contains("PRIVATE"), "{record}");
+    // The record holds exactly this (no secret: the sealing key was never stored).
+    let path = format!("{}/allocations.json", s.state());
+    let record: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(
+        record,
+        json!({"version": 1, "allocations": [{
+            "allocation_id": id,
+            "miner": s.miner,
+            "axon": format!("127.0.0.1:{}", s.port),
+            "executor": "box",
+            "created_at_ms": created,
+            "expires_at_ms": expires,
+            "login": {"host": "127.0.0.1", "port": sshd.port, "user": whoami()},
+        }]})
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
     // The only executor is rented: a second allocation is declined.
     let o = s.call(&["allocate"], &["--ssh-key", &pubkey, "--class", "rent"]);
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
@@ -638,6 +654,70 @@ fn allocate_lists_and_deallocates_an_ssh_executor() {
     let o = s.local(&["allocations"], &[]);
     assert_eq!(o.status.code(), Some(0));
     assert_eq!(stdout(&o), "no allocations\n");
+
+    // In text, for one second; the miner's sweep then ends it, and
+    // deallocating what the miner no longer holds clears the record.
+    let o = s.call(&["allocate"], &["--ssh-key", &pubkey, "--duration", "1"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let text = stdout(&o);
+    let id = text
+        .strip_prefix("allocation ")
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap()
+        .to_owned();
+    let listed = parsed(&s.local(&["allocations"], &["--json"]));
+    let expires = listed["allocations"][0]["expires_at_ms"].as_u64().unwrap();
+    let until = humantime_serde::re::humantime::format_rfc3339_seconds(
+        std::time::UNIX_EPOCH + Duration::from_millis(expires),
+    );
+    assert_eq!(
+        text,
+        format!(
+            "allocation {id} on executor box until {until}\n\
+             login: ssh -i {} -p {} {}@127.0.0.1\n",
+            sshd.path("validator_key"),
+            sshd.port,
+            whoami()
+        )
+    );
+    let expired = s.miner_process.event("allocation_expired");
+    assert_eq!(expired["allocation_id"], id.as_str());
+    let o = s.local(&["allocations"], &[]);
+    assert_eq!(o.status.code(), Some(0));
+    let cells = [
+        id.clone(),
+        format!("{} (127.0.0.1:{})", s.miner, s.port),
+        "box".to_owned(),
+        format!("{}@127.0.0.1:{}", whoami(), sshd.port),
+        format!("{until} (expired)"),
+    ];
+    let heads = ["ID", "MINER", "EXECUTOR", "LOGIN", "EXPIRES"];
+    let line = |row: [&str; 5]| {
+        let padded: Vec<String> = row
+            .iter()
+            .zip(&cells)
+            .zip(heads)
+            .map(|((c, w), h)| format!("{c:<0$}", w.len().max(h.len())))
+            .collect();
+        padded.join("  ").trim_end().to_owned() + "\n"
+    };
+    assert_eq!(
+        stdout(&o),
+        line(heads) + &line(cells.each_ref().map(String::as_str))
+    );
+    let o = s.local(&["deallocate", &id], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "allocation {id}: the miner holds it no more (expired, or ended before); \
+             removed from the record\n"
+        )
+    );
+    assert_eq!(
+        parsed(&s.local(&["allocations"], &["--json"])),
+        json!({"allocations": []})
+    );
 }
 
 fn now_ms() -> u64 {
