@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::reason_name;
 use super::miner_target::{
-    MinerArgs, ValidatorArgs, client_error, dendrite, public_state_dir, utc,
+    MinerArgs, RequirementsArgs, ValidatorArgs, client_error, dendrite, public_state_dir, utc,
 };
 use crate::args::WalletArgs;
 use crate::exit::{self, bad_input, coded};
@@ -45,6 +45,8 @@ pub struct AllocateArgs {
     /// Hardware class wanted [default: any]
     #[arg(long, value_name = "NAME")]
     pub class: Option<String>,
+    #[command(flatten)]
+    pub requirements: RequirementsArgs,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,
@@ -187,6 +189,7 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
         ssh_public_key: String::from(key),
         duration_s: a.duration,
         hardware_class: a.class.clone(),
+        requirements: a.requirements.requirements(),
         ..Allocate::default()
     };
     // A key pair for this call only: the details open here, then it is dropped.

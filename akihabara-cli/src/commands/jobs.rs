@@ -11,7 +11,9 @@ use akihabara_core::executor::wire::JobReply;
 use akihabara_core::wallet::Keypair;
 use clap::{Args, Subcommand};
 
-use super::miner_target::{MinerArgs, ValidatorArgs, client_error, dendrite, seconds};
+use super::miner_target::{
+    MinerArgs, RequirementsArgs, ValidatorArgs, client_error, dendrite, seconds,
+};
 use crate::exit::{self, bad_input, coded};
 use crate::out;
 
@@ -60,6 +62,8 @@ pub struct SubmitArgs {
     /// Hardware class to run on (as the miner's fleet names it: cpu, A100, …)
     #[arg(long, value_name = "NAME")]
     pub class: String,
+    #[command(flatten)]
+    pub requirements: RequirementsArgs,
     /// The job's wall-clock limit, seconds; the miner kills it after
     #[arg(long, value_name = "S", default_value_t = 3600)]
     pub duration: u64,
@@ -160,7 +164,7 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         hardware_class: a.class.clone(),
         timeout_s: a.duration,
         command: a.command.clone(),
-        requirements: Default::default(),
+        requirements: a.requirements.requirements(),
         output_dir: a.output_dir.clone(),
         issued_at_ms: unix_millis(),
         signature: String::new(),

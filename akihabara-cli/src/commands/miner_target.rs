@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use akihabara_core::AccountId;
 use akihabara_core::dendrite::{AxonTarget, Dendrite};
+use akihabara_core::executor::Requirements;
 use akihabara_core::executor::service::ClientError;
 use akihabara_core::wallet::Keypair;
 use anyhow::Context;
@@ -95,6 +96,35 @@ impl MinerArgs {
             .axon
             .ok_or_else(|| bad_input(anyhow::anyhow!("uid {uid} in {from} serves no axon")))?;
         Ok(AxonTarget::new(axon.ip(), axon.port(), n.hotkey))
+    }
+}
+
+/// What the executor must offer (none by default).
+#[derive(Debug, Args)]
+pub struct RequirementsArgs {
+    /// Logical CPUs wanted
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub cpus: u32,
+    /// GPUs wanted
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub gpus: u32,
+    /// Memory wanted, MiB
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub ram_mb: u64,
+    /// Disk wanted, MiB
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub disk_mb: u64,
+}
+
+impl RequirementsArgs {
+    /// As the wire carries them.
+    pub fn requirements(&self) -> Requirements {
+        Requirements {
+            cpu: self.cpus,
+            gpu: self.gpus,
+            ram_mb: self.ram_mb,
+            hard_disk_mb: self.disk_mb,
+        }
     }
 }
 

@@ -315,6 +315,28 @@ fn a_declined_job_an_unreachable_miner_and_bad_flags_have_their_exit_codes() {
         stdout(&o),
         "job j4: declined (unsupported_class: no executor of class gpu)\n"
     );
+    // More than the executor has: declined, exit 3.
+    let o = s.call(
+        &["jobs", "submit"],
+        &[
+            "--class", "cpu", "--cpus", "100000", "--job-id", "j5", "--json", "--", "true",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let v = parsed(&o);
+    assert_eq!(
+        (&v["state"], &v["reason"], &v["job_id"]),
+        (
+            &json!("declined"),
+            &json!("unsupported_class"),
+            &json!("j5")
+        )
+    );
+    let detail = v["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("here: 100000 CPUs wanted, ") && detail.ends_with(" offered"),
+        "{detail}"
+    );
     // The local executor cannot be rented: declined, exit 3.
     let key = s.dir.path().join("v_key");
     std::fs::write(
