@@ -793,6 +793,7 @@ pub async fn query_job(
 
 /// An allocation a miner granted, its login details opened.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Allocation {
     /// The id to deallocate with.
     pub allocation_id: String,
