@@ -10,7 +10,9 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "akihabara", version, propagate_version = true)]
 #[command(
-    after_help = "Exit codes: 0 success, 1 failure, 2 bad input (flag, file or value).\n\
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad input (flag, file or value);\n\
+calls to a miner (jobs, allocate, deallocate): 3 declined, 4 no answer,\n\
+5 a malformed answer or a receipt that is not the miner's signature.\n\
 Metagraph files use the snapshot format in the README (version 1 JSON)."
 )]
 pub struct Cli {
@@ -95,6 +97,42 @@ Networks: finney, test, local (ws://127.0.0.1:9944), or a ws:// or wss:// URL.")
     /// Run jobs on executors (this machine or SSH hosts) and check a fleet.
     #[command(subcommand)]
     Executor(ExecutorCommand),
+    /// Validator side: send a signed job to a miner and read its state
+    #[command(subcommand)]
+    Jobs(crate::commands::jobs::JobsCommand),
+    /// Validator side: rent an executor from a miner with your SSH key
+    #[command(after_help = "\
+The miner installs --ssh-key on one of its executors until the allocation
+expires or is deallocated, and answers with the login details sealed to a
+key made for this call (nothing secret is stored or printed). The
+allocation is recorded in STATE/allocations.json for `allocations` and
+`deallocate`.
+
+Exit codes: 0 allocated, 2 bad input, 3 the miner declined, 4 no answer,
+5 a malformed answer or details that do not open.
+
+Examples:
+  akihabara allocate --port 8091 --axon-hotkey 5F… --ssh-key ~/.ssh/id_ed25519.pub
+  akihabara allocate --metagraph mg.json --uid 12 --class A100 --duration 86400 --json
+  akihabara allocate --network finney --netuid 27 --uid 12 --class A100")]
+    Allocate(crate::commands::allocate::AllocateArgs),
+    /// Validator side: end an allocation early (the miner revokes the key)
+    #[command(after_help = "\
+The miner is the one recorded by `allocate`. An allocation the miner no
+longer holds (expired) is removed from the record too.
+
+Example:
+  akihabara deallocate 3f2a9c…")]
+    Deallocate(crate::commands::allocate::DeallocateArgs),
+    /// Validator side: list the allocations this hotkey holds (local record)
+    #[command(after_help = "\
+Reads STATE/allocations.json, written by `allocate` and `deallocate`; no
+network call and no password.
+
+Examples:
+  akihabara allocations
+  akihabara allocations --wallet.name validator --json")]
+    Allocations(crate::commands::allocate::AllocationsArgs),
     /// Write to the chain: serve an axon, register, read hyperparameters.
     #[command(subcommand)]
     Chain(ChainCommand),

@@ -21,6 +21,8 @@ mod docker;
 mod executor;
 #[path = "cli/files.rs"]
 mod files;
+#[path = "cli/jobs.rs"]
+mod jobs;
 #[path = "cli/limits.rs"]
 mod limits;
 #[path = "cli/peers.rs"]

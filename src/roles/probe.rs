@@ -21,8 +21,10 @@ use tokio::io::AsyncReadExt as _;
 use crate::dendrite::{AxonTarget, Dendrite};
 use crate::executor::access::{self, LoginDetails, SshPublicKey};
 use crate::executor::jobs::{DeclineReason, JobRequest, ReceiptStore};
-use crate::executor::service::{query_job, submit_job, unix_millis};
-use crate::executor::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply, JobReply};
+use crate::executor::service::{
+    AllocateOutcome, ClientError, allocate, deallocate, query_job, submit_job, unix_millis,
+};
+use crate::executor::wire::{Allocate, DeallocateReply, JobReply};
 use crate::protocol::SpecsQuery;
 use crate::score::{GpuClaim, JobLedger, Measurements, MinerReport, Penalties};
 use crate::wallet::Keypair;
@@ -390,7 +392,7 @@ async fn run_job(
     let started = unix_millis() / 1000;
     let reply = match submit_job(dendrite, target, request, receipts, settings.call_timeout).await {
         Ok(r) => r,
-        Err(e @ crate::executor::service::ClientError::BadAnswer(_)) => {
+        Err(e @ ClientError::BadAnswer(_)) => {
             out.check = Check::blame(e.to_string());
             return out;
         }
@@ -427,7 +429,7 @@ async fn run_job(
         let reply =
             match query_job(dendrite, target, &job_id, receipts, settings.call_timeout).await {
                 Ok(r) => r,
-                Err(e @ crate::executor::service::ClientError::BadAnswer(_)) => {
+                Err(e @ ClientError::BadAnswer(_)) => {
                     out.check = Check::blame(e.to_string());
                     return out;
                 }
@@ -501,48 +503,33 @@ async fn allocation_check(
     let ask = Allocate {
         ssh_public_key: String::from(a.public_key.clone()),
         duration_s: a.duration.as_secs(),
-        sealing_key: access::sealing_public_hex(&secret),
-        requirements: Default::default(),
         hardware_class: a.class.clone(),
-        reply: None,
+        ..Allocate::default()
     };
-    let r = dendrite.call(target, ask, settings.call_timeout).await;
-    let reply = match r.synapse.and_then(|s| s.reply) {
-        Some(reply) if r.status == 200 => reply,
-        _ => {
+    let allocation = match allocate(dendrite, target, ask, &secret, settings.call_timeout).await {
+        Ok(AllocateOutcome::Allocated(x)) => x,
+        Ok(AllocateOutcome::Declined { reason, detail }) => return declined(reason, &detail),
+        Err(e @ ClientError::BadAnswer(_)) => return Check::blame(e.to_string()),
+        Err(e) => {
             return Check::NotApplicable {
-                reason: format!("no allocations served ({}: {})", r.status, r.message),
+                reason: format!("no allocations served: {e}"),
             };
         }
     };
-    let (allocation_id, sealed) = match reply {
-        AllocateReply::Allocated {
-            allocation_id,
-            sealed_details,
-            ..
-        } => (allocation_id, sealed_details),
-        AllocateReply::Declined { reason, detail } => return declined(reason, &detail),
-    };
-    let login = match access::open_details(&sealed, &secret) {
-        Ok(d) => login(a, &d).await,
-        Err(e) => Err(format!("the sealed login details: {e}")),
-    };
+    let login = login(a, &allocation.login).await;
     // Always give it back, whatever the login did.
-    let back = dendrite
-        .call(
-            target,
-            Deallocate {
-                allocation_id: allocation_id.clone(),
-                reply: None,
-            },
-            settings.call_timeout,
-        )
-        .await;
-    if back.synapse.and_then(|s| s.reply) != Some(DeallocateReply::Deallocated) {
+    let back = deallocate(
+        dendrite,
+        target,
+        &allocation.allocation_id,
+        settings.call_timeout,
+    )
+    .await;
+    if !matches!(back, Ok(DeallocateReply::Deallocated)) {
         tracing::warn!(
             miner = %target.hotkey.to_ss58(),
-            allocation_id,
-            status = back.status,
+            allocation_id = allocation.allocation_id,
+            answer = ?back,
             "could not give an allocation back; it expires on its own"
         );
     }

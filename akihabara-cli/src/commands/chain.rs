@@ -31,7 +31,7 @@ pub fn run(cmd: ChainCommand) -> anyhow::Result<()> {
 }
 
 /// Chain errors that mean the user's input was wrong exit with 2.
-fn classify(e: ChainError) -> anyhow::Error {
+pub(crate) fn classify(e: ChainError) -> anyhow::Error {
     match e {
         ChainError::NotRegistered { .. }
         | ChainError::NoSubnet(_)
@@ -43,7 +43,7 @@ fn classify(e: ChainError) -> anyhow::Error {
     }
 }
 
-async fn connect(n: &NetworkArgs) -> anyhow::Result<Subtensor> {
+pub(crate) async fn connect(n: &NetworkArgs) -> anyhow::Result<Subtensor> {
     let network: Network = n.network.parse().map_err(bad_input)?;
     if n.timeout == 0 {
         return Err(bad_input(anyhow::anyhow!(

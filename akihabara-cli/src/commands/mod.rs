@@ -1,10 +1,13 @@
 //! One module per command.
 
+pub mod allocate;
 pub mod axon;
 pub mod chain;
 pub mod config;
 pub mod demo;
 pub mod executor;
+pub mod jobs;
+pub mod miner_target;
 pub mod pow;
 pub mod schedule;
 pub mod score;

@@ -7,7 +7,9 @@
 //! - `allocations.json`: live allocations, rewritten atomically on change.
 //!
 //! The validator's side is [`submit_job`], [`query_job`], which check the
-//! miner's receipts and store them in the validator's own [`ReceiptStore`].
+//! miner's receipts and store them in the validator's own [`ReceiptStore`],
+//! and [`allocate`], [`deallocate`], which open the sealed login details
+//! with the validator's sealing key.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::access::{AccessGrant, SealingKey, SshPublicKey, seal_details};
+use super::access::{
+    AccessGrant, LoginDetails, SealingKey, SshPublicKey, check_allocation_id, open_details,
+    seal_details, sealing_public_hex,
+};
 use super::jobs::{
     AcceptPolicy, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, Refusal,
     Situation, rule,
@@ -691,6 +696,15 @@ pub enum ClientError {
     Store(String),
 }
 
+impl ClientError {
+    /// Whether no answer came at all: the connection was refused or the call
+    /// timed out (the dendrite's 503 and 408), as opposed to an axon that
+    /// answered with an error status.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, ClientError::Call { status, .. } if *status == 503 || *status == 408)
+    }
+}
+
 fn keep_receipt(
     receipt: Option<&Receipt>,
     job_id: &str,
@@ -721,10 +735,20 @@ fn reply_of_call<S>(
     call: CallResult<S>,
     reply: impl FnOnce(S) -> Option<JobReply>,
 ) -> Result<JobReply, ClientError> {
-    call.synapse.and_then(reply).ok_or(ClientError::Call {
-        status: call.status,
-        message: call.message,
-    })
+    let status = call.status;
+    call.synapse
+        .and_then(reply)
+        .ok_or_else(|| no_reply(status, call.message))
+}
+
+/// The error for a call whose answer holds no reply: the call failed, or
+/// (status 200) the miner answered without one.
+fn no_reply(status: u16, message: String) -> ClientError {
+    if status == 200 {
+        ClientError::BadAnswer("the miner answered without a reply".into())
+    } else {
+        ClientError::Call { status, message }
+    }
 }
 
 /// Validator side: submits `request` to `miner`, checks the miner's receipt
@@ -774,4 +798,129 @@ pub async fn query_job(
     let reply = reply_of_call(call, |s| s.reply)?;
     keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
     Ok(reply)
+}
+
+/// An allocation a miner granted, its login details opened.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Allocation {
+    /// The id to deallocate with.
+    pub allocation_id: String,
+    /// The executor reserved.
+    pub executor: String,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_at_ms: u64,
+    /// How to log in (with the SSH key the request carried).
+    pub login: LoginDetails,
+}
+
+/// What [`allocate`] got.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AllocateOutcome {
+    /// Reserved; the login details opened with the validator's key.
+    Allocated(Allocation),
+    /// The miner declined.
+    Declined {
+        /// Why.
+        reason: DeclineReason,
+        /// Details for people.
+        detail: String,
+    },
+}
+
+/// Validator side: asks `miner` for an allocation and opens the login
+/// details it seals to `secret`.
+///
+/// `request`'s `sealing_key` is replaced by the public half of `secret`, so
+/// the details always open with the key the caller holds. A reply that is
+/// missing, names an allocation id that is not 1 to 64 letters, digits or
+/// `-`, or whose details do not open with `secret` is a
+/// [`ClientError::BadAnswer`]; a decline is an `Ok` outcome, for the caller
+/// to weigh.
+///
+/// ```no_run
+/// use akihabara_core::dendrite::{AxonTarget, Dendrite};
+/// use akihabara_core::executor::access::new_sealing_key;
+/// use akihabara_core::executor::service::{AllocateOutcome, allocate};
+/// use akihabara_core::executor::wire::Allocate;
+/// use akihabara_core::wallet::Keypair;
+/// use std::time::Duration;
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let dendrite = Dendrite::new(Keypair::from_uri("//validator1")?)?;
+/// let miner = AxonTarget::new("127.0.0.1".parse()?, 8091, "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".parse()?);
+/// let request = Allocate {
+///     ssh_public_key: std::fs::read_to_string("/home/me/.ssh/id_ed25519.pub")?,
+///     duration_s: 3600,
+///     ..Allocate::default()
+/// };
+/// let secret = new_sealing_key();
+/// if let AllocateOutcome::Allocated(a) =
+///     allocate(&dendrite, &miner, request, &secret, Duration::from_secs(30)).await?
+/// {
+///     println!("ssh -p {} {}@{}", a.login.port, a.login.user, a.login.host);
+/// }
+/// # Ok(()) }
+/// ```
+pub async fn allocate(
+    dendrite: &Dendrite,
+    miner: &AxonTarget,
+    mut request: Allocate,
+    secret: &crypto_box::SecretKey,
+    timeout: Duration,
+) -> Result<AllocateOutcome, ClientError> {
+    request.sealing_key = sealing_public_hex(secret);
+    request.reply = None;
+    let call = dendrite.call(miner, request, timeout).await;
+    let status = call.status;
+    let reply = call
+        .synapse
+        .and_then(|s| s.reply)
+        .ok_or_else(|| no_reply(status, call.message))?;
+    match reply {
+        AllocateReply::Declined { reason, detail } => {
+            Ok(AllocateOutcome::Declined { reason, detail })
+        }
+        AllocateReply::Allocated {
+            allocation_id,
+            executor,
+            expires_at_ms,
+            sealed_details,
+        } => {
+            check_allocation_id(&allocation_id)
+                .map_err(|e| ClientError::BadAnswer(format!("the miner's allocation id: {e}")))?;
+            let login = open_details(&sealed_details, secret)
+                .map_err(|e| ClientError::BadAnswer(e.to_string()))?;
+            Ok(AllocateOutcome::Allocated(Allocation {
+                allocation_id,
+                executor,
+                expires_at_ms,
+                login,
+            }))
+        }
+    }
+}
+
+/// Validator side: ends allocation `allocation_id` on `miner` early.
+/// [`DeallocateReply::Unknown`] means the miner holds no such allocation
+/// of this validator (it expired, or was ended before).
+pub async fn deallocate(
+    dendrite: &Dendrite,
+    miner: &AxonTarget,
+    allocation_id: &str,
+    timeout: Duration,
+) -> Result<DeallocateReply, ClientError> {
+    let call = dendrite
+        .call(
+            miner,
+            Deallocate {
+                allocation_id: allocation_id.to_owned(),
+                reply: None,
+            },
+            timeout,
+        )
+        .await;
+    let status = call.status;
+    call.synapse
+        .and_then(|s| s.reply)
+        .ok_or_else(|| no_reply(status, call.message))
 }

@@ -675,3 +675,182 @@ async fn accept_policies_decline_over_the_wire_with_their_reason() {
         "{r:?}"
     );
 }
+
+#[tokio::test]
+async fn the_validator_client_allocates_opens_the_details_and_deallocates() {
+    use super::service::{AllocateOutcome, Allocation, allocate, deallocate};
+    let dir = tempfile::tempdir().expect("dir");
+    let recorder = Arc::new(Recorder {
+        inner: LocalBackend::new(Some("cpu".into())),
+        granted: Mutex::new(Vec::new()),
+    });
+    let b: Arc<dyn ExecutorBackend> = recorder.clone();
+    let fleet = Arc::new(Fleet::with_backends(
+        HealthPolicy::default(),
+        [("box".to_owned(), b)],
+    ));
+    fleet.check_all().await;
+    let service = Arc::new(
+        JobService::open(
+            dir.path(),
+            fleet,
+            key("//miner1"),
+            Arc::new(AcceptAll),
+            Arc::new(|_: &AccountId| true),
+        )
+        .expect("open")
+        .with_clock(|| 5_000),
+    );
+    let (miner, _stop) = serve(&service).await;
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let secret = access::new_sealing_key();
+    let ask = Allocate {
+        ssh_public_key: SSH_KEY.into(),
+        duration_s: 60,
+        // Replaced by the client with the public half of `secret`.
+        sealing_key: "ignored".into(),
+        ..Allocate::default()
+    };
+    let got = allocate(&d, &miner, ask.clone(), &secret, T)
+        .await
+        .expect("allocate");
+    let AllocateOutcome::Allocated(Allocation {
+        allocation_id,
+        executor,
+        expires_at_ms,
+        login,
+    }) = got
+    else {
+        panic!("not allocated: {got:?}")
+    };
+    assert_eq!(executor, "box");
+    assert_eq!(expires_at_ms, 65_000);
+    assert_eq!(
+        login,
+        LoginDetails {
+            host: "127.0.0.9".into(),
+            port: 2222,
+            user: "rent".into()
+        }
+    );
+    assert_eq!(recorder.granted.lock().expect("lock").len(), 1);
+    // The only executor is taken: a decline is an outcome, not an error.
+    let again = allocate(&d, &miner, ask, &secret, T).await;
+    assert!(
+        matches!(
+            again,
+            Ok(AllocateOutcome::Declined {
+                reason: DeclineReason::Busy,
+                ..
+            })
+        ),
+        "{again:?}"
+    );
+    assert_eq!(
+        deallocate(&d, &miner, &allocation_id, T).await,
+        Ok(DeallocateReply::Deallocated)
+    );
+    assert!(recorder.granted.lock().expect("lock").is_empty());
+    assert_eq!(
+        deallocate(&d, &miner, &allocation_id, T).await,
+        Ok(DeallocateReply::Unknown)
+    );
+}
+
+/// A miner that lies: its receipts are signed by another key, its
+/// allocations seal the details to another key, and it answers queries
+/// without a reply.
+async fn serve_liar() -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
+    use super::jobs::Receipt;
+    use super::wire::{JobQuery, JobSubmit};
+    use crate::axon::Caller;
+    let axon = Axon::builder(key("//miner1"))
+        .route(|mut s: JobSubmit, _: Caller| async move {
+            let receipt = Receipt::sign(&s.request, ReceiptKind::Accepted, 1, &key("//evil"));
+            s.reply = Some(JobReply::Accepted { receipt });
+            Ok(s)
+        })
+        .route(|q: JobQuery, _: Caller| async move { Ok(q) })
+        .route(|mut r: Allocate, _: Caller| async move {
+            let elsewhere =
+                access::SealingKey::parse(&access::sealing_public_hex(&access::new_sealing_key()))
+                    .expect("key");
+            let details = LoginDetails {
+                host: "h".into(),
+                port: 22,
+                user: "u".into(),
+            };
+            r.reply = Some(AllocateReply::Allocated {
+                allocation_id: "a-1".into(),
+                executor: "box".into(),
+                expires_at_ms: 1,
+                sealed_details: access::seal_details(&details, &elsewhere).expect("seal"),
+            });
+            Ok(r)
+        })
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let port = axon.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    (
+        AxonTarget::new([127, 0, 0, 1].into(), port, key("//miner1").account()),
+        tx,
+    )
+}
+
+#[tokio::test]
+async fn the_validator_client_refuses_wrong_answers_and_names_an_unreachable_miner() {
+    use super::service::{ClientError, allocate};
+    let dir = tempfile::tempdir().expect("dir");
+    let mine = ReceiptStore::new(dir.path().join("r.jsonl"));
+    let (liar, _stop) = serve_liar().await;
+    let v = key("//validator1");
+    let d = Dendrite::new(v.clone()).expect("dendrite");
+    let bad_receipt =
+        ClientError::BadAnswer("a receipt that is not the miner's signature over this job".into());
+    assert_eq!(
+        submit_job(&d, &liar, request("j", "cpu", 5, &["true"]), &mine, T).await,
+        Err(bad_receipt)
+    );
+    assert!(
+        mine.load().expect("load").receipts.is_empty(),
+        "kept a forged receipt"
+    );
+    assert_eq!(
+        query_job(&d, &liar, "j", &mine, T).await,
+        Err(ClientError::BadAnswer(
+            "the miner answered without a reply".into()
+        ))
+    );
+    let ask = Allocate {
+        ssh_public_key: SSH_KEY.into(),
+        duration_s: 60,
+        ..Allocate::default()
+    };
+    assert_eq!(
+        allocate(&d, &liar, ask.clone(), &access::new_sealing_key(), T).await,
+        Err(ClientError::BadAnswer(
+            "bad job: sealed details do not open with this key".into()
+        ))
+    );
+    // A closed port: no answer at all.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = closed.local_addr().expect("addr").port();
+    drop(closed);
+    let gone = AxonTarget { port, ..liar };
+    let e = allocate(&d, &gone, ask, &access::new_sealing_key(), T)
+        .await
+        .expect_err("unreachable");
+    assert!(e.is_unreachable(), "{e:?}");
+    assert!(
+        !ClientError::Call {
+            status: 403,
+            message: "Forbidden".into()
+        }
+        .is_unreachable()
+    );
+}
