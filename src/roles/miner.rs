@@ -50,9 +50,16 @@ pub struct MinerBuilder {
     window_blocks: u64,
     policy: Option<Arc<StakePolicy>>,
     slot_grace: Option<u64>,
+    jobs: Option<super::MinerJobs>,
 }
 
 impl MinerBuilder {
+    /// Also serves jobs and allocations from a fleet ([`super::MinerJobs`]).
+    pub fn jobs(mut self, jobs: super::MinerJobs) -> MinerBuilder {
+        self.jobs = Some(jobs);
+        self
+    }
+
     /// The chain it follows (required).
     pub fn chain(mut self, chain: Arc<dyn ChainClient>) -> MinerBuilder {
         self.chain = Some(chain);
@@ -137,6 +144,7 @@ impl MinerBuilder {
             window: None,
             policy: self.policy,
             slot_grace: self.slot_grace,
+            jobs: self.jobs,
         })
     }
 }
@@ -160,6 +168,7 @@ pub struct Miner {
     window: Option<Window>,
     policy: Option<Arc<StakePolicy>>,
     slot_grace: Option<u64>,
+    jobs: Option<super::MinerJobs>,
 }
 
 impl std::fmt::Debug for Miner {
@@ -187,7 +196,13 @@ impl Miner {
             window_blocks: 0,
             policy: None,
             slot_grace: Some(2),
+            jobs: None,
         }
+    }
+
+    /// The jobs and allocations served, if [`MinerBuilder::jobs`] gave any.
+    pub fn jobs(&self) -> Option<&super::MinerJobs> {
+        self.jobs.as_ref()
     }
 
     /// The caller policy set with [`MinerBuilder::policy`], shared with the
@@ -206,10 +221,15 @@ impl Miner {
     /// Adds `ScheduleQuery` (the current schedule; an error until
     /// [`Miner::step`] made one), `PowChallenge` (refused outside the
     /// caller's slot, see [`MinerBuilder::enforce_slots`]) and `PowOpen`,
-    /// and sets the axon's policy when [`MinerBuilder::policy`] gave one.
+    /// and sets the axon's policy when [`MinerBuilder::policy`] gave one;
+    /// with [`MinerBuilder::jobs`], the job and allocation synapses too.
     pub fn routes(&self, builder: AxonBuilder) -> AxonBuilder {
         let builder = match &self.policy {
             Some(p) => builder.policy(p.clone()),
+            None => builder,
+        };
+        let builder = match &self.jobs {
+            Some(j) => j.routes(builder),
             None => builder,
         };
         let answer = self.current.clone();

@@ -17,11 +17,13 @@
 //! and two local miners.
 
 mod epoch;
+mod jobs;
 mod miner;
 mod probe;
 mod validator;
 
 pub use epoch::{Epoch, score_epoch};
+pub use jobs::MinerJobs;
 pub use miner::{Miner, MinerBuilder, ScheduleChange};
 pub use probe::{
     AllocationCheck, BenchmarkJob, Check, JobCheck, Probe, ProbeReport, ProbeSettings, gpu_claims,

@@ -5,11 +5,10 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use akihabara_core::AccountId;
 use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
 use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy};
-use akihabara_core::executor::service::{JobService, Sweep};
+use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::protocol::{GpuInfo, Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
 use akihabara_core::wallet::Keypair;
@@ -257,10 +256,10 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     })
 }
 
-/// Serves jobs and allocations from `fleet` with state in `dir`: opens the
-/// service, checks the fleet once, and starts its health monitor and a
-/// sweep of expired allocations every 5 s (each sweep given to `report`).
-/// Jobs the protocol's rule leaves open are decided by `accept`.
+/// Serves jobs and allocations from `fleet` with state in `dir` (the
+/// library's [`MinerJobs`](akihabara::roles::MinerJobs)): opens the
+/// service, checks the fleet once, and starts its health monitor and the
+/// sweep of expired allocations (each sweep given to `report`).
 /// Returns the builder with the routes and the background tasks.
 pub(crate) async fn serve_jobs(
     builder: AxonBuilder,
@@ -270,28 +269,8 @@ pub(crate) async fn serve_jobs(
     accept: Arc<dyn AcceptPolicy>,
     report: fn(Sweep),
 ) -> anyhow::Result<(AxonBuilder, Vec<tokio::task::JoinHandle<()>>)> {
-    // The axon's policy has vetted every caller before a handler runs; the
-    // service checks that a job is signed by its caller.
-    let service = Arc::new(
-        JobService::open(
-            dir,
-            fleet.clone(),
-            keypair,
-            accept,
-            Arc::new(|_: &AccountId| true),
-        )
-        .with_context(|| format!("opening the miner state in {}", dir.display()))?,
-    );
-    fleet.check_all().await;
-    let sweeper = service.clone();
-    let sweep = tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            tick.tick().await;
-            report(sweeper.sweep().await);
-        }
-    });
-    Ok((service.routes(builder), vec![fleet.monitor(), sweep]))
+    let jobs = akihabara::roles::MinerJobs::open(fleet, dir, keypair, accept).await?;
+    Ok((jobs.routes(builder), jobs.upkeep(report)))
 }
 
 /// Reports a sweep as JSON event lines.

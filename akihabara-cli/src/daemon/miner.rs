@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use akihabara::roles::Miner;
+use akihabara::roles::{Miner, MinerJobs};
 use akihabara_core::Netuid;
 use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
 use akihabara_core::chain::ChainClient;
@@ -300,8 +300,21 @@ async fn miner(
         .context("reading the metagraph")?;
     let metrics = Metrics::new();
 
-    // The library's miner: the schedule per window and the pow routes.
-    let role = Miner::builder(keypair.clone(), netuid)
+    // The library's miner: the schedule per window, the pow routes and,
+    // with a fleet, jobs and allocations.
+    let jobs = match fleet {
+        Some(fleet) => Some(
+            MinerJobs::open(
+                fleet,
+                &dir.join("jobs"),
+                keypair.clone(),
+                plan.accept.clone(),
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let mut role = Miner::builder(keypair.clone(), netuid)
         .chain(chain.clone())
         .strategy(plan.strategy)
         .prover(prover)
@@ -315,27 +328,17 @@ async fn miner(
             cfg.schedule
                 .enforce_slots
                 .then_some(cfg.schedule.slot_grace),
-        )
-        .build()?;
-    let mut builder = role.routes(
+        );
+    if let Some(j) = &jobs {
+        role = role.jobs(j.clone());
+    }
+    let role = role.build()?;
+    let builder = role.routes(
         Axon::builder(keypair.clone())
             .config(plan.axon.clone())
             .builtins(crate::commands::axon::gpus),
     );
-    let mut background = Vec::new();
-    if let Some(fleet) = fleet {
-        let (b, tasks) = crate::commands::axon::serve_jobs(
-            builder,
-            fleet,
-            &dir.join("jobs"),
-            keypair.clone(),
-            plan.accept.clone(),
-            log_sweep,
-        )
-        .await?;
-        builder = b;
-        background.extend(tasks);
-    }
+    let mut background = jobs.map(|j| j.upkeep(log_sweep)).unwrap_or_default();
     let addr = SocketAddr::new(cfg.axon.ip, cfg.axon.port);
     let axon = builder
         .bind(addr)
