@@ -16,6 +16,8 @@ use super::{peers, run, stderr, stdout};
 
 /// The test image's name.
 pub(super) const IMAGE: &str = "akihabara-test/busybox:1";
+/// The rental test image: busybox and this machine's sshd.
+const RENTAL_IMAGE: &str = "akihabara-test/sshd:1";
 
 pub(super) struct Dockerd {
     // Short: the engine's unix sockets live under it (108-byte limit).
@@ -31,7 +33,13 @@ fn tool(name: &str) -> Option<PathBuf> {
 }
 
 impl Dockerd {
+    /// An engine without a bridge network (jobs have none anyway).
     pub(super) fn start() -> Option<Dockerd> {
+        Dockerd::start_with(false)
+    }
+
+    /// An engine with the default bridge, for rentals' published ports.
+    fn start_with(bridge: bool) -> Option<Dockerd> {
         let Some(dockerd) = tool("dockerd") else {
             return peers::missing("no dockerd (apt install docker.io)");
         };
@@ -46,7 +54,9 @@ impl Dockerd {
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             return peers::missing("dockerd needs root");
         }
-        let dir = PathBuf::from(format!("/tmp/akd-{}", std::process::id()));
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = PathBuf::from(format!("/tmp/akd-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
@@ -64,8 +74,12 @@ impl Dockerd {
                 "vfs",
                 "--iptables=false",
                 "--ip-masq=false",
-                "--bridge=none",
             ])
+            .args(if bridge {
+                &[][..]
+            } else {
+                &["--bridge=none"][..]
+            })
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -115,10 +129,15 @@ impl Dockerd {
         ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
-        let tarball = self.dir.join("rootfs.tar");
+        self.import(&root, IMAGE, "ENV PATH=/bin");
+    }
+
+    /// `docker import` of the directory `root` as `image`.
+    fn import(&self, root: &Path, image: &str, change: &str) {
+        let tarball = root.with_extension("tar");
         let o = Command::new("tar")
             .arg("-C")
-            .arg(&root)
+            .arg(root)
             .arg("-cf")
             .arg(&tarball)
             .arg(".")
@@ -128,12 +147,72 @@ impl Dockerd {
         let o = Command::new("docker")
             .arg("-H")
             .arg(self.address())
-            .args(["import", "--change", "ENV PATH=/bin"])
+            .args(["import", "--change", change])
             .arg(&tarball)
-            .arg(IMAGE)
+            .arg(image)
             .output()
             .unwrap();
         assert!(o.status.success(), "docker import: {}", stderr(&o));
+    }
+
+    /// Imports [`RENTAL_IMAGE`]: busybox, this machine's sshd and
+    /// ssh-keygen with their libraries, and a marker file only the rental
+    /// holds.
+    fn import_rental_image(&self) -> Option<()> {
+        let sshd = Path::new("/usr/sbin/sshd");
+        let keygen = tool("ssh-keygen")?;
+        if !sshd.exists() {
+            return peers::missing("no /usr/sbin/sshd (apt install openssh-server)");
+        }
+        let root = self.dir.join("rental");
+        for d in [
+            "bin",
+            "usr/sbin",
+            "usr/bin",
+            "etc/ssh",
+            "root",
+            "run/sshd",
+            "var/empty",
+            "tmp",
+            "dev",
+            "proc",
+            "sys",
+        ] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
+        for applet in ["sh", "echo", "cat", "mkdir", "printf", "id", "hostname"] {
+            std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
+        }
+        let mut files = vec![sshd.to_path_buf(), keygen.clone()];
+        let ldd = Command::new("ldd").arg(sshd).arg(&keygen).output().unwrap();
+        for line in stdout(&ldd).lines() {
+            let lib = match line.split_once("=>") {
+                Some((_, rest)) => rest.split_whitespace().next(),
+                None => line
+                    .split_whitespace()
+                    .next()
+                    .filter(|p| p.starts_with('/')),
+            };
+            if let Some(l) = lib.filter(|l| l.starts_with('/') && !l.ends_with(':')) {
+                files.push(PathBuf::from(l));
+            }
+        }
+        for f in files {
+            let to = root.join(f.strip_prefix("/").unwrap());
+            std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+            std::fs::copy(&f, &to).unwrap();
+        }
+        std::fs::write(
+            root.join("etc/passwd"),
+            "root:x:0:0:root:/root:/bin/sh\nsshd:x:101:65534::/run/sshd:/bin/false\n",
+        )
+        .unwrap();
+        std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+        std::fs::write(root.join("etc/ssh/sshd_config"), "").unwrap();
+        std::fs::write(root.join("etc/akihabara-rental"), "inside-the-rental\n").unwrap();
+        self.import(&root, RENTAL_IMAGE, "ENV PATH=/usr/sbin:/usr/bin:/bin");
+        Some(())
     }
 
     /// Containers and volumes the engine holds (ids).
@@ -372,4 +451,102 @@ impl WithImage for JobSpec {
         self.image = Some(image.to_owned());
         self
     }
+}
+
+/// Issue 19, deliverable 3: `Allocate` on a docker executor starts a
+/// container with sshd that lets in exactly the validator's key; the login
+/// runs inside it, not on the host; `Deallocate` removes it.
+#[test]
+fn a_rented_container_lets_its_validator_in_and_goes_on_deallocate() {
+    let Some(engine) = Dockerd::start_with(true) else {
+        return;
+    };
+    let Some(()) = engine.import_rental_image() else {
+        return;
+    };
+    let fleet = format!(
+        "[health]\ninterval = \"1s\"\n\n[[executors]]\nid = \"box\"\nbackend = \"docker\"\nclass = \"rent\"\n\
+         address = \"{}\"\n[executors.rental]\nimage = \"{RENTAL_IMAGE}\"\nhost = \"127.0.0.1\"\n\
+         bind = \"127.0.0.1\"\nmemory_mb = 256\n",
+        engine.address()
+    );
+    let s = super::jobs::Setup::start(&fleet);
+    let key = s.dir.path().join("validator_key");
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = s.call(
+        &["allocate"],
+        &[
+            "--ssh-key",
+            key.with_extension("pub").to_str().unwrap(),
+            "--class",
+            "rent",
+            "--duration",
+            "600",
+            "--json",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let id = v["allocation_id"].as_str().unwrap().to_owned();
+    assert_eq!(v["executor"], "box", "{v}");
+    assert_eq!(v["user"], "root", "{v}");
+    assert_eq!(v["host"], "127.0.0.1", "{v}");
+    let port = v["port"].as_u64().unwrap().to_string();
+    let login = || {
+        Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args([
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=10",
+                "-p",
+                &port,
+                "root@127.0.0.1",
+                "cat /etc/akihabara-rental",
+            ])
+            .output()
+            .unwrap()
+    };
+    let o = login();
+    assert_eq!(stdout(&o), "inside-the-rental\n", "{}", stderr(&o));
+    assert!(
+        !Path::new("/etc/akihabara-rental").exists(),
+        "the marker must exist only in the rental"
+    );
+    let labelled = engine.docker(&[
+        "ps",
+        "-q",
+        "--filter",
+        &format!("label=akihabara.allocation={id}"),
+    ]);
+    assert_eq!(
+        stdout(&labelled).lines().count(),
+        1,
+        "{}",
+        stdout(&labelled)
+    );
+
+    let o = s.local(&["deallocate", &id], &[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        engine.leftovers(),
+        (String::new(), String::new()),
+        "the rental is left"
+    );
+    assert!(!login().status.success(), "a login after deallocation");
 }

@@ -12,9 +12,9 @@ use super::axon::{Peer, Wallets, serve_ours};
 use super::{run, stderr, stdout};
 
 /// A miner serving a fleet, and a validator wallet with a state directory.
-struct Setup {
-    wallets: Wallets,
-    dir: tempfile::TempDir,
+pub(super) struct Setup {
+    pub(super) wallets: Wallets,
+    pub(super) dir: tempfile::TempDir,
     miner_process: Peer,
     port: u16,
     miner: String,
@@ -23,7 +23,7 @@ struct Setup {
 
 impl Setup {
     /// Serves `fleet` (TOML) from the "miner" wallet.
-    fn start(fleet: &str) -> Setup {
+    pub(super) fn start(fleet: &str) -> Setup {
         let wallets = Wallets::new(&["miner", "validator"]);
         let dir = tempfile::tempdir().unwrap();
         let fleet_path = dir.path().join("fleet.toml");
@@ -59,7 +59,7 @@ impl Setup {
     }
 
     /// `akihabara <command…> <validator flags> <miner flags> <rest…>`.
-    fn call(&self, command: &[&str], rest: &[&str]) -> Output {
+    pub(super) fn call(&self, command: &[&str], rest: &[&str]) -> Output {
         let port = self.port.to_string();
         let state = self.state();
         let mut args: Vec<&str> = command.to_vec();
@@ -80,7 +80,7 @@ impl Setup {
     }
 
     /// Like [`Setup::call`] without the miner flags (`deallocate`, `allocations`).
-    fn local(&self, command: &[&str], rest: &[&str]) -> Output {
+    pub(super) fn local(&self, command: &[&str], rest: &[&str]) -> Output {
         let state = self.state();
         let mut args: Vec<&str> = command.to_vec();
         args.extend([

@@ -21,7 +21,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig};
+use bollard::models::{ContainerCreateBody, DeviceRequest, HostConfig, PortBinding};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, LogsOptionsBuilder,
     RemoveContainerOptionsBuilder,
@@ -29,6 +29,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt as _;
 
 use super::ImagePolicy;
+use super::access::{AccessGrant, LoginDetails, check_allocation_id};
 use super::capture::Capture;
 use super::{
     ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, JobStatus, Outcome,
@@ -41,6 +42,185 @@ pub const JOB_LABEL: &str = "akihabara.job";
 /// Processes a job's container may hold at once, unless configured.
 pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
 
+/// The label every rental container carries (its value: the allocation id).
+pub const RENTAL_LABEL: &str = "akihabara.allocation";
+
+/// How a docker executor rents containers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RentalSettings {
+    /// The image a rental runs: it must hold `/bin/sh`, `ssh-keygen` and
+    /// `/usr/sbin/sshd` (a Debian image with `openssh-server`, say).
+    pub image: String,
+    /// The address validators log in at (this machine's public address).
+    pub host: String,
+    /// The host address the container's SSH port is published on
+    /// (`0.0.0.0`: every interface).
+    pub bind: String,
+    /// Memory limit of a rental, MiB (0: none).
+    pub memory_mb: u64,
+    /// CPU limit of a rental, whole CPUs (0: none).
+    pub cpus: u32,
+}
+
+/// The rental container's command: installs the one validator key it was
+/// given, makes host keys, and runs sshd in the foreground.
+const RENTAL_SCRIPT: &str = "set -e; umask 077; mkdir -p /root/.ssh /run/sshd; \
+printf '%s\\n' \"$AKIHABARA_AUTHORIZED_KEY\" > /root/.ssh/authorized_keys; \
+ssh-keygen -A >/dev/null; \
+exec /usr/sbin/sshd -D -e -o PermitRootLogin=prohibit-password -o PasswordAuthentication=no \
+-o KbdInteractiveAuthentication=no -o UsePAM=no";
+
+fn rental_name(allocation_id: &str) -> String {
+    format!("akihabara-rental-{allocation_id}")
+}
+
+impl DockerBackend {
+    /// Rents containers of `settings.image` ([`ExecutorBackend::grant_access`]).
+    pub fn with_rentals(mut self, settings: Option<RentalSettings>) -> DockerBackend {
+        self.rental = settings;
+        self
+    }
+
+    async fn start_rental(
+        &self,
+        docker: &Docker,
+        r: &RentalSettings,
+        grant: &AccessGrant,
+    ) -> Result<LoginDetails, ExecutorError> {
+        let name = rental_name(&grant.allocation_id);
+        let memory =
+            (r.memory_mb > 0).then(|| i64::try_from(r.memory_mb << 20).unwrap_or(i64::MAX));
+        let body = ContainerCreateBody {
+            image: Some(r.image.clone()),
+            cmd: Some(vec!["/bin/sh".into(), "-c".into(), RENTAL_SCRIPT.into()]),
+            env: Some(vec![
+                format!(
+                    "AKIHABARA_AUTHORIZED_KEY={}",
+                    String::from(grant.key.clone())
+                ),
+                format!("{}={}", super::access::SESSION_ENV, grant.allocation_id),
+            ]),
+            labels: Some(HashMap::from([(
+                RENTAL_LABEL.to_owned(),
+                grant.allocation_id.clone(),
+            )])),
+            exposed_ports: Some(vec!["22/tcp".to_owned()]),
+            host_config: Some(HostConfig {
+                memory,
+                memory_swap: memory,
+                nano_cpus: (r.cpus > 0).then(|| i64::from(r.cpus) * 1_000_000_000),
+                pids_limit: Some(self.pids_limit),
+                port_bindings: Some(HashMap::from([(
+                    "22/tcp".to_owned(),
+                    Some(vec![PortBinding {
+                        host_ip: Some(r.bind.clone()),
+                        host_port: Some(String::new()),
+                    }]),
+                )])),
+                ..HostConfig::default()
+            }),
+            ..ContainerCreateBody::default()
+        };
+        let spawn = |reason: String| ExecutorError::Spawn {
+            program: r.image.clone(),
+            reason,
+        };
+        timed(docker.create_container(
+            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+            body,
+        ))
+        .await?
+        .map_err(|e| spawn(e.to_string()))?;
+        timed(docker.start_container(&name, None))
+            .await?
+            .map_err(|e| spawn(e.to_string()))?;
+        let info = timed(docker.inspect_container(&name, None))
+            .await?
+            .map_err(|e| spawn(e.to_string()))?;
+        let port = info
+            .network_settings
+            .and_then(|n| n.ports)
+            .and_then(|p| p.get("22/tcp").cloned().flatten())
+            .and_then(|b| b.into_iter().find_map(|b| b.host_port))
+            .and_then(|p| p.parse::<u16>().ok())
+            .ok_or_else(|| spawn("the engine published no port for the container's sshd".into()))?;
+        // Wait until sshd answers, or the container gives up.
+        let probe_ip = if r.bind == "0.0.0.0" {
+            "127.0.0.1"
+        } else {
+            r.bind.as_str()
+        };
+        let t = Instant::now();
+        loop {
+            if tokio::net::TcpStream::connect((probe_ip, port))
+                .await
+                .is_ok()
+            {
+                // The proxy accepts before sshd does: a banner proves sshd.
+                if sshd_answers(probe_ip, port).await {
+                    break;
+                }
+            }
+            let running = matches!(
+                timed(docker.inspect_container(&name, None)).await,
+                Ok(Ok(c)) if c.state.as_ref().and_then(|s| s.running) == Some(true)
+            );
+            if !running || t.elapsed() > Duration::from_secs(30) {
+                let why = if running {
+                    "its sshd did not answer within 30 s".to_owned()
+                } else {
+                    format!("it stopped: {}", last_log_line(docker, &name).await)
+                };
+                return Err(spawn(format!(
+                    "the rental container failed to start: {why}"
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Ok(LoginDetails {
+            host: r.host.clone(),
+            port,
+            user: "root".into(),
+        })
+    }
+}
+
+/// Whether an SSH server's banner comes back on `ip:port` within 2 s.
+async fn sshd_answers(ip: &str, port: u16) -> bool {
+    use tokio::io::AsyncReadExt as _;
+    let Ok(Ok(mut s)) = tokio::time::timeout(
+        Duration::from_secs(2),
+        tokio::net::TcpStream::connect((ip, port)),
+    )
+    .await
+    else {
+        return false;
+    };
+    let mut buf = [0u8; 4];
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), s.read_exact(&mut buf)).await,
+        Ok(Ok(_)) if &buf == b"SSH-"
+    )
+}
+
+/// The last line a container wrote, for an error message.
+async fn last_log_line(docker: &Docker, name: &str) -> String {
+    let opts = LogsOptionsBuilder::default()
+        .stdout(true)
+        .stderr(true)
+        .tail("5")
+        .build();
+    let mut s = docker.logs(name, Some(opts));
+    let mut last = String::new();
+    while let Ok(Some(Ok(chunk))) = tokio::time::timeout(CALL_TIMEOUT, s.next()).await {
+        let text = String::from_utf8_lossy(chunk.as_ref()).trim().to_owned();
+        if !text.is_empty() {
+            last = text;
+        }
+    }
+    last
+}
+
 /// Bound on one Engine API call that is not a job's wait.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -52,6 +232,7 @@ pub struct DockerBackend {
     images: ImagePolicy,
     default_image: Option<String>,
     pids_limit: i64,
+    rental: Option<RentalSettings>,
 }
 
 fn unreachable(address: &str, e: impl std::fmt::Display) -> ExecutorError {
@@ -92,6 +273,7 @@ impl DockerBackend {
             images: ImagePolicy::any(),
             default_image: None,
             pids_limit: DEFAULT_PIDS_LIMIT,
+            rental: None,
         })
     }
 
@@ -208,7 +390,10 @@ async fn remove(docker: &Docker, name: &str) {
         .v(true)
         .build();
     match timed(docker.remove_container(name, Some(opts))).await {
-        Ok(Ok(())) => {}
+        Ok(Ok(()))
+        | Ok(Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        })) => {}
         Ok(Err(e)) => {
             tracing::warn!(container = name, error = %e, "could not remove a job's container")
         }
@@ -274,6 +459,44 @@ impl ExecutorBackend for DockerBackend {
         Ok(Health {
             latency: t.elapsed(),
         })
+    }
+
+    async fn grant_access(&self, grant: &AccessGrant) -> Result<LoginDetails, ExecutorError> {
+        let Some(r) = &self.rental else {
+            return Err(ExecutorError::Unsupported(
+                "this docker executor rents no containers (give it a [executors.rental] image)"
+                    .into(),
+            ));
+        };
+        check_allocation_id(&grant.allocation_id)?;
+        let docker = self.engine().await?;
+        self.check_image(&docker, &r.image).await?;
+        let name = rental_name(&grant.allocation_id);
+        // A container of the same allocation left by a crash goes first.
+        remove(&docker, &name).await;
+        match self.start_rental(&docker, r, grant).await {
+            Ok(login) => Ok(login),
+            Err(e) => {
+                remove(&docker, &name).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn revoke_access(&self, allocation_id: &str) -> Result<(), ExecutorError> {
+        check_allocation_id(allocation_id)?;
+        let docker = self.engine().await?;
+        let opts = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        match timed(docker.remove_container(&rental_name(allocation_id), Some(opts))).await? {
+            Ok(())
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
+            Err(e) => Err(unreachable(&self.address, e)),
+        }
     }
 
     async fn run(&self, mut job: JobSpec) -> Result<JobHandle, ExecutorError> {

@@ -107,7 +107,33 @@ pub enum ExecutorConfig {
         /// The image of a job that names none (validators' jobs name none).
         #[serde(default)]
         image: Option<String>,
+        /// Container rentals (`Allocate`), when set.
+        #[serde(default)]
+        rental: Option<RentalConfig>,
     },
+}
+
+/// `[executors.rental]` of a docker executor: what an allocation starts.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RentalConfig {
+    /// The image (with `/bin/sh`, `ssh-keygen` and `/usr/sbin/sshd`).
+    pub image: String,
+    /// The address validators log in at (this machine's public address).
+    pub host: String,
+    /// The host address the SSH port is published on (default `0.0.0.0`).
+    #[serde(default = "any_address")]
+    pub bind: String,
+    /// Memory limit of a rental, MiB (default: none).
+    #[serde(default)]
+    pub memory_mb: u64,
+    /// CPU limit of a rental, whole CPUs (default: none).
+    #[serde(default)]
+    pub cpus: u32,
+}
+
+fn any_address() -> String {
+    "0.0.0.0".into()
 }
 
 impl ExecutorConfig {
@@ -342,12 +368,20 @@ fn docker_backend(
     address: Option<String>,
     images: Vec<String>,
     image: Option<String>,
+    rental: Option<RentalConfig>,
 ) -> Arc<dyn ExecutorBackend> {
     match super::DockerBackend::connect(address.as_deref()) {
         Ok(d) => Arc::new(
             d.with_class(class)
                 .with_images(super::ImagePolicy::only(images))
-                .with_default_image(image),
+                .with_default_image(image)
+                .with_rentals(rental.map(|r| super::RentalSettings {
+                    image: r.image,
+                    host: r.host,
+                    bind: r.bind,
+                    memory_mb: r.memory_mb,
+                    cpus: r.cpus,
+                })),
         ),
         Err(e) => Arc::new(Unavailable { class, error: e }),
     }
@@ -359,6 +393,7 @@ fn docker_backend(
     _address: Option<String>,
     _images: Vec<String>,
     _image: Option<String>,
+    _rental: Option<RentalConfig>,
 ) -> Arc<dyn ExecutorBackend> {
     Arc::new(Unavailable {
         class,
@@ -439,8 +474,9 @@ impl Fleet {
                     address,
                     images,
                     image,
+                    rental,
                     ..
-                } => docker_backend(class, address, images, image),
+                } => docker_backend(class, address, images, image, rental),
             };
             (id, backend)
         });

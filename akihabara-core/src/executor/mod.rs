@@ -44,9 +44,10 @@ use serde::{Deserialize, Serialize};
 
 pub use capture::Captured;
 #[cfg(feature = "docker")]
-pub use docker::{DEFAULT_PIDS_LIMIT, DockerBackend, JOB_LABEL};
+pub use docker::{DEFAULT_PIDS_LIMIT, DockerBackend, JOB_LABEL, RENTAL_LABEL, RentalSettings};
 pub use fleet::{
     ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy, Offer,
+    RentalConfig,
 };
 pub use images::ImagePolicy;
 pub use local::{JobUser, LimitsReport, LocalBackend};

@@ -294,6 +294,7 @@ fn fleet_files_name_the_bad_key() {
             address: Some("unix:///run/d.sock".into()),
             images: vec!["team/*".into()],
             image: Some("team/job:1".into()),
+            rental: None,
         }]
     );
     let e = FleetConfig::parse(
