@@ -23,6 +23,20 @@ pub(super) struct Dockerd {
     // Short: the engine's unix sockets live under it (108-byte limit).
     dir: PathBuf,
     child: Option<Child>,
+    /// The bridge made for this engine (deleted with it).
+    bridge: Option<String>,
+    // One engine at a time: engines started together race over network
+    // interfaces.
+    _one: std::sync::MutexGuard<'static, ()>,
+}
+
+static ONE_ENGINE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn ip(args: &[&str]) -> bool {
+    Command::new("ip")
+        .args(args)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn tool(name: &str) -> Option<PathBuf> {
@@ -54,12 +68,28 @@ impl Dockerd {
         if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
             return peers::missing("dockerd needs root");
         }
+        let one = ONE_ENGINE.lock().unwrap_or_else(|e| e.into_inner());
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = PathBuf::from(format!("/tmp/akd-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         let log = std::fs::File::create(dir.join("dockerd.log")).unwrap();
+        // Rentals publish ports through a bridge: a private one, so the
+        // machine's docker0 (if any) is never touched.
+        let bridge = if bridge {
+            let name = format!("akd{}", std::process::id() % 100_000);
+            let _ = ip(&["link", "delete", &name]);
+            let made = ip(&["link", "add", &name, "type", "bridge"])
+                && ip(&["addr", "add", "10.213.77.1/24", "dev", &name])
+                && ip(&["link", "set", &name, "up"]);
+            if !made {
+                return peers::missing("cannot create a network bridge (iproute2, root)");
+            }
+            Some(name)
+        } else {
+            None
+        };
         let child = Command::new(dockerd)
             .arg("--host")
             .arg(format!("unix://{}/docker.sock", dir.display()))
@@ -75,11 +105,7 @@ impl Dockerd {
                 "--iptables=false",
                 "--ip-masq=false",
             ])
-            .args(if bridge {
-                &[][..]
-            } else {
-                &["--bridge=none"][..]
-            })
+            .arg(format!("--bridge={}", bridge.as_deref().unwrap_or("none")))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -87,6 +113,8 @@ impl Dockerd {
         let d = Dockerd {
             dir,
             child: Some(child),
+            bridge,
+            _one: one,
         };
         let t = Instant::now();
         loop {
@@ -126,6 +154,7 @@ impl Dockerd {
         std::fs::copy(busybox, root.join("bin/busybox")).unwrap();
         for applet in [
             "sh", "echo", "sleep", "cat", "ls", "touch", "dd", "true", "false", "head", "id",
+            "grep",
         ] {
             std::os::unix::fs::symlink("busybox", root.join("bin").join(applet)).unwrap();
         }
@@ -241,6 +270,9 @@ impl Drop for Dockerd {
             let _ = c.wait();
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(b) = &self.bridge {
+            let _ = ip(&["link", "delete", b]);
+        }
     }
 }
 
@@ -444,11 +476,17 @@ fn docker_jobs_run_contained_limited_and_leave_nothing_behind() {
 
 trait WithImage {
     fn with_image(self, image: &str) -> JobSpec;
+    fn with_env(self, key: &str, value: &str) -> JobSpec;
 }
 
 impl WithImage for JobSpec {
     fn with_image(mut self, image: &str) -> JobSpec {
         self.image = Some(image.to_owned());
+        self
+    }
+
+    fn with_env(mut self, key: &str, value: &str) -> JobSpec {
+        self.env.insert(key.to_owned(), value.to_owned());
         self
     }
 }
@@ -549,4 +587,120 @@ fn a_rented_container_lets_its_validator_in_and_goes_on_deallocate() {
         "the rental is left"
     );
     assert!(!login().status.success(), "a login after deallocation");
+}
+
+/// Issue 19, deliverable 2: an ssh executor runs its jobs in containers
+/// with the remote host's docker CLI (here the remote host is this machine
+/// behind a real sshd), and removes each container when the job ends or
+/// times out.
+#[test]
+fn an_ssh_executor_runs_its_jobs_in_remote_containers() {
+    use akihabara_core::executor::{RemoteDocker, SshBackend, SshTarget};
+    let Some(sshd) = super::executor::Sshd::start() else {
+        return;
+    };
+    let Some(engine) = Dockerd::start() else {
+        return;
+    };
+    let target = SshTarget {
+        address: format!("127.0.0.1:{}", sshd.port).parse().unwrap(),
+        user: super::executor::whoami(),
+        key: sshd.path("user_key").into(),
+        known_hosts: Some(sshd.path("known_hosts").into()),
+        authorized_keys: None,
+    };
+    let backend = SshBackend::new(target, None).in_docker(Some(RemoteDocker {
+        host: Some(engine.address()),
+        image: Some(IMAGE.into()),
+        ..RemoteDocker::default()
+    }));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        // A job that names no image runs in the executor's.
+        let mut j = JobSpec::command(
+            "sh",
+            [
+                "-c",
+                "ls /sys/class/net; touch /x 2>/dev/null || echo ro; exit 4",
+            ],
+            Duration::from_secs(60),
+        );
+        j.env.insert("GREETING".into(), "it's here".into());
+        let o = backend.run(j).await.unwrap().wait().await.unwrap();
+        assert_eq!(o.status, JobStatus::Exited { code: 4 }, "{}", o.stderr.text);
+        assert_eq!(o.stdout.text, "lo\nro\n");
+        let o = backend
+            .run(job("echo \"$GREETING\"", 60).with_env("GREETING", "it's here"))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(o.stdout.text, "it's here\n", "{}", o.stderr.text);
+        // A timeout: the container goes with the job.
+        let o = backend
+            .run(job("sleep 300", 3))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(o.status, JobStatus::TimedOut);
+        // A missing image is not pulled.
+        let o = backend
+            .run(job("true", 30).with_image("nope:1"))
+            .await
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert_eq!(
+            o.status,
+            JobStatus::Exited { code: 125 },
+            "{}",
+            o.stderr.text
+        );
+    });
+    // The remote cleanup runs after the connection closes: give it a moment.
+    let t = Instant::now();
+    while engine.leftovers() != (String::new(), String::new()) {
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "containers left: {:?}",
+            engine.leftovers()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// GPUs reach a job's container through the engine's `nvidia` device
+/// requests. Only where a GPU (and the NVIDIA container runtime) exists.
+#[test]
+fn docker_gpu_passthrough_where_a_gpu_exists() {
+    let gpu = Command::new("nvidia-smi")
+        .arg("-L")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !gpu {
+        eprintln!("SKIPPED: no NVIDIA GPU here (nvidia-smi -L failed); GPU passthrough untested");
+        return;
+    }
+    let Some(engine) = Dockerd::start() else {
+        return;
+    };
+    let d = DockerBackend::connect(Some(&engine.address())).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut j = job("ls /dev | grep -c '^nvidia[0-9]'", 60);
+    j.requirements.gpu = 1;
+    let o = rt
+        .block_on(async { d.run(j).await.unwrap().wait().await })
+        .unwrap();
+    assert_eq!(o.status, JobStatus::Exited { code: 0 }, "{}", o.stderr.text);
+    assert_eq!(o.stdout.text, "1\n", "one GPU asked, one device seen");
 }

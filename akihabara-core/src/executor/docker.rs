@@ -28,16 +28,13 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt as _;
 
-use super::ImagePolicy;
 use super::access::{AccessGrant, LoginDetails, check_allocation_id};
 use super::capture::Capture;
 use super::{
     ExecutorBackend, ExecutorError, HardwareSpec, Health, JobHandle, JobSpec, JobStatus, Outcome,
     Stream,
 };
-
-/// The label every job container carries (its value: the container's name).
-pub const JOB_LABEL: &str = "akihabara.job";
+use super::{ImagePolicy, JOB_LABEL};
 
 /// Processes a job's container may hold at once, unless configured.
 pub const DEFAULT_PIDS_LIMIT: i64 = 1024;

@@ -88,6 +88,9 @@ pub enum ExecutorConfig {
         /// `$HOME/.ssh/authorized_keys` of `user`).
         #[serde(default)]
         authorized_keys: Option<String>,
+        /// Run the jobs in containers with the remote host's docker CLI.
+        #[serde(default)]
+        docker: Option<SshDockerConfig>,
     },
     /// Containers on a Docker Engine (feature `docker`).
     Docker {
@@ -111,6 +114,22 @@ pub enum ExecutorConfig {
         #[serde(default)]
         rental: Option<RentalConfig>,
     },
+}
+
+/// `[executors.docker]` of an ssh executor: its jobs run in containers on
+/// the remote host.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshDockerConfig {
+    /// The remote engine (`docker -H`), when not the remote CLI's default.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// The images jobs may name (default: any on the remote engine).
+    #[serde(default)]
+    pub images: Vec<String>,
+    /// The image of a job that names none.
+    #[serde(default)]
+    pub image: Option<String>,
 }
 
 /// `[executors.rental]` of a docker executor: what an allocation starts.
@@ -455,6 +474,7 @@ impl Fleet {
                     key,
                     known_hosts,
                     authorized_keys,
+                    docker,
                     ..
                 } => Arc::new(
                     SshBackend::new(
@@ -467,7 +487,12 @@ impl Fleet {
                         },
                         class,
                     )
-                    .connect_timeout(timeout),
+                    .connect_timeout(timeout)
+                    .in_docker(docker.map(|d| super::RemoteDocker {
+                        host: d.host,
+                        images: super::ImagePolicy::only(d.images),
+                        image: d.image,
+                    })),
                 ),
                 ExecutorConfig::Docker {
                     class,

@@ -1,4 +1,9 @@
-//! Which container images an executor runs.
+//! Which container images an executor runs, and the label its job
+//! containers carry.
+
+/// The label every job container carries (its value: the container's name),
+/// on a local engine or a remote one: `docker ps -a --filter label=akihabara.job`.
+pub const JOB_LABEL: &str = "akihabara.job";
 
 /// Which images an executor runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

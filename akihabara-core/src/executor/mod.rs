@@ -44,14 +44,14 @@ use serde::{Deserialize, Serialize};
 
 pub use capture::Captured;
 #[cfg(feature = "docker")]
-pub use docker::{DEFAULT_PIDS_LIMIT, DockerBackend, JOB_LABEL, RENTAL_LABEL, RentalSettings};
+pub use docker::{DEFAULT_PIDS_LIMIT, DockerBackend, RENTAL_LABEL, RentalSettings};
 pub use fleet::{
     ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy, Offer,
-    RentalConfig,
+    RentalConfig, SshDockerConfig,
 };
-pub use images::ImagePolicy;
+pub use images::{ImagePolicy, JOB_LABEL};
 pub use local::{JobUser, LimitsReport, LocalBackend};
-pub use ssh::{SshBackend, SshTarget};
+pub use ssh::{RemoteDocker, SshBackend, SshTarget};
 
 use crate::protocol::GpuInfo;
 

@@ -45,6 +45,19 @@ pub struct SshBackend {
     target: SshTarget,
     class: Option<String>,
     connect_timeout: Duration,
+    docker: Option<RemoteDocker>,
+}
+
+/// Jobs of an ssh executor run in containers by the remote host's docker
+/// CLI ([`SshBackend::in_docker`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemoteDocker {
+    /// The remote engine (`-H`), when not the remote CLI's default.
+    pub host: Option<String>,
+    /// The images jobs may name.
+    pub images: super::ImagePolicy,
+    /// The image of a job that names none.
+    pub image: Option<String>,
 }
 
 /// Quotes `s` for a POSIX shell.
@@ -59,7 +72,98 @@ impl SshBackend {
             target,
             class,
             connect_timeout: Duration::from_secs(5),
+            docker: None,
         }
+    }
+
+    /// Runs every job in a container on the remote host, through its
+    /// `docker` CLI: the same isolation as the `docker` backend (no
+    /// network unless asked, read-only root, tmpfs `/work`, limits, no
+    /// pull), and the container is removed when the job ends or the
+    /// connection drops.
+    pub fn in_docker(mut self, docker: Option<RemoteDocker>) -> SshBackend {
+        self.docker = docker;
+        self
+    }
+
+    /// The job as a `docker run` of its image on the remote host, and the
+    /// container's name.
+    fn containerized(
+        &self,
+        d: &RemoteDocker,
+        mut job: JobSpec,
+    ) -> Result<(JobSpec, String), ExecutorError> {
+        if job.image.is_none() {
+            job.image = d.image.clone();
+        }
+        job.validate_for_image()?;
+        let image = job.image.clone().unwrap_or_default();
+        if !d.images.allows(&image) {
+            return Err(ExecutorError::ImageNotAllowed(image));
+        }
+        let name = format!("akihabara-job-{}", uuid::Uuid::new_v4().simple());
+        let r = &job.requirements;
+        let mut argv: Vec<String> = vec!["docker".into()];
+        if let Some(h) = &d.host {
+            argv.extend(["-H".into(), h.clone()]);
+        }
+        argv.extend(
+            [
+                "run",
+                "--rm",
+                "--pull",
+                "never",
+                "--name",
+                &name,
+                "--label",
+                &format!("{}={name}", super::JOB_LABEL),
+                "--read-only",
+                "--tmpfs",
+                "/work:rw,exec",
+                "--tmpfs",
+                "/tmp:rw,exec",
+                "--pids-limit",
+                "1024",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges",
+            ]
+            .map(String::from),
+        );
+        argv.extend([
+            "--network".into(),
+            if job.network { "bridge" } else { "none" }.into(),
+        ]);
+        argv.extend([
+            "-w".into(),
+            job.workdir
+                .take()
+                .map_or("/work".into(), |w| w.to_string_lossy().into_owned()),
+        ]);
+        if r.ram_mb > 0 {
+            argv.extend([
+                "--memory".into(),
+                format!("{}m", r.ram_mb),
+                "--memory-swap".into(),
+                format!("{}m", r.ram_mb),
+            ]);
+        }
+        if r.cpu > 0 {
+            argv.extend(["--cpus".into(), r.cpu.to_string()]);
+        }
+        if r.gpu > 0 {
+            argv.extend(["--gpus".into(), r.gpu.to_string()]);
+        }
+        for (k, v) in std::mem::take(&mut job.env) {
+            argv.extend(["-e".into(), format!("{k}={v}")]);
+        }
+        argv.push("--".into());
+        argv.push(image);
+        argv.extend(std::mem::take(&mut job.command));
+        job.command = argv;
+        job.image = None;
+        Ok((job, name))
     }
 
     /// Limit for establishing the connection (default 5 s).
@@ -134,8 +238,12 @@ impl SshBackend {
 /// The remote script: the job in its own session, killed with its group
 /// when our stdin closes, and its group killed when it ends. (A shell gives
 /// background lists /dev/null as stdin, hence the explicit `<&3`.)
-fn watchdog(job: &JobSpec) -> String {
+fn watchdog(job: &JobSpec, cleanup: &str) -> String {
     let mut line = String::new();
+    if cleanup != ":" {
+        // The cleanup must run even when the connection is gone.
+        line.push_str("trap '' HUP PIPE\n");
+    }
     if let Some(dir) = &job.workdir {
         line.push_str(&format!(
             "cd {} || exit 126\n",
@@ -157,6 +265,7 @@ fn watchdog(job: &JobSpec) -> String {
          ( while read -r _; do :; done <&3; kill -KILL -- -$p 2>/dev/null ) & w=$!\n\
          wait $p; s=$?\n\
          kill -KILL -- -$p 2>/dev/null; kill $w 2>/dev/null\n\
+         {cleanup}\n\
          exit $s\n"
     ));
     line
@@ -228,8 +337,34 @@ impl ExecutorBackend for SshBackend {
     }
 
     async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
-        job.validate()?;
-        let cmd = self.command(&watchdog(&job));
+        let script = match &self.docker {
+            None => {
+                job.validate()?;
+                watchdog(&job, ":")
+            }
+            Some(d) => {
+                let (inner, name) = self.containerized(d, job)?;
+                // Killing the docker CLI leaves its container: remove it by
+                // name whenever the job ends, however it ends.
+                let mut rm = String::from("docker");
+                if let Some(h) = &d.host {
+                    rm.push_str(&format!(" -H {}", quote(h)));
+                }
+                rm.push_str(&format!(" rm -f -v {} >/dev/null 2>&1", quote(&name)));
+                let script = watchdog(&inner, &rm);
+                let job = inner;
+                return process::spawn(
+                    self.command(&script),
+                    "ssh",
+                    job.timeout,
+                    job.output_cap,
+                    true,
+                    remote_status,
+                    None,
+                );
+            }
+        };
+        let cmd = self.command(&script);
         process::spawn(
             cmd,
             "ssh",
@@ -324,7 +459,7 @@ mod tests {
         assert_eq!(quote("it's"), r"'it'\''s'");
         let mut job = JobSpec::command("echo", ["$HOME", "a'b"], Duration::from_secs(1));
         job.env.insert("X".into(), "1 2".into());
-        let script = watchdog(&job);
+        let script = watchdog(&job, ":");
         assert!(
             script.contains(r"setsid env 'X=1 2' 'echo' '$HOME' 'a'\''b'"),
             "{script}"
