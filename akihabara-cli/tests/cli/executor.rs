@@ -541,10 +541,14 @@ fn axon_serve_fleet_flags_are_checked() {
     );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("fleet.toml");
-    std::fs::write(&bad, "[[executors]]\nid = \"x\"\nbackend = \"docker\"\n").unwrap();
+    std::fs::write(
+        &bad,
+        "[[executors]]\nid = \"x\"\nbackend = \"docker\"\naddress = \"/run/docker.sock\"\n",
+    )
+    .unwrap();
     super::assert_bad_input(
         &[&base[..], &["--fleet", bad.to_str().unwrap()]].concat(),
-        "docker",
+        "executor \"x\": address \"/run/docker.sock\" is not unix:///PATH or tcp://HOST:PORT",
     );
     let o = run(&[&base[..], &["--state-dir", "/tmp/x"]].concat());
     assert_eq!(

@@ -283,7 +283,7 @@ fn a_miner_refuses_a_minimum_larger_than_its_window() {
             "--duration",
             "20",
         ],
-        "error: config key `schedule.min_blocks`: 10 is larger than the window (5 blocks: \
+        "error: config key `schedule.min_blocks`: 40 is larger than the window (5 blocks: \
          schedule.window_blocks)",
     );
     assert_usage(

@@ -377,7 +377,65 @@ impl Subtensor {
     }
 }
 
+/// The host and port a `ws://` or `wss://` URL names (80 and 443 by default).
+fn host_port(url: &str) -> Option<(String, u16)> {
+    let (default, rest) = if let Some(r) = url.strip_prefix("ws://") {
+        (80, r)
+    } else if let Some(r) = url.strip_prefix("wss://") {
+        (443, r)
+    } else {
+        return None;
+    };
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let authority = authority.rsplit('@').next()?;
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => default,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h.to_owned(), p.parse().ok()?)),
+        None => Some((authority.to_owned(), default)),
+    }
+}
+
+/// `Err` when, for all of `within`, nothing listens at `url`'s host and
+/// port (every connection refused): a node that is not running fails in
+/// seconds, not after the whole connect timeout. Anything else (a slow
+/// network, a name that does not resolve) is left to the real connection.
+async fn refused(url: &str, within: Duration) -> Result<(), String> {
+    let Some((host, port)) = host_port(url) else {
+        return Ok(());
+    };
+    let t = std::time::Instant::now();
+    loop {
+        let attempt = tokio::time::timeout(
+            Duration::from_secs(2),
+            tokio::net::TcpStream::connect((host.as_str(), port)),
+        )
+        .await;
+        match attempt {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                if t.elapsed() >= within {
+                    return Err("connection refused".into());
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            _ => return Ok(()),
+        }
+    }
+}
+
 async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Conn, ChainError> {
+    let fast = opts.connect_timeout.min(Duration::from_secs(5));
+    if let Err(why) = refused(url, fast).await {
+        return Err(ChainError::Connection(format!(
+            "no node at {url} ({why}): start one, or use --network finney"
+        )));
+    }
     let attempts = async {
         let mut pause = opts.backoff;
         loop {
@@ -846,6 +904,46 @@ fn api_error(text: &str) -> ChainError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_name_their_host_and_port() {
+        let hp = |u: &str| host_port(u);
+        assert_eq!(hp("ws://127.0.0.1:9944"), Some(("127.0.0.1".into(), 9944)));
+        assert_eq!(
+            hp("wss://entrypoint-finney.opentensor.ai:443"),
+            Some(("entrypoint-finney.opentensor.ai".into(), 443))
+        );
+        assert_eq!(
+            hp("wss://node.example/path"),
+            Some(("node.example".into(), 443))
+        );
+        assert_eq!(hp("ws://node"), Some(("node".into(), 80)));
+        assert_eq!(hp("ws://[::1]:9944/x"), Some(("::1".into(), 9944)));
+        assert_eq!(hp("ws://u:p@host:1"), Some(("host".into(), 1)));
+        assert_eq!(hp("http://x"), None);
+        assert_eq!(hp("ws://host:notaport"), None);
+    }
+
+    /// Issue 24: nothing listening fails fast, and says what to do.
+    #[tokio::test]
+    async fn a_node_that_is_not_running_is_named_and_what_to_do() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let url = format!("ws://127.0.0.1:{port}");
+        let opts = SubtensorOptions {
+            connect_timeout: Duration::from_secs(1),
+            ..SubtensorOptions::default()
+        };
+        let e = connect_retrying(&url, &opts).await.err().expect("no node");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "connection: no node at {url} (connection refused): start one, or use --network finney"
+            )
+        );
+    }
 
     /// The raw-answer decoders on the runtime's own types: "no subnet",
     /// an empty metagraph, and bytes that are not an answer.
