@@ -392,14 +392,8 @@ async fn run_job(
     let started = unix_millis() / 1000;
     let reply = match submit_job(dendrite, target, request, receipts, settings.call_timeout).await {
         Ok(r) => r,
-        Err(e @ ClientError::BadAnswer(_)) => {
-            out.check = Check::blame(e.to_string());
-            return out;
-        }
         Err(e) => {
-            out.check = Check::NotApplicable {
-                reason: format!("no jobs served: {e}"),
-            };
+            out.check = client_failure("jobs", &e);
             return out;
         }
     };
@@ -417,25 +411,33 @@ async fn run_job(
     }
     // Poll until it ends, or its timeout and a grace have passed.
     let deadline = job.timeout + settings.call_timeout + Duration::from_secs(5);
+    let mut last_error: Option<ClientError> = None;
     loop {
         tokio::time::sleep(settings.poll).await;
         if t.elapsed() > deadline {
-            out.check = Check::blame(format!(
-                "the job did not end within {} s",
-                deadline.as_secs()
-            ));
+            let why = format!("the job did not end within {} s", deadline.as_secs());
+            out.check = match last_error {
+                // Our own store failed: not the miner's doing.
+                Some(e @ ClientError::Store(_)) => Check::unlucky(format!("{why}: {e}")),
+                Some(e) => Check::blame(format!("{why} (last answer: {e})")),
+                None => Check::blame(why),
+            };
             return out;
         }
-        let reply =
-            match query_job(dendrite, target, &job_id, receipts, settings.call_timeout).await {
-                Ok(r) => r,
-                Err(e @ ClientError::BadAnswer(_)) => {
-                    out.check = Check::blame(e.to_string());
-                    return out;
-                }
-                // Unreachable for a moment: poll again until the deadline.
-                Err(_) => continue,
-            };
+        let polled = query_job(dendrite, target, &job_id, receipts, settings.call_timeout).await;
+        let reply = match polled {
+            Ok(r) => r,
+            Err(e @ ClientError::BadAnswer(_)) => {
+                out.check = Check::blame(e.to_string());
+                return out;
+            }
+            // Unreachable for a moment: poll again until the deadline, and
+            // say what the last failure was if it comes.
+            Err(e) => {
+                last_error = Some(e);
+                continue;
+            }
+        };
         match reply {
             JobReply::Running | JobReply::Accepted { .. } => continue,
             JobReply::Finished { exit_code: 0, .. } => {
@@ -509,12 +511,7 @@ async fn allocation_check(
     let allocation = match allocate(dendrite, target, ask, &secret, settings.call_timeout).await {
         Ok(AllocateOutcome::Allocated(x)) => x,
         Ok(AllocateOutcome::Declined { reason, detail }) => return declined(reason, &detail),
-        Err(e @ ClientError::BadAnswer(_)) => return Check::blame(e.to_string()),
-        Err(e) => {
-            return Check::NotApplicable {
-                reason: format!("no allocations served: {e}"),
-            };
-        }
+        Err(e) => return client_failure("allocations", &e),
     };
     let login = login(a, &allocation.login).await;
     // Always give it back, whatever the login did.
@@ -537,8 +534,35 @@ async fn allocation_check(
         Ok(()) => Check::Passed {
             seconds: t.elapsed().as_secs_f64(),
         },
-        Err(reason) => Check::blame(format!("allocation login failed: {reason}")),
+        Err(Login::Miner(reason)) => Check::blame(format!("allocation login failed: {reason}")),
+        Err(Login::Ours(reason)) => Check::unlucky(format!("allocation login not tried: {reason}")),
     }
+}
+
+/// A failed call to a miner, as a check: a wrong answer is the miner's
+/// fault; a synapse it does not serve (404), a refusal of this validator
+/// (403), a rate limit (429) or no answer at all (503, 408: the network)
+/// cost nothing; any other error status it answered with is its fault; a
+/// failure of our own receipt store is not.
+fn client_failure(what: &str, e: &ClientError) -> Check {
+    match e {
+        ClientError::BadAnswer(_) => Check::blame(e.to_string()),
+        ClientError::Store(_) => Check::unlucky(e.to_string()),
+        ClientError::Call { status, .. }
+            if e.is_unreachable() || matches!(status, 403 | 404 | 429) =>
+        {
+            Check::NotApplicable {
+                reason: format!("no {what} served: {e}"),
+            }
+        }
+        _ => Check::blame(format!("{what}: {e}")),
+    }
+}
+
+/// Why a login failed: the miner's side, or ours (no `ssh` here).
+enum Login {
+    Miner(String),
+    Ours(String),
 }
 
 /// A host name or address the miner sent, safe to put on `ssh`'s command
@@ -577,14 +601,31 @@ fn short(s: &str, max: usize) -> String {
 /// The miner sends no host key, so it is not checked: the login proves
 /// that the key was let in, and public-key authentication reveals nothing
 /// secret to whoever answers.
-async fn login(a: &AllocationCheck, d: &LoginDetails) -> Result<(), String> {
-    check_host(&d.host)?;
-    check_user(&d.user)?;
+async fn login(a: &AllocationCheck, d: &LoginDetails) -> Result<(), Login> {
+    check_host(&d.host).map_err(Login::Miner)?;
+    check_user(&d.user).map_err(Login::Miner)?;
     let connect = a.login_timeout.as_secs().clamp(1, 60);
     let mut cmd = tokio::process::Command::new("ssh");
-    cmd.arg("-i")
+    // No user or system ssh_config: the host is the miner's choice, and an
+    // operator's `Host *` block (agent forwarding, a proxy, a control
+    // socket) must not apply to it.
+    cmd.args(["-F", "/dev/null", "-i"])
         .arg(&a.key)
         .args([
+            "-o",
+            "ForwardAgent=no",
+            "-o",
+            "ForwardX11=no",
+            "-o",
+            "ClearAllForwardings=yes",
+            "-o",
+            "ProxyCommand=none",
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-o",
+            "PermitLocalCommand=no",
             "-o",
             "BatchMode=yes",
             "-o",
@@ -607,18 +648,23 @@ async fn login(a: &AllocationCheck, d: &LoginDetails) -> Result<(), String> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    let mut child = cmd.spawn().map_err(|e| format!("cannot run ssh: {e}"))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Login::Ours(format!("cannot run ssh: {e}")))?;
     let (mut out, mut err) = (child.stdout.take(), child.stderr.take());
     let run = async {
         let (mut o, mut e) = (Vec::new(), Vec::new());
         let read_out = async {
             if let Some(s) = out.as_mut() {
                 let _ = s.take(64 * 1024).read_to_end(&mut o).await;
+                // Drain the rest, so a chatty command never blocks on a full pipe.
+                let _ = tokio::io::copy(s, &mut tokio::io::sink()).await;
             }
         };
         let read_err = async {
             if let Some(s) = err.as_mut() {
                 let _ = s.take(64 * 1024).read_to_end(&mut e).await;
+                let _ = tokio::io::copy(s, &mut tokio::io::sink()).await;
             }
         };
         tokio::join!(read_out, read_err);
@@ -627,25 +673,25 @@ async fn login(a: &AllocationCheck, d: &LoginDetails) -> Result<(), String> {
     };
     let (status, o, e) = tokio::time::timeout(a.login_timeout, run)
         .await
-        .map_err(|_| format!("no answer within {} s", a.login_timeout.as_secs()))?;
-    let status = status.map_err(|e| format!("ssh: {e}"))?;
+        .map_err(|_| Login::Miner(format!("no answer within {} s", a.login_timeout.as_secs())))?;
+    let status = status.map_err(|e| Login::Ours(format!("ssh: {e}")))?;
     if !status.success() {
         let why = String::from_utf8_lossy(&e);
         let first = why.lines().next().unwrap_or("").trim();
-        return Err(format!(
+        return Err(Login::Miner(format!(
             "ssh exited with {}: {}",
             status.code().map_or("a signal".into(), |c| c.to_string()),
             short(first, 200)
-        ));
+        )));
     }
     if let Some(want) = &a.expect {
         let got = String::from_utf8_lossy(&o);
         let first = got.lines().next().unwrap_or("").trim();
         if first != want {
-            return Err(format!(
+            return Err(Login::Miner(format!(
                 "the check printed {:?}, not {want:?}",
                 short(first, 200)
-            ));
+            )));
         }
     }
     Ok(())
@@ -785,6 +831,36 @@ mod tests {
                     count: 1
                 }
             ]
+        );
+    }
+
+    #[test]
+    fn call_failures_are_blamed_only_on_what_the_miner_did() {
+        let call = |status| ClientError::Call {
+            status,
+            message: "x".into(),
+        };
+        for free in [403, 404, 429, 503, 408] {
+            assert!(
+                matches!(
+                    client_failure("jobs", &call(free)),
+                    Check::NotApplicable { .. }
+                ),
+                "{free}"
+            );
+        }
+        assert!(client_failure("jobs", &call(500)).penalises());
+        assert!(client_failure("jobs", &ClientError::BadAnswer("forged".into())).penalises());
+        let ours = client_failure("jobs", &ClientError::Store("disk full".into()));
+        assert!(
+            matches!(
+                ours,
+                Check::Failed {
+                    penalised: false,
+                    ..
+                }
+            ),
+            "{ours:?}"
         );
     }
 

@@ -701,6 +701,15 @@ impl ValidatorBuilder {
                 .await?
             }
         };
+        // The configured decay holds, whatever the stored penalties had.
+        let mut probes = probes;
+        probes
+            .penalties
+            .set_decay(self.penalty_decay)
+            .map_err(|e| RoleError::Setting {
+                setting: "scoring.penalty_decay",
+                reason: e.to_string(),
+            })?;
         let challenger = Challenger::new(self.keypair.clone(), self.pow, self.seeds)?;
         // A restart sizes challenges from the stored rounds.
         for m in &measured {

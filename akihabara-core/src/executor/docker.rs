@@ -36,6 +36,9 @@ use super::{
 };
 use super::{ImagePolicy, JOB_LABEL};
 
+/// Size of `/work` (and of `/tmp`) when the job names no disk, MiB.
+pub const DEFAULT_WORK_MB: u64 = 1024;
+
 /// Processes a job's container may hold at once, unless configured.
 pub const DEFAULT_PIDS_LIMIT: i64 = 1024;
 
@@ -107,6 +110,10 @@ impl DockerBackend {
                 memory_swap: memory,
                 nano_cpus: (r.cpus > 0).then(|| i64::from(r.cpus) * 1_000_000_000),
                 pids_limit: Some(self.pids_limit),
+                // sshd keeps what it needs to switch users; raw sockets on
+                // the shared bridge are not among it.
+                cap_drop: Some(vec!["NET_RAW".to_owned(), "MKNOD".to_owned()]),
+                security_opt: Some(vec!["no-new-privileges".to_owned()]),
                 port_bindings: Some(HashMap::from([(
                     "22/tcp".to_owned(),
                     Some(vec![PortBinding {
@@ -327,11 +334,15 @@ impl DockerBackend {
     fn container_body(&self, job: &JobSpec, image: &str, name: &str) -> ContainerCreateBody {
         let r = &job.requirements;
         let memory = (r.ram_mb > 0).then(|| i64::try_from(r.ram_mb << 20).unwrap_or(i64::MAX));
-        let work_size = if r.hard_disk_mb > 0 {
-            format!("rw,exec,size={}m", r.hard_disk_mb)
-        } else {
-            "rw,exec".to_owned()
-        };
+        // tmpfs is memory: bounded even when the job names no disk.
+        let work_size = format!(
+            "rw,exec,size={}m",
+            if r.hard_disk_mb > 0 {
+                r.hard_disk_mb
+            } else {
+                DEFAULT_WORK_MB
+            }
+        );
         let host = HostConfig {
             memory,
             memory_swap: memory,
@@ -341,7 +352,10 @@ impl DockerBackend {
             readonly_rootfs: Some(true),
             tmpfs: Some(HashMap::from([
                 ("/work".to_owned(), work_size),
-                ("/tmp".to_owned(), "rw,exec".to_owned()),
+                (
+                    "/tmp".to_owned(),
+                    format!("rw,exec,size={DEFAULT_WORK_MB}m"),
+                ),
             ])),
             device_requests: (r.gpu > 0).then(|| {
                 vec![DeviceRequest {
@@ -596,7 +610,8 @@ impl ExecutorBackend for DockerBackend {
             // The logs stream while the job runs and end once its container
             // has stopped; the bound only guards against an engine that
             // never closes them.
-            let bounded_logs = tokio::time::timeout(job.timeout + 2 * CALL_TIMEOUT, logs);
+            let bounded_logs =
+                tokio::time::timeout(job.timeout.saturating_add(2 * CALL_TIMEOUT), logs);
             let (captured, status) = tokio::join!(bounded_logs, outcome);
             let (stdout, stderr) = captured.unwrap_or_else(|_| {
                 let none = super::Captured::of(&[], 0);

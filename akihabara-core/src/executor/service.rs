@@ -36,6 +36,9 @@ use crate::dendrite::{AxonTarget, CallResult, Dendrite};
 use crate::fs::{Access, write_atomic};
 use crate::wallet::Keypair;
 
+/// The longest a validator's job may run (7 days).
+pub const MAX_JOB_SECONDS: u64 = 7 * 24 * 3600;
+
 /// The longest allocation a miner grants (30 days).
 pub const MAX_ALLOCATION: Duration = Duration::from_secs(30 * 24 * 3600);
 
@@ -333,6 +336,15 @@ impl JobService {
             .unwrap_or_else(|e| Some(Refusal::Other(format!("the accept policy panicked: {e}"))));
         if let Some(why) = refused {
             return declined(DeclineReason::Unprofitable, why.to_string());
+        }
+        if request.timeout_s > MAX_JOB_SECONDS {
+            return declined(
+                DeclineReason::Invalid,
+                format!(
+                    "timeout_s {} is over the {MAX_JOB_SECONDS} s a job may run",
+                    request.timeout_s
+                ),
+            );
         }
         let mut parts = request.command.iter().cloned();
         let mut spec = JobSpec::command(
@@ -638,13 +650,23 @@ impl JobService {
     }
 
     /// Serves [`JobSubmit`], [`JobQuery`], [`Allocate`] and [`Deallocate`].
+    ///
+    /// A submission, an allocation and a deallocation each run to their end
+    /// in their own task: the axon drops a handler at the caller's timeout,
+    /// and one dropped half-way would leave an executor reserved, a key
+    /// installed or a container running with no record of it.
     pub fn routes(self: &Arc<Self>, builder: AxonBuilder) -> AxonBuilder {
         let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
+        let detached = |e: tokio::task::JoinError| HandlerError::internal(e.to_string());
         builder
             .route(move |mut s: JobSubmit, who: Caller| {
                 let me = a.clone();
                 async move {
-                    s.reply = Some(me.submit(s.request.clone(), &who.hotkey).await);
+                    let request = s.request.clone();
+                    let reply = tokio::spawn(async move { me.submit(request, &who.hotkey).await })
+                        .await
+                        .map_err(detached)?;
+                    s.reply = Some(reply);
                     Ok(s)
                 }
             })
@@ -658,18 +680,24 @@ impl JobService {
             .route(move |mut r: Allocate, who: Caller| {
                 let me = c.clone();
                 async move {
-                    r.reply = Some(me.allocate(&r, &who.hotkey).await);
+                    let request = r.clone();
+                    let reply =
+                        tokio::spawn(async move { me.allocate(&request, &who.hotkey).await })
+                            .await
+                            .map_err(detached)?;
+                    r.reply = Some(reply);
                     Ok(r)
                 }
             })
             .route(move |mut r: Deallocate, who: Caller| {
                 let me = d.clone();
                 async move {
-                    r.reply = Some(
-                        me.deallocate(&r.allocation_id, &who.hotkey)
-                            .await
-                            .map_err(HandlerError::internal)?,
-                    );
+                    let id = r.allocation_id.clone();
+                    let reply = tokio::spawn(async move { me.deallocate(&id, &who.hotkey).await })
+                        .await
+                        .map_err(detached)?
+                        .map_err(HandlerError::internal)?;
+                    r.reply = Some(reply);
                     Ok(r)
                 }
             })

@@ -119,9 +119,9 @@ impl SshBackend {
                 &format!("{}={name}", super::JOB_LABEL),
                 "--read-only",
                 "--tmpfs",
-                "/work:rw,exec",
+                "/work:rw,exec,size=1024m",
                 "--tmpfs",
-                "/tmp:rw,exec",
+                "/tmp:rw,exec,size=1024m",
                 "--pids-limit",
                 "1024",
                 "--cap-drop",
@@ -170,6 +170,20 @@ impl SshBackend {
     pub fn connect_timeout(mut self, t: Duration) -> SshBackend {
         self.connect_timeout = t.max(Duration::from_secs(1));
         self
+    }
+
+    /// Runs `job` in the remote user's shell on the host.
+    fn run_on_host(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
+        job.validate()?;
+        process::spawn(
+            self.command(&watchdog(&job, ":")),
+            "ssh",
+            job.timeout,
+            job.output_cap,
+            true,
+            remote_status,
+            None,
+        )
     }
 
     fn command(&self, remote: &str) -> tokio::process::Command {
@@ -337,11 +351,8 @@ impl ExecutorBackend for SshBackend {
     }
 
     async fn run(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
-        let script = match &self.docker {
-            None => {
-                job.validate()?;
-                watchdog(&job, ":")
-            }
+        match &self.docker {
+            None => self.run_on_host(job),
             Some(d) => {
                 let (inner, name) = self.containerized(d, job)?;
                 // Killing the docker CLI leaves its container: remove it by
@@ -352,28 +363,17 @@ impl ExecutorBackend for SshBackend {
                 }
                 rm.push_str(&format!(" rm -f -v {} >/dev/null 2>&1", quote(&name)));
                 let script = watchdog(&inner, &rm);
-                let job = inner;
-                return process::spawn(
+                process::spawn(
                     self.command(&script),
                     "ssh",
-                    job.timeout,
-                    job.output_cap,
+                    inner.timeout,
+                    inner.output_cap,
                     true,
                     remote_status,
                     None,
-                );
+                )
             }
-        };
-        let cmd = self.command(&script);
-        process::spawn(
-            cmd,
-            "ssh",
-            job.timeout,
-            job.output_cap,
-            true,
-            remote_status,
-            None,
-        )
+        }
     }
 
     async fn health(&self) -> Result<Health, ExecutorError> {
@@ -425,7 +425,9 @@ impl SshBackend {
         let mut argv = vec!["-c", script, "sh", file.as_str()];
         argv.extend_from_slice(args);
         let job = JobSpec::command("sh", argv, self.connect_timeout + Duration::from_secs(10));
-        let outcome = self.run(job).await?.wait().await?;
+        // On the host itself, never in a container (a docker-mode executor
+        // still keeps its authorized_keys on the host).
+        let outcome = self.run_on_host(job)?.wait().await?;
         if outcome.status.success() {
             Ok(())
         } else {

@@ -276,6 +276,13 @@ impl Penalties {
         self.penalty.get(&uid).copied().unwrap_or(0.0)
     }
 
+    /// Changes the decay (in `[0, 1)`) of penalties kept from before, e.g.
+    /// read back from a store after the configuration changed.
+    pub fn set_decay(&mut self, decay: f64) -> Result<(), ScoreError> {
+        self.decay = Penalties::new(decay)?.decay;
+        Ok(())
+    }
+
     /// Sets `uid`'s penalty to 1 for a failure found outside the proof of
     /// work (a job it declined with free capacity, an allocation whose
     /// login failed, a receipt that is not its signature); it decays as any.
