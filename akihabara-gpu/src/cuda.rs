@@ -535,8 +535,11 @@ pub fn require_gpu(test: &str) -> Option<CudaProver> {
         },
         Err(e) => e.to_string(),
     };
-    let msg = format!("SKIP {test}: no usable GPU ({why})");
+    let msg = format!("SKIPPED {test}: no usable GPU ({why})");
     assert!(std::env::var_os("AKIHABARA_REQUIRE_GPU").is_none(), "{msg}");
-    eprintln!("{msg}");
+    // Straight to the terminal: a test harness captures `eprintln!`, and a
+    // skip must show in the run's output rather than pass silently.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
     None
 }

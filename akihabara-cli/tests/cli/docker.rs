@@ -685,7 +685,11 @@ fn docker_gpu_passthrough_where_a_gpu_exists() {
         .output()
         .is_ok_and(|o| o.status.success());
     if !gpu {
-        eprintln!("SKIPPED: no NVIDIA GPU here (nvidia-smi -L failed); GPU passthrough untested");
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED: no NVIDIA GPU here (nvidia-smi -L failed); GPU passthrough untested"
+        );
         return;
     }
     let Some(engine) = Dockerd::start() else {

@@ -16,7 +16,10 @@ pub fn missing<T>(reason: &str) -> Option<T> {
         !required(),
         "required peer unavailable (AKIHABARA_REQUIRE_PEERS=1): {reason}"
     );
-    eprintln!("SKIPPED: {reason}");
+    // Straight to the terminal: libtest captures `eprintln!`, and a skip
+    // must be seen in the run's output, not pass silently.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {reason}");
     None
 }
 

@@ -405,7 +405,11 @@ fn job_users_come_from_passwd() {
 #[tokio::test]
 async fn a_job_user_cannot_read_the_wallet_and_leaves_nothing() {
     if sys::euid() != 0 {
-        eprintln!("SKIPPED a_job_user_cannot_read_the_wallet_and_leaves_nothing: needs root");
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "SKIPPED a_job_user_cannot_read_the_wallet_and_leaves_nothing: needs root"
+        );
         return;
     }
     let nobody = JobUser::resolve("nobody").expect("nobody is in /etc/passwd");

@@ -266,7 +266,8 @@ fn redis_server() -> Option<RedisServer> {
             !required,
             "required peer unavailable (AKIHABARA_REQUIRE_PEERS=1): {why}"
         );
-        eprintln!("SKIPPED: {why}");
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), "SKIPPED: {why}");
         None
     };
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -959,7 +959,12 @@ mod tests {
                     "{} is required under AKIHABARA_REQUIRE_PEERS: {e}",
                     path.display()
                 );
-                eprintln!("SKIPPED: {} not readable ({e})", path.display());
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "SKIPPED: {} not readable ({e})",
+                    path.display()
+                );
                 return;
             }
         };
