@@ -550,7 +550,8 @@ pub struct Step {
     pub round: Option<RoundReport>,
     /// The weights, if anything happened to them.
     pub weights: Option<WeightsReport>,
-    /// The probe, if one was due (once per tempo, with probes configured).
+    /// A probe that finished since the last step (probes start once per
+    /// tempo, with probes configured, and run beside the rounds).
     pub probe: Option<ProbeReport>,
 }
 
@@ -737,6 +738,7 @@ impl ValidatorBuilder {
             probe: self.probe.map(Arc::new),
             probes,
             next_probe: 0,
+            probing: None,
         })
     }
 }
@@ -768,6 +770,8 @@ pub struct Validator {
     receipts: Option<Arc<ReceiptStore>>,
     probes: ProbeState,
     next_probe: u64,
+    /// A probe running beside the rounds, and the block it started at.
+    probing: Option<(Block, tokio::task::JoinHandle<Vec<super::probe::Probe>>)>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -840,8 +844,22 @@ impl Validator {
             step.round = Some(self.round(block).await?);
             self.next_round = block.0 + self.round_blocks;
         }
-        if self.probe.is_some() && block.0 >= self.next_probe {
-            step.probe = Some(self.probe(block).await?);
+        // A probe runs beside the rounds (its jobs and logins can take
+        // minutes); its results count once it has finished.
+        if self
+            .probing
+            .as_ref()
+            .is_some_and(|(_, task)| task.is_finished())
+            && let Some((started, task)) = self.probing.take()
+        {
+            let miners = task
+                .await
+                .map_err(|e| RoleError::Task(format!("the probe task failed: {e}")))?;
+            step.probe = Some(self.apply_probe(started, miners).await?);
+        }
+        if self.probe.is_some() && self.probing.is_none() && block.0 >= self.next_probe {
+            let task = self.start_probe().await?;
+            self.probing = Some((block, task));
             self.next_probe = block.0 + h.tempo.max(1);
         }
         step.weights = self.weights(block, h).await?;
@@ -892,11 +910,21 @@ impl Validator {
     /// login. Results feed the next weights; failures the protocol blames
     /// on a miner set its penalty. Without probe settings, probes nobody.
     pub async fn probe(&mut self, block: Block) -> Result<ProbeReport, RoleError> {
+        let miners = self
+            .start_probe()
+            .await?
+            .await
+            .map_err(|e| RoleError::Task(format!("the probe task failed: {e}")))?;
+        self.apply_probe(block, miners).await
+    }
+
+    /// Starts probing every miner that serves an axon, a few at a time, in
+    /// a task of its own; nothing when no probe is configured.
+    async fn start_probe(
+        &mut self,
+    ) -> Result<tokio::task::JoinHandle<Vec<super::probe::Probe>>, RoleError> {
         let (Some(settings), Some(receipts)) = (self.probe.clone(), self.receipts.clone()) else {
-            return Ok(ProbeReport {
-                block,
-                ..ProbeReport::default()
-            });
+            return Ok(tokio::spawn(async { Vec::new() }));
         };
         let mg = self.chain.metagraph(self.netuid).await?;
         let limit = Arc::new(tokio::sync::Semaphore::new(
@@ -918,8 +946,19 @@ impl Validator {
                 .await
             });
         }
-        let mut miners = tasks.join_all().await;
-        miners.sort_by_key(|p| p.uid);
+        Ok(tokio::spawn(async move {
+            let mut miners = tasks.join_all().await;
+            miners.sort_by_key(|p| p.uid);
+            miners
+        }))
+    }
+
+    /// Folds a finished probe into the state and saves it.
+    async fn apply_probe(
+        &mut self,
+        block: Block,
+        miners: Vec<super::probe::Probe>,
+    ) -> Result<ProbeReport, RoleError> {
         for p in &miners {
             self.probes.apply(self.uid, p);
         }

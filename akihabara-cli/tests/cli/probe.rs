@@ -62,7 +62,7 @@ fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
              weights_version = 0\nmax_weight_limit = 65535\n\n\
              [validator]\nround_blocks = 2\npoll = \"200ms\"\nrespect_schedules = false\n\n\
              [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
-             [scoring]\nscorer = \"composite\"\n\
+             [scoring]\nscorer = \"composite\"\nema_alpha = 1.0\n\
              [scoring.composite]\npow = 1e-12\nhardware-class = 1.0\n\
              [scoring.hardware_classes]\ncpu = 1.0\n\n\
              [probe]\npoll = \"200ms\"\n\
@@ -91,11 +91,13 @@ fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
     // Both sides hold the job's receipts (accepted, finished).
     let receipts = std::fs::read_to_string(dir.path().join("v1-state/receipts.jsonl")).unwrap();
     assert_eq!(receipts.lines().count(), 2, "{receipts}");
+    // The probe ran beside the rounds; the first weights after it pay for
+    // what it measured: hardware-class pays the job's whole seconds (at
+    // least the 2 s it slept) on top of pow's Tops/s (EMA alpha 1: this
+    // epoch alone).
     let weights = validator.event("weights");
     assert_eq!(weights["uids"], json!([2]), "{weights}");
     let score = weights["scores"]["2"].as_f64().unwrap();
-    // hardware-class pays the job's whole seconds (at least the 2 s it
-    // slept) on top of pow's Tops/s.
     assert!(score >= 2.0, "{weights}");
     drop(validator);
     miner.kill9();
