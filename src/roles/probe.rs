@@ -41,7 +41,16 @@ pub struct BenchmarkJob {
     pub command: Vec<String>,
     /// The miner's limit on the job; the validator waits this plus a grace.
     pub timeout: Duration,
+    /// When set, the job passes only if its standard output is exactly
+    /// this. In `command` and here, `{nonce}` stands for a fresh random
+    /// value per job, so an output that depends on it cannot be made up
+    /// without running the job (`["sh", "-c", "echo {nonce}"]` with
+    /// `"{nonce}\n"`).
+    pub expect_stdout: Option<String>,
 }
+
+/// The placeholder for a probe job's fresh random value.
+pub const NONCE: &str = "{nonce}";
 
 /// The SSH login a validator tries on an allocation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -376,12 +385,24 @@ async fn run_job(
         ran: None,
         declined_with_capacity: false,
     };
+    let nonce = job_id
+        .rsplit_once('-')
+        .map_or(job_id.as_str(), |(head, _)| head);
+    let nonce = nonce.strip_prefix("probe-").unwrap_or(nonce).to_owned();
+    let expected = job
+        .expect_stdout
+        .as_ref()
+        .map(|e| crate::executor::Captured::of(e.replace(NONCE, &nonce).as_bytes(), 0).sha256);
     let request = JobRequest {
         job_id: job_id.clone(),
         validator: keypair.account(),
         hardware_class: job.class.clone(),
         timeout_s: job.timeout.as_secs().max(1),
-        command: job.command.clone(),
+        command: job
+            .command
+            .iter()
+            .map(|a| a.replace(NONCE, &nonce))
+            .collect(),
         requirements: Default::default(),
         output_dir: None,
         issued_at_ms: unix_millis(),
@@ -440,6 +461,16 @@ async fn run_job(
         };
         match reply {
             JobReply::Running | JobReply::Accepted { .. } => continue,
+            JobReply::Finished {
+                exit_code: 0,
+                stdout_sha256,
+                ..
+            } if expected.as_ref().is_some_and(|e| *e != stdout_sha256) => {
+                out.check = Check::blame(
+                    "the job's output is not what the command prints (signed digest differs)",
+                );
+                return out;
+            }
             JobReply::Finished { exit_code: 0, .. } => {
                 out.check = Check::Passed {
                     seconds: t.elapsed().as_secs_f64(),

@@ -524,6 +524,8 @@ pub struct ProbeJob {
     pub command: Vec<String>,
     #[serde(with = "humantime_serde", default = "sixty_seconds")]
     pub timeout: Duration,
+    #[serde(default)]
+    pub expect_stdout: Option<String>,
 }
 
 fn sixty_seconds() -> Duration {

@@ -79,6 +79,7 @@ fn probe(c: &ValidatorConfig) -> anyhow::Result<Option<ProbeSettings>> {
             class: j.class.clone(),
             command: j.command.clone(),
             timeout: j.timeout,
+            expect_stdout: j.expect_stdout.clone(),
         });
     }
     if let Some(a) = &p.allocation {

@@ -66,7 +66,7 @@ fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
              [scoring.composite]\npow = 1e-12\nhardware-class = 1.0\n\
              [scoring.hardware_classes]\ncpu = 1.0\n\n\
              [probe]\npoll = \"200ms\"\n\
-             [[probe.jobs]]\nclass = \"cpu\"\ncommand = [\"sh\", \"-c\", \"sleep 2\"]\ntimeout = \"30s\"\n\
+             [[probe.jobs]]\nclass = \"cpu\"\ncommand = [\"sh\", \"-c\", \"sleep 2; echo {{nonce}}\"]\ntimeout = \"30s\"\nexpect_stdout = \"{{nonce}}\\n\"\n\
              [probe.allocation]\nssh_key = \"{}\"\ncommand = [\"echo\", \"rented\"]\nexpect = \"rented\"\n\
              class = \"rent\"\nlogin_timeout = \"20s\"\n\n\
              [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",

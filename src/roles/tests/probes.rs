@@ -109,8 +109,9 @@ async fn probes_feed_the_ledger_and_penalise_what_the_protocol_blames() {
     let settings = ProbeSettings::new(dir.path().join("receipts.jsonl"))
         .job(BenchmarkJob {
             class: "cpu".into(),
-            command: vec!["sh".into(), "-c".into(), "sleep 1; echo ok".into()],
+            command: vec!["sh".into(), "-c".into(), "sleep 1; echo {nonce}".into()],
             timeout: Duration::from_secs(20),
+            expect_stdout: Some("{nonce}\n".into()),
         })
         .allocation(check)
         .poll(Duration::from_millis(100));
@@ -207,5 +208,33 @@ async fn probes_feed_the_ledger_and_penalise_what_the_protocol_blames() {
         }
         other => panic!("weights did not land: {other:?}"),
     }
+
+    // An output that is not what the command prints (here: the validator
+    // expects another one) is the miner's fault: the signed digest differs.
+    let strict = ProbeSettings::new(dir.path().join("receipts2.jsonl"))
+        .job(BenchmarkJob {
+            class: "cpu".into(),
+            command: vec!["sh".into(), "-c".into(), "echo {nonce}".into()],
+            timeout: Duration::from_secs(20),
+            expect_stdout: Some("not-{nonce}\n".into()),
+        })
+        .poll(Duration::from_millis(100));
+    // Another seed: the same one would draw the same job ids, and the
+    // miner answers a known id with that job's state.
+    let mut v2 = validator(&net.chain)
+        .seeded(2)
+        .probe(strict)
+        .build()
+        .await
+        .expect("validator");
+    // The step above started a probe of its own (a 1 s job): let the
+    // executor come free.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = v2.probe(block).await.expect("probe");
+    let honest = again.miners.iter().find(|p| p.uid == 1).expect("uid 1");
+    assert_eq!(
+        honest.penalty(),
+        Some("the job's output is not what the command prints (signed digest differs)")
+    );
     let _ = net.stop.send(true);
 }
