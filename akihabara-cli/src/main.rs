@@ -6,6 +6,8 @@ mod commands;
 mod config;
 mod daemon;
 mod exit;
+#[cfg(test)]
+mod help_snapshots;
 mod out;
 mod render;
 
