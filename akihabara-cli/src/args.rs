@@ -5,6 +5,13 @@ use std::path::PathBuf;
 use akihabara_core::Tao;
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::config::ConfigCommand;
+use crate::commands::schedule::ScheduleArgs;
+use crate::commands::score::ScoreArgs;
+use crate::commands::sim::SimArgs;
+use crate::daemon::miner::MinerCommand;
+use crate::daemon::validator::ValidatorCommand;
+
 /// Run Bittensor compute subnets: schedule a miner's compute, compare
 /// strategies, and (in later releases) prove GPUs, score miners and set weights.
 #[derive(Debug, Parser)]
@@ -174,223 +181,6 @@ because a local dev chain builds blocks only on demand.")]
     /// Write a commented configuration template for `miner run` or `validator run`
     #[command(subcommand)]
     Config(ConfigCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum MinerCommand {
-    /// Run the miner daemon until SIGINT or SIGTERM
-    #[command(after_help = "\
-Reads FILE (see `akihabara config init --role miner`), then: loads the
-hotkey, connects to the chain (or a snapshot: --set chain.network=snapshot:FILE
-runs offline against a simulated chain), finds its uid, publishes its axon
-address when it changed, and serves Ping, SpecsQuery, ScheduleQuery and the
-proof of work (plus jobs and allocations with [executors] fleet). Every
-window it computes its schedule with the configured strategy and stores it;
-after a restart it resumes the stored schedule, jobs and allocations.
-
-Standard output: one JSON line {\"event\":\"ready\",...} once serving, one
-{\"event\":\"schedule\",...} per window, {\"event\":\"stopped\",...} at the end.
-Logs go to standard error (--log-format json for JSON lines; level from
-AKIHABARA_LOG, e.g. AKIHABARA_LOG=debug).
-
-Examples:
-  akihabara config init --role miner > miner.toml
-  akihabara miner run --config miner.toml
-  AKIHABARA_CHAIN__NETWORK=local akihabara miner run --config miner.toml --set axon.port=8092")]
-    Run(DaemonArgs),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ValidatorCommand {
-    /// Run the validator daemon until SIGINT or SIGTERM
-    #[command(after_help = "\
-Reads FILE (see `akihabara config init --role validator`). Every
-[validator] round_blocks blocks it syncs the metagraph and challenges the
-miners that serve it now with the proof of work, verifying every answer.
-Once per tempo, within the weights rate limit, it scores what it measured
-(pow scorer + EMA) and sets weights (commit/reveal when the subnet requires
-it). Scores, measurements and pending commits are stored, so a restart
-continues the EMA.
-
-Standard output: JSON event lines (ready, round, weights, stopped). Logs go
-to standard error.
-
-Examples:
-  akihabara config init --role validator > validator.toml
-  akihabara validator run --config validator.toml --log-format json")]
-    Run(DaemonArgs),
-}
-
-/// Flags shared by `miner run` and `validator run`.
-#[derive(Debug, Args)]
-pub struct DaemonArgs {
-    /// The TOML configuration file
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Override one key (repeatable), after the file and AKIHABARA_<SECTION>__<KEY> variables
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Log format on standard error
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Stop by itself after S seconds (as on SIGTERM)
-    #[arg(long, value_name = "S")]
-    pub duration: Option<f64>,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-}
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines
-    Text,
-    /// One JSON object per line
-    Json,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ConfigCommand {
-    /// Write a commented template to standard output or --out
-    Init(ConfigInitArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ConfigInitArgs {
-    /// Which daemon the template is for
-    #[arg(long, value_enum)]
-    pub role: Role,
-    /// Write here instead of standard output (refuses to overwrite)
-    #[arg(long, value_name = "FILE")]
-    pub out: Option<PathBuf>,
-}
-
-/// A daemon role.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Role {
-    /// `akihabara miner run`
-    Miner,
-    /// `akihabara validator run`
-    Validator,
-}
-
-/// Which window to schedule.
-#[derive(Debug, Args)]
-pub struct WindowArgs {
-    /// First block of the window [default: the window containing the snapshot's block]
-    #[arg(long, value_name = "BLOCK")]
-    pub window_start: Option<u64>,
-    /// Blocks per window [default: 720, i.e. 2 * tempo 360 as on mainnet]
-    #[arg(long, value_name = "L", conflicts_with = "tempo")]
-    pub window_len: Option<u64>,
-    /// Subnet tempo: shorthand for --window-len 2*T
-    #[arg(long, value_name = "T")]
-    pub tempo: Option<u64>,
-    /// Minimum blocks for any validator that is served
-    #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
-    pub min_blocks: u64,
-}
-
-/// Which validators may be served.
-#[derive(Debug, Args)]
-pub struct FilterArgs {
-    /// Serve only validators with at least this stake, in TAO (e.g. 1000 or 0.5)
-    #[arg(long, value_name = "TAO")]
-    pub min_stake: Option<Tao>,
-    /// Serve at most this many validators, highest stake first
-    #[arg(long, value_name = "N")]
-    pub max_validators: Option<usize>,
-    /// Never serve these hotkeys (comma-separated SS58)
-    #[arg(long, value_name = "SS58,...", value_delimiter = ',')]
-    pub deny: Vec<String>,
-    /// Serve only these hotkeys; they must still pass every other check
-    #[arg(long, value_name = "SS58,...", value_delimiter = ',')]
-    pub allow: Vec<String>,
-    /// Also serve neurons without a validator permit
-    #[arg(long)]
-    pub ignore_permits: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ScheduleArgs {
-    /// Metagraph snapshot (JSON; `-` reads standard input)
-    #[arg(long, value_name = "FILE")]
-    pub metagraph: PathBuf,
-    /// Allocation strategy: proportional, stake, equal or emission
-    #[arg(long, value_name = "NAME", default_value = "proportional")]
-    pub strategy: String,
-    /// contiguous (one slot per validator) or interleaved (spread through the window)
-    #[arg(long, value_name = "LAYOUT", default_value = "contiguous")]
-    pub layout: String,
-    #[command(flatten)]
-    pub window: WindowArgs,
-    #[command(flatten)]
-    pub filter: FilterArgs,
-    /// Print the schedule as JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
-    /// Also draw the window as a Gantt strip into this SVG file
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
-}
-
-#[derive(Debug, Args)]
-pub struct SimArgs {
-    /// Synthetic validators (heavy-tailed stakes), at most 65536
-    #[arg(
-        long,
-        value_name = "V",
-        default_value_t = 64,
-        conflicts_with = "metagraph"
-    )]
-    pub validators: usize,
-    /// Miners, at most 65536; miner i runs strategy i mod (number of strategies)
-    #[arg(long, value_name = "M", default_value_t = 256)]
-    pub miners: usize,
-    /// Windows to simulate, at most 100000 (and miners x validators x
-    /// windows at most 2^32)
-    #[arg(long, value_name = "W", default_value_t = 20)]
-    pub windows: usize,
-    /// Strategies to compare (comma-separated)
-    #[arg(
-        long,
-        value_name = "NAME,...",
-        value_delimiter = ',',
-        default_value = "stake,equal,proportional,emission"
-    )]
-    pub strategies: Vec<String>,
-    /// Take validators (permits and stakes) from a metagraph snapshot instead
-    #[arg(long, value_name = "FILE")]
-    pub metagraph: Option<PathBuf>,
-    /// RNG seed; the same seed replays the same simulation
-    #[arg(long, value_name = "S", default_value_t = 0)]
-    pub seed: u64,
-    /// Blocks per window
-    #[arg(
-        long,
-        value_name = "L",
-        default_value_t = 720,
-        conflicts_with = "tempo"
-    )]
-    pub window_len: u64,
-    /// Subnet tempo: shorthand for --window-len 2*T
-    #[arg(long, value_name = "T")]
-    pub tempo: Option<u64>,
-    /// Minimum blocks for any validator that is served
-    #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
-    pub min_blocks: u64,
-    /// Per-window log-normal stake drift, 0 to 1 (0 keeps stakes fixed)
-    #[arg(long, value_name = "SIGMA", default_value_t = 0.02)]
-    pub stake_drift: f64,
-    /// Leave out the wall-clock column, so equal seeds give byte-identical output
-    #[arg(long)]
-    pub no_timing: bool,
-    /// Print the report as JSON instead of a table
-    #[arg(long)]
-    pub json: bool,
-    /// Also draw the comparison as bar charts into this SVG file
-    #[arg(long, value_name = "FILE")]
-    pub svg: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -1091,28 +881,6 @@ pub struct WeightsNormalizeArgs {
     /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub max_weight_limit: Option<f64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ScoreArgs {
-    /// Metagraph snapshot (JSON): the uids that may be scored
-    #[arg(long, value_name = "FILE")]
-    pub metagraph: PathBuf,
-    /// What was measured this epoch (JSON; see examples/measurements.json)
-    #[arg(long, value_name = "FILE")]
-    pub measurements: PathBuf,
-    /// gpu-table, hardware-class, pow or composite
-    #[arg(long, value_name = "NAME", default_value = "gpu-table")]
-    pub scorer: String,
-    /// Scorer configuration (TOML; see examples/scoring.toml)
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
-    /// Keep EMA and penalties across runs in this file (created if missing)
-    #[arg(long, value_name = "FILE")]
-    pub state: Option<PathBuf>,
     /// Print one JSON object
     #[arg(long)]
     pub json: bool,

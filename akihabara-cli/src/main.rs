@@ -56,8 +56,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Allocate(a) => commands::allocate::run_allocate(a),
         Command::Deallocate(a) => commands::allocate::run_deallocate(a),
         Command::Allocations(a) => commands::allocate::run_allocations(a),
-        Command::Miner(args::MinerCommand::Run(a)) => daemon::miner::run(a),
-        Command::Validator(args::ValidatorCommand::Run(a)) => daemon::validator::run(a),
-        Command::Config(args::ConfigCommand::Init(a)) => commands::config::init(a),
+        Command::Miner(daemon::miner::MinerCommand::Run(a)) => daemon::miner::run(a),
+        Command::Validator(daemon::validator::ValidatorCommand::Run(a)) => {
+            daemon::validator::run(a)
+        }
+        Command::Config(commands::config::ConfigCommand::Init(a)) => commands::config::init(a),
     }
 }
