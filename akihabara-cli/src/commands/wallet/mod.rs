@@ -1,5 +1,7 @@
 //! `akihabara wallet …`.
 
+mod args;
+
 use std::io::{IsTerminal, Read};
 use std::path::Path;
 
@@ -10,7 +12,9 @@ use akihabara_core::wallet::{
 use anyhow::Context;
 use zeroize::Zeroizing;
 
-use crate::args::{PasswordArgs, WalletArgs, WalletCommand};
+pub use self::args::WalletCommand;
+
+use crate::args::{PasswordArgs, WalletArgs};
 use crate::exit::bad_input;
 use crate::out;
 

@@ -1,5 +1,7 @@
 //! `akihabara pow prove|verify|selftest|bench`.
 
+mod args;
+
 use std::time::{Duration, Instant};
 
 use akihabara_gpu::{
@@ -9,9 +11,10 @@ use akihabara_gpu::{
 use anyhow::Context;
 use serde_json::json;
 
-use crate::args::{
+pub use self::args::{
     Backend, PowBenchArgs, PowCommand, PowProveArgs, PowSelftestArgs, PowVerifyArgs,
 };
+
 use crate::exit::bad_input;
 use crate::{out, render};
 
