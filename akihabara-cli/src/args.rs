@@ -2,15 +2,18 @@
 
 use std::path::PathBuf;
 
-use akihabara_core::Tao;
+use akihabara_core::{Netuid, Tao};
 use clap::{Args, Parser, Subcommand};
 
+use crate::commands::chain::ChainCommand;
 use crate::commands::config::ConfigCommand;
+use crate::commands::metagraph::MetagraphArgs;
 use crate::commands::pow::PowCommand;
 use crate::commands::schedule::ScheduleArgs;
 use crate::commands::score::ScoreArgs;
 use crate::commands::sim::SimArgs;
 use crate::commands::wallet::WalletCommand;
+use crate::commands::weights::WeightsCommand;
 use crate::daemon::miner::MinerCommand;
 use crate::daemon::validator::ValidatorCommand;
 
@@ -434,41 +437,6 @@ pub struct DendriteCallArgs {
     pub json: bool,
 }
 
-#[derive(Debug, Subcommand)]
-pub enum WeightsCommand {
-    /// Scale weights to u16 exactly as bittensor's convert_weights_and_uids_for_emit
-    #[command(after_help = "\
-The largest weight becomes 65535; the others are rounded (ties to even) and
-zeros are dropped with their uids. --max-weight-limit first clips weights as
-the SDK's normalize_max_weight does (sum 1, none above the limit).
-
-Example:
-  akihabara weights normalize --uids 0,1,2 --weights 0.5,0.25,0.125 --json
-  {\"uids\":[0,1,2],\"weights\":[65535,32768,16384]}")]
-    Normalize(WeightsNormalizeArgs),
-    /// Set weights on chain, signed by the wallet's hotkey; waits for inclusion
-    #[command(after_help = "\
-Weights are scaled to u16 as the Bittensor SDK does (see `weights normalize`).
-The rate limit, version key, registration and uids are checked first, so a
-refused call costs no fee. Prints the block and the extrinsic hash.
-
-Example:
-  akihabara weights set --network local --netuid 2 --wallet.name v1 \\
-      --wallet.hotkey default --uids 2,3,4 --weights 1,0.5,0.25")]
-    Set(WeightsSetArgs),
-    /// Commit the hash of weights (subnets with commit-reveal); saves the reveal
-    #[command(after_help = "\
-Writes what `weights reveal` needs (uids, u16 weights, salt, version key) to
---reveal-file first, crash-safe, then sends the commitment. Keep the file.
-
-Example:
-  akihabara weights commit --network local --netuid 2 --uids 2,3 --weights 1,1 \\
-      --reveal-file reveal.json")]
-    Commit(WeightsCommitArgs),
-    /// Reveal weights committed earlier with `weights commit`
-    Reveal(WeightsRevealArgs),
-}
-
 /// Which chain, and how long to wait for it.
 #[derive(Debug, Args, Clone)]
 pub struct NetworkArgs {
@@ -480,168 +448,21 @@ pub struct NetworkArgs {
     pub timeout: u64,
 }
 
-#[derive(Debug, Args)]
-pub struct MetagraphArgs {
+/// Which subnet, on which chain.
+#[derive(Debug, Args, Clone)]
+pub struct SubnetArgs {
     #[command(flatten)]
     pub network: NetworkArgs,
     /// Subnet
     #[arg(long, value_name = "N")]
     pub netuid: u16,
-    /// Print the snapshot JSON (the format --metagraph reads)
-    #[arg(long)]
-    pub json: bool,
 }
 
-#[derive(Debug, Args)]
-pub struct WeightsSetArgs {
-    #[command(flatten)]
-    pub network: NetworkArgs,
-    /// Subnet
-    #[arg(long, value_name = "N")]
-    pub netuid: u16,
-    #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-    /// Destination uids (comma-separated)
-    #[arg(long, value_name = "UID,…", value_delimiter = ',', required = true)]
-    pub uids: Vec<u16>,
-    /// Weights, one per uid (comma-separated, non-negative)
-    #[arg(
-        long,
-        value_name = "W,…",
-        value_delimiter = ',',
-        required = true,
-        allow_negative_numbers = true
-    )]
-    pub weights: Vec<f64>,
-    /// Version key [default: the subnet's weights_version]
-    #[arg(long, value_name = "K")]
-    pub version_key: Option<u64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct WeightsCommitArgs {
-    #[command(flatten)]
-    pub set: WeightsSetArgs,
-    /// Where to save the reveal (JSON)
-    #[arg(long, value_name = "FILE")]
-    pub reveal_file: PathBuf,
-}
-
-#[derive(Debug, Args)]
-pub struct WeightsRevealArgs {
-    #[command(flatten)]
-    pub network: NetworkArgs,
-    /// Subnet
-    #[arg(long, value_name = "N")]
-    pub netuid: u16,
-    #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-    /// The file `weights commit` wrote
-    #[arg(long, value_name = "FILE")]
-    pub reveal_file: PathBuf,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Subcommand)]
-pub enum ChainCommand {
-    /// Announce the hotkey's axon address (skipped when already served there)
-    #[command(after_help = "\
-The chain refuses loopback 127.0.0.1 and private ranges on public networks.
-
-Example:
-  akihabara chain serve-axon --network local --netuid 2 --ip 127.0.0.2 --port 8091")]
-    ServeAxon(ServeAxonArgs),
-    /// Register the wallet's hotkey by burning TAO from its coldkey
-    #[command(after_help = "\
-The coldkey signs (it is decrypted with its password); the burn is the
-subnet's current registration cost.
-
-Example:
-  akihabara chain register --network local --netuid 2 --wallet.name miner")]
-    Register(RegisterArgs),
-    /// Show the subnet's hyperparameters that miners and validators act on
-    Hyperparams(HyperparamsArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct ServeAxonArgs {
-    #[command(flatten)]
-    pub network: NetworkArgs,
-    /// Subnet
-    #[arg(long, value_name = "N")]
-    pub netuid: u16,
-    #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-    /// Public IP of the axon
-    #[arg(long)]
-    pub ip: std::net::IpAddr,
-    /// Port of the axon
-    #[arg(long)]
-    pub port: u16,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct RegisterArgs {
-    #[command(flatten)]
-    pub network: NetworkArgs,
-    /// Subnet
-    #[arg(long, value_name = "N")]
-    pub netuid: u16,
-    #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct HyperparamsArgs {
-    #[command(flatten)]
-    pub network: NetworkArgs,
-    /// Subnet
-    #[arg(long, value_name = "N")]
-    pub netuid: u16,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct WeightsNormalizeArgs {
-    /// Destination uids (comma-separated)
-    #[arg(long, value_name = "UID,…", value_delimiter = ',', required = true)]
-    pub uids: Vec<u16>,
-    /// Weights, one per uid (comma-separated, non-negative)
-    #[arg(
-        long,
-        value_name = "W,…",
-        value_delimiter = ',',
-        required = true,
-        allow_negative_numbers = true
-    )]
-    pub weights: Vec<f64>,
-    /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
-    #[arg(long, value_name = "X", allow_negative_numbers = true)]
-    pub max_weight_limit: Option<f64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+impl SubnetArgs {
+    /// `--netuid` as the chain's type.
+    pub fn netuid(&self) -> Netuid {
+        Netuid(self.netuid)
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -49,7 +49,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Weights(c) => commands::weights::run(c),
         Command::Pow(c) => commands::pow::run(c),
         Command::Demo(a) => commands::demo::run(a),
-        Command::Metagraph(a) => commands::chain::metagraph(a),
+        Command::Metagraph(a) => commands::metagraph::run(a),
         Command::Chain(c) => commands::chain::run(c),
         Command::Executor(c) => commands::executor::run(c),
         Command::Jobs(c) => commands::jobs::run(c),

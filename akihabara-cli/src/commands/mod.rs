@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod executor;
 pub mod jobs;
+pub mod metagraph;
 pub mod miner_target;
 pub mod pow;
 pub mod schedule;
