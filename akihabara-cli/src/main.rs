@@ -44,7 +44,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(a) => commands::sim::run(a),
         Command::Wallet(c) => commands::wallet::run(c),
         Command::Axon(c) => commands::axon::serve(c),
-        Command::Dendrite(c) => commands::axon::call(c),
+        Command::Dendrite(c) => commands::dendrite::run(c),
         Command::Score(a) => commands::score::run(a),
         Command::Weights(c) => commands::weights::run(c),
         Command::Pow(c) => commands::pow::run(c),

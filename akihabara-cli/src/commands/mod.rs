@@ -5,6 +5,7 @@ pub mod axon;
 pub mod chain;
 pub mod config;
 pub mod demo;
+pub mod dendrite;
 pub mod executor;
 pub mod jobs;
 pub mod metagraph;
