@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::commands::axon::AxonCommand;
 use crate::commands::chain::ChainCommand;
 use crate::commands::config::ConfigCommand;
+use crate::commands::demo::DemoArgs;
 use crate::commands::dendrite::DendriteCommand;
 use crate::commands::metagraph::MetagraphArgs;
 use crate::commands::pow::PowCommand;
@@ -188,46 +189,6 @@ because a local dev chain builds blocks only on demand.")]
     /// Write a commented configuration template for `miner run` or `validator run`
     #[command(subcommand)]
     Config(ConfigCommand),
-}
-
-#[derive(Debug, Args)]
-pub struct DemoArgs {
-    /// Validators
-    #[arg(long, value_name = "V", default_value_t = 2)]
-    pub validators: u16,
-    /// Miners
-    #[arg(long, value_name = "M", default_value_t = 3)]
-    pub miners: u16,
-    /// Windows to run
-    #[arg(long, value_name = "W", default_value_t = 3)]
-    pub windows: u32,
-    /// Matrix size of each challenge
-    #[arg(long, value_name = "N", default_value_t = 256)]
-    pub n: u32,
-    /// Products per challenge
-    #[arg(long, value_name = "K", default_value_t = 2)]
-    pub count: u32,
-    /// Rows a validator opens per challenge
-    #[arg(long, value_name = "S", default_value_t = 16)]
-    pub samples: u32,
-    /// Make miner number I (1-based) cheat: it skips every odd row
-    #[arg(long, value_name = "I")]
-    pub cheat_miner: Vec<u16>,
-    /// The miners' allocation strategy
-    #[arg(long, value_name = "NAME", default_value = "proportional")]
-    pub strategy: String,
-    /// Run against a real chain instead of the simulation: `local` or a ws:// URL
-    /// of a dev chain whose subnet was set up by ../shared/chain/setup_subnet.py
-    /// (dev keys //validator1.. and //miner1..; --validators and --miners are
-    /// taken from the chain)
-    #[arg(long, value_name = "NET")]
-    pub network: Option<String>,
-    /// The subnet, with --network
-    #[arg(long, value_name = "N", default_value_t = 2, requires = "network")]
-    pub netuid: u16,
-    /// Print one JSON document instead of text
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// Which wallet (bittensor's flag names).
