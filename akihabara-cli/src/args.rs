@@ -214,6 +214,14 @@ pub struct PasswordArgs {
     pub password_file: Option<PathBuf>,
 }
 
+/// `--json`, where it means one JSON object on standard output.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct OutputArgs {
+    /// Print one JSON object
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Which chain, and how long to wait for it.
 #[derive(Debug, Args, Clone)]
 pub struct NetworkArgs {

@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::wallet::{hotkey_account, load_coldkey, load_hotkey};
-use crate::args::{NetworkArgs, PasswordArgs, SubnetArgs, WalletArgs};
+use crate::args::{NetworkArgs, OutputArgs, PasswordArgs, SubnetArgs, WalletArgs};
 use crate::exit::bad_input;
 use crate::out;
 
@@ -50,9 +50,8 @@ pub struct ServeAxonArgs {
     /// Port of the axon
     #[arg(long)]
     pub port: u16,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -63,18 +62,16 @@ pub struct RegisterArgs {
     pub wallet: WalletArgs,
     #[command(flatten)]
     pub password: PasswordArgs,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
 pub struct HyperparamsArgs {
     #[command(flatten)]
     pub subnet: SubnetArgs,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `akihabara chain …`.
@@ -140,8 +137,8 @@ fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
             .map_err(classify)
     })?;
     match r {
-        Some(r) => print_receipt("serve_axon", &r, a.json),
-        None if a.json => Ok(out::println(
+        Some(r) => print_receipt("serve_axon", &r, a.output.json),
+        None if a.output.json => Ok(out::println(
             json!({ "call": "serve_axon", "unchanged": true }).to_string(),
         )?),
         None => Ok(out::println(format!(
@@ -161,7 +158,7 @@ fn register(a: RegisterArgs) -> anyhow::Result<()> {
             .await
             .map_err(classify)
     })?;
-    print_receipt("burned_register", &r, a.json)
+    print_receipt("burned_register", &r, a.output.json)
 }
 
 fn hyperparams(a: HyperparamsArgs) -> anyhow::Result<()> {
@@ -172,7 +169,7 @@ fn hyperparams(a: HyperparamsArgs) -> anyhow::Result<()> {
             .await
             .map_err(classify)
     })?;
-    if a.json {
+    if a.output.json {
         out::println(serde_json::to_string(&h)?)?;
     } else {
         out::println(format!(

@@ -7,7 +7,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::axon::positive_seconds;
-use crate::args::{PasswordArgs, WalletArgs};
+use crate::args::{OutputArgs, PasswordArgs, WalletArgs};
 use crate::commands::wallet::load_hotkey;
 use crate::out;
 
@@ -80,9 +80,8 @@ pub struct DendriteCallArgs {
     /// Signing scheme
     #[arg(long, value_enum, default_value = "legacy")]
     pub auth: AuthArg,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -148,14 +147,14 @@ fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
                 dendrite
                     .call(&target, Ping::new(a.message, a.count), timeout)
                     .await,
-                a.json,
+                a.output.json,
             ),
             SynapseName::SpecsQuery => {
                 let q = SpecsQuery {
                     include_gpus: !a.no_gpus,
                     ..SpecsQuery::default()
                 };
-                report(dendrite.call(&target, q, timeout).await, a.json)
+                report(dendrite.call(&target, q, timeout).await, a.output.json)
             }
         }
     })

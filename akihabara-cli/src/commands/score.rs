@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::json;
 
+use crate::args::OutputArgs;
 use crate::commands::read_metagraph;
 use crate::exit::bad_input;
 use crate::{out, render};
@@ -29,9 +30,8 @@ pub struct ScoreArgs {
     /// Keep EMA and penalties across runs in this file (created if missing)
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// What `--state` keeps between epochs.
@@ -98,7 +98,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
         render::write_file(p, &serde_json::to_string_pretty(&state)?)
             .context("saving the state")?;
     }
-    if a.json {
+    if a.output.json {
         let per_uid: serde_json::Map<String, serde_json::Value> = scores
             .scores
             .iter()

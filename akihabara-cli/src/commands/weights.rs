@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::chain::{classify, connect, print_receipt};
 use super::wallet::load_hotkey;
-use crate::args::{PasswordArgs, SubnetArgs, WalletArgs};
+use crate::args::{OutputArgs, PasswordArgs, SubnetArgs, WalletArgs};
 use crate::exit::bad_input;
 use crate::{out, render};
 
@@ -67,9 +67,8 @@ pub struct WeightsNormalizeArgs {
     /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub max_weight_limit: Option<f64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -95,9 +94,8 @@ pub struct WeightsSetArgs {
     /// Version key [default: the subnet's weights_version]
     #[arg(long, value_name = "K")]
     pub version_key: Option<u64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]
@@ -120,9 +118,8 @@ pub struct WeightsRevealArgs {
     /// The file `weights commit` wrote
     #[arg(long, value_name = "FILE")]
     pub reveal_file: PathBuf,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `akihabara weights …`.
@@ -143,7 +140,7 @@ fn normalize(a: WeightsNormalizeArgs) -> anyhow::Result<()> {
     };
     let w = convert_for_emit(&uids, &weights).map_err(bad_input)?;
     let uids: Vec<u16> = w.uids.iter().map(|u| u.0).collect();
-    if a.json {
+    if a.output.json {
         out::println(json!({ "uids": uids, "weights": w.weights }).to_string())?;
     } else if w.is_empty() {
         out::println("every weight is zero: nothing to set on chain")?;
@@ -191,7 +188,7 @@ pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
             .await
             .map_err(classify)
     })?;
-    print_receipt("set_weights", &r, a.json)
+    print_receipt("set_weights", &r, a.output.json)
 }
 
 /// `akihabara weights commit`.
@@ -213,7 +210,7 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
         anyhow::Ok((r, hash))
     })?;
     let (r, hash) = r;
-    if a.set.json {
+    if a.set.output.json {
         out::println(
             json!({
                 "call": "commit_weights",
@@ -250,5 +247,5 @@ pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
             .await
             .map_err(classify)
     })?;
-    print_receipt("reveal_weights", &r, a.json)
+    print_receipt("reveal_weights", &r, a.output.json)
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use crate::args::OutputArgs;
+
 /// Where proofs run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Backend {
@@ -58,9 +60,8 @@ pub struct PowProveArgs {
     /// Where to compute
     #[arg(long, value_enum, default_value_t = Backend::Cpu)]
     pub backend: Backend,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Also write a proof file (root and all leaves) for `pow verify`
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
@@ -80,9 +81,8 @@ pub struct PowVerifyArgs {
     /// Choose rows from this 32-byte secret and the root instead of at random
     #[arg(long, value_name = "HEX")]
     pub secret: Option<String>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Args)]

@@ -62,7 +62,7 @@ fn prove(a: PowProveArgs) -> anyhow::Result<()> {
         render::write_file(path, &serde_json::to_string(&file)?)?;
     }
     let root = hex::encode(c.root);
-    if a.json {
+    if a.output.json {
         out::println(
             json!({
                 "root": root,
@@ -139,7 +139,7 @@ fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
         .map_err(|e| bad_input(anyhow::anyhow!("{}: {e}", a.proof.display())))?;
     let took = t.elapsed();
     let escape = akihabara_gpu::escape_probability(0.5, rows.len() as u32);
-    if a.json {
+    if a.output.json {
         out::println(
             json!({
                 "valid": failure.is_none(),
