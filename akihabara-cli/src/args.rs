@@ -206,6 +206,15 @@ pub struct WalletArgs {
     pub hotkey: String,
 }
 
+/// The wallet that signs, and where its password comes from.
+#[derive(Debug, Args, Clone)]
+pub struct SignerArgs {
+    #[command(flatten)]
+    pub wallet: WalletArgs,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
 /// Where an existing or new password comes from. Never a flag value.
 #[derive(Debug, Args, Clone)]
 pub struct PasswordArgs {

@@ -4,14 +4,14 @@
 
 use std::time::Duration;
 
+use akihabara_core::Netuid;
 use akihabara_core::chain::{
     ChainClient, ChainError, Network, Receipt, Subtensor, SubtensorOptions,
 };
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::wallet::{hotkey_account, load_coldkey, load_hotkey};
-use crate::args::{NetworkArgs, OutputArgs, PasswordArgs, SubnetArgs, WalletArgs};
+use crate::args::{NetworkArgs, OutputArgs, SignerArgs, SubnetArgs};
 use crate::exit::bad_input;
 use crate::out;
 
@@ -41,9 +41,7 @@ pub struct ServeAxonArgs {
     #[command(flatten)]
     pub subnet: SubnetArgs,
     #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
+    pub signer: SignerArgs,
     /// Public IP of the axon
     #[arg(long)]
     pub ip: std::net::IpAddr,
@@ -59,9 +57,7 @@ pub struct RegisterArgs {
     #[command(flatten)]
     pub subnet: SubnetArgs,
     #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
+    pub signer: SignerArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -93,6 +89,20 @@ pub(crate) fn classify(e: ChainError) -> anyhow::Error {
         | ChainError::CommitRevealRequired(_)
         | ChainError::NoCommitment(_) => bad_input(e),
         other => other.into(),
+    }
+}
+
+impl SubnetArgs {
+    /// Connects to `--network` and makes one call about `--netuid`; chain
+    /// errors that are the user's to fix exit with 2.
+    pub(crate) fn call<T>(
+        &self,
+        call: impl AsyncFnOnce(&Subtensor, Netuid) -> Result<T, ChainError>,
+    ) -> anyhow::Result<T> {
+        super::runtime()?.block_on(async {
+            let chain = connect(&self.network).await?;
+            call(&chain, self.netuid()).await.map_err(classify)
+        })
     }
 }
 
@@ -128,14 +138,10 @@ pub(crate) fn print_receipt(what: &str, r: &Receipt, json: bool) -> anyhow::Resu
 }
 
 fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
-    let hotkey = load_hotkey(&a.wallet, &a.password)?;
-    let r = super::runtime()?.block_on(async {
-        let chain = connect(&a.subnet.network).await?;
-        chain
-            .serve_axon(a.subnet.netuid(), &hotkey, a.ip, a.port)
-            .await
-            .map_err(classify)
-    })?;
+    let hotkey = a.signer.hotkey()?;
+    let r = a
+        .subnet
+        .call(async |chain, netuid| chain.serve_axon(netuid, &hotkey, a.ip, a.port).await)?;
     match r {
         Some(r) => print_receipt("serve_axon", &r, a.output.json),
         None if a.output.json => Ok(out::println(
@@ -149,26 +155,18 @@ fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
 }
 
 fn register(a: RegisterArgs) -> anyhow::Result<()> {
-    let hotkey = hotkey_account(&a.wallet)?;
-    let coldkey = load_coldkey(&a.wallet, &a.password)?;
-    let r = super::runtime()?.block_on(async {
-        let chain = connect(&a.subnet.network).await?;
-        chain
-            .burned_register(a.subnet.netuid(), &coldkey, &hotkey)
-            .await
-            .map_err(classify)
-    })?;
+    let hotkey = a.signer.hotkey_account()?;
+    let coldkey = a.signer.coldkey()?;
+    let r = a
+        .subnet
+        .call(async |chain, netuid| chain.burned_register(netuid, &coldkey, &hotkey).await)?;
     print_receipt("burned_register", &r, a.output.json)
 }
 
 fn hyperparams(a: HyperparamsArgs) -> anyhow::Result<()> {
-    let h = super::runtime()?.block_on(async {
-        let chain = connect(&a.subnet.network).await?;
-        chain
-            .hyperparameters(a.subnet.netuid())
-            .await
-            .map_err(classify)
-    })?;
+    let h = a
+        .subnet
+        .call(async |chain, netuid| chain.hyperparameters(netuid).await)?;
     if a.output.json {
         out::println(serde_json::to_string(&h)?)?;
     } else {

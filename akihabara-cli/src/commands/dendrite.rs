@@ -7,8 +7,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 
 use super::axon::positive_seconds;
-use crate::args::{OutputArgs, PasswordArgs, WalletArgs};
-use crate::commands::wallet::load_hotkey;
+use crate::args::{OutputArgs, SignerArgs};
 use crate::out;
 
 #[derive(Debug, Subcommand)]
@@ -45,9 +44,7 @@ pub enum AuthArg {
 #[derive(Debug, Args)]
 pub struct DendriteCallArgs {
     #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
+    pub signer: SignerArgs,
     /// Axon address
     #[arg(long, default_value = "127.0.0.1")]
     pub ip: std::net::IpAddr,
@@ -129,7 +126,7 @@ pub fn run(cmd: DendriteCommand) -> anyhow::Result<()> {
 
 fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
     let timeout = positive_seconds("--timeout", a.timeout)?;
-    let keypair = load_hotkey(&a.wallet, &a.password)?;
+    let keypair = a.signer.hotkey()?;
     let auth = match a.auth {
         AuthArg::Legacy => AuthMode::Legacy,
         AuthArg::Btauth => AuthMode::BtAuth,

@@ -4,7 +4,6 @@ use akihabara_core::chain::ChainClient;
 use akihabara_core::metagraph::snapshot;
 use clap::Args;
 
-use super::chain::{classify, connect};
 use crate::args::SubnetArgs;
 use crate::{out, render};
 
@@ -19,10 +18,9 @@ pub struct MetagraphArgs {
 
 /// `akihabara metagraph`.
 pub fn run(a: MetagraphArgs) -> anyhow::Result<()> {
-    let mg = super::runtime()?.block_on(async {
-        let chain = connect(&a.subnet.network).await?;
-        chain.metagraph(a.subnet.netuid()).await.map_err(classify)
-    })?;
+    let mg = a
+        .subnet
+        .call(async |chain, netuid| chain.metagraph(netuid).await)?;
     if a.json {
         out::println(snapshot::to_string(&mg))?;
         return Ok(());

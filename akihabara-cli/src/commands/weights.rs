@@ -10,8 +10,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::chain::{classify, connect, print_receipt};
-use super::wallet::load_hotkey;
-use crate::args::{OutputArgs, PasswordArgs, SubnetArgs, WalletArgs};
+use crate::args::{OutputArgs, SignerArgs, SubnetArgs};
 use crate::exit::bad_input;
 use crate::{out, render};
 
@@ -50,8 +49,9 @@ Example:
     Reveal(WeightsRevealArgs),
 }
 
+/// The weights to normalize or set: one per uid.
 #[derive(Debug, Args)]
-pub struct WeightsNormalizeArgs {
+pub struct UidWeightsArgs {
     /// Destination uids (comma-separated)
     #[arg(long, value_name = "UID,…", value_delimiter = ',', required = true)]
     pub uids: Vec<u16>,
@@ -64,6 +64,12 @@ pub struct WeightsNormalizeArgs {
         allow_negative_numbers = true
     )]
     pub weights: Vec<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsNormalizeArgs {
+    #[command(flatten)]
+    pub weights: UidWeightsArgs,
     /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
     #[arg(long, value_name = "X", allow_negative_numbers = true)]
     pub max_weight_limit: Option<f64>,
@@ -76,21 +82,9 @@ pub struct WeightsSetArgs {
     #[command(flatten)]
     pub subnet: SubnetArgs,
     #[command(flatten)]
-    pub wallet: WalletArgs,
+    pub signer: SignerArgs,
     #[command(flatten)]
-    pub password: PasswordArgs,
-    /// Destination uids (comma-separated)
-    #[arg(long, value_name = "UID,…", value_delimiter = ',', required = true)]
-    pub uids: Vec<u16>,
-    /// Weights, one per uid (comma-separated, non-negative)
-    #[arg(
-        long,
-        value_name = "W,…",
-        value_delimiter = ',',
-        required = true,
-        allow_negative_numbers = true
-    )]
-    pub weights: Vec<f64>,
+    pub weights: UidWeightsArgs,
     /// Version key [default: the subnet's weights_version]
     #[arg(long, value_name = "K")]
     pub version_key: Option<u64>,
@@ -112,9 +106,7 @@ pub struct WeightsRevealArgs {
     #[command(flatten)]
     pub subnet: SubnetArgs,
     #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
+    pub signer: SignerArgs,
     /// The file `weights commit` wrote
     #[arg(long, value_name = "FILE")]
     pub reveal_file: PathBuf,
@@ -132,11 +124,17 @@ pub fn run(cmd: WeightsCommand) -> anyhow::Result<()> {
     }
 }
 
+impl UidWeightsArgs {
+    fn uids(&self) -> Vec<Uid> {
+        self.uids.iter().copied().map(Uid).collect()
+    }
+}
+
 fn normalize(a: WeightsNormalizeArgs) -> anyhow::Result<()> {
-    let uids: Vec<Uid> = a.uids.iter().copied().map(Uid).collect();
+    let uids = a.weights.uids();
     let weights = match a.max_weight_limit {
-        Some(limit) => normalize_max_weight(&a.weights, limit).map_err(bad_input)?,
-        None => a.weights.clone(),
+        Some(limit) => normalize_max_weight(&a.weights.weights, limit).map_err(bad_input)?,
+        None => a.weights.weights.clone(),
     };
     let w = convert_for_emit(&uids, &weights).map_err(bad_input)?;
     let uids: Vec<u16> = w.uids.iter().map(|u| u.0).collect();
@@ -155,8 +153,8 @@ fn normalize(a: WeightsNormalizeArgs) -> anyhow::Result<()> {
 
 /// The u16 weights the SDK would send for `a`.
 fn emit(a: &WeightsSetArgs) -> anyhow::Result<(Vec<Uid>, Vec<u16>)> {
-    let uids: Vec<Uid> = a.uids.iter().copied().map(Uid).collect();
-    let w = convert_for_emit(&uids, &a.weights).map_err(bad_input)?;
+    let uids = a.weights.uids();
+    let w = convert_for_emit(&uids, &a.weights.weights).map_err(bad_input)?;
     if w.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
             "every weight is zero: there is nothing to set"
@@ -179,7 +177,7 @@ async fn version_key(chain: &Subtensor, a: &WeightsSetArgs) -> anyhow::Result<u6
 /// `akihabara weights set`.
 pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
     let (uids, weights) = emit(&a)?;
-    let hotkey = load_hotkey(&a.wallet, &a.password)?;
+    let hotkey = a.signer.hotkey()?;
     let r = super::runtime()?.block_on(async {
         let chain = connect(&a.subnet.network).await?;
         let key = version_key(&chain, &a).await?;
@@ -194,7 +192,7 @@ pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
 /// `akihabara weights commit`.
 pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
     let (uids, weights) = emit(&a.set)?;
-    let hotkey = load_hotkey(&a.set.wallet, &a.set.password)?;
+    let hotkey = a.set.signer.hotkey()?;
     let r = super::runtime()?.block_on(async {
         let chain = connect(&a.set.subnet.network).await?;
         let key = version_key(&chain, &a.set).await?;
@@ -239,13 +237,9 @@ pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
     let reveal: Reveal = serde_json::from_str(&text)
         .with_context(|| format!("{} is not a reveal file", a.reveal_file.display()))
         .map_err(bad_input)?;
-    let hotkey = load_hotkey(&a.wallet, &a.password)?;
-    let r = super::runtime()?.block_on(async {
-        let chain = connect(&a.subnet.network).await?;
-        chain
-            .reveal_weights(a.subnet.netuid(), &hotkey, &reveal)
-            .await
-            .map_err(classify)
-    })?;
+    let hotkey = a.signer.hotkey()?;
+    let r = a
+        .subnet
+        .call(async |chain, netuid| chain.reveal_weights(netuid, &hotkey, &reveal).await)?;
     print_receipt("reveal_weights", &r, a.output.json)
 }

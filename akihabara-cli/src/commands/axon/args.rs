@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use akihabara_core::Tao;
 use clap::{Args, Subcommand};
 
-use crate::args::{PasswordArgs, WalletArgs};
+use crate::args::SignerArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum AxonCommand {
@@ -38,9 +38,7 @@ Examples:
 #[derive(Debug, Args)]
 pub struct AxonServeArgs {
     #[command(flatten)]
-    pub wallet: WalletArgs,
-    #[command(flatten)]
-    pub password: PasswordArgs,
+    pub signer: SignerArgs,
     /// Address to listen on
     #[arg(long, default_value = "127.0.0.1")]
     pub ip: std::net::IpAddr,

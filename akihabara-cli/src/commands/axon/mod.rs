@@ -20,7 +20,6 @@ use serde_json::json;
 pub use self::args::{AxonCommand, AxonServeArgs};
 
 use crate::commands::read_metagraph;
-use crate::commands::wallet::load_hotkey;
 use crate::exit::bad_input;
 use crate::out;
 
@@ -185,7 +184,7 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     let config = config(&a)?;
     let policy = policy(&a)?;
     let rt = serve_runtime(a.threads)?;
-    let keypair = load_hotkey(&a.wallet, &a.password)?;
+    let keypair = a.signer.hotkey()?;
     let hotkey = keypair.account().to_ss58();
     let addr = SocketAddr::new(a.ip, a.port);
     let fleet = match &a.fleet {

@@ -14,13 +14,30 @@ use zeroize::Zeroizing;
 
 pub use self::args::WalletCommand;
 
-use crate::args::{PasswordArgs, WalletArgs};
+use crate::args::{PasswordArgs, SignerArgs, WalletArgs};
 use crate::exit::bad_input;
 use crate::out;
 
 impl WalletArgs {
     fn wallet(&self) -> Wallet {
         Wallet::new(&self.path, &self.name, &self.hotkey)
+    }
+}
+
+impl SignerArgs {
+    /// The hotkey pair (decrypted if it is encrypted).
+    pub fn hotkey(&self) -> anyhow::Result<Keypair> {
+        load_hotkey(&self.wallet, &self.password)
+    }
+
+    /// The coldkey pair (decrypted with its password).
+    pub fn coldkey(&self) -> anyhow::Result<Keypair> {
+        load_coldkey(&self.wallet, &self.password)
+    }
+
+    /// The public hotkey (no password needed).
+    pub fn hotkey_account(&self) -> anyhow::Result<AccountId> {
+        hotkey_account(&self.wallet)
     }
 }
 
