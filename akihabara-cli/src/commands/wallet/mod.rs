@@ -13,6 +13,10 @@ use anyhow::Context;
 use zeroize::Zeroizing;
 
 pub use self::args::WalletCommand;
+use self::args::{
+    CreateArgs, ListArgs, NewHotkeyArgs, RegenColdkeyArgs, RegenHotkeyArgs, ShowArgs, SignArgs,
+    VerifyArgs,
+};
 
 use crate::args::{PasswordArgs, SignerArgs, WalletArgs};
 use crate::exit::bad_input;
@@ -205,147 +209,171 @@ fn print_summary(s: &WalletSummary, json: bool) -> anyhow::Result<()> {
 
 pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
     match cmd {
-        WalletCommand::Create {
-            wallet: args,
-            password,
-            no_password,
-            words,
-            overwrite,
-            json,
-        } => {
-            let w = args.wallet();
-            if !overwrite {
-                for p in [w.coldkey_path(), w.hotkey_path()] {
-                    if p.exists() {
-                        return Err(classify(WalletError::Exists { path: p }));
-                    }
-                }
-            }
-            let cold = Keypair::generate(words).map_err(bad_input)?;
-            let hot = Keypair::generate(words).map_err(bad_input)?;
-            let pw = new_password(&password, no_password, &w.coldkey_path())?;
-            if pw.is_some() {
-                eprintln!("Encrypting the coldkey (Argon2i, 512 MiB: a few seconds)...");
-            }
-            w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
-                .map_err(classify)?;
-            w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
-            show_mnemonic("coldkey", &cold, "regen-coldkey");
-            show_mnemonic("hotkey", &hot, "regen-hotkey");
-            print_summary(&w.summary().map_err(classify)?, json)
-        }
-        WalletCommand::NewHotkey {
-            wallet: args,
-            words,
-            overwrite,
-            json,
-        } => {
-            let w = args.wallet();
-            // The wallet must exist: a hotkey is not a wallet of its own.
-            w.summary().map_err(classify)?;
-            let hot = Keypair::generate(words).map_err(bad_input)?;
-            w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
-            show_mnemonic("hotkey", &hot, "regen-hotkey");
-            print_summary(&w.summary().map_err(classify)?, json)
-        }
-        WalletCommand::RegenColdkey {
-            wallet: args,
-            password,
-            mnemonic,
-            no_password,
-            overwrite,
-            json,
-        } => {
-            let w = args.wallet();
-            let phrase = read_mnemonic(&mnemonic)?;
-            let cold = Keypair::from_mnemonic(&phrase).map_err(bad_input)?;
-            if !overwrite && w.coldkey_path().exists() {
-                return Err(classify(WalletError::Exists {
-                    path: w.coldkey_path(),
-                }));
-            }
-            let pw = new_password(&password, no_password, &w.coldkey_path())?;
-            w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
-                .map_err(classify)?;
-            print_summary(&w.summary().map_err(classify)?, json)
-        }
-        WalletCommand::RegenHotkey {
-            wallet: args,
-            mnemonic,
-            uri,
-            overwrite,
-            json,
-        } => {
-            let w = args.wallet();
-            let hot = match (mnemonic, uri) {
-                (Some(m), _) => Keypair::from_mnemonic(&read_mnemonic(&m)?),
-                (None, Some(u)) => Keypair::from_uri(&u),
-                (None, None) => return Err(bad_input(anyhow::anyhow!("give --mnemonic or --uri"))),
-            }
-            .map_err(bad_input)?;
-            w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
-            print_summary(&w.summary().map_err(classify)?, json)
-        }
-        WalletCommand::List { path, json } => {
-            let all = Wallet::list(&path).map_err(classify)?;
-            if json {
-                return Ok(out::println(serde_json::to_string_pretty(&all)?)?);
-            }
-            if all.is_empty() {
-                return Ok(out::println(format!(
-                    "no wallets under {}",
-                    wallet::expand_tilde(&path).display()
-                ))?);
-            }
-            for s in &all {
-                print_summary(s, false)?;
-            }
-            Ok(())
-        }
-        WalletCommand::Show { wallet: args, json } => {
-            print_summary(&args.wallet().summary().map_err(classify)?, json)
-        }
-        WalletCommand::Sign {
-            wallet: args,
-            password,
-            message,
-            coldkey,
-            json,
-        } => {
-            let w = args.wallet();
-            let mut ask = |p: &Path| password_for(&password, p, false);
-            let kp = if coldkey {
-                warn_if_loose(&w.coldkey_path(), "coldkey");
-                w.coldkey(&mut ask)
-            } else {
-                w.hotkey(&mut ask)
-            }
-            .map_err(classify)?;
-            let sig = kp.sign(message.as_bytes());
-            if json {
-                return Ok(out::println(serde_json::to_string(&serde_json::json!({
-                    "ss58": kp.account(),
-                    "message": message,
-                    "signature": sig.to_string(),
-                }))?)?);
-            }
-            Ok(out::println(sig.to_string())?)
-        }
-        WalletCommand::Verify {
-            ss58,
-            message,
-            signature,
-        } => {
-            let account: AccountId = ss58.parse().context("--ss58").map_err(bad_input)?;
-            let sig: Signature = signature
-                .parse()
-                .context("--signature")
-                .map_err(bad_input)?;
-            if wallet::verify(&account, message.as_bytes(), &sig) {
-                Ok(out::println("valid")?)
-            } else {
-                Err(anyhow::anyhow!("invalid signature for {account}"))
+        WalletCommand::Create(a) => create(a),
+        WalletCommand::NewHotkey(a) => new_hotkey(a),
+        WalletCommand::RegenColdkey(a) => regen_coldkey(a),
+        WalletCommand::RegenHotkey(a) => regen_hotkey(a),
+        WalletCommand::List(a) => list(a),
+        WalletCommand::Show(a) => show(a),
+        WalletCommand::Sign(a) => sign(a),
+        WalletCommand::Verify(a) => verify(a),
+    }
+}
+
+fn create(a: CreateArgs) -> anyhow::Result<()> {
+    let CreateArgs {
+        wallet: args,
+        password,
+        no_password,
+        words,
+        overwrite,
+        json,
+    } = a;
+    let w = args.wallet();
+    if !overwrite {
+        for p in [w.coldkey_path(), w.hotkey_path()] {
+            if p.exists() {
+                return Err(classify(WalletError::Exists { path: p }));
             }
         }
+    }
+    let cold = Keypair::generate(words).map_err(bad_input)?;
+    let hot = Keypair::generate(words).map_err(bad_input)?;
+    let pw = new_password(&password, no_password, &w.coldkey_path())?;
+    if pw.is_some() {
+        eprintln!("Encrypting the coldkey (Argon2i, 512 MiB: a few seconds)...");
+    }
+    w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
+        .map_err(classify)?;
+    w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+    show_mnemonic("coldkey", &cold, "regen-coldkey");
+    show_mnemonic("hotkey", &hot, "regen-hotkey");
+    print_summary(&w.summary().map_err(classify)?, json)
+}
+
+fn new_hotkey(a: NewHotkeyArgs) -> anyhow::Result<()> {
+    let NewHotkeyArgs {
+        wallet: args,
+        words,
+        overwrite,
+        json,
+    } = a;
+    let w = args.wallet();
+    // The wallet must exist: a hotkey is not a wallet of its own.
+    w.summary().map_err(classify)?;
+    let hot = Keypair::generate(words).map_err(bad_input)?;
+    w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+    show_mnemonic("hotkey", &hot, "regen-hotkey");
+    print_summary(&w.summary().map_err(classify)?, json)
+}
+
+fn regen_coldkey(a: RegenColdkeyArgs) -> anyhow::Result<()> {
+    let RegenColdkeyArgs {
+        wallet: args,
+        password,
+        mnemonic,
+        no_password,
+        overwrite,
+        json,
+    } = a;
+    let w = args.wallet();
+    let phrase = read_mnemonic(&mnemonic)?;
+    let cold = Keypair::from_mnemonic(&phrase).map_err(bad_input)?;
+    if !overwrite && w.coldkey_path().exists() {
+        return Err(classify(WalletError::Exists {
+            path: w.coldkey_path(),
+        }));
+    }
+    let pw = new_password(&password, no_password, &w.coldkey_path())?;
+    w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
+        .map_err(classify)?;
+    print_summary(&w.summary().map_err(classify)?, json)
+}
+
+fn regen_hotkey(a: RegenHotkeyArgs) -> anyhow::Result<()> {
+    let RegenHotkeyArgs {
+        wallet: args,
+        mnemonic,
+        uri,
+        overwrite,
+        json,
+    } = a;
+    let w = args.wallet();
+    let hot = match (mnemonic, uri) {
+        (Some(m), _) => Keypair::from_mnemonic(&read_mnemonic(&m)?),
+        (None, Some(u)) => Keypair::from_uri(&u),
+        (None, None) => return Err(bad_input(anyhow::anyhow!("give --mnemonic or --uri"))),
+    }
+    .map_err(bad_input)?;
+    w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+    print_summary(&w.summary().map_err(classify)?, json)
+}
+
+fn list(a: ListArgs) -> anyhow::Result<()> {
+    let ListArgs { path, json } = a;
+    let all = Wallet::list(&path).map_err(classify)?;
+    if json {
+        return Ok(out::println(serde_json::to_string_pretty(&all)?)?);
+    }
+    if all.is_empty() {
+        return Ok(out::println(format!(
+            "no wallets under {}",
+            wallet::expand_tilde(&path).display()
+        ))?);
+    }
+    for s in &all {
+        print_summary(s, false)?;
+    }
+    Ok(())
+}
+
+fn show(a: ShowArgs) -> anyhow::Result<()> {
+    let ShowArgs { wallet: args, json } = a;
+    print_summary(&args.wallet().summary().map_err(classify)?, json)
+}
+
+fn sign(a: SignArgs) -> anyhow::Result<()> {
+    let SignArgs {
+        wallet: args,
+        password,
+        message,
+        coldkey,
+        json,
+    } = a;
+    let w = args.wallet();
+    let mut ask = |p: &Path| password_for(&password, p, false);
+    let kp = if coldkey {
+        warn_if_loose(&w.coldkey_path(), "coldkey");
+        w.coldkey(&mut ask)
+    } else {
+        w.hotkey(&mut ask)
+    }
+    .map_err(classify)?;
+    let sig = kp.sign(message.as_bytes());
+    if json {
+        return Ok(out::println(serde_json::to_string(&serde_json::json!({
+            "ss58": kp.account(),
+            "message": message,
+            "signature": sig.to_string(),
+        }))?)?);
+    }
+    Ok(out::println(sig.to_string())?)
+}
+
+fn verify(a: VerifyArgs) -> anyhow::Result<()> {
+    let VerifyArgs {
+        ss58,
+        message,
+        signature,
+    } = a;
+    let account: AccountId = ss58.parse().context("--ss58").map_err(bad_input)?;
+    let sig: Signature = signature
+        .parse()
+        .context("--signature")
+        .map_err(bad_input)?;
+    if wallet::verify(&account, message.as_bytes(), &sig) {
+        Ok(out::println("valid")?)
+    } else {
+        Err(anyhow::anyhow!("invalid signature for {account}"))
     }
 }
