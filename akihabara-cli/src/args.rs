@@ -18,8 +18,7 @@ use crate::commands::score::ScoreArgs;
 use crate::commands::sim::SimArgs;
 use crate::commands::wallet::WalletCommand;
 use crate::commands::weights::WeightsCommand;
-use crate::daemon::miner::MinerCommand;
-use crate::daemon::validator::ValidatorCommand;
+use crate::daemon::{MinerCommand, ValidatorCommand};
 
 /// Run Bittensor compute subnets: schedule a miner's compute, compare
 /// strategies, and (in later releases) prove GPUs, score miners and set weights.

@@ -56,10 +56,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Allocate(a) => commands::allocate::run_allocate(a),
         Command::Deallocate(a) => commands::allocate::run_deallocate(a),
         Command::Allocations(a) => commands::allocate::run_allocations(a),
-        Command::Miner(daemon::miner::MinerCommand::Run(a)) => daemon::miner::run(a),
-        Command::Validator(daemon::validator::ValidatorCommand::Run(a)) => {
-            daemon::validator::run(a)
-        }
+        Command::Miner(daemon::MinerCommand::Run(a)) => daemon::miner::run(a),
+        Command::Validator(daemon::ValidatorCommand::Run(a)) => daemon::validator::run(a),
         Command::Config(commands::config::ConfigCommand::Init(a)) => commands::config::init(a),
     }
 }

@@ -17,36 +17,11 @@ use akihabara_core::strategy::{self, AllocationStrategy, ScheduleError};
 use akihabara_core::wallet::Keypair;
 use akihabara_gpu::{CpuProver, Prover, ThrottledProver};
 use anyhow::Context;
-use clap::Subcommand;
 use serde_json::json;
 
-use super::DaemonArgs;
+use super::args::DaemonArgs;
 use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
 use crate::config::{self, MinerConfig};
-
-#[derive(Debug, Subcommand)]
-pub enum MinerCommand {
-    /// Run the miner daemon until SIGINT or SIGTERM
-    #[command(after_help = "\
-Reads FILE (see `akihabara config init --role miner`), then: loads the
-hotkey, connects to the chain (or a snapshot: --set chain.network=snapshot:FILE
-runs offline against a simulated chain), finds its uid, publishes its axon
-address when it changed, and serves Ping, SpecsQuery, ScheduleQuery and the
-proof of work (plus jobs and allocations with [executors] fleet). Every
-window it computes its schedule with the configured strategy and stores it;
-after a restart it resumes the stored schedule, jobs and allocations.
-
-Standard output: one JSON line {\"event\":\"ready\",...} once serving, one
-{\"event\":\"schedule\",...} per window, {\"event\":\"stopped\",...} at the end.
-Logs go to standard error (--log-format json for JSON lines; level from
-AKIHABARA_LOG, e.g. AKIHABARA_LOG=debug).
-
-Examples:
-  akihabara config init --role miner > miner.toml
-  akihabara miner run --config miner.toml
-  AKIHABARA_CHAIN__NETWORK=local akihabara miner run --config miner.toml --set axon.port=8092")]
-    Run(DaemonArgs),
-}
 
 /// What the configuration asks for, checked before anything starts.
 struct Plan {

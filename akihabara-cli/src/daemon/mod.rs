@@ -1,6 +1,7 @@
 //! The long-running roles: `akihabara miner run` and `akihabara validator run`,
 //! and what they share: logging, the chain connection, health and metrics.
 
+mod args;
 pub mod miner;
 mod ops;
 pub mod validator;
@@ -15,41 +16,12 @@ use akihabara_core::chain::{
 use akihabara_core::store::Store;
 use akihabara_core::{AccountId, Netuid, Uid};
 use anyhow::Context;
-use clap::Args;
 
-use crate::args::PasswordArgs;
 use crate::config::{ChainSection, StateSection, WalletSection};
 use crate::exit::bad_input;
 
+pub use self::args::{LogFormat, MinerCommand, ValidatorCommand};
 pub use ops::{Health, Metrics};
-
-/// Flags shared by `miner run` and `validator run`.
-#[derive(Debug, Args)]
-pub struct DaemonArgs {
-    /// The TOML configuration file
-    #[arg(long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// Override one key (repeatable), after the file and AKIHABARA_<SECTION>__<KEY> variables
-    #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
-    pub set: Vec<String>,
-    /// Log format on standard error
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Stop by itself after S seconds (as on SIGTERM)
-    #[arg(long, value_name = "S")]
-    pub duration: Option<f64>,
-    #[command(flatten)]
-    pub password: PasswordArgs,
-}
-
-/// `--log-format`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    /// Human-readable lines
-    Text,
-    /// One JSON object per line
-    Json,
-}
 
 /// A bad configuration value, naming its key (exit 2).
 pub fn key_error(key: &str, e: impl std::fmt::Display) -> anyhow::Error {

@@ -11,33 +11,11 @@ use akihabara_core::chain::ChainClient;
 use akihabara_core::score::{SCORER_NAMES, Scorer};
 use akihabara_core::wallet::Keypair;
 use anyhow::Context;
-use clap::Subcommand;
 use serde_json::json;
 
-use super::DaemonArgs;
+use super::args::DaemonArgs;
 use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
 use crate::config::{self, ValidatorConfig};
-
-#[derive(Debug, Subcommand)]
-pub enum ValidatorCommand {
-    /// Run the validator daemon until SIGINT or SIGTERM
-    #[command(after_help = "\
-Reads FILE (see `akihabara config init --role validator`). Every
-[validator] round_blocks blocks it syncs the metagraph and challenges the
-miners that serve it now with the proof of work, verifying every answer.
-Once per tempo, within the weights rate limit, it scores what it measured
-(pow scorer + EMA) and sets weights (commit/reveal when the subnet requires
-it). Scores, measurements and pending commits are stored, so a restart
-continues the EMA.
-
-Standard output: JSON event lines (ready, round, weights, stopped). Logs go
-to standard error.
-
-Examples:
-  akihabara config init --role validator > validator.toml
-  akihabara validator run --config validator.toml --log-format json")]
-    Run(DaemonArgs),
-}
 
 fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {
     super::check_chain(&c.chain)?;
