@@ -30,10 +30,6 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<commands::executor::JobExit>() => ExitCode::from(
-            e.downcast_ref::<commands::executor::JobExit>()
-                .map_or(1, |j| j.0),
-        ),
         Err(e) => exit::report(&e),
     }
 }

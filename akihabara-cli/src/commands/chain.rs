@@ -12,7 +12,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::args::{NetworkArgs, OutputArgs, SignerArgs, SubnetArgs};
-use crate::exit::bad_input;
+use crate::exit::{self, bad_input};
 use crate::out;
 
 #[derive(Debug, Subcommand)]
@@ -79,19 +79,6 @@ pub fn run(cmd: ChainCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Chain errors that mean the user's input was wrong exit with 2.
-pub(crate) fn classify(e: ChainError) -> anyhow::Error {
-    match e {
-        ChainError::NotRegistered { .. }
-        | ChainError::NoSubnet(_)
-        | ChainError::BadWeights(_)
-        | ChainError::VersionTooLow { .. }
-        | ChainError::CommitRevealRequired(_)
-        | ChainError::NoCommitment(_) => bad_input(e),
-        other => other.into(),
-    }
-}
-
 impl SubnetArgs {
     /// Connects to `--network` and makes one call about `--netuid`; chain
     /// errors that are the user's to fix exit with 2.
@@ -101,7 +88,7 @@ impl SubnetArgs {
     ) -> anyhow::Result<T> {
         super::runtime()?.block_on(async {
             let chain = connect(&self.network).await?;
-            call(&chain, self.netuid()).await.map_err(classify)
+            call(&chain, self.netuid()).await.map_err(exit::chain)
         })
     }
 }

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use akihabara_core::executor::{
-    DockerBackend, ExecutorBackend, ExecutorError, Fleet, FleetConfig, JobSpec, JobStatus,
-    LocalBackend, SshBackend, SshTarget, Stream,
+    DockerBackend, ExecutorBackend, Fleet, FleetConfig, JobSpec, JobStatus, LocalBackend,
+    SshBackend, SshTarget, Stream,
 };
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::exit::bad_input;
+use crate::exit::{self, JobExit, bad_input};
 use crate::{out, render};
 
 #[derive(Debug, Subcommand)]
@@ -144,18 +144,6 @@ pub struct ExecutorRunArgs {
     pub command: Vec<String>,
 }
 
-/// The job's own exit code, passed through as the command's.
-#[derive(Debug)]
-pub struct JobExit(pub u8);
-
-impl std::fmt::Display for JobExit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the job exited with {}", self.0)
-    }
-}
-
-impl std::error::Error for JobExit {}
-
 /// `akihabara executor …`.
 pub fn run(cmd: ExecutorCommand) -> anyhow::Result<()> {
     let rt = super::runtime()?;
@@ -281,13 +269,7 @@ async fn run_job(a: ExecutorRunArgs) -> anyhow::Result<()> {
     job.network = a.network;
     job.requirements.cpu = a.cpus;
     job.requirements.ram_mb = a.ram_mb;
-    let mut handle = backend.run(job).await.map_err(|e| match e {
-        ExecutorError::BadJob(_)
-        | ExecutorError::Spawn { .. }
-        | ExecutorError::ImageNotFound(_)
-        | ExecutorError::ImageNotAllowed(_) => bad_input(e),
-        other => other.into(),
-    })?;
+    let mut handle = backend.run(job).await.map_err(exit::executor)?;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {

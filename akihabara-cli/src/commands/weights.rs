@@ -9,9 +9,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::chain::{classify, connect, print_receipt};
+use super::chain::{connect, print_receipt};
 use crate::args::{OutputArgs, SignerArgs, SubnetArgs};
-use crate::exit::bad_input;
+use crate::exit::{self, bad_input};
 use crate::{out, render};
 
 #[derive(Debug, Subcommand)]
@@ -169,7 +169,7 @@ async fn version_key(chain: &Subtensor, a: &WeightsSetArgs) -> anyhow::Result<u6
         None => Ok(chain
             .hyperparameters(a.subnet.netuid())
             .await
-            .map_err(classify)?
+            .map_err(exit::chain)?
             .weights_version),
     }
 }
@@ -184,7 +184,7 @@ pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
         chain
             .set_weights(a.subnet.netuid(), &hotkey, &uids, &weights, key)
             .await
-            .map_err(classify)
+            .map_err(exit::chain)
     })?;
     print_receipt("set_weights", &r, a.output.json)
 }
@@ -204,7 +204,7 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
         let r = chain
             .commit_weights(a.set.subnet.netuid(), &hotkey, hash)
             .await
-            .map_err(classify)?;
+            .map_err(exit::chain)?;
         anyhow::Ok((r, hash))
     })?;
     let (r, hash) = r;

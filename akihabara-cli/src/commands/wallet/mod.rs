@@ -19,7 +19,7 @@ use self::args::{
 };
 
 use crate::args::{PasswordArgs, SignerArgs, WalletArgs};
-use crate::exit::bad_input;
+use crate::exit::{self, bad_input};
 use crate::out;
 
 impl WalletArgs {
@@ -49,7 +49,7 @@ impl SignerArgs {
 pub fn load_hotkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Result<Keypair> {
     let w = wallet.wallet();
     w.hotkey(&mut |path: &Path| password_for(password, path, false))
-        .map_err(classify)
+        .map_err(exit::wallet)
 }
 
 /// Loads the coldkey pair of `wallet` (decrypting it with its password).
@@ -57,12 +57,12 @@ pub fn load_coldkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Res
     let w = wallet.wallet();
     warn_if_loose(&w.coldkey_path(), "coldkey");
     w.coldkey(&mut |path: &Path| password_for(password, path, false))
-        .map_err(classify)
+        .map_err(exit::wallet)
 }
 
 /// The public hotkey of `wallet` (no password needed).
 pub fn hotkey_account(wallet: &WalletArgs) -> anyhow::Result<AccountId> {
-    wallet.wallet().hotkey_account().map_err(classify)
+    wallet.wallet().hotkey_account().map_err(exit::wallet)
 }
 
 /// Warns when a secret file (a coldkey, a password file) is open to group
@@ -78,17 +78,6 @@ fn warn_if_loose(path: &Path, what: &str) {
         } else {
             eprintln!("warning: {text}");
         }
-    }
-}
-
-/// Maps wallet errors to exit codes: the user's input (names, files, flags) is 2,
-/// a wrong or missing password and I/O failures are 1.
-fn classify(e: WalletError) -> anyhow::Error {
-    match e {
-        WalletError::WrongPassword { .. }
-        | WalletError::NeedPassword { .. }
-        | WalletError::Io { .. } => e.into(),
-        _ => bad_input(e),
     }
 }
 
@@ -144,7 +133,7 @@ fn new_password(
             path.display(),
             password::PASSWORD_ENV
         )),
-        e => classify(e),
+        e => exit::wallet(e),
     })?;
     if pw.is_empty() {
         return Err(bad_input(anyhow::anyhow!(
@@ -233,7 +222,7 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
     if !overwrite {
         for p in [w.coldkey_path(), w.hotkey_path()] {
             if p.exists() {
-                return Err(classify(WalletError::Exists { path: p }));
+                return Err(exit::wallet(WalletError::Exists { path: p }));
             }
         }
     }
@@ -244,11 +233,12 @@ fn create(a: CreateArgs) -> anyhow::Result<()> {
         eprintln!("Encrypting the coldkey (Argon2i, 512 MiB: a few seconds)...");
     }
     w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
-        .map_err(classify)?;
-    w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+        .map_err(exit::wallet)?;
+    w.write_hotkey(&hot, None, overwrite)
+        .map_err(exit::wallet)?;
     show_mnemonic("coldkey", &cold, "regen-coldkey");
     show_mnemonic("hotkey", &hot, "regen-hotkey");
-    print_summary(&w.summary().map_err(classify)?, json)
+    print_summary(&w.summary().map_err(exit::wallet)?, json)
 }
 
 fn new_hotkey(a: NewHotkeyArgs) -> anyhow::Result<()> {
@@ -260,11 +250,12 @@ fn new_hotkey(a: NewHotkeyArgs) -> anyhow::Result<()> {
     } = a;
     let w = args.wallet();
     // The wallet must exist: a hotkey is not a wallet of its own.
-    w.summary().map_err(classify)?;
+    w.summary().map_err(exit::wallet)?;
     let hot = Keypair::generate(words).map_err(bad_input)?;
-    w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
+    w.write_hotkey(&hot, None, overwrite)
+        .map_err(exit::wallet)?;
     show_mnemonic("hotkey", &hot, "regen-hotkey");
-    print_summary(&w.summary().map_err(classify)?, json)
+    print_summary(&w.summary().map_err(exit::wallet)?, json)
 }
 
 fn regen_coldkey(a: RegenColdkeyArgs) -> anyhow::Result<()> {
@@ -280,14 +271,14 @@ fn regen_coldkey(a: RegenColdkeyArgs) -> anyhow::Result<()> {
     let phrase = read_mnemonic(&mnemonic)?;
     let cold = Keypair::from_mnemonic(&phrase).map_err(bad_input)?;
     if !overwrite && w.coldkey_path().exists() {
-        return Err(classify(WalletError::Exists {
+        return Err(exit::wallet(WalletError::Exists {
             path: w.coldkey_path(),
         }));
     }
     let pw = new_password(&password, no_password, &w.coldkey_path())?;
     w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
-        .map_err(classify)?;
-    print_summary(&w.summary().map_err(classify)?, json)
+        .map_err(exit::wallet)?;
+    print_summary(&w.summary().map_err(exit::wallet)?, json)
 }
 
 fn regen_hotkey(a: RegenHotkeyArgs) -> anyhow::Result<()> {
@@ -305,13 +296,14 @@ fn regen_hotkey(a: RegenHotkeyArgs) -> anyhow::Result<()> {
         (None, None) => return Err(bad_input(anyhow::anyhow!("give --mnemonic or --uri"))),
     }
     .map_err(bad_input)?;
-    w.write_hotkey(&hot, None, overwrite).map_err(classify)?;
-    print_summary(&w.summary().map_err(classify)?, json)
+    w.write_hotkey(&hot, None, overwrite)
+        .map_err(exit::wallet)?;
+    print_summary(&w.summary().map_err(exit::wallet)?, json)
 }
 
 fn list(a: ListArgs) -> anyhow::Result<()> {
     let ListArgs { path, json } = a;
-    let all = Wallet::list(&path).map_err(classify)?;
+    let all = Wallet::list(&path).map_err(exit::wallet)?;
     if json {
         return Ok(out::println(serde_json::to_string_pretty(&all)?)?);
     }
@@ -329,7 +321,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
 
 fn show(a: ShowArgs) -> anyhow::Result<()> {
     let ShowArgs { wallet: args, json } = a;
-    print_summary(&args.wallet().summary().map_err(classify)?, json)
+    print_summary(&args.wallet().summary().map_err(exit::wallet)?, json)
 }
 
 fn sign(a: SignArgs) -> anyhow::Result<()> {
@@ -348,7 +340,7 @@ fn sign(a: SignArgs) -> anyhow::Result<()> {
     } else {
         w.hotkey(&mut ask)
     }
-    .map_err(classify)?;
+    .map_err(exit::wallet)?;
     let sig = kp.sign(message.as_bytes());
     if json {
         return Ok(out::println(serde_json::to_string(&serde_json::json!({
