@@ -210,107 +210,77 @@ pub fn run(cmd: WalletCommand) -> anyhow::Result<()> {
 }
 
 fn create(a: CreateArgs) -> anyhow::Result<()> {
-    let CreateArgs {
-        wallet: args,
-        password,
-        no_password,
-        words,
-        overwrite,
-        json,
-    } = a;
-    let w = args.wallet();
-    if !overwrite {
+    let w = a.wallet.wallet();
+    if !a.overwrite {
         for p in [w.coldkey_path(), w.hotkey_path()] {
             if p.exists() {
                 return Err(exit::wallet(WalletError::Exists { path: p }));
             }
         }
     }
-    let cold = Keypair::generate(words).map_err(bad_input)?;
-    let hot = Keypair::generate(words).map_err(bad_input)?;
-    let pw = new_password(&password, no_password, &w.coldkey_path())?;
+    let cold = Keypair::generate(a.words).map_err(bad_input)?;
+    let hot = Keypair::generate(a.words).map_err(bad_input)?;
+    let pw = new_password(&a.password, a.no_password, &w.coldkey_path())?;
     if pw.is_some() {
         eprintln!("Encrypting the coldkey (Argon2i, 512 MiB: a few seconds)...");
     }
-    w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
+    w.write_coldkey(&cold, pw.as_deref().map(String::as_str), a.overwrite)
         .map_err(exit::wallet)?;
-    w.write_hotkey(&hot, None, overwrite)
+    w.write_hotkey(&hot, None, a.overwrite)
         .map_err(exit::wallet)?;
     show_mnemonic("coldkey", &cold, "regen-coldkey");
     show_mnemonic("hotkey", &hot, "regen-hotkey");
-    print_summary(&w.summary().map_err(exit::wallet)?, json)
+    print_summary(&w.summary().map_err(exit::wallet)?, a.json)
 }
 
 fn new_hotkey(a: NewHotkeyArgs) -> anyhow::Result<()> {
-    let NewHotkeyArgs {
-        wallet: args,
-        words,
-        overwrite,
-        json,
-    } = a;
-    let w = args.wallet();
+    let w = a.wallet.wallet();
     // The wallet must exist: a hotkey is not a wallet of its own.
     w.summary().map_err(exit::wallet)?;
-    let hot = Keypair::generate(words).map_err(bad_input)?;
-    w.write_hotkey(&hot, None, overwrite)
+    let hot = Keypair::generate(a.words).map_err(bad_input)?;
+    w.write_hotkey(&hot, None, a.overwrite)
         .map_err(exit::wallet)?;
     show_mnemonic("hotkey", &hot, "regen-hotkey");
-    print_summary(&w.summary().map_err(exit::wallet)?, json)
+    print_summary(&w.summary().map_err(exit::wallet)?, a.json)
 }
 
 fn regen_coldkey(a: RegenColdkeyArgs) -> anyhow::Result<()> {
-    let RegenColdkeyArgs {
-        wallet: args,
-        password,
-        mnemonic,
-        no_password,
-        overwrite,
-        json,
-    } = a;
-    let w = args.wallet();
-    let phrase = read_mnemonic(&mnemonic)?;
+    let w = a.wallet.wallet();
+    let phrase = read_mnemonic(&a.mnemonic)?;
     let cold = Keypair::from_mnemonic(&phrase).map_err(bad_input)?;
-    if !overwrite && w.coldkey_path().exists() {
+    if !a.overwrite && w.coldkey_path().exists() {
         return Err(exit::wallet(WalletError::Exists {
             path: w.coldkey_path(),
         }));
     }
-    let pw = new_password(&password, no_password, &w.coldkey_path())?;
-    w.write_coldkey(&cold, pw.as_deref().map(String::as_str), overwrite)
+    let pw = new_password(&a.password, a.no_password, &w.coldkey_path())?;
+    w.write_coldkey(&cold, pw.as_deref().map(String::as_str), a.overwrite)
         .map_err(exit::wallet)?;
-    print_summary(&w.summary().map_err(exit::wallet)?, json)
+    print_summary(&w.summary().map_err(exit::wallet)?, a.json)
 }
 
 fn regen_hotkey(a: RegenHotkeyArgs) -> anyhow::Result<()> {
-    let RegenHotkeyArgs {
-        wallet: args,
-        mnemonic,
-        uri,
-        overwrite,
-        json,
-    } = a;
-    let w = args.wallet();
-    let hot = match (mnemonic, uri) {
+    let w = a.wallet.wallet();
+    let hot = match (a.mnemonic, a.uri) {
         (Some(m), _) => Keypair::from_mnemonic(&read_mnemonic(&m)?),
         (None, Some(u)) => Keypair::from_uri(&u),
         (None, None) => return Err(bad_input(anyhow::anyhow!("give --mnemonic or --uri"))),
     }
     .map_err(bad_input)?;
-    w.write_hotkey(&hot, None, overwrite)
+    w.write_hotkey(&hot, None, a.overwrite)
         .map_err(exit::wallet)?;
-    print_summary(&w.summary().map_err(exit::wallet)?, json)
+    print_summary(&w.summary().map_err(exit::wallet)?, a.json)
 }
 
 fn list(a: ListArgs) -> anyhow::Result<()> {
-    let ListArgs { path, json } = a;
-    let all = Wallet::list(&path).map_err(exit::wallet)?;
-    if json {
+    let all = Wallet::list(&a.path).map_err(exit::wallet)?;
+    if a.json {
         return Ok(out::println(serde_json::to_string_pretty(&all)?)?);
     }
     if all.is_empty() {
         return Ok(out::println(format!(
             "no wallets under {}",
-            wallet::expand_tilde(&path).display()
+            wallet::expand_tilde(&a.path).display()
         ))?);
     }
     for s in &all {
@@ -320,32 +290,24 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
 }
 
 fn show(a: ShowArgs) -> anyhow::Result<()> {
-    let ShowArgs { wallet: args, json } = a;
-    print_summary(&args.wallet().summary().map_err(exit::wallet)?, json)
+    print_summary(&a.wallet.wallet().summary().map_err(exit::wallet)?, a.json)
 }
 
 fn sign(a: SignArgs) -> anyhow::Result<()> {
-    let SignArgs {
-        wallet: args,
-        password,
-        message,
-        coldkey,
-        json,
-    } = a;
-    let w = args.wallet();
-    let mut ask = |p: &Path| password_for(&password, p, false);
-    let kp = if coldkey {
+    let w = a.wallet.wallet();
+    let mut ask = |p: &Path| password_for(&a.password, p, false);
+    let kp = if a.coldkey {
         warn_if_loose(&w.coldkey_path(), "coldkey");
         w.coldkey(&mut ask)
     } else {
         w.hotkey(&mut ask)
     }
     .map_err(exit::wallet)?;
-    let sig = kp.sign(message.as_bytes());
-    if json {
+    let sig = kp.sign(a.message.as_bytes());
+    if a.json {
         return Ok(out::println(serde_json::to_string(&serde_json::json!({
             "ss58": kp.account(),
-            "message": message,
+            "message": a.message,
             "signature": sig.to_string(),
         }))?)?);
     }
@@ -353,19 +315,15 @@ fn sign(a: SignArgs) -> anyhow::Result<()> {
 }
 
 fn verify(a: VerifyArgs) -> anyhow::Result<()> {
-    let VerifyArgs {
-        ss58,
-        message,
-        signature,
-    } = a;
-    let account: AccountId = ss58.parse().context("--ss58").map_err(bad_input)?;
-    let sig: Signature = signature
+    let account: AccountId = a.ss58.parse().context("--ss58").map_err(bad_input)?;
+    let sig: Signature = a
+        .signature
         .parse()
         .context("--signature")
         .map_err(bad_input)?;
-    if wallet::verify(&account, message.as_bytes(), &sig) {
+    if wallet::verify(&account, a.message.as_bytes(), &sig) {
         Ok(out::println("valid")?)
     } else {
-        Err(anyhow::anyhow!("invalid signature for {account}"))
+        Err(anyhow::anyhow!("invalid a.signature for {account}"))
     }
 }
