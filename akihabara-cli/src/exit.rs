@@ -8,10 +8,23 @@
 //!   refused the call.
 //! * 5: the miner answered wrongly: a malformed reply, a receipt that is not
 //!   its signature, login details that do not open.
+//! * `executor run`: the job's own code ([`JobExit`]).
+//!
+//! Every error class the commands meet is mapped here, once: [`chain`],
+//! [`wallet`], [`pow`], [`executor`] and [`client`] mark the user's mistakes
+//! as [`BadInput`] and the miner's as [`Coded`]; [`report`] turns any error
+//! into its line and its code.
 
 use std::fmt;
 use std::io::Write;
 use std::process::ExitCode;
+
+use akihabara_core::chain::ChainError;
+use akihabara_core::dendrite::AxonTarget;
+use akihabara_core::executor::ExecutorError;
+use akihabara_core::executor::service::ClientError;
+use akihabara_core::wallet::WalletError;
+use akihabara_gpu::PowError;
 
 /// Marks an error as the user's input being wrong (exit code 2).
 #[derive(Debug)]
@@ -54,25 +67,119 @@ pub fn coded(code: u8, e: impl Into<anyhow::Error>) -> anyhow::Error {
     anyhow::Error::new(Coded(code, e.into()))
 }
 
-/// Prints `error: …` on one line and picks the exit code.
-pub fn report(e: &anyhow::Error) -> ExitCode {
+/// The job's own exit code, passed through as the command's (`executor run`);
+/// nothing is printed, the job's output said it.
+#[derive(Debug)]
+pub struct JobExit(pub u8);
+
+impl fmt::Display for JobExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the job exited with {}", self.0)
+    }
+}
+
+impl std::error::Error for JobExit {}
+
+/// Chain errors that mean the user's input was wrong are bad input (2).
+pub fn chain(e: ChainError) -> anyhow::Error {
+    match e {
+        ChainError::NotRegistered { .. }
+        | ChainError::NoSubnet(_)
+        | ChainError::BadWeights(_)
+        | ChainError::VersionTooLow { .. }
+        | ChainError::CommitRevealRequired(_)
+        | ChainError::NoCommitment(_) => bad_input(e),
+        other => other.into(),
+    }
+}
+
+/// Wallet errors: the user's input (names, files, flags) is 2, a wrong or
+/// missing password and I/O failures are 1.
+pub fn wallet(e: WalletError) -> anyhow::Error {
+    match e {
+        WalletError::WrongPassword { .. }
+        | WalletError::NeedPassword { .. }
+        | WalletError::Io { .. } => e.into(),
+        _ => bad_input(e),
+    }
+}
+
+/// Proof-of-work errors: out-of-range parameters are the user's to fix (2);
+/// the rest is ours.
+pub fn pow(e: PowError) -> anyhow::Error {
+    match e {
+        PowError::Challenge(_)
+        | PowError::Seed(_)
+        | PowError::Memory { .. }
+        | PowError::TooLarge { .. }
+        | PowError::NoBackend(_) => bad_input(e),
+        e => anyhow::Error::new(e),
+    }
+}
+
+/// Executor errors: a job that cannot start as given (a bad command, a
+/// missing or refused image) is bad input (2).
+pub fn executor(e: ExecutorError) -> anyhow::Error {
+    match e {
+        ExecutorError::BadJob(_)
+        | ExecutorError::Spawn { .. }
+        | ExecutorError::ImageNotFound(_)
+        | ExecutorError::ImageNotAllowed(_) => bad_input(e),
+        other => other.into(),
+    }
+}
+
+/// A failed call to a miner, naming it: no answer (4), a wrong answer (5),
+/// or a local failure to keep the receipt (1).
+pub fn client(e: ClientError, target: &AxonTarget) -> anyhow::Error {
+    let at = format!("miner {} at {}:{}", target.hotkey, target.ip, target.port);
+    match &e {
+        ClientError::BadAnswer(_) => coded(BAD_ANSWER, anyhow::Error::new(e).context(at)),
+        // The dendrite's "payload error" and "failed to parse response".
+        ClientError::Call { status, .. } if *status == 400 || *status == 422 => {
+            coded(BAD_ANSWER, anyhow::Error::new(e).context(at))
+        }
+        ClientError::Call { .. } if e.is_unreachable() => coded(
+            NO_ANSWER,
+            anyhow::Error::new(e).context(format!("{at} is unreachable")),
+        ),
+        ClientError::Call { .. } => coded(NO_ANSWER, anyhow::Error::new(e).context(at)),
+        _ => anyhow::Error::new(e).context(at),
+    }
+}
+
+/// What the user sees of `e`: the one line for standard error (none for a
+/// closed pipe or a job's own exit code) and the exit code.
+pub fn outcome(e: &anyhow::Error) -> (Option<String>, u8) {
     // A reader that went away (`| head`) is not a failure.
     let closed_pipe = e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     });
     if closed_pipe {
-        return ExitCode::SUCCESS;
+        return (None, 0);
     }
-    let line = format!("{e:#}").replace('\n', " ");
-    let _ = writeln!(std::io::stderr(), "error: {line}");
-    if let Some(Coded(code, _)) = e.chain().find_map(|c| c.downcast_ref::<Coded>()) {
-        ExitCode::from(*code)
+    if let Some(JobExit(code)) = e.chain().find_map(|c| c.downcast_ref::<JobExit>()) {
+        return (None, *code);
+    }
+    let line = format!("error: {}", format!("{e:#}").replace('\n', " "));
+    let code = if let Some(Coded(code, _)) = e.chain().find_map(|c| c.downcast_ref::<Coded>()) {
+        *code
     } else if e.chain().any(|c| c.is::<BadInput>()) {
-        ExitCode::from(2)
+        2
     } else {
-        ExitCode::from(1)
+        1
+    };
+    (Some(line), code)
+}
+
+/// Prints `error: …` on one line and picks the exit code.
+pub fn report(e: &anyhow::Error) -> ExitCode {
+    let (line, code) = outcome(e);
+    if let Some(line) = line {
+        let _ = writeln!(std::io::stderr(), "{line}");
     }
+    ExitCode::from(code)
 }
 
 /// Help and version go to stdout with 0; usage errors become one line with 2.
@@ -101,5 +208,36 @@ pub fn clap_error(e: clap::Error) -> ExitCode {
             let _ = writeln!(std::io::stderr(), "error: {line} (see --help)");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use akihabara_core::Netuid;
+
+    use super::*;
+
+    #[test]
+    fn one_mapping_gives_each_class_its_code() {
+        let no_subnet = chain(ChainError::NoSubnet(Netuid(7)));
+        let (line, code) = outcome(&no_subnet.context("reading the metagraph"));
+        assert_eq!(code, 2);
+        let line = line.unwrap_or_default();
+        assert!(line.starts_with("error: reading the metagraph: "), "{line}");
+        assert_eq!(line.lines().count(), 1);
+        assert_eq!(outcome(&pow(PowError::NoBackend("cuda"))).1, 2);
+        assert_eq!(
+            outcome(&coded(NO_ANSWER, anyhow::anyhow!("no answer"))),
+            (Some("error: no answer".to_owned()), NO_ANSWER)
+        );
+        assert_eq!(outcome(&anyhow::anyhow!("it broke")).1, 1);
+        // The job's own code, and nothing printed.
+        assert_eq!(outcome(&JobExit(7).into()), (None, 7));
+        // A closed pipe is no failure.
+        let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert_eq!(
+            outcome(&anyhow::Error::new(pipe).context("writing")),
+            (None, 0)
+        );
     }
 }

@@ -6,6 +6,8 @@ mod commands;
 mod config;
 mod daemon;
 mod exit;
+#[cfg(test)]
+mod help_snapshots;
 mod out;
 mod render;
 
@@ -28,10 +30,6 @@ fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) if e.is::<commands::executor::JobExit>() => ExitCode::from(
-            e.downcast_ref::<commands::executor::JobExit>()
-                .map_or(1, |j| j.0),
-        ),
         Err(e) => exit::report(&e),
     }
 }
@@ -42,20 +40,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sim(a) => commands::sim::run(a),
         Command::Wallet(c) => commands::wallet::run(c),
         Command::Axon(c) => commands::axon::serve(c),
-        Command::Dendrite(c) => commands::axon::call(c),
+        Command::Dendrite(c) => commands::dendrite::run(c),
         Command::Score(a) => commands::score::run(a),
         Command::Weights(c) => commands::weights::run(c),
         Command::Pow(c) => commands::pow::run(c),
         Command::Demo(a) => commands::demo::run(a),
-        Command::Metagraph(a) => commands::chain::metagraph(a),
+        Command::Metagraph(a) => commands::metagraph::run(a),
         Command::Chain(c) => commands::chain::run(c),
         Command::Executor(c) => commands::executor::run(c),
         Command::Jobs(c) => commands::jobs::run(c),
         Command::Allocate(a) => commands::allocate::run_allocate(a),
         Command::Deallocate(a) => commands::allocate::run_deallocate(a),
         Command::Allocations(a) => commands::allocate::run_allocations(a),
-        Command::Miner(args::MinerCommand::Run(a)) => daemon::miner::run(a),
-        Command::Validator(args::ValidatorCommand::Run(a)) => daemon::validator::run(a),
-        Command::Config(args::ConfigCommand::Init(a)) => commands::config::init(a),
+        Command::Miner(daemon::MinerCommand::Run(a)) => daemon::miner::run(a),
+        Command::Validator(daemon::ValidatorCommand::Run(a)) => daemon::validator::run(a),
+        Command::Config(commands::config::ConfigCommand::Init(a)) => commands::config::init(a),
     }
 }

@@ -19,6 +19,8 @@ mod daemon;
 mod docker;
 #[path = "cli/executor.rs"]
 mod executor;
+#[path = "cli/exit.rs"]
+mod exit;
 #[path = "cli/files.rs"]
 mod files;
 #[path = "cli/jobs.rs"]

@@ -25,7 +25,7 @@ use super::jobs::reason_name;
 use super::miner_target::{
     MinerArgs, RequirementsArgs, ValidatorArgs, client_error, dendrite, public_state_dir, utc,
 };
-use crate::args::WalletArgs;
+use crate::args::{OutputArgs, WalletArgs};
 use crate::exit::{self, bad_input, coded};
 use crate::{out, render};
 
@@ -47,9 +47,8 @@ pub struct AllocateArgs {
     pub class: Option<String>,
     #[command(flatten)]
     pub requirements: RequirementsArgs,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `akihabara deallocate`.
@@ -60,9 +59,8 @@ pub struct DeallocateArgs {
     pub allocation_id: String,
     #[command(flatten)]
     pub validator: ValidatorArgs,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `akihabara allocations`.
@@ -73,9 +71,8 @@ pub struct AllocationsArgs {
     /// The validator's state directory [default: ~/.akihabara/validator/<hotkey SS58>]
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// One allocation this validator holds, as recorded.
@@ -201,7 +198,7 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
     let got = match outcome {
         AllocateOutcome::Allocated(got) => got,
         AllocateOutcome::Declined { reason, detail } => {
-            if a.json {
+            if a.output.json {
                 out::println(
                     serde_json::json!({
                         "state": "declined",
@@ -237,7 +234,7 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
             utc(record.expires_at_ms)
         )
     })?;
-    if a.json {
+    if a.output.json {
         let mut v = record_json(&record, unix_millis());
         if let Some(o) = v.as_object_mut() {
             o.insert("state".into(), "allocated".into());
@@ -298,7 +295,7 @@ pub fn run_deallocate(a: DeallocateArgs) -> anyhow::Result<()> {
         DeallocateReply::Deallocated => "deallocated",
         DeallocateReply::Unknown => "unknown",
     };
-    if a.json {
+    if a.output.json {
         out::println(
             serde_json::json!({
                 "allocation_id": record.allocation_id,
@@ -328,7 +325,7 @@ pub fn run_allocations(a: AllocationsArgs) -> anyhow::Result<()> {
     let dir = public_state_dir(a.state_dir.as_ref(), &a.wallet)?;
     let book = read_book(&book_path(&dir))?;
     let now = unix_millis();
-    if a.json {
+    if a.output.json {
         let list: Vec<serde_json::Value> = book
             .allocations
             .iter()

@@ -1,29 +1,148 @@
 //! `akihabara executor …`.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use akihabara_core::executor::{
-    DockerBackend, ExecutorBackend, ExecutorError, Fleet, FleetConfig, JobSpec, JobStatus,
-    LocalBackend, SshBackend, SshTarget, Stream,
+    DockerBackend, ExecutorBackend, Fleet, FleetConfig, JobSpec, JobStatus, LocalBackend,
+    SshBackend, SshTarget, Stream,
 };
+use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::args::{BackendKind, ExecutorCommand, ExecutorRunArgs};
-use crate::exit::bad_input;
+use crate::exit::{self, JobExit, bad_input};
 use crate::{out, render};
 
-/// The job's own exit code, passed through as the command's.
-#[derive(Debug)]
-pub struct JobExit(pub u8);
+#[derive(Debug, Subcommand)]
+pub enum ExecutorCommand {
+    /// Show the hardware an executor offers (this machine, or a Docker Engine)
+    #[command(after_help = "\
+Examples:
+  akihabara executor specs
+  akihabara executor specs --backend docker --docker-host unix:///var/run/docker.sock --json")]
+    Specs {
+        /// Which executor: this machine (local) or a Docker Engine (docker)
+        #[arg(long, value_enum, default_value = "local")]
+        backend: BackendKind,
+        /// The Docker Engine (docker) [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
+        #[arg(long, value_name = "ADDRESS")]
+        docker_host: Option<String>,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command on an executor, streaming its output; exits with the job's code
+    #[command(after_help = "\
+Backends:
+  local  this machine: own process group, timeout and Ctrl-C kill the job and
+         its children, rlimits applied (cgroup limits: not enforced yet)
+  ssh    a host over the system OpenSSH client, key authentication only
+  docker a container of --image on a Docker Engine (--docker-host): no
+         network unless --network, a read-only root with a writable /work,
+         --cpus and --ram-mb as limits, removed when the job ends; images
+         are never pulled (a missing one is an error)
 
-impl std::fmt::Display for JobExit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the job exited with {}", self.0)
-    }
+Exit code: the job's; 128+N when killed by signal N; 124 on timeout; 130
+when cancelled with Ctrl-C; 137 when a container ran out of memory.
+
+Examples:
+  akihabara executor run --timeout 60 -- nvidia-smi
+  akihabara executor run --backend ssh --host ubuntu@10.0.0.5:22 --key ~/.ssh/id_ed25519 -- python3 train.py
+  akihabara executor run --backend docker --image busybox:1.36 --ram-mb 512 -- sh -c 'echo hi'")]
+    Run(ExecutorRunArgs),
+    /// Check the health of every executor in a fleet file
+    #[command(after_help = "\
+A fleet file (TOML):
+  [health]
+  interval = \"10s\"
+  timeout = \"5s\"
+  retries = 2
+
+  [[executors]]
+  id = \"local\"
+  backend = \"local\"
+  class = \"cpu\"
+
+  [[executors]]
+  id = \"gpu-1\"
+  backend = \"ssh\"
+  address = \"10.0.0.5:22\"
+  user = \"ubuntu\"
+  key = \"~/.ssh/id_ed25519\"
+  class = \"A100\"
+  # Allocations add validators' keys here (default ~/.ssh/authorized_keys
+  # of `user`; dedicate that user to allocations)
+  authorized_keys = \"/home/ubuntu/.ssh/authorized_keys\"
+
+Exit code 1 when any executor is unhealthy.")]
+    Check {
+        /// The fleet file
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print one JSON object
+        #[arg(long)]
+        json: bool,
+    },
 }
 
-impl std::error::Error for JobExit {}
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// This machine
+    Local,
+    /// A host over SSH
+    Ssh,
+    /// A container on a Docker Engine
+    Docker,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecutorRunArgs {
+    /// Where to run
+    #[arg(long, value_enum, default_value = "local")]
+    pub backend: BackendKind,
+    /// USER@HOST:PORT (ssh)
+    #[arg(long, value_name = "USER@HOST:PORT")]
+    pub host: Option<String>,
+    /// Private key (ssh)
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// known_hosts file to check the host key against (ssh) [default: accept a new host once]
+    #[arg(long, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// The image the job runs in (docker; required)
+    #[arg(long, value_name = "NAME")]
+    pub image: Option<String>,
+    /// The Docker Engine (docker) [default: $DOCKER_HOST, else unix:///var/run/docker.sock]
+    #[arg(long, value_name = "ADDRESS")]
+    pub docker_host: Option<String>,
+    /// CPU limit, whole CPUs (docker)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub cpus: u32,
+    /// Memory limit in MiB, no swap (docker)
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub ram_mb: u64,
+    /// Give the container a network (docker; none by default)
+    #[arg(long)]
+    pub network: bool,
+    /// Seconds before the job is killed
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 3600.0,
+        allow_negative_numbers = true
+    )]
+    pub timeout: f64,
+    /// Bytes of each output stream kept in the summary
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub output_cap: usize,
+    /// Print the outcome as one JSON object at the end (output still streams to stderr)
+    #[arg(long)]
+    pub json: bool,
+    /// The command and its arguments, after --
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
 
 /// `akihabara executor …`.
 pub fn run(cmd: ExecutorCommand) -> anyhow::Result<()> {
@@ -150,13 +269,7 @@ async fn run_job(a: ExecutorRunArgs) -> anyhow::Result<()> {
     job.network = a.network;
     job.requirements.cpu = a.cpus;
     job.requirements.ram_mb = a.ram_mb;
-    let mut handle = backend.run(job).await.map_err(|e| match e {
-        ExecutorError::BadJob(_)
-        | ExecutorError::Spawn { .. }
-        | ExecutorError::ImageNotFound(_)
-        | ExecutorError::ImageNotAllowed(_) => bad_input(e),
-        other => other.into(),
-    })?;
+    let mut handle = backend.run(job).await.map_err(exit::executor)?;
     let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {

@@ -14,6 +14,7 @@ use clap::{Args, Subcommand};
 use super::miner_target::{
     MinerArgs, RequirementsArgs, ValidatorArgs, client_error, dendrite, seconds,
 };
+use crate::args::OutputArgs;
 use crate::exit::{self, bad_input, coded};
 use crate::out;
 
@@ -76,9 +77,8 @@ pub struct SubmitArgs {
     /// Then wait up to S seconds for the job to end, and report as `jobs status`
     #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub wait: Option<f64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The command and its arguments, after --
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -97,9 +97,8 @@ pub struct StatusArgs {
     /// Wait up to S seconds for the job to end
     #[arg(long, value_name = "S", allow_negative_numbers = true)]
     pub wait: Option<f64>,
-    /// Print one JSON object
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `akihabara jobs …`.
@@ -174,17 +173,17 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| client_error(e, &s.target))?;
     if let JobReply::Declined { .. } = reply {
-        report(&job_id, &s, &reply, a.json)?;
+        report(&job_id, &s, &reply, a.output.json)?;
         return Err(declined(&job_id, &reply));
     }
     match wait {
         None => {
-            report(&job_id, &s, &reply, a.json)?;
+            report(&job_id, &s, &reply, a.output.json)?;
             Ok(())
         }
         Some(w) => {
             let reply = poll(&s, &job_id, w).await?;
-            report(&job_id, &s, &reply, a.json)?;
+            report(&job_id, &s, &reply, a.output.json)?;
             verdict(&job_id, &reply, true)
         }
     }
@@ -197,7 +196,7 @@ async fn status(a: StatusArgs) -> anyhow::Result<()> {
         None => query(&s, &a.job_id).await?,
         Some(w) => poll(&s, &a.job_id, w).await?,
     };
-    report(&a.job_id, &s, &reply, a.json)?;
+    report(&a.job_id, &s, &reply, a.output.json)?;
     verdict(&a.job_id, &reply, wait.is_some())
 }
 

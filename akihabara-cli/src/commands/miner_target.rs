@@ -19,7 +19,7 @@ use akihabara_core::chain::ChainClient;
 use crate::args::{NetworkArgs, PasswordArgs, WalletArgs};
 use crate::commands::read_metagraph;
 use crate::commands::wallet::{hotkey_account, load_hotkey};
-use crate::exit::{self, bad_input, coded};
+use crate::exit::{self, bad_input};
 
 /// The miner to call: its axon and hotkey, given, or found by uid in a
 /// snapshot or on the chain.
@@ -70,7 +70,7 @@ impl MinerArgs {
                 let mg = chain
                     .metagraph(akihabara_core::Netuid(netuid))
                     .await
-                    .map_err(super::chain::classify)?;
+                    .map_err(exit::chain)?;
                 (mg, format!("subnet {netuid} on {}", self.network.network))
             }
             (None, None) => {
@@ -213,23 +213,9 @@ pub fn dendrite(keypair: Keypair, target: &AxonTarget) -> anyhow::Result<Dendrit
     )?)
 }
 
-/// A failed call, with its exit code: no answer (4), a wrong answer (5),
-/// or a local failure to keep the receipt (1).
+/// A failed call, with its exit code (see [`exit::client`]).
 pub fn client_error(e: ClientError, target: &AxonTarget) -> anyhow::Error {
-    let at = format!("miner {} at {}:{}", target.hotkey, target.ip, target.port);
-    match &e {
-        ClientError::BadAnswer(_) => coded(exit::BAD_ANSWER, anyhow::Error::new(e).context(at)),
-        // The dendrite's "payload error" and "failed to parse response".
-        ClientError::Call { status, .. } if *status == 400 || *status == 422 => {
-            coded(exit::BAD_ANSWER, anyhow::Error::new(e).context(at))
-        }
-        ClientError::Call { .. } if e.is_unreachable() => coded(
-            exit::NO_ANSWER,
-            anyhow::Error::new(e).context(format!("{at} is unreachable")),
-        ),
-        ClientError::Call { .. } => coded(exit::NO_ANSWER, anyhow::Error::new(e).context(at)),
-        _ => anyhow::Error::new(e).context(at),
-    }
+    exit::client(e, target)
 }
 
 /// Milliseconds since the Unix epoch, as an RFC 3339 UTC time for people.

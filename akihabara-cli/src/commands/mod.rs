@@ -5,8 +5,10 @@ pub mod axon;
 pub mod chain;
 pub mod config;
 pub mod demo;
+pub mod dendrite;
 pub mod executor;
 pub mod jobs;
+pub mod metagraph;
 pub mod miner_target;
 pub mod pow;
 pub mod schedule;
@@ -18,11 +20,9 @@ pub mod weights;
 use std::io::Read;
 use std::path::Path;
 
+use akihabara_core::Metagraph;
 use akihabara_core::metagraph::snapshot;
-use akihabara_core::{Block, Metagraph, Window};
 use anyhow::Context;
-
-use crate::args::WindowArgs;
 
 /// A one-thread async runtime for commands that wait on the network or on
 /// child processes (the chain and executor commands).
@@ -59,22 +59,4 @@ pub fn window_len(window_len: Option<u64>, tempo: Option<u64>) -> anyhow::Result
         anyhow::bail!("the window must be at least 1 block long (--window-len, or 2 x --tempo)");
     }
     Ok(len)
-}
-
-impl WindowArgs {
-    /// The window to schedule; `block` is the snapshot's block, used when no start is given.
-    pub fn resolve(&self, block: Block) -> anyhow::Result<Window> {
-        let len = window_len(self.window_len, self.tempo)?;
-        let window = match self.window_start {
-            Some(start) => Window::new(Block(start), len)?,
-            None => Window::containing(block, len)?,
-        };
-        if self.min_blocks > len {
-            anyhow::bail!(
-                "--min-blocks {} is larger than the window ({len} blocks)",
-                self.min_blocks
-            );
-        }
-        Ok(window)
-    }
 }

@@ -1,16 +1,38 @@
 //! `akihabara score`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use akihabara::roles::score_epoch;
 use akihabara_core::score::{Ema, Measurements, Penalties, ScoringConfig};
 use anyhow::Context;
+use clap::Args;
 use serde_json::json;
 
-use crate::args::ScoreArgs;
+use crate::args::OutputArgs;
 use crate::commands::read_metagraph;
 use crate::exit::bad_input;
 use crate::{out, render};
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Metagraph snapshot (JSON): the uids that may be scored
+    #[arg(long, value_name = "FILE")]
+    pub metagraph: PathBuf,
+    /// What was measured this epoch (JSON; see examples/measurements.json)
+    #[arg(long, value_name = "FILE")]
+    pub measurements: PathBuf,
+    /// gpu-table, hardware-class, pow or composite
+    #[arg(long, value_name = "NAME", default_value = "gpu-table")]
+    pub scorer: String,
+    /// Scorer configuration (TOML; see examples/scoring.toml)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Keep EMA and penalties across runs in this file (created if missing)
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// What `--state` keeps between epochs.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -76,7 +98,7 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
         render::write_file(p, &serde_json::to_string_pretty(&state)?)
             .context("saving the state")?;
     }
-    if a.json {
+    if a.output.json {
         let per_uid: serde_json::Map<String, serde_json::Value> = scores
             .scores
             .iter()

@@ -1,12 +1,73 @@
 //! `akihabara sim`.
 
+use std::path::PathBuf;
+
 use akihabara_core::sim::{SimConfig, SimReport, Simulation};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{read_metagraph, window_len};
-use crate::args::SimArgs;
 use crate::exit::bad_input;
 use crate::{out, render};
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Synthetic validators (heavy-tailed stakes), at most 65536
+    #[arg(
+        long,
+        value_name = "V",
+        default_value_t = 64,
+        conflicts_with = "metagraph"
+    )]
+    pub validators: usize,
+    /// Miners, at most 65536; miner i runs strategy i mod (number of strategies)
+    #[arg(long, value_name = "M", default_value_t = 256)]
+    pub miners: usize,
+    /// Windows to simulate, at most 100000 (and miners x validators x
+    /// windows at most 2^32)
+    #[arg(long, value_name = "W", default_value_t = 20)]
+    pub windows: usize,
+    /// Strategies to compare (comma-separated)
+    #[arg(
+        long,
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        default_value = "stake,equal,proportional,emission"
+    )]
+    pub strategies: Vec<String>,
+    /// Take validators (permits and stakes) from a metagraph snapshot instead
+    #[arg(long, value_name = "FILE")]
+    pub metagraph: Option<PathBuf>,
+    /// RNG seed; the same seed replays the same simulation
+    #[arg(long, value_name = "S", default_value_t = 0)]
+    pub seed: u64,
+    /// Blocks per window
+    #[arg(
+        long,
+        value_name = "L",
+        default_value_t = 720,
+        conflicts_with = "tempo"
+    )]
+    pub window_len: u64,
+    /// Subnet tempo: shorthand for --window-len 2*T
+    #[arg(long, value_name = "T")]
+    pub tempo: Option<u64>,
+    /// Minimum blocks for any validator that is served
+    #[arg(long, value_name = "N", default_value_t = akihabara_core::strategy::DEFAULT_MIN_BLOCKS)]
+    pub min_blocks: u64,
+    /// Per-window log-normal stake drift, 0 to 1 (0 keeps stakes fixed)
+    #[arg(long, value_name = "SIGMA", default_value_t = 0.02)]
+    pub stake_drift: f64,
+    /// Leave out the wall-clock column, so equal seeds give byte-identical output
+    #[arg(long)]
+    pub no_timing: bool,
+    /// Print the report as JSON instead of a table
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the comparison as bar charts into this SVG file
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+}
 
 /// A progress bar on standard error; indicatif draws nothing when it is not a terminal.
 pub fn progress_bar(len: u64, what: &str) -> ProgressBar {

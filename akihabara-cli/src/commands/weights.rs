@@ -1,32 +1,144 @@
-//! `akihabara weights normalize` (the chain writes live in `chain.rs`).
+//! `akihabara weights normalize|set|commit|reveal`.
+
+use std::path::PathBuf;
 
 use akihabara_core::Uid;
+use akihabara_core::chain::{ChainClient, Reveal, Subtensor};
 use akihabara_core::weights::{convert_for_emit, normalize_max_weight};
+use anyhow::Context;
+use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::args::{WeightsCommand, WeightsNormalizeArgs};
-use crate::exit::bad_input;
-use crate::out;
+use super::chain::{connect, print_receipt};
+use crate::args::{OutputArgs, SignerArgs, SubnetArgs};
+use crate::exit::{self, bad_input};
+use crate::{out, render};
+
+#[derive(Debug, Subcommand)]
+pub enum WeightsCommand {
+    /// Scale weights to u16 exactly as bittensor's convert_weights_and_uids_for_emit
+    #[command(after_help = "\
+The largest weight becomes 65535; the others are rounded (ties to even) and
+zeros are dropped with their uids. --max-weight-limit first clips weights as
+the SDK's normalize_max_weight does (sum 1, none above the limit).
+
+Example:
+  akihabara weights normalize --uids 0,1,2 --weights 0.5,0.25,0.125 --json
+  {\"uids\":[0,1,2],\"weights\":[65535,32768,16384]}")]
+    Normalize(WeightsNormalizeArgs),
+    /// Set weights on chain, signed by the wallet's hotkey; waits for inclusion
+    #[command(after_help = "\
+Weights are scaled to u16 as the Bittensor SDK does (see `weights normalize`).
+The rate limit, version key, registration and uids are checked first, so a
+refused call costs no fee. Prints the block and the extrinsic hash.
+
+Example:
+  akihabara weights set --network local --netuid 2 --wallet.name v1 \\
+      --wallet.hotkey default --uids 2,3,4 --weights 1,0.5,0.25")]
+    Set(WeightsSetArgs),
+    /// Commit the hash of weights (subnets with commit-reveal); saves the reveal
+    #[command(after_help = "\
+Writes what `weights reveal` needs (uids, u16 weights, salt, version key) to
+--reveal-file first, crash-safe, then sends the commitment. Keep the file.
+
+Example:
+  akihabara weights commit --network local --netuid 2 --uids 2,3 --weights 1,1 \\
+      --reveal-file reveal.json")]
+    Commit(WeightsCommitArgs),
+    /// Reveal weights committed earlier with `weights commit`
+    Reveal(WeightsRevealArgs),
+}
+
+/// The weights to normalize or set: one per uid.
+#[derive(Debug, Args)]
+pub struct UidWeightsArgs {
+    /// Destination uids (comma-separated)
+    #[arg(long, value_name = "UID,…", value_delimiter = ',', required = true)]
+    pub uids: Vec<u16>,
+    /// Weights, one per uid (comma-separated, non-negative)
+    #[arg(
+        long,
+        value_name = "W,…",
+        value_delimiter = ',',
+        required = true,
+        allow_negative_numbers = true
+    )]
+    pub weights: Vec<f64>,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsNormalizeArgs {
+    #[command(flatten)]
+    pub weights: UidWeightsArgs,
+    /// Clip so no weight exceeds this share of the total first (0 < X <= 1)
+    #[arg(long, value_name = "X", allow_negative_numbers = true)]
+    pub max_weight_limit: Option<f64>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsSetArgs {
+    #[command(flatten)]
+    pub subnet: SubnetArgs,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    #[command(flatten)]
+    pub weights: UidWeightsArgs,
+    /// Version key [default: the subnet's weights_version]
+    #[arg(long, value_name = "K")]
+    pub version_key: Option<u64>,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsCommitArgs {
+    #[command(flatten)]
+    pub set: WeightsSetArgs,
+    /// Where to save the reveal (JSON)
+    #[arg(long, value_name = "FILE")]
+    pub reveal_file: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct WeightsRevealArgs {
+    #[command(flatten)]
+    pub subnet: SubnetArgs,
+    #[command(flatten)]
+    pub signer: SignerArgs,
+    /// The file `weights commit` wrote
+    #[arg(long, value_name = "FILE")]
+    pub reveal_file: PathBuf,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
 
 /// `akihabara weights …`.
 pub fn run(cmd: WeightsCommand) -> anyhow::Result<()> {
     match cmd {
         WeightsCommand::Normalize(a) => normalize(a),
-        WeightsCommand::Set(a) => super::chain::set_weights(a),
-        WeightsCommand::Commit(a) => super::chain::commit_weights(a),
-        WeightsCommand::Reveal(a) => super::chain::reveal_weights(a),
+        WeightsCommand::Set(a) => set_weights(a),
+        WeightsCommand::Commit(a) => commit_weights(a),
+        WeightsCommand::Reveal(a) => reveal_weights(a),
+    }
+}
+
+impl UidWeightsArgs {
+    fn uids(&self) -> Vec<Uid> {
+        self.uids.iter().copied().map(Uid).collect()
     }
 }
 
 fn normalize(a: WeightsNormalizeArgs) -> anyhow::Result<()> {
-    let uids: Vec<Uid> = a.uids.iter().copied().map(Uid).collect();
+    let uids = a.weights.uids();
     let weights = match a.max_weight_limit {
-        Some(limit) => normalize_max_weight(&a.weights, limit).map_err(bad_input)?,
-        None => a.weights.clone(),
+        Some(limit) => normalize_max_weight(&a.weights.weights, limit).map_err(bad_input)?,
+        None => a.weights.weights.clone(),
     };
     let w = convert_for_emit(&uids, &weights).map_err(bad_input)?;
     let uids: Vec<u16> = w.uids.iter().map(|u| u.0).collect();
-    if a.json {
+    if a.output.json {
         out::println(json!({ "uids": uids, "weights": w.weights }).to_string())?;
     } else if w.is_empty() {
         out::println("every weight is zero: nothing to set on chain")?;
@@ -37,4 +149,97 @@ fn normalize(a: WeightsNormalizeArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The u16 weights the SDK would send for `a`.
+fn emit(a: &WeightsSetArgs) -> anyhow::Result<(Vec<Uid>, Vec<u16>)> {
+    let uids = a.weights.uids();
+    let w = convert_for_emit(&uids, &a.weights.weights).map_err(bad_input)?;
+    if w.is_empty() {
+        return Err(bad_input(anyhow::anyhow!(
+            "every weight is zero: there is nothing to set"
+        )));
+    }
+    Ok((w.uids, w.weights))
+}
+
+async fn version_key(chain: &Subtensor, a: &WeightsSetArgs) -> anyhow::Result<u64> {
+    match a.version_key {
+        Some(k) => Ok(k),
+        None => Ok(chain
+            .hyperparameters(a.subnet.netuid())
+            .await
+            .map_err(exit::chain)?
+            .weights_version),
+    }
+}
+
+/// `akihabara weights set`.
+pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
+    let (uids, weights) = emit(&a)?;
+    let hotkey = a.signer.hotkey()?;
+    let r = super::runtime()?.block_on(async {
+        let chain = connect(&a.subnet.network).await?;
+        let key = version_key(&chain, &a).await?;
+        chain
+            .set_weights(a.subnet.netuid(), &hotkey, &uids, &weights, key)
+            .await
+            .map_err(exit::chain)
+    })?;
+    print_receipt("set_weights", &r, a.output.json)
+}
+
+/// `akihabara weights commit`.
+pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
+    let (uids, weights) = emit(&a.set)?;
+    let hotkey = a.set.signer.hotkey()?;
+    let r = super::runtime()?.block_on(async {
+        let chain = connect(&a.set.subnet.network).await?;
+        let key = version_key(&chain, &a.set).await?;
+        let reveal = Reveal::new(uids, weights, key)?;
+        let text = serde_json::to_string_pretty(&reveal)? + "\n";
+        render::write_file(&a.reveal_file, &text)
+            .with_context(|| format!("saving the reveal to {}", a.reveal_file.display()))?;
+        let hash = reveal.hash(&hotkey.account(), a.set.subnet.netuid());
+        let r = chain
+            .commit_weights(a.set.subnet.netuid(), &hotkey, hash)
+            .await
+            .map_err(exit::chain)?;
+        anyhow::Ok((r, hash))
+    })?;
+    let (r, hash) = r;
+    if a.set.output.json {
+        out::println(
+            json!({
+                "call": "commit_weights",
+                "block": r.block,
+                "extrinsic": r.extrinsic,
+                "commit": format!("0x{}", hex::encode(hash)),
+                "reveal_file": a.reveal_file,
+            })
+            .to_string(),
+        )?;
+        return Ok(());
+    }
+    print_receipt("commit_weights", &r, false)?;
+    out::println(format!(
+        "reveal it after the subnet's reveal period with: akihabara weights reveal --reveal-file {}",
+        a.reveal_file.display()
+    ))?;
+    Ok(())
+}
+
+/// `akihabara weights reveal`.
+pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&a.reveal_file)
+        .with_context(|| format!("reading {}", a.reveal_file.display()))
+        .map_err(bad_input)?;
+    let reveal: Reveal = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a reveal file", a.reveal_file.display()))
+        .map_err(bad_input)?;
+    let hotkey = a.signer.hotkey()?;
+    let r = a
+        .subnet
+        .call(async |chain, netuid| chain.reveal_weights(netuid, &hotkey, &reveal).await)?;
+    print_receipt("reveal_weights", &r, a.output.json)
 }

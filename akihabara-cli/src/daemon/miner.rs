@@ -19,8 +19,8 @@ use akihabara_gpu::{CpuProver, Prover, ThrottledProver};
 use anyhow::Context;
 use serde_json::json;
 
+use super::args::DaemonArgs;
 use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
-use crate::args::DaemonArgs;
 use crate::config::{self, MinerConfig};
 
 /// What the configuration asks for, checked before anything starts.

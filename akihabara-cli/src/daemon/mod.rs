@@ -1,6 +1,7 @@
 //! The long-running roles: `akihabara miner run` and `akihabara validator run`,
 //! and what they share: logging, the chain connection, health and metrics.
 
+mod args;
 pub mod miner;
 mod ops;
 pub mod validator;
@@ -16,10 +17,10 @@ use akihabara_core::store::Store;
 use akihabara_core::{AccountId, Netuid, Uid};
 use anyhow::Context;
 
-use crate::args::LogFormat;
 use crate::config::{ChainSection, StateSection, WalletSection};
 use crate::exit::bad_input;
 
+pub use self::args::{LogFormat, MinerCommand, ValidatorCommand};
 pub use ops::{Health, Metrics};
 
 /// A bad configuration value, naming its key (exit 2).

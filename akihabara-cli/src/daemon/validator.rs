@@ -13,8 +13,8 @@ use akihabara_core::wallet::Keypair;
 use anyhow::Context;
 use serde_json::json;
 
+use super::args::DaemonArgs;
 use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
-use crate::args::DaemonArgs;
 use crate::config::{self, ValidatorConfig};
 
 fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {

@@ -1,4 +1,6 @@
-//! `akihabara axon serve` and `akihabara dendrite call`.
+//! `akihabara axon serve`, and the serving pieces the daemons and the demo share.
+
+mod args;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -6,21 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, StakePolicy};
-use akihabara_core::dendrite::{AuthMode, AxonTarget, CallResult, Dendrite};
 use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy};
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
-use akihabara_core::protocol::{GpuInfo, Ping, SpecsQuery, Synapse, nvidia_smi_gpus};
+use akihabara_core::protocol::{GpuInfo, nvidia_smi_gpus};
 use akihabara_core::wallet::Keypair;
 use anyhow::Context;
-use serde::Serialize;
 use serde_json::json;
 
-use crate::args::{
-    AuthArg, AxonCommand, AxonServeArgs, DendriteCallArgs, DendriteCommand, SynapseName,
-};
+pub use self::args::{AxonCommand, AxonServeArgs};
+
 use crate::commands::read_metagraph;
-use crate::commands::wallet::load_hotkey;
 use crate::exit::bad_input;
 use crate::out;
 
@@ -33,20 +31,13 @@ pub(crate) fn short_number(v: f64) -> String {
     }
 }
 
-fn positive_seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
+pub(crate) fn positive_seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
         return Err(bad_input(anyhow::anyhow!(
             "{flag} must be a positive number of seconds, not {v}"
         )));
     }
     Ok(Duration::from_secs_f64(v))
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")
 }
 
 /// Most threads `--threads` may ask for: more than the cores only cost a
@@ -192,7 +183,7 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
     let config = config(&a)?;
     let policy = policy(&a)?;
     let rt = serve_runtime(a.threads)?;
-    let keypair = load_hotkey(&a.wallet, &a.password)?;
+    let keypair = a.signer.hotkey()?;
     let hotkey = keypair.account().to_ss58();
     let addr = SocketAddr::new(a.ip, a.port);
     let fleet = match &a.fleet {
@@ -285,73 +276,4 @@ fn report_sweep(sweep: Sweep) {
                 .to_string(),
         );
     }
-}
-
-fn report<S: Synapse>(r: CallResult<S>, json: bool) -> anyhow::Result<()> {
-    #[derive(Serialize)]
-    struct Out<'a, S> {
-        status: u16,
-        message: &'a str,
-        elapsed_s: f64,
-        synapse: Option<&'a S>,
-    }
-    let o = Out {
-        status: r.status,
-        message: &r.message,
-        elapsed_s: r.elapsed.as_secs_f64(),
-        synapse: r.synapse.as_ref(),
-    };
-    if json {
-        out::println(serde_json::to_string(&o)?)?;
-    } else {
-        let mut text = format!("{} {} ({:.1} ms)", r.status, r.message, o.elapsed_s * 1e3);
-        if let Some(s) = &r.synapse {
-            text.push('\n');
-            text.push_str(&serde_json::to_string_pretty(s)?);
-        }
-        out::println(text)?;
-    }
-    if r.status != 200 {
-        anyhow::bail!("the axon answered {}: {}", r.status, r.message);
-    }
-    Ok(())
-}
-
-/// `akihabara dendrite call`.
-pub fn call(cmd: DendriteCommand) -> anyhow::Result<()> {
-    let DendriteCommand::Call(a) = cmd;
-    call_one(a)
-}
-
-fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
-    let timeout = positive_seconds("--timeout", a.timeout)?;
-    let keypair = load_hotkey(&a.wallet, &a.password)?;
-    let auth = match a.auth {
-        AuthArg::Legacy => AuthMode::Legacy,
-        AuthArg::Btauth => AuthMode::BtAuth,
-    };
-    let own_ip = if a.ip.is_loopback() {
-        "127.0.0.1"
-    } else {
-        "0.0.0.0"
-    };
-    let dendrite = Dendrite::with_options(keypair, auth, own_ip)?;
-    let target = AxonTarget::new(a.ip, a.port, a.axon_hotkey);
-    runtime()?.block_on(async move {
-        match a.synapse {
-            SynapseName::Ping => report(
-                dendrite
-                    .call(&target, Ping::new(a.message, a.count), timeout)
-                    .await,
-                a.json,
-            ),
-            SynapseName::SpecsQuery => {
-                let q = SpecsQuery {
-                    include_gpus: !a.no_gpus,
-                    ..SpecsQuery::default()
-                };
-                report(dendrite.call(&target, q, timeout).await, a.json)
-            }
-        }
-    })
 }

@@ -1,5 +1,7 @@
 //! `akihabara pow prove|verify|selftest|bench`.
 
+mod args;
+
 use std::time::{Duration, Instant};
 
 use akihabara_gpu::{
@@ -9,10 +11,11 @@ use akihabara_gpu::{
 use anyhow::Context;
 use serde_json::json;
 
-use crate::args::{
+pub use self::args::{
     Backend, PowBenchArgs, PowCommand, PowProveArgs, PowSelftestArgs, PowVerifyArgs,
 };
-use crate::exit::bad_input;
+
+use crate::exit::{self, bad_input};
 use crate::{out, render};
 
 /// `akihabara pow …`.
@@ -25,24 +28,12 @@ pub fn run(cmd: PowCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Out-of-range parameters are the user's to fix (exit 2); the rest is ours.
-fn pow_err(e: PowError) -> anyhow::Error {
-    match e {
-        PowError::Challenge(_)
-        | PowError::Seed(_)
-        | PowError::Memory { .. }
-        | PowError::TooLarge { .. }
-        | PowError::NoBackend(_) => bad_input(e),
-        e => anyhow::Error::new(e),
-    }
-}
-
 fn seed(hex: &str) -> anyhow::Result<Seed> {
-    hex.parse().map_err(|e: PowError| bad_input(e))
+    hex.parse().map_err(exit::pow)
 }
 
 fn prove(a: PowProveArgs) -> anyhow::Result<()> {
-    let ch = Challenge::new(seed(&a.seed)?, a.n, a.count).map_err(pow_err)?;
+    let ch = Challenge::new(seed(&a.seed)?, a.n, a.count).map_err(exit::pow)?;
     let mut backed = Backed::new(a.backend)?;
     let p = backed.get();
     eprintln!(
@@ -52,14 +43,14 @@ fn prove(a: PowProveArgs) -> anyhow::Result<()> {
         ch.ops(),
         n = ch.n
     );
-    let c = p.commit(&ch).map_err(pow_err)?;
+    let c = p.commit(&ch).map_err(exit::pow)?;
     let elapsed_ms = c.elapsed.as_secs_f64() * 1e3;
     if let Some(path) = &a.out {
         let file = ProofFile::new(&ch, &c.root, &*p, elapsed_ms);
         render::write_file(path, &serde_json::to_string(&file)?)?;
     }
     let root = hex::encode(c.root);
-    if a.json {
+    if a.output.json {
         out::println(
             json!({
                 "root": root,
@@ -92,7 +83,7 @@ fn secret(hex: Option<&str>) -> anyhow::Result<[u8; 32]> {
                 .map_err(|e: PowError| bad_input(anyhow::anyhow!("--secret: {e}")))?;
             Ok(s.0)
         }
-        None => Ok(Seed::random().map_err(pow_err)?.0),
+        None => Ok(Seed::random().map_err(exit::pow)?.0),
     }
 }
 
@@ -136,7 +127,7 @@ fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
         .map_err(|e| bad_input(anyhow::anyhow!("{}: {e}", a.proof.display())))?;
     let took = t.elapsed();
     let escape = akihabara_gpu::escape_probability(0.5, rows.len() as u32);
-    if a.json {
+    if a.output.json {
         out::println(
             json!({
                 "valid": failure.is_none(),
@@ -168,10 +159,10 @@ fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
 }
 
 fn selftest(a: PowSelftestArgs) -> anyhow::Result<()> {
-    let ch = Challenge::new(Seed::random().map_err(pow_err)?, a.n, a.count).map_err(pow_err)?;
+    let ch = Challenge::new(Seed::random().map_err(exit::pow)?, a.n, a.count).map_err(exit::pow)?;
     let mut backed = Backed::new(a.backend)?;
     let p = backed.get();
-    let c = p.commit(&ch).map_err(pow_err)?;
+    let c = p.commit(&ch).map_err(exit::pow)?;
     out::println(format!(
         "1. proved {} x {n}x{n} on {} in {:.1} ms: root {}",
         ch.count,
@@ -180,8 +171,8 @@ fn selftest(a: PowSelftestArgs) -> anyhow::Result<()> {
         hex::encode(c.root),
         n = ch.n
     ))?;
-    let rows = choose_rows(&ch, &c.root, &Seed::random().map_err(pow_err)?.0, 40);
-    let openings = p.open(&rows).map_err(pow_err)?;
+    let rows = choose_rows(&ch, &c.root, &Seed::random().map_err(exit::pow)?.0, 40);
+    let openings = p.open(&rows).map_err(exit::pow)?;
     let v = Verifier::new();
     let timing = Timing {
         elapsed: c.elapsed,
@@ -189,7 +180,7 @@ fn selftest(a: PowSelftestArgs) -> anyhow::Result<()> {
     };
     let honest = v
         .verify(&ch, &c.root, &rows, &openings, timing)
-        .map_err(pow_err)?;
+        .map_err(exit::pow)?;
     out::println(format!(
         "2. opened {} rows; verified on the CPU: {}",
         rows.len(),
@@ -201,7 +192,7 @@ fn selftest(a: PowSelftestArgs) -> anyhow::Result<()> {
     forged[0].values[0] ^= 1;
     let caught = v
         .verify(&ch, &c.root, &rows, &forged, timing)
-        .map_err(pow_err)?;
+        .map_err(exit::pow)?;
     out::println(format!(
         "3. one value of row {} of product {} changed: {}",
         rows[0].row,
@@ -219,7 +210,7 @@ fn selftest(a: PowSelftestArgs) -> anyhow::Result<()> {
     }
     let consistent = v
         .verify(&ch, &tree.root(), &rows, &forged, timing)
-        .map_err(pow_err)?;
+        .map_err(exit::pow)?;
     out::println(format!(
         "4. the same change committed in the tree: {}",
         describe(&consistent)
@@ -254,7 +245,7 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
     };
     // Every size is checked before a second of peak measurement is spent.
     for &n in sizes.iter().chain([&a.verify_n]) {
-        Challenge::new(Seed([0; 32]), n, a.count).map_err(pow_err)?;
+        Challenge::new(Seed([0; 32]), n, a.count).map_err(exit::pow)?;
     }
     check_samples(a.samples)?;
     let threads = kernel::default_threads();
@@ -275,9 +266,10 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
     )?;
     out::println("|---:|---:|---:|---:|---:|---:|---:|")?;
     for &n in &sizes {
-        let ch = Challenge::new(Seed::random().map_err(pow_err)?, n, a.count).map_err(pow_err)?;
+        let ch =
+            Challenge::new(Seed::random().map_err(exit::pow)?, n, a.count).map_err(exit::pow)?;
         eprintln!("proving n = {n}…");
-        let c = p.get().commit(&ch).map_err(pow_err)?;
+        let c = p.get().commit(&ch).map_err(exit::pow)?;
         let secs = c.elapsed.as_secs_f64();
         let ops = ch.ops() / secs;
         let (matmul, peak) = p.peak(n, a.count, cpu_peak)?;
@@ -298,16 +290,16 @@ fn bench(a: PowBenchArgs) -> anyhow::Result<()> {
     out::println("\n| n | count | rows recomputed | ms |")?;
     out::println("|---:|---:|---:|---:|")?;
     for count in [1, 64] {
-        let ch =
-            Challenge::new(Seed::random().map_err(pow_err)?, a.verify_n, count).map_err(pow_err)?;
+        let ch = Challenge::new(Seed::random().map_err(exit::pow)?, a.verify_n, count)
+            .map_err(exit::pow)?;
         let rows = choose_rows(
             &ch,
             &[0; 32],
-            &Seed::random().map_err(pow_err)?.0,
+            &Seed::random().map_err(exit::pow)?.0,
             a.samples,
         );
         let t = Instant::now();
-        let values = compute_rows(&ch, &rows, threads).map_err(pow_err)?;
+        let values = compute_rows(&ch, &rows, threads).map_err(exit::pow)?;
         let leaves: Vec<_> = values.iter().map(|v| merkle::leaf(v)).collect();
         let took = t.elapsed();
         std::hint::black_box(leaves);
@@ -334,10 +326,10 @@ impl Backed {
             Backend::Cpu => Ok(Backed::Cpu(CpuProver::new())),
             #[cfg(feature = "cuda")]
             Backend::Cuda => Ok(Backed::Cuda(Box::new(
-                akihabara_gpu::cuda::CudaProver::new(0).map_err(pow_err)?,
+                akihabara_gpu::cuda::CudaProver::new(0).map_err(exit::pow)?,
             ))),
             #[cfg(not(feature = "cuda"))]
-            Backend::Cuda => Err(pow_err(PowError::NoBackend("cuda"))),
+            Backend::Cuda => Err(exit::pow(PowError::NoBackend("cuda"))),
         }
     }
 
@@ -364,7 +356,7 @@ impl Backed {
             }
             #[cfg(feature = "cuda")]
             Backed::Cuda(gpu) => {
-                let one = gpu.time_gemm(n, 10).map_err(pow_err)?;
+                let one = gpu.time_gemm(n, 10).map_err(exit::pow)?;
                 let peak = 2.0 * f64::from(n).powi(3) / one.as_secs_f64();
                 Ok((Some(one * count), peak))
             }

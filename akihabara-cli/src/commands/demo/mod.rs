@@ -5,7 +5,9 @@
 //! the pow scorer with an EMA, and u16 weights. Simulated: the chain
 //! ([`SnapshotChain`], named so in the output).
 
-use std::fmt::Write as _;
+mod args;
+mod report;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,11 +22,15 @@ use akihabara_core::score::PowScorer;
 use akihabara_core::strategy;
 use akihabara_core::wallet::Keypair;
 use akihabara_core::{Block, Netuid, RAO_PER_TAO, Rao, Tao, Uid, Window};
-use akihabara_gpu::{Challenge, CpuProver, Prover, Seed, SkippingProver};
+use akihabara_gpu::{CpuProver, Prover, SkippingProver};
 use anyhow::Context;
-use serde::Serialize;
 
-use crate::args::DemoArgs;
+pub use self::args::DemoArgs;
+use self::args::check;
+use self::report::{
+    LastEpoch, MinerOut, Report, RoundOut, ValidatorOut, WeightOut, agreement, render,
+};
+
 use crate::exit::bad_input;
 use crate::out;
 
@@ -43,168 +49,6 @@ const MAX_COUNT: u32 = 256;
 /// enough that a window measured while the machine was busy does not
 /// decide the weights.
 const EMA_ALPHA: f64 = 0.3;
-
-#[derive(Debug, Serialize)]
-struct MinerOut {
-    uid: u16,
-    hotkey: String,
-    port: u16,
-    cheating: bool,
-    pow_passed: u32,
-    pow_failed: u32,
-}
-
-#[derive(Debug, Serialize)]
-struct WeightOut {
-    uid: u16,
-    weight: u16,
-}
-
-#[derive(Debug, Serialize)]
-struct ValidatorOut {
-    uid: u16,
-    hotkey: String,
-    stake_tao: f64,
-    scores: Vec<(u16, f64)>,
-    weights: Vec<WeightOut>,
-    weights_set_at: Option<u64>,
-    weights_error: Option<String>,
-}
-
-#[derive(Debug, Serialize)]
-struct RoundOut {
-    window_start: u64,
-    miner: u16,
-    validator: u16,
-    slot: [u64; 2],
-    passed: bool,
-    ops_per_second: f64,
-    /// Products in the challenge (scaled to the miner's last speed).
-    count: u32,
-    verdict: String,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    demo: String,
-    /// `simulated (SnapshotChain)` or the chain's URL.
-    chain: String,
-    strategy: String,
-    challenge: serde_json::Value,
-    windows: Vec<serde_json::Value>,
-    rounds: Vec<RoundOut>,
-    miners: Vec<MinerOut>,
-    validators: Vec<ValidatorOut>,
-    agreement: Agreement,
-    elapsed_s: f64,
-}
-
-/// How much the weights of miners that run the same prover differ, and how
-/// far the validators agree.
-#[derive(Debug, Serialize)]
-struct Agreement {
-    /// Per validator: `(max - min) / max` of the honest miners' weights, in
-    /// percent (every honest demo miner runs the same CPU prover).
-    spread_pct: Vec<(u16, f64)>,
-    /// The largest difference between two validators' weights for one
-    /// miner, in percent of 65535.
-    max_weight_difference_pct: f64,
-    /// Miner pairs both validators of a pair order strictly, and how many
-    /// of those they order the same way (summed over validator pairs).
-    ordered_pairs: u32,
-    same_order: u32,
-}
-
-fn agreement(miners: &[MinerOut], validators: &[ValidatorOut]) -> Agreement {
-    let weight = |v: &ValidatorOut, uid: u16| {
-        v.weights
-            .iter()
-            .find(|w| w.uid == uid)
-            .map_or(0.0, |w| f64::from(w.weight))
-    };
-    let honest: Vec<u16> = miners
-        .iter()
-        .filter(|m| !m.cheating)
-        .map(|m| m.uid)
-        .collect();
-    let spread_pct = validators
-        .iter()
-        .map(|v| {
-            let ws: Vec<f64> = honest.iter().map(|u| weight(v, *u)).collect();
-            let (lo, hi) = ws
-                .iter()
-                .fold((f64::MAX, 0.0f64), |(lo, hi), w| (lo.min(*w), hi.max(*w)));
-            let pct = if hi > 0.0 {
-                100.0 * (hi - lo) / hi
-            } else {
-                0.0
-            };
-            (v.uid, pct)
-        })
-        .collect();
-    let (mut diff, mut ordered, mut same) = (0.0f64, 0, 0);
-    for (i, a) in validators.iter().enumerate() {
-        for b in &validators[i + 1..] {
-            for m in miners {
-                diff = diff.max((weight(a, m.uid) - weight(b, m.uid)).abs());
-            }
-            for (j, x) in miners.iter().enumerate() {
-                for y in &miners[j + 1..] {
-                    let da = weight(a, x.uid) - weight(a, y.uid);
-                    let db = weight(b, x.uid) - weight(b, y.uid);
-                    if da != 0.0 && db != 0.0 {
-                        ordered += 1;
-                        same += u32::from((da > 0.0) == (db > 0.0));
-                    }
-                }
-            }
-        }
-    }
-    Agreement {
-        spread_pct,
-        max_weight_difference_pct: 100.0 * diff / f64::from(u16::MAX),
-        ordered_pairs: ordered,
-        same_order: same,
-    }
-}
-
-/// A validator's latest epoch: scores, weights, and where they were set (or
-/// why not).
-type LastEpoch = (Vec<(u16, f64)>, Vec<WeightOut>, Option<u64>, Option<String>);
-
-fn check(a: &DemoArgs) -> anyhow::Result<()> {
-    let bad = |m: String| Err(bad_input(anyhow::anyhow!(m)));
-    if !(1..=16).contains(&a.validators) {
-        return bad(format!(
-            "--validators must be 1 to 16, not {}",
-            a.validators
-        ));
-    }
-    if !(1..=32).contains(&a.miners) {
-        return bad(format!("--miners must be 1 to 32, not {}", a.miners));
-    }
-    if !(1..=50).contains(&a.windows) {
-        return bad(format!("--windows must be 1 to 50, not {}", a.windows));
-    }
-    if a.samples == 0 {
-        return bad("--samples must be at least 1".into());
-    }
-    if a.n > 2048 {
-        return bad(format!(
-            "--n {} is too large for a demo (at most 2048)",
-            a.n
-        ));
-    }
-    if let Some(i) = a.cheat_miner.iter().find(|i| **i == 0 || **i > a.miners) {
-        return bad(format!(
-            "--cheat-miner {i}: miners are numbered 1 to {}",
-            a.miners
-        ));
-    }
-    Challenge::new(Seed([0; 32]), a.n, a.count).map_err(bad_input)?;
-    strategy::by_name(&a.strategy).map_err(bad_input)?;
-    Ok(())
-}
 
 pub fn run(a: DemoArgs) -> anyhow::Result<()> {
     check(&a)?;
@@ -566,115 +410,4 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
         agreement,
         elapsed_s: started.elapsed().as_secs_f64(),
     })
-}
-
-fn short(ss58: &str) -> String {
-    format!("{}…", &ss58[..ss58.len().min(8)])
-}
-
-fn render(r: &Report) -> String {
-    let mut t = String::new();
-    let _ = writeln!(
-        t,
-        "akihabara demo: {} validators and {} miners on loopback ({}).\n\
-         Keys, axons, signed calls, proofs of work and scoring are real; the chain: {}.\n\
-         Challenges: n = {}, {} products, {} rows opened; {} rounds per slot, one proof at a time \
-         (the miners share this CPU), each sized to take about {} s at the miner's last speed.\n",
-        r.validators.len(),
-        r.miners.len(),
-        r.strategy,
-        r.chain,
-        r.challenge["n"],
-        r.challenge["count"],
-        r.challenge["samples"],
-        r.challenge["rounds_per_slot"],
-        r.challenge["target_seconds"],
-    );
-    for w in &r.windows {
-        let _ = writeln!(t, "window [{}, {}):", w["start"], w["end"]);
-        for row in r
-            .rounds
-            .iter()
-            .filter(|x| Some(x.window_start) == w["start"].as_u64())
-        {
-            let _ = writeln!(
-                t,
-                "  slot [{}, {}) validator {} -> miner {}: {}{}",
-                row.slot[0],
-                row.slot[1],
-                row.validator,
-                row.miner,
-                row.verdict,
-                if row.passed {
-                    format!(" ({:.2} Gops/s)", row.ops_per_second / 1e9)
-                } else {
-                    String::new()
-                }
-            );
-        }
-    }
-    let _ = writeln!(t, "\nMINER  HOTKEY      PORT   PASSED  FAILED");
-    for m in &r.miners {
-        let _ = writeln!(
-            t,
-            "{:>5}  {:<10}  {:>5}  {:>6}  {:>6}{}",
-            m.uid,
-            short(&m.hotkey),
-            m.port,
-            m.pow_passed,
-            m.pow_failed,
-            if m.cheating {
-                "  (cheating: skips half its rows)"
-            } else {
-                ""
-            }
-        );
-    }
-    let _ = writeln!(
-        t,
-        "\nWeights each validator set on the chain (u16, as set_weights sends them):"
-    );
-    for v in &r.validators {
-        let ws: Vec<String> = v
-            .weights
-            .iter()
-            .map(|w| format!("uid {} = {}", w.uid, w.weight))
-            .collect();
-        let when = match (&v.weights_set_at, &v.weights_error) {
-            (Some(b), _) => format!("at block {b}"),
-            (None, Some(e)) => format!("not set: {e}"),
-            (None, None) => "not set".into(),
-        };
-        let _ = writeln!(
-            t,
-            "  validator {} ({}, {:.0} TAO): {}  [{when}]",
-            v.uid,
-            short(&v.hotkey),
-            v.stake_tao,
-            ws.join(", ")
-        );
-    }
-    let g = &r.agreement;
-    let spreads: Vec<String> = g
-        .spread_pct
-        .iter()
-        .map(|(uid, pct)| format!("{pct:.1}% (validator {uid})"))
-        .collect();
-    let _ = writeln!(
-        t,
-        "\nAgreement: the honest miners run the same prover; their weights differ by {}.\n\
-         The validators' weights for one miner differ by at most {:.1}% of 65535; they order {} \
-         of {} miner pairs the same way (among identical miners an order is within the spread).",
-        spreads.join(", "),
-        g.max_weight_difference_pct,
-        g.same_order,
-        g.ordered_pairs,
-    );
-    let _ = writeln!(
-        t,
-        "\nFinished in {:.1} s. Next: `akihabara demo --cheat-miner 1`, `akihabara demo --json`,\n\
-         `akihabara schedule --help`, `akihabara sim --help`.",
-        r.elapsed_s
-    );
-    t
 }
