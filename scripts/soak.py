@@ -439,6 +439,8 @@ def soak(a):
                     (CHAIN / "localnet.sh", "the local chain")]:
         if not p.exists():
             sys.exit(f"soak: {what} is missing: {p}\n(see the top of {__file__})")
+    # SIGTERM ends the run like Ctrl-C: everything started is stopped first.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     work = Path(tempfile.mkdtemp(prefix="akihabara-soak-"))
     log(f"work dir {work}")
     total = a.minutes * 60
@@ -490,7 +492,7 @@ def soak(a):
         pump = Pump(chain)
         pump.start()
         time.sleep(5)
-        start_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
+        idle_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
         # The miner's own background (chain, validator rounds), before any client.
         c0 = proc_stats(miner.pid)["cpu_s"]
         time.sleep(20)
@@ -514,11 +516,14 @@ def soak(a):
         monitor = Health(t0, ports)
         monitor.start()
         log(f"load and jobs running; the soak of {total:.0f}s starts")
+        time.sleep(10)
+        start_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
 
         metrics_before_kill = {}
         plan = {"window": min(60.0, 0.1 * total), "restart": 0.25 * total, "kill": 0.7 * total}
         done = set()
-        while time.monotonic() - t0 < total:
+        # A slow chain restart may push the kill past the end: the soak then runs until it is done.
+        while time.monotonic() - t0 < total or "kill" not in done:
             now = time.monotonic() - t0
             if "window" not in done and now >= plan["window"]:
                 done.add("window")
@@ -534,9 +539,15 @@ def soak(a):
                 time.sleep(30)  # the daemons notice (health 503) while the chain is gone
                 t_up = time.monotonic() - t0
                 chain.start_and_setup()
+                head_after_setup = chain.head()
+                # Chopsticks keeps no state: the subnet is set up again, and the
+                # height continues where it stopped, as on a restarted node.
+                if ev["head_before"] and head_after_setup and head_after_setup <= ev["head_before"]:
+                    chain.rpc("dev_newBlock", [{"count": 1, "unsafeBlockHeight": ev["head_before"] + 1}])
                 pump.paused.clear()
                 t_set = time.monotonic() - t0
-                ev.update({"chain_pid_after": chain.pid(), "head_after_setup": chain.head(),
+                ev.update({"chain_pid_after": chain.pid(), "head_after_setup": head_after_setup,
+                           "head_continued_at": chain.head(),
                            "down_s": round(t_set - t_down, 1), "setup_s": round(t_set - t_up, 1)})
                 rec = {}
                 for name in ("miner", "validator"):
@@ -612,6 +623,7 @@ def soak(a):
         pyload.close_stdin()
         pyload.p.wait(60)
         pyaxon.stop()
+        after_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
 
         # Receipts on both sides.
         jobs_events = jobs.lines
@@ -663,7 +675,8 @@ def soak(a):
                                "weights_set": len(weights), "weights_after_chain_restart": sum(1 for v in weights if after(v)),
                                "challenges_of_our_miner_uid2": uid2,
                                "last_round_block": rounds[-1]["block"] if rounds else None}
-        result["processes"] = {"start": start_stats, "end": end_stats, "end_at_s": round(t_end, 1)}
+        result["processes"] = {"before_clients": idle_stats, "start": start_stats, "end": end_stats,
+                               "end_at_s": round(t_end, 1), "after_clients": after_stats}
         result["miner_requests_by_status"] = req
         result["python_dendrite_on_miner"] = {"calls": last_load.get("calls"), "statuses": last_load.get("status"),
                                               "mean_ms": round(last_load.get("mean_ms", 0), 2)}
@@ -727,10 +740,11 @@ def table(r):
              f"{' '.join(f'{x:.1f}' for x in r['load_average_at_start'])}"),
             ("soak", f"{r['minutes']} min, Python dendrite concurrency {r['concurrency']}, chain: {r['chain']}")]
     for who in ("miner", "validator"):
-        s, e = p.get("start", {}).get(who), p.get("end", {}).get(who)
-        if s and e:
-            rows.append((f"{who} RSS, start → end", f"{s['rss_mib']} → {e['rss_mib']} MiB"))
-            rows.append((f"{who} open fds, start → end", f"{s['fds']} → {e['fds']}"))
+        i, s, e, f = (p.get(k, {}).get(who) for k in ("before_clients", "start", "end", "after_clients"))
+        if i and s and e and f:
+            rows.append((f"{who} RSS: no clients, soak start, soak end, clients gone",
+                         f"{i['rss_mib']}, {s['rss_mib']}, {e['rss_mib']}, {f['rss_mib']} MiB"))
+            rows.append((f"{who} open fds: same four points", f"{i['fds']}, {s['fds']}, {e['fds']}, {f['fds']}"))
     k = r.get("miner_kill")
     if k:
         b = k["miner_before_kill"]
@@ -738,7 +752,8 @@ def table(r):
                      f"ready again after {k['ready_again_after_s']} s, /health 200 after {k['healthy_again_after_s']} s"))
     c = r.get("chain_restart")
     if c:
-        rows.append(("chain restart", f"at {c['at_s']} s, head {c['head_before']} → {c['head_after_setup']}; down "
+        rows.append(("chain restart", f"at {c['at_s']} s, head {c['head_before']} → {c['head_after_setup']} (set up again), "
+                     f"continued at {c['head_continued_at']}; down "
                      f"{c['down_s']} s (setup {c['setup_s']} s); daemons {json.dumps(c['daemons'])}"))
     rows.append(("miner requests by status (/metrics, both miner processes)", json.dumps(r.get("miner_requests_by_status"))))
     d = r.get("python_dendrite_on_miner") or {}
