@@ -5,7 +5,7 @@ What runs (all on loopback, every process stopped by its own PID at the end,
 also on failure):
 
 - the local subtensor chain (`../shared/chain/localnet.sh`: Chopsticks running
-  the node-subtensor runtime), set up by `setup_subnet.py`, one block a second;
+  the node-subtensor runtime), set up by `setup_subnet.py`, a block asked for every second;
 - `akihabara miner run` (//miner1, uid 2) with a fleet of one local executor,
   and `akihabara validator run` (//validator1, uid 0) doing proof-of-work rounds;
 - the official Python `bittensor` 10.5.0 Dendrite (//validator2, uid 1, a
