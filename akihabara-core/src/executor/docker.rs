@@ -634,12 +634,21 @@ impl ExecutorBackend for DockerBackend {
 /// How a container that stopped by itself ended: OOM-killed, killed by a
 /// signal (exit code 128 + n), or its exit code.
 async fn exit_status(docker: &Docker, name: &str, code: i64) -> JobStatus {
-    let oom = match timed(docker.inspect_container(name, None)).await {
-        Ok(Ok(c)) => c.state.and_then(|s| s.oom_killed).unwrap_or(false),
-        _ => false,
-    };
-    if oom {
-        return JobStatus::OutOfMemory;
+    // The engine records an OOM kill from the kernel's event, which can
+    // land just after the wait returns: a SIGKILL exit (137) is looked at
+    // again for a moment before it counts as a plain exit.
+    let tries = if code == 137 { 10 } else { 1 };
+    for _ in 0..tries {
+        let oom = match timed(docker.inspect_container(name, None)).await {
+            Ok(Ok(c)) => c.state.and_then(|s| s.oom_killed).unwrap_or(false),
+            _ => false,
+        };
+        if oom {
+            return JobStatus::OutOfMemory;
+        }
+        if tries > 1 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let code = i32::try_from(code).unwrap_or(i32::MAX);
     JobStatus::Exited { code }
