@@ -20,8 +20,8 @@ use crate::commands::wallet::WalletCommand;
 use crate::commands::weights::WeightsCommand;
 use crate::daemon::{MinerCommand, ValidatorCommand};
 
-/// Run Bittensor compute subnets: schedule a miner's compute, compare
-/// strategies, and (in later releases) prove GPUs, score miners and set weights.
+/// Run Bittensor compute subnets: mine and validate (proofs of work, jobs,
+/// rentals, scores and weights on chain), schedule and simulate strategies.
 #[derive(Debug, Parser)]
 #[command(name = "akihabara", version, propagate_version = true)]
 #[command(
