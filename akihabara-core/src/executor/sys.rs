@@ -65,6 +65,14 @@ fn session_of(pid: i32) -> Option<i32> {
     rest.split_whitespace().nth(3)?.parse().ok()
 }
 
+/// The parent of `pid`, from `/proc/PID/stat` (field 4).
+fn parent_of(pid: i32) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // state ppid
+    rest.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Whether `pid` holds a descriptor on one of `pipes`.
 fn holds_pipe(pid: i32, pipes: &[u64]) -> bool {
     let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
@@ -90,7 +98,14 @@ pub(crate) fn kill_job_tree(sid: u32, pipes: &[u64]) -> usize {
     let Ok(sid) = i32::try_from(sid) else {
         return 0;
     };
-    kill_matching(|pid| session_of(pid) == Some(sid) || holds_pipe(pid, pipes))
+    let me = std::process::id() as i32;
+    // A child of ours between fork and exec (another job starting) holds
+    // every descriptor we hold, this job's pipes too, for a moment: it is
+    // not this job's. The job's own escaped processes are never our
+    // children (the job's leader is, and is in the session).
+    kill_matching(|pid| {
+        session_of(pid) == Some(sid) || (holds_pipe(pid, pipes) && parent_of(pid) != Some(me))
+    })
 }
 
 /// SIGKILLs every process (but this one and init) that `doomed` picks, and
