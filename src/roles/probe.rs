@@ -426,7 +426,7 @@ async fn run_job(
             return out;
         }
         other => {
-            out.check = Check::blame(format!("answered a submission with {}", state(&other)));
+            out.check = Check::blame(format!("answered a submission with {}", other.state()));
             return out;
         }
     }
@@ -495,17 +495,6 @@ async fn run_job(
                 return out;
             }
         }
-    }
-}
-
-fn state(r: &JobReply) -> &'static str {
-    match r {
-        JobReply::Accepted { .. } => "accepted",
-        JobReply::Declined { .. } => "declined",
-        JobReply::Running => "running",
-        JobReply::Finished { .. } => "finished",
-        JobReply::Failed { .. } => "failed",
-        JobReply::Unknown => "unknown",
     }
 }
 

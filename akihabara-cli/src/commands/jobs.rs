@@ -259,17 +259,6 @@ pub(crate) fn reason_name(reason: &impl serde::Serialize) -> String {
         .unwrap_or_else(|| "declined".into())
 }
 
-fn state_name(reply: &JobReply) -> &'static str {
-    match reply {
-        JobReply::Accepted { .. } => "accepted",
-        JobReply::Declined { .. } => "declined",
-        JobReply::Running => "running",
-        JobReply::Finished { .. } => "finished",
-        JobReply::Failed { .. } => "failed",
-        JobReply::Unknown => "unknown",
-    }
-}
-
 fn report(job_id: &str, s: &Session, reply: &JobReply, json: bool) -> anyhow::Result<()> {
     if json {
         let mut v = serde_json::to_value(reply)?;
@@ -280,7 +269,7 @@ fn report(job_id: &str, s: &Session, reply: &JobReply, json: bool) -> anyhow::Re
         out::println(v.to_string())?;
         return Ok(());
     }
-    let mut text = format!("job {job_id}: {}", state_name(reply));
+    let mut text = format!("job {job_id}: {}", reply.state());
     match reply {
         JobReply::Declined { reason, detail } => {
             text.push_str(&format!(" ({}: {detail})", reason_name(reason)));

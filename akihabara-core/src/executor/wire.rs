@@ -84,6 +84,20 @@ pub enum JobReply {
     Unknown,
 }
 
+impl JobReply {
+    /// The state's name as the wire spells it (`accepted`, `running`, …).
+    pub fn state(&self) -> &'static str {
+        match self {
+            JobReply::Accepted { .. } => "accepted",
+            JobReply::Declined { .. } => "declined",
+            JobReply::Running => "running",
+            JobReply::Finished { .. } => "finished",
+            JobReply::Failed { .. } => "failed",
+            JobReply::Unknown => "unknown",
+        }
+    }
+}
+
 /// Submits a job.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobSubmit {
