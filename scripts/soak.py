@@ -253,6 +253,9 @@ class Proc:
         if self.p.poll() is None:
             try:
                 os.kill(self.p.pid, sig)
+                # A process paused with SIGSTOP (the validator during the
+                # CPU phases) acts on the signal only once it runs again.
+                os.kill(self.p.pid, signal.SIGCONT)
                 self.p.wait(timeout)
             except subprocess.TimeoutExpired:
                 os.kill(self.p.pid, signal.SIGKILL)
@@ -470,7 +473,9 @@ def soak(a):
                          'class = "cpu"\nunsafe_share_miner_user = true\n')
         miner_toml = work / "m1.toml"
         miner_toml.write_text(common("m1") + f'\n[axon]\nip = "127.0.0.2"\nport = {axon_port}\nexternal_ip = "127.0.0.2"\n\n'
-                              f'[pow]\nprover = "cpu"\n\n[executors]\nfleet = "{fleet}"\n')
+                              f'[pow]\nprover = "cpu"\n\n[executors]\nfleet = "{fleet}"\n\n'
+                              # The local chain's tempo is 10: a 20-block window.
+                              '[schedule]\nmin_blocks = 5\n')
         validator_toml = work / "v1.toml"
         validator_toml.write_text(common("v1") + '\n[validator]\nround_blocks = 2\npoll = "1s"\n\n'
                                   '[pow]\nn = 256\ncount = 1\nsamples = 8\nconcurrency = 1\ntimeout = "30s"\n')
@@ -601,8 +606,13 @@ def soak(a):
         last_load = load.last(lambda v: "calls" in v) or {}
 
         # CPU per call, a phase each: the same Python dendrite load on our
-        # miner (jobs stopped), then on the official Python axon; the
-        # validator and the chain keep running through both.
+        # miner (jobs stopped), then on the official Python axon. The
+        # validator is paused (SIGSTOP) through both phases, so neither axon
+        # answers anything but the Python load: its proof-of-work challenges
+        # would otherwise count in our miner's CPU and not in bt.Axon's.
+        # The chain keeps running through both.
+        os.kill(validator.pid, signal.SIGSTOP)
+        result["validator_paused_for_phases"] = True
         time.sleep(3)
         log("phase: Python dendrite -> akihabara miner axon")
         result["ours_window"] = cpu_window(miner.pid, ports["miner"], load, a.window)
@@ -623,6 +633,7 @@ def soak(a):
         pyload.close_stdin()
         pyload.p.wait(60)
         pyaxon.stop()
+        os.kill(validator.pid, signal.SIGCONT)
         after_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
 
         # Receipts on both sides.
