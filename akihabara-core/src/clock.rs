@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// Monotonic time since the clock's own start. Object-safe.
 pub trait Clock: Send + Sync + std::fmt::Debug {
@@ -45,6 +45,37 @@ impl Default for SystemClock {
 impl Clock for SystemClock {
     fn elapsed(&self) -> Duration {
         self.start.elapsed()
+    }
+}
+
+/// The wall clock, counted from a fixed instant: processes given the same
+/// `since` read the same time, so two daemons on one simulated chain
+/// ([`SnapshotChain::with_clock`](crate::chain::SnapshotChain::with_clock))
+/// see the same block. Before `since` it reads zero, and it never goes
+/// back, even when the system clock is stepped back.
+#[derive(Clone, Debug)]
+pub struct WallClock {
+    since: SystemTime,
+    seen: Arc<AtomicU64>,
+}
+
+impl WallClock {
+    /// A clock that reads the time since `since`.
+    pub fn since(since: SystemTime) -> WallClock {
+        WallClock {
+            since,
+            seen: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+impl Clock for WallClock {
+    fn elapsed(&self) -> Duration {
+        let now = SystemTime::now()
+            .duration_since(self.since)
+            .unwrap_or(Duration::ZERO);
+        let nanos = u64::try_from(now.as_nanos()).unwrap_or(u64::MAX);
+        Duration::from_nanos(self.seen.fetch_max(nanos, Ordering::Relaxed).max(nanos))
     }
 }
 
@@ -80,5 +111,25 @@ impl Clock for ManualClock {
 impl<C: Clock + ?Sized> Clock for Arc<C> {
     fn elapsed(&self) -> Duration {
         (**self).elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_clocks_from_one_instant_agree_and_start_at_zero() {
+        let since = SystemTime::now() - Duration::from_secs(100);
+        let (a, b) = (WallClock::since(since), WallClock::since(since));
+        let (ta, tb) = (a.elapsed(), b.elapsed());
+        assert!(ta >= Duration::from_secs(100), "{ta:?}");
+        // Read one after the other: the second is no earlier, and not far on.
+        assert!(
+            tb >= ta && tb - ta < Duration::from_secs(5),
+            "{ta:?} {tb:?}"
+        );
+        let future = WallClock::since(SystemTime::now() + Duration::from_secs(3600));
+        assert_eq!(future.elapsed(), Duration::ZERO);
     }
 }

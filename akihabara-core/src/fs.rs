@@ -4,6 +4,29 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+/// Expands a leading `~` to the home directory (`$HOME`); other paths, and
+/// `~` when `HOME` is unset, come back as they are.
+///
+/// ```
+/// use std::path::Path;
+/// let home = std::env::var_os("HOME").map(std::path::PathBuf::from);
+/// let got = akihabara_core::fs::expand_tilde(Path::new("~/.bittensor"));
+/// match home {
+///     Some(h) => assert_eq!(got, h.join(".bittensor")),
+///     None => assert_eq!(got, Path::new("~/.bittensor")),
+/// }
+/// assert_eq!(akihabara_core::fs::expand_tilde(Path::new("/etc")), Path::new("/etc"));
+/// ```
+pub fn expand_tilde(path: &Path) -> PathBuf {
+    let Ok(rest) = path.strip_prefix("~") else {
+        return path.to_path_buf();
+    };
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(rest),
+        None => path.to_path_buf(),
+    }
+}
+
 /// Why [`read_limited`] returned no contents.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

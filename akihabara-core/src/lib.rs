@@ -62,7 +62,8 @@ pub use types::{
     TaoParseError, Uid, Window, WindowError,
 };
 
-/// Any error from this crate.
+/// Any error from this crate: every public error type converts into it
+/// (`?` works across modules), and [`Error::Other`] carries a plug-in's own.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -96,6 +97,74 @@ pub enum Error {
     /// A simulation could not run.
     #[error(transparent)]
     Sim(#[from] sim::SimError),
+    /// A keyfile could not be decrypted.
+    #[error(transparent)]
+    Decrypt(#[from] wallet::DecryptError),
+    /// A keyfile's contents are not a key.
+    #[error(transparent)]
+    KeyfileFormat(#[from] wallet::KeyfileFormatError),
+    /// A password could not be read.
+    #[error(transparent)]
+    Password(#[from] wallet::PasswordError),
+    /// A file could not be read within its size limit.
+    #[error(transparent)]
+    Read(#[from] fs::ReadError),
+    /// Request headers of the axon/dendrite protocol are malformed.
+    #[error(transparent)]
+    Header(#[from] protocol::HeaderError),
+    /// A `btauth/1` request is malformed or not signed by its caller.
+    #[error(transparent)]
+    BtAuth(#[from] protocol::btauth::BtAuthError),
+    /// A nonce is stale, reused or out of bounds.
+    #[error(transparent)]
+    Nonce(#[from] protocol::NonceError),
+    /// A synapse body could not be parsed.
+    #[error(transparent)]
+    Body(#[from] protocol::BodyError),
+    /// A body hash could not be computed.
+    #[error(transparent)]
+    Hash(#[from] protocol::HashError),
+    /// Weights could not be normalized or converted.
+    #[error(transparent)]
+    Weight(#[from] weights::WeightError),
+    /// Scores could not be computed.
+    #[error(transparent)]
+    Score(#[from] score::ScoreError),
+    /// The state store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// A chain call failed.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Chain(#[from] chain::ChainError),
+    /// The dendrite's HTTP client could not be built.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Dendrite(#[from] dendrite::DendriteError),
+    /// A rate limit out of bounds.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    RateLimit(#[from] axon::RateLimitError),
+    /// A synapse handler failed.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Handler(#[from] axon::HandlerError),
+    /// An executor failed to run a job.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Executor(#[from] executor::ExecutorError),
+    /// A fleet file is invalid.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Fleet(#[from] executor::FleetError),
+    /// The miner's job service refused or failed a request.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Service(#[from] executor::service::ServiceError),
+    /// A validator's call to a miner's job service failed.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Client(#[from] executor::service::ClientError),
     /// An error from user code plugged into the library.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -105,5 +174,47 @@ impl Error {
     /// Wraps an error from a plug-in.
     pub fn other(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
         Error::Other(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Compiles only while every public error type converts into [`Error`].
+    #[test]
+    fn every_public_error_type_converts_into_error() {
+        fn into<E: Into<super::Error>>() {}
+        into::<crate::Ss58Error>();
+        into::<crate::TaoParseError>();
+        into::<crate::WindowError>();
+        into::<crate::MetagraphError>();
+        into::<crate::metagraph::snapshot::SnapshotError>();
+        into::<crate::ScheduleError>();
+        into::<crate::schedule::UnknownLayout>();
+        into::<crate::wallet::WalletError>();
+        into::<crate::wallet::KeyError>();
+        into::<crate::wallet::DecryptError>();
+        into::<crate::wallet::KeyfileFormatError>();
+        into::<crate::wallet::PasswordError>();
+        into::<crate::sim::SimError>();
+        into::<crate::fs::ReadError>();
+        into::<crate::protocol::HeaderError>();
+        into::<crate::protocol::btauth::BtAuthError>();
+        into::<crate::protocol::NonceError>();
+        into::<crate::protocol::BodyError>();
+        into::<crate::protocol::HashError>();
+        into::<crate::weights::WeightError>();
+        into::<crate::score::ScoreError>();
+        into::<crate::store::StoreError>();
+        #[cfg(feature = "net")]
+        {
+            into::<crate::chain::ChainError>();
+            into::<crate::dendrite::DendriteError>();
+            into::<crate::axon::RateLimitError>();
+            into::<crate::axon::HandlerError>();
+            into::<crate::executor::ExecutorError>();
+            into::<crate::executor::FleetError>();
+            into::<crate::executor::service::ServiceError>();
+            into::<crate::executor::service::ClientError>();
+        }
     }
 }

@@ -165,7 +165,7 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
             "--duration must be at least 1 second"
         )));
     }
-    let key_path = akihabara_core::wallet::expand_tilde(&a.ssh_key);
+    let key_path = akihabara_core::fs::expand_tilde(&a.ssh_key);
     let key_text = std::fs::read_to_string(&key_path).map_err(|e| {
         bad_input(anyhow::anyhow!(
             "--ssh-key {}: {e} (create one with ssh-keygen -t ed25519)",

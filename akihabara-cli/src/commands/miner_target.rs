@@ -173,10 +173,8 @@ impl ValidatorArgs {
 pub fn state_dir(given: Option<&PathBuf>, hotkey: &AccountId) -> PathBuf {
     match given {
         Some(d) => d.clone(),
-        None => {
-            akihabara_core::wallet::expand_tilde(std::path::Path::new("~/.akihabara/validator"))
-                .join(hotkey.to_ss58())
-        }
+        None => akihabara_core::fs::expand_tilde(std::path::Path::new("~/.akihabara/validator"))
+            .join(hotkey.to_ss58()),
     }
 }
 

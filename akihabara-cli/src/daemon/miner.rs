@@ -5,10 +5,9 @@ use std::sync::Arc;
 
 use akihabara::roles::{Miner, MinerJobs};
 use akihabara_core::Netuid;
-use akihabara_core::axon::{Axon, AxonConfig, RateLimit, StakePolicy};
+use akihabara_core::axon::{Axon, AxonConfig, RateLimit, RateLimitError, StakePolicy};
 use akihabara_core::chain::ChainClient;
-use akihabara_core::executor::accept::{AllOf, ClassLimits, ScriptPolicy};
-use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy, JobRequest, Refusal};
+use akihabara_core::executor::jobs::AcceptPolicy;
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::metagraph::Metagraph;
@@ -19,6 +18,7 @@ use akihabara_gpu::{CpuProver, Prover, ThrottledProver};
 use anyhow::Context;
 use serde_json::json;
 
+use super::accept::accept_policy;
 use super::args::DaemonArgs;
 use super::{Backoff, Health, HyperCache, Metrics, event, key_error, role_error};
 use crate::config::{self, MinerConfig};
@@ -64,19 +64,10 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
     }
     let rate_limit = match c.axon.rate_limit {
         None => None,
-        Some(rps) if rps.is_finite() && (1.0 / 86_400.0..=1e6).contains(&rps) => Some(RateLimit {
-            per_second: rps,
-            burst: c.axon.burst.unwrap_or(rps.ceil().max(1.0) as u32).max(1),
-        }),
-        Some(rps) => {
-            return Err(key_error(
-                "axon.rate_limit",
-                format!(
-                    "{}: requests per second from one a day (1.16e-5) to 1e6",
-                    crate::commands::axon::short_number(rps)
-                ),
-            ));
-        }
+        Some(rps) => Some(RateLimit::new(rps, c.axon.burst).map_err(|e| match e {
+            RateLimitError::ZeroBurst => key_error("axon.burst", "must be at least 1"),
+            e => key_error("axon.rate_limit", e),
+        })?),
     };
     let accept = accept_policy(c)?;
     Ok(Plan {
@@ -89,80 +80,6 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
             ..AxonConfig::default()
         },
     })
-}
-
-/// `[jobs]` as an accept policy: the class limits, then the script.
-fn accept_policy(c: &MinerConfig) -> anyhow::Result<Arc<dyn AcceptPolicy>> {
-    let j = &c.jobs;
-    let mut all: Vec<Arc<dyn AcceptPolicy>> = Vec::new();
-    if !j.max_duration.is_empty() || j.only_listed {
-        let mut limits = ClassLimits::new().only_listed(j.only_listed);
-        for (class, max) in &j.max_duration {
-            if max.as_secs() == 0 {
-                return Err(key_error(
-                    &format!("jobs.max_duration.{class}"),
-                    "must be at least 1s",
-                ));
-            }
-            limits = limits.max_duration(class.clone(), **max);
-        }
-        all.push(Arc::new(limits));
-    }
-    if let Some(timeout) = j.script_timeout
-        && (timeout.is_zero() || timeout > std::time::Duration::from_secs(60))
-    {
-        return Err(key_error(
-            "jobs.script_timeout",
-            "must be more than 0s and at most 60s (a validator waits for the answer)",
-        ));
-    }
-    if let Some(path) = &j.script {
-        let path = akihabara_core::wallet::expand_tilde(path);
-        let meta = std::fs::metadata(&path)
-            .map_err(|e| key_error("jobs.script", format!("{}: {e}", path.display())))?;
-        {
-            use std::os::unix::fs::PermissionsExt as _;
-            if !meta.is_file() || meta.permissions().mode() & 0o111 == 0 {
-                return Err(key_error(
-                    "jobs.script",
-                    format!("{} is not an executable file", path.display()),
-                ));
-            }
-        }
-        let mut script = ScriptPolicy::new(path);
-        if let Some(t) = j.script_timeout {
-            script = script.timeout(t);
-        }
-        all.push(Arc::new(script));
-    } else if j.script_timeout.is_some() {
-        return Err(key_error(
-            "jobs.script_timeout",
-            "is set, but jobs.script is not",
-        ));
-    }
-    Ok(match all.len() {
-        0 => Arc::new(AcceptAll),
-        1 => Arc::new(Logged(all.remove(0))),
-        _ => Arc::new(Logged(Arc::new(AllOf(all)))),
-    })
-}
-
-/// Logs each job the policy refuses, with the reason (a failed or hung
-/// script as a warning: the operator's script needs attention).
-struct Logged(Arc<dyn AcceptPolicy>);
-
-impl AcceptPolicy for Logged {
-    fn refuse(&self, request: &JobRequest) -> Option<Refusal> {
-        let refusal = self.0.refuse(request)?;
-        let (job, validator) = (&request.job_id, request.validator.to_ss58());
-        match &refusal {
-            Refusal::ScriptFailed(_) => {
-                tracing::warn!(job, validator, reason = %refusal, "job declined: the accept script failed")
-            }
-            _ => tracing::info!(job, validator, reason = %refusal, "job declined by [jobs]"),
-        }
-        Some(refusal)
-    }
 }
 
 /// `[policy]` over the metagraph the miner starts from.

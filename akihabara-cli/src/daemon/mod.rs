@@ -1,6 +1,7 @@
 //! The long-running roles: `akihabara miner run` and `akihabara validator run`,
 //! and what they share: logging, the chain connection, health and metrics.
 
+mod accept;
 mod args;
 pub mod miner;
 mod ops;
@@ -159,7 +160,7 @@ pub async fn connect_chain(
     state: &StateSection,
 ) -> anyhow::Result<Arc<dyn ChainClient>> {
     if let Some(path) = c.network.strip_prefix("snapshot:") {
-        let path = akihabara_core::wallet::expand_tilde(std::path::Path::new(path));
+        let path = akihabara_core::fs::expand_tilde(std::path::Path::new(path));
         let mut chain = SnapshotChain::open(&path)
             .map_err(|e| key_error("chain.network", e))?
             .record_to(state.dir().join("simulated-chain.jsonl"));
@@ -168,6 +169,9 @@ pub async fn connect_chain(
         }
         if let Some(t) = c.block_time {
             chain = chain.block_time(t);
+        }
+        if let Some(start) = c.start {
+            chain = chain.with_clock(Arc::new(akihabara_core::clock::WallClock::since(start)));
         }
         tracing::warn!(snapshot = %path.display(), "the chain is a simulation (SnapshotChain): nothing is sent to a real chain");
         return Ok(Arc::new(chain));

@@ -83,7 +83,7 @@ fn probe(c: &ValidatorConfig) -> anyhow::Result<Option<ProbeSettings>> {
         });
     }
     if let Some(a) = &p.allocation {
-        let key = akihabara_core::wallet::expand_tilde(&a.ssh_key);
+        let key = akihabara_core::fs::expand_tilde(&a.ssh_key);
         if !key.exists() {
             create_ssh_key(&key).map_err(|e| key_error("probe.allocation.ssh_key", e))?;
         }

@@ -138,6 +138,61 @@ pub struct RateLimit {
     pub burst: u32,
 }
 
+/// The slowest rate a [`RateLimit`] takes: one request a day (below it the
+/// bucket's period would overflow a `Duration`; 1e-300 once panicked).
+pub const MIN_RATE: f64 = 1.0 / 86_400.0;
+/// The fastest rate a [`RateLimit`] takes: a million requests a second.
+pub const MAX_RATE: f64 = 1e6;
+
+/// Why a rate limit was refused.
+#[derive(Clone, Copy, Debug, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RateLimitError {
+    /// Not a number of requests per second from [`MIN_RATE`] to [`MAX_RATE`].
+    #[error(
+        "must be a number of requests per second from one a day (1.16e-5) to 1e6, not {}",
+        short_number(*.0)
+    )]
+    OutOfRange(f64),
+    /// A burst of zero requests.
+    #[error("a burst must be at least 1")]
+    ZeroBurst,
+}
+
+/// `1e-300` rather than three hundred zeros.
+fn short_number(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-4..1e9).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        v.to_string()
+    }
+}
+
+impl RateLimit {
+    /// `per_second` requests a second from one hotkey, `burst` at once
+    /// (default: one second's worth, at least 1). The one place both bounds
+    /// are checked: the axon's flags, the miner's config and the axon
+    /// itself all come here.
+    ///
+    /// ```
+    /// use akihabara_core::axon::{RateLimit, RateLimitError};
+    /// assert_eq!(RateLimit::new(2.5, None).unwrap().burst, 3);
+    /// assert_eq!(RateLimit::new(1e-300, None), Err(RateLimitError::OutOfRange(1e-300)));
+    /// assert_eq!(RateLimit::new(1.0, Some(0)), Err(RateLimitError::ZeroBurst));
+    /// ```
+    pub fn new(per_second: f64, burst: Option<u32>) -> Result<RateLimit, RateLimitError> {
+        if !(per_second.is_finite() && (MIN_RATE..=MAX_RATE).contains(&per_second)) {
+            return Err(RateLimitError::OutOfRange(per_second));
+        }
+        // In range, so the cast cannot saturate.
+        let burst = burst.unwrap_or(per_second.ceil().max(1.0) as u32);
+        if burst == 0 {
+            return Err(RateLimitError::ZeroBurst);
+        }
+        Ok(RateLimit { per_second, burst })
+    }
+}
+
 /// How the caller proved who it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum AuthScheme {
@@ -514,22 +569,9 @@ impl AxonBuilder {
 }
 
 fn quota(r: RateLimit) -> Result<Quota, String> {
-    if !(r.per_second.is_finite() && r.per_second > 0.0) {
-        return Err(format!(
-            "rate limit must be a positive number of requests per second, not {}",
-            r.per_second
-        ));
-    }
+    // The fields are public: a limit built by hand is checked here too.
+    let r = RateLimit::new(r.per_second, Some(r.burst)).map_err(|e| format!("rate limit {e}"))?;
     let burst = NonZeroU32::new(r.burst).ok_or("rate-limit burst must be at least 1")?;
-    // One request a day is the slowest rate that makes sense; below it the
-    // period would overflow a Duration (1e-300 requests/s once panicked).
-    const MIN_RATE: f64 = 1.0 / 86_400.0;
-    if r.per_second < MIN_RATE {
-        return Err(format!(
-            "rate limit {} requests/s is below the minimum of one a day ({MIN_RATE:.3e})",
-            r.per_second
-        ));
-    }
     let period = Duration::try_from_secs_f64(1.0 / r.per_second)
         .map_err(|_| format!("rate limit {} requests/s is out of range", r.per_second))?;
     Quota::with_period(period)

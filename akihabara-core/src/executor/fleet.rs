@@ -378,7 +378,7 @@ impl std::fmt::Debug for Fleet {
 }
 
 fn expand(path: &std::path::Path) -> PathBuf {
-    crate::wallet::expand_tilde(path)
+    crate::fs::expand_tilde(path)
 }
 
 #[cfg(feature = "docker")]

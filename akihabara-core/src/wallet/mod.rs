@@ -69,17 +69,6 @@ pub fn loose_permissions(path: &Path) -> std::io::Result<Option<u32>> {
     }
 }
 
-/// Expands a leading `~` to the home directory.
-pub fn expand_tilde(path: &Path) -> PathBuf {
-    let Ok(rest) = path.strip_prefix("~") else {
-        return path.to_path_buf();
-    };
-    match std::env::var_os("HOME") {
-        Some(home) => PathBuf::from(home).join(rest),
-        None => path.to_path_buf(),
-    }
-}
-
 /// Supplies the password for an encrypted keyfile at the given path.
 pub type PasswordFn<'a> = dyn FnMut(&Path) -> Result<Zeroizing<String>, WalletError> + 'a;
 
@@ -274,7 +263,7 @@ impl Wallet {
     /// Wallet `name` under `root` (a leading `~` is expanded), hotkey `hotkey`.
     pub fn new(root: impl AsRef<Path>, name: &str, hotkey: &str) -> Wallet {
         Wallet {
-            root: expand_tilde(root.as_ref()),
+            root: crate::fs::expand_tilde(root.as_ref()),
             name: name.to_owned(),
             hotkey: hotkey.to_owned(),
         }
@@ -550,7 +539,7 @@ impl Wallet {
 
     /// Every wallet under `root` (after `~` expansion), from public files only.
     pub fn list(root: impl AsRef<Path>) -> Result<Vec<WalletSummary>, WalletError> {
-        let root = expand_tilde(root.as_ref());
+        let root = crate::fs::expand_tilde(root.as_ref());
         let entries = match std::fs::read_dir(&root) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, StakePolicy};
+use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, RateLimitError, StakePolicy};
 use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy};
 use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
@@ -21,15 +21,6 @@ pub use self::args::{AxonCommand, AxonServeArgs};
 use crate::commands::read_metagraph;
 use crate::exit::bad_input;
 use crate::out;
-
-/// `v` as a reader wants it: `1e-300`, not three hundred zeros.
-pub(crate) fn short_number(v: f64) -> String {
-    if v != 0.0 && v.is_finite() && !(1e-4..1e9).contains(&v.abs()) {
-        format!("{v:e}")
-    } else {
-        v.to_string()
-    }
-}
 
 pub(crate) fn positive_seconds(flag: &str, v: f64) -> anyhow::Result<Duration> {
     if !v.is_finite() || v <= 0.0 || v > 1e9 {
@@ -77,24 +68,10 @@ fn config(a: &AxonServeArgs) -> anyhow::Result<AxonConfig> {
     }
     let rate_limit = match a.rate_limit {
         None => None,
-        Some(rps) => {
-            // One a day is the slowest rate (1e-300 once panicked).
-            if !rps.is_finite() || !(1.0 / 86_400.0..=1e6).contains(&rps) {
-                return Err(bad_input(anyhow::anyhow!(
-                    "--rate-limit must be a number of requests per second from one a day \
-                     (1.16e-5) to 1e6, not {}",
-                    short_number(rps)
-                )));
-            }
-            let burst = a.burst.unwrap_or(rps.ceil().max(1.0) as u32);
-            if burst == 0 {
-                return Err(bad_input(anyhow::anyhow!("--burst must be at least 1")));
-            }
-            Some(RateLimit {
-                per_second: rps,
-                burst,
-            })
-        }
+        Some(rps) => Some(RateLimit::new(rps, a.burst).map_err(|e| match e {
+            RateLimitError::ZeroBurst => bad_input(anyhow::anyhow!("--burst must be at least 1")),
+            e => bad_input(anyhow::anyhow!("--rate-limit {e}")),
+        })?),
     };
     Ok(AxonConfig {
         max_body_bytes: a.max_body_bytes,
@@ -206,7 +183,7 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
             let dir = match &a.state_dir {
                 Some(d) => d.clone(),
                 None => {
-                    akihabara_core::wallet::expand_tilde(std::path::Path::new("~/.akihabara/miner"))
+                    akihabara_core::fs::expand_tilde(std::path::Path::new("~/.akihabara/miner"))
                         .join(&hotkey)
                 }
             };
