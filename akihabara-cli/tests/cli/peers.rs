@@ -47,9 +47,23 @@ pub fn python(name: &str) -> Option<PathBuf> {
     else {
         return missing(&format!("no peer {name:?} in .ci/python-peers"));
     };
-    let requirements: Vec<&str> = line.split_whitespace().skip(1).collect();
+    let mut fields = line.split_whitespace().skip(1);
+    let size = fields.next().unwrap_or("?");
+    let requirements: Vec<&str> = fields.collect();
     let dir = peers_dir().join(name);
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
+    // Say where a venv goes and how large it is before building it (once).
+    let ready = std::fs::read_to_string(dir.join(".akihabara-ready")).unwrap_or_default();
+    if ready.trim() != requirements.join(" ") {
+        use std::io::Write as _;
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "building the Python venv {} ({}, about {size} on disk, once; \
+             AKIHABARA_PEERS_DIR puts it elsewhere)",
+            dir.display(),
+            requirements.join(" ")
+        );
+    }
     let out = Command::new("bash")
         .arg(repo_root().join(".ci/python-venv.sh"))
         .arg(&dir)
