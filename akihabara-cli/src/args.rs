@@ -35,6 +35,25 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The command line as parsed: [`Cli`]'s definition, where a value that
+/// looks like a negative number (`--windows -1`) is taken as the flag's
+/// value, so its parser says what is wrong with it ("invalid digit"), not
+/// "unexpected argument '-1'".
+pub fn command() -> clap::Command {
+    negative_numbers_are_values(<Cli as clap::CommandFactory>::command())
+}
+
+fn negative_numbers_are_values(cmd: clap::Command) -> clap::Command {
+    cmd.mut_args(|a| {
+        if a.get_action().takes_values() {
+            a.allow_negative_numbers(true)
+        } else {
+            a
+        }
+    })
+    .mut_subcommands(negative_numbers_are_values)
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Split one window's blocks across validators and show the slots.
@@ -171,7 +190,7 @@ weights on the simulated chain.
 
 Examples:
   akihabara demo
-  akihabara demo --cheat-miner 2          # miner 2 skips half its rows
+  akihabara demo --cheat-miner 3          # the miner with uid 3 skips half its rows
   akihabara demo --windows 5 --n 512 --json > demo.json
   akihabara demo --network local          # the dev subnet of ../shared/chain
 

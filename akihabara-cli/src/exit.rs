@@ -93,13 +93,11 @@ pub fn chain(e: ChainError) -> anyhow::Error {
     }
 }
 
-/// Wallet errors: the user's input (names, files, flags) is 2, a wrong or
-/// missing password and I/O failures are 1.
+/// Wallet errors: the user's input (names, files, flags, a missing
+/// password) is 2; a wrong password and I/O failures are 1.
 pub fn wallet(e: WalletError) -> anyhow::Error {
     match e {
-        WalletError::WrongPassword { .. }
-        | WalletError::NeedPassword { .. }
-        | WalletError::Io { .. } => e.into(),
+        WalletError::WrongPassword { .. } | WalletError::Io { .. } => e.into(),
         _ => bad_input(e),
     }
 }

@@ -6,10 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::CommandFactory;
-
-use crate::args::Cli;
-
 /// Help is wrapped at a fixed width, whatever terminal runs the test.
 const WIDTH: usize = 100;
 
@@ -36,7 +32,10 @@ fn render(path: &[String]) -> String {
     let argv = std::iter::once("akihabara".to_owned())
         .chain(path.iter().cloned())
         .chain(std::iter::once("--help".to_owned()));
-    match Cli::command().term_width(WIDTH).try_get_matches_from(argv) {
+    match crate::args::command()
+        .term_width(WIDTH)
+        .try_get_matches_from(argv)
+    {
         Ok(_) => panic!("`{} --help` did not print help", path.join(" ")),
         Err(e) => {
             assert_eq!(e.kind(), clap::error::ErrorKind::DisplayHelp);
@@ -58,7 +57,7 @@ fn help_snapshots_match() {
     let dir = snapshot_dir();
     let bless = std::env::var_os("AKIHABARA_BLESS").is_some_and(|v| v == "1");
     let mut all = Vec::new();
-    paths(&Cli::command(), &[], &mut all);
+    paths(&crate::args::command(), &[], &mut all);
     let mut expected: Vec<String> = all.iter().map(|p| file_name(p)).collect();
     expected.sort();
     let mut failures = Vec::new();

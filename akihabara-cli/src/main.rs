@@ -9,11 +9,10 @@ mod exit;
 #[cfg(test)]
 mod help_snapshots;
 mod out;
+mod progress;
 mod render;
 
 use std::process::ExitCode;
-
-use clap::Parser;
 
 use crate::args::{Cli, Command};
 
@@ -24,7 +23,10 @@ use crate::args::{Cli, Command};
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let parsed = args::command()
+        .try_get_matches()
+        .and_then(|m| <Cli as clap::FromArgMatches>::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(e) => return exit::clap_error(e),
     };

@@ -307,9 +307,12 @@ pub fn sim_svg(r: &SimReport) -> String {
 }
 
 /// Writes `contents` to `path` crash-safely (see `akihabara_core::fs::write_atomic`).
+/// Writes a file the user named (`--svg`, `--out` …); one that cannot be
+/// written is bad input (exit 2): the path given is what must change.
 pub fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     write_atomic(path, contents.as_bytes(), Access::Shared)
         .with_context(|| format!("writing {}", path.display()))
+        .map_err(crate::exit::bad_input)
 }
 
 #[cfg(test)]

@@ -27,12 +27,16 @@ mod files;
 mod jobs;
 #[path = "cli/limits.rs"]
 mod limits;
+#[path = "cli/offline.rs"]
+mod offline;
 #[path = "cli/peers.rs"]
 mod peers;
 #[path = "cli/pow.rs"]
 mod pow;
 #[path = "cli/probe.rs"]
 mod probe;
+#[path = "cli/readme.rs"]
+mod readme;
 #[path = "cli/score.rs"]
 mod score;
 #[path = "cli/wallet.rs"]
@@ -511,7 +515,7 @@ fn demo_runs_a_local_subnet_and_zeroes_the_cheater() {
         "--n",
         "64",
         "--cheat-miner",
-        "2",
+        "3",
     ]);
     let miners = v["miners"].as_array().unwrap();
     assert_eq!(miners.len(), 3);
@@ -546,7 +550,14 @@ fn demo_runs_a_local_subnet_and_zeroes_the_cheater() {
         assert!(r["verdict"].as_str().unwrap().contains("is wrong"), "{r}");
     }
 
-    assert_bad_input(&["demo", "--cheat-miner", "4"], "miners are numbered");
+    // --cheat-miner takes a uid of the MINER column: with 2 validators and
+    // 3 miners, 2 to 4.
+    for uid in ["1", "5"] {
+        assert_bad_input(
+            &["demo", "--cheat-miner", uid],
+            &format!("--cheat-miner {uid}: not a miner's uid; the miners' uids are 2 to 4"),
+        );
+    }
     assert_bad_input(&["demo", "--n", "0"], "n must");
     assert_bad_input(&["demo", "--strategy", "nope"], "nope");
 }

@@ -86,6 +86,11 @@ pub struct CallResult<S> {
     pub axon: TerminalInfo,
     /// Wall time of the call.
     pub elapsed: Duration,
+    /// Whether the axon answered over HTTP. `false` when the call failed
+    /// before any answer (connection refused: 503, timeout: 408, a request
+    /// that could not be built: 500); `status` is then the Python
+    /// dendrite's mapping of that failure, not the axon's word.
+    pub answered: bool,
 }
 
 impl<S> CallResult<S> {
@@ -212,6 +217,12 @@ impl Dendrite {
             synapse: None,
             axon: TerminalInfo::default(),
             elapsed: start.elapsed(),
+            answered: false,
+        };
+        // The axon's own answer, refused or unreadable.
+        let refused = |status: u16, message: String| CallResult {
+            answered: true,
+            ..fail(status, message)
         };
         let lane = self.lane();
         let uuid = lane.uuid.clone().unwrap_or_default();
@@ -249,7 +260,7 @@ impl Dendrite {
                 return fail(status, message);
             }
             Err(CallFailure::TooLarge) => {
-                return fail(
+                return refused(
                     422,
                     format!(
                         "Failed to parse response: larger than {} bytes",
@@ -259,14 +270,14 @@ impl Dendrite {
             }
         };
         if !json {
-            return fail(422, "Failed to parse response: not application/json".into());
+            return refused(422, "Failed to parse response: not application/json".into());
         }
         if status != 200 {
             let message = serde_json::from_slice::<serde_json::Value>(&bytes)
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or_default();
-            return fail(status, message);
+            return refused(status, message);
         }
         match protocol::parse_body::<S>(&bytes) {
             Ok(env) => CallResult {
@@ -279,8 +290,9 @@ impl Dendrite {
                 axon: env.axon.unwrap_or_default(),
                 synapse: Some(env.body),
                 elapsed: start.elapsed(),
+                answered: true,
             },
-            Err(e) => fail(422, format!("Failed to parse response: {e}")),
+            Err(e) => refused(422, format!("Failed to parse response: {e}")),
         }
     }
 
@@ -377,6 +389,7 @@ impl Dendrite {
                     synapse: None,
                     axon: TerminalInfo::default(),
                     elapsed: Duration::ZERO,
+                    answered: false,
                 })
             })
             .collect()

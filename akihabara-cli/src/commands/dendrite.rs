@@ -88,7 +88,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-fn report<S: Synapse>(r: CallResult<S>, json: bool) -> anyhow::Result<()> {
+fn report<S: Synapse>(r: CallResult<S>, target: &AxonTarget, json: bool) -> anyhow::Result<()> {
     #[derive(Serialize)]
     struct Out<'a, S> {
         status: u16,
@@ -104,7 +104,7 @@ fn report<S: Synapse>(r: CallResult<S>, json: bool) -> anyhow::Result<()> {
     };
     if json {
         out::println(serde_json::to_string(&o)?)?;
-    } else {
+    } else if r.answered {
         let mut text = format!("{} {} ({:.1} ms)", r.status, r.message, o.elapsed_s * 1e3);
         if let Some(s) = &r.synapse {
             text.push('\n');
@@ -113,9 +113,27 @@ fn report<S: Synapse>(r: CallResult<S>, json: bool) -> anyhow::Result<()> {
         out::println(text)?;
     }
     if r.status != 200 {
-        anyhow::bail!("the axon answered {}: {}", r.status, r.message);
+        anyhow::bail!("{}", failure_line(&r, target));
     }
     Ok(())
+}
+
+/// What a failed call means, and what to check next.
+fn failure_line<S>(r: &CallResult<S>, t: &AxonTarget) -> String {
+    let at = format!("{}:{}", t.ip, t.port);
+    match (r.answered, r.status) {
+        (false, 503) => format!(
+            "no axon at {at} (connection refused): is the miner running, and are --ip and --port its axon's?"
+        ),
+        (false, 408) => format!("no answer from {at}: {}", r.message),
+        (false, _) => format!("the call to {at} failed: {}", r.message),
+        (true, 401) if r.message.contains("Signature mismatch") => format!(
+            "the axon at {at} refused our signature (401): the signed message names the axon's \
+             hotkey as {}; is --axon-hotkey the hotkey this axon serves?",
+            t.hotkey
+        ),
+        (true, status) => format!("the axon at {at} answered {status}: {}", r.message),
+    }
 }
 
 /// `akihabara dendrite call`.
@@ -144,6 +162,7 @@ fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
                 dendrite
                     .call(&target, Ping::new(a.message, a.count), timeout)
                     .await,
+                &target,
                 a.output.json,
             ),
             SynapseName::SpecsQuery => {
@@ -151,7 +170,11 @@ fn call_one(a: DendriteCallArgs) -> anyhow::Result<()> {
                     include_gpus: !a.no_gpus,
                     ..SpecsQuery::default()
                 };
-                report(dendrite.call(&target, q, timeout).await, a.output.json)
+                report(
+                    dendrite.call(&target, q, timeout).await,
+                    &target,
+                    a.output.json,
+                )
             }
         }
     })

@@ -132,16 +132,18 @@ pub fn run(a: ScheduleArgs) -> anyhow::Result<()> {
     for note in schedule.notes() {
         eprintln!("note: {note}");
     }
+    // The picture first: an --svg that cannot be written fails (exit 2)
+    // before anything is printed.
+    if let Some(path) = &a.svg {
+        render::write_file(path, &render::schedule_svg(&schedule))?;
+    }
     if a.json {
         out::println(serde_json::to_string_pretty(&schedule)?)?;
     } else {
         out::print(render::schedule_table(&schedule, &mg, a.window.min_blocks))?;
     }
-    if let Some(path) = &a.svg {
-        render::write_file(path, &render::schedule_svg(&schedule))?;
-        if !a.json {
-            out::println(format!("wrote {}", path.display()))?;
-        }
+    if let (Some(path), false) = (&a.svg, a.json) {
+        out::println(format!("wrote {}", path.display()))?;
     }
     Ok(())
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use akihabara_core::sim::{SimConfig, SimReport, Simulation};
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{read_metagraph, window_len};
 use crate::exit::bad_input;
@@ -69,18 +68,6 @@ pub struct SimArgs {
     pub svg: Option<PathBuf>,
 }
 
-/// A progress bar on standard error; indicatif draws nothing when it is not a terminal.
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {pos}/{len} windows, {elapsed} elapsed, about {eta} left",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.set_message(what.to_owned());
-    bar
-}
-
 pub fn config(a: &SimArgs) -> anyhow::Result<SimConfig> {
     let len = window_len(Some(a.window_len).filter(|_| a.tempo.is_none()), a.tempo)?;
     if a.min_blocks > len {
@@ -110,7 +97,7 @@ pub fn simulate(a: &SimArgs) -> anyhow::Result<SimReport> {
     let cfg = config(a).map_err(bad_input)?;
     let names: Vec<&str> = a.strategies.iter().map(|s| s.trim()).collect();
     let sim = Simulation::with_builtins(cfg, &names).map_err(bad_input)?;
-    let bar = progress_bar(a.windows as u64, "simulating");
+    let bar = crate::progress::bar(a.windows as u64, "windows", "simulating");
     let report = sim.run(|w| bar.set_position(w as u64)).map_err(bad_input)?;
     bar.finish_and_clear();
     Ok(if a.no_timing {
@@ -122,16 +109,18 @@ pub fn simulate(a: &SimArgs) -> anyhow::Result<SimReport> {
 
 pub fn run(a: SimArgs) -> anyhow::Result<()> {
     let report = simulate(&a)?;
+    // The picture first: an --svg that cannot be written fails (exit 2)
+    // before anything is printed.
+    if let Some(path) = &a.svg {
+        render::write_file(path, &render::sim_svg(&report))?;
+    }
     if a.json {
         out::println(serde_json::to_string_pretty(&report)?)?;
     } else {
         out::print(render::sim_table(&report))?;
     }
-    if let Some(path) = &a.svg {
-        render::write_file(path, &render::sim_svg(&report))?;
-        if !a.json {
-            out::println(format!("wrote {}", path.display()))?;
-        }
+    if let (Some(path), false) = (&a.svg, a.json) {
+        out::println(format!("wrote {}", path.display()))?;
     }
     Ok(())
 }

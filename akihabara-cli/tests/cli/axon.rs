@@ -74,6 +74,30 @@ impl Peer {
         Peer { child, lines: rx }
     }
 
+    /// The next JSON line with `"event": event` and `pred` true, with the
+    /// whole search bounded by `within` (other lines keep arriving, so a
+    /// per-line timeout would not end it).
+    pub(super) fn event_where(
+        &self,
+        event: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).unwrap_or_else(|e| {
+                panic!("no such {event:?} line from the peer within {within:?}: {e}")
+            });
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && v["event"] == event
+                && pred(&v)
+            {
+                return v;
+            }
+        }
+    }
+
     /// The next JSON line with `"event": event`, within 60 s.
     pub(super) fn event(&self, event: &str) -> Value {
         loop {
@@ -189,6 +213,34 @@ fn our_dendrite_and_axon_talk() {
     let (code, v) = call(&w, "v", port, &hk, &["--message", "hi", "--count", "41"]);
     assert_eq!(code, Some(0));
     assert_eq!(v["synapse"]["echo"], "hi");
+    // Another hotkey as --axon-hotkey: the axon's 401 is explained, not
+    // passed on raw.
+    let other = w.hotkey("v");
+    let o = run(&[
+        "dendrite",
+        "call",
+        "--wallet.path",
+        w.path(),
+        "--wallet.name",
+        "v",
+        "--port",
+        &port.to_string(),
+        "--axon-hotkey",
+        &other,
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stdout(&o).starts_with("401 Not Verified with error: Signature mismatch"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: the axon at 127.0.0.1:{port} refused our signature (401): the signed message \
+             names the axon's hotkey as {other}; is --axon-hotkey the hotkey this axon serves?\n"
+        )
+    );
     assert_eq!(v["synapse"]["count_plus_one"], 42);
     assert_eq!(v["synapse"]["served_by"], hk.as_str());
     let (code, v) = call(
@@ -278,6 +330,16 @@ fn axon_and_dendrite_flags_are_checked() {
     assert_eq!(
         serde_json::from_str::<Value>(&stdout(&o)).unwrap()["status"],
         503
+    );
+    // In text, nothing was answered, so nothing goes to standard output,
+    // and the error says what to check.
+    let o = run(&[&call[..], &[hk.as_str()]].concat());
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stdout(&o), "");
+    assert_eq!(
+        stderr(&o),
+        "error: no axon at 127.0.0.1:1 (connection refused): is the miner running, \
+         and are --ip and --port its axon's?\n"
     );
 }
 

@@ -668,8 +668,8 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
     let dir = tempfile::tempdir().unwrap();
     super::chain::setup_subnet(&si, &url, dir.path());
 
-    // `demo --network`: the dev subnet driven in one process first; miner 3
-    // cheats. Both validators' weights land on chain, the cheater's at 0.
+    // `demo --network`: the dev subnet driven in one process first; miner
+    // uid 4 (//miner3) cheats. Both validators' weights land on chain, the cheater's at 0.
     let demo = super::json(&[
         "demo",
         "--network",
@@ -679,7 +679,7 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         "--windows",
         "1",
         "--cheat-miner",
-        "3",
+        "4",
         "--json",
     ]);
     assert_eq!(demo["chain"], url.as_str(), "{demo}");

@@ -174,6 +174,56 @@ fn local_run_streams_and_passes_the_exit_code() {
     );
 }
 
+/// An unreachable ssh executor: its row says how ssh ended, in words, and
+/// ssh's two lines of standard error (a warning, then the error) stay on
+/// the one row of the table.
+#[test]
+fn an_unreachable_ssh_executor_is_one_row_in_words() {
+    if Command::new("ssh").arg("-V").output().is_err() {
+        peers::missing::<()>("no ssh client; the unreachable-executor row is untested");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("fleet.toml");
+    // Nothing listens on a port just closed; the key file does not exist,
+    // so ssh warns before it fails.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let key = dir.path().join("no-such-key");
+    std::fs::write(
+        &f,
+        format!(
+            "[health]\ntimeout = \"5s\"\nretries = 0\n\n[[executors]]\nid = \"far\"\n\
+             backend = \"ssh\"\naddress = \"127.0.0.1:{port}\"\nuser = \"nobody\"\nkey = \"{}\"\n",
+            key.display()
+        ),
+    )
+    .unwrap();
+    let o = run(&["executor", "check", "--config", &f.to_string_lossy()]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "a header and one row: {out}");
+    let row = lines[1];
+    assert!(row.starts_with("far "), "{row}");
+    assert!(
+        row.contains(&format!(
+            "executor unreachable: 127.0.0.1:{port}: ssh exited with code 255: Warning: Identity file"
+        )),
+        "{row}"
+    );
+    assert!(row.ends_with("Connection refused"), "{row}");
+    assert!(!row.contains("Exited {"), "{row}");
+    assert_eq!(
+        stderr(&o).trim(),
+        "error: 1 of 1 executors are unhealthy",
+        "{out}"
+    );
+}
+
 #[test]
 fn ssh_backend_and_fleet_health_against_a_real_sshd() {
     let Some(mut sshd) = Sshd::start() else {

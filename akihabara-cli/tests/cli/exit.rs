@@ -2,7 +2,7 @@
 //! exactly: the mapping from errors to exit codes (`src/exit.rs`) may move,
 //! but what it prints must not change unnoticed.
 
-use super::{run, stderr};
+use super::{run, stderr, stdout};
 
 /// `(arguments, exit code, standard error)`; `{dir}` is a fresh directory.
 const CASES: &[(&[&str], i32, &str)] = &[
@@ -108,6 +108,41 @@ const CASES: &[(&[&str], i32, &str)] = &[
     ),
     // A job's own exit code passes through, and nothing is printed.
     (&["executor", "run", "--", "sh", "-c", "exit 7"], 7, ""),
+    // A negative number is a value its flag's parser refuses, not an
+    // unknown argument.
+    (
+        &["sim", "--windows", "-1"],
+        2,
+        "error: invalid value '-1' for '--windows <W>': invalid digit found in string (see --help)\n",
+    ),
+    // A one-word --uri is not reported as a bad mnemonic.
+    (
+        &[
+            "wallet",
+            "regen-hotkey",
+            "--wallet.path",
+            "{dir}",
+            "--uri",
+            "notauri",
+        ],
+        2,
+        "error: invalid secret URI: expected //name (as in //Alice or //validator1), a mnemonic of \
+         12 to 24 words, or 0x and a 32-byte hex seed, each optionally followed by /soft or //hard \
+         derivations\n",
+    ),
+    // An output path that cannot be written: bad input, and nothing is
+    // printed before it.
+    (
+        &[
+            "schedule",
+            "--metagraph",
+            "../examples/metagraph.json",
+            "--svg",
+            "{dir}/no/such/dir/s.svg",
+        ],
+        2,
+        "error: writing {dir}/no/such/dir/s.svg: No such file or directory (os error 2)\n",
+    ),
 ];
 
 #[test]
@@ -121,6 +156,11 @@ fn messages_and_exit_codes_are_pinned() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(*code), "{args:?}: {err}");
         assert_eq!(err, expected.replace("{dir}", d), "{args:?}");
+        assert_eq!(
+            stdout(&o),
+            "",
+            "{args:?}: nothing is printed before an error"
+        );
     }
 }
 
@@ -152,5 +192,55 @@ fn wallet_exists_is_bad_input_and_no_chain_is_a_failure() {
         stderr(&o),
         "error: connecting to ws://127.0.0.1:1: connection: no node at ws://127.0.0.1:1 \
          (connection refused): start one, or use --network finney\n"
+    );
+}
+
+/// A missing password is missing input (2) for every command that needs
+/// one: `wallet create` and `wallet sign --coldkey` alike.
+#[test]
+fn a_missing_password_is_bad_input_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let o = run(&["wallet", "create", "--wallet.path", d, "--wallet.name", "w"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {d}/w/coldkey needs a password: give --password-file or \
+             AKIHABARA_WALLET_PASSWORD, or --no-password to leave it unencrypted\n"
+        )
+    );
+    let pw = dir.path().join("pw");
+    std::fs::write(&pw, "correct horse\n").unwrap();
+    let pw = pw.to_str().unwrap();
+    let o = run(&[
+        "wallet",
+        "create",
+        "--wallet.path",
+        d,
+        "--wallet.name",
+        "w",
+        "--password-file",
+        pw,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = run(&[
+        "wallet",
+        "sign",
+        "--wallet.path",
+        d,
+        "--wallet.name",
+        "w",
+        "--coldkey",
+        "--message",
+        "hi",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "error: {d}/w/coldkey is encrypted and no password was given (use --password-file, \
+             AKIHABARA_WALLET_PASSWORD or a terminal)\n"
+        )
     );
 }

@@ -53,11 +53,26 @@ fn prove_then_verify_a_proof_file() {
     assert_eq!(r["valid"], true);
     assert_eq!(r["samples"], 40);
 
-    // Insisting on another seed is a usage error.
-    assert_bad_input(
-        &["pow", "verify", "--proof", p, "--seed", &seed(2)],
-        "proves seed",
+    // A proof of another seed than the one asked for is rejected (exit 1,
+    // as the help says), not a usage error.
+    let other = run(&["pow", "verify", "--proof", p, "--seed", &seed(2)]);
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    assert_eq!(
+        stdout(&other).trim(),
+        format!("REJECTED: {p} proves seed {}, not {}", seed(1), seed(2))
     );
+    assert_eq!(
+        stderr(&other).trim(),
+        format!(
+            "error: the proof is invalid: {p} proves seed {}, not {}",
+            seed(1),
+            seed(2)
+        )
+    );
+    let other = run(&["pow", "verify", "--proof", p, "--seed", &seed(2), "--json"]);
+    assert_eq!(other.status.code(), Some(1), "{}", stderr(&other));
+    let r: serde_json::Value = serde_json::from_slice(&other.stdout).unwrap();
+    assert_eq!(r["valid"], false, "{r}");
 
     // A file claiming seed 2 with seed 1's leaves: its rows do not recompute.
     let mut file: serde_json::Value =

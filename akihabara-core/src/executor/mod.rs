@@ -276,6 +276,20 @@ pub enum JobStatus {
     OutOfMemory,
 }
 
+/// How a job ended, in words: `exited with code 255`, `killed by signal 9`,
+/// `timed out`, `cancelled`, `out of memory`.
+impl std::fmt::Display for JobStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JobStatus::Exited { code } => write!(f, "exited with code {code}"),
+            JobStatus::Signaled { signal } => write!(f, "killed by signal {signal}"),
+            JobStatus::TimedOut => f.write_str("timed out"),
+            JobStatus::Cancelled => f.write_str("cancelled"),
+            JobStatus::OutOfMemory => f.write_str("out of memory"),
+        }
+    }
+}
+
 impl JobStatus {
     /// Exited with code 0.
     pub fn success(&self) -> bool {

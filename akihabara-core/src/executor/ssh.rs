@@ -241,12 +241,23 @@ impl SshBackend {
                 self.target.address
             ))),
             other => Err(ExecutorError::Unreachable(format!(
-                "{}: {other:?}: {}",
+                "{}: ssh {other}: {}",
                 self.target.address,
-                outcome.stderr.text.trim()
+                one_line(&outcome.stderr.text)
             ))),
         }
     }
+}
+
+/// ssh's standard error on one line: its lines (a warning, then the error)
+/// joined with `; `, so an error message stays one line in a log or a table.
+fn one_line(stderr: &str) -> String {
+    stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// The remote script: the job in its own session, killed with its group
@@ -465,6 +476,25 @@ mod tests {
         assert!(
             script.contains(r"setsid env 'X=1 2' 'echo' '$HOME' 'a'\''b'"),
             "{script}"
+        );
+    }
+
+    #[test]
+    fn an_ssh_failure_is_one_line_in_words() {
+        let stderr = "Warning: Identity file /k not accessible: No such file or directory.\n\
+                      ssh: connect to host 127.0.0.1 port 1: Connection refused\r\n\n";
+        assert_eq!(
+            one_line(stderr),
+            "Warning: Identity file /k not accessible: No such file or directory.; \
+             ssh: connect to host 127.0.0.1 port 1: Connection refused"
+        );
+        assert_eq!(
+            JobStatus::Exited { code: 255 }.to_string(),
+            "exited with code 255"
+        );
+        assert_eq!(
+            JobStatus::Signaled { signal: 9 }.to_string(),
+            "killed by signal 9"
         );
     }
 

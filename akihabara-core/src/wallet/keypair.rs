@@ -14,6 +14,10 @@ use crate::types::AccountId;
 /// The signing context of Substrate's sr25519.
 const SIGNING_CONTEXT: &[u8] = b"substrate";
 
+/// What a secret URI may be, for the error that refuses one.
+const URI_FORMS: &str = "expected //name (as in //Alice or //validator1), a mnemonic of 12 to 24 words, \
+     or 0x and a 32-byte hex seed, each optionally followed by /soft or //hard derivations";
+
 /// Why a key could not be made or a signature read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -125,7 +129,8 @@ impl Keypair {
     /// `<mnemonic>//hard/soft///password` or `0x<seed>//path`. Like btcli, a
     /// key made this way keeps only its private key (no mnemonic or seed).
     pub fn from_uri(uri: &str) -> Result<Keypair, KeyError> {
-        let parsed = SecretUri::from_str(uri).map_err(|e| KeyError::BadUri(format!("{e:?}")))?;
+        // The URI may hold a mnemonic: no error repeats it.
+        let parsed = SecretUri::from_str(uri).map_err(|_| KeyError::BadUri(URI_FORMS.into()))?;
         let phrase = parsed.phrase.expose_secret();
         let mini = if let Some(hex_seed) = phrase.strip_prefix("0x") {
             let bytes = Zeroizing::new(
@@ -133,6 +138,9 @@ impl Keypair {
             );
             MiniSecretKey::from_bytes(&bytes)
                 .map_err(|_| KeyError::BadUri("a hex seed must be 32 bytes".into()))?
+        } else if !phrase.trim().contains(char::is_whitespace) {
+            // One word is no attempt at a mnemonic: say what a URI is.
+            return Err(KeyError::BadUri(URI_FORMS.into()));
         } else {
             let mnemonic = Mnemonic::parse_in_normalized(Language::English, phrase)
                 .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
@@ -355,6 +363,17 @@ mod tests {
             Keypair::from_uri("0x1234//Alice"),
             Err(KeyError::BadUri(_))
         ));
+        // One word is not a mnemonic: the error says what a URI is, and no
+        // error repeats the URI (it may hold a secret).
+        let e = Keypair::from_uri("notauri").unwrap_err();
+        assert_eq!(e, KeyError::BadUri(URI_FORMS.into()));
+        assert!(
+            e.to_string()
+                .starts_with("invalid secret URI: expected //name")
+        );
+        let e = Keypair::from_uri("secretword secretword//x").unwrap_err();
+        assert!(matches!(e, KeyError::BadMnemonic(_)), "{e}");
+        assert!(!e.to_string().contains("secretword"), "{e}");
         assert!("0x12".parse::<Signature>().is_err());
         assert!("zz".parse::<Signature>().is_err());
         let sig = Keypair::from_uri("//Alice").unwrap().sign(b"x");

@@ -26,8 +26,10 @@ pub struct DemoArgs {
     /// Rows a validator opens per challenge
     #[arg(long, value_name = "S", default_value_t = 16)]
     pub samples: u32,
-    /// Make miner number I (1-based) cheat: it skips every odd row
-    #[arg(long, value_name = "I")]
+    /// Make the miner with this uid cheat: it skips every odd row. Uids are
+    /// those of the MINER column: the miners follow the validators, so with
+    /// 2 validators and 3 miners they are 2 to 4
+    #[arg(long, value_name = "UID")]
     pub cheat_miner: Vec<u16>,
     /// The miners' allocation strategy
     #[arg(long, value_name = "NAME", default_value = "proportional")]
@@ -69,13 +71,37 @@ pub(super) fn check(a: &DemoArgs) -> anyhow::Result<()> {
             a.n
         ));
     }
-    if let Some(i) = a.cheat_miner.iter().find(|i| **i == 0 || **i > a.miners) {
-        return bad(format!(
-            "--cheat-miner {i}: miners are numbered 1 to {}",
-            a.miners
-        ));
+    // On a real chain the uids are the chain's, checked once it is read.
+    let miner_uids = a.validators..a.validators.saturating_add(a.miners);
+    if a.network.is_none()
+        && let Some(u) = a.cheat_miner.iter().find(|u| !miner_uids.contains(u))
+    {
+        return bad(cheat_uid_error(*u, &miner_uids));
     }
     Challenge::new(Seed([0; 32]), a.n, a.count).map_err(bad_input)?;
     strategy::by_name(&a.strategy).map_err(bad_input)?;
     Ok(())
+}
+
+/// The error for a `--cheat-miner` uid that is not a miner's.
+fn cheat_uid_error(uid: u16, miners: &std::ops::Range<u16>) -> String {
+    format!(
+        "--cheat-miner {uid}: not a miner's uid; the miners' uids are {} to {} (the MINER column)",
+        miners.start,
+        miners.end.saturating_sub(1)
+    )
+}
+
+/// `--cheat-miner` against the miners a real chain has.
+pub(super) fn check_cheat_uids(a: &DemoArgs, miners: &[u16]) -> anyhow::Result<()> {
+    match a.cheat_miner.iter().find(|u| !miners.contains(u)) {
+        None => Ok(()),
+        Some(u) => {
+            let list: Vec<String> = miners.iter().map(u16::to_string).collect();
+            Err(bad_input(anyhow::anyhow!(
+                "--cheat-miner {u}: not a miner's uid; the dev miners' uids on this chain are {}",
+                list.join(", ")
+            )))
+        }
+    }
 }

@@ -119,6 +119,8 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                 .collect::<anyhow::Result<_>>()?,
         ),
     };
+    let miner_uids: Vec<u16> = miner_keys.iter().map(|(u, _)| u.0).collect();
+    args::check_cheat_uids(a, &miner_uids)?;
     // A real chain refuses 127.0.0.1 as an axon address; all of 127/8 is loopback.
     let host: [u8; 4] = if real.is_some() {
         [127, 0, 0, 2]
@@ -169,8 +171,8 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut miners = Vec::new();
     let mut servers = Vec::new();
-    for (i, (uid, kp)) in miner_keys.iter().enumerate() {
-        let cheating = a.cheat_miner.contains(&(i as u16 + 1));
+    for (uid, kp) in &miner_keys {
+        let cheating = a.cheat_miner.contains(&uid.0);
         let prover: Box<dyn Prover> = if cheating {
             Box::new(SkippingProver::new())
         } else {
@@ -243,10 +245,13 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     let mut last: Vec<LastEpoch> = (0..validators.len()).map(|_| Default::default()).collect();
 
     let mut window = Window::containing(chain.block().await?, 2 * tempo)?;
+    // Proofs done of those scheduled so far (each window adds its own).
+    let bar = crate::progress::bar(0, "proofs", "demo");
     for w in 0..a.windows {
         if w > 0 {
             window = Window::containing(window.end(), 2 * tempo)?;
         }
+        bar.set_message(format!("window {} of {}", w + 1, a.windows));
         // Each miner computes its own schedule from the metagraph.
         let mut tasks = tokio::task::JoinSet::new();
         let mut schedules = Vec::new();
@@ -261,6 +266,9 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             let (target, uid, challengers) = (m.target.clone(), m.uid, challengers.clone());
             let (clock, index, cpu) = (chain.clone(), index.clone(), one_at_a_time.clone());
             let slots: Vec<_> = schedule.slots().to_vec();
+            let ours = slots.iter().filter(|s| index.contains_key(&s.uid)).count();
+            bar.inc_length((ours * ROUNDS_PER_SLOT) as u64);
+            let bar = bar.clone();
             // In each of the miner's slots, that validator challenges it.
             tasks.spawn(async move {
                 let mut out: Vec<(usize, [u64; 2], Measured)> = Vec::new();
@@ -281,6 +289,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
                     for _ in 0..ROUNDS_PER_SLOT {
                         let _cpu = cpu.lock().await;
                         let m = challengers[v].challenge(slot.start, uid, &target).await;
+                        bar.inc(1);
                         out.push((v, [slot.start.0, slot.end.0], m));
                     }
                 }
@@ -341,6 +350,7 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
             verdict: m.verdict,
         }));
     }
+    bar.finish_and_clear();
 
     let _ = stop_tx.send(true);
     for s in servers {
@@ -348,35 +358,12 @@ async fn demo(a: &DemoArgs) -> anyhow::Result<Report> {
     }
     let miners_out: Vec<MinerOut> = miners
         .iter()
-        .map(|m| {
-            let mine = rounds.iter().filter(|r| r.miner == m.uid.0);
-            let passed = mine.clone().filter(|r| r.passed).count() as u32;
-            MinerOut {
-                uid: m.uid.0,
-                hotkey: m.target.hotkey.to_ss58(),
-                port: m.target.port,
-                cheating: m.cheating,
-                pow_passed: passed,
-                pow_failed: mine.count() as u32 - passed,
-            }
-        })
+        .map(|m| MinerOut::tally(m.uid.0, &m.target, m.cheating, &rounds))
         .collect();
     let validators_out: Vec<ValidatorOut> = validators
         .iter()
         .zip(last)
-        .map(|((uid, kp), (scores, weights, at, error))| ValidatorOut {
-            uid: uid.0,
-            hotkey: kp.account().to_ss58(),
-            stake_tao: mg
-                .neurons()
-                .iter()
-                .find(|n| n.uid == *uid)
-                .map_or(0.0, |n| n.stake.to_tao().as_f64()),
-            scores,
-            weights,
-            weights_set_at: at,
-            weights_error: error,
-        })
+        .map(|((uid, kp), last)| ValidatorOut::new(*uid, kp, &mg, last))
         .collect();
     let agreement = agreement(&miners_out, &validators_out);
     Ok(Report {

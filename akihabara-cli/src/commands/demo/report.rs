@@ -14,6 +14,27 @@ pub(super) struct MinerOut {
     pub(super) pow_failed: u32,
 }
 
+impl MinerOut {
+    /// The miner's line: its rounds passed and failed.
+    pub(super) fn tally(
+        uid: u16,
+        target: &akihabara_core::dendrite::AxonTarget,
+        cheating: bool,
+        rounds: &[RoundOut],
+    ) -> MinerOut {
+        let mine = rounds.iter().filter(|r| r.miner == uid);
+        let passed = mine.clone().filter(|r| r.passed).count() as u32;
+        MinerOut {
+            uid,
+            hotkey: target.hotkey.to_ss58(),
+            port: target.port,
+            cheating,
+            pow_passed: passed,
+            pow_failed: mine.count() as u32 - passed,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub(super) struct WeightOut {
     pub(super) uid: u16,
@@ -29,6 +50,30 @@ pub(super) struct ValidatorOut {
     pub(super) weights: Vec<WeightOut>,
     pub(super) weights_set_at: Option<u64>,
     pub(super) weights_error: Option<String>,
+}
+
+impl ValidatorOut {
+    /// The validator's line: its stake and its last epoch.
+    pub(super) fn new(
+        uid: akihabara_core::Uid,
+        kp: &akihabara_core::wallet::Keypair,
+        mg: &akihabara_core::Metagraph,
+        (scores, weights, at, error): LastEpoch,
+    ) -> ValidatorOut {
+        ValidatorOut {
+            uid: uid.0,
+            hotkey: kp.account().to_ss58(),
+            stake_tao: mg
+                .neurons()
+                .iter()
+                .find(|n| n.uid == uid)
+                .map_or(0.0, |n| n.stake.to_tao().as_f64()),
+            scores,
+            weights,
+            weights_set_at: at,
+            weights_error: error,
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -236,9 +281,10 @@ pub(super) fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         t,
-        "\nFinished in {:.1} s. Next: `akihabara demo --cheat-miner 1`, `akihabara demo --json`,\n\
+        "\nFinished in {:.1} s. Next: `akihabara demo --cheat-miner {}`, `akihabara demo --json`,\n\
          `akihabara schedule --help`, `akihabara sim --help`.",
-        r.elapsed_s
+        r.elapsed_s,
+        r.miners.first().map_or(0, |m| m.uid),
     );
     t
 }

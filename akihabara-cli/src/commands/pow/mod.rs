@@ -43,7 +43,10 @@ fn prove(a: PowProveArgs) -> anyhow::Result<()> {
         ch.ops(),
         n = ch.n
     );
-    let c = p.commit(&ch).map_err(exit::pow)?;
+    let spinner = crate::progress::spinner("proving");
+    let c = p.commit(&ch);
+    spinner.finish_and_clear();
+    let c = c.map_err(exit::pow)?;
     let elapsed_ms = c.elapsed.as_secs_f64() * 1e3;
     if let Some(path) = &a.out {
         let file = ProofFile::new(&ch, &c.root, &*p, elapsed_ms);
@@ -107,17 +110,31 @@ fn verify(a: PowVerifyArgs) -> anyhow::Result<()> {
         .map_err(bad_input)?;
     let file = ProofFile::parse(&bytes)
         .map_err(|e| bad_input(anyhow::anyhow!("{}: {e}", a.proof.display())))?;
+    let ch = file.challenge;
+    // A proof of another seed is a rejection (exit 1), like a wrong row:
+    // the input was read, and it does not prove what was asked.
     if let Some(want) = &a.seed {
         let want = seed(want)?;
-        if want != file.challenge.seed {
-            return Err(bad_input(anyhow::anyhow!(
-                "{} proves seed {}, not {want}",
-                a.proof.display(),
-                file.challenge.seed
-            )));
+        if want != ch.seed {
+            let reason = format!("{} proves seed {}, not {want}", a.proof.display(), ch.seed);
+            if a.output.json {
+                out::println(
+                    json!({
+                        "valid": false,
+                        "reason": reason,
+                        "seed": ch.seed.to_string(),
+                        "n": ch.n,
+                        "count": ch.count,
+                        "samples": 0,
+                    })
+                    .to_string(),
+                )?;
+            } else {
+                out::println(format!("REJECTED: {reason}"))?;
+            }
+            return Err(anyhow::anyhow!("the proof is invalid: {reason}"));
         }
     }
-    let ch = file.challenge;
     let root = file.root_hash().map_err(bad_input)?;
     let leaves = file.leaf_hashes().map_err(bad_input)?;
     let rows = choose_rows(&ch, &root, &secret(a.secret.as_deref())?, a.samples);

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use akihabara_core::AccountId;
 use akihabara_core::wallet::{
-    self, Keypair, Signature, Wallet, WalletError, WalletSummary, password,
+    self, Keypair, PasswordFn, Signature, Wallet, WalletError, WalletSummary, password,
 };
 use anyhow::Context;
 use zeroize::Zeroizing;
@@ -48,16 +48,36 @@ impl SignerArgs {
 /// Loads the hotkey pair of `wallet` (decrypting it if it is encrypted).
 pub fn load_hotkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Result<Keypair> {
     let w = wallet.wallet();
-    w.hotkey(&mut |path: &Path| password_for(password, path, false))
-        .map_err(exit::wallet)
+    decrypting(password, |ask| w.hotkey(ask)).map_err(exit::wallet)
 }
 
 /// Loads the coldkey pair of `wallet` (decrypting it with its password).
 pub fn load_coldkey(wallet: &WalletArgs, password: &PasswordArgs) -> anyhow::Result<Keypair> {
     let w = wallet.wallet();
     warn_if_loose(&w.coldkey_path(), "coldkey");
-    w.coldkey(&mut |path: &Path| password_for(password, path, false))
-        .map_err(exit::wallet)
+    decrypting(password, |ask| w.coldkey(ask)).map_err(exit::wallet)
+}
+
+/// Runs `load` with a password callback; once a password is given (after
+/// any prompt), a spinner shows while the keyfile is decrypted, which takes
+/// seconds by design (the key derivation is slow on purpose).
+fn decrypting<T>(
+    password: &PasswordArgs,
+    load: impl FnOnce(&mut PasswordFn<'_>) -> Result<T, WalletError>,
+) -> Result<T, WalletError> {
+    let mut spinner = None;
+    let r = load(&mut |path: &Path| {
+        let pw = password_for(password, path, false)?;
+        spinner = Some(crate::progress::spinner(&format!(
+            "decrypting {} (a few seconds)",
+            path.display()
+        )));
+        Ok(pw)
+    });
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    r
 }
 
 /// The public hotkey of `wallet` (no password needed).
@@ -280,7 +300,7 @@ fn list(a: ListArgs) -> anyhow::Result<()> {
     if all.is_empty() {
         return Ok(out::println(format!(
             "no wallets under {}",
-            wallet::expand_tilde(&a.path).display()
+            akihabara_core::fs::expand_tilde(&a.path).display()
         ))?);
     }
     for s in &all {
@@ -295,12 +315,11 @@ fn show(a: ShowArgs) -> anyhow::Result<()> {
 
 fn sign(a: SignArgs) -> anyhow::Result<()> {
     let w = a.wallet.wallet();
-    let mut ask = |p: &Path| password_for(&a.password, p, false);
     let kp = if a.coldkey {
         warn_if_loose(&w.coldkey_path(), "coldkey");
-        w.coldkey(&mut ask)
+        decrypting(&a.password, |ask| w.coldkey(ask))
     } else {
-        w.hotkey(&mut ask)
+        decrypting(&a.password, |ask| w.hotkey(ask))
     }
     .map_err(exit::wallet)?;
     let sig = kp.sign(a.message.as_bytes());
