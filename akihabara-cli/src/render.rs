@@ -5,9 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use akihabara_core::fs::{Access, write_atomic};
-use akihabara_core::schedule::{Schedule, Slot};
 use akihabara_core::sim::{SimReport, StrategyReport};
-use akihabara_core::{Metagraph, Tao, Uid};
+use akihabara_core::{Metagraph, Schedule, Slot, Tao, Uid};
 use anyhow::Context;
 use svg::Document;
 use svg::node::element::{Line, Rectangle, Text, Title};
@@ -318,9 +317,8 @@ pub fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
 
-    use akihabara_core::schedule::Layout;
     use akihabara_core::strategy::{AllocationRequest, Eligibility, Proportional};
-    use akihabara_core::{Block, Window};
+    use akihabara_core::{Block, Layout, Window};
 
     use super::*;
 

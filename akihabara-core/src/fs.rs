@@ -40,7 +40,7 @@ pub enum ReadError {
         /// Bytes the file holds (for a file that grows or has no size, the
         /// bytes read before stopping: `max + 1`).
         size: u64,
-        /// The limit.
+        /// The most bytes the caller accepts.
         max: u64,
     },
 }

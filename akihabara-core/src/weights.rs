@@ -48,17 +48,17 @@ pub enum WeightError {
     /// A weight below zero.
     #[error("weight {index} is negative ({value}); negative weights cannot exist on chain")]
     Negative {
-        /// Its position.
+        /// Its index in the weights given.
         index: usize,
-        /// Its value.
+        /// The negative value.
         value: f64,
     },
     /// A NaN or infinite weight.
     #[error("weight {index} is not a finite number ({value})")]
     NotFinite {
-        /// Its position.
+        /// Its index in the weights given.
         index: usize,
-        /// Its value.
+        /// The value found: NaN or infinite.
         value: f64,
     },
     /// A uid given twice.

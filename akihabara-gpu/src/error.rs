@@ -24,9 +24,9 @@ pub enum PowError {
     TooLarge {
         /// What was too large (`the proof file`).
         what: &'static str,
-        /// Its size.
+        /// Its size in bytes.
         size: u64,
-        /// The bound.
+        /// The most bytes allowed.
         max: u64,
     },
     /// An opening or proof is malformed (wrong sizes, indices out of range).
@@ -45,7 +45,7 @@ pub enum PowError {
     TooMuchWork {
         /// Multiply-adds asked for.
         work: u128,
-        /// The bound.
+        /// The most multiply-adds this miner does per challenge.
         max: u128,
     },
     /// The caller went away (or timed out) before the work was done.

@@ -105,7 +105,7 @@ pub enum RoundError {
         stage: &'static str,
         /// HTTP status (or the dendrite's mapped failure).
         status: u16,
-        /// Why.
+        /// The status message the miner or dendrite gave.
         message: String,
     },
     /// The answer is malformed (no root, undecodable openings).
@@ -116,7 +116,7 @@ pub enum RoundError {
 /// What a round found.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RoundOutcome {
-    /// The verdict.
+    /// Valid with the measured speed, or the failure that rejected the proof.
     pub verdict: Verdict,
     /// The miner's prover backend, as it says (`cpu`, `cuda`).
     pub backend: String,

@@ -39,9 +39,9 @@ pub const MAX_OPEN_ROWS: usize = 1024;
 pub struct PowChallenge {
     /// The seed, 64 hex digits.
     pub seed: String,
-    /// Matrix side.
+    /// Matrix side `n`: each product is of two `n`×`n` matrices.
     pub n: i64,
-    /// Products.
+    /// Number of products to compute (1 when absent).
     #[serde(default = "one")]
     pub count: i64,
     /// Response: the Merkle root, hex.

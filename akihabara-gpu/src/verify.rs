@@ -91,9 +91,9 @@ pub enum Failure {
     /// A row has the wrong number of values.
     #[error("row {row} of product {matrix} has {got} values, not {n}")]
     WrongLength {
-        /// Product.
+        /// Index of the product.
         matrix: u32,
-        /// Row.
+        /// Index of the row in it.
         row: u32,
         /// Values received.
         got: usize,
@@ -103,17 +103,17 @@ pub enum Failure {
     /// A row's Merkle path does not lead to the committed root.
     #[error("row {row} of product {matrix}: its Merkle path does not reach the committed root")]
     BadPath {
-        /// Product.
+        /// Index of the product.
         matrix: u32,
-        /// Row.
+        /// Index of the row in it.
         row: u32,
     },
     /// A row's values are not the product's.
     #[error("row {row} of product {matrix} is wrong (first difference at column {column})")]
     WrongValues {
-        /// Product.
+        /// Index of the product.
         matrix: u32,
-        /// Row.
+        /// Index of the row in it.
         row: u32,
         /// First wrong column.
         column: usize,
@@ -121,9 +121,9 @@ pub enum Failure {
     /// A recomputed row does not hash to the leaf committed for it.
     #[error("row {row} of product {matrix} does not hash to its committed leaf")]
     WrongLeaf {
-        /// Product.
+        /// Index of the product.
         matrix: u32,
-        /// Row.
+        /// Index of the row in it.
         row: u32,
     },
     /// A proof's leaves are not as many as the challenge's rows.

@@ -10,11 +10,11 @@ use akihabara_gpu::synapse::PowService;
 
 use crate::axon::{AxonBuilder, Caller, HandlerError, StakePolicy};
 use crate::chain::{ChainClient, Hyperparameters};
-use crate::schedule::{Layout, Schedule, ScheduleQuery, SlotRefusal};
+use crate::schedule::{ScheduleQuery, SlotRefusal};
 use crate::store::{self, StateKeys, Store};
-use crate::strategy::{AllocationRequest, AllocationStrategy, Eligibility};
+use crate::strategy::{AllocationRequest, Eligibility};
 use crate::wallet::Keypair;
-use crate::{Block, Metagraph, Netuid, Window};
+use crate::{AllocationStrategy, Block, Layout, Metagraph, Netuid, Schedule, Window};
 
 use super::{RoleError, blocking};
 
@@ -26,9 +26,9 @@ type Current = Arc<RwLock<Option<(Schedule, Block)>>>;
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct ScheduleChange {
-    /// The window.
+    /// The window the schedule covers.
     pub window: Window,
-    /// Its schedule.
+    /// Which validator each block of the window serves.
     pub schedule: Schedule,
     /// Whether it was read back from the store (a restart inside the window).
     pub resumed: bool,

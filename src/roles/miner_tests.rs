@@ -12,11 +12,10 @@ use super::*;
 use crate::axon::{Axon, AxonStats, StakePolicy};
 use crate::chain::{ChainClient, Hyperparameters, SnapshotChain};
 use crate::dendrite::{AxonTarget, Dendrite};
-use crate::metagraph::{Metagraph, Neuron};
 use crate::protocol::Ping;
 use crate::schedule::SlotRefusal;
 use crate::wallet::Keypair;
-use crate::{Block, Netuid, RAO_PER_TAO, Rao, Uid};
+use crate::{Block, Metagraph, Netuid, Neuron, RAO_PER_TAO, Rao, Uid};
 
 const NETUID: Netuid = Netuid(4);
 const T: Duration = Duration::from_secs(20);

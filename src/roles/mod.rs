@@ -53,7 +53,7 @@ pub enum RoleError {
     Weights {
         /// `set`, `commit` or `reveal`.
         how: &'static str,
-        /// Why.
+        /// The chain's error.
         #[source]
         source: ChainError,
     },
@@ -80,7 +80,7 @@ pub enum RoleError {
     NotRegistered {
         /// The hotkey, SS58.
         hotkey: String,
-        /// The subnet.
+        /// The subnet's netuid.
         netuid: u16,
     },
     /// A builder setting that cannot be used.
@@ -88,7 +88,7 @@ pub enum RoleError {
     Setting {
         /// Which setting (`pow.n`, `chain`, …).
         setting: &'static str,
-        /// Why.
+        /// Why the value cannot be used.
         reason: String,
     },
     /// A blocking task (a store write) did not finish.

@@ -217,7 +217,7 @@ pub enum Check {
     },
     /// Not this miner's to pass: busy, no such class, not offered.
     NotApplicable {
-        /// Why.
+        /// Why it does not apply, for the log.
         reason: String,
     },
     /// It failed.
@@ -259,7 +259,7 @@ impl Check {
 /// One miner's probe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
-    /// The miner.
+    /// Uid of the miner probed.
     pub uid: u16,
     /// Its hotkey, SS58.
     pub hotkey: String,
@@ -296,7 +296,7 @@ pub struct JobCheck {
     pub class: String,
     /// The job id (unique per validator).
     pub job_id: String,
-    /// What happened.
+    /// How the check came out: passed, not applicable or failed.
     pub check: Check,
     /// Unix seconds (validator clock) the job was accepted and ended, for
     /// the job ledger; `None` unless it passed.

@@ -231,7 +231,7 @@ impl Seeds {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Measured {
-    /// The miner.
+    /// Uid of the miner measured.
     pub uid: u16,
     /// Its hotkey, SS58 (a round against a uid whose hotkey changed is dropped).
     pub hotkey: String,
@@ -511,18 +511,18 @@ pub enum WeightsReport {
     Landed {
         /// `set` or `commit`.
         how: &'static str,
-        /// Where.
+        /// Block and extrinsic the weights landed in.
         receipt: Receipt,
         /// What was scored.
         epoch: Epoch,
     },
     /// A pending commitment was revealed.
     Revealed {
-        /// Where.
+        /// Block and extrinsic the reveal landed in.
         receipt: Receipt,
         /// The uids revealed.
         uids: Vec<Uid>,
-        /// Their weights.
+        /// u16 weights, in the order of `uids`.
         weights: Vec<u16>,
     },
     /// The commitment cannot be revealed yet (the chain said why).

@@ -2,10 +2,8 @@
 
 use std::path::PathBuf;
 
-use akihabara_core::schedule::{Layout, Schedule};
 use akihabara_core::strategy::{self, AllocationRequest, Eligibility};
-use akihabara_core::{AccountId, Metagraph};
-use akihabara_core::{Block, Tao, Window};
+use akihabara_core::{AccountId, Block, Layout, Metagraph, Schedule, Tao, Window};
 use anyhow::Context;
 use clap::Args;
 

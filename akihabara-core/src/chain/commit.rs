@@ -12,13 +12,13 @@ use crate::{AccountId, Netuid, Uid};
 /// The weights to reveal, and the salt that hid them.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Reveal {
-    /// Uids.
+    /// Destination uids, in the order committed.
     pub uids: Vec<Uid>,
     /// u16 weights, one per uid.
     pub weights: Vec<u16>,
     /// Salt chosen at commit time.
     pub salt: Vec<u16>,
-    /// Version key.
+    /// Version key sent with the weights; must not be below the subnet's.
     pub version_key: u64,
 }
 

@@ -74,9 +74,9 @@ pub enum ChainError {
     /// The hotkey has no uid on the subnet.
     #[error("hotkey {hotkey} is not registered on netuid {netuid}")]
     NotRegistered {
-        /// The hotkey.
+        /// The hotkey that has no uid.
         hotkey: Hotkey,
-        /// The subnet.
+        /// The subnet it was looked up on.
         netuid: Netuid,
     },
     /// No such subnet.
@@ -85,17 +85,17 @@ pub enum ChainError {
     /// Weights were set too recently.
     #[error("weights were set at block {last}; the rate limit allows the next at block {next}")]
     RateLimited {
-        /// Last setting.
+        /// Block at which this hotkey last set weights.
         last: Block,
-        /// Earliest next one.
+        /// First block at which the rate limit lets it set weights again.
         next: Block,
     },
     /// The version key is below the subnet's.
     #[error("version key {given} is below the subnet's {required}")]
     VersionTooLow {
-        /// Given.
+        /// The version key sent with the weights.
         given: u64,
-        /// Required.
+        /// The subnet's `weights_version` hyperparameter, the least it accepts.
         required: u64,
     },
     /// The subnet wants commit/reveal.

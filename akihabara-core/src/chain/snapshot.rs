@@ -18,52 +18,52 @@ use crate::{Block, Hotkey, Metagraph, Netuid, Neuron, Rao, Uid};
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "call", rename_all = "snake_case")]
 pub enum Submission {
-    /// `set_weights`.
+    /// A `set_weights` call that was accepted.
     SetWeights {
-        /// Block.
+        /// Simulated block at which it was recorded.
         block: Block,
-        /// Subnet.
+        /// Subnet the weights are for.
         netuid: Netuid,
-        /// Sender.
+        /// Validator hotkey that sent them.
         hotkey: Hotkey,
-        /// Uids.
+        /// Destination uids, one per weight.
         uids: Vec<Uid>,
-        /// Weights.
+        /// u16 weights, in the order of `uids`.
         weights: Vec<u16>,
-        /// Version key.
+        /// Version key sent with the weights.
         version_key: u64,
     },
-    /// `commit_weights`.
+    /// A `commit_weights` call that was accepted.
     CommitWeights {
-        /// Block.
+        /// Simulated block at which it was recorded.
         block: Block,
-        /// Subnet.
+        /// Subnet the commitment is for.
         netuid: Netuid,
-        /// Sender.
+        /// Validator hotkey that committed.
         hotkey: Hotkey,
         /// The commitment, hex.
         commit: String,
     },
     /// `reveal_weights` that matched its commitment.
     RevealWeights {
-        /// Block.
+        /// Simulated block at which it was recorded.
         block: Block,
-        /// Subnet.
+        /// Subnet the weights are for.
         netuid: Netuid,
-        /// Sender.
+        /// Validator hotkey that revealed them.
         hotkey: Hotkey,
-        /// Uids.
+        /// Destination uids, one per weight.
         uids: Vec<Uid>,
-        /// Weights.
+        /// u16 weights, in the order of `uids`.
         weights: Vec<u16>,
-        /// Version key.
+        /// Version key sent with the weights.
         version_key: u64,
     },
     /// `burned_register` (the simulation burns nothing).
     BurnedRegister {
-        /// Block.
+        /// Simulated block at which it was recorded.
         block: Block,
-        /// Subnet.
+        /// Subnet registered on.
         netuid: Netuid,
         /// Coldkey that paid.
         coldkey: Hotkey,
@@ -72,15 +72,15 @@ pub enum Submission {
         /// Its new uid.
         uid: Uid,
     },
-    /// `serve_axon`.
+    /// A `serve_axon` call that was accepted.
     ServeAxon {
-        /// Block.
+        /// Simulated block at which it was recorded.
         block: Block,
-        /// Subnet.
+        /// Subnet the axon serves.
         netuid: Netuid,
-        /// Hotkey.
+        /// Hotkey whose axon it is.
         hotkey: Hotkey,
-        /// Address.
+        /// IP and port the axon was announced at.
         axon: SocketAddr,
     },
 }

@@ -54,7 +54,7 @@ impl Default for HealthPolicy {
 pub enum ExecutorConfig {
     /// This machine.
     Local {
-        /// Unique id.
+        /// Executor id, unique within the fleet file; allocations and logs name it.
         id: String,
         /// Hardware class it is advertised as.
         #[serde(default)]
@@ -70,14 +70,14 @@ pub enum ExecutorConfig {
     },
     /// A host over SSH.
     Ssh {
-        /// Unique id.
+        /// Executor id, unique within the fleet file; allocations and logs name it.
         id: String,
         /// Hardware class it is advertised as.
         #[serde(default)]
         class: Option<String>,
-        /// `host:port`.
+        /// SSH server address as `host:port`.
         address: std::net::SocketAddr,
-        /// Remote user.
+        /// Account to log in as on the remote host.
         user: String,
         /// Private key file (`~` is expanded).
         key: PathBuf,
@@ -94,7 +94,7 @@ pub enum ExecutorConfig {
     },
     /// Containers on a Docker Engine (feature `docker`).
     Docker {
-        /// Unique id.
+        /// Executor id, unique within the fleet file; allocations and logs name it.
         id: String,
         /// Hardware class it is advertised as.
         #[serde(default)]
@@ -169,10 +169,10 @@ impl ExecutorConfig {
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FleetConfig {
-    /// Health checking.
+    /// How often executors are checked and when they count as unhealthy (`[health]`).
     #[serde(default)]
     pub health: HealthPolicy,
-    /// The executors.
+    /// The `[[executors]]` entries, in file order.
     pub executors: Vec<ExecutorConfig>,
 }
 
@@ -183,17 +183,17 @@ pub enum FleetError {
     /// The file could not be read.
     #[error("reading {path}: {reason}")]
     Read {
-        /// File.
+        /// The fleet file.
         path: PathBuf,
-        /// Why.
+        /// The I/O error, as text.
         reason: String,
     },
     /// The file is not a valid fleet (the message names the key).
     #[error("{path}: {reason}")]
     Invalid {
-        /// File.
+        /// The fleet file.
         path: PathBuf,
-        /// Why.
+        /// What is wrong, naming the offending key.
         reason: String,
     },
 }
@@ -322,11 +322,11 @@ impl FleetConfig {
 /// What the fleet knows of one executor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ExecutorState {
-    /// Id.
+    /// The executor's id from the fleet file.
     pub id: String,
-    /// Backend kind.
+    /// Its backend: `local`, `ssh` or `docker`.
     pub backend: &'static str,
-    /// Hardware class.
+    /// Hardware class it is advertised as; `None` when the fleet file gives none.
     pub class: Option<String>,
     /// Eligible for jobs: passed its last check (never true before a first check).
     pub healthy: bool,

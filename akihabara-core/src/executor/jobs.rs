@@ -296,13 +296,13 @@ impl ReceiptKind {
 /// every field that matters.)
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
-    /// The job.
+    /// Id of the job it is for.
     pub job_id: String,
     /// The validator that asked.
     pub validator: AccountId,
     /// The miner that signs.
     pub miner: AccountId,
-    /// Hardware class.
+    /// Hardware class of the executor that runs the job.
     pub hardware_class: String,
     /// When it was signed, ms since the Unix epoch.
     pub at_ms: u64,

@@ -81,7 +81,7 @@ pub struct Requirements {
     /// Logical CPUs.
     #[serde(default)]
     pub cpu: u32,
-    /// GPUs.
+    /// Whole GPUs wanted.
     #[serde(default)]
     pub gpu: u32,
     /// Memory, MiB.
@@ -143,7 +143,7 @@ pub struct JobSpec {
     /// Environment added to the job's.
     #[serde(default)]
     pub env: BTreeMap<String, String>,
-    /// Working directory.
+    /// Directory the job starts in; `None` uses the backend's default.
     #[serde(default)]
     pub workdir: Option<PathBuf>,
     /// Paths the job reads.
@@ -152,7 +152,7 @@ pub struct JobSpec {
     /// Paths the job writes.
     #[serde(default)]
     pub outputs: Vec<PathBuf>,
-    /// Wall-clock limit.
+    /// Wall-clock limit; at the end the job's process group is killed.
     #[serde(with = "secs")]
     pub timeout: Duration,
     /// Resources the job needs.
@@ -260,12 +260,12 @@ impl JobSpec {
 pub enum JobStatus {
     /// The process exited with this code.
     Exited {
-        /// Exit code.
+        /// The code the process passed to `exit` (0 is success).
         code: i32,
     },
     /// The process was killed by this signal (not by us).
     Signaled {
-        /// Signal number.
+        /// The signal's number, as in `kill -l`.
         signal: i32,
     },
     /// The timeout ran out; the job's process group was killed.
@@ -306,9 +306,9 @@ pub struct Outcome {
     /// Wall time from start to end.
     #[serde(with = "secs")]
     pub duration: Duration,
-    /// Standard output.
+    /// What the job wrote to standard output, as kept.
     pub stdout: Captured,
-    /// Standard error.
+    /// What the job wrote to standard error, as kept.
     pub stderr: Captured,
     /// Log lines dropped because the reader fell behind.
     pub dropped_log_lines: u64,
@@ -327,7 +327,7 @@ pub enum Stream {
 /// One line of a job's output (at most 64 KiB; longer lines are split).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogLine {
-    /// Which stream.
+    /// The stream it was written to.
     pub stream: Stream,
     /// The bytes, without the newline.
     pub line: Vec<u8>,
@@ -450,9 +450,9 @@ pub enum ExecutorError {
     /// The program could not be started.
     #[error("could not start {program:?}: {reason}")]
     Spawn {
-        /// The program.
+        /// The program as given in the job.
         program: String,
-        /// Why.
+        /// The OS or engine error, as text.
         reason: String,
     },
     /// The executor cannot be reached or failed its check.

@@ -49,7 +49,7 @@ pub type ValidatorFilter = Arc<dyn Fn(&AccountId) -> bool + Send + Sync>;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllocationRecord {
-    /// Id.
+    /// Id the validator deallocates with.
     pub allocation_id: String,
     /// The validator holding it.
     pub validator: AccountId,
@@ -77,9 +77,9 @@ pub enum ServiceError {
     /// The state directory or a file in it.
     #[error("{path}: {reason}")]
     State {
-        /// The file.
+        /// The state directory or file that failed.
         path: PathBuf,
-        /// Why.
+        /// The I/O or parse error, as text.
         reason: String,
     },
 }
@@ -711,9 +711,9 @@ pub enum ClientError {
     /// The call did not succeed.
     #[error("the miner's axon answered {status}: {message}")]
     Call {
-        /// Status.
+        /// HTTP status the axon answered with.
         status: u16,
-        /// Message.
+        /// The axon's status message, saying why.
         message: String,
     },
     /// The answer has no reply, or a receipt that is not the miner's.
@@ -849,7 +849,7 @@ pub enum AllocateOutcome {
     Allocated(Allocation),
     /// The miner declined.
     Declined {
-        /// Why.
+        /// Why the miner declined: busy, no such class, validator not served, …
         reason: DeclineReason,
         /// Details for people.
         detail: String,

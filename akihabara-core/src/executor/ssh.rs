@@ -23,9 +23,9 @@ use crate::protocol::GpuInfo;
 /// Where and as whom to log in.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshTarget {
-    /// `host:port`.
+    /// SSH server address as `host:port`.
     pub address: SocketAddr,
-    /// Remote user.
+    /// Account to log in as on the remote host.
     pub user: String,
     /// Private key file.
     pub key: PathBuf,

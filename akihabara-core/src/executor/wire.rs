@@ -48,12 +48,12 @@ use crate::protocol::{FieldKind, Synapse};
 pub enum JobReply {
     /// JobAccepted: it runs; the miner's signed receipt.
     Accepted {
-        /// `accepted` receipt.
+        /// The miner's signed receipt that it accepted the job.
         receipt: Receipt,
     },
-    /// JobDeclined.
+    /// JobDeclined: the miner will not run it.
     Declined {
-        /// Why.
+        /// Why the miner declined, as a code validators can act on.
         reason: DeclineReason,
         /// Details for people.
         detail: String,
@@ -62,7 +62,7 @@ pub enum JobReply {
     Running,
     /// JobFinished: the process exited (any code).
     Finished {
-        /// Exit code.
+        /// The job's exit code (0 is success).
         exit_code: i32,
         /// SHA-256 of stdout, hex.
         stdout_sha256: String,
@@ -70,7 +70,7 @@ pub enum JobReply {
         stderr_sha256: String,
         /// Digest of the output directory, when the request named one.
         output_sha256: Option<String>,
-        /// `finished` receipt.
+        /// The miner's signed receipt that the job finished, with these digests.
         receipt: Receipt,
     },
     /// JobFailed: killed by a signal, over its timeout, or lost.
@@ -103,7 +103,7 @@ impl JobReply {
 pub struct JobSubmit {
     /// The validator's signed request.
     pub request: JobRequest,
-    /// Answer.
+    /// The miner's answer; `None` in the request.
     #[serde(default)]
     pub reply: Option<JobReply>,
 }
@@ -118,9 +118,9 @@ impl Synapse for JobSubmit {
 /// Asks for a job's state.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobQuery {
-    /// The job.
+    /// Id of the job asked about.
     pub job_id: String,
-    /// Answer.
+    /// The miner's answer; `None` in the request.
     #[serde(default)]
     pub reply: Option<JobReply>,
 }
@@ -135,11 +135,11 @@ impl Synapse for JobQuery {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum AllocateReply {
-    /// Reserved.
+    /// An executor is reserved and its login details sealed to the validator.
     Allocated {
         /// Id to deallocate with.
         allocation_id: String,
-        /// Which executor.
+        /// Id of the executor reserved.
         executor: String,
         /// When it expires, ms since the Unix epoch.
         expires_at_ms: u64,
@@ -147,9 +147,9 @@ pub enum AllocateReply {
         /// `sealing_key`, base64.
         sealed_details: String,
     },
-    /// Not reserved.
+    /// Nothing was reserved.
     Declined {
-        /// Why.
+        /// Why the miner declined, as a code validators can act on.
         reason: DeclineReason,
         /// Details for people.
         detail: String,
@@ -171,7 +171,7 @@ pub struct Allocate {
     /// Hardware class wanted (any when absent).
     #[serde(default)]
     pub hardware_class: Option<String>,
-    /// Answer.
+    /// The miner's answer; `None` in the request.
     #[serde(default)]
     pub reply: Option<AllocateReply>,
 }
@@ -199,9 +199,9 @@ pub enum DeallocateReply {
 /// Ends an allocation early.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deallocate {
-    /// The allocation.
+    /// Id the allocation was granted under.
     pub allocation_id: String,
-    /// Answer.
+    /// The miner's answer; `None` in the request.
     #[serde(default)]
     pub reply: Option<DeallocateReply>,
 }

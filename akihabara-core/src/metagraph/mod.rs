@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::types::{Block, Coldkey, Hotkey, Netuid, Rao, Uid};
+use crate::{Block, Coldkey, Hotkey, Netuid, Rao, Uid};
 
 /// One registered neuron.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -108,15 +108,15 @@ pub enum MetagraphError {
     /// A float field outside its range.
     #[error("uid {uid}: {field} = {value} is not a finite number in [{min}, {max}]")]
     OutOfRange {
-        /// The neuron.
+        /// Uid of the neuron with the bad value.
         uid: Uid,
         /// The field name as written in the snapshot.
         field: &'static str,
         /// The offending value.
         value: f64,
-        /// Lower bound.
+        /// Smallest value the field allows.
         min: f64,
-        /// Upper bound.
+        /// Largest value the field allows.
         max: f64,
     },
 }

@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::{Metagraph, MetagraphError, Neuron};
-use crate::types::{Block, Netuid};
+use crate::{Block, Netuid};
 
 /// The newest snapshot format version this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
@@ -63,7 +63,7 @@ pub enum SnapshotError {
     /// The file could not be read or written.
     #[error("metagraph snapshot {}: {error}", path.display())]
     Io {
-        /// The file.
+        /// The snapshot file read or written.
         path: PathBuf,
         /// The OS error.
         error: std::io::Error,
@@ -94,7 +94,7 @@ pub enum SnapshotError {
     Invalid {
         /// The file, if read from one.
         path: Option<PathBuf>,
-        /// The problem.
+        /// What makes it invalid (duplicate uid or hotkey, value out of range).
         error: MetagraphError,
     },
 }
@@ -191,7 +191,7 @@ pub fn write(path: impl AsRef<Path>, mg: &Metagraph) -> Result<(), SnapshotError
 mod tests {
     use super::*;
     use crate::metagraph::tests::hotkey;
-    use crate::types::{Rao, Uid};
+    use crate::{Rao, Uid};
 
     fn doc(neurons: &str) -> String {
         format!(r#"{{"version": 1, "netuid": 3, "block": 99, "neurons": [{neurons}]}}"#)

@@ -67,13 +67,13 @@ pub enum BtAuthError {
 /// Parsed `btauth/1` headers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthHeaders {
-    /// The sender.
+    /// The sender's hotkey, parsed from `X-Bittensor-Hotkey`.
     pub hotkey: AccountId,
     /// The sender as written (signed verbatim).
     pub hotkey_ss58: String,
     /// `time_ns` nonce.
     pub nonce: u64,
-    /// The signature.
+    /// The sr25519 signature from `X-Bittensor-Signature`.
     pub signature: Signature,
     /// The receiver as written, if any.
     pub receiver: Option<String>,

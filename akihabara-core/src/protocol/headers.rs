@@ -26,9 +26,9 @@ pub enum HeaderError {
     /// A header that does not parse.
     #[error("header `{name}` is invalid: {reason}")]
     BadValue {
-        /// Header name.
+        /// Name of the header that does not parse.
         name: String,
-        /// Why.
+        /// What is wrong with its value.
         reason: String,
     },
 }
@@ -106,15 +106,15 @@ pub fn terminal_headers(prefix: &str, t: &TerminalInfo, out: &mut Vec<(String, S
 /// What an axon reads from a legacy request's headers.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RequestHeaders {
-    /// `name`.
+    /// The synapse name from the `name` header; `None` when absent.
     pub name: Option<String>,
     /// `timeout` in seconds: finite and positive when present.
     pub timeout: Option<f64>,
-    /// `bt_header_dendrite_*`.
+    /// The caller's details, from the `bt_header_dendrite_*` headers.
     pub dendrite: TerminalInfo,
-    /// `bt_header_axon_*`.
+    /// The callee's details, from the `bt_header_axon_*` headers.
     pub axon: TerminalInfo,
-    /// `computed_body_hash`.
+    /// The body hash the caller claims, from `computed_body_hash`; `None` when absent.
     pub computed_body_hash: Option<String>,
     /// Field names that came with a `bt_header_input_obj_` header.
     pub input_objs: Vec<String>,

@@ -155,15 +155,15 @@ pub struct TerminalInfo {
     pub status_message: Option<String>,
     /// Seconds spent on this side.
     pub process_time: Option<f64>,
-    /// IP address.
+    /// IP address of this side, as text.
     pub ip: Option<String>,
-    /// Port.
+    /// TCP port of this side.
     pub port: Option<i64>,
     /// Protocol version as an integer ([`PROTOCOL_VERSION`]).
     pub version: Option<i64>,
     /// `time_ns` nonce.
     pub nonce: Option<u64>,
-    /// Per-client identifier.
+    /// Per-client identifier; nonces are tracked per hotkey and uuid.
     pub uuid: Option<String>,
     /// SS58 hotkey.
     pub hotkey: Option<String>,
@@ -175,7 +175,7 @@ pub struct TerminalInfo {
 /// synapse's own fields (`body`), flattened into one object in that order.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Envelope<S> {
-    /// Route name.
+    /// The synapse name; the axon routes on it.
     #[serde(default)]
     pub name: Option<String>,
     /// Seconds the caller waits.
@@ -187,10 +187,10 @@ pub struct Envelope<S> {
     /// Python size heuristic; carried, never trusted.
     #[serde(default)]
     pub header_size: Option<i64>,
-    /// The caller.
+    /// The caller's details (the dendrite's side).
     #[serde(default)]
     pub dendrite: Option<TerminalInfo>,
-    /// The callee.
+    /// The callee's details (the axon's side).
     #[serde(default)]
     pub axon: Option<TerminalInfo>,
     /// The body hash the caller computed.

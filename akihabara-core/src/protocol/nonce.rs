@@ -78,7 +78,7 @@ pub enum NonceError {
     TooOld {
         /// Age of the nonce.
         age_s: f64,
-        /// The window.
+        /// The greatest age accepted, in seconds.
         allowed_s: f64,
     },
     /// Not above the last nonce accepted for this key (and outside the
@@ -93,7 +93,7 @@ pub enum NonceError {
     InFuture {
         /// How far ahead.
         ahead_s: f64,
-        /// The bound.
+        /// The most seconds ahead accepted.
         allowed_s: f64,
     },
     /// At or below a floor: sent before this axon started, or older than
@@ -105,9 +105,9 @@ pub enum NonceError {
     /// The uuid is longer than [`MAX_UUID_LEN`].
     #[error("uuid is {len} bytes; at most {max} are accepted")]
     UuidTooLong {
-        /// Its length.
+        /// Its length in bytes.
         len: usize,
-        /// The bound.
+        /// The most bytes accepted ([`MAX_UUID_LEN`]).
         max: usize,
     },
 }

@@ -4,8 +4,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use super::Slot;
-use crate::strategy::{AllocationEntry, ScheduleError};
-use crate::types::{Block, Window};
+use crate::strategy::AllocationEntry;
+use crate::{Block, ScheduleError, Window};
 
 /// How block counts become block ranges.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -171,8 +171,8 @@ fn interleaved(window: Window, entries: &[AllocationEntry]) -> Vec<Slot> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Uid;
     use crate::metagraph::tests::hotkey;
-    use crate::types::Uid;
     use proptest::prelude::*;
 
     fn entries(blocks: &[u64]) -> Vec<AllocationEntry> {

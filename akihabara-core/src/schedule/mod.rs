@@ -10,21 +10,19 @@ pub use layout::{Layout, MAX_INTERLEAVED_BLOCKS, UnknownLayout};
 #[cfg(feature = "net")]
 pub use query::{ScheduleQuery, SlotRefusal};
 
-use crate::strategy::{
-    AllocationEntry, AllocationRequest, AllocationStrategy, ScheduleError, allocate_checked,
-};
-use crate::types::{Block, Hotkey, Uid, Window};
+use crate::strategy::{AllocationEntry, AllocationRequest, allocate_checked};
+use crate::{AllocationStrategy, Block, Hotkey, ScheduleError, Uid, Window};
 
 /// A run of consecutive blocks `[start, end)` served to one validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slot {
-    /// First block.
+    /// First block of the run (inclusive).
     pub start: Block,
     /// One past the last block.
     pub end: Block,
     /// The validator served.
     pub uid: Uid,
-    /// Its hotkey.
+    /// The served validator's hotkey.
     pub hotkey: Hotkey,
 }
 

@@ -25,7 +25,7 @@ pub struct Job {
     pub validator: Uid,
     /// Hardware class of the executor.
     pub class: String,
-    /// Start, seconds.
+    /// When it started, seconds on the caller's clock.
     pub started: u64,
     /// End, seconds, once finished.
     pub finished: Option<u64>,

@@ -17,7 +17,7 @@ pub struct Measurements {
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MinerReport {
-    /// The miner.
+    /// Uid of the miner measured.
     pub uid: Uid,
     /// GPUs it claims (and the validator confirmed), by model.
     #[serde(default)]
@@ -42,7 +42,7 @@ pub struct MinerReport {
 pub struct GpuClaim {
     /// Model name as the driver reports it (`NVIDIA H100 80GB HBM3`).
     pub model: String,
-    /// How many.
+    /// How many GPUs of this model.
     pub count: u32,
 }
 

@@ -92,11 +92,11 @@ pub enum ScoreError {
     /// A measurement that is NaN, infinite or negative.
     #[error("uid {uid}: {field} = {value} is not a finite, non-negative number")]
     BadMeasurement {
-        /// The miner.
+        /// Uid of the miner whose report holds it.
         uid: Uid,
-        /// Which field.
+        /// Name of the report field.
         field: &'static str,
-        /// Its value.
+        /// The value found there.
         value: f64,
     },
     /// Two reports for one uid.
@@ -121,7 +121,7 @@ pub enum ScoreError {
     BadWeight {
         /// The scorer it weighs.
         scorer: String,
-        /// The weight.
+        /// The weight as configured.
         weight: f64,
     },
 }

@@ -45,12 +45,13 @@ use rand_distr::{Distribution, LogNormal, Pareto};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::metagraph::{Metagraph, Neuron};
 use crate::strategy::{
-    self, AllocationRequest, AllocationStrategy, Candidate, Eligibility, ScheduleError,
-    allocate_checked, stake_order,
+    self, AllocationRequest, Candidate, Eligibility, allocate_checked, stake_order,
 };
-use crate::types::{Block, Hotkey, Netuid, RAO_PER_TAO, Rao, Uid, Window};
+use crate::{
+    AllocationStrategy, Block, Hotkey, Metagraph, Netuid, Neuron, RAO_PER_TAO, Rao, ScheduleError,
+    Uid, Window,
+};
 
 /// Most miners a simulation takes.
 pub const MAX_MINERS: usize = 65_536;
@@ -204,7 +205,7 @@ pub enum SimError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct StrategyReport {
-    /// Strategy name.
+    /// Name of the strategy, as [`strategy::by_name`] takes it.
     pub strategy: String,
     /// Miners that ran it.
     pub miners: usize,
@@ -225,9 +226,9 @@ pub struct StrategyReport {
 pub struct SimReport {
     /// The seed used.
     pub seed: u64,
-    /// Eligible validators.
+    /// Validators that passed eligibility (permit and stake).
     pub validators: usize,
-    /// Miners.
+    /// Miners simulated, across all strategies.
     pub miners: usize,
     /// Windows simulated.
     pub windows: usize,

@@ -45,8 +45,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::schedule::Schedule;
-use crate::{AccountId, Netuid, Window};
+use crate::{AccountId, Netuid, Schedule, Window};
 
 #[cfg(feature = "store")]
 pub use embedded::Embedded;
@@ -68,7 +67,7 @@ pub enum StoreError {
         backend: &'static str,
         /// The path or URL (without a password).
         at: String,
-        /// Why.
+        /// The backend's error, as text.
         reason: String,
     },
     /// A read or write failed.
@@ -78,15 +77,15 @@ pub enum StoreError {
         backend: &'static str,
         /// What was tried (`get KEY`, `write 2 keys`).
         op: String,
-        /// Why.
+        /// The backend's error, as text.
         reason: String,
     },
     /// A stored value is not what it should be.
     #[error("the value stored under {key} is corrupt: {reason}")]
     Corrupt {
-        /// The key.
+        /// The key the value is stored under.
         key: String,
-        /// Why.
+        /// Why it does not decode.
         reason: String,
     },
     /// The backend was not compiled in, or the address is not understood.
@@ -97,7 +96,7 @@ pub enum StoreError {
 /// One key written by [`Store::put`].
 #[derive(Clone, Copy, Debug)]
 pub struct Put<'a> {
-    /// The key.
+    /// The key to write the value under.
     pub key: &'a str,
     /// The value (JSON for every record this crate writes).
     pub value: &'a [u8],

@@ -3,9 +3,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::*;
-use crate::schedule::Layout;
 use crate::strategy::{self, AllocationRequest, Eligibility};
-use crate::{Block, Metagraph, Neuron, Rao, Uid};
+use crate::{Block, Layout, Metagraph, Neuron, Rao, Uid};
 
 fn keys() -> StateKeys {
     let hotkey: AccountId = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"

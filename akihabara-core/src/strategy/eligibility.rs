@@ -3,8 +3,7 @@
 use std::collections::HashSet;
 
 use super::{Candidate, stake_order};
-use crate::metagraph::Metagraph;
-use crate::types::{Hotkey, Tao};
+use crate::{Hotkey, Metagraph, Tao};
 
 /// The filter shared by all strategies.
 ///
@@ -108,8 +107,8 @@ impl Eligibility {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metagraph::{Neuron, tests::hotkey};
-    use crate::types::{Block, Netuid, Rao, Uid};
+    use crate::metagraph::tests::hotkey;
+    use crate::{Block, Netuid, Neuron, Rao, Uid};
 
     fn mg() -> Metagraph {
         let n = |uid: u16, tao: u64, permit: bool| {

@@ -56,7 +56,7 @@ pub use equal::Equal;
 pub use proportional::Proportional;
 pub use stake::Stake;
 
-use crate::types::{Hotkey, Rao, Uid, Window};
+use crate::{Hotkey, Rao, Uid, Window};
 
 /// Default minimum blocks per served validator (Akihabara's `min_blocks_per_validator`).
 pub const DEFAULT_MIN_BLOCKS: u64 = 40;
@@ -259,9 +259,9 @@ pub fn stake_order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
 /// Blocks given to one validator.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AllocationEntry {
-    /// The validator.
+    /// Uid of the validator.
     pub uid: Uid,
-    /// Its hotkey.
+    /// The validator's hotkey.
     pub hotkey: Hotkey,
     /// Blocks of the window it gets (0 when not served).
     pub blocks: u64,

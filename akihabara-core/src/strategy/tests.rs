@@ -4,8 +4,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::metagraph::tests::hotkey;
-use crate::schedule::{Layout, Schedule};
-use crate::types::{Block, Window};
+use crate::{Block, Layout, Schedule, Window};
 
 const ALL: [&str; 4] = ["stake", "equal", "proportional", "emission"];
 const LAYOUTS: [Layout; 2] = [Layout::Contiguous, Layout::Interleaved];

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::keypair::Keypair;
-use crate::types::AccountId;
+use crate::AccountId;
 
 /// What a keyfile holds.
 #[derive(Debug)]

@@ -9,7 +9,7 @@ use schnorrkel::{ExpansionMode, MiniSecretKey, SecretKey};
 use subxt_signer::{DeriveJunction, ExposeSecret, SecretUri};
 use zeroize::Zeroizing;
 
-use crate::types::AccountId;
+use crate::AccountId;
 
 /// The signing context of Substrate's sr25519.
 const SIGNING_CONTEXT: &[u8] = b"substrate";

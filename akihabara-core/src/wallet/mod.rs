@@ -40,7 +40,7 @@ pub(crate) use keypair::verify_with;
 pub use keypair::{KeyError, Keypair, Signature, verify};
 pub use password::PasswordError;
 
-use crate::types::AccountId;
+use crate::AccountId;
 
 /// Where btcli keeps wallets, before `~` expansion.
 pub const DEFAULT_WALLET_PATH: &str = "~/.bittensor/wallets";
@@ -90,7 +90,7 @@ pub struct WalletSummary {
 pub struct HotkeySummary {
     /// Hotkey name (file name).
     pub name: String,
-    /// Its address.
+    /// Its SS58 address; `None` when it cannot be read without a password.
     pub ss58: Option<AccountId>,
 }
 
@@ -125,7 +125,7 @@ pub enum WalletError {
     /// A file or directory could not be read or written.
     #[error("{}: {error}", path.display())]
     Io {
-        /// The path.
+        /// The file or directory the operation was on.
         path: PathBuf,
         /// The OS error.
         error: std::io::Error,
@@ -133,11 +133,11 @@ pub enum WalletError {
     /// A keyfile larger than [`MAX_KEYFILE_BYTES`].
     #[error("{}: {size} bytes is too large for a keyfile (at most {max} bytes)", path.display())]
     TooLarge {
-        /// The file.
+        /// The keyfile that was too large.
         path: PathBuf,
         /// Its size (or the bytes read before stopping).
         size: u64,
-        /// The limit.
+        /// The most bytes a keyfile may hold ([`MAX_KEYFILE_BYTES`]).
         max: u64,
     },
     /// No such wallet.
@@ -153,7 +153,7 @@ pub enum WalletError {
     /// No such hotkey in the wallet.
     #[error("hotkey {hotkey:?} not found in wallet {wallet:?} ({}); hotkeys there: {}", path.display(), if existing.is_empty() { "none".to_owned() } else { existing.join(", ") })]
     HotkeyNotFound {
-        /// The wallet.
+        /// The name of the wallet searched.
         wallet: String,
         /// The hotkey asked for.
         hotkey: String,
@@ -165,7 +165,7 @@ pub enum WalletError {
     /// A keyfile whose JSON is wrong.
     #[error("keyfile {}: {error}", path.display())]
     Keyfile {
-        /// The file.
+        /// The keyfile whose JSON is wrong.
         path: PathBuf,
         /// Which field and why.
         error: KeyfileFormatError,
@@ -178,27 +178,27 @@ pub enum WalletError {
     WrongPassword {
         /// `coldkey` or `hotkey`.
         role: &'static str,
-        /// The keyfile.
+        /// The keyfile the password was tried on.
         path: PathBuf,
     },
     /// An encrypted keyfile that could not be decrypted for another reason.
     #[error("keyfile {}: {error}", path.display())]
     Decrypt {
-        /// The file.
+        /// The encrypted keyfile.
         path: PathBuf,
-        /// Why.
+        /// What went wrong: a malformed file, an unsupported scheme or a failed key derivation.
         error: DecryptError,
     },
     /// The keyfile holds only a public key.
     #[error("keyfile {} holds only a public key", path.display())]
     NoSecret {
-        /// The file.
+        /// The keyfile, which holds no secret key.
         path: PathBuf,
     },
     /// An encrypted keyfile and no way to ask for its password.
     #[error("{} is encrypted and no password was given (use --password-file, {} or a terminal)", path.display(), password::PASSWORD_ENV)]
     NeedPassword {
-        /// The keyfile.
+        /// The encrypted keyfile that needs a password.
         path: PathBuf,
     },
     /// The target exists and overwriting was not requested.
@@ -212,7 +212,7 @@ pub enum WalletError {
     InvalidName {
         /// `wallet` or `hotkey`.
         what: &'static str,
-        /// The name.
+        /// The name as given.
         name: String,
     },
     /// A key could not be made.

@@ -22,7 +22,7 @@ pub enum PasswordError {
     /// The password file could not be read.
     #[error("password file {}: {error}", path.display())]
     File {
-        /// The file.
+        /// The password file that could not be read.
         path: std::path::PathBuf,
         /// The OS error.
         error: std::io::Error,
@@ -30,17 +30,17 @@ pub enum PasswordError {
     /// The password file is larger than [`MAX_PASSWORD_FILE_BYTES`].
     #[error("password file {}: {size} bytes is too large for a password (at most {max} bytes)", path.display())]
     TooLarge {
-        /// The file.
+        /// The password file that was too large.
         path: std::path::PathBuf,
         /// Its size (or the bytes read before stopping).
         size: u64,
-        /// The limit.
+        /// The most bytes a password file may hold ([`MAX_PASSWORD_FILE_BYTES`]).
         max: u64,
     },
     /// The password file is not UTF-8 text.
     #[error("password file {}: not UTF-8 text", path.display())]
     NotText {
-        /// The file.
+        /// The password file that is not UTF-8.
         path: std::path::PathBuf,
     },
     /// A `BT_PW_…` variable that is not the base64 of a XOR-ed password.

@@ -9,10 +9,9 @@ use akihabara_gpu::{CpuProver, Prover, SkippingProver};
 use super::*;
 use crate::axon::Axon;
 use crate::chain::{ChainClient, Hyperparameters, SnapshotChain};
-use crate::metagraph::{Metagraph, Neuron};
 use crate::store::{Embedded, Store};
 use crate::wallet::Keypair;
-use crate::{Block, Netuid, RAO_PER_TAO, Rao, Uid};
+use crate::{Block, Metagraph, Netuid, Neuron, RAO_PER_TAO, Rao, Uid};
 
 const NETUID: Netuid = Netuid(3);
 

@@ -16,12 +16,12 @@ use akihabara::roles::{Measured, Miner, PowSettings, RoleError, Validator, Weigh
 use akihabara_core::axon::Axon;
 use akihabara_core::chain::{ChainClient, Hyperparameters, Network, SnapshotChain, Subtensor};
 use akihabara_core::dendrite::AxonTarget;
-use akihabara_core::metagraph::{Metagraph, Neuron};
-use akihabara_core::schedule::Layout;
 use akihabara_core::score::PowScorer;
 use akihabara_core::strategy;
 use akihabara_core::wallet::Keypair;
-use akihabara_core::{Block, Netuid, RAO_PER_TAO, Rao, Tao, Uid, Window};
+use akihabara_core::{
+    Block, Layout, Metagraph, Netuid, Neuron, RAO_PER_TAO, Rao, Tao, Uid, Window,
+};
 use akihabara_gpu::{CpuProver, Prover, SkippingProver};
 use anyhow::Context;
 
