@@ -9,16 +9,9 @@
 //! [`LINGER`], so batches grow. When a batch fails, each signature in it
 //! is checked alone, so one forged request never fails an honest one.
 //! Decompressed public keys are cached per hotkey string.
-//!
-//! When nothing else is being checked, a signature is checked where it
-//! arrives instead: handing it to the thread and back costs two thread
-//! switches, which at a light load (a hundred calls a second) were a
-//! third of the axon's CPU per call. Under load something is always in
-//! flight, so signatures go to the thread and batch as above.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -45,18 +38,6 @@ struct Job {
 pub(crate) struct Verifier {
     tx: mpsc::Sender<Job>,
     keys: Mutex<HashMap<String, (AccountId, schnorrkel::PublicKey)>>,
-    /// Signatures being checked now, here or on the thread.
-    busy: AtomicUsize,
-}
-
-/// One signature counted in [`Verifier::busy`] until dropped, also when
-/// the request is cancelled while it waits.
-struct Busy<'a>(&'a AtomicUsize);
-
-impl Drop for Busy<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
 }
 
 impl Verifier {
@@ -91,7 +72,6 @@ impl Verifier {
         Ok(Verifier {
             tx,
             keys: Mutex::new(HashMap::new()),
-            busy: AtomicUsize::new(0),
         })
     }
 
@@ -125,17 +105,6 @@ impl Verifier {
         let Ok(signature) = schnorrkel::Signature::from_bytes(&raw.0) else {
             return false;
         };
-        if self
-            .busy
-            .compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
-            // Nothing else is being checked: check it here.
-            let _busy = Busy(&self.busy);
-            return verify_with(&key.1, &message, &signature);
-        }
-        self.busy.fetch_add(1, Ordering::AcqRel);
-        let _busy = Busy(&self.busy);
         let (done, rx) = oneshot::channel();
         let job = Job {
             public: key.1,
