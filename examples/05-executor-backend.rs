@@ -17,13 +17,14 @@ use std::time::{Duration, Instant};
 use akihabara::AccountId;
 use akihabara::axon::Axon;
 use akihabara::dendrite::{AxonTarget, Dendrite};
-use akihabara::executor::jobs::{AcceptAll, JobRequest, ReceiptStore};
-use akihabara::executor::service::{JobService, query_job, submit_job};
-use akihabara::executor::wire::JobReply;
 use akihabara::executor::{
     Captured, ExecutorBackend, ExecutorError, Fleet, HardwareSpec, Health, HealthPolicy, JobHandle,
     JobSpec, JobStatus, Outcome, Requirements, Stream,
 };
+use akihabara::market::client::{query_job, submit_job};
+use akihabara::market::jobs::{AcceptAll, JobRequest, ReceiptStore};
+use akihabara::market::server::JobService;
+use akihabara::market::wire::JobReply;
 use akihabara::wallet::Keypair;
 
 /// Jobs computed in this process.

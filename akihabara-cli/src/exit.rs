@@ -22,7 +22,7 @@ use std::process::ExitCode;
 use akihabara_core::chain::ChainError;
 use akihabara_core::dendrite::AxonTarget;
 use akihabara_core::executor::ExecutorError;
-use akihabara_core::executor::service::ClientError;
+use akihabara_core::market::client::ClientError;
 use akihabara_core::wallet::WalletError;
 use akihabara_gpu::PowError;
 
@@ -160,7 +160,7 @@ pub fn outcome(e: &anyhow::Error) -> (Option<String>, u8) {
     if let Some(JobExit(code)) = e.chain().find_map(|c| c.downcast_ref::<JobExit>()) {
         return (None, *code);
     }
-    let line = format!("error: {}", format!("{e:#}").replace('\n', " "));
+    let line = format!("error: {}", one_line(e));
     let code = if let Some(Coded(code, _)) = e.chain().find_map(|c| c.downcast_ref::<Coded>()) {
         *code
     } else if e.chain().any(|c| c.is::<BadInput>()) {
@@ -169,6 +169,25 @@ pub fn outcome(e: &anyhow::Error) -> (Option<String>, u8) {
         1
     };
     (Some(line), code)
+}
+
+/// The error and its causes on one line, joined by `: `, each said once:
+/// a cause whose text is already in the line (an error that names its
+/// source in its own message and also keeps it as `source()`, so callers
+/// can inspect it) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 /// Prints `error: …` on one line and picks the exit code.
@@ -231,6 +250,24 @@ mod tests {
         assert_eq!(outcome(&anyhow::anyhow!("it broke")).1, 1);
         // The job's own code, and nothing printed.
         assert_eq!(outcome(&JobExit(7).into()), (None, 7));
+        // A source an error already names in its message is said once.
+        #[derive(Debug)]
+        struct Named(std::io::Error);
+        impl std::fmt::Display for Named {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "reading f: {}", self.0)
+            }
+        }
+        impl std::error::Error for Named {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let named = anyhow::Error::new(Named(std::io::Error::other("gone"))).context("loading");
+        assert_eq!(
+            outcome(&named),
+            (Some("error: loading: reading f: gone".to_owned()), 1)
+        );
         // A closed pipe is no failure.
         let pipe = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
         assert_eq!(

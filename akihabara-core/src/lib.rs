@@ -43,6 +43,8 @@ pub mod dendrite;
 #[cfg(feature = "net")]
 pub mod executor;
 pub mod fs;
+#[cfg(feature = "net")]
+pub mod market;
 pub mod metagraph;
 pub mod protocol;
 pub mod schedule;
@@ -160,11 +162,11 @@ pub enum Error {
     /// The miner's job service refused or failed a request.
     #[cfg(feature = "net")]
     #[error(transparent)]
-    Service(#[from] executor::service::ServiceError),
+    Service(#[from] market::server::ServiceError),
     /// A validator's call to a miner's job service failed.
     #[cfg(feature = "net")]
     #[error(transparent)]
-    Client(#[from] executor::service::ClientError),
+    Client(#[from] market::client::ClientError),
     /// An error from user code plugged into the library.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -213,8 +215,8 @@ mod tests {
             into::<crate::axon::HandlerError>();
             into::<crate::executor::ExecutorError>();
             into::<crate::executor::FleetError>();
-            into::<crate::executor::service::ServiceError>();
-            into::<crate::executor::service::ClientError>();
+            into::<crate::market::server::ServiceError>();
+            into::<crate::market::client::ClientError>();
         }
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use crate::axon::AxonBuilder;
 use crate::executor::Fleet;
-use crate::executor::jobs::AcceptPolicy;
-use crate::executor::service::{JobService, Sweep};
+use crate::market::jobs::AcceptPolicy;
+use crate::market::server::{JobService, Sweep};
 use crate::wallet::Keypair;
 
 use super::RoleError;

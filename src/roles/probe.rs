@@ -20,11 +20,12 @@ use tokio::io::AsyncReadExt as _;
 
 use crate::dendrite::{AxonTarget, Dendrite};
 use crate::executor::access::{self, LoginDetails, SshPublicKey};
-use crate::executor::jobs::{DeclineReason, JobRequest, ReceiptStore};
-use crate::executor::service::{
-    AllocateOutcome, ClientError, allocate, deallocate, query_job, submit_job, unix_millis,
+use crate::market::client::{
+    AllocateOutcome, ClientError, allocate, deallocate, query_job, submit_job,
 };
-use crate::executor::wire::{Allocate, DeallocateReply, JobReply};
+use crate::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
+use crate::market::server::unix_millis;
+use crate::market::wire::{Allocate, DeallocateReply, JobReply};
 use crate::protocol::SpecsQuery;
 use crate::score::{GpuClaim, JobLedger, Measurements, MinerReport, Penalties};
 use crate::wallet::Keypair;
@@ -859,6 +860,7 @@ mod tests {
         let call = |status| ClientError::Call {
             status,
             message: "x".into(),
+            answered: true,
         };
         for free in [403, 404, 429, 503, 408] {
             assert!(

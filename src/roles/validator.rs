@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::chain::{ChainClient, ChainError, Hyperparameters, Receipt, Reveal};
 use crate::dendrite::{AxonTarget, Dendrite};
-use crate::executor::jobs::ReceiptStore;
-use crate::executor::service::unix_millis;
+use crate::market::jobs::ReceiptStore;
+use crate::market::server::unix_millis;
 use crate::schedule::{ScheduleQuery, SlotRefusal};
 use crate::score::{Ema, Measurements, MinerReport, Penalized, PowReport, PowScorer, Scorer};
 use crate::store::{self, Put, StateKeys, Store};
@@ -1172,6 +1172,6 @@ fn axon_targets(mg: &Metagraph, me: Uid) -> Vec<(Uid, AxonTarget)> {
 fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, crate::store::StoreError> {
     serde_json::to_vec(value).map_err(|e| crate::store::StoreError::Corrupt {
         key: key.to_owned(),
-        reason: format!("cannot encode: {e}"),
+        reason: format!("cannot encode: {e}").into(),
     })
 }

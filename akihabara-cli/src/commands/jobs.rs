@@ -5,9 +5,10 @@
 use std::time::{Duration, Instant};
 
 use akihabara_core::dendrite::AxonTarget;
-use akihabara_core::executor::jobs::{JobRequest, ReceiptStore};
-use akihabara_core::executor::service::{query_job, submit_job, unix_millis};
-use akihabara_core::executor::wire::JobReply;
+use akihabara_core::market::client::{query_job, submit_job};
+use akihabara_core::market::jobs::{JobRequest, ReceiptStore};
+use akihabara_core::market::server::unix_millis;
+use akihabara_core::market::wire::JobReply;
 use akihabara_core::wallet::Keypair;
 use clap::{Args, Subcommand};
 

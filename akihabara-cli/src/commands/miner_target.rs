@@ -9,7 +9,7 @@ use std::time::Duration;
 use akihabara_core::AccountId;
 use akihabara_core::dendrite::{AxonTarget, Dendrite};
 use akihabara_core::executor::Requirements;
-use akihabara_core::executor::service::ClientError;
+use akihabara_core::market::client::ClientError;
 use akihabara_core::wallet::Keypair;
 use anyhow::Context;
 use clap::Args;

@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use akihabara_core::executor::accept::{AllOf, ClassLimits, ScriptPolicy};
-use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy, JobRequest, Refusal};
+use akihabara_core::market::accept::{AllOf, ClassLimits, ScriptPolicy};
+use akihabara_core::market::jobs::{AcceptAll, AcceptPolicy, JobRequest, Refusal};
 
 use super::key_error;
 use crate::config::MinerConfig;

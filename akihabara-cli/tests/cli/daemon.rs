@@ -152,8 +152,8 @@ fn config_init_writes_templates_that_run_checks_accept() {
 #[test]
 fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
     use akihabara_core::dendrite::{AxonTarget, Dendrite};
-    use akihabara_core::executor::jobs::ReceiptStore;
-    use akihabara_core::executor::service::query_job;
+    use akihabara_core::market::client::query_job;
+    use akihabara_core::market::jobs::ReceiptStore;
     use akihabara_core::schedule::ScheduleQuery;
     use akihabara_core::wallet::Keypair;
 
@@ -278,9 +278,9 @@ fn a_miner_daemon_resumes_its_schedule_and_receipts_after_kill_9() {
 #[test]
 fn a_miner_daemon_applies_its_caller_policy_and_job_policy() {
     use akihabara_core::dendrite::{AxonTarget, Dendrite};
-    use akihabara_core::executor::jobs::{DeclineReason, JobRequest, ReceiptStore};
-    use akihabara_core::executor::service::submit_job;
-    use akihabara_core::executor::wire::JobReply;
+    use akihabara_core::market::client::submit_job;
+    use akihabara_core::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
+    use akihabara_core::market::wire::JobReply;
     use akihabara_core::protocol::Ping;
     use akihabara_core::wallet::Keypair;
     use std::os::unix::fs::PermissionsExt as _;

@@ -324,11 +324,11 @@ pub(super) fn finish_a_job(
     d: &akihabara_core::dendrite::Dendrite,
     miner: &akihabara_core::dendrite::AxonTarget,
     validator: &akihabara_core::wallet::Keypair,
-    receipts: &akihabara_core::executor::jobs::ReceiptStore,
-) -> akihabara_core::executor::wire::JobReply {
-    use akihabara_core::executor::jobs::JobRequest;
-    use akihabara_core::executor::service::{query_job, submit_job};
-    use akihabara_core::executor::wire::JobReply;
+    receipts: &akihabara_core::market::jobs::ReceiptStore,
+) -> akihabara_core::market::wire::JobReply {
+    use akihabara_core::market::client::{query_job, submit_job};
+    use akihabara_core::market::jobs::JobRequest;
+    use akihabara_core::market::wire::JobReply;
     let t = Duration::from_secs(20);
     let job = JobRequest {
         job_id: "before-crash".into(),
@@ -368,9 +368,9 @@ pub(super) fn finish_a_job(
 fn a_miner_allocates_over_the_axon_and_keeps_state_across_a_kill() {
     use akihabara_core::dendrite::{AxonTarget, Dendrite};
     use akihabara_core::executor::access;
-    use akihabara_core::executor::jobs::ReceiptStore;
-    use akihabara_core::executor::service::query_job;
-    use akihabara_core::executor::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply};
+    use akihabara_core::market::client::query_job;
+    use akihabara_core::market::jobs::ReceiptStore;
+    use akihabara_core::market::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply};
     use akihabara_core::wallet::Keypair;
 
     let Some(sshd) = Sshd::start() else {

@@ -5,7 +5,7 @@
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use akihabara_core::executor::jobs::ReceiptStore;
+use akihabara_core::market::jobs::ReceiptStore;
 use serde_json::{Value, json};
 
 use super::axon::{Peer, Wallets, serve_ours};
@@ -378,7 +378,7 @@ fn a_declined_job_an_unreachable_miner_and_bad_flags_have_their_exit_codes() {
     ]);
     assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
     let prefix = format!(
-        "error: miner {} at 127.0.0.1:{closed} is unreachable: the miner's axon answered 503: ",
+        "error: miner {} at 127.0.0.1:{closed} is unreachable: connection refused (Service unavailable at ",
         s.miner
     );
     assert!(stderr(&o).starts_with(&prefix), "{}", stderr(&o));
@@ -433,8 +433,8 @@ fn a_declined_job_an_unreachable_miner_and_bad_flags_have_their_exit_codes() {
 fn lying_miner() -> (tokio::runtime::Runtime, u16, String) {
     use akihabara_core::axon::{Axon, Caller};
     use akihabara_core::executor::access::{self, LoginDetails};
-    use akihabara_core::executor::jobs::{Receipt, ReceiptKind};
-    use akihabara_core::executor::wire::{Allocate, AllocateReply, JobReply, JobSubmit};
+    use akihabara_core::market::jobs::{Receipt, ReceiptKind};
+    use akihabara_core::market::wire::{Allocate, AllocateReply, JobReply, JobSubmit};
     use akihabara_core::wallet::Keypair;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -20,21 +20,17 @@
 //! its first [`JobSpec::output_cap`] bytes are kept, and log lines go to a
 //! bounded channel that drops lines (and counts them) rather than grow.
 
-pub mod accept;
 pub mod access;
 mod capture;
 #[cfg(feature = "docker")]
 mod docker;
 mod fleet;
 mod images;
-pub mod jobs;
 mod local;
 mod process;
-pub mod service;
 mod ssh;
 #[allow(unsafe_code)]
-mod sys;
-pub mod wire;
+pub(crate) mod sys;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -513,7 +509,5 @@ pub trait ExecutorBackend: Send + Sync {
     }
 }
 
-#[cfg(test)]
-mod service_tests;
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use akihabara_core::axon::{Axon, AxonBuilder, AxonConfig, RateLimit, RateLimitError, StakePolicy};
-use akihabara_core::executor::jobs::{AcceptAll, AcceptPolicy};
-use akihabara_core::executor::service::Sweep;
 use akihabara_core::executor::{Fleet, FleetConfig};
+use akihabara_core::market::jobs::{AcceptAll, AcceptPolicy};
+use akihabara_core::market::server::Sweep;
 use akihabara_core::protocol::{GpuInfo, nvidia_smi_gpus};
 use akihabara_core::wallet::Keypair;
 use anyhow::Context;

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Outcome, Requirements};
 use crate::AccountId;
+use crate::executor::{Outcome, Requirements};
 use crate::wallet::{Keypair, Signature, verify};
 
 /// A validator's signed request to run a job.
@@ -144,7 +144,7 @@ pub struct Situation {
 /// It may block (a script runs, see
 /// [`ScriptPolicy`](super::accept::ScriptPolicy)): the job service calls it
 /// off the async runtime. Reference policies are in
-/// [`executor::accept`](super::accept).
+/// [`market::accept`](super::accept).
 pub trait AcceptPolicy: Send + Sync {
     /// `Some(why)` refuses a job the rule does not settle, as unprofitable.
     fn refuse(&self, request: &JobRequest) -> Option<Refusal>;
@@ -274,11 +274,11 @@ impl ReceiptKind {
     /// The `Finished` receipt of an outcome, with the output digest.
     pub fn finished(o: &Outcome, output_sha256: Option<String>) -> ReceiptKind {
         let (exit_code, status) = match &o.status {
-            super::JobStatus::Exited { code } => (Some(*code), "exited"),
-            super::JobStatus::Signaled { .. } => (None, "signaled"),
-            super::JobStatus::TimedOut => (None, "timed_out"),
-            super::JobStatus::Cancelled => (None, "cancelled"),
-            super::JobStatus::OutOfMemory => (None, "out_of_memory"),
+            crate::executor::JobStatus::Exited { code } => (Some(*code), "exited"),
+            crate::executor::JobStatus::Signaled { .. } => (None, "signaled"),
+            crate::executor::JobStatus::TimedOut => (None, "timed_out"),
+            crate::executor::JobStatus::Cancelled => (None, "cancelled"),
+            crate::executor::JobStatus::OutOfMemory => (None, "out_of_memory"),
         };
         ReceiptKind::Finished {
             exit_code,

@@ -38,8 +38,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::Requirements;
 use super::jobs::{DeclineReason, JobRequest, Receipt};
+use crate::executor::Requirements;
 use crate::protocol::{FieldKind, Synapse};
 
 /// A job's state as the miner reports it.
@@ -143,7 +143,7 @@ pub enum AllocateReply {
         executor: String,
         /// When it expires, ms since the Unix epoch.
         expires_at_ms: u64,
-        /// [`super::access::LoginDetails`] as JSON, sealed to the request's
+        /// [`LoginDetails`](crate::executor::access::LoginDetails) as JSON, sealed to the request's
         /// `sealing_key`, base64.
         sealed_details: String,
     },

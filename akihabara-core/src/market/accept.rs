@@ -9,8 +9,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use akihabara_core::executor::accept::ClassLimits;
-//! use akihabara_core::executor::jobs::{AcceptPolicy, JobRequest, Refusal};
+//! use akihabara_core::market::accept::ClassLimits;
+//! use akihabara_core::market::jobs::{AcceptPolicy, JobRequest, Refusal};
 //! let limits = ClassLimits::new().max_duration("h100", Duration::from_secs(600));
 //! let job = |class: &str, timeout_s| JobRequest {
 //!     job_id: "j".into(),
@@ -98,7 +98,7 @@ impl AcceptPolicy for ClassLimits {
 ///
 /// ```no_run
 /// use std::time::Duration;
-/// use akihabara_core::executor::accept::ScriptPolicy;
+/// use akihabara_core::market::accept::ScriptPolicy;
 /// let p = ScriptPolicy::new("/etc/akihabara/accept.sh").timeout(Duration::from_secs(2));
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -168,7 +168,7 @@ impl ScriptPolicy {
             match child.try_wait() {
                 Ok(Some(status)) => break status,
                 Ok(None) if Instant::now() >= deadline => {
-                    let _ = super::sys::kill_group(pgid, libc::SIGKILL);
+                    let _ = crate::executor::sys::kill_group(pgid, libc::SIGKILL);
                     let _ = child.kill();
                     let _ = child.wait();
                     return Err(format!(
@@ -179,14 +179,14 @@ impl ScriptPolicy {
                 }
                 Ok(None) => std::thread::sleep(Duration::from_millis(5)),
                 Err(e) => {
-                    let _ = super::sys::kill_group(pgid, libc::SIGKILL);
+                    let _ = crate::executor::sys::kill_group(pgid, libc::SIGKILL);
                     let _ = child.kill();
                     return Err(format!("waiting for {}: {e}", self.program.display()));
                 }
             }
         };
         // Whatever it left running dies with it.
-        let _ = super::sys::kill_group(pgid, libc::SIGKILL);
+        let _ = crate::executor::sys::kill_group(pgid, libc::SIGKILL);
         if status.success() {
             return Ok(None);
         }

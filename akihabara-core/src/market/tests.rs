@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use super::access::{self, AccessGrant, LoginDetails};
+use super::client::{query_job, submit_job};
 use super::jobs::{AcceptAll, DeclineReason, JobRequest, ReceiptKind, ReceiptStore};
-use super::service::{JobService, query_job, submit_job};
+use super::server::JobService;
 use super::wire::{Allocate, AllocateReply, Deallocate, DeallocateReply, JobReply};
-use super::*;
 use crate::AccountId;
 use crate::axon::Axon;
 use crate::dendrite::{AxonTarget, Dendrite};
+use crate::executor::access::{self, AccessGrant, LoginDetails};
+use crate::executor::*;
 use crate::wallet::Keypair;
 
 fn key(uri: &str) -> Keypair {
@@ -678,7 +679,7 @@ async fn accept_policies_decline_over_the_wire_with_their_reason() {
 
 #[tokio::test]
 async fn the_validator_client_allocates_opens_the_details_and_deallocates() {
-    use super::service::{AllocateOutcome, Allocation, allocate, deallocate};
+    use super::client::{AllocateOutcome, Allocation, allocate, deallocate};
     let dir = tempfile::tempdir().expect("dir");
     let recorder = Arc::new(Recorder {
         inner: LocalBackend::new(Some("cpu".into())),
@@ -804,7 +805,7 @@ async fn serve_liar() -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
 
 #[tokio::test]
 async fn the_validator_client_refuses_wrong_answers_and_names_an_unreachable_miner() {
-    use super::service::{ClientError, allocate};
+    use super::client::{ClientError, allocate};
     let dir = tempfile::tempdir().expect("dir");
     let mine = ReceiptStore::new(dir.path().join("r.jsonl"));
     let (liar, _stop) = serve_liar().await;
@@ -849,7 +850,8 @@ async fn the_validator_client_refuses_wrong_answers_and_names_an_unreachable_min
     assert!(
         !ClientError::Call {
             status: 403,
-            message: "Forbidden".into()
+            message: "Forbidden".into(),
+            answered: true,
         }
         .is_unreachable()
     );

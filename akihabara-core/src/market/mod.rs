@@ -1,0 +1,22 @@
+//! The job market between miners and validators (feature `net`): what a
+//! validator asks of a miner's executors and what the miner answers, apart
+//! from where jobs run ([`executor`](crate::executor)).
+//!
+//! - [`jobs`]: signed job requests, the miner's accept policy, signed
+//!   receipts in a crash-safe store.
+//! - [`accept`]: reference accept policies (per-class limits, a script).
+//! - [`wire`]: the jobs and allocation synapses.
+//! - [`server`]: the miner's [`JobService`](server::JobService), answering
+//!   them from a fleet.
+//! - [`client`]: the validator's calls ([`submit_job`](client::submit_job),
+//!   [`query_job`](client::query_job), [`allocate`](client::allocate),
+//!   [`deallocate`](client::deallocate)), which check every receipt.
+
+pub mod accept;
+pub mod client;
+pub mod jobs;
+pub mod server;
+pub mod wire;
+
+#[cfg(test)]
+mod tests;
