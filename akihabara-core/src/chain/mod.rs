@@ -127,6 +127,29 @@ pub enum ChainError {
     /// Reading or writing local state.
     #[error("{0}")]
     Io(String),
+    /// A simulated chain's snapshot file could not be read.
+    #[error("{source}")]
+    Snapshot {
+        /// Why, naming the file (its `source` is the I/O or parse error).
+        #[source]
+        source: crate::metagraph::snapshot::SnapshotError,
+    },
+    /// A simulated chain could not append a submission to its record file.
+    #[error("recording to {}: {source}", path.display())]
+    Record {
+        /// The record file (`record_to`).
+        path: std::path::PathBuf,
+        /// The write that failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A simulated chain's change left an invalid metagraph.
+    #[error("{source}")]
+    Metagraph {
+        /// What is wrong with it.
+        #[source]
+        source: crate::MetagraphError,
+    },
 }
 
 /// Checks weights before they are sent: equal lengths, no duplicate uid, every

@@ -132,7 +132,7 @@ impl SnapshotChain {
     /// Reads the snapshot file.
     pub fn open(path: impl AsRef<Path>) -> Result<SnapshotChain, ChainError> {
         let mg = crate::metagraph::snapshot::read(path.as_ref())
-            .map_err(|e| ChainError::Io(e.to_string()))?;
+            .map_err(|source| ChainError::Snapshot { source })?;
         Ok(SnapshotChain::new(mg))
     }
 
@@ -190,7 +190,10 @@ impl SnapshotChain {
             .append(true)
             .open(path)
             .and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.sync_data()))
-            .map_err(|e| ChainError::Io(format!("recording to {}: {e}", path.display())))
+            .map_err(|source| ChainError::Record {
+                path: path.clone(),
+                source,
+            })
     }
 }
 
@@ -271,7 +274,7 @@ impl ChainClient for SnapshotChain {
             n.axon = Some(axon);
         }
         st.metagraph = Metagraph::new(netuid, st.metagraph.block(), neurons)
-            .map_err(|e| ChainError::Io(e.to_string()))?;
+            .map_err(|source| ChainError::Metagraph { source })?;
         Ok(Some(receipt(block, &s)))
     }
 
@@ -437,7 +440,7 @@ impl ChainClient for SnapshotChain {
         let mut neurons = st.metagraph.neurons().to_vec();
         neurons.push(neuron);
         st.metagraph = Metagraph::new(netuid, st.metagraph.block(), neurons)
-            .map_err(|e| ChainError::Io(e.to_string()))?;
+            .map_err(|source| ChainError::Metagraph { source })?;
         Ok(receipt(block, &s))
     }
 }

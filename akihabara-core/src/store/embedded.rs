@@ -42,15 +42,15 @@ impl Embedded {
     /// Opens (creating it and its directory if needed) the database at `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Embedded, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let fail = |reason: String| StoreError::Open {
+        let fail = |reason: super::Cause| StoreError::Open {
             backend: "embedded",
             at: path.display().to_string(),
             reason,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| fail(e.to_string()))?;
+            std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
         }
-        let db = Database::create(&path).map_err(|e| fail(e.to_string()))?;
+        let db = Database::create(&path).map_err(|e| fail(e.into()))?;
         Ok(Embedded {
             db,
             path,
@@ -72,11 +72,11 @@ impl Embedded {
         &self.path
     }
 
-    fn io(op: impl Into<String>, e: impl fmt::Display) -> StoreError {
+    fn io(op: impl Into<String>, e: impl Into<super::Cause>) -> StoreError {
         StoreError::Io {
             backend: "embedded",
             op: op.into(),
-            reason: e.to_string(),
+            reason: e.into(),
         }
     }
 }
@@ -96,7 +96,7 @@ impl Store for Embedded {
         let raw = v.value();
         let (expiry, value) = raw.split_at_checked(8).ok_or_else(|| StoreError::Corrupt {
             key: key.to_owned(),
-            reason: format!("{} bytes, shorter than its header", raw.len()),
+            reason: format!("{} bytes, shorter than its header", raw.len()).into(),
         })?;
         let expiry = u64::from_be_bytes(expiry.try_into().unwrap_or([0; 8]));
         if expiry != 0 && expiry <= millis((self.clock)()) {

@@ -55,8 +55,14 @@ pub use redis::RedisStore;
 /// How long a window's schedule is kept: 7200 s, as the Python miners keep theirs.
 pub const SCHEDULE_TTL: Duration = Duration::from_secs(7200);
 
+/// The cause inside a [`StoreError`]: the backend's own error (redb,
+/// redis, serde_json), kept as [`std::error::Error::source`] so callers can
+/// inspect it, or a sentence where there is no error value.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 /// A store failure. The message names the backend and, where there is one,
-/// the key.
+/// the key, and ends with the cause, which [`source`](std::error::Error::source)
+/// also returns.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
@@ -67,8 +73,9 @@ pub enum StoreError {
         backend: &'static str,
         /// The path or URL (without a password).
         at: String,
-        /// The backend's error, as text.
-        reason: String,
+        /// The backend's error.
+        #[source]
+        reason: Cause,
     },
     /// A read or write failed.
     #[error("{backend} store: {op} failed: {reason}")]
@@ -77,16 +84,18 @@ pub enum StoreError {
         backend: &'static str,
         /// What was tried (`get KEY`, `write 2 keys`).
         op: String,
-        /// The backend's error, as text.
-        reason: String,
+        /// The backend's error.
+        #[source]
+        reason: Cause,
     },
     /// A stored value is not what it should be.
     #[error("the value stored under {key} is corrupt: {reason}")]
     Corrupt {
         /// The key the value is stored under.
         key: String,
-        /// Why it does not decode.
-        reason: String,
+        /// Why it does not decode: the decoder's error, or a sentence.
+        #[source]
+        reason: Cause,
     },
     /// The backend was not compiled in, or the address is not understood.
     #[error("unsupported store: {0}")]
@@ -279,7 +288,7 @@ pub fn get_json<T: DeserializeOwned>(
             .map(Some)
             .map_err(|e| StoreError::Corrupt {
                 key: key.to_owned(),
-                reason: e.to_string(),
+                reason: e.into(),
             }),
     }
 }
@@ -293,7 +302,7 @@ pub fn put_json<T: Serialize>(store: &dyn Store, key: &str, value: &T) -> Result
 fn to_json<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, StoreError> {
     serde_json::to_vec(value).map_err(|e| StoreError::Corrupt {
         key: key.to_owned(),
-        reason: format!("cannot encode: {e}"),
+        reason: format!("cannot encode: {e}").into(),
     })
 }
 

@@ -33,12 +33,12 @@ impl RedisStore {
     /// answers `PING`.
     pub fn connect(url: &str) -> Result<RedisStore, StoreError> {
         let shown = redact(url);
-        let fail = |reason: String| StoreError::Open {
+        let fail = |reason: super::Cause| StoreError::Open {
             backend: "redis",
             at: shown.clone(),
             reason,
         };
-        let client = ::redis::Client::open(url).map_err(|e| fail(e.to_string()))?;
+        let client = ::redis::Client::open(url).map_err(|e| fail(e.into()))?;
         let store = RedisStore {
             client,
             shown: shown.clone(),
@@ -46,7 +46,7 @@ impl RedisStore {
         };
         store
             .with_conn("PING", |c| ::redis::cmd("PING").query::<String>(c))
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail(e.into()))?;
         Ok(store)
     }
 
@@ -55,10 +55,10 @@ impl RedisStore {
         op: &str,
         f: impl Fn(&mut ::redis::Connection) -> ::redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
-        let io = |e: &dyn fmt::Display| StoreError::Io {
+        let io = |e: super::Cause| StoreError::Io {
             backend: "redis",
             op: op.to_owned(),
-            reason: e.to_string(),
+            reason: e,
         };
         let mut guard = self.conn.lock().unwrap_or_else(|p| p.into_inner());
         // One retry on a fresh connection: the server may have restarted.
@@ -67,9 +67,11 @@ impl RedisStore {
                 let c = self
                     .client
                     .get_connection_with_timeout(TIMEOUT)
-                    .map_err(|e| io(&e))?;
-                c.set_read_timeout(Some(TIMEOUT)).map_err(|e| io(&e))?;
-                c.set_write_timeout(Some(TIMEOUT)).map_err(|e| io(&e))?;
+                    .map_err(|e| io(e.into()))?;
+                c.set_read_timeout(Some(TIMEOUT))
+                    .map_err(|e| io(e.into()))?;
+                c.set_write_timeout(Some(TIMEOUT))
+                    .map_err(|e| io(e.into()))?;
                 *guard = Some(c);
             }
             let Some(conn) = guard.as_mut() else { continue };
@@ -82,11 +84,11 @@ impl RedisStore {
                     if e.is_io_error() || e.is_connection_dropped() || e.is_timeout() {
                         *guard = None;
                     }
-                    return Err(io(&e));
+                    return Err(io(e.into()));
                 }
             }
         }
-        Err(io(&"the connection failed twice"))
+        Err(io("the connection failed twice".into()))
     }
 }
 
