@@ -1,6 +1,8 @@
 //! `akihabara pow`: prove, verify proof files (good, tampered, another
 //! seed's), selftest, and every bad input with exit code 2.
 
+use std::process::Command;
+
 use super::{assert_bad_input, run, stderr, stdout};
 
 fn seed(b: u8) -> String {
@@ -191,4 +193,49 @@ fn bench_prints_both_tables() {
         out.lines().any(|l| l.starts_with("| 64 | 64 | 4 |")),
         "{out}"
     );
+}
+
+/// Long work shows progress on a terminal and nothing when piped: under a
+/// pseudo-terminal (`script`, util-linux) `pow prove` draws its spinner and
+/// `demo` its bar; piped, standard error holds the one line that says what
+/// is proved, and no terminal codes.
+#[test]
+fn progress_shows_on_a_terminal_and_stays_quiet_when_piped() {
+    let s = seed(9);
+    let piped = run(&["pow", "prove", "--seed", &s, "--n", "256", "--count", "2"]);
+    assert!(piped.status.success(), "{}", stderr(&piped));
+    let err = stderr(&piped);
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(
+        err.starts_with("proving 2 product(s) of 256x256"),
+        "{err:?}"
+    );
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+
+    if Command::new("script").arg("--version").output().is_err() {
+        super::peers::missing::<()>("no `script` (util-linux) to run under a terminal");
+        return;
+    }
+    let bin = env!("CARGO_BIN_EXE_akihabara");
+    let on_tty = |args: &str| {
+        let o = Command::new("script")
+            .args(["-qec", &format!("{bin} {args}"), "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script");
+        assert!(
+            o.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&o.stdout)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // A spinner line: a braille frame, the work, the time so far, and the
+    // line cleared when it is done.
+    let out = on_tty(&format!("pow prove --seed {s} --n 768 --count 1"));
+    assert!(out.contains(" proving ("), "{out:?}");
+    assert!(out.contains("\u{1b}[2K"), "{out:?}");
+    let out = on_tty("demo --windows 1 --n 64 --count 1 --samples 4");
+    assert!(out.contains("window 1 of 1 ["), "{out:?}");
+    assert!(out.contains(" proofs, "), "{out:?}");
 }

@@ -49,8 +49,12 @@ fn prove(a: PowProveArgs) -> anyhow::Result<()> {
     let c = c.map_err(exit::pow)?;
     let elapsed_ms = c.elapsed.as_secs_f64() * 1e3;
     if let Some(path) = &a.out {
+        // A proof file of a large challenge runs to hundreds of MiB.
+        let spinner = crate::progress::spinner(&format!("writing {}", path.display()));
         let file = ProofFile::new(&ch, &c.root, &*p, elapsed_ms);
-        render::write_file(path, &serde_json::to_string(&file)?)?;
+        let written = render::write_file(path, &serde_json::to_string(&file)?);
+        spinner.finish_and_clear();
+        written?;
     }
     let root = hex::encode(c.root);
     if a.output.json {
