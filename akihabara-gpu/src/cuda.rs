@@ -44,8 +44,13 @@ pub struct GpuDevice {
     pub compute_capability: (i32, i32),
 }
 
-fn err(what: &str) -> impl Fn(&dyn std::fmt::Display) -> PowError + '_ {
-    move |e| PowError::Cuda(format!("{what}: {e}"))
+/// A failed CUDA call as a [`PowError::CudaCall`]: what was being done,
+/// and the driver's, NVRTC's or cuBLAS's error as its source.
+fn err<E: std::error::Error + Send + Sync + 'static>(what: &str) -> impl Fn(E) -> PowError + '_ {
+    move |e| PowError::CudaCall {
+        what: what.to_owned(),
+        source: Box::new(e),
+    }
 }
 
 /// Why CUDA cannot be used here, or `None` when the driver, NVRTC and cuBLAS
@@ -95,25 +100,25 @@ pub fn devices() -> Result<Vec<GpuDevice>, PowError> {
     let count = match CudaContext::device_count() {
         Ok(c) => c,
         Err(e) if format!("{e:?}").contains("NO_DEVICE") => 0,
-        Err(e) => return Err(err("counting devices")(&e)),
+        Err(e) => return Err(err("counting devices")(e)),
     };
     (0..count.max(0) as usize).map(device).collect()
 }
 
 fn device(ordinal: usize) -> Result<GpuDevice, PowError> {
-    let ctx = CudaContext::new(ordinal).map_err(|e| err("opening the device")(&e))?;
+    let ctx = CudaContext::new(ordinal).map_err(err("opening the device"))?;
     describe(&ctx, ordinal)
 }
 
 fn describe(ctx: &Arc<CudaContext>, ordinal: usize) -> Result<GpuDevice, PowError> {
     Ok(GpuDevice {
         ordinal,
-        name: ctx.name().map_err(|e| err("device name")(&e))?,
-        memory_bytes: ctx.total_mem().map_err(|e| err("device memory")(&e))? as u64,
-        uuid: uuid_string(&ctx.uuid().map_err(|e| err("device uuid")(&e))?.bytes),
+        name: ctx.name().map_err(err("device name"))?,
+        memory_bytes: ctx.total_mem().map_err(err("device memory"))? as u64,
+        uuid: uuid_string(&ctx.uuid().map_err(err("device uuid"))?.bytes),
         compute_capability: ctx
             .compute_capability()
-            .map_err(|e| err("compute capability")(&e))?,
+            .map_err(err("compute capability"))?,
     })
 }
 
@@ -162,7 +167,7 @@ impl CudaProver {
         if let Some(why) = unavailable() {
             return Err(PowError::Cuda(why));
         }
-        let ctx = CudaContext::new(ordinal).map_err(|e| err("opening the device")(&e))?;
+        let ctx = CudaContext::new(ordinal).map_err(err("opening the device"))?;
         let info = describe(&ctx, ordinal)?;
         let (major, minor) = info.compute_capability;
         let opts = cudarc::nvrtc::CompileOptions {
@@ -170,10 +175,8 @@ impl CudaProver {
             ..Default::default()
         };
         let ptx = cudarc::nvrtc::compile_ptx_with_opts(KERNELS, opts)
-            .map_err(|e| err("compiling kernels/pow.cu")(&e))?;
-        let module = ctx
-            .load_module(ptx)
-            .map_err(|e| err("loading the kernels")(&e))?;
+            .map_err(err("compiling kernels/pow.cu"))?;
+        let module = ctx.load_module(ptx).map_err(err("loading the kernels"))?;
         let f = |name: &str| {
             module
                 .load_function(name)
@@ -186,7 +189,7 @@ impl CudaProver {
             merkle_level: f("pow_merkle_level")?,
         };
         let stream = ctx.default_stream();
-        let blas = CudaBlas::new(stream.clone()).map_err(|e| err("starting cuBLAS")(&e))?;
+        let blas = CudaBlas::new(stream.clone()).map_err(err("starting cuBLAS"))?;
         Ok(CudaProver {
             ctx,
             stream,
@@ -214,7 +217,7 @@ impl CudaProver {
         let (free, _) = self
             .ctx
             .mem_get_info()
-            .map_err(|e| err("reading free memory")(&e))?;
+            .map_err(err("reading free memory"))?;
         let needed = u64::from(ch.count) * Challenge::bytes_per_product(ch.n) + ch.leaves() * 64;
         let allowed = (free as f64 * self.memory_share) as u64;
         if needed > allowed {
@@ -228,7 +231,7 @@ impl CudaProver {
 
     fn alloc_product(&self, n: u32) -> Result<Product, PowError> {
         let p = padded(n) as usize;
-        let alloc = |what| move |e: cudarc::driver::DriverError| err(what)(&e);
+        let alloc = err::<cudarc::driver::DriverError>;
         Ok(Product {
             a: self
                 .stream
@@ -249,7 +252,7 @@ impl CudaProver {
         let (n, p) = (ch.n, padded(ch.n));
         let ka = MatrixGen::new(&ch.seed, j, Side::A).key();
         let kb = MatrixGen::new(&ch.seed, j, Side::B).key();
-        let launch = |e: cudarc::driver::DriverError| err("generating matrices")(&e);
+        let launch = err::<cudarc::driver::DriverError>("generating matrices");
         // SAFETY: argument types and order match the kernels' signatures;
         // the buffers hold p * p elements, the kernels stay inside them.
         unsafe {
@@ -264,7 +267,7 @@ impl CudaProver {
                     block_dim: (256, 1, 1),
                     shared_mem_bytes: 0,
                 })
-                .map_err(launch)?;
+                .map_err(&launch)?;
             self.stream
                 .launch_builder(&self.kernels.gen_b)
                 .arg(&mut prod.b)
@@ -276,7 +279,7 @@ impl CudaProver {
                     block_dim: (256, 1, 1),
                     shared_mem_bytes: 0,
                 })
-                .map_err(launch)?;
+                .map_err(&launch)?;
         }
         Ok(())
     }
@@ -314,7 +317,7 @@ impl CudaProver {
                 blas_sys::cublasGemmAlgo_t::CUBLAS_GEMM_DEFAULT_TENSOR_OP,
             )
         }
-        .map_err(|e| err("int8 GEMM")(&e))
+        .map_err(err("int8 GEMM"))
     }
 
     fn hash_rows(
@@ -346,7 +349,7 @@ impl CudaProver {
                 })
         }
         .map(|_| ())
-        .map_err(|e| err("hashing rows")(&e))
+        .map_err(err("hashing rows"))
     }
 
     /// Builds the Merkle tree over `leaves` on the device; returns every
@@ -354,10 +357,7 @@ impl CudaProver {
     fn tree(&self, mut level: CudaSlice<u32>, count: u64) -> Result<Vec<Vec<Hash>>, PowError> {
         let node_key = self.upload_key(&merkle::node_key())?;
         let to_host = |s: &CudaSlice<u32>| -> Result<Vec<Hash>, PowError> {
-            let words = self
-                .stream
-                .clone_dtoh(s)
-                .map_err(|e| err("copying the tree")(&e))?;
+            let words = self.stream.clone_dtoh(s).map_err(err("copying the tree"))?;
             Ok(words
                 .chunks_exact(8)
                 .map(|w| {
@@ -376,7 +376,7 @@ impl CudaProver {
             let mut next = self
                 .stream
                 .alloc_zeros::<u32>(up as usize * 8)
-                .map_err(|e| err("allocating the tree")(&e))?;
+                .map_err(err("allocating the tree"))?;
             let blocks = u32::try_from(up.div_ceil(256))
                 .map_err(|_| PowError::Cuda("tree too wide".into()))?;
             // SAFETY: `level` holds `width` nodes and `next` `up` nodes of 8
@@ -394,7 +394,7 @@ impl CudaProver {
                         shared_mem_bytes: 0,
                     })
             }
-            .map_err(|e| err("building the tree")(&e))?;
+            .map_err(err("building the tree"))?;
             levels.push(to_host(&next)?);
             level = next;
             width = up;
@@ -409,13 +409,11 @@ impl CudaProver {
             .collect();
         self.stream
             .clone_htod(&words)
-            .map_err(|e| err("uploading a key")(&e))
+            .map_err(err("uploading a key"))
     }
 
     fn sync(&self) -> Result<(), PowError> {
-        self.stream
-            .synchronize()
-            .map_err(|e| err("synchronizing")(&e))
+        self.stream.synchronize().map_err(err("synchronizing"))
     }
 
     /// Average time of one library int8 GEMM of side `n` over `reps` runs
@@ -440,9 +438,7 @@ impl CudaProver {
         let p = padded(n) as usize;
         let start = row as usize * p;
         let view = prod.c.slice(start..start + n as usize);
-        self.stream
-            .clone_dtoh(&view)
-            .map_err(|e| err("copying a row")(&e))
+        self.stream.clone_dtoh(&view).map_err(err("copying a row"))
     }
 }
 
@@ -464,7 +460,7 @@ impl Prover for CudaProver {
         let mut leaves = self
             .stream
             .alloc_zeros::<u32>(ch.leaves() as usize * 8)
-            .map_err(|e| err("allocating leaves")(&e))?;
+            .map_err(err("allocating leaves"))?;
         let mut products = Vec::with_capacity(ch.count as usize);
         for j in 0..ch.count {
             let mut prod = self.alloc_product(ch.n)?;

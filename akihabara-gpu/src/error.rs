@@ -35,6 +35,15 @@ pub enum PowError {
     /// The CUDA backend is unavailable or failed.
     #[error("CUDA: {0}")]
     Cuda(String),
+    /// A CUDA call failed (the driver, NVRTC or cuBLAS).
+    #[error("CUDA: {what}: {source}")]
+    CudaCall {
+        /// What was being done (`compiling kernels/pow.cu`, `int8 GEMM`).
+        what: String,
+        /// The library's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A prover setting is out of range.
     #[error("invalid prover setting: {0}")]
     Setting(String),
@@ -57,4 +66,25 @@ pub enum PowError {
     /// This build has no such backend.
     #[error("backend `{0}` is not in this build (build with feature `cuda`)")]
     NoBackend(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A failed CUDA call says what was being done and keeps the library's
+    /// error as its source.
+    #[test]
+    fn a_cuda_call_keeps_its_cause() {
+        let e = PowError::CudaCall {
+            what: "int8 GEMM".into(),
+            source: Box::new(std::io::Error::other("CUBLAS_STATUS_NOT_SUPPORTED")),
+        };
+        assert_eq!(
+            e.to_string(),
+            "CUDA: int8 GEMM: CUBLAS_STATUS_NOT_SUPPORTED"
+        );
+        let source = std::error::Error::source(&e).map(ToString::to_string);
+        assert_eq!(source.as_deref(), Some("CUBLAS_STATUS_NOT_SUPPORTED"));
+    }
 }
