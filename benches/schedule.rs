@@ -13,10 +13,9 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use akihabara::schedule::{Layout, Schedule};
 use akihabara::sim::{SimConfig, Simulation};
 use akihabara::strategy::{self, AllocationRequest, BUILTIN_STRATEGIES, Candidate};
-use akihabara::{AccountId, Block, Rao, Uid, Window};
+use akihabara::{AccountId, Block, Layout, Rao, Schedule, Uid, Window};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 
 /// `n` validators with heavy-tailed stakes and competitor loads (seeded LCG).

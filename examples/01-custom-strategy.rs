@@ -3,10 +3,11 @@
 //!
 //! Run: `cargo run --release --example 01-custom-strategy [SEED]`
 
+use akihabara::AllocationStrategy;
 use akihabara::ScheduleError;
 use akihabara::sim::{SimConfig, Simulation};
 use akihabara::strategy::apportion::largest_remainder;
-use akihabara::strategy::{Allocation, AllocationRequest, AllocationStrategy};
+use akihabara::strategy::{Allocation, AllocationRequest};
 
 /// Shares follow the square root of stake, with the minimum kept: flatter
 /// than proportional, so smaller validators see more of this miner.

@@ -13,12 +13,12 @@ use std::time::Duration;
 use akihabara::axon::Axon;
 use akihabara::chain::{ChainClient, Hyperparameters, SnapshotChain};
 use akihabara::gpu::{CpuProver, Prover, ThrottledProver};
-use akihabara::metagraph::{Metagraph, Neuron};
 use akihabara::roles::{Miner, PowSettings, Validator, WeightsReport};
 use akihabara::score::{Measurements, Score, ScoreError, ScoreSet, Scorer};
 use akihabara::strategy;
 use akihabara::wallet::Keypair;
 use akihabara::{Block, Netuid, RAO_PER_TAO, Rao, Uid};
+use akihabara::{Metagraph, Neuron};
 
 /// Diminishing returns: pays the square root of the verified ops/s, so a
 /// miner twice as fast earns about 1.41 times as much. Failed proofs and

@@ -20,11 +20,11 @@ use akihabara::axon::Axon;
 use akihabara::chain::{BlockStream, ChainClient, ChainError, Hyperparameters, Receipt};
 use akihabara::clock::{Clock, ManualClock};
 use akihabara::gpu::{CpuProver, Prover, SkippingProver};
-use akihabara::metagraph::{Metagraph, Neuron};
 use akihabara::roles::{Miner, PowSettings, Validator, WeightsReport};
 use akihabara::strategy;
 use akihabara::wallet::Keypair;
 use akihabara::{Block, Hotkey, Netuid, RAO_PER_TAO, Rao, Uid};
+use akihabara::{Metagraph, Neuron};
 
 /// The weights a hotkey last set: at which block, which row.
 type WeightsRow = (Block, Vec<(Uid, u16)>);
