@@ -86,10 +86,10 @@ fn receipt_of(reply: &JobReply) -> Option<&Receipt> {
 }
 
 /// The miner's reply in a call's answer, or why there is none.
-fn reply_of_call<S>(
+fn reply_of_call<S, R>(
     call: CallResult<S>,
-    reply: impl FnOnce(S) -> Option<JobReply>,
-) -> Result<JobReply, ClientError> {
+    reply: impl FnOnce(S) -> Option<R>,
+) -> Result<R, ClientError> {
     let (status, answered) = (call.status, call.answered);
     call.synapse
         .and_then(reply)
@@ -230,12 +230,7 @@ pub async fn allocate(
     request.sealing_key = sealing_public_hex(secret);
     request.reply = None;
     let call = dendrite.call(miner, request, timeout).await;
-    let (status, answered) = (call.status, call.answered);
-    let reply = call
-        .synapse
-        .and_then(|s| s.reply)
-        .ok_or_else(|| no_reply(status, call.message, answered))?;
-    match reply {
+    match reply_of_call(call, |s| s.reply)? {
         AllocateReply::Declined { reason, detail } => {
             Ok(AllocateOutcome::Declined { reason, detail })
         }
@@ -278,8 +273,5 @@ pub async fn deallocate(
             timeout,
         )
         .await;
-    let (status, answered) = (call.status, call.answered);
-    call.synapse
-        .and_then(|s| s.reply)
-        .ok_or_else(|| no_reply(status, call.message, answered))
+    reply_of_call(call, |s| s.reply)
 }
