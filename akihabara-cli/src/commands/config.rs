@@ -149,14 +149,9 @@ fn offline(dir: &Path) -> anyhow::Result<()> {
          max_weight_limit = 65535\n",
         subnet.display()
     );
-    let wallet = |name: &str| {
+    let wallet = |name: &str, uri: &str| {
         format!(
-            "[wallet]\n# Dev hotkeys from {}: for offline use only.\npath = \"{}\"\nname = \"{name}\"\nhotkey = \"default\"\n",
-            if name == "miner" {
-                MINER_URI
-            } else {
-                VALIDATOR_URI
-            },
+            "[wallet]\n# Dev hotkeys from {uri}: for offline use only.\npath = \"{}\"\nname = \"{name}\"\nhotkey = \"default\"\n",
             wallets.display()
         )
     };
@@ -169,7 +164,7 @@ fn offline(dir: &Path) -> anyhow::Result<()> {
          [pow]\nprover = \"cpu\"\n\n\
          [state]\ndir = \"{}\"\n\n\
          [metrics]\n# Any free port.\nlisten = \"127.0.0.1:0\"\n",
-        wallet("miner"),
+        wallet("miner", MINER_URI),
         dir.join("miner-state").display()
     );
     let validator_toml = format!(
@@ -178,7 +173,7 @@ fn offline(dir: &Path) -> anyhow::Result<()> {
          [pow]\n# Small challenges: a fraction of a second on one CPU core.\nn = 256\ncount = 1\nsamples = 8\n\n\
          [state]\ndir = \"{}\"\n\n\
          [metrics]\n# Any free port.\nlisten = \"127.0.0.1:0\"\n",
-        wallet("validator"),
+        wallet("validator", VALIDATOR_URI),
         dir.join("validator-state").display()
     );
     write(&dir.join("miner.toml"), &miner_toml)?;
