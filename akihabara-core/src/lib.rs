@@ -139,6 +139,10 @@ pub enum Error {
     #[cfg(feature = "net")]
     #[error(transparent)]
     Chain(#[from] chain::ChainError),
+    /// A timelocked commit could not be sealed or opened.
+    #[cfg(feature = "timelock")]
+    #[error(transparent)]
+    Timelock(#[from] chain::timelock::TimelockError),
     /// The dendrite's HTTP client could not be built.
     #[cfg(feature = "net")]
     #[error(transparent)]
@@ -207,6 +211,8 @@ mod tests {
         into::<crate::weights::WeightError>();
         into::<crate::score::ScoreError>();
         into::<crate::store::StoreError>();
+        #[cfg(feature = "timelock")]
+        into::<crate::chain::timelock::TimelockError>();
         #[cfg(feature = "net")]
         {
             into::<crate::chain::ChainError>();

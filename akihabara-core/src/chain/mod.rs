@@ -15,6 +15,8 @@ mod commit;
 mod snapshot;
 #[cfg(feature = "subtensor")]
 mod subtensor;
+#[cfg(feature = "timelock")]
+pub mod timelock;
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -26,6 +28,8 @@ pub use subtensor::{
     Network, Subtensor, SubtensorOptions, decode_hyperparams_answer, decode_metagraph_answer,
     requirements,
 };
+#[cfg(feature = "timelock")]
+pub use timelock::{DrandRound, TimelockError};
 
 use crate::wallet::Keypair;
 use crate::{Block, Hotkey, Metagraph, Netuid, Uid};
@@ -121,6 +125,13 @@ pub enum ChainError {
     /// needs, or it has a shape this client cannot encode or decode.
     #[error("the runtime does not provide {0}")]
     Unsupported(String),
+    /// The subnet does not use commit/reveal: weights are set directly.
+    #[error("netuid {0} does not use commit/reveal: set the weights directly")]
+    CommitRevealDisabled(Netuid),
+    /// Timelocked weights that cannot be sealed (too large, a past round).
+    #[cfg(feature = "timelock")]
+    #[error(transparent)]
+    Timelock(#[from] timelock::TimelockError),
     /// A reveal that matches no commitment.
     #[error("no pending commitment matches this reveal on netuid {0}")]
     NoCommitment(Netuid),
@@ -182,6 +193,131 @@ pub fn check_weights(uids: &[Uid], weights: &[u16], subnet_size: usize) -> Resul
         }
     }
     Ok(())
+}
+
+/// A subnet mechanism (sub-subnet) id; mechanism 0 is the subnet itself.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct MechId(pub u8);
+
+impl std::fmt::Display for MechId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Weights to commit encrypted to a drand round (see [`timelock`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimelockWeights {
+    /// Destination uids.
+    pub uids: Vec<Uid>,
+    /// u16 weights, one per uid.
+    pub weights: Vec<u16>,
+    /// Version key; must not be below the subnet's.
+    pub version_key: u64,
+    /// The mechanism, on runtimes that have mechanisms; `None` is the subnet
+    /// itself through the plain call.
+    pub mechid: Option<MechId>,
+}
+
+/// Where a timelocked commit landed, and when the chain reveals it.
+#[cfg(feature = "timelock")]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TimelockReceipt {
+    /// Block and extrinsic the commit landed in.
+    pub receipt: Receipt,
+    /// The runtime call used (`commit_timelocked_weights`, its mechanism
+    /// form, or `commit_crv3_weights`).
+    pub call: &'static str,
+    /// The drand round the weights are encrypted to.
+    pub reveal_round: DrandRound,
+    /// The epoch the chain files the commit under.
+    pub commit_epoch: u64,
+    /// The first block the chain can reveal it in (once the pulse is stored).
+    pub reveal_from: Block,
+    /// The last block it can: the chain drops it after this one.
+    pub reveal_until: Block,
+    /// Bytes committed (the ciphertext).
+    pub sealed_len: usize,
+}
+
+/// What [`ChainClient::sealed_weights`] would commit now, without sending it.
+#[cfg(feature = "timelock")]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SealedWeights {
+    /// The runtime call it goes through.
+    pub call: &'static str,
+    /// The block it was computed at.
+    pub block: Block,
+    /// The drand round the weights are encrypted to.
+    pub reveal_round: DrandRound,
+    /// The epoch the chain would file it under.
+    pub commit_epoch: u64,
+    /// First block of the reveal window.
+    pub reveal_from: Block,
+    /// Last block of the reveal window.
+    pub reveal_until: Block,
+    /// The ciphertext.
+    #[serde(skip)]
+    pub sealed: Vec<u8>,
+    /// Its length in bytes.
+    pub sealed_len: usize,
+}
+
+/// One commitment the chain holds for a hotkey, not yet revealed.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PendingCommit {
+    /// Weights encrypted to a drand round.
+    Timelocked {
+        /// The epoch it is filed under.
+        epoch: u64,
+        /// The block it landed in, where the runtime records it.
+        commit_block: Option<Block>,
+        /// The drand round that opens it.
+        reveal_round: u64,
+        /// Whether the chain holds that round's pulse yet.
+        pulse_stored: bool,
+        /// First block it can be revealed in.
+        reveal_from: Block,
+        /// Last block it can be revealed in; dropped after.
+        reveal_until: Block,
+        /// Ciphertext bytes.
+        bytes: usize,
+    },
+    /// A hash of weights, to be revealed by the validator.
+    Hash {
+        /// The commitment, hex.
+        hash: String,
+        /// The block it landed in.
+        commit_block: Block,
+        /// First block the reveal is accepted in.
+        reveal_from: Block,
+        /// Last block the reveal is accepted in.
+        reveal_until: Block,
+    },
+}
+
+/// A hotkey's weights on the chain: what it committed and what is set.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct CommitStatus {
+    /// The block read at.
+    pub block: Block,
+    /// The hotkey's uid.
+    pub uid: Uid,
+    /// Whether the subnet wants commit/reveal.
+    pub commit_reveal_enabled: bool,
+    /// Commitments not yet revealed.
+    pub pending: Vec<PendingCommit>,
+    /// The latest drand round the chain has stored, if it has a drand pallet.
+    pub last_stored_round: Option<u64>,
+    /// The block the hotkey last set weights in (a reveal counts).
+    pub last_update: Block,
+    /// The weights the chain holds for the hotkey: (uid, u16 value).
+    pub weights: Vec<(u16, u16)>,
 }
 
 /// New blocks as they arrive (see [`ChainClient::subscribe_blocks`]).
@@ -303,6 +439,46 @@ pub trait ChainClient: Send + Sync {
     ) -> Result<Receipt, ChainError> {
         let _ = (netuid, hotkey, reveal);
         Err(unsupported("reveal_weights"))
+    }
+    /// Encrypts weights to the drand round the subnet's reveal period points
+    /// at (`now`: time since the Unix epoch) and returns what would be
+    /// committed, without sending it. Default: [`ChainError::Unsupported`].
+    #[cfg(feature = "timelock")]
+    async fn sealed_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        weights: &TimelockWeights,
+        now: Duration,
+    ) -> Result<SealedWeights, ChainError> {
+        let _ = (netuid, hotkey, weights, now);
+        Err(unsupported("sealed_weights"))
+    }
+    /// Commits weights encrypted to a future drand round; the chain decrypts
+    /// and applies them itself once the round's pulse is stored. `now` is
+    /// the time since the Unix epoch (the caller's clock). Default:
+    /// [`ChainError::Unsupported`].
+    #[cfg(feature = "timelock")]
+    async fn commit_timelocked_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        weights: &TimelockWeights,
+        now: Duration,
+    ) -> Result<TimelockReceipt, ChainError> {
+        let _ = (netuid, hotkey, weights, now);
+        Err(unsupported("commit_timelocked_weights"))
+    }
+    /// What the chain holds for `hotkey`'s weights: pending commitments of
+    /// either kind and the weights set. Default: [`ChainError::Unsupported`].
+    async fn commit_status(
+        &self,
+        netuid: Netuid,
+        hotkey: &Hotkey,
+        mechid: Option<MechId>,
+    ) -> Result<CommitStatus, ChainError> {
+        let _ = (netuid, hotkey, mechid);
+        Err(unsupported("commit_status"))
     }
     /// Registers `hotkey` on the subnet by burning the coldkey's TAO.
     /// Default: [`ChainError::Unsupported`].

@@ -14,6 +14,7 @@
 
 mod decode;
 pub mod requirements;
+mod timelocked;
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -31,7 +32,8 @@ use subxt::utils::{AccountId32, MultiSignature};
 use self::decode::{AxonInfo, HyperparamsInfo, MetagraphInfo, encode_ip};
 use self::requirements::{Need, require};
 use super::{
-    BlockStream, ChainClient, ChainError, Hyperparameters, Receipt, Reveal, check_weights,
+    BlockStream, ChainClient, ChainError, CommitStatus, Hyperparameters, MechId, Receipt, Reveal,
+    SealedWeights, TimelockReceipt, TimelockWeights, check_weights,
 };
 use crate::wallet::Keypair;
 use crate::{AccountId, Block, Hotkey, Metagraph, Netuid, Uid};
@@ -112,16 +114,21 @@ pub struct SubtensorOptions {
     pub inclusion_timeout: Duration,
     /// First pause between reconnection attempts; it doubles, up to 5 s.
     pub backoff: Duration,
+    /// Time per block, to turn the blocks until a reveal into a drand round
+    /// (12 s on Finney and testnet, as the SDK assumes).
+    pub block_time: Duration,
 }
 
 impl Default for SubtensorOptions {
-    /// 10 s to connect, 30 s per read, 120 s for inclusion, 250 ms backoff.
+    /// 10 s to connect, 30 s per read, 120 s for inclusion, 250 ms backoff,
+    /// 12 s blocks.
     fn default() -> SubtensorOptions {
         SubtensorOptions {
             connect_timeout: Duration::from_secs(10),
             timeout: Duration::from_secs(30),
             inclusion_timeout: Duration::from_secs(120),
             backoff: Duration::from_millis(250),
+            block_time: Duration::from_secs(12),
         }
     }
 }
@@ -852,6 +859,36 @@ impl ChainClient for Subtensor {
                 }
                 other => other,
             })
+    }
+
+    async fn sealed_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        weights: &TimelockWeights,
+        now: Duration,
+    ) -> Result<SealedWeights, ChainError> {
+        self.sealed_weights_impl(netuid, hotkey, weights, now).await
+    }
+
+    async fn commit_timelocked_weights(
+        &self,
+        netuid: Netuid,
+        hotkey: &Keypair,
+        weights: &TimelockWeights,
+        now: Duration,
+    ) -> Result<TimelockReceipt, ChainError> {
+        self.commit_timelocked_impl(netuid, hotkey, weights, now)
+            .await
+    }
+
+    async fn commit_status(
+        &self,
+        netuid: Netuid,
+        hotkey: &Hotkey,
+        mechid: Option<MechId>,
+    ) -> Result<CommitStatus, ChainError> {
+        self.commit_status_impl(netuid, hotkey, mechid).await
     }
 
     async fn burned_register(

@@ -81,6 +81,48 @@ pub const GET_METAGRAPH: Need = Need::Api("SubnetInfoRuntimeApi", "get_metagraph
 /// `get_subnet_hyperparams`.
 pub const GET_HYPERPARAMS: Need = Need::Api("SubnetInfoRuntimeApi", "get_subnet_hyperparams");
 
+/// `commit_crv3_weights` (timelocked commits before spec 297; the local
+/// test runtime, spec 293).
+pub const COMMIT_CRV3: Need = Need::Call(
+    SM,
+    "commit_crv3_weights",
+    &["netuid", "commit", "reveal_round"],
+);
+/// `commit_timelocked_weights` (spec 297 and later; Finney, spec 393).
+pub const COMMIT_TIMELOCKED: Need = Need::Call(
+    SM,
+    "commit_timelocked_weights",
+    &["netuid", "commit", "reveal_round", "commit_reveal_version"],
+);
+/// `commit_timelocked_mechanism_weights` (runtimes with mechanisms).
+pub const COMMIT_TIMELOCKED_MECH: Need = Need::Call(
+    SM,
+    "commit_timelocked_mechanism_weights",
+    &[
+        "netuid",
+        "mecid",
+        "commit",
+        "reveal_round",
+        "commit_reveal_version",
+    ],
+);
+/// `RevealPeriodEpochs`.
+pub const REVEAL_PERIOD: Need = Need::Storage(SM, "RevealPeriodEpochs");
+/// `CommitRevealWeightsVersion` (spec 297 and later).
+pub const CR_VERSION: Need = Need::Storage(SM, "CommitRevealWeightsVersion");
+/// `TimelockedWeightCommits` (spec 297 and later).
+pub const TIMELOCKED_COMMITS: Need = Need::Storage(SM, "TimelockedWeightCommits");
+/// `CRV3WeightCommits` (before spec 297).
+pub const CRV3_COMMITS: Need = Need::Storage(SM, "CRV3WeightCommits");
+/// `WeightCommits` (hash commits).
+pub const WEIGHT_COMMITS: Need = Need::Storage(SM, "WeightCommits");
+/// `Weights`.
+pub const WEIGHTS: Need = Need::Storage(SM, "Weights");
+/// `Drand.Pulses`.
+pub const PULSES: Need = Need::Storage("Drand", "Pulses");
+/// `Drand.LastStoredRound`.
+pub const LAST_STORED_ROUND: Need = Need::Storage("Drand", "LastStoredRound");
+
 /// Everything the client uses.
 pub const ALL: &[Need] = &[
     SET_WEIGHTS,
@@ -169,6 +211,38 @@ mod tests {
                 continue;
             };
             assert_eq!(missing(&md, ALL), Vec::<Need>::new(), "{name}");
+            let common = [
+                REVEAL_PERIOD,
+                WEIGHT_COMMITS,
+                WEIGHTS,
+                PULSES,
+                LAST_STORED_ROUND,
+            ];
+            assert_eq!(missing(&md, &common), Vec::<Need>::new(), "{name}");
+            // Each runtime has one generation of timelocked commits.
+            let (has, lacks) = if name == "finney.scale" {
+                (
+                    vec![
+                        COMMIT_TIMELOCKED,
+                        COMMIT_TIMELOCKED_MECH,
+                        CR_VERSION,
+                        TIMELOCKED_COMMITS,
+                    ],
+                    vec![COMMIT_CRV3],
+                )
+            } else {
+                (
+                    vec![COMMIT_CRV3, CRV3_COMMITS],
+                    vec![
+                        COMMIT_TIMELOCKED,
+                        COMMIT_TIMELOCKED_MECH,
+                        CR_VERSION,
+                        TIMELOCKED_COMMITS,
+                    ],
+                )
+            };
+            assert_eq!(missing(&md, &has), Vec::<Need>::new(), "{name}");
+            assert_eq!(missing(&md, &lacks), lacks, "{name}");
             let absent = Need::Call(SM, "no_such_call", &[]);
             let renamed = Need::Call(
                 SM,
