@@ -88,6 +88,8 @@ pub fn chain(e: ChainError) -> anyhow::Error {
         | ChainError::BadWeights(_)
         | ChainError::VersionTooLow { .. }
         | ChainError::CommitRevealRequired(_)
+        | ChainError::CommitRevealDisabled(_)
+        | ChainError::Timelock(_)
         | ChainError::NoCommitment(_) => bad_input(e),
         other => other.into(),
     }

@@ -39,6 +39,8 @@ mod probe;
 mod readme;
 #[path = "cli/score.rs"]
 mod score;
+#[path = "cli/timelock.rs"]
+mod timelock;
 #[path = "cli/wallet.rs"]
 mod wallet;
 #[path = "cli/weights.rs"]

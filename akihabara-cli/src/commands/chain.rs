@@ -94,6 +94,14 @@ impl SubnetArgs {
 }
 
 pub(crate) async fn connect(n: &NetworkArgs) -> anyhow::Result<Subtensor> {
+    connect_with(n, None).await
+}
+
+/// [`connect`], with the block time drand rounds are computed with.
+pub(crate) async fn connect_with(
+    n: &NetworkArgs,
+    block_time: Option<Duration>,
+) -> anyhow::Result<Subtensor> {
     let network: Network = n.network.parse().map_err(bad_input)?;
     if n.timeout == 0 {
         return Err(bad_input(anyhow::anyhow!(
@@ -103,6 +111,7 @@ pub(crate) async fn connect(n: &NetworkArgs) -> anyhow::Result<Subtensor> {
     let opts = SubtensorOptions {
         connect_timeout: Duration::from_secs(n.timeout),
         timeout: Duration::from_secs(n.timeout),
+        block_time: block_time.unwrap_or(SubtensorOptions::default().block_time),
         ..SubtensorOptions::default()
     };
     Subtensor::connect_with(&network, opts)

@@ -361,16 +361,6 @@ fn chain_commands_against_a_local_subtensor() {
     ]);
     assert_eq!(h["commit_reveal_enabled"], true);
     assert_eq!(h["tempo"], 10);
-    super::assert_bad_input(
-        &[
-            &["weights", "set"][..],
-            &net,
-            &v1,
-            &["--uids", "2", "--weights", "1"],
-        ]
-        .concat(),
-        "requires commit/reveal",
-    );
     let reveal = d("reveal.json");
     let c = super::json(
         &[
@@ -422,6 +412,9 @@ fn chain_commands_against_a_local_subtensor() {
         serde_json::json!([[3, 65535], [4, 32768]])
     );
     super::assert_bad_input(&reveal_args, "no pending commitment");
+
+    // 5b. Timelocked commits, revealed by the runtime with a real drand pulse.
+    super::timelock::the_chain_reveals_timelocked_weights(&si, &bt, &url, &net, &v1);
 
     // 6. Burned registration: an unfunded coldkey is refused, a funded one registers.
     let fresh = [

@@ -9,6 +9,9 @@
   chain_peer.py URL head                        the best block number
   chain_peer.py URL fund SS58 TAO               transfer from //Alice
   chain_peer.py URL register-many NETUID N      burned_register N new hotkeys (//bench/i) by //Alice
+  chain_peer.py URL pulse ROUND SIG_HEX         store a drand pulse (Drand.Pulses, LastStoredRound) with
+                                                Chopsticks' dev_setStorage; read back as {"pulse": ...}
+  chain_peer.py URL events NETUID               SubtensorModule events of the best block, by name
 """
 import json, sys
 from urllib.parse import urlparse
@@ -50,6 +53,24 @@ elif cmd == 'sudo':
 elif cmd == 'blocks':
     s.rpc_request('dev_newBlock', [{'count': int(rest[0])}])
     out({'head': s.get_block_number(s.get_chain_head())})
+elif cmd == 'pulse':
+    # Pulse{round: u64, randomness: BoundedVec<u8,32>, signature: BoundedVec<u8,144>};
+    # randomness is sha256(signature), as drand defines it.
+    import hashlib
+    rnd, sig = int(rest[0]), bytes.fromhex(rest[1])
+    storage = {'Drand': {'Pulses': [[[rnd], {'round': rnd,
+                                              'randomness': '0x' + hashlib.sha256(sig).hexdigest(),
+                                              'signature': '0x' + sig.hex()}]],
+                         'LastStoredRound': rnd}}
+    r = s.rpc_request('dev_setStorage', [storage])
+    if 'error' in r:
+        sys.exit(f"dev_setStorage: {r['error']}")
+    got = s.query('Drand', 'Pulses', [rnd]).value
+    out({'pulse': got, 'last_stored_round': s.query('Drand', 'LastStoredRound').value})
+elif cmd == 'events':
+    evs = s.get_events(s.get_chain_head())
+    out({'events': [e.value['event']['event_id'] for e in evs
+                    if e.value['event']['module_id'] == 'SubtensorModule']})
 elif cmd == 'head':
     out({'head': s.get_block_number(s.get_chain_head())})
 elif cmd == 'fund':

@@ -1,4 +1,6 @@
-//! `akihabara weights normalize|set|commit|reveal`.
+//! `akihabara weights normalize|set|commit|reveal|status`.
+
+mod timelock;
 
 use std::path::PathBuf;
 
@@ -32,21 +34,50 @@ Weights are scaled to u16 as the Bittensor SDK does (see `weights normalize`).
 The rate limit, version key, registration and uids are checked first, so a
 refused call costs no fee. Prints the block and the extrinsic hash.
 
+On a subnet with commit-reveal enabled the weights are committed timelocked
+instead, as the SDK's set_weights does (see `weights commit --timelock`): the
+chain reveals them itself after the subnet's reveal period.
+
 Example:
   akihabara weights set --network local --netuid 2 --wallet.name v1 \\
       --wallet.hotkey default --uids 2,3,4 --weights 1,0.5,0.25")]
     Set(WeightsSetArgs),
-    /// Commit the hash of weights (subnets with commit-reveal); saves the reveal
+    /// Commit weights on a commit-reveal subnet: timelocked, or as a hash to reveal later
     #[command(after_help = "\
-Writes what `weights reveal` needs (uids, u16 weights, salt, version key) to
---reveal-file first, crash-safe, then sends the commitment. Keep the file.
+--timelock (what the SDK does): the weights are encrypted to a future round of
+drand's quicknet beacon, picked from the subnet's reveal period, tempo and the
+block time as bittensor-drand's get_encrypted_commit picks it. The chain
+decrypts and applies them itself once that round's pulse is stored; nothing
+is left to do, and a restart loses nothing. The call is chosen from the
+runtime: commit_timelocked_weights (or its mechanism form with --mechid), or
+commit_crv3_weights on older runtimes. A round already published or a
+ciphertext over 5000 bytes is refused before any fee. --dry-run prints the
+round and the reveal window without sending. Follow it with `weights status`.
 
-Example:
+--reveal-file (hash commit): writes what `weights reveal` needs (uids, u16
+weights, salt, version key) to the file first, crash-safe, then sends the
+commitment. Keep the file.
+
+Environment: AKIHABARA_DRAND_NOW=UNIX_SECS replaces the clock the round is
+computed from (for tests against recorded pulses).
+
+Examples:
+  akihabara weights commit --network local --netuid 2 --uids 2,3 --weights 1,1 --timelock
   akihabara weights commit --network local --netuid 2 --uids 2,3 --weights 1,1 \\
       --reveal-file reveal.json")]
     Commit(WeightsCommitArgs),
-    /// Reveal weights committed earlier with `weights commit`
+    /// Reveal weights committed earlier with `weights commit --reveal-file`
     Reveal(WeightsRevealArgs),
+    /// Show the hotkey's pending commitments, their drand rounds, and the weights the chain holds
+    #[command(after_help = "\
+Reads, at one block: the timelocked commits the chain holds for the hotkey
+(epoch, drand round, whether that round's pulse is stored yet, the blocks it
+can be revealed in), hash commits awaiting `weights reveal`, the latest stored
+drand round, and the weights the chain holds now with the block they were set.
+
+Example:
+  akihabara weights status --network local --netuid 2 --wallet.name v1 --json")]
+    Status(timelock::WeightsStatusArgs),
 }
 
 /// The weights to normalize or set: one per uid.
@@ -89,6 +120,8 @@ pub struct WeightsSetArgs {
     #[arg(long, value_name = "K")]
     pub version_key: Option<u64>,
     #[command(flatten)]
+    pub timelock: timelock::TimelockArgs,
+    #[command(flatten)]
     pub output: OutputArgs,
 }
 
@@ -96,9 +129,19 @@ pub struct WeightsSetArgs {
 pub struct WeightsCommitArgs {
     #[command(flatten)]
     pub set: WeightsSetArgs,
-    /// Where to save the reveal (JSON)
+    /// Encrypt the weights to a drand round; the chain reveals them itself
+    #[arg(
+        long,
+        conflicts_with = "reveal_file",
+        required_unless_present = "reveal_file"
+    )]
+    pub timelock: bool,
+    /// With --timelock: print the round and reveal window, send nothing
+    #[arg(long, requires = "timelock")]
+    pub dry_run: bool,
+    /// Hash commit: where to save the reveal (JSON)
     #[arg(long, value_name = "FILE")]
-    pub reveal_file: PathBuf,
+    pub reveal_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -121,6 +164,7 @@ pub fn run(cmd: WeightsCommand) -> anyhow::Result<()> {
         WeightsCommand::Set(a) => set_weights(a),
         WeightsCommand::Commit(a) => commit_weights(a),
         WeightsCommand::Reveal(a) => reveal_weights(a),
+        WeightsCommand::Status(a) => timelock::status(a),
     }
 }
 
@@ -163,7 +207,7 @@ fn emit(a: &WeightsSetArgs) -> anyhow::Result<(Vec<Uid>, Vec<u16>)> {
     Ok((w.uids, w.weights))
 }
 
-async fn version_key(chain: &Subtensor, a: &WeightsSetArgs) -> anyhow::Result<u64> {
+pub(super) async fn version_key(chain: &Subtensor, a: &WeightsSetArgs) -> anyhow::Result<u64> {
     match a.version_key {
         Some(k) => Ok(k),
         None => Ok(chain
@@ -179,27 +223,43 @@ pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
     let (uids, weights) = emit(&a)?;
     let hotkey = a.signer.hotkey()?;
     let r = super::runtime()?.block_on(async {
-        let chain = connect(&a.subnet.network).await?;
-        let key = version_key(&chain, &a).await?;
+        let chain = timelock::connect_for(&a).await?;
+        let h = chain
+            .hyperparameters(a.subnet.netuid())
+            .await
+            .map_err(exit::chain)?;
+        let key = a.version_key.unwrap_or(h.weights_version);
+        if h.commit_reveal_enabled {
+            return timelock::commit(&chain, &a, &hotkey, uids, weights, key)
+                .await
+                .map(timelock::Landed::Timelocked);
+        }
         chain
             .set_weights(a.subnet.netuid(), &hotkey, &uids, &weights, key)
             .await
+            .map(timelock::Landed::Set)
             .map_err(exit::chain)
     })?;
-    print_receipt("set_weights", &r, a.output.json)
+    match r {
+        timelock::Landed::Set(r) => print_receipt("set_weights", &r, a.output.json),
+        timelock::Landed::Timelocked(t) => timelock::print_commit(&t, a.output.json),
+    }
 }
 
 /// `akihabara weights commit`.
 pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
     let (uids, weights) = emit(&a.set)?;
     let hotkey = a.set.signer.hotkey()?;
+    let Some(reveal_file) = a.reveal_file.clone() else {
+        return timelock::commit_command(&a.set, a.dry_run, &hotkey, uids, weights);
+    };
     let r = super::runtime()?.block_on(async {
         let chain = connect(&a.set.subnet.network).await?;
         let key = version_key(&chain, &a.set).await?;
         let reveal = Reveal::new(uids, weights, key)?;
         let text = serde_json::to_string_pretty(&reveal)? + "\n";
-        render::write_file(&a.reveal_file, &text)
-            .with_context(|| format!("saving the reveal to {}", a.reveal_file.display()))?;
+        render::write_file(&reveal_file, &text)
+            .with_context(|| format!("saving the reveal to {}", reveal_file.display()))?;
         let hash = reveal.hash(&hotkey.account(), a.set.subnet.netuid());
         let r = chain
             .commit_weights(a.set.subnet.netuid(), &hotkey, hash)
@@ -215,7 +275,7 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
                 "block": r.block,
                 "extrinsic": r.extrinsic,
                 "commit": format!("0x{}", hex::encode(hash)),
-                "reveal_file": a.reveal_file,
+                "reveal_file": reveal_file,
             })
             .to_string(),
         )?;
@@ -224,7 +284,7 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
     print_receipt("commit_weights", &r, false)?;
     out::println(format!(
         "reveal it after the subnet's reveal period with: akihabara weights reveal --reveal-file {}",
-        a.reveal_file.display()
+        reveal_file.display()
     ))?;
     Ok(())
 }
