@@ -141,6 +141,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         how,
         receipt,
         epoch,
+        ..
     } = validator.weights_now(block, &h).await?
     else {
         return Err("the weights did not land".into());

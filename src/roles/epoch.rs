@@ -18,6 +18,18 @@ pub struct Epoch {
 }
 
 impl Epoch {
+    /// Weights sent again as they were (a lost timelocked commit): nothing
+    /// was scored, so the score sets are empty.
+    pub(crate) fn resent(uids: &[crate::Uid], weights: &[u16]) -> Epoch {
+        Epoch {
+            weights: ChainWeights {
+                uids: uids.to_vec(),
+                weights: weights.to_vec(),
+            },
+            ..Epoch::default()
+        }
+    }
+
     /// The u16 weight of `uid` (0 when it has none).
     pub fn weight_of(&self, uid: crate::Uid) -> u16 {
         self.weights

@@ -10,7 +10,10 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{ChainClient, ChainError, Hyperparameters, Receipt, Reveal};
+use crate::chain::{
+    ChainClient, ChainError, Hyperparameters, MechId, Receipt, Reveal, TimelockReceipt,
+};
+use crate::clock::Clock;
 use crate::dendrite::{AxonTarget, Dendrite};
 use crate::market::jobs::ReceiptStore;
 use crate::market::server::unix_millis;
@@ -22,6 +25,9 @@ use crate::{Block, Metagraph, Netuid, Uid};
 
 use super::probe::{ProbeReport, ProbeSettings, ProbeState, probe_miner};
 use super::{Epoch, RoleError, blocking, score_epoch};
+
+mod timelocked;
+use timelocked::PendingTimelock;
 
 /// Rounds kept between weight settings, at most (the oldest are dropped).
 const MAX_MEASURED: usize = 10_000;
@@ -482,13 +488,16 @@ impl Challenger {
     }
 }
 
-/// The last weights that landed, and a commitment waiting to be revealed.
+/// The last weights that landed, and a commitment waiting to be revealed
+/// (by this validator: a hash; or by the chain: a timelocked commit).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 struct WeightsState {
     block: Option<u64>,
     uids: Vec<u16>,
     weights: Vec<u16>,
     pending_reveal: Option<Reveal>,
+    #[serde(default)]
+    pending_timelock: Option<PendingTimelock>,
 }
 
 /// What one [`Validator::round`] did.
@@ -507,14 +516,37 @@ pub struct RoundReport {
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum WeightsReport {
-    /// Weights were set (`how` = `set`) or committed (`commit`).
+    /// Weights were set (`how` = `set`), committed as a hash (`commit`) or
+    /// committed timelocked (`timelocked`).
     Landed {
-        /// `set` or `commit`.
+        /// `set`, `commit` or `timelocked`.
         how: &'static str,
         /// Block and extrinsic the weights landed in.
         receipt: Receipt,
         /// What was scored.
         epoch: Epoch,
+        /// For a timelocked commit: its drand round and reveal window.
+        timelock: Option<TimelockReceipt>,
+    },
+    /// The chain revealed a timelocked commit: it holds these weights now.
+    RevealedByChain {
+        /// The block the chain set them in.
+        block: Block,
+        /// The drand round that opened them.
+        reveal_round: u64,
+        /// The uids revealed.
+        uids: Vec<Uid>,
+        /// u16 weights, in the order of `uids`.
+        weights: Vec<u16>,
+    },
+    /// A timelocked commit's reveal window passed without the chain
+    /// applying it (its drand pulse never arrived, or the subnet's settings
+    /// changed): the same weights were sent again (`again`).
+    TimelockExpired {
+        /// The round the lost commit waited for.
+        reveal_round: u64,
+        /// What became of the weights.
+        again: Box<WeightsReport>,
     },
     /// A pending commitment was revealed.
     Revealed {
@@ -571,9 +603,26 @@ pub struct ValidatorBuilder {
     seeds: Seeds,
     probe: Option<ProbeSettings>,
     penalty_decay: f64,
+    mechid: Option<MechId>,
+    unix_clock: Arc<dyn Clock>,
 }
 
 impl ValidatorBuilder {
+    /// The mechanism (sub-subnet) weights are committed for, on runtimes
+    /// with mechanisms (default: the subnet itself).
+    pub fn mechid(mut self, mechid: MechId) -> ValidatorBuilder {
+        self.mechid = Some(mechid);
+        self
+    }
+
+    /// The clock timelocked commits compute their drand round from: time
+    /// since the Unix epoch (default: the system's wall clock, through
+    /// [`WallClock`](crate::clock::WallClock)).
+    pub fn unix_clock(mut self, clock: Arc<dyn Clock>) -> ValidatorBuilder {
+        self.unix_clock = clock;
+        self
+    }
+
     /// The chain it reads and sets weights on (required).
     pub fn chain(mut self, chain: Arc<dyn ChainClient>) -> ValidatorBuilder {
         self.chain = Some(chain);
@@ -739,6 +788,8 @@ impl ValidatorBuilder {
             probes,
             next_probe: 0,
             probing: None,
+            mechid: self.mechid,
+            unix_clock: self.unix_clock,
         })
     }
 }
@@ -772,6 +823,8 @@ pub struct Validator {
     next_probe: u64,
     /// A probe running beside the rounds, and the block it started at.
     probing: Option<(Block, tokio::task::JoinHandle<Vec<super::probe::Probe>>)>,
+    mechid: Option<MechId>,
+    unix_clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Validator {
@@ -803,6 +856,8 @@ impl Validator {
             seeds: Seeds::Os,
             probe: None,
             penalty_decay: 0.5,
+            mechid: None,
+            unix_clock: Arc::new(crate::clock::WallClock::since(std::time::UNIX_EPOCH)),
         }
     }
 
@@ -1027,6 +1082,14 @@ impl Validator {
         block: Block,
         h: &Hyperparameters,
     ) -> Result<Option<WeightsReport>, RoleError> {
+        if let Some(p) = self.weights.pending_timelock.clone() {
+            // The chain reveals it; until its window has passed there is
+            // nothing to do, and no second commit.
+            if block.0 <= p.reveal_until {
+                return Ok(None);
+            }
+            return self.settle_timelock(block, h, p).await;
+        }
         if let Some(reveal) = self.weights.pending_reveal.clone() {
             let r = self
                 .chain
@@ -1081,7 +1144,13 @@ impl Validator {
             return Ok(WeightsReport::AllZero { epoch });
         }
         let w = &epoch.weights;
-        let (how, landed) = if h.commit_reveal_enabled {
+        let mut timelock = None;
+        let (how, landed) = if h.commit_reveal_enabled
+            && let Some(r) = self.commit_timelocked(&w.uids, &w.weights).await
+        {
+            timelock = r.as_ref().ok().cloned();
+            ("timelocked", r.map(|t| t.receipt))
+        } else if h.commit_reveal_enabled {
             let reveal = Reveal::new(w.uids.clone(), w.weights.clone(), self.version_key)?;
             let hash = reveal.hash(&self.keypair.account(), self.netuid);
             let r = self
@@ -1118,6 +1187,7 @@ impl Validator {
                     how,
                     receipt,
                     epoch,
+                    timelock,
                 })
             }
             Err(ChainError::RateLimited { next, .. }) => Ok(WeightsReport::RateLimited { next }),

@@ -156,7 +156,9 @@ pub struct ChainSection {
     pub netuid: u16,
     #[serde(with = "humantime_serde", default = "thirty_seconds")]
     pub timeout: Duration,
-    /// Only for `snapshot:FILE`: how fast the simulated chain's block advances.
+    /// For `snapshot:FILE`, how fast the simulated chain's block advances;
+    /// for a real chain, the block time timelocked commits turn blocks into
+    /// drand rounds with (default 12 s).
     #[serde(with = "humantime_serde", default)]
     pub block_time: Option<Duration>,
     /// Only for `snapshot:FILE`: the wall-clock time of the snapshot's

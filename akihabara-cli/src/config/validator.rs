@@ -192,6 +192,9 @@ fn ten_minutes() -> Duration {
 #[serde(deny_unknown_fields, default)]
 pub struct WeightsSection {
     pub version_key: u64,
+    /// The mechanism (sub-subnet) to commit weights for, on runtimes with
+    /// mechanisms.
+    pub mechid: Option<u8>,
 }
 
 /// `akihabara validator run`'s configuration.

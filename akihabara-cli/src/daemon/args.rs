@@ -38,9 +38,13 @@ Reads FILE (see `akihabara config init --role validator`). Every
 [validator] round_blocks blocks it syncs the metagraph and challenges the
 miners that serve it now with the proof of work, verifying every answer.
 Once per tempo, within the weights rate limit, it scores what it measured
-(pow scorer + EMA) and sets weights (commit/reveal when the subnet requires
-it). Scores, measurements and pending commits are stored, so a restart
-continues the EMA.
+(pow scorer + EMA) and sets weights the way the subnet requires: directly;
+or, with commit-reveal on, committed timelocked to a drand round (the chain
+reveals them; a commit whose window passes unrevealed is sent again), or as
+a hash it reveals itself where the runtime has no timelocked commits.
+Scores, measurements and pending commits are stored, so a restart continues
+the EMA and neither loses nor repeats a commit. [chain] block_time (default
+12s) turns blocks into drand rounds; [weights] mechid picks a mechanism.
 
 Standard output: JSON event lines (ready, round, weights, stopped). Logs go
 to standard error.

@@ -183,6 +183,9 @@ pub async fn connect_chain(
     let opts = SubtensorOptions {
         connect_timeout: c.timeout,
         timeout: c.timeout,
+        block_time: c
+            .block_time
+            .unwrap_or(SubtensorOptions::default().block_time),
         ..SubtensorOptions::default()
     };
     let chain = Subtensor::connect_with(&network, opts)

@@ -180,7 +180,11 @@ async fn validator(
         .ema_alpha(cfg.scoring.ema_alpha)
         .round_blocks(cfg.validator.round_blocks)
         .respect_schedules(cfg.validator.respect_schedules)
-        .version_key(cfg.weights.version_key);
+        .version_key(cfg.weights.version_key)
+        .unix_clock(crate::commands::weights::drand_clock()?);
+    if let Some(m) = cfg.weights.mechid {
+        v = v.mechid(akihabara_core::chain::MechId(m));
+    }
     if let Some(p) = probe {
         v = v.probe(p);
     }
@@ -277,11 +281,42 @@ async fn step(
         Some(WeightsReport::RateLimited { next }) => {
             tracing::info!(next = next.0, "weights are rate limited; waiting");
         }
-        Some(WeightsReport::Landed {
+        Some(WeightsReport::RevealedByChain {
+            block,
+            reveal_round,
+            uids,
+            weights,
+        }) => {
+            event(json!({
+                "event": "weights", "how": "revealed_by_chain", "block": block.0,
+                "reveal_round": reveal_round,
+                "uids": uids.iter().map(|u| u.0).collect::<Vec<_>>(), "weights": weights,
+            }));
+        }
+        Some(WeightsReport::TimelockExpired {
+            reveal_round,
+            again,
+        }) => {
+            tracing::warn!(
+                reveal_round,
+                "the chain did not reveal the timelocked commit in its window (no drand pulse?): sending the weights again"
+            );
+            report_weights(*again, metrics);
+        }
+        Some(other) => report_weights(other, metrics),
+    }
+    Ok(())
+}
+
+/// Events and metrics for weights that were sent.
+fn report_weights(report: WeightsReport, metrics: &Metrics) {
+    match report {
+        WeightsReport::Landed {
             how,
             receipt,
             epoch,
-        }) => {
+            timelock,
+        } => {
             metrics.weights_set.inc();
             let scores: BTreeMap<String, f64> = epoch
                 .smoothed
@@ -289,15 +324,21 @@ async fn step(
                 .iter()
                 .map(|(u, s)| (u.0.to_string(), s.get()))
                 .collect();
-            event(json!({
+            let mut e = json!({
                 "event": "weights", "how": how, "block": receipt.block.0, "extrinsic": receipt.extrinsic,
                 "uids": epoch.weights.uids.iter().map(|u| u.0).collect::<Vec<_>>(),
                 "weights": epoch.weights.weights, "scores": scores,
-            }));
+            });
+            if let Some(t) = timelock {
+                e["call"] = json!(t.call);
+                e["reveal_round"] = json!(t.reveal_round);
+                e["reveal_from"] = json!(t.reveal_from);
+                e["reveal_until"] = json!(t.reveal_until);
+            }
+            event(e);
         }
-        Some(other) => tracing::info!(weights = ?other, "weights"),
+        other => tracing::info!(weights = ?other, "weights"),
     }
-    Ok(())
 }
 
 /// Logs and announces a probe.

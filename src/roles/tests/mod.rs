@@ -387,3 +387,4 @@ async fn a_custom_scorer_decides_the_weights() {
 }
 
 mod probes;
+mod timelock;

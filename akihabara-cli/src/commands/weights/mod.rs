@@ -2,6 +2,8 @@
 
 mod timelock;
 
+pub use timelock::drand_clock;
+
 use std::path::PathBuf;
 
 use akihabara_core::Uid;

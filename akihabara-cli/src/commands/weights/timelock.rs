@@ -77,6 +77,22 @@ pub fn drand_now() -> anyhow::Result<Duration> {
     }
 }
 
+/// [`drand_now`] as a clock for the library (a frozen one when
+/// [`DRAND_NOW_ENV`] pins it).
+pub fn drand_clock() -> anyhow::Result<std::sync::Arc<dyn akihabara_core::clock::Clock>> {
+    use akihabara_core::clock::{ManualClock, WallClock};
+    if std::env::var_os(DRAND_NOW_ENV).is_none() {
+        return Ok(std::sync::Arc::new(WallClock::since(UNIX_EPOCH)));
+    }
+    let pinned = ManualClock::new();
+    pinned.advance(drand_now()?);
+    tracing::warn!(
+        env = DRAND_NOW_ENV,
+        "the clock drand rounds are computed from is pinned"
+    );
+    Ok(std::sync::Arc::new(pinned))
+}
+
 impl TimelockArgs {
     fn block_time(&self) -> anyhow::Result<Duration> {
         if !(self.block_time.is_finite() && self.block_time > 0.0 && self.block_time <= 3600.0) {
