@@ -530,7 +530,7 @@ pub enum WeightsReport {
     },
     /// The chain revealed a timelocked commit: it holds these weights now.
     RevealedByChain {
-        /// The block the chain set them in.
+        /// The block the chain was seen holding them at (after the window).
         block: Block,
         /// The drand round that opened them.
         reveal_round: u64,

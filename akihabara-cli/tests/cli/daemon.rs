@@ -746,7 +746,9 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
             &path,
             format!(
                 "{}\n[axon]\nip = \"127.0.0.2\"\nport = {axon_port}\nexternal_ip = \"127.0.0.2\"\n\n\
-                 [schedule]\npoll = \"500ms\"\n# Two tempos of 10 blocks: 40 would not fit.\nmin_blocks = 10\n\n\
+                 [schedule]\npoll = \"500ms\"\n# Two tempos of 10 blocks: 40 would not fit.\nmin_blocks = 10\n\
+                 # The timelock phase commits at a block it holds still, whoever's slot it is.\n\
+                 enforce_slots = false\n\n\
                  [pow]\nprover = \"cpu\"\nthrottle = {throttle}\n",
                 common(&name)
             ),
@@ -834,6 +836,9 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         "{axon}"
     );
 
+    drop(validator);
+    timelocked_weights_from_the_daemon(&si, &url, dir.path(), w);
+
     // The chain goes away: the miners keep serving their axons and say so
     // in /health (503, degraded) while they retry.
     let (m1_port, m1_hotkey, m1_metrics) = (
@@ -883,5 +888,149 @@ fn daemons_on_a_local_subtensor_rank_miners_by_speed() {
         "the axon stopped serving: {}",
         stderr(&o)
     );
-    drop((validator, miners));
+    drop(miners);
+}
+
+/// The validator daemon on the subnet once commit-reveal is on: it commits
+/// its weights timelocked, and reports them revealed once the chain, given
+/// the round's real drand pulse, has applied them.
+///
+/// The chain holds still (no block pump) until the commit, so the test
+/// knows the block it is made at and pins the daemon's drand clock (found
+/// with a dry run at that block) to make its round 1000, the round whose
+/// published quicknet signature the test holds.
+fn timelocked_weights_from_the_daemon(si: &Path, url: &str, dir: &Path, w: &str) {
+    use super::chain::peer;
+    for args in [
+        &[
+            "sudo",
+            "sudo_set_commit_reveal_weights_enabled",
+            "netuid=2",
+            "enabled=true",
+        ][..],
+        &[
+            "sudo",
+            "sudo_set_weights_set_rate_limit",
+            "netuid=2",
+            "weights_set_rate_limit=0",
+        ],
+    ] {
+        let r = peer(si, url, args);
+        assert_eq!(r["ok"], true, "{args:?}: {r}");
+    }
+    let v1 = ["--wallet.path", w, "--wallet.name", "v1"];
+    let now0 = akihabara_core::chain::timelock::QUICKNET_GENESIS + 100_000;
+    let o = bin()
+        .args(["weights", "commit", "--network", url, "--netuid", "2"])
+        .args(v1)
+        .args([
+            "--uids",
+            "2",
+            "--weights",
+            "1",
+            "--timelock",
+            "--dry-run",
+            "--block-time",
+            "60",
+            "--json",
+        ])
+        .env("AKIHABARA_DRAND_NOW", now0.to_string())
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dry: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let r0 = dry["reveal_round"].as_u64().unwrap();
+    let now1 = now0 - (r0 - 1000) * 3;
+    // A fresh state: weights are due at the first round.
+    let path = dir.join("v1-timelock.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[wallet]\npath = \"{w}\"\nname = \"v1\"\n\n\
+             [chain]\nnetwork = \"{url}\"\nnetuid = 2\ntimeout = \"20s\"\nblock_time = \"60s\"\n\n\
+             [state]\ndir = \"{}\"\n\n\
+             [validator]\nround_blocks = 1\npoll = \"500ms\"\nrespect_schedules = false\n\n\
+             [pow]\nn = 256\ncount = 2\nsamples = 8\nconcurrency = 3\ntimeout = \"60s\"\n\n\
+             [scoring]\nema_alpha = 1.0\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            dir.join("v1-timelock-state").display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = bin();
+    cmd.args(["validator", "run", "--config", path.to_str().unwrap()])
+        .env_remove("AKIHABARA_WALLET_PASSWORD")
+        .env("AKIHABARA_DRAND_NOW", now1.to_string());
+    let validator = super::axon::Peer::spawn(cmd);
+    let committed = validator.event_where("weights", Duration::from_secs(120), |_| true);
+    assert_eq!(committed["how"], "timelocked", "{committed}");
+    assert_eq!(committed["call"], "commit_crv3_weights", "{committed}");
+    assert_eq!(committed["reveal_round"], 1000, "{committed}");
+    let until = committed["reveal_until"].as_u64().unwrap();
+    let before = peer(si, url, &["weights", "2", "0"]);
+
+    // The pulse arrives; the chain moves on past the reveal block.
+    let p = peer(
+        si,
+        url,
+        &[
+            "pulse",
+            "1000",
+            "b44679b9a59af2ec876b1a6b1ad52ea9b1615fc3982b19576350f93447cb1125e342b73a8dd2bacbe47e4b6b63ed5e39",
+        ],
+    );
+    assert_eq!(p["last_stored_round"], 1000, "{p}");
+    let status = || {
+        super::json(
+            &[
+                &[
+                    "weights",
+                    "status",
+                    "--network",
+                    url,
+                    "--netuid",
+                    "2",
+                    "--json",
+                ][..],
+                &v1,
+            ]
+            .concat(),
+        )
+    };
+    let s = status();
+    assert_eq!(s["pending"][0]["reveal_round"], 1000, "{s}");
+    assert_eq!(s["pending"][0]["pulse_stored"], true, "{s}");
+    let head = peer(si, url, &["head"])["head"].as_u64().unwrap();
+    assert!(
+        head < until,
+        "the reveal is still ahead: {head} {committed}"
+    );
+    peer(si, url, &["blocks", &(until + 1 - head).to_string()]);
+    let s = status();
+    assert_eq!(s["pending"], json!([]), "{s}");
+    let revealed = validator.event_where("weights", Duration::from_secs(60), |e| {
+        e["how"] == "revealed_by_chain"
+    });
+    assert_eq!(revealed["reveal_round"], 1000, "{revealed}");
+    assert!(
+        revealed["block"].as_u64().unwrap() > until,
+        "{revealed} vs {committed}"
+    );
+    let stored = peer(si, url, &["weights", "2", "0"])["weights"].clone();
+    assert_ne!(
+        stored, before["weights"],
+        "the reveal changed the chain's weights"
+    );
+    let pairs: Vec<Value> = committed["uids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(committed["weights"].as_array().unwrap())
+        .map(|(u, w)| Value::from(vec![u.clone(), w.clone()]))
+        .collect();
+    assert_eq!(
+        stored,
+        Value::from(pairs),
+        "the chain holds what the daemon committed"
+    );
+    drop(validator);
 }

@@ -141,7 +141,8 @@ pub enum RoundRule {
     /// `commit_crv3_weights` (before spec 297): the runtime reveals once, in
     /// the block before the reveal epoch, and drops a commit whose pulse is
     /// missing then, so the pulse is aimed 24 rounds (72 s) before that block,
-    /// as `bittensor-drand` 0.5 did. (0.5 also moved the round an epoch later
+    /// as `bittensor-drand` 0.5 did. The epochs are the runtime's filing
+    /// ([`filed_epoch`] of the next block), not the SDK's estimate. (0.5 also moved the round an epoch later
     /// when the reveal was under 72 s away, past the one block the runtime
     /// reveals in; this rule does not, and a round already published is
     /// refused by the caller instead.)
@@ -171,7 +172,17 @@ pub fn target(
 ) -> Target {
     let tempo1 = schedule.tempo.saturating_add(1);
     let netuid1 = u64::from(schedule.netuid.0) + 1;
-    let commit_epoch = current_block.0.saturating_add(netuid1) / tempo1;
+    let commit_epoch = match rule {
+        // The SDK's estimate, kept as it is so the round is the SDK's.
+        RoundRule::Timelocked => current_block.0.saturating_add(netuid1) / tempo1,
+        // Where the runtime files a commit landing in the next block: with
+        // a single reveal block, an epoch off is a commit lost.
+        RoundRule::Crv3 => filed_epoch(
+            schedule.netuid,
+            schedule.tempo,
+            Block(current_block.0.saturating_add(1)),
+        ),
+    };
     let reveal_epoch = commit_epoch.saturating_add(schedule.reveal_period_epochs);
     let first_block = |epoch: u64| epoch.saturating_mul(tempo1).saturating_sub(netuid1);
     let block_secs = schedule.block_time.as_secs_f64();

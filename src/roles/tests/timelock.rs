@@ -216,7 +216,7 @@ async fn the_chain_reveals_timelocked_weights_and_nothing_is_committed_twice() {
             weights,
             ..
         }) => {
-            assert_eq!(block, Block(103));
+            assert_eq!(block, Block(104));
             assert_eq!((uids, weights), (epoch.weights.uids, epoch.weights.weights));
         }
         other => panic!("{other:?}"),

@@ -89,7 +89,7 @@ impl Validator {
             self.weights.pending_timelock = None;
             self.save().await?;
             return Ok(Some(WeightsReport::RevealedByChain {
-                block: status.map_or(Block(p.reveal_until), |s| s.last_update),
+                block: status.map_or(block, |s| s.block),
                 reveal_round: p.reveal_round,
                 uids: p.uids.iter().copied().map(Uid).collect(),
                 weights: p.weights,
@@ -171,8 +171,9 @@ impl Validator {
     }
 }
 
-/// Whether the chain holds exactly the committed weights, set after the
-/// commit (the runtime stores them as sent: the largest is 65535 already).
+/// Whether the chain holds exactly the committed weights (the runtime
+/// stores them as sent: the largest is 65535 already). `LastUpdate` cannot
+/// tell: the commit sets it, and a reveal on spec 293 does not.
 fn applied(s: &CommitStatus, p: &PendingTimelock) -> bool {
     let mut want: Vec<(u16, u16)> = p
         .uids
@@ -183,7 +184,7 @@ fn applied(s: &CommitStatus, p: &PendingTimelock) -> bool {
     want.sort_unstable();
     let mut have = s.weights.clone();
     have.sort_unstable();
-    s.last_update.0 > p.commit_block && have == want
+    have == want
 }
 
 /// Whether the chain still holds the commit for round `p.reveal_round`.

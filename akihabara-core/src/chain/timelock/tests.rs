@@ -175,6 +175,15 @@ fn the_crv3_round_is_aimed_before_the_single_reveal_block() {
         t.reveal_round,
         DrandRound((100_000u64 + 6).div_ceil(3) - 24)
     );
+    // Block 106 runs the epoch: a commit landing in 107 is filed under epoch
+    // 10 and revealed at block 117, not at 106.
+    let t = target(&schedule(2, 10, 1, 1), Block(106), now, RoundRule::Crv3);
+    assert_eq!((t.commit_epoch, t.reveal_epoch), (10, 11));
+    assert_eq!(t.first_reveal_block, Block(118));
+    assert_eq!(
+        t.reveal_round,
+        DrandRound((100_000u64 + 11).div_ceil(3) - 24)
+    );
 }
 
 #[test]
