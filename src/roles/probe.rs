@@ -873,7 +873,8 @@ mod tests {
         }
         assert!(client_failure("jobs", &call(500)).penalises());
         assert!(client_failure("jobs", &ClientError::BadAnswer("forged".into())).penalises());
-        let ours = client_failure("jobs", &ClientError::Store("disk full".into()));
+        let disk_full = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let ours = client_failure("jobs", &ClientError::Store(disk_full.into()));
         assert!(
             matches!(
                 ours,

@@ -539,9 +539,25 @@ pub enum WeightsReport {
         /// u16 weights, in the order of `uids`.
         weights: Vec<u16>,
     },
-    /// A timelocked commit's reveal window passed without the chain
-    /// applying it (its drand pulse never arrived, or the subnet's settings
-    /// changed): the same weights were sent again (`again`).
+    /// The chain had the drand pulse of a timelocked commit and did not
+    /// apply it: the runtime refused the weights (no validator permit,
+    /// weight limits, a raised version key). They are dropped; the next
+    /// epoch's weights go as usual.
+    RevealRefused {
+        /// The round of the refused commit.
+        reveal_round: u64,
+    },
+    /// A timelocked commit is pending: nothing more is sent until its
+    /// window has passed.
+    Pending {
+        /// Its round.
+        reveal_round: u64,
+        /// The last block the chain can reveal it in.
+        reveal_until: Block,
+    },
+    /// A timelocked commit's reveal window passed without its drand pulse
+    /// (or the subnet's settings changed): fresh scores were sent, or with
+    /// no rounds since, the same weights again (`again`).
     TimelockExpired {
         /// The round the lost commit waited for.
         reveal_round: u64,
@@ -1125,11 +1141,22 @@ impl Validator {
 
     /// Scores the rounds since the last weights and sets (or commits)
     /// weights now, whatever the tempo; the chain's rate limit still applies.
+    /// While a timelocked commit waits for its reveal, it answers
+    /// [`WeightsReport::Pending`] and sends nothing.
     pub async fn weights_now(
         &mut self,
         block: Block,
         h: &Hyperparameters,
     ) -> Result<WeightsReport, RoleError> {
+        if let Some(p) = &self.weights.pending_timelock {
+            return Ok(WeightsReport::Pending {
+                reveal_round: p.reveal_round,
+                reveal_until: Block(p.reveal_until),
+            });
+        }
+        if !h.commit_reveal_enabled {
+            self.check_mechid("set_weights")?;
+        }
         let mg = self.chain.metagraph(self.netuid).await?;
         let mut ema = self.ema.clone();
         let m = self.measurements(&mg);
@@ -1151,6 +1178,7 @@ impl Validator {
             timelock = r.as_ref().ok().cloned();
             ("timelocked", r.map(|t| t.receipt))
         } else if h.commit_reveal_enabled {
+            self.check_mechid("a hash commit")?;
             let reveal = Reveal::new(w.uids.clone(), w.weights.clone(), self.version_key)?;
             let hash = reveal.hash(&self.keypair.account(), self.netuid);
             let r = self

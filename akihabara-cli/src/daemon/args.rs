@@ -40,10 +40,11 @@ miners that serve it now with the proof of work, verifying every answer.
 Once per tempo, within the weights rate limit, it scores what it measured
 (pow scorer + EMA) and sets weights the way the subnet requires: directly;
 or, with commit-reveal on, committed timelocked to a drand round (the chain
-reveals them; a commit whose window passes unrevealed is sent again), or as
-a hash it reveals itself where the runtime has no timelocked commits.
-Scores, measurements and pending commits are stored, so a restart continues
-the EMA and neither loses nor repeats a commit. [chain] block_time (default
+reveals them; when a window passes without the round's pulse, fresh scores
+or the same weights are sent again), or as a hash it reveals itself where
+the runtime has no timelocked commits. Scores, measurements and pending
+commits are stored, so a restart continues the EMA and keeps a pending
+commit instead of sending another. [chain] block_time (default
 12s) turns blocks into drand rounds; [weights] mechid picks a mechanism.
 
 Standard output: JSON event lines (ready, round, weights, stopped). Logs go

@@ -299,9 +299,15 @@ async fn step(
         }) => {
             tracing::warn!(
                 reveal_round,
-                "the chain did not reveal the timelocked commit in its window (no drand pulse?): sending the weights again"
+                "the chain did not reveal the timelocked commit in its window (its drand pulse was not stored, or the subnet's settings changed): weights sent again"
             );
             report_weights(*again, metrics);
+        }
+        Some(WeightsReport::RevealRefused { reveal_round }) => {
+            tracing::error!(
+                reveal_round,
+                "the chain had the drand pulse but did not apply the timelocked weights (no validator permit, weight limits or a raised version key?): they are dropped; the next epoch's weights go as usual"
+            );
         }
         Some(other) => report_weights(other, metrics),
     }

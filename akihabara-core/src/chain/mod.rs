@@ -132,6 +132,11 @@ pub enum ChainError {
     #[cfg(feature = "timelock")]
     #[error(transparent)]
     Timelock(#[from] timelock::TimelockError),
+    /// This chain client does not implement the operation at all (a trait
+    /// default): unlike [`ChainError::Unsupported`], which is the runtime
+    /// lacking something.
+    #[error("{0} is not provided by this chain client")]
+    NotProvided(&'static str),
     /// A reveal that matches no commitment.
     #[error("no pending commitment matches this reveal on netuid {0}")]
     NoCommitment(Netuid),
@@ -359,7 +364,7 @@ impl BlockStream {
 /// [`wait_for_block`](ChainClient::wait_for_block) polls
 /// [`block`](ChainClient::block) every
 /// [`block_poll_interval`](ChainClient::block_poll_interval), and the other
-/// writes answer [`ChainError::Unsupported`], so a read-mostly client (a
+/// writes answer [`ChainError::NotProvided`], so a read-mostly client (a
 /// simulation, an indexer) implements only what it has.
 #[async_trait::async_trait]
 pub trait ChainClient: Send + Sync {
@@ -397,7 +402,7 @@ pub trait ChainClient: Send + Sync {
     /// The uid of `hotkey` on the subnet, if registered.
     async fn uid_of(&self, netuid: Netuid, hotkey: &Hotkey) -> Result<Option<Uid>, ChainError>;
     /// Announces the signer's axon; `None` when it is already served there.
-    /// Default: [`ChainError::Unsupported`].
+    /// Default: [`ChainError::NotProvided`].
     async fn serve_axon(
         &self,
         netuid: Netuid,
@@ -420,7 +425,7 @@ pub trait ChainClient: Send + Sync {
         version_key: u64,
     ) -> Result<Receipt, ChainError>;
     /// Commits the hash of weights to reveal later ([`Reveal::hash`]).
-    /// Default: [`ChainError::Unsupported`].
+    /// Default: [`ChainError::NotProvided`].
     async fn commit_weights(
         &self,
         netuid: Netuid,
@@ -430,7 +435,7 @@ pub trait ChainClient: Send + Sync {
         let _ = (netuid, hotkey, commit);
         Err(unsupported("commit_weights"))
     }
-    /// Reveals weights committed earlier. Default: [`ChainError::Unsupported`].
+    /// Reveals weights committed earlier. Default: [`ChainError::NotProvided`].
     async fn reveal_weights(
         &self,
         netuid: Netuid,
@@ -442,7 +447,7 @@ pub trait ChainClient: Send + Sync {
     }
     /// Encrypts weights to the drand round the subnet's reveal period points
     /// at (`now`: time since the Unix epoch) and returns what would be
-    /// committed, without sending it. Default: [`ChainError::Unsupported`].
+    /// committed, without sending it. Default: [`ChainError::NotProvided`].
     #[cfg(feature = "timelock")]
     async fn sealed_weights(
         &self,
@@ -457,7 +462,7 @@ pub trait ChainClient: Send + Sync {
     /// Commits weights encrypted to a future drand round; the chain decrypts
     /// and applies them itself once the round's pulse is stored. `now` is
     /// the time since the Unix epoch (the caller's clock). Default:
-    /// [`ChainError::Unsupported`].
+    /// [`ChainError::NotProvided`].
     #[cfg(feature = "timelock")]
     async fn commit_timelocked_weights(
         &self,
@@ -470,7 +475,7 @@ pub trait ChainClient: Send + Sync {
         Err(unsupported("commit_timelocked_weights"))
     }
     /// What the chain holds for `hotkey`'s weights: pending commitments of
-    /// either kind and the weights set. Default: [`ChainError::Unsupported`].
+    /// either kind and the weights set. Default: [`ChainError::NotProvided`].
     async fn commit_status(
         &self,
         netuid: Netuid,
@@ -481,7 +486,7 @@ pub trait ChainClient: Send + Sync {
         Err(unsupported("commit_status"))
     }
     /// Registers `hotkey` on the subnet by burning the coldkey's TAO.
-    /// Default: [`ChainError::Unsupported`].
+    /// Default: [`ChainError::NotProvided`].
     async fn burned_register(
         &self,
         netuid: Netuid,
@@ -493,6 +498,6 @@ pub trait ChainClient: Send + Sync {
     }
 }
 
-fn unsupported(call: &str) -> ChainError {
-    ChainError::Unsupported(format!("{call} is not supported by this chain client"))
+fn unsupported(call: &'static str) -> ChainError {
+    ChainError::NotProvided(call)
 }

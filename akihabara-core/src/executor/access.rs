@@ -173,11 +173,12 @@ impl SealingKey {
 
 /// Seals `details` to `key` (miner side).
 pub fn seal_details(details: &LoginDetails, key: &SealingKey) -> Result<String, ExecutorError> {
-    let plain = serde_json::to_vec(details).map_err(|e| ExecutorError::Io(e.to_string()))?;
+    let plain = serde_json::to_vec(details)
+        .map_err(|e| ExecutorError::Failed(format!("encoding the connection details: {e}")))?;
     let sealed = key
         .0
         .seal(&mut crypto_box::aead::OsRng, &plain)
-        .map_err(|_| ExecutorError::Io("sealing the connection details failed".into()))?;
+        .map_err(|_| ExecutorError::Failed("sealing the connection details failed".into()))?;
     use base64::Engine as _;
     Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
 }

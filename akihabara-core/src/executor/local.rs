@@ -47,7 +47,7 @@ impl JobUser {
     /// unknown users are refused.
     pub fn resolve(user: &str) -> Result<JobUser, ExecutorError> {
         let passwd = std::fs::read_to_string("/etc/passwd")
-            .map_err(|e| ExecutorError::Io(format!("reading /etc/passwd: {e}")))?;
+            .map_err(|e| ExecutorError::io("reading /etc/passwd", e))?;
         JobUser::from_passwd(&passwd, user)
     }
 
@@ -167,7 +167,9 @@ impl ExecutorBackend for LocalBackend {
         let specs =
             tokio::task::spawn_blocking(|| host_specs(SpecsQuery::default(), nvidia_smi_gpus))
                 .await
-                .map_err(|e| ExecutorError::Io(e.to_string()))?;
+                .map_err(|e| {
+                    ExecutorError::Failed(format!("the hardware survey task failed: {e}"))
+                })?;
         let dir = self
             .workdir
             .clone()

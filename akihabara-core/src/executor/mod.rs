@@ -355,7 +355,7 @@ impl JobHandle {
     pub async fn wait(self) -> Result<Outcome, ExecutorError> {
         drop(self.logs);
         self.done.await.map_err(|_| {
-            ExecutorError::Io("the job's supervisor ended without an outcome".into())
+            ExecutorError::Failed("the job's supervisor ended without an outcome".into())
         })?
     }
 }
@@ -460,15 +460,73 @@ pub enum ExecutorError {
     /// The free executors' hardware does not meet the requirements.
     #[error("no executor meets the requirements: {0}")]
     Unmet(String),
-    /// Local I/O.
+    /// Local I/O failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done ("reading /etc/passwd").
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: IoCause,
+    },
+    /// The executor itself failed (a task that ended without a result, a
+    /// pipe that was not created); nothing to do with the job.
     #[error("{0}")]
-    Io(String),
+    Failed(String),
     /// The image is not on the engine (images are never pulled).
     #[error("image not found: {0}")]
     ImageNotFound(String),
     /// The image is not on the executor's allow list.
     #[error("image not allowed on this executor: {0}")]
     ImageNotAllowed(String),
+}
+
+/// An I/O error that can be cloned and compared (by kind and text), so the
+/// errors that hold it stay `Clone + Eq`. Displays as the error it holds.
+#[derive(Clone, Debug)]
+pub struct IoCause(std::sync::Arc<std::io::Error>);
+
+impl IoCause {
+    /// The operating system's error.
+    pub fn get(&self) -> &std::io::Error {
+        &self.0
+    }
+}
+
+impl From<std::io::Error> for IoCause {
+    fn from(e: std::io::Error) -> IoCause {
+        IoCause(std::sync::Arc::new(e))
+    }
+}
+
+impl PartialEq for IoCause {
+    fn eq(&self, other: &IoCause) -> bool {
+        self.0.kind() == other.0.kind() && self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl Eq for IoCause {}
+
+impl std::fmt::Display for IoCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for IoCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl ExecutorError {
+    /// [`ExecutorError::Io`]: `what` failed with `source`.
+    pub fn io(what: impl Into<String>, source: std::io::Error) -> ExecutorError {
+        ExecutorError::Io {
+            what: what.into(),
+            source: source.into(),
+        }
+    }
 }
 
 /// Where jobs run. Object-safe: use `Box<dyn ExecutorBackend>`.

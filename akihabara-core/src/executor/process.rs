@@ -51,7 +51,7 @@ pub(crate) fn spawn(
     let pgid = child.id();
     let stdin = child.stdin.take();
     let (Some(out), Some(err)) = (child.stdout.take(), child.stderr.take()) else {
-        return Err(ExecutorError::Io(
+        return Err(ExecutorError::Failed(
             "the child's output pipes were not created".into(),
         ));
     };
@@ -109,7 +109,7 @@ pub(crate) fn spawn(
                 (None, None) => JobStatus::Exited { code: -1 },
             },
             Ok(Err(e)) => {
-                let _ = done_tx.send(Err(ExecutorError::Io(format!("waiting for the job: {e}"))));
+                let _ = done_tx.send(Err(ExecutorError::io("waiting for the job", e)));
                 return;
             }
             Err(ours) => {
@@ -122,11 +122,11 @@ pub(crate) fn spawn(
         let (stdout, stderr) = match drained {
             Ok((Ok(o), Ok(e))) => (o, e),
             Ok(_) => {
-                let _ = done_tx.send(Err(ExecutorError::Io("an output reader failed".into())));
+                let _ = done_tx.send(Err(ExecutorError::Failed("an output reader failed".into())));
                 return;
             }
             Err(_) => {
-                let _ = done_tx.send(Err(ExecutorError::Io(format!(
+                let _ = done_tx.send(Err(ExecutorError::Failed(format!(
                     "the job's output stayed open {} s after every process of the job was killed",
                     DRAIN.as_secs()
                 ))));

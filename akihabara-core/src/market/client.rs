@@ -38,8 +38,8 @@ pub enum ClientError {
     #[error("bad answer from the miner: {0}")]
     BadAnswer(String),
     /// Storing the receipt failed.
-    #[error("storing the receipt: {0}")]
-    Store(String),
+    #[error("storing the receipt")]
+    Store(#[source] crate::executor::IoCause),
 }
 
 /// A failed call in words: what the axon answered, or that nothing did.
@@ -72,9 +72,7 @@ fn keep_receipt(
             "a receipt that is not the miner's signature over this job".into(),
         ));
     }
-    store
-        .append(r)
-        .map_err(|e| ClientError::Store(e.to_string()))
+    store.append(r).map_err(|e| ClientError::Store(e.into()))
 }
 
 fn receipt_of(reply: &JobReply) -> Option<&Receipt> {

@@ -26,7 +26,12 @@ struct Filed {
 struct Timelocking {
     inner: Arc<dyn ChainClient>,
     block: AtomicU64,
+    /// The round's pulse is stored and the runtime applies the weights.
     pulse_arrives: AtomicBool,
+    /// The pulse is stored, but the runtime refuses the weights.
+    refuses: AtomicBool,
+    /// Commits fail (a connection lost) while set.
+    commits_fail: AtomicBool,
     filed: Mutex<Filed>,
 }
 
@@ -36,6 +41,8 @@ impl Timelocking {
             inner,
             block: AtomicU64::new(100),
             pulse_arrives: AtomicBool::new(pulse),
+            refuses: AtomicBool::new(false),
+            commits_fail: AtomicBool::new(false),
             filed: Mutex::new(Filed::default()),
         })
     }
@@ -115,6 +122,9 @@ impl ChainClient for Timelocking {
         now: Duration,
     ) -> Result<TimelockReceipt, ChainError> {
         let b = self.block.load(Ordering::SeqCst);
+        if self.commits_fail.load(Ordering::SeqCst) {
+            return Err(ChainError::Connection("the node went away".into()));
+        }
         self.filed
             .lock()
             .expect("lock")
@@ -156,12 +166,14 @@ impl ChainClient for Timelocking {
             })
             .collect();
         let (last_update, weights) = f.applied.clone().unwrap_or_default();
+        let pulse =
+            self.pulse_arrives.load(Ordering::SeqCst) || self.refuses.load(Ordering::SeqCst);
         Ok(CommitStatus {
             block: Block(b),
             uid: Uid(0),
             commit_reveal_enabled: true,
             pending,
-            last_stored_round: Some(0),
+            last_stored_round: Some(if pulse { u64::MAX } else { 0 }),
             last_update: Block(last_update),
             weights,
         })
@@ -245,18 +257,32 @@ async fn weights_whose_pulse_never_comes_are_sent_again_and_survive_a_restart() 
         };
         epoch.weights
     };
-    // A restart inside the window: the pending commit is remembered.
-    let mut v = timelock_validator(&chain)
-        .store(store.clone())
-        .build()
-        .await
-        .expect("restarted");
-    let step = v.step(chain.at(102), &h).await.expect("step");
-    assert!(step.weights.is_none(), "{:?}", step.weights);
+    let restarted = || timelock_validator(&chain).store(store.clone()).build();
+    // A restart inside the window: the pending commit is remembered, and
+    // nothing more is sent, even when asked.
+    let mut v = restarted().await.expect("restarted");
+    assert!(
+        v.weights(chain.at(102), &h)
+            .await
+            .expect("weights")
+            .is_none()
+    );
+    assert!(matches!(
+        v.weights_now(chain.at(102), &h).await,
+        Ok(WeightsReport::Pending {
+            reveal_until: Block(103),
+            ..
+        })
+    ));
     assert_eq!(chain.commits(), 1, "no second commit after the restart");
-    // The window passes with no pulse: the same weights, committed again.
-    let step = v.step(chain.at(104), &h).await.expect("step");
-    match step.weights {
+    // The window passes with no pulse and no rounds since: the same
+    // weights, committed again. A failed commit keeps the lost one pending.
+    chain.commits_fail.store(true, Ordering::SeqCst);
+    let failed = v.weights(chain.at(104), &h).await;
+    assert!(failed.is_err(), "{failed:?}");
+    chain.commits_fail.store(false, Ordering::SeqCst);
+    let again = v.weights(chain.at(104), &h).await.expect("weights");
+    match again {
         Some(WeightsReport::TimelockExpired { again, .. }) => match *again {
             WeightsReport::Landed { how, epoch, .. } => {
                 assert_eq!(how, "timelocked");
@@ -302,5 +328,67 @@ async fn a_subnet_that_leaves_commit_reveal_gets_the_lost_weights_set_directly()
     let f = chain.filed.lock().expect("lock");
     assert_eq!((f.commits.len(), f.sets), (1, 1));
     drop(f);
+    net.stop.send(true).ok();
+}
+
+#[tokio::test]
+async fn a_pulse_the_runtime_had_but_did_not_apply_drops_those_weights() {
+    let net = subnet(vec![Box::new(CpuProver::new())]).await;
+    let chain = Timelocking::new(net.chain.clone(), false);
+    chain.refuses.store(true, Ordering::SeqCst);
+    let mut v = timelock_validator(&chain).build().await.expect("validator");
+    let h = commit_reveal();
+    v.step(chain.at(100), &h).await.expect("step");
+    let r = v.weights(chain.at(104), &h).await.expect("weights");
+    assert!(
+        matches!(r, Some(WeightsReport::RevealRefused { .. })),
+        "{r:?}"
+    );
+    assert_eq!(chain.commits(), 1, "refused weights are not sent again");
+    net.stop.send(true).ok();
+}
+
+#[tokio::test]
+async fn unchanged_weights_without_their_pulse_are_not_taken_for_a_reveal() {
+    let net = subnet(vec![Box::new(CpuProver::new())]).await;
+    let chain = Timelocking::new(net.chain.clone(), false);
+    let mut v = timelock_validator(&chain).build().await.expect("validator");
+    let h = commit_reveal();
+    let step = v.step(chain.at(100), &h).await.expect("step");
+    let Some(WeightsReport::Landed { epoch, .. }) = step.weights else {
+        panic!("{:?}", step.weights);
+    };
+    // The chain already holds exactly these weights (an earlier epoch's).
+    let pairs = epoch
+        .weights
+        .uids
+        .iter()
+        .map(|u| u.0)
+        .zip(epoch.weights.weights.iter().copied());
+    chain.filed.lock().expect("lock").applied = Some((90, pairs.collect()));
+    let r = v.weights(chain.at(104), &h).await.expect("weights");
+    assert!(
+        matches!(r, Some(WeightsReport::TimelockExpired { .. })),
+        "{r:?}"
+    );
+    assert_eq!(chain.commits(), 2);
+    net.stop.send(true).ok();
+}
+
+#[tokio::test]
+async fn a_mechanism_is_refused_where_weights_go_in_the_clear() {
+    let net = subnet(vec![Box::new(CpuProver::new())]).await;
+    let chain = Timelocking::new(net.chain.clone(), true);
+    let mut v = timelock_validator(&chain)
+        .mechid(crate::chain::MechId(1))
+        .build()
+        .await
+        .expect("validator");
+    let err = v
+        .step(chain.at(100), &hyper())
+        .await
+        .expect_err("no mechanism on set_weights");
+    assert!(err.to_string().contains("weights.mechid"), "{err}");
+    assert_eq!(chain.filed.lock().expect("lock").sets, 0);
     net.stop.send(true).ok();
 }

@@ -30,7 +30,8 @@ pub(super) struct PendingTimelock {
 
 impl Validator {
     /// Commits timelocked; `None` where the chain client has no timelocked
-    /// commits (a simulated chain), so the caller commits a hash instead.
+    /// commits at all (a simulated chain), so the caller commits a hash
+    /// instead. A runtime without the call is an error, not a fallback.
     pub(super) async fn commit_timelocked(
         &mut self,
         uids: &[Uid],
@@ -48,7 +49,7 @@ impl Validator {
             .commit_timelocked_weights(self.netuid, &self.keypair, &w, now)
             .await
         {
-            Err(ChainError::Unsupported(_)) => None,
+            Err(ChainError::NotProvided(_)) => None,
             Ok(t) => {
                 self.weights.pending_timelock = Some(PendingTimelock {
                     reveal_round: t.reveal_round.0,
@@ -63,8 +64,12 @@ impl Validator {
         }
     }
 
-    /// After a commit's reveal window: did the chain apply it? If not, send
-    /// the same weights again, as the subnet now wants them.
+    /// After a commit's reveal window: did the chain apply it? If the
+    /// runtime had the pulse and still did not (no permit, limits, a raised
+    /// version key), these weights are dropped and reported; if the pulse
+    /// never came (or the subnet's settings changed), fresh scores are sent
+    /// when there are rounds since, else the same weights again. The pending
+    /// commit is kept until its successor has landed.
     pub(super) async fn settle_timelock(
         &mut self,
         block: Block,
@@ -78,12 +83,21 @@ impl Validator {
         {
             Ok(s) => Some(s),
             // A client that cannot tell: trust the window.
-            Err(ChainError::Unsupported(_)) => None,
+            Err(ChainError::NotProvided(_)) => None,
             Err(e) => return Err(e.into()),
         };
+        if status.as_ref().is_some_and(|s| still_held(s, &p)) {
+            // Past its window by our reading of the chain, yet still held:
+            // the chain decides; ask again next step.
+            return Ok(None);
+        }
+        let pulse_came = status
+            .as_ref()
+            .and_then(|s| s.last_stored_round)
+            .map(|r| r >= p.reveal_round);
         let revealed = match &status {
             None => true,
-            Some(s) => applied(s, &p),
+            Some(s) => applied(s, &p) && pulse_came != Some(false),
         };
         if revealed {
             self.weights.pending_timelock = None;
@@ -95,26 +109,38 @@ impl Validator {
                 weights: p.weights,
             }));
         }
-        if status.as_ref().is_some_and(|s| still_held(s, &p)) {
-            // Past its window by our reading of the chain, yet still held:
-            // the chain decides; ask again next step.
-            return Ok(None);
+        if pulse_came == Some(true) {
+            self.weights.pending_timelock = None;
+            self.save().await?;
+            return Ok(Some(WeightsReport::RevealRefused {
+                reveal_round: p.reveal_round,
+            }));
         }
-        self.weights.pending_timelock = None;
-        self.save().await?;
-        let uids: Vec<Uid> = p.uids.iter().copied().map(Uid).collect();
-        let again = self.send_again(block, h, &uids, &p.weights).await?;
+        let again = if self.measured.is_empty() {
+            let uids: Vec<Uid> = p.uids.iter().copied().map(Uid).collect();
+            self.send_again(h, &uids, &p.weights).await?
+        } else {
+            self.weights.pending_timelock = None;
+            match self.weights_now(block, h).await {
+                Ok(r) => r,
+                Err(e) => {
+                    self.weights.pending_timelock = Some(p);
+                    return Err(e);
+                }
+            }
+        };
         Ok(Some(WeightsReport::TimelockExpired {
             reveal_round: p.reveal_round,
             again: Box::new(again),
         }))
     }
 
-    /// Sends weights that were committed before and lost: timelocked again,
-    /// or directly where the subnet no longer wants commit-reveal.
+    /// Sends weights that were committed before and lost, with no rounds
+    /// measured since: timelocked again, or directly where the subnet no
+    /// longer wants commit-reveal. On failure the lost commit stays pending,
+    /// so the next step tries again.
     async fn send_again(
         &mut self,
-        block: Block,
         h: &Hyperparameters,
         uids: &[Uid],
         weights: &[u16],
@@ -123,20 +149,21 @@ impl Validator {
             match self.commit_timelocked(uids, weights).await {
                 Some(Ok(t)) => ("timelocked", Ok(t.receipt.clone()), Some(t)),
                 Some(Err(e)) => ("timelocked", Err(e), None),
-                None => {
-                    return Err(RoleError::Weights {
-                        how: "timelocked",
-                        source: ChainError::Unsupported(
-                            "commit_timelocked_weights on this chain client".into(),
-                        ),
-                    });
-                }
+                None => (
+                    "timelocked",
+                    Err(ChainError::NotProvided("commit_timelocked_weights")),
+                    None,
+                ),
             }
         } else {
+            self.check_mechid("set")?;
             let r = self
                 .chain
                 .set_weights(self.netuid, &self.keypair, uids, weights, self.version_key)
                 .await;
+            if r.is_ok() {
+                self.weights.pending_timelock = None;
+            }
             ("set", r, None)
         };
         match landed {
@@ -153,27 +180,31 @@ impl Validator {
                     timelock,
                 })
             }
-            Err(ChainError::RateLimited { next, .. }) => {
-                // Kept, to be sent again at the next step: a window that
-                // has already passed.
-                self.weights.pending_timelock = Some(PendingTimelock {
-                    reveal_round: 0,
-                    commit_block: block.0,
-                    reveal_until: block.0,
-                    uids: uids.iter().map(|u| u.0).collect(),
-                    weights: weights.to_vec(),
-                });
-                self.save().await?;
-                Ok(WeightsReport::RateLimited { next })
-            }
+            Err(ChainError::RateLimited { next, .. }) => Ok(WeightsReport::RateLimited { next }),
             Err(source) => Err(RoleError::Weights { how, source }),
+        }
+    }
+
+    /// Refuses a mechanism on a path that cannot send one (`how`: set or a
+    /// hash commit, which act on the subnet itself).
+    pub(super) fn check_mechid(&self, how: &'static str) -> Result<(), RoleError> {
+        match self.mechid {
+            None => Ok(()),
+            Some(m) => Err(RoleError::Setting {
+                setting: "weights.mechid",
+                reason: format!(
+                    "mechanism {m} is only sent as a timelocked commit; this subnet takes weights by {how}"
+                ),
+            }),
         }
     }
 }
 
 /// Whether the chain holds exactly the committed weights (the runtime
 /// stores them as sent: the largest is 65535 already). `LastUpdate` cannot
-/// tell: the commit sets it, and a reveal on spec 293 does not.
+/// tell: the commit sets it, and a reveal on spec 293 does not; the caller
+/// also asks whether the round's pulse was stored, since unchanged weights
+/// look the same whether revealed or not.
 fn applied(s: &CommitStatus, p: &PendingTimelock) -> bool {
     let mut want: Vec<(u16, u16)> = p
         .uids

@@ -236,6 +236,12 @@ pub fn set_weights(a: WeightsSetArgs) -> anyhow::Result<()> {
                 .await
                 .map(timelock::Landed::Timelocked);
         }
+        if let Some(m) = a.timelock.mechid {
+            return Err(bad_input(anyhow::anyhow!(
+                "--mechid {m}: weights for a mechanism are only sent as timelocked commits, and netuid {} does not use commit-reveal",
+                a.subnet.netuid
+            )));
+        }
         chain
             .set_weights(a.subnet.netuid(), &hotkey, &uids, &weights, key)
             .await
@@ -255,6 +261,11 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
     let Some(reveal_file) = a.reveal_file.clone() else {
         return timelock::commit_command(&a.set, a.dry_run, &hotkey, uids, weights);
     };
+    if let Some(m) = a.set.timelock.mechid {
+        return Err(bad_input(anyhow::anyhow!(
+            "--mechid {m}: weights for a mechanism are only sent as timelocked commits (use --timelock)"
+        )));
+    }
     let r = super::runtime()?.block_on(async {
         let chain = connect(&a.set.subnet.network).await?;
         let key = version_key(&chain, &a.set).await?;

@@ -39,6 +39,17 @@ const DEFAULT_REVEAL_PERIOD: u64 = 1;
 const DEFAULT_CR_VERSION: u16 = 4;
 /// Subnets per mechanism in a storage index (`GLOBAL_MAX_SUBNET_COUNT`).
 const MECHANISM_STRIDE: u16 = 4096;
+/// Epochs `commit_status` reads back at most.
+const MAX_SCAN_EPOCHS: u64 = 8;
+
+/// The reveal period as each runtime applies it: spec 293 reveals commits of
+/// epoch `now - (period - 1)` with a saturating subtraction, so 0 acts as 1.
+fn effective_period(period: u64, rule: RoundRule) -> u64 {
+    match rule {
+        RoundRule::Crv3 => period.max(1),
+        RoundRule::Timelocked => period,
+    }
+}
 
 /// Which timelocked call a runtime takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -173,15 +184,25 @@ impl Subtensor {
         let block_time = self.opts.block_time;
         let needs = [
             SUBNET_AND_UID.as_slice(),
-            &[requirements::GET_HYPERPARAMS, requirements::REVEAL_PERIOD],
+            &[
+                requirements::GET_HYPERPARAMS,
+                requirements::REVEAL_PERIOD,
+                requirements::LAST_UPDATE,
+            ],
         ]
         .concat();
-        let (n, hp, ahead) = self
+        let index = storage_index(netuid, mechid);
+        let (n, hp, ahead, last) = self
             .read(&needs, |at| async move {
                 let n = subnet_size_at(&at, netuid).await?;
-                registered_uid_at(&at, netuid, key).await?;
+                let uid = registered_uid_at(&at, netuid, key).await?;
                 let hp = hyperparameters_at(&at, netuid).await?;
                 let pick = pick(at.metadata_ref(), mechid)?;
+                let updates =
+                    stored_in::<_, Vec<u64>>(&at, "SubtensorModule", "LastUpdate", (index,))
+                        .await?
+                        .unwrap_or_default();
+                let last = Block(updates.get(usize::from(uid.0)).copied().unwrap_or(0));
                 let period =
                     stored_in::<_, u64>(&at, "SubtensorModule", "RevealPeriodEpochs", (netuid.0,))
                         .await?
@@ -196,7 +217,7 @@ impl Subtensor {
                 let schedule = RevealSchedule {
                     netuid,
                     tempo: hp.tempo,
-                    reveal_period_epochs: period,
+                    reveal_period_epochs: effective_period(period, pick.rule),
                     block_time,
                 };
                 let ahead = Ahead {
@@ -205,7 +226,7 @@ impl Subtensor {
                     version,
                     pick,
                 };
-                Ok((n, hp, ahead))
+                Ok((n, hp, ahead, last))
             })
             .await?;
         check_weights(&w.uids, &w.weights, n)?;
@@ -217,6 +238,11 @@ impl Subtensor {
         }
         if !hp.commit_reveal_enabled {
             return Err(ChainError::CommitRevealDisabled(netuid));
+        }
+        // Commits count against the weights rate limit, as sets do.
+        let next = Block(last.0.saturating_add(hp.weights_rate_limit));
+        if last.0 > 0 && ahead.block < next {
+            return Err(ChainError::RateLimited { last, next });
         }
         // The round as the SDK computes it, from the head block.
         let t = timelock::target(&ahead.schedule, ahead.block, now, ahead.pick.rule);
@@ -290,6 +316,13 @@ impl Subtensor {
                 ChainError::Rejected(t) if t.contains("CommitRevealDisabled") => {
                     ChainError::CommitRevealDisabled(netuid)
                 }
+                ChainError::Rejected(t)
+                    if t.contains("CommittingWeightsTooFast") || t.contains("SettingWeightsTooFast") =>
+                {
+                    ChainError::Rejected(format!(
+                        "the chain's weights rate limit refused the commit (another submission raced this one): {t}"
+                    ))
+                }
                 ChainError::Rejected(t) if t.contains("TooManyUnrevealedCommits") => {
                     ChainError::Rejected(format!(
                         "the hotkey already has 10 unrevealed commits on netuid {netuid}: {t}"
@@ -362,7 +395,8 @@ impl Subtensor {
             // Commits live under the epoch they were made in, and are gone
             // once their reveal epoch has passed: only these can be held.
             let now_epoch = timelock::filed_epoch(netuid, hp.tempo, block);
-            let first = now_epoch.saturating_sub(period.saturating_add(1));
+            // Bounded: a huge reveal period is read a few epochs back, not millions.
+            let first = now_epoch.saturating_sub(period.min(MAX_SCAN_EPOCHS).saturating_add(1));
             let me = AccountId32(key);
             let timelocked = provides(md, requirements::TIMELOCKED_COMMITS);
             let crv3 = provides(md, requirements::CRV3_COMMITS);
@@ -402,7 +436,11 @@ impl Subtensor {
                 } else {
                     RoundRule::Crv3
                 };
-                let (from, until) = window(&schedule, epoch.saturating_add(period), rule);
+                let (from, until) = window(
+                    &schedule,
+                    epoch.saturating_add(effective_period(period, rule)),
+                    rule,
+                );
                 for (commit_block, round, bytes) in found {
                     let pulse_stored = has_drand
                         && stored_in::<_, subxt::ext::scale_value::Value>(
