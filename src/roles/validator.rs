@@ -1219,6 +1219,14 @@ impl Validator {
                 })
             }
             Err(ChainError::RateLimited { next, .. }) => Ok(WeightsReport::RateLimited { next }),
+            Err(source @ ChainError::Timeout(_)) if how == "timelocked" => {
+                // Sent, but not seen included: it may have landed. Wait a
+                // tempo before the next commit rather than risk a second
+                // one now; the rounds stay for it.
+                self.weights.block = Some(block.0);
+                self.save().await?;
+                Err(RoleError::Weights { how, source })
+            }
             Err(source) => Err(RoleError::Weights { how, source }),
         }
     }

@@ -32,6 +32,8 @@ struct Timelocking {
     refuses: AtomicBool,
     /// Commits fail (a connection lost) while set.
     commits_fail: AtomicBool,
+    /// Commits land but are not seen included (a timeout) while set.
+    commits_time_out: AtomicBool,
     filed: Mutex<Filed>,
 }
 
@@ -43,6 +45,7 @@ impl Timelocking {
             pulse_arrives: AtomicBool::new(pulse),
             refuses: AtomicBool::new(false),
             commits_fail: AtomicBool::new(false),
+            commits_time_out: AtomicBool::new(false),
             filed: Mutex::new(Filed::default()),
         })
     }
@@ -130,6 +133,9 @@ impl ChainClient for Timelocking {
             .expect("lock")
             .commits
             .push((b, w.clone()));
+        if self.commits_time_out.load(Ordering::SeqCst) {
+            return Err(ChainError::Timeout(Duration::from_secs(120)));
+        }
         Ok(TimelockReceipt {
             receipt: Receipt {
                 block: Block(b),
@@ -390,5 +396,35 @@ async fn a_mechanism_is_refused_where_weights_go_in_the_clear() {
         .expect_err("no mechanism on set_weights");
     assert!(err.to_string().contains("weights.mechid"), "{err}");
     assert_eq!(chain.filed.lock().expect("lock").sets, 0);
+    net.stop.send(true).ok();
+}
+
+#[tokio::test]
+async fn a_commit_not_seen_included_waits_a_tempo_instead_of_committing_again() {
+    let net = subnet(vec![Box::new(CpuProver::new())]).await;
+    let chain = Timelocking::new(net.chain.clone(), true);
+    chain.commits_time_out.store(true, Ordering::SeqCst);
+    let mut v = timelock_validator(&chain).build().await.expect("validator");
+    let h = commit_reveal();
+    assert!(
+        v.step(chain.at(100), &h).await.is_err(),
+        "the timeout is reported"
+    );
+    chain.commits_time_out.store(false, Ordering::SeqCst);
+    for b in 101..110 {
+        let step = v.step(chain.at(b), &h).await.expect("step");
+        assert!(step.weights.is_none(), "block {b}: {:?}", step.weights);
+    }
+    assert_eq!(chain.commits(), 1, "no second commit within the tempo");
+    // A tempo later the rounds since go out (the first commit's included).
+    let step = v.step(chain.at(110), &h).await.expect("step");
+    assert!(matches!(
+        step.weights,
+        Some(WeightsReport::Landed {
+            how: "timelocked",
+            ..
+        })
+    ));
+    assert_eq!(chain.commits(), 2);
     net.stop.send(true).ok();
 }
