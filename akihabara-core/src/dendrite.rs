@@ -102,8 +102,8 @@ impl<S> CallResult<S> {
 
 /// A client could not be built.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot build the HTTP client: {0}")]
-pub struct DendriteError(String);
+#[error("cannot build the HTTP client")]
+pub struct DendriteError(#[source] reqwest::Error);
 
 /// Calls axons. Cheap to clone; clones share nonces and lanes.
 #[derive(Clone)]
@@ -157,7 +157,7 @@ impl Dendrite {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(256)
             .build()
-            .map_err(|e| DendriteError(e.to_string()))?;
+            .map_err(DendriteError)?;
         Ok(Dendrite {
             inner: Arc::new(Inner {
                 hotkey: keypair.account().to_ss58(),

@@ -178,9 +178,10 @@ impl CudaProver {
             .map_err(err("compiling kernels/pow.cu"))?;
         let module = ctx.load_module(ptx).map_err(err("loading the kernels"))?;
         let f = |name: &str| {
-            module
-                .load_function(name)
-                .map_err(|e| PowError::Cuda(format!("kernel {name}: {e}")))
+            module.load_function(name).map_err(|e| PowError::CudaCall {
+                what: format!("loading kernel {name}"),
+                source: Box::new(e),
+            })
         };
         let kernels = Kernels {
             gen_a: f("pow_gen_a")?,

@@ -635,9 +635,10 @@ impl ExecutorBackend for DockerBackend {
 /// signal (exit code 128 + n), or its exit code.
 async fn exit_status(docker: &Docker, name: &str, code: i64) -> JobStatus {
     // The engine records an OOM kill from the kernel's event, which can
-    // land just after the wait returns: a SIGKILL exit (137) is looked at
-    // again for a moment before it counts as a plain exit.
-    let tries = if code == 137 { 10 } else { 1 };
+    // land after the wait returns (over a second later on a loaded 2-core
+    // machine, seen in CI): a SIGKILL exit (137) is looked at again for up
+    // to 3 s before it counts as a plain exit.
+    let tries = if code == 137 { 30 } else { 1 };
     for _ in 0..tries {
         let oom = match timed(docker.inspect_container(name, None)).await {
             Ok(Ok(c)) => c.state.and_then(|s| s.oom_killed).unwrap_or(false),
