@@ -493,7 +493,7 @@ fn subscription_and_reconnect(chain: &LocalChain, si: &Path) {
         assert!(
             matches!(
                 err,
-                akihabara_core::chain::ChainError::Connection(_)
+                akihabara_core::chain::ChainError::Connection { .. }
                     | akihabara_core::chain::ChainError::Timeout(_)
             ),
             "{err}"

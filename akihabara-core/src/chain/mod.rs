@@ -112,8 +112,14 @@ pub enum ChainError {
     #[error("insufficient balance: {0}")]
     InsufficientBalance(String),
     /// The connection failed or was lost.
-    #[error("connection: {0}")]
-    Connection(String),
+    #[error("connection: {what}")]
+    Connection {
+        /// What failed, in words (the node, the step).
+        what: String,
+        /// The client library's error, where there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     /// A bounded wait ran out.
     #[error("timed out after {0:?}")]
     Timeout(Duration),
@@ -166,6 +172,28 @@ pub enum ChainError {
         #[source]
         source: crate::MetagraphError,
     },
+}
+
+impl ChainError {
+    /// [`ChainError::Connection`] with no library error behind it.
+    pub fn connection(what: impl Into<String>) -> ChainError {
+        ChainError::Connection {
+            what: what.into(),
+            source: None,
+        }
+    }
+
+    /// This error and its causes in one line, as they would be printed.
+    pub fn full_text(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
 }
 
 /// Checks weights before they are sent: equal lengths, no duplicate uid, every

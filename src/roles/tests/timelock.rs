@@ -126,7 +126,7 @@ impl ChainClient for Timelocking {
     ) -> Result<TimelockReceipt, ChainError> {
         let b = self.block.load(Ordering::SeqCst);
         if self.commits_fail.load(Ordering::SeqCst) {
-            return Err(ChainError::Connection("the node went away".into()));
+            return Err(ChainError::connection("the node went away"));
         }
         self.filed
             .lock()

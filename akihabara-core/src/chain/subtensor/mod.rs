@@ -96,7 +96,7 @@ impl FromStr for Network {
             {
                 Ok(Network::Url(u.to_owned()))
             }
-            other => Err(ChainError::Connection(format!(
+            other => Err(ChainError::connection(format!(
                 "unknown network {other:?}: use finney, test, local, or a ws:// or wss:// URL"
             ))),
         }
@@ -160,8 +160,21 @@ impl subxt::transactions::Signer<PolkadotConfig> for WalletSigner<'_> {
     }
 }
 
-fn connection(e: impl std::fmt::Display) -> ChainError {
-    ChainError::Connection(e.to_string())
+/// A failed exchange with the node at `url`, keeping subxt's error as the
+/// cause.
+fn at_node<E: std::error::Error + Send + Sync + 'static>(url: &str, e: E) -> ChainError {
+    ChainError::Connection {
+        what: url.to_owned(),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// A failed exchange with the node, keeping subxt's error as the cause.
+fn connection<E: std::error::Error + Send + Sync + 'static>(e: E) -> ChainError {
+    ChainError::Connection {
+        what: "talking to the node".to_owned(),
+        source: Some(Box::new(e)),
+    }
 }
 
 /// Whether a subxt error means the connection is gone (so a reconnect may
@@ -187,20 +200,23 @@ fn is_disconnect(text: &str) -> bool {
 /// for the new runtime's metadata.
 async fn connect_once(url: &str) -> Result<Conn, ChainError> {
     use subxt::config::Header as _;
-    let fail = |e: &dyn std::fmt::Display| connection(format!("{url}: {e}"));
+
     let rpc_client = subxt::rpcs::RpcClient::from_insecure_url(url)
         .await
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| at_node(url, e))?;
     let rpc = Rpc::new(rpc_client.clone());
     let version = rpc
         .state_get_runtime_version(None)
         .await
-        .map_err(|e| fail(&e))?;
-    let head = rpc.chain_get_finalized_head().await.map_err(|e| fail(&e))?;
+        .map_err(|e| at_node(url, e))?;
+    let head = rpc
+        .chain_get_finalized_head()
+        .await
+        .map_err(|e| at_node(url, e))?;
     let from = rpc
         .chain_get_header(Some(head))
         .await
-        .map_err(|e| fail(&e))?
+        .map_err(|e| at_node(url, e))?
         .map(|h| h.number())
         .unwrap_or(0);
     let config = PolkadotConfig::builder()
@@ -214,7 +230,7 @@ async fn connect_once(url: &str) -> Result<Conn, ChainError> {
     let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc_client);
     let client = Client::from_backend_with_config(config, Arc::new(backend))
         .await
-        .map_err(|e| fail(&e))?;
+        .map_err(|e| at_node(url, e))?;
     Ok(Conn {
         client,
         rpc,
@@ -300,7 +316,7 @@ impl Subtensor {
     {
         let attempt = || self.bounded(async { op(self.at_current(needs).await?).await });
         match attempt().await {
-            Err(ChainError::Connection(ref text)) if is_disconnect(text) => {
+            Err(ref e @ ChainError::Connection { .. }) if is_disconnect(&e.full_text()) => {
                 self.reconnect().await?;
                 attempt().await
             }
@@ -356,8 +372,10 @@ impl Subtensor {
                 let status = progress
                     .next()
                     .await
-                    .ok_or_else(|| connection("the node closed the transaction's status stream"))?
-                    .map_err(|e| connection(e.to_string()))?;
+                    .ok_or_else(|| {
+                        ChainError::connection("the node closed the transaction's status stream")
+                    })?
+                    .map_err(connection)?;
                 match status {
                     TransactionStatus::InBestBlock(in_block)
                     | TransactionStatus::InFinalizedBlock(in_block) => {
@@ -439,7 +457,7 @@ async fn refused(url: &str, within: Duration) -> Result<(), String> {
 async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Conn, ChainError> {
     let fast = opts.connect_timeout.min(Duration::from_secs(5));
     if let Err(why) = refused(url, fast).await {
-        return Err(ChainError::Connection(format!(
+        return Err(ChainError::connection(format!(
             "no node at {url} ({why}): start one, or use --network finney"
         )));
     }
@@ -461,11 +479,11 @@ async fn connect_retrying(url: &str, opts: &SubtensorOptions) -> Result<Conn, Ch
         Err(_) => {
             // One last attempt for the message: it names what went wrong.
             match tokio::time::timeout(Duration::from_secs(2), connect_once(url)).await {
-                Ok(Err(ChainError::Connection(e))) => Err(ChainError::Connection(format!(
-                    "no connection within {:?}: {e}",
-                    opts.connect_timeout
-                ))),
-                _ => Err(ChainError::Connection(format!(
+                Ok(Err(e @ ChainError::Connection { .. })) => Err(ChainError::Connection {
+                    what: format!("no connection within {:?}", opts.connect_timeout),
+                    source: Some(Box::new(e)),
+                }),
+                _ => Err(ChainError::connection(format!(
                     "no connection to {url} within {:?}",
                     opts.connect_timeout
                 ))),
@@ -616,7 +634,7 @@ fn refusal(text: &str) -> ChainError {
         return ChainError::InsufficientBalance(text.to_owned());
     }
     if is_disconnect(text) {
-        return ChainError::Connection(text.to_owned());
+        return ChainError::connection(text);
     }
     // The node words it `Custom error: N` or, as JSON, `{"custom":N}`.
     let code = ["Custom error: ", "\"custom\":"].iter().find_map(|marker| {
@@ -932,7 +950,7 @@ fn axon_version() -> u32 {
 /// cannot answer it in the expected shape.
 fn api_error(text: &str) -> ChainError {
     if is_disconnect(text) {
-        ChainError::Connection(text.to_owned())
+        ChainError::connection(text)
     } else {
         ChainError::Unsupported(format!("the answer in the expected shape: {text}"))
     }
@@ -1053,7 +1071,7 @@ mod tests {
         ));
         assert!(matches!(
             refusal("The background task closed"),
-            ChainError::Connection(_)
+            ChainError::Connection { .. }
         ));
     }
 
