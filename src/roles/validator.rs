@@ -1207,10 +1207,8 @@ impl Validator {
                 self.ema = ema;
                 self.probes.settle(&m, unix_millis() / 1000);
                 self.measured.clear();
-                self.weights.block = Some(receipt.block.0);
-                self.weights.uids = w.uids.iter().map(|u| u.0).collect();
-                self.weights.weights = w.weights.clone();
-                self.save().await?;
+                self.record_landed(receipt.block, &w.uids, &w.weights)
+                    .await?;
                 Ok(WeightsReport::Landed {
                     how,
                     receipt,
@@ -1229,6 +1227,19 @@ impl Validator {
             }
             Err(source) => Err(RoleError::Weights { how, source }),
         }
+    }
+
+    /// Records weights that landed in `block`, and saves the whole state.
+    async fn record_landed(
+        &mut self,
+        block: Block,
+        uids: &[Uid],
+        weights: &[u16],
+    ) -> Result<(), RoleError> {
+        self.weights.block = Some(block.0);
+        self.weights.uids = uids.iter().map(|u| u.0).collect();
+        self.weights.weights = weights.to_vec();
+        self.save().await
     }
 
     /// Writes the whole state (EMA, rounds, weights) in one atomic write.

@@ -29,6 +29,11 @@ fn json_at(args: &[&str], now: u64) -> Value {
     serde_json::from_slice(&o.stdout).expect("valid JSON")
 }
 
+/// `akihabara weights commit` with the network, the wallet and `rest`.
+fn commit<'a>(net: &[&'a str], v1: &[&'a str], rest: &[&'a str]) -> Vec<&'a str> {
+    [&["weights", "commit"][..], net, v1, rest].concat()
+}
+
 /// On the local chain (spec 293: `commit_crv3_weights`), after the chain
 /// test enabled commit-reveal on netuid 2: `weights set` commits the weights
 /// timelocked, `weights status` follows them, and once round 1000's real
@@ -61,21 +66,19 @@ pub(super) fn the_chain_reveals_timelocked_weights(
         "--block-time",
         "60",
     ];
-    let commit = |extra: &[&'static str]| -> Vec<String> {
-        [&["weights", "commit"][..], net, v1, &w, extra]
-            .concat()
-            .into_iter()
-            .map(str::to_owned)
-            .collect()
-    };
 
     // 1. A dry run at a pinned clock says which round the weights would be
     // encrypted to; moving the clock by whole rounds moves the round to
     // 1000, the one whose published pulse this test holds.
     let now0 = timelock::QUICKNET_GENESIS + 100_000;
-    let dry_args = commit(&["--timelock", "--dry-run", "--json"]);
-    let dry_args: Vec<&str> = dry_args.iter().map(String::as_str).collect();
-    let dry = json_at(&dry_args, now0);
+    let dry = json_at(
+        &commit(
+            net,
+            v1,
+            &[&w, &["--timelock", "--dry-run", "--json"][..]].concat(),
+        ),
+        now0,
+    );
     assert_eq!(dry["dry_run"], true, "{dry}");
     assert_eq!(dry["call"], "commit_crv3_weights");
     let r0 = dry["reveal_round"].as_u64().unwrap();
@@ -147,41 +150,16 @@ pub(super) fn the_chain_reveals_timelocked_weights(
     // 6. Refused before any fee: a round already published (1 s blocks put
     // the reveal block under 24 rounds away), and a runtime without
     // mechanisms asked for one.
+    let one_uid = ["--uids", "2", "--weights", "1", "--timelock"];
     super::assert_bad_input(
-        &[
-            &["weights", "commit"][..],
-            net,
-            v1,
-            &[
-                "--uids",
-                "2",
-                "--weights",
-                "1",
-                "--timelock",
-                "--block-time",
-                "1",
-            ],
-        ]
-        .concat(),
+        &commit(net, v1, &[&one_uid, &["--block-time", "1"][..]].concat()),
         "is already published",
     );
-    let o = super::run(
-        &[
-            &["weights", "commit"][..],
-            net,
-            v1,
-            &[
-                "--uids",
-                "2",
-                "--weights",
-                "1",
-                "--timelock",
-                "--mechid",
-                "1",
-            ],
-        ]
-        .concat(),
-    );
+    let o = super::run(&commit(
+        net,
+        v1,
+        &[&one_uid, &["--mechid", "1"][..]].concat(),
+    ));
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(

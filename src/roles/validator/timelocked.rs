@@ -168,10 +168,7 @@ impl Validator {
         };
         match landed {
             Ok(receipt) => {
-                self.weights.block = Some(receipt.block.0);
-                self.weights.uids = uids.iter().map(|u| u.0).collect();
-                self.weights.weights = weights.to_vec();
-                self.save().await?;
+                self.record_landed(receipt.block, uids, weights).await?;
                 let epoch = crate::roles::Epoch::resent(uids, weights);
                 Ok(WeightsReport::Landed {
                     how,

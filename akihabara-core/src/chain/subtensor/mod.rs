@@ -956,6 +956,34 @@ fn api_error(text: &str) -> ChainError {
     }
 }
 
+/// The runtime metadata `name` from `../shared/chain` (`finney.scale`, the
+/// local runtime's): `None`, with a `SKIPPED` line, where it is not readable;
+/// a failure under `AKIHABARA_REQUIRE_PEERS`.
+#[cfg(test)]
+pub(crate) fn shared_metadata(name: &str) -> Option<subxt::Metadata> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/chain")
+        .join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Some(subxt::Metadata::decode_from(&bytes).expect("metadata decodes")),
+        Err(e) => {
+            assert!(
+                std::env::var_os("AKIHABARA_REQUIRE_PEERS").is_none(),
+                "{} is required under AKIHABARA_REQUIRE_PEERS: {e}",
+                path.display()
+            );
+            // Straight to the terminal: libtest captures `eprintln!`.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: {} not readable ({e})",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1004,26 +1032,9 @@ mod tests {
     /// an empty metagraph, and bytes that are not an answer.
     #[test]
     fn runtime_answers_decode_or_fail_typed() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/chain/subtensor-local-spec293.scale");
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) => {
-                assert!(
-                    std::env::var_os("AKIHABARA_REQUIRE_PEERS").is_none(),
-                    "{} is required under AKIHABARA_REQUIRE_PEERS: {e}",
-                    path.display()
-                );
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "SKIPPED: {} not readable ({e})",
-                    path.display()
-                );
-                return;
-            }
+        let Some(md) = shared_metadata("subtensor-local-spec293.scale") else {
+            return;
         };
-        let md = subxt::Metadata::decode_from(&bytes).expect("metadata decodes");
         assert!(matches!(decode_metagraph_answer(&md, &[0]), Ok(None)));
         assert!(matches!(decode_hyperparams_answer(&md, &[0]), Ok(None)));
         assert!(matches!(

@@ -187,27 +187,10 @@ pub fn require(metadata: &Metadata, needs: &[Need]) -> Result<(), ChainError> {
 mod tests {
     use super::*;
 
-    fn shared(name: &str) -> Option<Metadata> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/chain")
-            .join(name);
-        match std::fs::read(&path) {
-            Ok(bytes) => Some(Metadata::decode_from(&bytes).expect("metadata decodes")),
-            Err(e) => {
-                eprintln!("skipped: {} not readable ({e})", path.display());
-                None
-            }
-        }
-    }
-
     #[test]
     fn finney_and_the_local_runtime_provide_everything() {
         for name in ["finney.scale", "subtensor-local-spec293.scale"] {
-            let Some(md) = shared(name) else {
-                assert!(
-                    std::env::var_os("AKIHABARA_REQUIRE_PEERS").is_none(),
-                    "{name} is required under AKIHABARA_REQUIRE_PEERS"
-                );
+            let Some(md) = crate::chain::subtensor::shared_metadata(name) else {
                 continue;
             };
             assert_eq!(missing(&md, ALL), Vec::<Need>::new(), "{name}");

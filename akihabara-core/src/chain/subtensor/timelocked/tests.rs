@@ -2,24 +2,7 @@
 //! and of the local test runtime (spec 293), byte for byte.
 
 use super::*;
-
-fn metadata(name: &str) -> Option<Metadata> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/chain")
-        .join(name);
-    match std::fs::read(&path) {
-        Ok(bytes) => Some(Metadata::decode_from(&bytes).expect("metadata decodes")),
-        Err(e) => {
-            assert!(
-                std::env::var_os("AKIHABARA_REQUIRE_PEERS").is_none(),
-                "{} is required under AKIHABARA_REQUIRE_PEERS: {e}",
-                path.display()
-            );
-            eprintln!("SKIPPED: {} not readable ({e})", path.display());
-            None
-        }
-    }
-}
+use crate::chain::subtensor::shared_metadata as metadata;
 
 /// Call data as the runtime decodes it: pallet index, call index, fields.
 fn encode(md: &Metadata, tx: &impl subxt::transactions::Payload) -> Vec<u8> {
