@@ -27,7 +27,7 @@ impl Seed {
 }
 
 fn getrandom_fill(out: &mut [u8]) -> Result<(), PowError> {
-    getrandom::fill(out).map_err(|e| PowError::Seed(format!("no system randomness: {e}")))
+    getrandom::fill(out).map_err(PowError::NoRandomness)
 }
 
 impl fmt::Display for Seed {

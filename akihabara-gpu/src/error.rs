@@ -10,6 +10,9 @@ pub enum PowError {
     /// A seed is not 64 hex digits.
     #[error("invalid seed: {0}")]
     Seed(String),
+    /// The operating system gave no randomness for a fresh seed.
+    #[error("no system randomness: {0}")]
+    NoRandomness(#[source] getrandom::Error),
     /// The work does not fit in the memory it may use.
     #[error("the challenge needs {needed} bytes but {available} are allowed")]
     Memory {
@@ -32,7 +35,8 @@ pub enum PowError {
     /// An opening or proof is malformed (wrong sizes, indices out of range).
     #[error("malformed proof: {0}")]
     Malformed(String),
-    /// The CUDA backend is unavailable or failed.
+    /// The CUDA backend is unavailable here (no driver, no device, a build
+    /// without it); a failing CUDA call is [`PowError::CudaCall`].
     #[error("CUDA: {0}")]
     Cuda(String),
     /// A CUDA call failed (the driver, NVRTC or cuBLAS).

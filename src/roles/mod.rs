@@ -66,6 +66,20 @@ pub enum RoleError {
     /// Scores that cannot become weights.
     #[error(transparent)]
     Emit(#[from] WeightError),
+    /// No seed for a challenge or a probe (the system gave no randomness).
+    #[error(transparent)]
+    Pow(#[from] akihabara_gpu::PowError),
+    /// A file a setting names could not be read.
+    #[error("{setting}: {}: {source}", path.display())]
+    Read {
+        /// Which setting (`probe.allocation.ssh_key`).
+        setting: &'static str,
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read (I/O, or larger than allowed).
+        #[source]
+        source: crate::fs::ReadError,
+    },
     /// The dendrite could not be made.
     #[error(transparent)]
     Dendrite(#[from] DendriteError),
@@ -91,9 +105,16 @@ pub enum RoleError {
         /// Why the value cannot be used.
         reason: String,
     },
-    /// A blocking task (a store write) did not finish.
-    #[error("a background task failed: {0}")]
-    Task(String),
+    /// A background task (a store write, a probe) panicked or was
+    /// cancelled before it finished.
+    #[error("{what} failed: {source}")]
+    Task {
+        /// Which task (`a background task`, `the probe task`).
+        what: &'static str,
+        /// The runtime's account of it.
+        #[source]
+        source: tokio::task::JoinError,
+    },
 }
 
 /// Runs blocking work (a store read or write) off the async runtime.
@@ -102,7 +123,10 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, RoleError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| RoleError::Task(e.to_string()))?
+        .map_err(|source| RoleError::Task {
+            what: "a background task",
+            source,
+        })?
 }
 
 #[cfg(test)]

@@ -90,8 +90,12 @@ impl AllocationCheck {
             });
         }
         let public = public_key_path(&key);
-        let text = crate::fs::read_limited(&public, 16 * 1024)
-            .map_err(|e| setting(format!("{}: {e}", public.display())))?;
+        let text =
+            crate::fs::read_limited(&public, 16 * 1024).map_err(|source| RoleError::Read {
+                setting: "probe.allocation.ssh_key",
+                path: public.clone(),
+                source,
+            })?;
         let text = String::from_utf8(text)
             .map_err(|_| setting(format!("{} is not text", public.display())))?;
         let public_key = SshPublicKey::parse(&text)

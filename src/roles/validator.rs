@@ -331,13 +331,12 @@ impl Challenger {
         &self.inner.dendrite
     }
 
-    fn seed(&self) -> Result<[u8; 32], String> {
-        let drawn = match self.inner.seeds.lock() {
+    fn seed(&self) -> Result<[u8; 32], akihabara_gpu::PowError> {
+        match self.inner.seeds.lock() {
             Ok(mut s) => s.next(),
             // A task panicked holding the lock: fall back to the OS.
             Err(_) => Seed::random().map(|s| s.0),
-        };
-        drawn.map_err(|e| e.to_string())
+        }
     }
 
     /// One proof-of-work round against the miner `uid` at `target`, at
@@ -421,7 +420,10 @@ impl Challenger {
         let count = self.inner.pow.count_for(self.last_speed(uid));
         let mut refusal = None;
         let outcome = async {
-            let (seed, secret) = (self.seed()?, self.seed()?);
+            let (seed, secret) = (
+                self.seed().map_err(|e| e.to_string())?,
+                self.seed().map_err(|e| e.to_string())?,
+            );
             let ch =
                 Challenge::new(Seed(seed), self.inner.pow.n, count).map_err(|e| e.to_string())?;
             challenge_miner(
@@ -923,9 +925,10 @@ impl Validator {
             .is_some_and(|(_, task)| task.is_finished())
             && let Some((started, task)) = self.probing.take()
         {
-            let miners = task
-                .await
-                .map_err(|e| RoleError::Task(format!("the probe task failed: {e}")))?;
+            let miners = task.await.map_err(|source| RoleError::Task {
+                what: "the probe task",
+                source,
+            })?;
             step.probe = Some(self.apply_probe(started, miners).await?);
         }
         if self.probe.is_some() && self.probing.is_none() && block.0 >= self.next_probe {
@@ -985,7 +988,10 @@ impl Validator {
             .start_probe()
             .await?
             .await
-            .map_err(|e| RoleError::Task(format!("the probe task failed: {e}")))?;
+            .map_err(|source| RoleError::Task {
+                what: "the probe task",
+                source,
+            })?;
         self.apply_probe(block, miners).await
     }
 
@@ -1003,10 +1009,7 @@ impl Validator {
         ));
         let mut tasks = tokio::task::JoinSet::new();
         for (uid, target) in axon_targets(&mg, self.uid) {
-            let tag = match self.challenger.seed() {
-                Ok(s) => hex::encode(&s[..8]),
-                Err(e) => return Err(RoleError::Task(format!("no randomness: {e}"))),
-            };
+            let tag = hex::encode(&self.challenger.seed()?[..8]);
             let (settings, receipts, limit) = (settings.clone(), receipts.clone(), limit.clone());
             let (dendrite, keypair) = (self.challenger.dendrite().clone(), self.keypair.clone());
             tasks.spawn(async move {

@@ -30,8 +30,7 @@ impl Reveal {
         version_key: u64,
     ) -> Result<Reveal, super::ChainError> {
         let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes)
-            .map_err(|e| super::ChainError::Io(format!("no randomness for the salt: {e}")))?;
+        getrandom::fill(&mut bytes).map_err(super::ChainError::NoRandomness)?;
         let salt = bytes
             .chunks_exact(2)
             .map(|c| u16::from_le_bytes([c[0], c[1]]))

@@ -146,9 +146,13 @@ pub enum ChainError {
     /// A reveal that matches no commitment.
     #[error("no pending commitment matches this reveal on netuid {0}")]
     NoCommitment(Netuid),
-    /// Reading or writing local state.
+    /// Local state that cannot be used (a simulated chain's lock poisoned by
+    /// a panic).
     #[error("{0}")]
     Io(String),
+    /// The operating system gave no randomness (for a commit's salt).
+    #[error("no system randomness for the salt: {0}")]
+    NoRandomness(#[source] getrandom::Error),
     /// A simulated chain's snapshot file could not be read.
     #[error("{source}")]
     Snapshot {

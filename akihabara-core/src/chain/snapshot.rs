@@ -184,7 +184,10 @@ impl SnapshotChain {
         let Some(path) = &self.record else {
             return Ok(());
         };
-        let line = serde_json::to_string(s).map_err(|e| ChainError::Io(e.to_string()))?;
+        let line = serde_json::to_string(s).map_err(|e| ChainError::Record {
+            path: path.clone(),
+            source: e.into(),
+        })?;
         std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -74,7 +74,13 @@ pub enum DecryptError {
     Unsupported(&'static str),
     /// Key derivation could not run (e.g. out of memory).
     #[error("key derivation failed: {0}")]
-    Kdf(String),
+    Kdf(#[source] argon2::Error),
+    /// The operating system gave no randomness for a nonce.
+    #[error("no system randomness: {0}")]
+    NoRandomness(#[source] getrandom::Error),
+    /// The cipher refused to encrypt (a plaintext beyond its limits).
+    #[error("encryption failed")]
+    Encrypt,
     /// The input was not encrypted at all.
     #[error("data is not encrypted")]
     NotEncrypted,
@@ -83,12 +89,12 @@ pub enum DecryptError {
 /// The secretbox key for `password`: Argon2i v1.3, btwallet's salt, 8 passes,
 /// 512 MiB, parallelism 1. Deliberately slow (seconds).
 pub fn nacl_key(password: &[u8]) -> Result<Zeroizing<[u8; 32]>, DecryptError> {
-    let params = Params::new(NACL_MEMORY_KIB, NACL_PASSES, 1, Some(32))
-        .map_err(|e| DecryptError::Kdf(e.to_string()))?;
+    let params =
+        Params::new(NACL_MEMORY_KIB, NACL_PASSES, 1, Some(32)).map_err(DecryptError::Kdf)?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2i, Version::V0x13, params)
         .hash_password_into(password, &NACL_SALT, &mut key[..])
-        .map_err(|e| DecryptError::Kdf(e.to_string()))?;
+        .map_err(DecryptError::Kdf)?;
     Ok(key)
 }
 
@@ -102,12 +108,11 @@ pub fn nacl_encrypt(plaintext: &[u8], password: &[u8]) -> Result<Vec<u8>, Decryp
 /// [`nacl_encrypt`] with an already derived key.
 pub fn nacl_encrypt_with_key(plaintext: &[u8], key: &[u8; 32]) -> Result<Vec<u8>, DecryptError> {
     let mut nonce = [0u8; NONCE_LEN];
-    getrandom::fill(&mut nonce)
-        .map_err(|e| DecryptError::Kdf(format!("no system randomness: {e}")))?;
+    getrandom::fill(&mut nonce).map_err(DecryptError::NoRandomness)?;
     let cipher = XSalsa20Poly1305::new(key.into());
     let sealed = cipher
         .encrypt(Nonce::from_slice(&nonce), plaintext)
-        .map_err(|_| DecryptError::Kdf("encryption failed".into()))?;
+        .map_err(|_| DecryptError::Encrypt)?;
     let mut out = Vec::with_capacity(NACL_PREFIX.len() + NONCE_LEN + sealed.len());
     out.extend_from_slice(NACL_PREFIX);
     out.extend_from_slice(&nonce);

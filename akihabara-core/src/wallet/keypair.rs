@@ -24,7 +24,10 @@ const URI_FORMS: &str = "expected //name (as in //Alice or //validator1), a mnem
 pub enum KeyError {
     /// Not a valid BIP39 English mnemonic (bad word, count or checksum).
     #[error("invalid mnemonic: {0}")]
-    BadMnemonic(String),
+    BadMnemonic(#[source] bip39::Error),
+    /// The operating system gave no randomness for a new key.
+    #[error("no system randomness: {0}")]
+    NoRandomness(#[source] getrandom::Error),
     /// A word count other than 12, 15, 18, 21 or 24.
     #[error("a mnemonic has 12, 15, 18, 21 or 24 words, not {0}")]
     BadWordCount(usize),
@@ -84,10 +87,9 @@ impl Keypair {
             n => return Err(KeyError::BadWordCount(n)),
         };
         let mut entropy = Zeroizing::new([0u8; 32]);
-        getrandom::fill(&mut entropy[..bytes])
-            .map_err(|e| KeyError::BadMnemonic(format!("no system randomness: {e}")))?;
+        getrandom::fill(&mut entropy[..bytes]).map_err(KeyError::NoRandomness)?;
         let mnemonic = Mnemonic::from_entropy_in(Language::English, &entropy[..bytes])
-            .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
+            .map_err(KeyError::BadMnemonic)?;
         Keypair::from_mnemonic(&mnemonic.to_string())
     }
 
@@ -100,7 +102,7 @@ impl Keypair {
             return Err(KeyError::BadWordCount(words));
         }
         let mnemonic = Mnemonic::parse_in_normalized(Language::English, phrase)
-            .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
+            .map_err(KeyError::BadMnemonic)?;
         let mini = mini_from_mnemonic(&mnemonic, "")?;
         let mut kp = Keypair::from_mini(&mini);
         kp.mnemonic = Some(Zeroizing::new(mnemonic.to_string()));
@@ -143,7 +145,7 @@ impl Keypair {
             return Err(KeyError::BadUri(URI_FORMS.into()));
         } else {
             let mnemonic = Mnemonic::parse_in_normalized(Language::English, phrase)
-                .map_err(|e| KeyError::BadMnemonic(e.to_string()))?;
+                .map_err(KeyError::BadMnemonic)?;
             let password = parsed.password.as_ref().map(|p| p.expose_secret());
             mini_from_mnemonic(&mnemonic, password.unwrap_or(""))?
         };
@@ -200,8 +202,10 @@ impl Keypair {
 fn mini_from_mnemonic(mnemonic: &Mnemonic, password: &str) -> Result<MiniSecretKey, KeyError> {
     let (entropy, len) = mnemonic.to_entropy_array();
     let entropy = Zeroizing::new(entropy);
+    // The only failure is entropy of a length BIP39 does not define, which
+    // a parsed mnemonic cannot have; it is still an error, not a panic.
     substrate_bip39::mini_secret_from_entropy(&entropy[..len], password)
-        .map_err(|e| KeyError::BadMnemonic(format!("{e:?}")))
+        .map_err(|_| KeyError::BadMnemonic(bip39::Error::BadEntropyBitCount(len * 8)))
 }
 
 /// An sr25519 signature; `Display` is `0x` + lowercase hex, as btcli prints it.
@@ -338,10 +342,15 @@ mod tests {
             KeyError::BadWordCount(13)
         );
         let bad_checksum = DEV_PHRASE.replace("walk", "wall");
-        assert!(matches!(
-            Keypair::from_mnemonic(&bad_checksum),
-            Err(KeyError::BadMnemonic(_))
-        ));
+        let e = Keypair::from_mnemonic(&bad_checksum).unwrap_err();
+        assert_eq!(e, KeyError::BadMnemonic(bip39::Error::InvalidChecksum));
+        // The BIP39 error is kept as the cause, not flattened into text.
+        let cause = std::error::Error::source(&e).map(|c| c.to_string());
+        assert_eq!(
+            cause,
+            Some(bip39::Error::InvalidChecksum.to_string()),
+            "{e}"
+        );
         assert!(matches!(
             Keypair::from_mnemonic("abandon abandon"),
             Err(KeyError::BadWordCount(2))
