@@ -73,25 +73,35 @@ impl Metrics {
 
     fn registry(&self, axon: Option<Arc<AxonStats>>) -> Registry {
         let mut r = Registry::with_prefix("akihabara");
-        r.register(
-            "schedule_changes",
-            "Windows whose schedule the miner took up",
-            self.schedule_changes.clone(),
-        );
-        r.register(
-            "challenges_sent",
-            "Proof-of-work rounds started",
-            self.challenges_sent.clone(),
-        );
-        r.register(
-            "challenges_passed",
-            "Rounds whose openings verified",
-            self.challenges_passed.clone(),
-        );
-        r.register(
-            "challenges_failed",
-            "Rounds that failed or were rejected",
-            self.challenges_failed.clone(),
+        let counters = |r: &mut Registry, list: &[(&str, &str, &Counter)]| {
+            for (name, help, counter) in list {
+                r.register(*name, *help, (*counter).clone());
+            }
+        };
+        counters(
+            &mut r,
+            &[
+                (
+                    "schedule_changes",
+                    "Windows whose schedule the miner took up",
+                    &self.schedule_changes,
+                ),
+                (
+                    "challenges_sent",
+                    "Proof-of-work rounds started",
+                    &self.challenges_sent,
+                ),
+                (
+                    "challenges_passed",
+                    "Rounds whose openings verified",
+                    &self.challenges_passed,
+                ),
+                (
+                    "challenges_failed",
+                    "Rounds that failed or were rejected",
+                    &self.challenges_failed,
+                ),
+            ],
         );
         if let Some(h) = &self.verify_seconds {
             r.register(
@@ -100,15 +110,20 @@ impl Metrics {
                 h.clone(),
             );
         }
-        r.register(
-            "weights_set",
-            "Weight submissions that landed (set, commit, reveal)",
-            self.weights_set.clone(),
-        );
-        r.register(
-            "chain_errors",
-            "Chain calls that failed",
-            self.chain_errors.clone(),
+        counters(
+            &mut r,
+            &[
+                (
+                    "weights_set",
+                    "Weight submissions that landed (set, commit, reveal)",
+                    &self.weights_set,
+                ),
+                (
+                    "chain_errors",
+                    "Chain calls that failed",
+                    &self.chain_errors,
+                ),
+            ],
         );
         r.register("block", "The last chain block seen", self.block.clone());
         if let Some(stats) = axon {
