@@ -156,6 +156,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         command: vec!["sha256".into(), "hello".into()],
         requirements: Requirements::default(),
         output_dir: None,
+        image: None,
+        env: Default::default(),
         issued_at_ms: 1,
         signature: String::new(),
     }

@@ -130,6 +130,8 @@ async fn main() -> anyhow::Result<()> {
             command: vec!["sh".into(), "-c".into(), format!("echo soak {n}")],
             requirements: Requirements::default(),
             output_dir: None,
+            image: None,
+            env: Default::default(),
             issued_at_ms: unix_millis(),
             signature: String::new(),
         }

@@ -410,6 +410,8 @@ async fn run_job(
             .collect(),
         requirements: Default::default(),
         output_dir: None,
+        image: None,
+        env: Default::default(),
         issued_at_ms: unix_millis(),
         signature: String::new(),
     }

@@ -166,6 +166,8 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         command: a.command.clone(),
         requirements: a.requirements.requirements(),
         output_dir: a.output_dir.clone(),
+        image: None,
+        env: Default::default(),
         issued_at_ms: unix_millis(),
         signature: String::new(),
     }

@@ -351,6 +351,8 @@ fn a_miner_daemon_applies_its_caller_policy_and_job_policy() {
             command: command.iter().map(|c| (*c).to_owned()).collect(),
             requirements: Default::default(),
             output_dir: None,
+            image: None,
+            env: Default::default(),
             issued_at_ms: 1,
             signature: String::new(),
         }

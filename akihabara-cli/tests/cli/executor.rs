@@ -338,6 +338,8 @@ pub(super) fn finish_a_job(
         command: vec!["echo".into(), "42".into()],
         requirements: Default::default(),
         output_dir: None,
+        image: None,
+        env: Default::default(),
         issued_at_ms: 1,
         signature: String::new(),
     }

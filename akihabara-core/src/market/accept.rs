@@ -20,6 +20,8 @@
 //!     command: vec!["true".into()],
 //!     requirements: Default::default(),
 //!     output_dir: None,
+//!     image: None,
+//!     env: Default::default(),
 //!     issued_at_ms: 0,
 //!     signature: String::new(),
 //! };
@@ -250,6 +252,8 @@ mod tests {
             command: vec!["echo".into(), "hi".into()],
             requirements: Default::default(),
             output_dir: None,
+            image: None,
+            env: Default::default(),
             issued_at_ms: 1,
             signature: String::new(),
         }

@@ -6,6 +6,7 @@
 //! the miner signs a [`Receipt`] of the outcome. Both sides append receipts to
 //! a [`ReceiptStore`].
 
+use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -37,6 +38,13 @@ pub struct JobRequest {
     /// are digested when the job ends (see [`ReceiptKind::Finished`]).
     #[serde(default)]
     pub output_dir: Option<String>,
+    /// The container image the job runs in (a miner's docker executor;
+    /// other executors decline a job that names one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Environment added to the job's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
     /// When it was signed, ms since the Unix epoch.
     pub issued_at_ms: u64,
     /// sr25519 signature of [`JobRequest::message`], 0x hex.
@@ -68,9 +76,11 @@ fn verify_hex(who: &AccountId, message: &[u8], signature: &str) -> bool {
 }
 
 impl JobRequest {
-    /// The bytes the validator signs: every field but the signature.
+    /// The bytes the validator signs: every field but the signature. The
+    /// image and environment are appended only when a request has them, so
+    /// a request without them signs the same bytes as before they existed.
     pub fn message(&self) -> Vec<u8> {
-        format!(
+        let mut m = format!(
             "akihabara-job-request:{}:{}:{}:{}:{}:{}:{}:{}",
             self.job_id,
             self.validator,
@@ -80,8 +90,15 @@ impl JobRequest {
             digest_json(&self.requirements),
             digest_json(&self.output_dir),
             self.issued_at_ms
-        )
-        .into_bytes()
+        );
+        if self.image.is_some() || !self.env.is_empty() {
+            m.push_str(&format!(
+                ":container:{}:{}",
+                digest_json(&self.image),
+                digest_json(&self.env)
+            ));
+        }
+        m.into_bytes()
     }
 
     /// Signs the request with the validator's hotkey (sets `validator` too).
@@ -441,6 +458,8 @@ mod tests {
             command: vec!["nvidia-smi".into()],
             requirements: Requirements::default(),
             output_dir: None,
+            image: None,
+            env: Default::default(),
             issued_at_ms: 1_700_000_000_000,
             signature: String::new(),
         }
@@ -457,9 +476,20 @@ mod tests {
         let mut other = r.clone();
         other.validator = key("//validator2").account();
         assert!(!other.verify());
-        let mut junk = r;
+        let mut junk = r.clone();
         junk.signature = "0xzz".into();
         assert!(!junk.verify());
+        // The image and environment are signed too, once a request has them.
+        let mut contained = r.clone();
+        contained.image = Some("busybox:latest".into());
+        assert!(!contained.verify());
+        let contained = contained.sign(&key("//validator1"));
+        assert!(contained.verify());
+        let mut swapped = contained.clone();
+        swapped.env.insert("EVIL".into(), "1".into());
+        assert!(!swapped.verify());
+        // A request without them signs the bytes it signed before they existed.
+        assert!(!String::from_utf8_lossy(&r.message()).contains(":container:"));
     }
 
     #[test]

@@ -346,7 +346,14 @@ impl JobService {
             Duration::from_secs(request.timeout_s),
         );
         spec.requirements = request.requirements.clone();
-        if let Err(e) = spec.validate() {
+        spec.image = request.image.clone();
+        spec.env = request.env.clone();
+        let checked = match spec.image {
+            // The executor checks the image against its own allow list.
+            Some(_) => spec.validate_for_image(),
+            None => spec.validate(),
+        };
+        if let Err(e) = checked {
             return declined(DeclineReason::Invalid, e.to_string());
         }
         if let Some(dir) = &request.output_dir

@@ -73,6 +73,8 @@ fn request(id: &str, class: &str, timeout_s: u64, command: &[&str]) -> JobReques
         command: command.iter().map(|s| (*s).to_owned()).collect(),
         requirements: Requirements::default(),
         output_dir: None,
+        image: None,
+        env: Default::default(),
         issued_at_ms: 1,
         signature: String::new(),
     }
@@ -855,4 +857,39 @@ async fn the_validator_client_refuses_wrong_answers_and_names_an_unreachable_min
         }
         .is_unreachable()
     );
+}
+
+/// A request's environment reaches the job; an image is declined by a fleet
+/// that has no container executor, with the executor's reason.
+#[tokio::test]
+async fn env_reaches_the_job_and_an_image_needs_a_container_executor() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let service = open(&dir.path().join("miner"), fleet);
+    let (miner, _stop) = serve(&service).await;
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let mine = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+
+    let mut req = request("env", "cpu", 30, &["sh", "-c", "printf %s \"$GREETING\""]);
+    req.env.insert("GREETING".into(), "hello organic".into());
+    let req = req.sign(&key("//validator1"));
+    let r = submit_job(&d, &miner, req, &mine, T).await.expect("submit");
+    assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+    let JobReply::Finished { stdout_sha256, .. } = until_ended(&d, &miner, "env", &mine).await
+    else {
+        panic!("not finished")
+    };
+    assert_eq!(stdout_sha256, hex::encode(Sha256::digest(b"hello organic")));
+
+    let mut req = request("img", "cpu", 30, &["true"]);
+    req.image = Some("busybox:latest".into());
+    let req = req.sign(&key("//validator1"));
+    match submit_job(&d, &miner, req, &mine, T).await.expect("submit") {
+        JobReply::Declined { reason, detail } => {
+            assert_eq!(reason, DeclineReason::Invalid);
+            assert!(detail.contains("need a docker executor"), "{detail}");
+        }
+        other => panic!("not declined: {other:?}"),
+    }
 }
