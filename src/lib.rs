@@ -29,3 +29,6 @@ pub use akihabara_gpu as gpu;
 
 #[cfg(feature = "roles")]
 pub mod roles;
+
+#[cfg(feature = "gateway")]
+pub mod gateway;

@@ -1,0 +1,579 @@
+//! The gateway's HTTP API, on hyper: routes, authentication, budgets.
+//!
+//! Budgets, per the internet-facing rules of this workspace: at most
+//! [`HttpSettings::max_connections`] connections (and a share per address),
+//! a deadline for the request head and for the body, a body cap, a lifetime
+//! per connection, and the client's rate limit checked before its body is
+//! read.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
+
+use crate::AccountId;
+use crate::axon::ConnectionLimit;
+use crate::wallet::{Signature, verify};
+
+use super::GatewayError;
+use super::jobs::OrganicJob;
+use super::keys::Client;
+use super::order::JobOrder;
+use super::service::{Gateway, SubmitError};
+
+/// The OpenAPI 3.1 document the gateway serves at `/openapi.json`.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Headers of a request signed with an sr25519 hotkey.
+pub const HEADER_HOTKEY: &str = "x-akihabara-hotkey";
+/// The signing time, ms since the Unix epoch.
+pub const HEADER_TIMESTAMP: &str = "x-akihabara-timestamp";
+/// The signature, `0x` and 128 hex digits.
+pub const HEADER_SIGNATURE: &str = "x-akihabara-signature";
+
+/// How far a signed timestamp may be from the gateway's clock.
+pub const SIGNATURE_WINDOW_MS: u64 = 60_000;
+
+/// The bytes a hotkey client signs.
+pub fn signing_message(method: &str, path: &str, timestamp_ms: u64, body: &[u8]) -> Vec<u8> {
+    format!(
+        "akihabara-gateway/1\n{method}\n{path}\n{timestamp_ms}\n{}",
+        hex::encode(Sha256::digest(body))
+    )
+    .into_bytes()
+}
+
+/// The HTTP budgets.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one address.
+    pub max_connections_per_ip: usize,
+    /// Time to send the request head.
+    pub header_timeout: Duration,
+    /// Time to send the body.
+    pub body_timeout: Duration,
+    /// Largest body.
+    pub max_body: usize,
+    /// The longest a connection stays open (a log stream included).
+    pub connection_lifetime: Duration,
+}
+
+impl Default for HttpSettings {
+    fn default() -> HttpSettings {
+        HttpSettings {
+            max_connections: 256,
+            max_connections_per_ip: 32,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            max_body: 64 * 1024,
+            connection_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn reply(status: StatusCode, value: &Value) -> Response<Body> {
+    let mut r = Response::new(full(format!("{value}\n")));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// An error answer: `{"error": …, "field": …}`.
+fn error(status: u16, field: Option<&str>, message: impl std::fmt::Display) -> Response<Body> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
+    reply(
+        status,
+        &json!({"error": message.to_string(), "field": field}),
+    )
+}
+
+/// A bound gateway listener, ready to [`serve`](Listener::serve).
+#[derive(Debug)]
+pub struct Listener {
+    listener: tokio::net::TcpListener,
+    settings: HttpSettings,
+}
+
+impl Listener {
+    /// Binds `addr`.
+    pub async fn bind(addr: SocketAddr, settings: HttpSettings) -> Result<Listener, GatewayError> {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| GatewayError::Listen { addr, source })?;
+        Ok(Listener { listener, settings })
+    }
+
+    /// The address it listens on (the port, when 0 was asked for).
+    pub fn local_addr(&self) -> Result<SocketAddr, GatewayError> {
+        self.listener
+            .local_addr()
+            .map_err(|source| GatewayError::Listen {
+                addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+                source,
+            })
+    }
+
+    /// Serves `gateway` until `stop` resolves.
+    pub async fn serve(self, gateway: Arc<Gateway>, stop: impl std::future::Future<Output = ()>) {
+        let settings = Arc::new(self.settings);
+        let limit = ConnectionLimit::new(settings.max_connections, settings.max_connections_per_ip);
+        tokio::pin!(stop);
+        loop {
+            let accepted = tokio::select! {
+                () = &mut stop => return,
+                a = self.listener.accept() => a,
+            };
+            let Ok((stream, peer)) = accepted else {
+                // Out of descriptors, say: wait rather than spin.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            };
+            let Some(permit) = limit.admit(peer.ip()) else {
+                drop(stream);
+                continue;
+            };
+            let (gateway, settings) = (gateway.clone(), settings.clone());
+            tokio::spawn(async move {
+                let s = settings.clone();
+                let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+                    let (gateway, settings) = (gateway.clone(), s.clone());
+                    async move { Ok::<_, Infallible>(route(&gateway, &settings, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(settings.header_timeout)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                let _ = tokio::time::timeout(settings.connection_lifetime, conn).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// One request.
+async fn route(
+    gateway: &Arc<Gateway>,
+    settings: &HttpSettings,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let method = req.method().clone();
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
+    match (&method, segments.as_slice()) {
+        (&Method::GET, ["openapi.json"]) => {
+            let mut r = Response::new(full(OPENAPI));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        (&Method::GET, ["health"]) => reply(StatusCode::OK, &json!({"status": "ok"})),
+        (_, ["v1", "jobs", ..]) => {
+            let known = matches!(
+                (&method, &segments[2..]),
+                (&Method::POST | &Method::GET, [])
+                    | (&Method::GET | &Method::DELETE, [_])
+                    | (&Method::GET, [_, "logs"])
+            );
+            if !known {
+                return error(405, None, format!("{method} {path} is not a route"));
+            }
+            let (parts, body) = req.into_parts();
+            let client = match authenticate(gateway, &parts.headers) {
+                Ok(c) => c,
+                Err(r) => return *r,
+            };
+            if !gateway.clients().allow_request(&client.client) {
+                return error(
+                    429,
+                    None,
+                    format!(
+                        "over the rate limit of {} requests/s",
+                        client.client.rate_per_s
+                    ),
+                );
+            }
+            let body = match read_body(settings, &parts.headers, body).await {
+                Ok(b) => b,
+                Err(r) => return *r,
+            };
+            if let Some(check) = &client.signature
+                && let Err(r) = check.verify(gateway, &method, &path, &body)
+            {
+                return *r;
+            }
+            let client = client.client;
+            match (&method, &segments[2..]) {
+                (&Method::POST, []) => submit(gateway, &client, &parts.headers, &body),
+                (&Method::GET, []) => list(gateway, &client),
+                (&Method::GET, [id]) => match owned(gateway, &client, id) {
+                    Ok(job) => reply(StatusCode::OK, &view(&job)),
+                    Err(r) => *r,
+                },
+                (&Method::DELETE, [id]) => cancel(gateway, &client, id).await,
+                (&Method::GET, [id, "logs"]) => logs(gateway, &client, id),
+                _ => error(405, None, format!("{method} {path} is not a route")),
+            }
+        }
+        _ => error(
+            404,
+            None,
+            format!("no route {path}; the API is described at /openapi.json"),
+        ),
+    }
+}
+
+/// A client found from its headers, and the signature still to check
+/// against the body.
+struct Authenticated {
+    client: Client,
+    signature: Option<SignatureCheck>,
+}
+
+struct SignatureCheck {
+    hotkey: AccountId,
+    timestamp_ms: u64,
+    signature: Signature,
+}
+
+impl SignatureCheck {
+    fn verify(
+        &self,
+        gateway: &Gateway,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<(), Box<Response<Body>>> {
+        let message = signing_message(method.as_str(), path, self.timestamp_ms, body);
+        if !verify(&self.hotkey, &message, &self.signature) {
+            return Err(Box::new(error(
+                401,
+                Some(HEADER_SIGNATURE),
+                "the signature does not verify for this hotkey, method, path, timestamp and body",
+            )));
+        }
+        if !gateway.fresh_signature(&self.hotkey, self.timestamp_ms) {
+            return Err(Box::new(error(
+                401,
+                Some(HEADER_TIMESTAMP),
+                "a timestamp this hotkey already used (each request signs a later one)",
+            )));
+        }
+        Ok(())
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn unauthorized(field: &str, why: impl std::fmt::Display) -> Box<Response<Body>> {
+    let mut r = error(401, Some(field), why);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"akihabara-gateway\""),
+    );
+    Box::new(r)
+}
+
+/// Who is calling: an API key (`Authorization: Bearer akh_…`) or a hotkey's
+/// signature headers. Nothing of the body is read before this passes.
+fn authenticate(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Authenticated, Box<Response<Body>>> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let key = auth
+            .to_str()
+            .ok()
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .map(str::trim)
+            .ok_or_else(|| unauthorized("authorization", "use `Authorization: Bearer <key>`"))?;
+        let client = gateway
+            .clients()
+            .by_key(key)
+            .map_err(|e| Box::new(error(500, None, e)))?
+            .ok_or_else(|| unauthorized("authorization", "unknown or revoked API key"))?;
+        return Ok(Authenticated {
+            client,
+            signature: None,
+        });
+    }
+    let Some(hotkey) = header_str(headers, HEADER_HOTKEY) else {
+        return Err(unauthorized(
+            "authorization",
+            format!(
+                "authenticate with `Authorization: Bearer <key>` or the {HEADER_HOTKEY}, \
+                 {HEADER_TIMESTAMP} and {HEADER_SIGNATURE} headers"
+            ),
+        ));
+    };
+    let hotkey: AccountId = hotkey
+        .parse()
+        .map_err(|e| unauthorized(HEADER_HOTKEY, format!("not an SS58 address: {e}")))?;
+    let timestamp_ms: u64 = header_str(headers, HEADER_TIMESTAMP)
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| unauthorized(HEADER_TIMESTAMP, "must be ms since the Unix epoch"))?;
+    if gateway.now_ms().abs_diff(timestamp_ms) > SIGNATURE_WINDOW_MS {
+        return Err(unauthorized(
+            HEADER_TIMESTAMP,
+            format!(
+                "more than {} s from the gateway's clock",
+                SIGNATURE_WINDOW_MS / 1000
+            ),
+        ));
+    }
+    let signature = header_str(headers, HEADER_SIGNATURE)
+        .and_then(|s| s.strip_prefix("0x"))
+        .and_then(|s| hex::decode(s).ok())
+        .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+        .map(Signature)
+        .ok_or_else(|| unauthorized(HEADER_SIGNATURE, "must be 0x and 64 bytes of hex"))?;
+    let client = gateway
+        .clients()
+        .by_hotkey(&hotkey)
+        .map_err(|e| Box::new(error(500, None, e)))?
+        .ok_or_else(|| unauthorized(HEADER_HOTKEY, "this hotkey is not a client"))?;
+    Ok(Authenticated {
+        client,
+        signature: Some(SignatureCheck {
+            hotkey,
+            timestamp_ms,
+            signature,
+        }),
+    })
+}
+
+/// The body, within its cap and deadline.
+async fn read_body(
+    settings: &HttpSettings,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Bytes, Box<Response<Body>>> {
+    let too_large = || {
+        Box::new(error(
+            413,
+            Some("body"),
+            format!("the body is over {} bytes", settings.max_body),
+        ))
+    };
+    if let Some(len) =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|l| l.parse::<u64>().ok())
+        && len > settings.max_body as u64
+    {
+        return Err(too_large());
+    }
+    let read = Limited::new(body, settings.max_body).collect();
+    match tokio::time::timeout(settings.body_timeout, read).await {
+        Err(_) => Err(Box::new(error(
+            408,
+            Some("body"),
+            format!(
+                "the body did not arrive within {} s",
+                settings.body_timeout.as_secs()
+            ),
+        ))),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Ok(Err(e)) => Err(Box::new(error(400, Some("body"), e))),
+        Ok(Ok(c)) => Ok(c.to_bytes()),
+    }
+}
+
+/// A JSON parse error as `(field, message)`: `body` for text that is not
+/// JSON, else the path to the bad value or unknown field.
+fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, String) {
+    let inner = e.inner().to_string();
+    if e.inner().is_syntax() || e.inner().is_eof() {
+        return ("body".to_owned(), format!("not JSON: {inner}"));
+    }
+    let path = e.path().to_string();
+    let path = if path == "." || path == "?" {
+        String::new()
+    } else {
+        path
+    };
+    // The path ends at the bad value, or at an unknown field's own name.
+    let field = if path.is_empty() {
+        "body".to_owned()
+    } else {
+        path
+    };
+    (field, inner)
+}
+
+fn submit(gateway: &Gateway, client: &Client, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
+    let json_type = header_str(headers, header::CONTENT_TYPE.as_str())
+        .is_some_and(|t| t.split(';').next().map(str::trim) == Some("application/json"));
+    if !json_type {
+        return error(
+            415,
+            Some("content-type"),
+            "send the order as application/json",
+        );
+    }
+    let de = &mut serde_json::Deserializer::from_slice(body);
+    let order: JobOrder = match serde_path_to_error::deserialize(de) {
+        Ok(o) => o,
+        Err(e) => {
+            let (field, message) = parse_error(&e);
+            return error(400, Some(&field), message);
+        }
+    };
+    match gateway.submit(client, order) {
+        Ok(job) => {
+            let mut r = reply(StatusCode::CREATED, &view(&job));
+            if let Ok(v) = HeaderValue::from_str(&format!("/v1/jobs/{}", job.id)) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            r
+        }
+        Err(SubmitError::Field(f)) => error(f.status, Some(&f.field), f.reason),
+        Err(e @ SubmitError::Quota { .. }) => error(429, None, e),
+        Err(e) => error(500, None, e),
+    }
+}
+
+fn view(job: &OrganicJob) -> Value {
+    serde_json::to_value(job).unwrap_or_else(|e| json!({"id": job.id, "error": e.to_string()}))
+}
+
+fn list(gateway: &Gateway, client: &Client) -> Response<Body> {
+    match gateway.book().list() {
+        Ok(jobs) => {
+            let mine: Vec<Value> = jobs
+                .iter()
+                .filter(|j| j.owner == client.id)
+                .map(|j| {
+                    json!({
+                        "id": j.id,
+                        "state": j.state,
+                        "class": j.order.class,
+                        "miner": j.miner,
+                        "exit_code": j.exit_code,
+                        "created_ms": j.created_ms,
+                    })
+                })
+                .collect();
+            reply(StatusCode::OK, &json!({ "jobs": mine }))
+        }
+        Err(e) => error(500, None, e),
+    }
+}
+
+/// The job, when it is the client's (another client's is 404, as if absent).
+fn owned(gateway: &Gateway, client: &Client, id: &str) -> Result<OrganicJob, Box<Response<Body>>> {
+    match gateway.book().get(id) {
+        Ok(Some(j)) if j.owner == client.id => Ok(j),
+        Ok(_) => Err(Box::new(error(404, Some("id"), format!("no job {id}")))),
+        Err(e) => Err(Box::new(error(500, None, e))),
+    }
+}
+
+async fn cancel(gateway: &Gateway, client: &Client, id: &str) -> Response<Body> {
+    let job = match owned(gateway, client, id) {
+        Ok(j) => j,
+        Err(r) => return *r,
+    };
+    if job.state.is_final() {
+        return error(
+            409,
+            Some("id"),
+            format!("job {id} is already {}", job.state.as_str()),
+        );
+    }
+    match gateway.cancel(id).await {
+        Ok(Some(j)) => reply(StatusCode::OK, &view(&j)),
+        Ok(None) => error(404, Some("id"), format!("no job {id}")),
+        Err(e) => error(500, None, e),
+    }
+}
+
+/// `text/event-stream` of the job's history: each event as `event: state`,
+/// then new ones as they happen, until the job is final.
+fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
+    let job = match owned(gateway, client, id) {
+        Ok(j) => j,
+        Err(r) => return *r,
+    };
+    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
+    let mut changes = gateway.changes();
+    let sent = job.history.len();
+    let first: Vec<Bytes> = job.history.iter().map(sse).collect();
+    let final_now = job.state.is_final();
+    let gateway = gateway.clone();
+    let id = id.to_owned();
+    tokio::spawn(async move {
+        for frame in first {
+            if tx.send(Frame::data(frame)).await.is_err() {
+                return;
+            }
+        }
+        if final_now {
+            return;
+        }
+        let mut sent = sent;
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), changes.recv()).await {
+                // A comment line keeps proxies from closing an idle stream.
+                Err(_) => {
+                    if tx
+                        .send_data(Bytes::from_static(b": keep-alive\n\n"))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    continue;
+                }
+                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                Ok(Ok(changed)) if changed != id => continue,
+                Ok(_) => {}
+            }
+            let Ok(Some(job)) = gateway.book().get(&id) else {
+                return;
+            };
+            for event in job.history.iter().skip(sent) {
+                if tx.send(Frame::data(sse(event))).await.is_err() {
+                    return;
+                }
+            }
+            sent = job.history.len();
+            if job.state.is_final() {
+                return;
+            }
+        }
+    });
+    let mut r = Response::new(body.boxed());
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+fn sse(event: &super::jobs::JobEvent) -> Bytes {
+    let data = serde_json::to_string(event).unwrap_or_default();
+    Bytes::from(format!("event: state\ndata: {data}\n\n"))
+}

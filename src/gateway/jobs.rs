@@ -1,0 +1,246 @@
+//! Organic jobs and their states, kept in the validator's [`Store`]: every
+//! transition is written before it is acted on, so a gateway killed at any
+//! point comes back with each job where it was.
+
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use crate::AccountId;
+use crate::market::jobs::Receipt;
+use crate::store::{Put, Store, get_json};
+
+use super::GatewayError;
+use super::order::JobOrder;
+
+/// Where a job is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    /// Waiting for a miner with a free executor of its class.
+    Queued,
+    /// A miner accepted it and runs it.
+    Running,
+    /// It ran and exited (any exit code).
+    Finished,
+    /// It could not run, or was killed (no miner took it, a timeout, a
+    /// signal, a miner that accepted and then failed).
+    Failed,
+    /// The client cancelled it.
+    Cancelled,
+}
+
+impl JobState {
+    /// Whether the job will change no more.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            JobState::Finished | JobState::Failed | JobState::Cancelled
+        )
+    }
+
+    /// Its name as the API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Finished => "finished",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// One step in a job's life.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobEvent {
+    /// When, ms since the Unix epoch.
+    pub at_ms: u64,
+    /// The state after it.
+    pub state: JobState,
+    /// What happened, for people (`declined by 5F…: busy`).
+    pub detail: String,
+}
+
+/// A miner that declined or failed the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinerAttempt {
+    /// The miner's hotkey.
+    pub miner: AccountId,
+    /// `declined`, `unreachable` or `failed`.
+    pub outcome: String,
+    /// The miner's reason, or the call's error.
+    pub detail: String,
+}
+
+/// An organic job, as stored and as `GET /v1/jobs/{id}` shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrganicJob {
+    /// Its id (`job-` and 32 hex digits), also its id on the miner.
+    pub id: String,
+    /// The client that submitted it.
+    pub owner: String,
+    /// What was ordered.
+    pub order: JobOrder,
+    /// Where it is.
+    pub state: JobState,
+    /// The miner running or that ran it.
+    #[serde(default)]
+    pub miner: Option<AccountId>,
+    /// The exit code, once finished.
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    /// SHA-256 of stdout, hex, once finished.
+    #[serde(default)]
+    pub stdout_sha256: Option<String>,
+    /// SHA-256 of stderr, hex, once finished.
+    #[serde(default)]
+    pub stderr_sha256: Option<String>,
+    /// Digest of the outputs, where the job had any.
+    #[serde(default)]
+    pub output_sha256: Option<String>,
+    /// Why it failed or was cancelled.
+    #[serde(default)]
+    pub error: Option<String>,
+    /// The miner's signed receipts (accepted, finished).
+    #[serde(default)]
+    pub receipts: Vec<Receipt>,
+    /// Miners that declined, could not be reached, or failed it.
+    #[serde(default)]
+    pub attempts: Vec<MinerAttempt>,
+    /// Its history, oldest first.
+    pub history: Vec<JobEvent>,
+    /// When it was submitted, ms since the Unix epoch.
+    pub created_ms: u64,
+}
+
+impl OrganicJob {
+    /// A queued job.
+    pub fn queued(id: String, owner: String, order: JobOrder, now_ms: u64) -> OrganicJob {
+        OrganicJob {
+            id,
+            owner,
+            order,
+            state: JobState::Queued,
+            miner: None,
+            exit_code: None,
+            stdout_sha256: None,
+            stderr_sha256: None,
+            output_sha256: None,
+            error: None,
+            receipts: Vec::new(),
+            attempts: Vec::new(),
+            history: vec![JobEvent {
+                at_ms: now_ms,
+                state: JobState::Queued,
+                detail: "submitted".into(),
+            }],
+            created_ms: now_ms,
+        }
+    }
+
+    /// Moves to `state`, noting why.
+    pub fn note(&mut self, state: JobState, detail: impl Into<String>, now_ms: u64) {
+        self.state = state;
+        self.history.push(JobEvent {
+            at_ms: now_ms,
+            state,
+            detail: detail.into(),
+        });
+    }
+}
+
+const INDEX: &str = "akihabara:gateway:jobs";
+
+/// How many job ids the index lists (the oldest drop out of listings; the
+/// jobs themselves stay readable by id).
+pub const MAX_LISTED: usize = 50_000;
+
+fn job_key(id: &str) -> String {
+    format!("akihabara:gateway:job:{id}")
+}
+
+/// The jobs in a [`Store`].
+pub struct JobBook {
+    store: Arc<dyn Store>,
+    write: Mutex<()>,
+}
+
+impl std::fmt::Debug for JobBook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobBook")
+            .field("store", &self.store.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, GatewayError> {
+    serde_json::to_vec(v).map_err(|e| GatewayError::Setting(format!("cannot encode: {e}")))
+}
+
+impl JobBook {
+    /// The jobs in `store`.
+    pub fn new(store: Arc<dyn Store>) -> JobBook {
+        JobBook {
+            store,
+            write: Mutex::new(()),
+        }
+    }
+
+    /// A new job: written with its place in the index, in one write.
+    pub fn insert(&self, job: &OrganicJob) -> Result<(), GatewayError> {
+        let _one = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.ids()?;
+        ids.push(job.id.clone());
+        if ids.len() > MAX_LISTED {
+            ids.drain(..ids.len() - MAX_LISTED);
+        }
+        let (key, record, index) = (job_key(&job.id), encode(job)?, encode(&ids)?);
+        self.store
+            .put(&[Put::new(&key, &record), Put::new(INDEX, &index)])?;
+        Ok(())
+    }
+
+    /// Writes a job's new state.
+    pub fn update(&self, job: &OrganicJob) -> Result<(), GatewayError> {
+        let (key, record) = (job_key(&job.id), encode(job)?);
+        self.store.put(&[Put::new(&key, &record)])?;
+        Ok(())
+    }
+
+    /// One job.
+    pub fn get(&self, id: &str) -> Result<Option<OrganicJob>, GatewayError> {
+        if id.len() > 64 {
+            return Ok(None);
+        }
+        Ok(get_json(&*self.store, &job_key(id))?)
+    }
+
+    /// The listed job ids, oldest first.
+    pub fn ids(&self) -> Result<Vec<String>, GatewayError> {
+        Ok(get_json::<Vec<String>>(&*self.store, INDEX)?.unwrap_or_default())
+    }
+
+    /// The listed jobs, oldest first (a job whose record is gone is skipped).
+    pub fn list(&self) -> Result<Vec<OrganicJob>, GatewayError> {
+        let mut out = Vec::new();
+        for id in self.ids()? {
+            if let Some(j) = self.get(&id)? {
+                out.push(j);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Jobs not yet final, oldest first: what a restarted router resumes.
+    pub fn unfinished(&self) -> Result<Vec<OrganicJob>, GatewayError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|j| !j.state.is_final())
+            .collect())
+    }
+}

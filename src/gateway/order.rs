@@ -1,0 +1,462 @@
+//! What an end user orders: [`JobOrder`], and the operator's [`OrderRules`]
+//! that every order is checked against before it is queued.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+/// One job as an end user submits it (`POST /v1/jobs`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobOrder {
+    /// The container image the job runs in; it must be on the gateway's
+    /// allow list. `None` runs the command on a plain (non-container)
+    /// executor, where the operator allows it.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// Environment added to the job's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Files downloaded into the job's work directory before it starts.
+    #[serde(default)]
+    pub inputs: Vec<InputVolume>,
+    /// Files uploaded after the job ends.
+    #[serde(default)]
+    pub outputs: Vec<OutputVolume>,
+    /// The hardware class to run on (`cpu`, `A100`, …).
+    pub class: String,
+    /// Wall-clock limit in seconds, at most the gateway's maximum.
+    pub timeout_s: u64,
+    /// Whether the job's output is the same on every run; only such jobs can
+    /// be cross-checked on a trusted executor (default true).
+    #[serde(default = "yes")]
+    pub deterministic: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// An input file: fetched from `url` to `path` under the work directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputVolume {
+    /// Where to download it from (`http` or `https`).
+    pub url: String,
+    /// Where it goes, relative to the job's work directory.
+    pub path: String,
+    /// Its SHA-256, hex; a download with another digest fails the job.
+    #[serde(default)]
+    pub sha256: Option<String>,
+}
+
+/// An output file: `path` under the work directory, uploaded with HTTP PUT
+/// to `put_url` (a presigned S3 URL, say).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputVolume {
+    /// The file, relative to the job's work directory.
+    pub path: String,
+    /// Where to upload it.
+    pub put_url: String,
+}
+
+/// An order refused: which field, and why. The HTTP API answers it as
+/// `{"error": reason, "field": field}` with `status`.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct FieldError {
+    /// The HTTP status it is answered with (400, 413, 422).
+    pub status: u16,
+    /// The field, as a path into the order (`inputs[0].url`).
+    pub field: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl FieldError {
+    /// A 400 for `field`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> FieldError {
+        FieldError {
+            status: 400,
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error with another status.
+    pub fn status(mut self, status: u16) -> FieldError {
+        self.status = status;
+        self
+    }
+}
+
+/// What the operator sells and allows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OrderRules {
+    /// The hardware classes the gateway routes (a class nobody serves is
+    /// refused when the job is submitted).
+    pub classes: BTreeSet<String>,
+    /// Images a job may name, exactly (`busybox:latest`). Empty: none.
+    pub images: BTreeSet<String>,
+    /// Whether a job may name no image (and run on a plain executor).
+    pub allow_no_image: bool,
+    /// The longest `timeout_s` accepted.
+    pub max_timeout_s: u64,
+    /// Whether inputs and outputs are moved. Until they are, an order with
+    /// any is refused, never accepted and silently left without them.
+    pub volumes: bool,
+    /// Most inputs, and most outputs, per job.
+    pub max_volumes: usize,
+    /// Most bytes of command, environment and URLs together.
+    pub max_order_bytes: usize,
+    /// Addresses the gateway itself listens on: an input URL pointing at
+    /// one is refused.
+    pub own_addresses: Vec<SocketAddr>,
+}
+
+impl Default for OrderRules {
+    fn default() -> OrderRules {
+        OrderRules {
+            classes: BTreeSet::new(),
+            images: BTreeSet::new(),
+            allow_no_image: false,
+            max_timeout_s: 24 * 3600,
+            volumes: false,
+            max_volumes: 16,
+            max_order_bytes: 32 * 1024,
+            own_addresses: Vec::new(),
+        }
+    }
+}
+
+/// The most environment variables a job may set.
+const MAX_ENV: usize = 64;
+
+impl OrderRules {
+    /// The first reason `order` cannot be queued, naming its field.
+    pub fn check(&self, order: &JobOrder) -> Result<(), FieldError> {
+        self.check_image(order)?;
+        check_command(&order.command)?;
+        check_env(&order.env)?;
+        if order.class.is_empty() || !self.classes.contains(&order.class) {
+            let offered = if self.classes.is_empty() {
+                "none".to_owned()
+            } else {
+                self.classes.iter().cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(FieldError::new(
+                "class",
+                format!(
+                    "no miner serves class {:?} through this gateway (offered: {offered})",
+                    order.class
+                ),
+            )
+            .status(422));
+        }
+        if order.timeout_s == 0 || order.timeout_s > self.max_timeout_s {
+            return Err(FieldError::new(
+                "timeout_s",
+                format!(
+                    "must be 1 to {} seconds, not {}",
+                    self.max_timeout_s, order.timeout_s
+                ),
+            ));
+        }
+        self.check_volumes(order)?;
+        let size = order.command.iter().map(String::len).sum::<usize>()
+            + order
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>()
+            + order
+                .inputs
+                .iter()
+                .map(|i| i.url.len() + i.path.len())
+                .sum::<usize>()
+            + order
+                .outputs
+                .iter()
+                .map(|o| o.put_url.len() + o.path.len())
+                .sum::<usize>();
+        if size > self.max_order_bytes {
+            return Err(FieldError::new(
+                "command",
+                format!(
+                    "the command, environment and volumes take {size} bytes; at most {} are accepted",
+                    self.max_order_bytes
+                ),
+            )
+            .status(413));
+        }
+        Ok(())
+    }
+
+    fn check_image(&self, order: &JobOrder) -> Result<(), FieldError> {
+        match &order.image {
+            None if self.allow_no_image => Ok(()),
+            None => Err(FieldError::new(
+                "image",
+                "name an image: this gateway runs jobs in containers",
+            )),
+            Some(image) if self.images.contains(image) => Ok(()),
+            Some(image) => Err(FieldError::new(
+                "image",
+                format!(
+                    "{image:?} is not on this gateway's allow list ({})",
+                    if self.images.is_empty() {
+                        "which is empty".to_owned()
+                    } else {
+                        self.images.iter().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                ),
+            )
+            .status(422)),
+        }
+    }
+
+    fn check_volumes(&self, order: &JobOrder) -> Result<(), FieldError> {
+        for (kind, n) in [
+            ("inputs", order.inputs.len()),
+            ("outputs", order.outputs.len()),
+        ] {
+            if n > self.max_volumes {
+                return Err(FieldError::new(
+                    kind,
+                    format!("{n} given; at most {} per job", self.max_volumes),
+                ));
+            }
+        }
+        for (i, input) in order.inputs.iter().enumerate() {
+            let field = |name: &str| format!("inputs[{i}].{name}");
+            self.check_url(&input.url)
+                .map_err(|why| FieldError::new(field("url"), why))?;
+            check_relative(&input.path).map_err(|why| FieldError::new(field("path"), why))?;
+            if let Some(d) = &input.sha256
+                && (d.len() != 64 || !d.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                return Err(FieldError::new(
+                    field("sha256"),
+                    "must be 64 hex digits (a SHA-256)",
+                ));
+            }
+        }
+        for (i, output) in order.outputs.iter().enumerate() {
+            let field = |name: &str| format!("outputs[{i}].{name}");
+            check_relative(&output.path).map_err(|why| FieldError::new(field("path"), why))?;
+            self.check_url(&output.put_url)
+                .map_err(|why| FieldError::new(field("put_url"), why))?;
+        }
+        if !self.volumes {
+            if !order.inputs.is_empty() {
+                return Err(FieldError::new(
+                    "inputs",
+                    "this gateway does not move input files yet: send none",
+                )
+                .status(422));
+            }
+            if !order.outputs.is_empty() {
+                return Err(FieldError::new(
+                    "outputs",
+                    "this gateway does not upload output files yet: send none",
+                )
+                .status(422));
+            }
+        }
+        Ok(())
+    }
+
+    /// An `http(s)` URL that does not point at the gateway itself.
+    fn check_url(&self, url: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        let default_port = match parsed.scheme() {
+            "http" => 80,
+            "https" => 443,
+            other => return Err(format!("must be http or https, not {other}")),
+        };
+        let host = parsed
+            .host_str()
+            .ok_or_else(|| "the URL names no host".to_owned())?;
+        let port = parsed.port().unwrap_or(default_port);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let ip: Option<IpAddr> = if host.eq_ignore_ascii_case("localhost") {
+            Some(IpAddr::from([127, 0, 0, 1]))
+        } else {
+            host.parse().ok()
+        };
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        let ours = self.own_addresses.iter().any(|own| {
+            own.port() == port
+                && (own.ip() == ip
+                    || (own.ip().is_unspecified() && (ip.is_loopback() || ip.is_unspecified()))
+                    || (own.ip().is_loopback() && (ip.is_loopback() || ip.is_unspecified())))
+        });
+        if ours {
+            return Err(format!("{url} points at this gateway"));
+        }
+        Ok(())
+    }
+}
+
+fn check_command(command: &[String]) -> Result<(), FieldError> {
+    match command.first() {
+        None => return Err(FieldError::new("command", "must name a program")),
+        Some(p) if p.trim().is_empty() => {
+            return Err(FieldError::new("command", "the program name is empty"));
+        }
+        Some(_) => {}
+    }
+    if let Some(i) = command.iter().position(|a| a.contains('\0')) {
+        return Err(FieldError::new(
+            format!("command[{i}]"),
+            "contains a NUL byte",
+        ));
+    }
+    Ok(())
+}
+
+fn check_env(env: &BTreeMap<String, String>) -> Result<(), FieldError> {
+    if env.len() > MAX_ENV {
+        return Err(FieldError::new(
+            "env",
+            format!("{} variables; at most {MAX_ENV}", env.len()),
+        ));
+    }
+    for (name, value) in env {
+        let ok = !name.is_empty()
+            && !name.starts_with(|c: char| c.is_ascii_digit())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(FieldError::new(
+                format!("env.{name}"),
+                "a variable name is letters, digits and _, not starting with a digit",
+            ));
+        }
+        if value.contains('\0') {
+            return Err(FieldError::new(
+                format!("env.{name}"),
+                "contains a NUL byte",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A path inside the work directory: relative, without `..`.
+fn check_relative(path: &str) -> Result<(), String> {
+    if path.is_empty() || path.len() > 255 {
+        return Err("must be 1 to 255 bytes".into());
+    }
+    if path.starts_with('/') || path.contains('\0') || path.split('/').any(|p| p == "..") {
+        return Err("must be relative to the work directory, without `..`".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> OrderRules {
+        OrderRules {
+            classes: ["cpu".to_owned()].into(),
+            images: ["busybox:latest".to_owned()].into(),
+            allow_no_image: false,
+            volumes: true,
+            own_addresses: vec!["127.0.0.1:8080".parse().expect("addr")],
+            ..OrderRules::default()
+        }
+    }
+
+    fn order() -> JobOrder {
+        JobOrder {
+            image: Some("busybox:latest".into()),
+            command: vec!["echo".into(), "hi".into()],
+            env: BTreeMap::new(),
+            inputs: vec![],
+            outputs: vec![],
+            class: "cpu".into(),
+            timeout_s: 60,
+            deterministic: true,
+        }
+    }
+
+    fn field_of(o: &JobOrder) -> String {
+        rules().check(o).expect_err("refused").field
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        assert_eq!(rules().check(&order()), Ok(()));
+        let mut o = order();
+        o.image = Some("evil:latest".into());
+        assert_eq!(field_of(&o), "image");
+        let mut o = order();
+        o.image = None;
+        assert_eq!(field_of(&o), "image");
+        let mut o = order();
+        o.command.clear();
+        assert_eq!(field_of(&o), "command");
+        let mut o = order();
+        o.class = "H100".into();
+        assert_eq!(rules().check(&o).expect_err("class").status, 422);
+        let mut o = order();
+        o.timeout_s = 24 * 3600 + 1;
+        assert_eq!(field_of(&o), "timeout_s");
+        let mut o = order();
+        o.env.insert("1BAD".into(), "x".into());
+        assert_eq!(field_of(&o), "env.1BAD");
+        let input = |url: &str| InputVolume {
+            url: url.into(),
+            path: "in/data".into(),
+            sha256: None,
+        };
+        let mut o = order();
+        o.inputs = vec![input("http://example.test/a"), input("file:///etc/passwd")];
+        assert_eq!(field_of(&o), "inputs[1].url");
+        for own in [
+            "http://127.0.0.1:8080/v1/jobs",
+            "http://localhost:8080/x",
+            "http://0.0.0.0:8080/x",
+        ] {
+            let mut o = order();
+            o.inputs = vec![input(own)];
+            assert_eq!(field_of(&o), "inputs[0].url", "{own}");
+        }
+        let mut o = order();
+        o.inputs = vec![input("http://127.0.0.1:9000/ok")];
+        assert_eq!(rules().check(&o), Ok(()));
+        o.inputs[0].path = "../escape".into();
+        assert_eq!(field_of(&o), "inputs[0].path");
+        let mut o = order();
+        o.outputs = vec![OutputVolume {
+            path: "out".into(),
+            put_url: "ftp://x/y".into(),
+        }];
+        assert_eq!(field_of(&o), "outputs[0].put_url");
+        let mut o = order();
+        o.command = vec!["x".repeat(40 * 1024)];
+        assert_eq!(rules().check(&o).expect_err("size").status, 413);
+    }
+
+    #[test]
+    fn volumes_are_refused_while_they_are_not_moved() {
+        let no_volumes = OrderRules {
+            volumes: false,
+            ..rules()
+        };
+        let mut o = order();
+        o.outputs = vec![OutputVolume {
+            path: "out".into(),
+            put_url: "http://127.0.0.1:9000/bucket/out".into(),
+        }];
+        let e = no_volumes.check(&o).expect_err("refused");
+        assert_eq!((e.status, e.field.as_str()), (422, "outputs"));
+    }
+}

@@ -1,0 +1,207 @@
+//! [`Gateway`]: the state the HTTP API and the [`Router`](super::Router)
+//! share: clients, jobs, the order rules and the set of unfinished jobs.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
+
+use crate::AccountId;
+use crate::store::Store;
+
+use super::GatewayError;
+use super::jobs::{JobBook, JobState, OrganicJob};
+use super::keys::{Client, Clients, QuotaCheck};
+use super::order::{FieldError, JobOrder, OrderRules};
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubmitError {
+    /// A field of the order.
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    /// The client's daily quota is used up.
+    #[error("the quota of {limit} jobs a day is used up")]
+    Quota {
+        /// The client's daily quota.
+        limit: u32,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// What the HTTP API and the router share.
+pub struct Gateway {
+    clients: Clients,
+    book: JobBook,
+    rules: OrderRules,
+    active: Mutex<BTreeSet<String>>,
+    wake: tokio::sync::Notify,
+    /// One read-modify-write of a job at a time (the router and a client's
+    /// cancel may race).
+    transitions: tokio::sync::Mutex<()>,
+    changed: tokio::sync::broadcast::Sender<String>,
+    /// The last signed timestamp each hotkey client used (replay guard).
+    signed: Mutex<HashMap<AccountId, u64>>,
+    clock: fn() -> u64,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("rules", &self.rules)
+            .finish_non_exhaustive()
+    }
+}
+
+fn job_id() -> Result<String, GatewayError> {
+    let seed = crate::gpu::Seed::random().map_err(GatewayError::Randomness)?;
+    Ok(format!("job-{}", hex::encode(&seed.0[..16])))
+}
+
+impl Gateway {
+    /// A gateway over `store` (the validator's), checking orders with
+    /// `rules`. Jobs a previous run left unfinished are picked up again.
+    pub fn open(store: Arc<dyn Store>, rules: OrderRules) -> Result<Arc<Gateway>, GatewayError> {
+        let book = JobBook::new(store.clone());
+        let active = book.unfinished()?.into_iter().map(|j| j.id).collect();
+        let (changed, _) = tokio::sync::broadcast::channel(1024);
+        Ok(Arc::new(Gateway {
+            clients: Clients::new(store),
+            book,
+            rules,
+            active: Mutex::new(active),
+            wake: tokio::sync::Notify::new(),
+            transitions: tokio::sync::Mutex::new(()),
+            changed,
+            signed: Mutex::new(HashMap::new()),
+            clock: crate::market::server::unix_millis,
+        }))
+    }
+
+    /// Replaces the clock (ms since the Unix epoch), for tests.
+    pub fn with_clock(self: Arc<Self>, clock: fn() -> u64) -> Arc<Gateway> {
+        match Arc::try_unwrap(self) {
+            Ok(mut g) => {
+                g.clock = clock;
+                Arc::new(g)
+            }
+            Err(shared) => shared,
+        }
+    }
+
+    /// Now, ms since the Unix epoch.
+    pub fn now_ms(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// The clients.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// The jobs.
+    pub fn book(&self) -> &JobBook {
+        &self.book
+    }
+
+    /// The order rules.
+    pub fn rules(&self) -> &OrderRules {
+        &self.rules
+    }
+
+    /// Checks and queues `order` for `client`: the quota is counted only
+    /// for an order that passes.
+    pub fn submit(&self, client: &Client, order: JobOrder) -> Result<OrganicJob, SubmitError> {
+        self.rules.check(&order)?;
+        if let QuotaCheck::Exhausted { limit } = self.clients.admit_job(client, self.now_ms())? {
+            return Err(SubmitError::Quota { limit });
+        }
+        let job = OrganicJob::queued(job_id()?, client.id.clone(), order, self.now_ms());
+        self.book.insert(&job)?;
+        self.lock_active().insert(job.id.clone());
+        self.wake.notify_one();
+        let _ = self.changed.send(job.id.clone());
+        Ok(job)
+    }
+
+    /// Cancels a job that is not final yet. A running job's miner is not
+    /// told (the jobs protocol has no cancel yet): it runs there until its
+    /// timeout, and the gateway stops following it.
+    pub async fn cancel(&self, id: &str) -> Result<Option<OrganicJob>, GatewayError> {
+        let now = self.now_ms();
+        self.transition(id, |j| {
+            if j.state.is_final() {
+                return false;
+            }
+            let detail = match j.state {
+                JobState::Running => "cancelled by the client; the miner runs it until its timeout",
+                _ => "cancelled by the client",
+            };
+            j.error = Some("cancelled".into());
+            j.note(JobState::Cancelled, detail, now);
+            true
+        })
+        .await?;
+        self.book.get(id)
+    }
+
+    /// Reads job `id`, lets `change` edit it and, when it returns true,
+    /// writes it back: one transition at a time.
+    pub async fn transition(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut OrganicJob) -> bool,
+    ) -> Result<bool, GatewayError> {
+        let _one = self.transitions.lock().await;
+        let Some(mut job) = self.book.get(id)? else {
+            return Ok(false);
+        };
+        if !change(&mut job) {
+            return Ok(false);
+        }
+        self.book.update(&job)?;
+        if job.state.is_final() {
+            self.forget(id);
+        }
+        let _ = self.changed.send(id.to_owned());
+        Ok(true)
+    }
+
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Ids of the jobs not yet final.
+    pub fn active_jobs(&self) -> Vec<String> {
+        self.lock_active().iter().cloned().collect()
+    }
+
+    /// Drops `id` from the unfinished set.
+    pub fn forget(&self, id: &str) {
+        self.lock_active().remove(id);
+    }
+
+    /// Resolves when a job is submitted.
+    pub async fn woken(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Ids of jobs as they change.
+    pub fn changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changed.subscribe()
+    }
+
+    /// Accepts signed timestamp `ts_ms` from `hotkey` only when it is later
+    /// than the last one it used (a captured request cannot be replayed).
+    pub fn fresh_signature(&self, hotkey: &AccountId, ts_ms: u64) -> bool {
+        let mut seen = self.signed.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get(hotkey) {
+            Some(&last) if ts_ms <= last => false,
+            _ => {
+                seen.insert(*hotkey, ts_ms);
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,572 @@
+//! The gateway over loopback: its HTTP API with real requests, and its
+//! router against real miner job services (local executors) behind real
+//! axons.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::http::{self, HttpSettings, Listener};
+use super::keys::ClientLimits;
+use super::*;
+use crate::AccountId;
+use crate::axon::Axon;
+use crate::dendrite::AxonTarget;
+use crate::executor::{ExecutorBackend, Fleet, HealthPolicy, LocalBackend};
+use crate::market::jobs::{AcceptAll, ReceiptStore};
+use crate::market::server::JobService;
+use crate::store::{Embedded, Store};
+use crate::wallet::Keypair;
+
+fn key(uri: &str) -> Keypair {
+    Keypair::from_uri(uri).expect("dev key")
+}
+
+fn rules() -> OrderRules {
+    OrderRules {
+        classes: ["cpu".to_owned()].into(),
+        images: ["busybox:latest".to_owned()].into(),
+        allow_no_image: true,
+        max_timeout_s: 600,
+        ..OrderRules::default()
+    }
+}
+
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    gateway: Arc<Gateway>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(gateway: Arc<Gateway>) -> Api {
+    let listener = Listener::bind(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        HttpSettings {
+            body_timeout: Duration::from_secs(2),
+            ..HttpSettings::default()
+        },
+    )
+    .await
+    .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(listener.serve(gateway.clone(), async {
+        let _ = rx.await;
+    }));
+    Api {
+        base: format!("http://{addr}"),
+        http: reqwest::Client::new(),
+        gateway,
+        _stop: tx,
+    }
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = self.http.request(
+            reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+            format!("{}{path}", self.base),
+        );
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_owned());
+        }
+        let r = req.send().await.expect("send");
+        let status = r.status().as_u16();
+        let text = r.text().await.expect("text");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+}
+
+fn order(command: &[&str]) -> Value {
+    json!({"command": command, "class": "cpu", "timeout_s": 30})
+}
+
+fn store(dir: &std::path::Path) -> Arc<dyn Store> {
+    Arc::new(Embedded::open(dir.join("state.redb")).expect("store"))
+}
+
+#[tokio::test]
+async fn unauthenticated_calls_are_refused_and_the_document_is_served() {
+    let dir = tempfile::tempdir().expect("dir");
+    let api = serve(Gateway::open(store(dir.path()), rules()).expect("open")).await;
+    let (status, doc) = api.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    for (method, path) in [
+        ("POST", "/v1/jobs"),
+        ("GET", "/v1/jobs"),
+        ("GET", "/v1/jobs/job-1"),
+        ("DELETE", "/v1/jobs/job-1"),
+        ("GET", "/v1/jobs/job-1/logs"),
+    ] {
+        let (status, body) = api
+            .call(method, path, None, Some(&order(&["true"]).to_string()))
+            .await;
+        assert_eq!(status, 401, "{method} {path}: {body}");
+        assert_eq!(body["field"], "authorization", "{body}");
+        let (status, _) = api.call(method, path, Some("akh_0000"), Some("{}")).await;
+        assert_eq!(status, 401, "{method} {path} with a made-up key");
+    }
+    let (status, _) = api.call("GET", "/nowhere", None, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn bad_orders_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = Gateway::open(store(dir.path()), rules()).expect("open");
+    let (_, k) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let api = serve(gateway).await;
+    let bad = [
+        ("{not json", 400, "body"),
+        (
+            r#"{"command":["true"],"class":"cpu","timeout_s":30,"colour":"red"}"#,
+            400,
+            "colour",
+        ),
+        (
+            r#"{"command":"true","class":"cpu","timeout_s":30}"#,
+            400,
+            "command",
+        ),
+        (
+            r#"{"command":["true"],"class":"cpu","timeout_s":-1}"#,
+            400,
+            "timeout_s",
+        ),
+        (
+            r#"{"image":"evil:1","command":["true"],"class":"cpu","timeout_s":30}"#,
+            422,
+            "image",
+        ),
+        (
+            r#"{"command":["true"],"class":"cpu","timeout_s":601}"#,
+            400,
+            "timeout_s",
+        ),
+        (
+            r#"{"command":["true"],"class":"H100","timeout_s":30}"#,
+            422,
+            "class",
+        ),
+        (
+            r#"{"command":["true"],"class":"cpu","timeout_s":30,"inputs":[{"url":"file:///etc/passwd","path":"p"}]}"#,
+            400,
+            "inputs[0].url",
+        ),
+        (
+            r#"{"command":["true"],"class":"cpu","timeout_s":30,"inputs":[{"url":"http://x.test/a","path":"p","size":1}]}"#,
+            400,
+            "inputs[0].size",
+        ),
+    ];
+    for (body, status, field) in bad {
+        let (got, answer) = api.call("POST", "/v1/jobs", Some(&k), Some(body)).await;
+        assert_eq!(
+            (got, answer["field"].as_str()),
+            (status, Some(field)),
+            "{body}: {answer}"
+        );
+        assert!(
+            answer["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{answer}"
+        );
+    }
+    // The gateway's own address as an input.
+    let own = format!(
+        r#"{{"command":["true"],"class":"cpu","timeout_s":30,"inputs":[{{"url":"{}/v1/jobs","path":"p"}}]}}"#,
+        api.base
+    );
+    let rules_with_self = OrderRules {
+        own_addresses: vec![
+            api.base
+                .trim_start_matches("http://")
+                .parse()
+                .expect("addr"),
+        ],
+        ..rules()
+    };
+    assert_eq!(
+        rules_with_self
+            .check(&serde_json::from_str(&own).expect("order"))
+            .expect_err("own")
+            .field,
+        "inputs[0].url"
+    );
+    // Not JSON, and too large.
+    let r = api
+        .http
+        .post(format!("{}/v1/jobs", api.base))
+        .bearer_auth(&k)
+        .header("content-type", "text/plain")
+        .body(order(&["true"]).to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 415);
+    let huge =
+        json!({"command": ["x".repeat(70 * 1024)], "class": "cpu", "timeout_s": 1}).to_string();
+    let (status, answer) = api.call("POST", "/v1/jobs", Some(&k), Some(&huge)).await;
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (413, Some("body")),
+        "{answer}"
+    );
+    // Nothing bad was queued.
+    assert!(api.gateway.book().ids().expect("ids").is_empty());
+}
+
+#[tokio::test]
+async fn rate_limits_and_quotas_answer_429_and_jobs_are_the_owners() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = Gateway::open(store(dir.path()), rules()).expect("open");
+    let tight = ClientLimits {
+        rate_per_s: 1000.0,
+        burst: 100,
+        jobs_per_day: 2,
+    };
+    let (_, k) = gateway
+        .clients()
+        .add_key("two-a-day", &tight, 0)
+        .expect("key");
+    let (_, other) = gateway
+        .clients()
+        .add_key("other", &ClientLimits::default(), 0)
+        .expect("key");
+    let slow = ClientLimits {
+        rate_per_s: 0.01,
+        burst: 2,
+        jobs_per_day: 100,
+    };
+    let (_, slow_key) = gateway.clients().add_key("slow", &slow, 0).expect("key");
+    let api = serve(gateway).await;
+    let body = order(&["true"]).to_string();
+    let (s1, first) = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+    let (s2, _) = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+    let (s3, over) = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+    assert_eq!((s1, s2, s3), (201, 201, 429), "{over}");
+    assert!(
+        over["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("quota of 2 jobs")),
+        "{over}"
+    );
+    let id = first["id"].as_str().expect("id");
+    assert_eq!(first["state"], "queued");
+    // Another client cannot see, cancel or follow it.
+    for (method, path) in [
+        ("GET", format!("/v1/jobs/{id}")),
+        ("DELETE", format!("/v1/jobs/{id}")),
+        ("GET", format!("/v1/jobs/{id}/logs")),
+    ] {
+        assert_eq!(api.call(method, &path, Some(&other), None).await.0, 404);
+    }
+    let (_, listed) = api.call("GET", "/v1/jobs", Some(&other), None).await;
+    assert_eq!(listed["jobs"], json!([]));
+    let (_, listed) = api.call("GET", "/v1/jobs", Some(&k), None).await;
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2));
+    // The owner cancels it; a second cancel is a conflict.
+    let (status, cancelled) = api
+        .call("DELETE", &format!("/v1/jobs/{id}"), Some(&k), None)
+        .await;
+    assert_eq!(
+        (status, cancelled["state"].as_str()),
+        (200, Some("cancelled"))
+    );
+    assert_eq!(
+        api.call("DELETE", &format!("/v1/jobs/{id}"), Some(&k), None)
+            .await
+            .0,
+        409
+    );
+    // Over the rate: a burst of 2, then 429 without the body being read.
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(api.call("GET", "/v1/jobs", Some(&slow_key), None).await.0);
+    }
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    // A revoked key is refused.
+    let id_other = api
+        .gateway
+        .clients()
+        .by_key(&other)
+        .expect("get")
+        .expect("live")
+        .id;
+    api.gateway.clients().revoke(&id_other).expect("revoke");
+    assert_eq!(api.call("GET", "/v1/jobs", Some(&other), None).await.0, 401);
+}
+
+#[tokio::test]
+async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = Gateway::open(store(dir.path()), rules()).expect("open");
+    let client = key("//client1");
+    gateway
+        .clients()
+        .add_hotkey("signer", client.account(), &ClientLimits::default(), 0)
+        .expect("hotkey");
+    let api = serve(gateway.clone()).await;
+    let body = order(&["true"]).to_string();
+    let signed = |ts: u64, body: &str, signer: &Keypair| {
+        let sig = signer.sign(&http::signing_message(
+            "POST",
+            "/v1/jobs",
+            ts,
+            body.as_bytes(),
+        ));
+        api.http
+            .post(format!("{}/v1/jobs", api.base))
+            .header("content-type", "application/json")
+            .header(http::HEADER_HOTKEY, client.account().to_string())
+            .header(http::HEADER_TIMESTAMP, ts.to_string())
+            .header(http::HEADER_SIGNATURE, sig.to_string())
+            .body(body.to_owned())
+    };
+    let now = gateway.now_ms();
+    let ok = signed(now, &body, &client).send().await.expect("send");
+    assert_eq!(ok.status().as_u16(), 201);
+    // The same request again: its timestamp is used.
+    let again = signed(now, &body, &client).send().await.expect("send");
+    assert_eq!(again.status().as_u16(), 401);
+    let answer: Value = again.json().await.expect("json");
+    assert_eq!(answer["field"], http::HEADER_TIMESTAMP);
+    // Another key's signature, a changed body, a stale time.
+    let forged = signed(now + 1, &body, &key("//mallory"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(forged.status().as_u16(), 401);
+    let sig = client.sign(&http::signing_message(
+        "POST",
+        "/v1/jobs",
+        now + 2,
+        body.as_bytes(),
+    ));
+    let swapped = api
+        .http
+        .post(format!("{}/v1/jobs", api.base))
+        .header("content-type", "application/json")
+        .header(http::HEADER_HOTKEY, client.account().to_string())
+        .header(http::HEADER_TIMESTAMP, (now + 2).to_string())
+        .header(http::HEADER_SIGNATURE, sig.to_string())
+        .body(order(&["rm", "-rf", "/"]).to_string())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(swapped.status().as_u16(), 401);
+    let stale = signed(now - 120_000, &body, &client)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(stale.status().as_u16(), 401);
+    assert_eq!(gateway.book().ids().expect("ids").len(), 1);
+}
+
+/// A miner: a job service over local executors of `classes`, behind an axon.
+async fn miner(
+    dir: &std::path::Path,
+    uri: &str,
+    classes: &[&str],
+) -> (Candidate, tokio::sync::oneshot::Sender<()>) {
+    let fleet = Arc::new(Fleet::with_backends(
+        HealthPolicy::default(),
+        classes.iter().enumerate().map(|(i, c)| {
+            let b: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some((*c).to_owned())));
+            (format!("local-{i}"), b)
+        }),
+    ));
+    fleet.check_all().await;
+    let service = Arc::new(
+        JobService::open(
+            &dir.join(uri.trim_start_matches('/')),
+            fleet,
+            key(uri),
+            Arc::new(AcceptAll),
+            Arc::new(|_: &AccountId| true),
+        )
+        .expect("service"),
+    );
+    let axon = service
+        .routes(Axon::builder(key(uri)))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let port = axon.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    (
+        Candidate {
+            target: AxonTarget::new([127, 0, 0, 1].into(), port, key(uri).account()),
+            score: 0.0,
+        },
+        tx,
+    )
+}
+
+struct Fixed(Vec<Candidate>);
+
+#[async_trait::async_trait]
+impl MinerDirectory for Fixed {
+    async fn miners(&self) -> Result<Vec<Candidate>, GatewayError> {
+        Ok(self.0.clone())
+    }
+}
+
+async fn until_final(gateway: &Gateway, router: &Router, id: &str) -> OrganicJob {
+    let start = Instant::now();
+    loop {
+        router.step().await.expect("step");
+        let job = gateway.book().get(id).expect("get").expect("job");
+        if job.state.is_final() {
+            return job;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "job {id} never ended: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
+    let dir = tempfile::tempdir().expect("dir");
+    // The best-scored miner has no cpu executor: it declines, and the job
+    // moves on to the next.
+    let (mut gpu_only, _s1) = miner(dir.path(), "//miner1", &["A100"]).await;
+    gpu_only.score = 0.9;
+    let (mut cpu, _s2) = miner(dir.path(), "//miner2", &["cpu"]).await;
+    cpu.score = 0.1;
+    let directory = Arc::new(Fixed(vec![cpu.clone(), gpu_only.clone()]));
+    let store = store(dir.path());
+    let gateway = Gateway::open(store.clone(), rules()).expect("open");
+    let (client, _) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let router = Router::new(
+        gateway.clone(),
+        directory.clone(),
+        key("//validator1"),
+        ReceiptStore::new(dir.path().join("receipts.jsonl")),
+        RouterSettings {
+            poll: Duration::from_millis(50),
+            ..RouterSettings::default()
+        },
+    )
+    .expect("router");
+    let mut env = BTreeMap::new();
+    env.insert("WHO".to_owned(), "organic".to_owned());
+    let job = gateway
+        .submit(
+            &client,
+            JobOrder {
+                image: None,
+                command: vec![
+                    "sh".into(),
+                    "-c".into(),
+                    "printf %s \"$WHO\"; exit 3".into(),
+                ],
+                env,
+                inputs: vec![],
+                outputs: vec![],
+                class: "cpu".into(),
+                timeout_s: 30,
+                deterministic: true,
+            },
+        )
+        .expect("submit");
+    let done = until_final(&gateway, &router, &job.id).await;
+    assert_eq!(done.state, JobState::Finished, "{done:?}");
+    assert_eq!(done.exit_code, Some(3));
+    assert_eq!(done.miner, Some(cpu.target.hotkey));
+    use sha2::Digest as _;
+    assert_eq!(
+        done.stdout_sha256.as_deref(),
+        Some(hex::encode(sha2::Sha256::digest(b"organic")).as_str())
+    );
+    assert_eq!(done.attempts.len(), 1, "{:?}", done.attempts);
+    assert_eq!(done.attempts[0].miner, gpu_only.target.hotkey);
+    assert!(
+        done.attempts[0].detail.starts_with("unsupported_class"),
+        "{:?}",
+        done.attempts
+    );
+    // Both receipts, signed by the miner that ran it.
+    assert_eq!(done.receipts.len(), 2);
+    assert!(
+        done.receipts
+            .iter()
+            .all(|r| r.verify() && r.miner == cpu.target.hotkey)
+    );
+
+    // A class no miner has fails with the miners' reasons.
+    let gateway_all = Gateway::open(
+        store.clone(),
+        OrderRules {
+            classes: ["cpu".to_owned(), "H100".to_owned()].into(),
+            ..rules()
+        },
+    )
+    .expect("open");
+    let router_all = Router::new(
+        gateway_all.clone(),
+        directory,
+        key("//validator1"),
+        ReceiptStore::new(dir.path().join("receipts.jsonl")),
+        RouterSettings::default(),
+    )
+    .expect("router");
+    let orphan = gateway_all
+        .submit(
+            &client,
+            JobOrder {
+                class: "H100".into(),
+                ..done.order.clone()
+            },
+        )
+        .expect("submit");
+    let failed = until_final(&gateway_all, &router_all, &orphan.id).await;
+    assert_eq!(failed.state, JobState::Failed);
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("unsupported_class")),
+        "{failed:?}"
+    );
+
+    // A queued job is still there, queued, for a gateway opened afresh.
+    let waiting = gateway_all
+        .submit(&client, done.order.clone())
+        .expect("submit");
+    drop((gateway, gateway_all, router, router_all));
+    let reopened = Gateway::open(store, rules()).expect("reopen");
+    assert_eq!(reopened.active_jobs(), vec![waiting.id.clone()]);
+    let kept = reopened.book().get(&done.id).expect("get").expect("job");
+    assert_eq!(kept, done);
+}
