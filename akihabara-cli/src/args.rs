@@ -134,6 +134,9 @@ Networks: finney, test, local (ws://127.0.0.1:9944), or a ws:// or wss:// URL.")
     /// Validator side: send a signed job to a miner and read its state
     #[command(subcommand)]
     Jobs(crate::commands::jobs::JobsCommand),
+    /// Validator side: sell compute to end users through an HTTP API (organic jobs)
+    #[command(subcommand)]
+    Gateway(crate::commands::gateway::GatewayCommand),
     /// Validator side: rent an executor from a miner with your SSH key
     #[command(after_help = "\
 The miner installs --ssh-key on one of its executors until the allocation

@@ -51,6 +51,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Chain(c) => commands::chain::run(c),
         Command::Executor(c) => commands::executor::run(c),
         Command::Jobs(c) => commands::jobs::run(c),
+        Command::Gateway(c) => commands::gateway::run(c),
         Command::Allocate(a) => commands::allocate::run_allocate(a),
         Command::Deallocate(a) => commands::allocate::run_deallocate(a),
         Command::Allocations(a) => commands::allocate::run_allocations(a),

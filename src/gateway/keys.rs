@@ -1,16 +1,28 @@
 //! The gateway's clients: API keys the operator issues (only their BLAKE3
 //! hashes are stored) or sr25519 hotkeys, each with a rate limit and a daily
 //! quota of jobs.
+//!
+//! ```
+//! use akihabara::gateway::keys::{ClientLimits, Clients};
+//! let dir = tempfile::tempdir()?;
+//! let clients = Clients::new(dir.path().join("clients.json"));
+//! let (client, key) = clients.add_key("acme", &ClientLimits::default(), 0)?;
+//! assert!(key.starts_with("akh_"));
+//! assert_eq!(clients.by_key(&key)?.map(|c| c.id), Some(client.id.clone()));
+//! clients.revoke(&client.id)?;
+//! assert_eq!(clients.by_key(&key)?, None);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use crate::AccountId;
-use crate::store::{Put, Store, StoreError, get_json};
 
 use super::GatewayError;
 
@@ -88,60 +100,62 @@ impl ClientLimits {
     }
 }
 
-const CLIENTS: &str = "akihabara:gateway:clients";
-
-fn client_key(id: &str) -> String {
-    format!("akihabara:gateway:client:{id}")
-}
-
-fn hash_key(hash: &str) -> String {
-    format!("akihabara:gateway:key:{hash}")
-}
-
-fn hotkey_key(hotkey: &AccountId) -> String {
-    format!("akihabara:gateway:hotkey:{hotkey}")
-}
-
-fn quota_key(id: &str, day: u64) -> String {
-    format!("akihabara:gateway:quota:{id}:{day}")
-}
-
 /// BLAKE3 of an API key, hex.
 pub fn key_hash(key: &str) -> String {
     blake3::hash(key.as_bytes()).to_hex().to_string()
 }
 
 fn random_hex(bytes: usize) -> Result<String, GatewayError> {
-    let mut b = vec![0u8; bytes];
-    getrandom_fill(&mut b)?;
-    Ok(hex::encode(b))
-}
-
-fn getrandom_fill(b: &mut [u8]) -> Result<(), GatewayError> {
-    // The OS generator through the pow crate's seed (one source of randomness).
-    for chunk in b.chunks_mut(32) {
+    let mut out = String::new();
+    // The OS generator, through the pow crate's seeds.
+    while out.len() < bytes * 2 {
         let seed = crate::gpu::Seed::random().map_err(GatewayError::Randomness)?;
-        chunk.copy_from_slice(&seed.0[..chunk.len()]);
+        out.push_str(&hex::encode(seed.0));
     }
-    Ok(())
+    out.truncate(bytes * 2);
+    Ok(out)
 }
 
-/// The clients, kept in a [`Store`], with their rate limiters in memory.
+/// The most clients a gateway keeps.
+pub const MAX_CLIENTS: usize = 10_000;
+
+/// The clients file: `{"version": 1, "clients": [...]}`.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClientFile {
+    version: u32,
+    clients: Vec<Client>,
+}
+
+/// The clients as loaded, indexed.
+#[derive(Debug, Default)]
+struct Loaded {
+    /// The file's (modified time, length) when it was read.
+    stamp: Option<(std::time::SystemTime, u64)>,
+    clients: Vec<Client>,
+    by_hash: HashMap<String, usize>,
+    by_hotkey: HashMap<AccountId, usize>,
+}
+
+/// The clients: kept in a JSON file (`clients.json`, mode 0600) that the
+/// `gateway keys` commands edit while the gateway runs (it reads the file
+/// again when it changes), with their rate limiters in memory. Daily job
+/// counts are the gateway's, in its store.
 pub struct Clients {
-    store: Arc<dyn Store>,
+    path: PathBuf,
+    loaded: Mutex<Loaded>,
     limiters: Mutex<HashMap<String, Arc<DefaultDirectRateLimiter>>>,
-    quota: Mutex<()>,
 }
 
 impl std::fmt::Debug for Clients {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Clients")
-            .field("store", &self.store.describe())
+            .field("path", &self.path)
             .finish_non_exhaustive()
     }
 }
 
-/// What [`Clients::admit_job`] says.
+/// What [`Gateway::admit_job`](super::Gateway::admit_job) says.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QuotaCheck {
     /// Counted; `left` more jobs today.
@@ -156,34 +170,101 @@ pub enum QuotaCheck {
     },
 }
 
+fn file_error(path: &std::path::Path, e: impl std::fmt::Display) -> GatewayError {
+    GatewayError::Setting(format!("{}: {e}", path.display()))
+}
+
 impl Clients {
-    /// The clients in `store`.
-    pub fn new(store: Arc<dyn Store>) -> Clients {
+    /// The clients in `path` (none while it does not exist).
+    pub fn new(path: impl Into<PathBuf>) -> Clients {
         Clients {
-            store,
+            path: path.into(),
+            loaded: Mutex::new(Loaded::default()),
             limiters: Mutex::new(HashMap::new()),
-            quota: Mutex::new(()),
         }
     }
 
-    fn ids(&self) -> Result<Vec<String>, StoreError> {
-        Ok(get_json::<Vec<String>>(&*self.store, CLIENTS)?.unwrap_or_default())
+    /// The file the clients are kept in.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    fn read_file(&self) -> Result<ClientFile, GatewayError> {
+        match crate::fs::read_limited(&self.path, 16 << 20) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| file_error(&self.path, format!("not a clients file ({e})"))),
+            Err(crate::fs::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(ClientFile {
+                    version: 1,
+                    clients: Vec::new(),
+                })
+            }
+            Err(e) => Err(file_error(&self.path, e)),
+        }
+    }
+
+    /// Reads the file again when it changed since it was last read.
+    fn refresh(&self) -> Result<std::sync::MutexGuard<'_, Loaded>, GatewayError> {
+        let mut loaded = self.loaded.lock().unwrap_or_else(|p| p.into_inner());
+        let stamp = std::fs::metadata(&self.path)
+            .ok()
+            .map(|m| (m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len()));
+        if stamp.is_some() && stamp == loaded.stamp {
+            return Ok(loaded);
+        }
+        let file = self.read_file()?;
+        let mut fresh = Loaded {
+            stamp,
+            ..Loaded::default()
+        };
+        for (i, c) in file.clients.iter().enumerate() {
+            if let Some(h) = &c.key_blake3 {
+                fresh.by_hash.insert(h.clone(), i);
+            }
+            if let Some(hk) = c.hotkey
+                && !c.revoked
+            {
+                fresh.by_hotkey.insert(hk, i);
+            }
+        }
+        fresh.clients = file.clients;
+        *loaded = fresh;
+        Ok(loaded)
+    }
+
+    /// Edits the file under an exclusive lock (one `keys` command at a time).
+    fn edit<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Client>) -> Result<T, GatewayError>,
+    ) -> Result<T, GatewayError> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| file_error(dir, e))?;
+        }
+        let lock_path = self.path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| file_error(&lock_path, e))?;
+        lock.lock().map_err(|e| file_error(&lock_path, e))?;
+        let mut file = self.read_file()?;
+        let out = change(&mut file.clients)?;
+        file.version = 1;
+        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| file_error(&self.path, e))?;
+        crate::fs::write_atomic(&self.path, &bytes, crate::fs::Access::Private)
+            .map_err(|e| file_error(&self.path, e))?;
+        Ok(out)
     }
 
     /// Every client, revoked ones too, oldest first.
     pub fn list(&self) -> Result<Vec<Client>, GatewayError> {
-        let mut out = Vec::new();
-        for id in self.ids()? {
-            if let Some(c) = get_json::<Client>(&*self.store, &client_key(&id))? {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        Ok(self.refresh()?.clients.clone())
     }
 
     /// One client by id.
     pub fn get(&self, id: &str) -> Result<Option<Client>, GatewayError> {
-        Ok(get_json(&*self.store, &client_key(id))?)
+        Ok(self.refresh()?.clients.iter().find(|c| c.id == id).cloned())
     }
 
     /// Issues an API key: the client is stored with the key's hash, and the
@@ -195,8 +276,7 @@ impl Clients {
         now_ms: u64,
     ) -> Result<(Client, String), GatewayError> {
         let key = format!("{KEY_PREFIX}{}", random_hex(32)?);
-        let hash = key_hash(&key);
-        let client = self.add(name, limits, now_ms, Some(hash.clone()), None)?;
+        let client = self.add(name, limits, now_ms, Some(key_hash(&key)), None)?;
         Ok((client, key))
     }
 
@@ -208,13 +288,6 @@ impl Clients {
         limits: &ClientLimits,
         now_ms: u64,
     ) -> Result<Client, GatewayError> {
-        if let Some(id) = get_json::<String>(&*self.store, &hotkey_key(&hotkey))?
-            && self.get(&id)?.is_some_and(|c| !c.revoked)
-        {
-            return Err(GatewayError::Setting(format!(
-                "hotkey {hotkey} is already client {id}"
-            )));
-        }
         self.add(name, limits, now_ms, None, Some(hotkey))
     }
 
@@ -243,39 +316,41 @@ impl Clients {
             created_ms: now_ms,
             revoked: false,
         };
-        let mut ids = self.ids()?;
-        ids.push(client.id.clone());
-        let mut writes = vec![
-            (CLIENTS.to_owned(), json(&ids)?),
-            (client_key(&client.id), json(&client)?),
-        ];
-        match (&client.key_blake3, &client.hotkey) {
-            (Some(h), _) => writes.push((hash_key(h), json(&client.id)?)),
-            (None, Some(hk)) => writes.push((hotkey_key(hk), json(&client.id)?)),
-            (None, None) => {}
-        }
-        let puts: Vec<Put<'_>> = writes.iter().map(|(k, v)| Put::new(k, v)).collect();
-        self.store.put(&puts)?;
+        self.edit(|clients| {
+            if clients.len() >= MAX_CLIENTS {
+                return Err(GatewayError::Setting(format!(
+                    "{MAX_CLIENTS} clients already; revoke or remove some first"
+                )));
+            }
+            if let Some(hk) = hotkey
+                && let Some(other) = clients.iter().find(|c| c.hotkey == Some(hk) && !c.revoked)
+            {
+                return Err(GatewayError::Setting(format!(
+                    "hotkey {hk} is already client {}",
+                    other.id
+                )));
+            }
+            clients.push(client.clone());
+            Ok(())
+        })?;
         Ok(client)
     }
 
-    /// Revokes a client: its key or hotkey is refused from now on.
+    /// Revokes a client: its key or hotkey is refused from now on (the
+    /// record stays, so its jobs keep an owner).
     pub fn revoke(&self, id: &str) -> Result<Client, GatewayError> {
-        let mut c = self
-            .get(id)?
-            .ok_or_else(|| GatewayError::Setting(format!("no client {id}")))?;
-        c.revoked = true;
-        let record = json(&c)?;
-        let mut keys = vec![client_key(id)];
-        self.store.put(&[Put::new(&keys[0], &record)])?;
-        if let Some(h) = &c.key_blake3 {
-            keys.push(hash_key(h));
-            self.store.delete(&keys[1])?;
-        }
+        let revoked = self.edit(|clients| {
+            let c = clients
+                .iter_mut()
+                .find(|c| c.id == id)
+                .ok_or_else(|| GatewayError::Setting(format!("no client {id}")))?;
+            c.revoked = true;
+            Ok(c.clone())
+        })?;
         if let Ok(mut l) = self.limiters.lock() {
             l.remove(id);
         }
-        Ok(c)
+        Ok(revoked)
     }
 
     /// The live client holding API key `key`.
@@ -283,52 +358,33 @@ impl Clients {
         if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
             return Ok(None);
         }
-        let Some(id) = get_json::<String>(&*self.store, &hash_key(&key_hash(key)))? else {
-            return Ok(None);
-        };
-        Ok(self.get(&id)?.filter(|c| !c.revoked))
+        let loaded = self.refresh()?;
+        Ok(loaded
+            .by_hash
+            .get(&key_hash(key))
+            .map(|&i| loaded.clients[i].clone())
+            .filter(|c| !c.revoked))
     }
 
     /// The live client for `hotkey`.
     pub fn by_hotkey(&self, hotkey: &AccountId) -> Result<Option<Client>, GatewayError> {
-        let Some(id) = get_json::<String>(&*self.store, &hotkey_key(hotkey))? else {
-            return Ok(None);
-        };
-        Ok(self.get(&id)?.filter(|c| !c.revoked))
+        let loaded = self.refresh()?;
+        Ok(loaded
+            .by_hotkey
+            .get(hotkey)
+            .map(|&i| loaded.clients[i].clone())
+            .filter(|c| !c.revoked))
     }
 
     /// Whether `client` may make a request now (its token bucket).
     pub fn allow_request(&self, client: &Client) -> bool {
         let limiter = {
-            let Ok(mut all) = self.limiters.lock() else {
-                return false;
-            };
+            let mut all = self.limiters.lock().unwrap_or_else(|p| p.into_inner());
             all.entry(client.id.clone())
                 .or_insert_with(|| Arc::new(RateLimiter::direct(quota_of(client))))
                 .clone()
         };
         limiter.check().is_ok()
-    }
-
-    /// Counts one job against `client`'s quota for the UTC day of `now_ms`,
-    /// unless the quota is used up. The count is stored, so a restart does
-    /// not reset it.
-    pub fn admit_job(&self, client: &Client, now_ms: u64) -> Result<QuotaCheck, GatewayError> {
-        let _one_at_a_time = self.quota.lock().unwrap_or_else(|p| p.into_inner());
-        let day = now_ms / 86_400_000;
-        let key = quota_key(&client.id, day);
-        let used = get_json::<u32>(&*self.store, &key)?.unwrap_or(0);
-        if used >= client.jobs_per_day {
-            return Ok(QuotaCheck::Exhausted {
-                limit: client.jobs_per_day,
-            });
-        }
-        let bytes = json(&(used + 1))?;
-        self.store
-            .put(&[Put::new(&key, &bytes).expiring(std::time::Duration::from_secs(2 * 86_400))])?;
-        Ok(QuotaCheck::Admitted {
-            left: client.jobs_per_day - used - 1,
-        })
     }
 }
 
@@ -340,8 +396,4 @@ fn quota_of(c: &Client) -> Quota {
     Quota::with_period(period)
         .map(|q| q.allow_burst(burst))
         .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-}
-
-fn json<T: Serialize>(v: &T) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(v).map_err(|e| GatewayError::Setting(format!("cannot encode: {e}")))
 }

@@ -17,12 +17,13 @@
 //! use akihabara::store::Embedded;
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let store = Arc::new(Embedded::open("/var/lib/akihabara/gateway.redb")?);
+//! let clients = akihabara::gateway::keys::Clients::new("/var/lib/akihabara/clients.json");
 //! let rules = OrderRules {
 //!     classes: ["cpu".to_owned()].into(),
 //!     images: ["busybox:latest".to_owned()].into(),
 //!     ..OrderRules::default()
 //! };
-//! let gateway = Gateway::open(store, rules)?;
+//! let gateway = Gateway::open(store, clients, rules)?;
 //! let (client, key) = gateway.clients().add_key("acme", &Default::default(), 0)?;
 //! println!("{}: {key}", client.id);
 //! let listener = Listener::bind("127.0.0.1:8080".parse()?, HttpSettings::default()).await?;

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::AccountId;
-use crate::store::Store;
+use crate::store::{Put, Store, get_json};
 
 use super::GatewayError;
 use super::jobs::{JobBook, JobState, OrganicJob};
@@ -33,6 +33,8 @@ pub enum SubmitError {
 /// What the HTTP API and the router share.
 pub struct Gateway {
     clients: Clients,
+    store: Arc<dyn Store>,
+    quota: Mutex<()>,
     book: JobBook,
     rules: OrderRules,
     active: Mutex<BTreeSet<String>>,
@@ -60,14 +62,21 @@ fn job_id() -> Result<String, GatewayError> {
 }
 
 impl Gateway {
-    /// A gateway over `store` (the validator's), checking orders with
-    /// `rules`. Jobs a previous run left unfinished are picked up again.
-    pub fn open(store: Arc<dyn Store>, rules: OrderRules) -> Result<Arc<Gateway>, GatewayError> {
+    /// A gateway keeping jobs in `store` and clients in `clients`
+    /// ([`Clients`]), checking orders with `rules`. Jobs a previous run left
+    /// unfinished are picked up again.
+    pub fn open(
+        store: Arc<dyn Store>,
+        clients: Clients,
+        rules: OrderRules,
+    ) -> Result<Arc<Gateway>, GatewayError> {
         let book = JobBook::new(store.clone());
         let active = book.unfinished()?.into_iter().map(|j| j.id).collect();
         let (changed, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Gateway {
-            clients: Clients::new(store),
+            clients,
+            store,
+            quota: Mutex::new(()),
             book,
             rules,
             active: Mutex::new(active),
@@ -114,7 +123,7 @@ impl Gateway {
     /// for an order that passes.
     pub fn submit(&self, client: &Client, order: JobOrder) -> Result<OrganicJob, SubmitError> {
         self.rules.check(&order)?;
-        if let QuotaCheck::Exhausted { limit } = self.clients.admit_job(client, self.now_ms())? {
+        if let QuotaCheck::Exhausted { limit } = self.admit_job(client, self.now_ms())? {
             return Err(SubmitError::Quota { limit });
         }
         let job = OrganicJob::queued(job_id()?, client.id.clone(), order, self.now_ms());
@@ -123,6 +132,28 @@ impl Gateway {
         self.wake.notify_one();
         let _ = self.changed.send(job.id.clone());
         Ok(job)
+    }
+
+    /// Counts one job against `client`'s quota for the UTC day of `now_ms`,
+    /// unless the quota is used up. The count is stored, so a restart does
+    /// not reset it.
+    pub fn admit_job(&self, client: &Client, now_ms: u64) -> Result<QuotaCheck, GatewayError> {
+        let _one_at_a_time = self.quota.lock().unwrap_or_else(|p| p.into_inner());
+        let day = now_ms / 86_400_000;
+        let key = format!("akihabara:gateway:quota:{}:{day}", client.id);
+        let used = get_json::<u32>(&*self.store, &key)?.unwrap_or(0);
+        if used >= client.jobs_per_day {
+            return Ok(QuotaCheck::Exhausted {
+                limit: client.jobs_per_day,
+            });
+        }
+        let bytes = (used + 1).to_string();
+        self.store
+            .put(&[Put::new(&key, bytes.as_bytes())
+                .expiring(std::time::Duration::from_secs(2 * 86_400))])?;
+        Ok(QuotaCheck::Admitted {
+            left: client.jobs_per_day - used - 1,
+        })
     }
 
     /// Cancels a job that is not final yet. A running job's miner is not

@@ -99,6 +99,15 @@ fn order(command: &[&str]) -> Value {
     json!({"command": command, "class": "cpu", "timeout_s": 30})
 }
 
+fn open(dir: &std::path::Path, store: Arc<dyn Store>, rules: OrderRules) -> Arc<Gateway> {
+    Gateway::open(
+        store.clone(),
+        keys::Clients::new(dir.join("clients.json")),
+        rules,
+    )
+    .expect("open")
+}
+
 fn store(dir: &std::path::Path) -> Arc<dyn Store> {
     Arc::new(Embedded::open(dir.join("state.redb")).expect("store"))
 }
@@ -106,7 +115,7 @@ fn store(dir: &std::path::Path) -> Arc<dyn Store> {
 #[tokio::test]
 async fn unauthenticated_calls_are_refused_and_the_document_is_served() {
     let dir = tempfile::tempdir().expect("dir");
-    let api = serve(Gateway::open(store(dir.path()), rules()).expect("open")).await;
+    let api = serve(open(dir.path(), store(dir.path()), rules())).await;
     let (status, doc) = api.call("GET", "/openapi.json", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(doc["openapi"], "3.1.0");
@@ -132,7 +141,7 @@ async fn unauthenticated_calls_are_refused_and_the_document_is_served() {
 #[tokio::test]
 async fn bad_orders_are_refused_naming_the_field() {
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = Gateway::open(store(dir.path()), rules()).expect("open");
+    let gateway = open(dir.path(), store(dir.path()), rules());
     let (_, k) = gateway
         .clients()
         .add_key("test", &ClientLimits::default(), 0)
@@ -240,7 +249,7 @@ async fn bad_orders_are_refused_naming_the_field() {
 #[tokio::test]
 async fn rate_limits_and_quotas_answer_429_and_jobs_are_the_owners() {
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = Gateway::open(store(dir.path()), rules()).expect("open");
+    let gateway = open(dir.path(), store(dir.path()), rules());
     let tight = ClientLimits {
         rate_per_s: 1000.0,
         burst: 100,
@@ -321,7 +330,7 @@ async fn rate_limits_and_quotas_answer_429_and_jobs_are_the_owners() {
 #[tokio::test]
 async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = Gateway::open(store(dir.path()), rules()).expect("open");
+    let gateway = open(dir.path(), store(dir.path()), rules());
     let client = key("//client1");
     gateway
         .clients()
@@ -463,7 +472,7 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
     cpu.score = 0.1;
     let directory = Arc::new(Fixed(vec![cpu.clone(), gpu_only.clone()]));
     let store = store(dir.path());
-    let gateway = Gateway::open(store.clone(), rules()).expect("open");
+    let gateway = open(dir.path(), store.clone(), rules());
     let (client, _) = gateway
         .clients()
         .add_key("test", &ClientLimits::default(), 0)
@@ -525,14 +534,14 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
     );
 
     // A class no miner has fails with the miners' reasons.
-    let gateway_all = Gateway::open(
+    let gateway_all = open(
+        dir.path(),
         store.clone(),
         OrderRules {
             classes: ["cpu".to_owned(), "H100".to_owned()].into(),
             ..rules()
         },
-    )
-    .expect("open");
+    );
     let router_all = Router::new(
         gateway_all.clone(),
         directory,
@@ -565,7 +574,7 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
         .submit(&client, done.order.clone())
         .expect("submit");
     drop((gateway, gateway_all, router, router_all));
-    let reopened = Gateway::open(store, rules()).expect("reopen");
+    let reopened = open(dir.path(), store, rules());
     assert_eq!(reopened.active_jobs(), vec![waiting.id.clone()]);
     let kept = reopened.book().get(&done.id).expect("get").expect("job");
     assert_eq!(kept, done);

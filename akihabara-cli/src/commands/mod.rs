@@ -7,6 +7,7 @@ pub mod config;
 pub mod demo;
 pub mod dendrite;
 pub mod executor;
+pub mod gateway;
 pub mod jobs;
 pub mod metagraph;
 pub mod miner_target;

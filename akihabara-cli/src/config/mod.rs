@@ -13,9 +13,11 @@ use serde::de::DeserializeOwned;
 
 use crate::exit::bad_input;
 
+mod gateway;
 mod miner;
 mod validator;
 
+pub use self::gateway::*;
 pub use self::miner::*;
 pub use self::validator::*;
 

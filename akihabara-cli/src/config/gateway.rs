@@ -1,0 +1,60 @@
+//! The gateway's configuration (`akihabara gateway serve --config`):
+//! `[wallet]` signs the jobs it routes, `[chain]` lists the miners, and
+//! `[gateway]` says what it sells.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{ChainSection, WalletSection};
+
+/// The whole gateway file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    #[serde(default)]
+    pub wallet: WalletSection,
+    pub chain: ChainSection,
+    #[serde(default)]
+    pub gateway: GatewaySection,
+}
+
+/// `[gateway]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// Hardware classes routed (a job of another class is refused with 422).
+    pub classes: Vec<String>,
+    /// Images a job may name, exactly as the miners' engines know them.
+    pub images: Vec<String>,
+    /// Whether a job may name no image (and run on a plain executor).
+    pub allow_no_image: bool,
+    /// The longest timeout a job may ask for, seconds.
+    pub max_timeout_s: u64,
+    /// How long a job waits for a free executor before it fails.
+    #[serde(with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// How often running jobs are asked for their state.
+    #[serde(with = "humantime_serde")]
+    pub poll: Duration,
+    /// How long one call to a miner may take.
+    #[serde(with = "humantime_serde")]
+    pub call_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            classes: Vec::new(),
+            images: Vec::new(),
+            allow_no_image: false,
+            max_timeout_s: 24 * 3600,
+            queue_timeout: Duration::from_secs(300),
+            poll: Duration::from_secs(1),
+            call_timeout: Duration::from_secs(10),
+            max_connections: 256,
+        }
+    }
+}
