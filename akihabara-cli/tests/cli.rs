@@ -23,6 +23,8 @@ mod executor;
 mod exit;
 #[path = "cli/files.rs"]
 mod files;
+#[path = "cli/gateway.rs"]
+mod gateway;
 #[path = "cli/jobs.rs"]
 mod jobs;
 #[path = "cli/limits.rs"]

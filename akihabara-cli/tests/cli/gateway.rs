@@ -1,0 +1,255 @@
+//! `akihabara gateway`: end users' jobs through a real gateway process,
+//! routed to two real miner processes (`axon serve --fleet`) listed in a
+//! simulated chain's metagraph, over loopback. The gateway is killed with -9
+//! mid-job and comes back with the job.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::axon::{Peer, Wallets, serve_ours};
+use super::{bin, run, stderr};
+
+/// One HTTP/1.1 request over a fresh connection: `(status, JSON body)`.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Value) {
+    let mut s = TcpStream::connect(addr).expect("connect to the gateway");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("content-type: application/json\r\n");
+    }
+    if let Some(k) = key {
+        head.push_str(&format!("authorization: Bearer {k}\r\n"));
+    }
+    s.write_all(format!("{head}\r\n{body}").as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, rest) = raw.split_once("\r\n\r\n").expect("an HTTP answer");
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .expect("a status");
+    (
+        status,
+        serde_json::from_str(rest.trim()).unwrap_or(Value::String(rest.to_owned())),
+    )
+}
+
+fn fleet(dir: &std::path::Path, name: &str, class: &str) -> String {
+    let path = dir.join(format!("{name}-fleet.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[[executors]]\nid = \"{name}\"\nbackend = \"local\"\nclass = \"{class}\"\n\
+             unsafe_share_miner_user = true\n"
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+fn start_gateway(state: &str, config: &str) -> (Peer, String) {
+    let mut cmd = bin();
+    cmd.args([
+        "gateway",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        state,
+        "--config",
+        config,
+    ])
+    .env_remove("AKIHABARA_WALLET_PASSWORD");
+    let peer = Peer::spawn(cmd);
+    let ready = peer.event("ready");
+    assert_eq!(ready["routing"], true, "{ready}");
+    let addr = ready["listen"].as_str().unwrap().to_owned();
+    (peer, addr)
+}
+
+fn key(state: &str, name: &str, jobs_per_day: &str) -> String {
+    let o = run(&[
+        "gateway",
+        "keys",
+        "add",
+        "--state-dir",
+        state,
+        "--name",
+        name,
+        "--jobs-per-day",
+        jobs_per_day,
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    v["key"].as_str().unwrap().to_owned()
+}
+
+/// Polls the job until `done` holds, within `within`.
+fn until(
+    addr: &str,
+    key: &str,
+    id: &str,
+    within: Duration,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let start = Instant::now();
+    loop {
+        let (status, job) = http(addr, "GET", &format!("/v1/jobs/{id}"), Some(key), None);
+        assert_eq!(status, 200, "{job}");
+        if done(&job) {
+            return job;
+        }
+        assert!(start.elapsed() < within, "job {id} stuck: {job}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
+    let wallets = Wallets::new(&["gpu-miner", "cpu-miner", "validator"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f1 = fleet(d, "gpu", "A100");
+    let f2 = fleet(d, "cpu", "cpu");
+    let s1 = d.join("m1").to_string_lossy().into_owned();
+    let s2 = d.join("m2").to_string_lossy().into_owned();
+    let (_m1, p1, gpu_miner) =
+        serve_ours(&wallets, "gpu-miner", &["--fleet", &f1, "--state-dir", &s1]);
+    let (_m2, p2, cpu_miner) =
+        serve_ours(&wallets, "cpu-miner", &["--fleet", &f2, "--state-dir", &s2]);
+    // The gpu miner scores best, so it is offered the job first and declines.
+    let mg = d.join("mg.json");
+    std::fs::write(
+        &mg,
+        json!({
+            "version": 1, "netuid": 7, "block": 100,
+            "neurons": [
+                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
+                {"uid": 1, "hotkey": gpu_miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{p1}"), "incentive": 0.9},
+                {"uid": 2, "hotkey": cpu_miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{p2}"), "incentive": 0.1}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
+             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n",
+            wallets.path(),
+            mg.display()
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let state = d.join("gw").to_string_lossy().into_owned();
+    let k = key(&state, "acme", "3");
+    let (mut gateway, addr) = start_gateway(&state, &config);
+
+    // No key: 401. A class nobody serves: 422, naming the field.
+    let order =
+        json!({"command": ["sh", "-c", "sleep 2; echo done"], "class": "cpu", "timeout_s": 60});
+    let (status, answer) = http(&addr, "POST", "/v1/jobs", None, Some(&order));
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (401, Some("authorization")),
+        "{answer}"
+    );
+    let gpu_order = json!({"command": ["true"], "class": "H100", "timeout_s": 60});
+    let (status, answer) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&gpu_order));
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("class")),
+        "{answer}"
+    );
+
+    let (status, job) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&order));
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let running = until(&addr, &k, &id, Duration::from_secs(30), |j| {
+        j["state"] == "running"
+    });
+    assert_eq!(running["miner"], cpu_miner.as_str());
+    assert_eq!(
+        running["attempts"][0]["miner"],
+        gpu_miner.as_str(),
+        "{running}"
+    );
+    assert_eq!(running["attempts"][0]["outcome"], "declined");
+
+    // Killed mid-job, started again: the job is still there and followed to its end.
+    gateway.kill9();
+    let (_gateway, addr) = start_gateway(&state, &config);
+    let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
+        j["state"] != "running"
+    });
+    assert_eq!(done["state"], "finished", "{done}");
+    assert_eq!(done["exit_code"], 0);
+    let digest = std::process::Command::new("sh")
+        .args(["-c", "printf 'done\\n' | sha256sum"])
+        .output()
+        .unwrap();
+    let digest = String::from_utf8_lossy(&digest.stdout);
+    assert_eq!(
+        done["stdout_sha256"].as_str(),
+        digest.split_whitespace().next()
+    );
+    let receipts = done["receipts"].as_array().unwrap();
+    assert_eq!(receipts.len(), 2, "{done}");
+    assert!(receipts.iter().all(|r| r["miner"] == cpu_miner.as_str()));
+    // The receipts are the validator's too.
+    let kept = std::fs::read_to_string(d.join("gw/receipts.jsonl")).unwrap();
+    assert!(
+        kept.lines().filter(|l| l.contains(&id)).count() >= 2,
+        "{kept}"
+    );
+
+    // A quota of 3 jobs a day: the third accepted order is the last.
+    let (status, _) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&json!({"command": ["true"], "class": "cpu", "timeout_s": 5})),
+    );
+    assert_eq!(status, 201);
+    let (status, _) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&json!({"command": ["true"], "class": "cpu", "timeout_s": 5})),
+    );
+    assert_eq!(status, 201);
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&json!({"command": ["true"], "class": "cpu", "timeout_s": 5})),
+    );
+    assert_eq!(status, 429, "{answer}");
+    // The client's listing has its three jobs.
+    let (_, listed) = http(&addr, "GET", "/v1/jobs", Some(&k), None);
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(3), "{listed}");
+}
