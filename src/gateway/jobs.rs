@@ -75,6 +75,58 @@ pub struct MinerAttempt {
     pub detail: String,
 }
 
+/// The result of re-running a finished job on the validator's trusted
+/// executor and comparing what it printed with what the miner reported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "snake_case")]
+pub enum CrossCheck {
+    /// Chosen; the trusted run has not ended yet.
+    Pending,
+    /// The trusted run printed the same (exit code and stdout digest).
+    Matched,
+    /// It did not: the miner is penalised and both results are kept as
+    /// evidence.
+    Mismatch {
+        /// What differs, in words.
+        detail: String,
+        /// The trusted run's stdout SHA-256, hex.
+        trusted_stdout_sha256: String,
+        /// The trusted run's exit code, when it exited.
+        trusted_exit_code: Option<i32>,
+    },
+    /// The trusted run could not decide (it failed, or timed out): no
+    /// penalty.
+    Unverifiable {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A miner caught by a cross-check: the job, both results, and the miner's
+/// signed receipts, kept in the store.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    /// The job.
+    pub job_id: String,
+    /// The miner that reported the other result.
+    pub miner: AccountId,
+    /// What differs.
+    pub reason: String,
+    /// The miner's stdout SHA-256 and exit code.
+    pub miner_stdout_sha256: Option<String>,
+    /// The miner's exit code.
+    pub miner_exit_code: Option<i32>,
+    /// The trusted run's stdout SHA-256.
+    pub trusted_stdout_sha256: String,
+    /// The trusted run's exit code.
+    pub trusted_exit_code: Option<i32>,
+    /// The miner's signed receipts for the job.
+    pub receipts: Vec<Receipt>,
+    /// When it was found, ms since the Unix epoch.
+    pub at_ms: u64,
+}
+
 /// An organic job, as stored and as `GET /v1/jobs/{id}` shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -115,6 +167,9 @@ pub struct OrganicJob {
     pub history: Vec<JobEvent>,
     /// When it was submitted, ms since the Unix epoch.
     pub created_ms: u64,
+    /// Whether it was re-run on a trusted executor, and what that found.
+    #[serde(default)]
+    pub cross_check: Option<CrossCheck>,
 }
 
 impl OrganicJob {
@@ -139,6 +194,7 @@ impl OrganicJob {
                 detail: "submitted".into(),
             }],
             created_ms: now_ms,
+            cross_check: None,
         }
     }
 
@@ -154,6 +210,10 @@ impl OrganicJob {
 }
 
 const INDEX: &str = "akihabara:gateway:jobs";
+const PENALTIES: &str = "akihabara:gateway:penalties";
+
+/// The most evidence records the penalty list keeps (the latest).
+pub const MAX_PENALTIES: usize = 10_000;
 
 /// How many job ids the index lists (the oldest drop out of listings; the
 /// jobs themselves stay readable by id).
@@ -235,12 +295,44 @@ impl JobBook {
         Ok(out)
     }
 
+    /// Keeps `evidence` and adds it to the penalty list, in one write.
+    pub fn penalise(&self, evidence: &Evidence) -> Result<(), GatewayError> {
+        let _one = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all = self.penalties()?;
+        all.push(evidence.clone());
+        if all.len() > MAX_PENALTIES {
+            all.drain(..all.len() - MAX_PENALTIES);
+        }
+        let (key, record, list) = (
+            format!("akihabara:gateway:evidence:{}", evidence.job_id),
+            encode(evidence)?,
+            encode(&all)?,
+        );
+        self.store
+            .put(&[Put::new(&key, &record), Put::new(PENALTIES, &list)])?;
+        Ok(())
+    }
+
+    /// The miners caught by cross-checks, oldest first.
+    pub fn penalties(&self) -> Result<Vec<Evidence>, GatewayError> {
+        Ok(get_json::<Vec<Evidence>>(&*self.store, PENALTIES)?.unwrap_or_default())
+    }
+
     /// Jobs not yet final, oldest first: what a restarted router resumes.
     pub fn unfinished(&self) -> Result<Vec<OrganicJob>, GatewayError> {
         Ok(self
             .list()?
             .into_iter()
             .filter(|j| !j.state.is_final())
+            .collect())
+    }
+
+    /// Finished jobs whose cross-check has not ended (a restart lost it).
+    pub fn pending_checks(&self) -> Result<Vec<OrganicJob>, GatewayError> {
+        Ok(self
+            .list()?
+            .into_iter()
+            .filter(|j| j.cross_check == Some(CrossCheck::Pending))
             .collect())
     }
 }

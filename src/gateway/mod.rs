@@ -9,7 +9,9 @@
 //!   OpenAPI document it serves at `/openapi.json`.
 //! - [`Router`]: hands queued jobs to miners over the jobs protocol
 //!   ([`market`](crate::market)), best score first, moving on when one
-//!   declines, and follows each to its end.
+//!   declines, and follows each to its end. With a [`CrossChecker`], a
+//!   share of finished jobs is run again on a trusted executor and a miner
+//!   whose result differs is penalised, with the evidence kept.
 //!
 //! ```no_run
 //! use std::sync::Arc;
@@ -31,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod cross;
 pub mod http;
 pub mod jobs;
 pub mod keys;
@@ -41,7 +44,8 @@ mod service;
 #[cfg(test)]
 mod tests;
 
-pub use jobs::{JobState, OrganicJob};
+pub use cross::CrossChecker;
+pub use jobs::{CrossCheck, Evidence, JobState, OrganicJob};
 pub use order::{FieldError, JobOrder, OrderRules};
 pub use router::{Candidate, ChainMiners, MinerDirectory, Router, RouterSettings};
 pub use service::{Gateway, SubmitError};

@@ -15,7 +15,8 @@ use crate::wallet::Keypair;
 use crate::{AccountId, Netuid};
 
 use super::GatewayError;
-use super::jobs::{JobState, MinerAttempt, OrganicJob};
+use super::cross::CrossChecker;
+use super::jobs::{CrossCheck, JobState, MinerAttempt, OrganicJob};
 use super::service::Gateway;
 
 /// A miner the router may send jobs to.
@@ -102,6 +103,8 @@ pub struct Router {
     keypair: Keypair,
     receipts: ReceiptStore,
     settings: RouterSettings,
+    checker: Option<Arc<CrossChecker>>,
+    resumed_checks: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Router {
@@ -139,7 +142,20 @@ impl Router {
             keypair,
             receipts,
             settings,
+            checker: None,
+            resumed_checks: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Cross-checks a share of the finished jobs with `checker`.
+    pub fn cross_check(mut self, checker: CrossChecker) -> Router {
+        self.checker = Some(Arc::new(checker));
+        self
+    }
+
+    /// Whether a cross-check is running now.
+    pub fn checking(&self) -> bool {
+        self.checker.as_ref().is_some_and(|c| c.busy())
     }
 
     /// Runs until `stop` resolves: resumes the jobs a previous run left
@@ -160,6 +176,16 @@ impl Router {
 
     /// One pass: each unfinished job is offered or asked for its state.
     pub async fn step(&self) -> Result<(), GatewayError> {
+        if let Some(checker) = &self.checker
+            && !self
+                .resumed_checks
+                .swap(true, std::sync::atomic::Ordering::SeqCst)
+        {
+            // Checks a previous run drew but did not finish.
+            for job in self.gateway.book().pending_checks()? {
+                checker.start(self.gateway.clone(), job);
+            }
+        }
         let active = self.gateway.active_jobs();
         if active.is_empty() {
             return Ok(());
@@ -373,10 +399,18 @@ impl Router {
                 output_sha256,
                 receipt,
             }) => {
-                self.gateway
+                // Drawn only now that the miner has reported, so it could not
+                // know whether this job would be checked.
+                let check =
+                    job.order.deterministic && self.checker.as_ref().is_some_and(|c| c.draw());
+                let finished = self
+                    .gateway
                     .transition(&job.id, |j| {
                         if j.state != JobState::Running {
                             return false;
+                        }
+                        if check {
+                            j.cross_check = Some(CrossCheck::Pending);
                         }
                         j.exit_code = Some(exit_code);
                         j.stdout_sha256 = Some(stdout_sha256.clone());
@@ -391,6 +425,13 @@ impl Router {
                         true
                     })
                     .await?;
+                if finished
+                    && check
+                    && let (Some(checker), Some(job)) =
+                        (&self.checker, self.gateway.book().get(&job.id)?)
+                {
+                    checker.start(self.gateway.clone(), job);
+                }
             }
             Ok(JobReply::Failed { reason, receipt }) => {
                 self.gateway

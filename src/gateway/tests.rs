@@ -399,12 +399,25 @@ async fn miner(
     uri: &str,
     classes: &[&str],
 ) -> (Candidate, tokio::sync::oneshot::Sender<()>) {
+    let backends = classes.iter().map(|c| {
+        let b: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some((*c).to_owned())));
+        b
+    });
+    miner_with(dir, uri, backends.collect()).await
+}
+
+/// A miner over `backends`.
+async fn miner_with(
+    dir: &std::path::Path,
+    uri: &str,
+    backends: Vec<Arc<dyn ExecutorBackend>>,
+) -> (Candidate, tokio::sync::oneshot::Sender<()>) {
     let fleet = Arc::new(Fleet::with_backends(
         HealthPolicy::default(),
-        classes.iter().enumerate().map(|(i, c)| {
-            let b: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some((*c).to_owned())));
-            (format!("local-{i}"), b)
-        }),
+        backends
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (format!("local-{i}"), b)),
     ));
     fleet.check_all().await;
     let service = Arc::new(
@@ -578,4 +591,166 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
     assert_eq!(reopened.active_jobs(), vec![waiting.id.clone()]);
     let kept = reopened.book().get(&done.id).expect("get").expect("job");
     assert_eq!(kept, done);
+}
+
+/// A miner's executor that skips the work: every job prints `forged`.
+struct Forger(LocalBackend);
+
+#[async_trait::async_trait]
+impl ExecutorBackend for Forger {
+    fn kind(&self) -> &'static str {
+        "local"
+    }
+    fn class(&self) -> Option<&str> {
+        self.0.class()
+    }
+    async fn capabilities(
+        &self,
+    ) -> Result<crate::executor::HardwareSpec, crate::executor::ExecutorError> {
+        self.0.capabilities().await
+    }
+    async fn run(
+        &self,
+        mut job: crate::executor::JobSpec,
+    ) -> Result<crate::executor::JobHandle, crate::executor::ExecutorError> {
+        job.command = vec!["sh".into(), "-c".into(), "echo forged".into()];
+        self.0.run(job).await
+    }
+    async fn health(&self) -> Result<crate::executor::Health, crate::executor::ExecutorError> {
+        self.0.health().await
+    }
+}
+
+fn numbered(i: usize) -> JobOrder {
+    JobOrder {
+        image: None,
+        command: vec!["sh".into(), "-c".into(), format!("echo job {i}")],
+        env: BTreeMap::new(),
+        inputs: vec![],
+        outputs: vec![],
+        class: "cpu".into(),
+        timeout_s: 30,
+        deterministic: true,
+    }
+}
+
+/// Runs `n` jobs one after another; returns them once final and checked.
+async fn run_jobs(
+    gateway: &Gateway,
+    router: &Router,
+    client: &keys::Client,
+    n: usize,
+) -> Vec<OrganicJob> {
+    let mut out = Vec::new();
+    for i in 0..n {
+        let job = gateway.submit(client, numbered(i)).expect("submit");
+        until_final(gateway, router, &job.id).await;
+        let start = Instant::now();
+        loop {
+            let j = gateway.book().get(&job.id).expect("get").expect("job");
+            if j.cross_check != Some(CrossCheck::Pending) {
+                out.push(j);
+                break;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "check never ended"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn cross_checks_catch_a_forging_miner_at_the_configured_rate() {
+    let dir = tempfile::tempdir().expect("dir");
+    let forger: Arc<dyn ExecutorBackend> =
+        Arc::new(Forger(LocalBackend::new(Some("cpu".to_owned()))));
+    let (liar, _s1) = miner_with(dir.path(), "//miner1", vec![forger]).await;
+    let (honest, _s2) = miner(dir.path(), "//miner2", &["cpu"]).await;
+    let trusted =
+        || -> Arc<dyn ExecutorBackend> { Arc::new(LocalBackend::new(Some("cpu".to_owned()))) };
+    let (share, seed, n) = (0.25, 7, 40);
+
+    let store = store(dir.path());
+    let gateway = open(dir.path(), store.clone(), rules());
+    let (client, _) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let router = |miners: Vec<Candidate>, share: f64| {
+        Router::new(
+            gateway.clone(),
+            Arc::new(Fixed(miners)),
+            key("//validator1"),
+            ReceiptStore::new(dir.path().join("receipts.jsonl")),
+            RouterSettings::default(),
+        )
+        .expect("router")
+        .cross_check(
+            CrossChecker::new(trusted(), share)
+                .expect("checker")
+                .seeded(seed),
+        )
+    };
+    // Every job the forger runs: the drawn ones are caught, and only those.
+    let jobs = run_jobs(&gateway, &router(vec![liar.clone()], share), &client, n).await;
+    let replay = CrossChecker::new(trusted(), share)
+        .expect("checker")
+        .seeded(seed);
+    let drawn: Vec<bool> = (0..n).map(|_| replay.draw()).collect();
+    let caught: Vec<bool> = jobs
+        .iter()
+        .map(|j| matches!(j.cross_check, Some(CrossCheck::Mismatch { .. })))
+        .collect();
+    assert_eq!(
+        caught, drawn,
+        "the checked jobs are the seed's draws, each caught"
+    );
+    let checked = caught.iter().filter(|c| **c).count();
+    assert!(
+        (4..=18).contains(&checked),
+        "{checked} of {n} checked at a share of {share}"
+    );
+    assert!(
+        jobs.iter()
+            .all(|j| j.state == JobState::Finished && j.miner == Some(liar.target.hotkey))
+    );
+    let penalties = gateway.book().penalties().expect("penalties");
+    assert_eq!(penalties.len(), checked);
+    let first = &penalties[0];
+    assert_eq!(first.miner, liar.target.hotkey);
+    assert!(first.reason.contains("stdout SHA-256"), "{}", first.reason);
+    assert_eq!(
+        first.receipts.len(),
+        2,
+        "both of the miner's receipts are kept"
+    );
+    assert!(first.receipts.iter().all(|r| r.verify()));
+
+    // An honest miner checked every time is never penalised; a job that
+    // opts out is never checked.
+    let honest_router = router(vec![honest.clone()], 1.0);
+    let jobs = run_jobs(&gateway, &honest_router, &client, 5).await;
+    assert!(
+        jobs.iter()
+            .all(|j| j.cross_check == Some(CrossCheck::Matched)),
+        "{jobs:?}"
+    );
+    let opted_out = gateway
+        .submit(
+            &client,
+            JobOrder {
+                deterministic: false,
+                ..numbered(99)
+            },
+        )
+        .expect("submit");
+    let done = until_final(&gateway, &honest_router, &opted_out.id).await;
+    assert_eq!(done.cross_check, None);
+    assert_eq!(
+        gateway.book().penalties().expect("penalties").len(),
+        checked
+    );
 }

@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use akihabara::gateway::http::{HttpSettings, Listener};
 use akihabara::gateway::keys::{ClientLimits, Clients};
-use akihabara::gateway::{ChainMiners, Gateway, OrderRules, Router, RouterSettings};
+use akihabara::gateway::{ChainMiners, CrossChecker, Gateway, OrderRules, Router, RouterSettings};
 use akihabara_core::AccountId;
+use akihabara_core::executor::{Fleet, FleetConfig};
 use akihabara_core::market::jobs::ReceiptStore;
 use akihabara_core::market::server::unix_millis;
 use anyhow::Context;
@@ -16,7 +17,7 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use crate::args::{OutputArgs, PasswordArgs};
-use crate::config::{self, GatewayConfig, StateSection};
+use crate::config::{self, GatewayConfig, GatewaySection, StateSection};
 use crate::daemon::{self, LogFormat, event, key_error};
 use crate::exit::bad_input;
 use crate::out;
@@ -41,6 +42,8 @@ and the classes and images it sells:
   images = [\"python:3.12-slim\"]
   max_timeout_s = 86400
   queue_timeout = \"5m\"
+  cross_check_share = 0.02            # re-run this share of jobs on
+  trusted_fleet = \"trusted.toml\"     # ... this fleet's executor
 
 STATE holds gateway.redb (jobs, each state change written before it is acted
 on, and the daily job counts), clients.json (the keys' hashes) and
@@ -327,6 +330,40 @@ fn rules_of(
     Ok((rules, router, http))
 }
 
+/// The cross-checker `[gateway]` asks for: the trusted fleet's executor.
+fn cross_checker(g: &GatewaySection) -> anyhow::Result<Option<CrossChecker>> {
+    let Some(path) = &g.trusted_fleet else {
+        return Ok(None);
+    };
+    let path = akihabara_core::fs::expand_tilde(path);
+    let fleet = FleetConfig::read(&path).map_err(|e| key_error("gateway.trusted_fleet", e))?;
+    // End users' code runs there: the same isolation rule as a miner's.
+    for warning in fleet
+        .check_remote_jobs(&path)
+        .map_err(|e| key_error("gateway.trusted_fleet", e))?
+    {
+        eprintln!("warning: {warning}");
+    }
+    let id = match &g.trusted_executor {
+        Some(id) => id.clone(),
+        None => fleet
+            .executors
+            .first()
+            .map(|e| e.id().to_owned())
+            .ok_or_else(|| key_error("gateway.trusted_fleet", "the fleet has no executor"))?,
+    };
+    let fleet = Fleet::new(fleet);
+    let backend = fleet.backend(&id).ok_or_else(|| {
+        key_error(
+            "gateway.trusted_executor",
+            format!("no executor {id:?} in {}", path.display()),
+        )
+    })?;
+    let checker = CrossChecker::new(backend, g.cross_check_share)
+        .map_err(|e| key_error("gateway.cross_check_share", e))?;
+    Ok(Some(checker))
+}
+
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
     daemon::check_duration(a.duration)?;
     let cfg: Option<GatewayConfig> = match &a.config {
@@ -358,18 +395,23 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let classes: Vec<String> = rules.classes.iter().cloned().collect();
         let clients = clients_in(&a.state_dir);
         let gateway = Gateway::open(store, clients, rules)?;
+        let mut cross_check = false;
         let routing = match (&cfg, keypair) {
             (Some(c), Some(kp)) => {
                 let chain = daemon::connect_chain(&c.chain, &state).await?;
                 let miners =
                     ChainMiners::new(chain, akihabara_core::Netuid(c.chain.netuid), kp.account());
-                let router = Router::new(
+                let mut router = Router::new(
                     gateway.clone(),
                     Arc::new(miners),
                     kp,
                     ReceiptStore::new(a.state_dir.join("receipts.jsonl")),
                     router_settings,
                 )?;
+                if let Some(checker) = cross_checker(&c.gateway)? {
+                    router = router.cross_check(checker);
+                    cross_check = true;
+                }
                 tokio::spawn(router.run(daemon::shutdown(a.duration)));
                 true
             }
@@ -381,6 +423,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "listen": local.to_string(),
             "openapi": format!("http://{local}/openapi.json"),
             "routing": routing,
+            "cross_check": cross_check,
             "classes": classes,
             "unfinished_jobs": gateway.active_jobs().len(),
         }));

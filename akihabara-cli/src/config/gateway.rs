@@ -42,6 +42,14 @@ pub struct GatewaySection {
     pub call_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
+    /// The share of finished deterministic jobs re-run on the trusted
+    /// executor, in [0, 1].
+    pub cross_check_share: f64,
+    /// A fleet file holding the validator's own, trusted executor; without
+    /// it nothing is cross-checked.
+    pub trusted_fleet: Option<std::path::PathBuf>,
+    /// Which executor of `trusted_fleet` (its first by default).
+    pub trusted_executor: Option<String>,
 }
 
 impl Default for GatewaySection {
@@ -55,6 +63,9 @@ impl Default for GatewaySection {
             poll: Duration::from_secs(1),
             call_timeout: Duration::from_secs(10),
             max_connections: 256,
+            cross_check_share: akihabara::gateway::cross::DEFAULT_SHARE,
+            trusted_fleet: None,
+            trusted_executor: None,
         }
     }
 }

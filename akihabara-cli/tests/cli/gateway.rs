@@ -77,6 +77,7 @@ fn start_gateway(state: &str, config: &str) -> (Peer, String) {
     let peer = Peer::spawn(cmd);
     let ready = peer.event("ready");
     assert_eq!(ready["routing"], true, "{ready}");
+    assert_eq!(ready["cross_check"], true, "{ready}");
     let addr = ready["listen"].as_str().unwrap().to_owned();
     (peer, addr)
 }
@@ -92,6 +93,11 @@ fn key(state: &str, name: &str, jobs_per_day: &str) -> String {
         name,
         "--jobs-per-day",
         jobs_per_day,
+        // The test polls every 100 ms.
+        "--rate",
+        "100",
+        "--burst",
+        "100",
         "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -155,9 +161,11 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
         format!(
             "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
              [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
-             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n",
+             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
+             cross_check_share = 1.0\ntrusted_fleet = \"{}\"\n",
             wallets.path(),
-            mg.display()
+            mg.display(),
+            fleet(d, "trusted", "cpu"),
         ),
     )
     .unwrap();
@@ -200,10 +208,13 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
     // Killed mid-job, started again: the job is still there and followed to its end.
     gateway.kill9();
     let (_gateway, addr) = start_gateway(&state, &config);
+    // Every job is cross-checked here (share 1.0): the trusted executor prints
+    // what the miner reported.
     let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
-        j["state"] != "running"
+        j["state"] != "running" && j["cross_check"]["result"] != "pending"
     });
     assert_eq!(done["state"], "finished", "{done}");
+    assert_eq!(done["cross_check"]["result"], "matched", "{done}");
     assert_eq!(done["exit_code"], 0);
     let digest = std::process::Command::new("sh")
         .args(["-c", "printf 'done\\n' | sha256sum"])

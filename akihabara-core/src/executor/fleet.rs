@@ -156,7 +156,8 @@ fn any_address() -> String {
 }
 
 impl ExecutorConfig {
-    fn id(&self) -> &str {
+    /// The executor's id, unique within its fleet file.
+    pub fn id(&self) -> &str {
         match self {
             ExecutorConfig::Local { id, .. }
             | ExecutorConfig::Ssh { id, .. }

@@ -1,0 +1,205 @@
+//! Cross-validation: a share of finished jobs, drawn with the validator's
+//! own randomness after the miner has reported (so a miner cannot know
+//! which of its jobs will be checked), is run again on a trusted executor.
+//! A different result is a penalty, kept with both results as evidence.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::{RngCore as _, SeedableRng as _};
+
+use crate::executor::{ExecutorBackend, JobSpec, JobStatus};
+
+use super::GatewayError;
+use super::jobs::{CrossCheck, Evidence, OrganicJob};
+use super::service::Gateway;
+
+/// The share of jobs checked unless configured (as ComputeHorde checks
+/// about 1 to 2 %).
+pub const DEFAULT_SHARE: f64 = 0.02;
+
+/// Re-runs drawn jobs on a trusted executor.
+pub struct CrossChecker {
+    trusted: Arc<dyn ExecutorBackend>,
+    share: f64,
+    rng: Mutex<ChaCha20Rng>,
+    running: Mutex<BTreeSet<String>>,
+    one_at_a_time: tokio::sync::Semaphore,
+}
+
+impl std::fmt::Debug for CrossChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CrossChecker")
+            .field("trusted", &self.trusted.kind())
+            .field("share", &self.share)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CrossChecker {
+    /// Checks `share` (0 to 1) of the deterministic jobs on `trusted`, drawn
+    /// from a generator seeded by the operating system.
+    pub fn new(
+        trusted: Arc<dyn ExecutorBackend>,
+        share: f64,
+    ) -> Result<CrossChecker, GatewayError> {
+        if !(0.0..=1.0).contains(&share) {
+            return Err(GatewayError::Setting(format!(
+                "a cross-check share of {share} is not in [0, 1]"
+            )));
+        }
+        let seed = crate::gpu::Seed::random().map_err(GatewayError::Randomness)?;
+        Ok(CrossChecker {
+            trusted,
+            share,
+            rng: Mutex::new(ChaCha20Rng::from_seed(seed.0)),
+            running: Mutex::new(BTreeSet::new()),
+            one_at_a_time: tokio::sync::Semaphore::new(1),
+        })
+    }
+
+    /// Draws from a generator seeded with `seed`, so a simulation replays.
+    pub fn seeded(self, seed: u64) -> CrossChecker {
+        CrossChecker {
+            rng: Mutex::new(ChaCha20Rng::seed_from_u64(seed)),
+            ..self
+        }
+    }
+
+    /// Whether the next finished job is checked.
+    pub fn draw(&self) -> bool {
+        let x = self
+            .rng
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_u64();
+        ((x >> 11) as f64 / (1u64 << 53) as f64) < self.share
+    }
+
+    /// Starts checking `job` (once, however often it is asked), one check at
+    /// a time.
+    pub fn start(self: &Arc<Self>, gateway: Arc<Gateway>, job: OrganicJob) {
+        if !self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(job.id.clone())
+        {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            let id = job.id.clone();
+            if let Err(e) = me.check(&gateway, job).await {
+                tracing::warn!(job = %id, error = %e, "cross-checking a job");
+            }
+            me.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&id);
+        });
+    }
+
+    /// Whether a check is running now.
+    pub fn busy(&self) -> bool {
+        !self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_empty()
+    }
+
+    async fn check(&self, gateway: &Gateway, job: OrganicJob) -> Result<(), GatewayError> {
+        let _one = self.one_at_a_time.acquire().await;
+        let verdict = self.verdict(&job).await;
+        let now = gateway.now_ms();
+        if let CrossCheck::Mismatch {
+            detail,
+            trusted_stdout_sha256,
+            trusted_exit_code,
+        } = &verdict
+            && let Some(miner) = job.miner
+        {
+            tracing::warn!(
+                job = %job.id,
+                %miner,
+                reason = %detail,
+                "cross-check: the miner's result differs from the trusted executor's; penalised"
+            );
+            gateway.book().penalise(&Evidence {
+                job_id: job.id.clone(),
+                miner,
+                reason: detail.clone(),
+                miner_stdout_sha256: job.stdout_sha256.clone(),
+                miner_exit_code: job.exit_code,
+                trusted_stdout_sha256: trusted_stdout_sha256.clone(),
+                trusted_exit_code: *trusted_exit_code,
+                receipts: job.receipts.clone(),
+                at_ms: now,
+            })?;
+        }
+        gateway
+            .transition(&job.id, |j| {
+                j.cross_check = Some(verdict);
+                true
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn verdict(&self, job: &OrganicJob) -> CrossCheck {
+        let mut parts = job.order.command.iter().cloned();
+        let mut spec = JobSpec::command(
+            parts.next().unwrap_or_default(),
+            parts,
+            Duration::from_secs(job.order.timeout_s),
+        );
+        spec.image = job.order.image.clone();
+        spec.env = job.order.env.clone();
+        let outcome = match self.trusted.run(spec).await {
+            Ok(handle) => handle.wait().await,
+            Err(e) => Err(e),
+        };
+        let outcome = match outcome {
+            Ok(o) => o,
+            Err(e) => {
+                return CrossCheck::Unverifiable {
+                    reason: format!("the trusted executor could not run it: {e}"),
+                };
+            }
+        };
+        let trusted_exit_code = match outcome.status {
+            JobStatus::Exited { code } => Some(code),
+            _ => {
+                return CrossCheck::Unverifiable {
+                    reason: format!("the trusted run ended {:?}", outcome.status),
+                };
+            }
+        };
+        let mut differs = Vec::new();
+        if job.exit_code != trusted_exit_code {
+            differs.push(format!(
+                "exit code {:?}, trusted {:?}",
+                job.exit_code, trusted_exit_code
+            ));
+        }
+        if job.stdout_sha256.as_deref() != Some(outcome.stdout.sha256.as_str()) {
+            differs.push(format!(
+                "stdout SHA-256 {}, trusted {}",
+                job.stdout_sha256.as_deref().unwrap_or("none"),
+                outcome.stdout.sha256
+            ));
+        }
+        if differs.is_empty() {
+            CrossCheck::Matched
+        } else {
+            CrossCheck::Mismatch {
+                detail: differs.join("; "),
+                trusted_stdout_sha256: outcome.stdout.sha256,
+                trusted_exit_code,
+            }
+        }
+    }
+}
