@@ -158,6 +158,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         output_dir: None,
         image: None,
         env: Default::default(),
+        inputs: vec![],
+        outputs: vec![],
         issued_at_ms: 1,
         signature: String::new(),
     }

@@ -132,6 +132,8 @@ async fn main() -> anyhow::Result<()> {
             output_dir: None,
             image: None,
             env: Default::default(),
+            inputs: vec![],
+            outputs: vec![],
             issued_at_ms: unix_millis(),
             signature: String::new(),
         }

@@ -412,6 +412,8 @@ async fn run_job(
         output_dir: None,
         image: None,
         env: Default::default(),
+        inputs: vec![],
+        outputs: vec![],
         issued_at_ms: unix_millis(),
         signature: String::new(),
     }

@@ -168,6 +168,8 @@ async fn submit(a: SubmitArgs) -> anyhow::Result<()> {
         output_dir: a.output_dir.clone(),
         image: None,
         env: Default::default(),
+        inputs: vec![],
+        outputs: vec![],
         issued_at_ms: unix_millis(),
         signature: String::new(),
     }

@@ -353,6 +353,8 @@ fn a_miner_daemon_applies_its_caller_policy_and_job_policy() {
             output_dir: None,
             image: None,
             env: Default::default(),
+            inputs: vec![],
+            outputs: vec![],
             issued_at_ms: 1,
             signature: String::new(),
         }

@@ -340,6 +340,8 @@ pub(super) fn finish_a_job(
         output_dir: None,
         image: None,
         env: Default::default(),
+        inputs: vec![],
+        outputs: vec![],
         issued_at_ms: 1,
         signature: String::new(),
     }

@@ -350,13 +350,23 @@ impl DockerBackend {
             pids_limit: Some(self.pids_limit),
             network_mode: Some(if job.network { "bridge" } else { "none" }.to_owned()),
             readonly_rootfs: Some(true),
-            tmpfs: Some(HashMap::from([
-                ("/work".to_owned(), work_size),
-                (
-                    "/tmp".to_owned(),
-                    format!("rw,exec,size={DEFAULT_WORK_MB}m"),
-                ),
-            ])),
+            // The job's volume is its /work; without one, /work is a tmpfs.
+            binds: job
+                .volume
+                .as_ref()
+                .map(|v| vec![format!("{}:/work:rw", v.display())]),
+            tmpfs: Some(
+                [
+                    (job.volume.is_none()).then(|| ("/work".to_owned(), work_size)),
+                    Some((
+                        "/tmp".to_owned(),
+                        format!("rw,exec,size={DEFAULT_WORK_MB}m"),
+                    )),
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
+            ),
             device_requests: (r.gpu > 0).then(|| {
                 vec![DeviceRequest {
                     driver: Some("nvidia".to_owned()),

@@ -676,13 +676,7 @@ impl Fleet {
         job: JobSpec,
         class: Option<&str>,
     ) -> Result<(String, JobHandle), ExecutorError> {
-        job.validate()?;
-        let (id, backend) = self
-            .claim(&job.requirements, class, |m| {
-                m.busy = true;
-                true
-            })
-            .await?;
+        let (id, backend) = self.claim_job(&job, class).await?;
         match backend.run(job).await {
             Ok(h) => Ok((id, h)),
             Err(e) => {
@@ -690,6 +684,28 @@ impl Fleet {
                 Err(e)
             }
         }
+    }
+
+    /// Checks `job` and marks a healthy, free executor of `class` that meets
+    /// its requirements busy, without starting anything (the caller runs
+    /// the job on the returned backend once it is ready, and calls
+    /// [`Fleet::release`] after).
+    pub async fn claim_job(
+        &self,
+        job: &JobSpec,
+        class: Option<&str>,
+    ) -> Result<(String, Arc<dyn ExecutorBackend>), ExecutorError> {
+        // A job naming an image is checked as container backends check it;
+        // the claimed backend refuses it if it runs no containers.
+        match job.image {
+            Some(_) => job.validate_for_image()?,
+            None => job.validate()?,
+        }
+        self.claim(&job.requirements, class, |m| {
+            m.busy = true;
+            true
+        })
+        .await
     }
 
     /// Whether the fleet has executors of `class` (any class when `None`),

@@ -214,7 +214,16 @@ impl ExecutorBackend for LocalBackend {
                 .gid(u.gid);
         }
         cmd.envs(&job.env);
-        if let Some(dir) = job.workdir.as_ref().or(self.workdir.as_ref()) {
+        if let Some(dir) = &job.volume {
+            // The job's own user must be able to write its work directory.
+            if let Some(u) = &user {
+                chown_tree(dir, u.uid, u.gid).map_err(|e| ExecutorError::Spawn {
+                    program: job.command[0].clone(),
+                    reason: format!("cannot hand {} to {}: {e}", dir.display(), u.name),
+                })?;
+            }
+            cmd.current_dir(dir);
+        } else if let Some(dir) = job.workdir.as_ref().or(self.workdir.as_ref()) {
             cmd.current_dir(dir);
         }
         let mib = |m: u64| (m > 0).then(|| m.saturating_mul(1024 * 1024));
@@ -252,4 +261,15 @@ impl ExecutorBackend for LocalBackend {
             )))
         }
     }
+}
+
+/// Gives `dir` and everything under it (no link followed) to `uid:gid`.
+fn chown_tree(dir: &std::path::Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::lchown(dir, Some(uid), Some(gid))?;
+    if std::fs::symlink_metadata(dir)?.is_dir() {
+        for entry in std::fs::read_dir(dir)? {
+            chown_tree(&entry?.path(), uid, gid)?;
+        }
+    }
+    Ok(())
 }

@@ -142,6 +142,12 @@ pub struct JobSpec {
     /// Directory the job starts in; `None` uses the backend's default.
     #[serde(default)]
     pub workdir: Option<PathBuf>,
+    /// A directory on the miner's machine that is the job's work directory:
+    /// bound at `/work` in a container, the current directory of a `local`
+    /// job. The job's input files are put there first and its outputs
+    /// taken from there after. The `ssh` backend refuses it.
+    #[serde(default)]
+    pub volume: Option<PathBuf>,
     /// Paths the job reads.
     #[serde(default)]
     pub inputs: Vec<PathBuf>,
@@ -197,6 +203,7 @@ impl JobSpec {
             network: false,
             env: BTreeMap::new(),
             workdir: None,
+            volume: None,
             inputs: Vec::new(),
             outputs: Vec::new(),
             timeout,

@@ -97,6 +97,7 @@ impl SshBackend {
             job.image = d.image.clone();
         }
         job.validate_for_image()?;
+        refuse_volume(&job)?;
         let image = job.image.clone().unwrap_or_default();
         if !d.images.allows(&image) {
             return Err(ExecutorError::ImageNotAllowed(image));
@@ -175,6 +176,7 @@ impl SshBackend {
     /// Runs `job` in the remote user's shell on the host.
     fn run_on_host(&self, job: JobSpec) -> Result<JobHandle, ExecutorError> {
         job.validate()?;
+        refuse_volume(&job)?;
         process::spawn(
             self.command(&watchdog(&job, ":")),
             "ssh",
@@ -459,6 +461,17 @@ pub(crate) fn remote_status(status: JobStatus) -> JobStatus {
             JobStatus::Signaled { signal: code - 128 }
         }
         other => other,
+    }
+}
+
+/// A volume is a directory on the miner's machine: a remote host cannot
+/// mount it.
+fn refuse_volume(job: &JobSpec) -> Result<(), ExecutorError> {
+    match &job.volume {
+        Some(_) => Err(ExecutorError::Unsupported(
+            "jobs with input or output files need a local or docker executor".into(),
+        )),
+        None => Ok(()),
     }
 }
 

@@ -22,6 +22,8 @@
 //!     output_dir: None,
 //!     image: None,
 //!     env: Default::default(),
+//!     inputs: vec![],
+//!     outputs: vec![],
 //!     issued_at_ms: 0,
 //!     signature: String::new(),
 //! };
@@ -254,6 +256,8 @@ mod tests {
             output_dir: None,
             image: None,
             env: Default::default(),
+            inputs: vec![],
+            outputs: vec![],
             issued_at_ms: 1,
             signature: String::new(),
         }

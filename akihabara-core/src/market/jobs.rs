@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use super::volumes::{InputFile, OutputFile};
 use crate::AccountId;
 use crate::executor::{Outcome, Requirements};
 use crate::wallet::{Keypair, Signature, verify};
@@ -45,6 +46,13 @@ pub struct JobRequest {
     /// Environment added to the job's.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
+    /// Files the miner downloads into the job's work directory first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputFile>,
+    /// Files the miner uploads after the job; their digest is in the
+    /// `finished` receipt.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputFile>,
     /// When it was signed, ms since the Unix epoch.
     pub issued_at_ms: u64,
     /// sr25519 signature of [`JobRequest::message`], 0x hex.
@@ -96,6 +104,13 @@ impl JobRequest {
                 ":container:{}:{}",
                 digest_json(&self.image),
                 digest_json(&self.env)
+            ));
+        }
+        if !self.inputs.is_empty() || !self.outputs.is_empty() {
+            m.push_str(&format!(
+                ":volumes:{}:{}",
+                digest_json(&self.inputs),
+                digest_json(&self.outputs)
             ));
         }
         m.into_bytes()
@@ -277,9 +292,12 @@ pub enum ReceiptKind {
         stdout_sha256: String,
         /// SHA-256 of stderr, hex.
         stderr_sha256: String,
-        /// Digest of the request's `output_dir`: SHA-256 of the listing
+        /// Digest of the request's outputs: with `outputs`, SHA-256 of one
+        /// line `<sha256>  <path>` per uploaded file
+        /// ([`outputs_digest`](super::volumes::outputs_digest)); with an
+        /// `output_dir`, SHA-256 of the listing
         /// `cd DIR && find . -type f -print0 | LC_ALL=C sort -z | xargs -0r sha256sum`
-        /// prints, hex; `None` when the request named no output directory.
+        /// prints, hex; `None` when the request named neither.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         output_sha256: Option<String>,
         /// Wall time, ms.
@@ -460,6 +478,8 @@ mod tests {
             output_dir: None,
             image: None,
             env: Default::default(),
+            inputs: vec![],
+            outputs: vec![],
             issued_at_ms: 1_700_000_000_000,
             signature: String::new(),
         }

@@ -5,6 +5,8 @@
 //! - [`jobs`]: signed job requests, the miner's accept policy, signed
 //!   receipts in a crash-safe store.
 //! - [`accept`]: reference accept policies (per-class limits, a script).
+//! - [`volumes`]: a job's input and output files, moved over HTTP by the
+//!   miner.
 //! - [`wire`]: the jobs and allocation synapses.
 //! - [`server`]: the miner's [`JobService`](server::JobService), answering
 //!   them from a fleet.
@@ -16,6 +18,7 @@ pub mod accept;
 pub mod client;
 pub mod jobs;
 pub mod server;
+pub mod volumes;
 pub mod wire;
 
 #[cfg(test)]

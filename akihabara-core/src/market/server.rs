@@ -19,6 +19,7 @@ use super::jobs::{
     AcceptPolicy, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, Refusal,
     Situation, rule,
 };
+use super::volumes::{VolumePolicy, download, outputs_digest, upload};
 use super::wire::{
     Allocate, AllocateReply, Deallocate, DeallocateReply, JobQuery, JobReply, JobSubmit,
 };
@@ -116,6 +117,15 @@ pub struct JobService {
     jobs: Mutex<HashMap<JobKey, JobState>>,
     allocations: tokio::sync::Mutex<Vec<AllocationRecord>>,
     clock: fn() -> u64,
+    /// Jobs' work directories (`STATE/work`), for jobs with files.
+    work_root: PathBuf,
+    volumes: VolumePolicy,
+}
+
+/// How an accepted job starts: already running, or once its inputs are in.
+enum Start {
+    Running(crate::executor::JobHandle),
+    AfterInputs(Arc<dyn crate::executor::ExecutorBackend>, Box<JobSpec>),
 }
 
 impl std::fmt::Debug for JobService {
@@ -218,6 +228,11 @@ impl JobService {
                 jobs.insert((r.validator, r.job_id.clone()), state);
             }
         }
+        // Work directories of jobs a previous run left: those jobs are lost.
+        let work_root = dir.join("work");
+        if work_root.exists() {
+            std::fs::remove_dir_all(&work_root).map_err(|e| state_err(&work_root, e))?;
+        }
         let allocations_path = dir.join("allocations.json");
         let file: AllocationFile = match std::fs::read(&allocations_path) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
@@ -251,7 +266,16 @@ impl JobService {
             jobs: Mutex::new(jobs),
             allocations: tokio::sync::Mutex::new(file.allocations),
             clock: unix_millis,
+            work_root,
+            volumes: VolumePolicy::default(),
         })
+    }
+
+    /// What jobs' input and output files may be (sizes, time, and whether
+    /// their URLs may point at private addresses).
+    pub fn with_volumes(mut self, policy: VolumePolicy) -> JobService {
+        self.volumes = policy;
+        self
     }
 
     /// Replaces the clock (ms since the Unix epoch), for simulations and tests.
@@ -369,23 +393,53 @@ impl JobService {
             }
             jobs.insert(key.clone(), JobState::Running);
         }
-        let (executor, mut handle) = match self.fleet.run(spec, Some(&request.hardware_class)).await
-        {
-            Ok(x) => x,
-            Err(e) => {
-                self.jobs().remove(&key);
-                return match e {
-                    ExecutorError::NoCapacity(why) => declined(DeclineReason::Busy, why),
-                    ExecutorError::Unmet(why) => declined(DeclineReason::UnsupportedClass, why),
-                    e => declined(DeclineReason::Invalid, e.to_string()),
-                };
+        let volumes = !request.inputs.is_empty() || !request.outputs.is_empty();
+        if volumes {
+            match self.work_dir(&key) {
+                Ok(dir) => spec.volume = Some(dir),
+                Err(e) => {
+                    self.jobs().remove(&key);
+                    return declined(DeclineReason::Busy, format!("no work directory: {e}"));
+                }
+            }
+        }
+        let refused = |e: ExecutorError| match e {
+            ExecutorError::NoCapacity(why) => declined(DeclineReason::Busy, why),
+            ExecutorError::Unmet(why) => declined(DeclineReason::UnsupportedClass, why),
+            e => declined(DeclineReason::Invalid, e.to_string()),
+        };
+        // Inputs are downloaded before the job starts, after it is accepted
+        // (a download may take longer than the call): the executor is held
+        // meanwhile.
+        let (executor, started) = if request.inputs.is_empty() {
+            match self.fleet.run(spec, Some(&request.hardware_class)).await {
+                Ok((executor, handle)) => (executor, Start::Running(handle)),
+                Err(e) => {
+                    self.forget_job(&key);
+                    return refused(e);
+                }
+            }
+        } else {
+            match self
+                .fleet
+                .claim_job(&spec, Some(&request.hardware_class))
+                .await
+            {
+                Ok((executor, backend)) => (executor, Start::AfterInputs(backend, Box::new(spec))),
+                Err(e) => {
+                    self.forget_job(&key);
+                    return refused(e);
+                }
             }
         };
         let accepted = Receipt::sign(&request, ReceiptKind::Accepted, (self.clock)(), &self.miner);
         if let Err(e) = self.receipts.append(&accepted) {
-            handle.cancel();
-            let _ = handle.wait().await;
+            if let Start::Running(mut handle) = started {
+                handle.cancel();
+                let _ = handle.wait().await;
+            }
             self.fleet.release(&executor);
+            self.remove_work_dir(&key);
             let reply = JobReply::Failed {
                 reason: format!("the miner could not store its receipt: {e}"),
                 receipt: None,
@@ -396,12 +450,80 @@ impl JobService {
         }
         let me = self.clone();
         tokio::spawn(async move {
-            let result = handle.wait().await;
-            let reply = me.finish(&request, &executor, result).await;
+            let handle = match started {
+                Start::Running(handle) => Ok(handle),
+                Start::AfterInputs(backend, spec) => {
+                    me.fetch_and_start(&request, backend, *spec).await
+                }
+            };
+            let reply = match handle {
+                Ok(handle) => {
+                    let result = handle.wait().await;
+                    me.finish(&request, &executor, result, &key).await
+                }
+                Err(reason) => JobReply::Failed {
+                    reason,
+                    receipt: None,
+                },
+            };
             me.fleet.release(&executor);
+            me.remove_work_dir(&key);
             me.jobs().insert(key, JobState::Ended(Box::new(reply)));
         });
         JobReply::Accepted { receipt: accepted }
+    }
+
+    /// Forgets a job whose id was claimed but that did not start, and its
+    /// work directory.
+    fn forget_job(&self, key: &JobKey) {
+        self.jobs().remove(key);
+        self.remove_work_dir(key);
+    }
+
+    /// The job's own work directory (created empty, mode 0700), under
+    /// `STATE/work/`, named by a digest of the validator and job id.
+    fn work_dir(&self, key: &JobKey) -> std::io::Result<PathBuf> {
+        let dir = self.work_path(key);
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        use std::os::unix::fs::DirBuilderExt as _;
+        builder.mode(0o700);
+        builder.create(&dir)?;
+        Ok(dir)
+    }
+
+    fn work_path(&self, key: &JobKey) -> PathBuf {
+        use sha2::Digest as _;
+        let name = hex::encode(sha2::Sha256::digest(format!("{}\n{}", key.0, key.1)));
+        self.work_root.join(&name[..32])
+    }
+
+    fn remove_work_dir(&self, key: &JobKey) {
+        let dir = self.work_path(key);
+        if dir.exists()
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+        {
+            tracing::warn!(dir = %dir.display(), error = %e, "could not remove a job's work directory");
+        }
+    }
+
+    /// Downloads the request's inputs into the job's volume, then starts it.
+    async fn fetch_and_start(
+        &self,
+        request: &JobRequest,
+        backend: Arc<dyn crate::executor::ExecutorBackend>,
+        spec: JobSpec,
+    ) -> Result<crate::executor::JobHandle, String> {
+        let Some(dir) = spec.volume.clone() else {
+            return Err("the job has no work directory".into());
+        };
+        for (i, input) in request.inputs.iter().enumerate() {
+            download(input, i, &dir, &self.volumes)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        backend.run(spec).await.map_err(|e| e.to_string())
     }
 
     async fn finish(
@@ -409,6 +531,7 @@ impl JobService {
         request: &JobRequest,
         executor: &str,
         result: Result<Outcome, ExecutorError>,
+        key: &JobKey,
     ) -> JobReply {
         let outcome = match result {
             Ok(o) => o,
@@ -419,9 +542,25 @@ impl JobService {
                 };
             }
         };
-        let output_sha256 = match &request.output_dir {
-            Some(dir) => self.digest_outputs(executor, dir).await,
-            None => None,
+        let mut upload_failed = None;
+        let output_sha256 = if !request.outputs.is_empty() {
+            let dir = self.work_path(key);
+            let mut files = Vec::new();
+            for (i, output) in request.outputs.iter().enumerate() {
+                match upload(output, i, &dir, &self.volumes).await {
+                    Ok(sha) => files.push((output.path.clone(), sha)),
+                    Err(e) => {
+                        upload_failed = Some(e.to_string());
+                        break;
+                    }
+                }
+            }
+            upload_failed.is_none().then(|| outputs_digest(&files))
+        } else {
+            match &request.output_dir {
+                Some(dir) => self.digest_outputs(executor, dir).await,
+                None => None,
+            }
         };
         let receipt = Receipt::sign(
             request,
@@ -430,7 +569,8 @@ impl JobService {
             &self.miner,
         );
         let stored = self.receipts.append(&receipt);
-        let reply = match reason_of(&outcome.status, request.timeout_s) {
+        let reason = reason_of(&outcome.status, request.timeout_s).or(upload_failed);
+        let reply = match reason {
             None => JobReply::Finished {
                 exit_code: match outcome.status {
                     JobStatus::Exited { code } => code,

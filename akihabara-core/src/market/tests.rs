@@ -75,6 +75,8 @@ fn request(id: &str, class: &str, timeout_s: u64, command: &[&str]) -> JobReques
         output_dir: None,
         image: None,
         env: Default::default(),
+        inputs: vec![],
+        outputs: vec![],
         issued_at_ms: 1,
         signature: String::new(),
     }
@@ -892,4 +894,236 @@ async fn env_reaches_the_job_and_an_image_needs_a_container_executor() {
         }
         other => panic!("not declined: {other:?}"),
     }
+}
+
+/// A file server on loopback: GET serves `files`, PUT stores the body
+/// (under its path) unless the path starts with `/deny`.
+async fn file_server(
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> (
+    String,
+    Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+) {
+    use http_body_util::BodyExt as _;
+    let files: Arc<std::collections::HashMap<String, Vec<u8>>> =
+        Arc::new(files.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
+    let puts = Arc::new(Mutex::new(std::collections::HashMap::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let stored = puts.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let (files, stored) = (files.clone(), stored.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (files, stored) = (files.clone(), stored.clone());
+                        async move {
+                            let path = req.uri().path().to_owned();
+                            let status_body = match *req.method() {
+                                hyper::Method::GET => match files.get(&path) {
+                                    Some(b) => (200, b.clone()),
+                                    None => (404, Vec::new()),
+                                },
+                                hyper::Method::PUT if path.starts_with("/deny") => {
+                                    (403, b"AccessDenied".to_vec())
+                                }
+                                hyper::Method::PUT => {
+                                    let body = req
+                                        .into_body()
+                                        .collect()
+                                        .await
+                                        .map(|c| c.to_bytes().to_vec())
+                                        .unwrap_or_default();
+                                    stored.lock().expect("lock").insert(path, body);
+                                    (200, Vec::new())
+                                }
+                                _ => (405, Vec::new()),
+                            };
+                            let mut r = hyper::Response::new(http_body_util::Full::new(
+                                hyper::body::Bytes::from(status_body.1),
+                            ));
+                            *r.status_mut() =
+                                hyper::StatusCode::from_u16(status_body.0).expect("status");
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    },
+                );
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (format!("http://{addr}"), puts)
+}
+
+/// Inputs are downloaded (size-capped, digest-checked) into the job's own
+/// work directory, outputs uploaded with PUT, and their digest is signed in
+/// the receipt; every failure names the order's field.
+#[tokio::test]
+async fn job_files_are_fetched_checked_uploaded_and_signed() {
+    use super::volumes::{InputFile, OutputFile, VolumePolicy, outputs_digest};
+    let dir = tempfile::tempdir().expect("dir");
+    let data = b"3 4\n".to_vec();
+    let (base, puts) = file_server(vec![
+        ("/in/numbers.txt", data.clone()),
+        ("/big", vec![7; 4096]),
+    ])
+    .await;
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let open_with = |policy: VolumePolicy, sub: &str| {
+        Arc::new(
+            JobService::open(
+                &dir.path().join(sub),
+                fleet.clone(),
+                key("//miner1"),
+                Arc::new(AcceptAll),
+                Arc::new(|_: &AccountId| true),
+            )
+            .expect("open")
+            .with_volumes(policy),
+        )
+    };
+    let loopback = VolumePolicy {
+        allow_private: true,
+        max_input_bytes: 1024,
+        ..VolumePolicy::default()
+    };
+    let service = open_with(loopback, "miner");
+    let (miner, _stop) = serve(&service).await;
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let mine = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+    let sha = |b: &[u8]| hex::encode(Sha256::digest(b));
+    let job = |id: &str, inputs: Vec<InputFile>, outputs: Vec<OutputFile>| {
+        let mut r = request(
+            id,
+            "cpu",
+            30,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p out && read a b < in/numbers.txt && echo $((a*b)) > out/product",
+            ],
+        );
+        r.inputs = inputs;
+        r.outputs = outputs;
+        r.sign(&key("//validator1"))
+    };
+    let input = |path: &str, digest: Option<String>| InputFile {
+        url: format!("{base}{path}"),
+        path: "in/numbers.txt".into(),
+        sha256: digest,
+    };
+    let output = |put: &str| OutputFile {
+        path: "out/product".into(),
+        put_url: format!("{base}{put}"),
+    };
+    let run = |r: JobRequest| {
+        let (d, miner, mine) = (&d, &miner, &mine);
+        async move {
+            let id = r.job_id.clone();
+            let accepted = submit_job(d, miner, r, mine, T).await.expect("submit");
+            assert!(
+                matches!(accepted, JobReply::Accepted { .. }),
+                "{accepted:?}"
+            );
+            until_ended(d, miner, &id, mine).await
+        }
+    };
+
+    let reply = run(job(
+        "ok",
+        vec![input("/in/numbers.txt", Some(sha(&data)))],
+        vec![output("/bucket/product")],
+    ))
+    .await;
+    let JobReply::Finished {
+        exit_code: 0,
+        output_sha256,
+        receipt,
+        ..
+    } = reply
+    else {
+        panic!("not finished: {reply:?}")
+    };
+    let uploaded = puts.lock().expect("lock").get("/bucket/product").cloned();
+    assert_eq!(uploaded.as_deref(), Some(&b"12\n"[..]));
+    let want = outputs_digest(&[("out/product".into(), sha(b"12\n"))]);
+    assert_eq!(output_sha256.as_deref(), Some(want.as_str()));
+    assert!(receipt.verify());
+    assert!(
+        matches!(&receipt.kind, ReceiptKind::Finished { output_sha256: Some(d), .. } if *d == want)
+    );
+    // The work directory is gone.
+    let left = std::fs::read_dir(dir.path().join("miner/work"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0);
+
+    let failed = |reply: JobReply| match reply {
+        JobReply::Failed { reason, .. } => reason,
+        other => panic!("not failed: {other:?}"),
+    };
+    let wrong = "0".repeat(64);
+    let reason = failed(
+        run(job(
+            "digest",
+            vec![input("/in/numbers.txt", Some(wrong))],
+            vec![],
+        ))
+        .await,
+    );
+    assert!(reason.starts_with("inputs[0].sha256: "), "{reason}");
+    let reason = failed(
+        run(job(
+            "big",
+            vec![InputFile {
+                url: format!("{base}/big"),
+                path: "in/numbers.txt".into(),
+                sha256: None,
+            }],
+            vec![],
+        ))
+        .await,
+    );
+    assert!(
+        reason.starts_with("inputs[0].url: ") && reason.contains("1024 bytes"),
+        "{reason}"
+    );
+    let reason = failed(run(job("missing", vec![input("/nothing", None)], vec![])).await);
+    assert!(reason.contains("404"), "{reason}");
+    let reason = failed(
+        run(job(
+            "denied",
+            vec![input("/in/numbers.txt", None)],
+            vec![output("/deny/x")],
+        ))
+        .await,
+    );
+    assert!(
+        reason.starts_with("outputs[0].put_url: the upload was refused: 403"),
+        "{reason}"
+    );
+
+    // A miner that does not allow private addresses will not fetch from
+    // loopback for a validator.
+    let strict = open_with(VolumePolicy::default(), "strict");
+    let (strict_miner, _stop2) = serve(&strict).await;
+    let r = job("ssrf", vec![input("/in/numbers.txt", None)], vec![]);
+    let accepted = submit_job(&d, &strict_miner, r, &mine, T)
+        .await
+        .expect("submit");
+    assert!(matches!(accepted, JobReply::Accepted { .. }));
+    let reason = failed(until_ended(&d, &strict_miner, "ssrf", &mine).await);
+    assert!(
+        reason.contains("loopback, private or link-local"),
+        "{reason}"
+    );
 }
