@@ -224,7 +224,7 @@ async fn route(
             }
             let client = client.client;
             match (&method, &segments[2..]) {
-                (&Method::POST, []) => submit(gateway, &client, &parts.headers, &body),
+                (&Method::POST, []) => submit(gateway, &client, &parts.headers, &body).await,
                 (&Method::GET, []) => list(gateway, &client),
                 (&Method::GET, [id]) => match owned(gateway, &client, id) {
                     Ok(job) => reply(StatusCode::OK, &view(&job)),
@@ -421,7 +421,12 @@ fn parse_error(e: &serde_path_to_error::Error<serde_json::Error>) -> (String, St
     (field, inner)
 }
 
-fn submit(gateway: &Gateway, client: &Client, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
+async fn submit(
+    gateway: &Gateway,
+    client: &Client,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Response<Body> {
     let json_type = header_str(headers, header::CONTENT_TYPE.as_str())
         .is_some_and(|t| t.split(';').next().map(str::trim) == Some("application/json"));
     if !json_type {
@@ -439,6 +444,13 @@ fn submit(gateway: &Gateway, client: &Client, headers: &HeaderMap, body: &[u8]) 
             return error(400, Some(&field), message);
         }
     };
+    // The cheap checks first: nothing is fetched for an order they refuse.
+    if let Err(f) = gateway.rules().check(&order) {
+        return error(f.status, Some(&f.field), f.reason);
+    }
+    if let Err(f) = gateway.rules().preflight(&order).await {
+        return error(f.status, Some(&f.field), f.reason);
+    }
     match gateway.submit(client, order) {
         Ok(job) => {
             let mut r = reply(StatusCode::CREATED, &view(&job));

@@ -6,6 +6,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
+use crate::market::volumes::{VolumePolicy, check_form, client_for};
+
 /// One job as an end user submits it (`POST /v1/jobs`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,29 +42,10 @@ fn yes() -> bool {
     true
 }
 
-/// An input file: fetched from `url` to `path` under the work directory.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct InputVolume {
-    /// Where to download it from (`http` or `https`).
-    pub url: String,
-    /// Where it goes, relative to the job's work directory.
-    pub path: String,
-    /// Its SHA-256, hex; a download with another digest fails the job.
-    #[serde(default)]
-    pub sha256: Option<String>,
-}
-
-/// An output file: `path` under the work directory, uploaded with HTTP PUT
-/// to `put_url` (a presigned S3 URL, say).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputVolume {
-    /// The file, relative to the job's work directory.
-    pub path: String,
-    /// Where to upload it.
-    pub put_url: String,
-}
+/// An input file of an order (the jobs protocol's own type).
+pub use crate::market::volumes::InputFile as InputVolume;
+/// An output file of an order (the jobs protocol's own type).
+pub use crate::market::volumes::OutputFile as OutputVolume;
 
 /// An order refused: which field, and why. The HTTP API answers it as
 /// `{"error": reason, "field": field}` with `status`.
@@ -106,9 +89,16 @@ pub struct OrderRules {
     pub allow_no_image: bool,
     /// The longest `timeout_s` accepted.
     pub max_timeout_s: u64,
-    /// Whether inputs and outputs are moved. Until they are, an order with
-    /// any is refused, never accepted and silently left without them.
+    /// Whether inputs and outputs are routed (miners move them). When not,
+    /// an order with any is refused, never accepted and silently left
+    /// without them.
     pub volumes: bool,
+    /// Largest input, bytes (checked when the job is submitted, and again
+    /// by the miner).
+    pub max_input_bytes: u64,
+    /// Whether input and output URLs may reach loopback and private
+    /// addresses (the gateway checks them when a job is submitted).
+    pub allow_private_urls: bool,
     /// Most inputs, and most outputs, per job.
     pub max_volumes: usize,
     /// Most bytes of command, environment and URLs together.
@@ -125,7 +115,9 @@ impl Default for OrderRules {
             images: BTreeSet::new(),
             allow_no_image: false,
             max_timeout_s: 24 * 3600,
-            volumes: false,
+            volumes: true,
+            max_input_bytes: 1 << 30,
+            allow_private_urls: false,
             max_volumes: 16,
             max_order_bytes: 32 * 1024,
             own_addresses: Vec::new(),
@@ -255,14 +247,14 @@ impl OrderRules {
             if !order.inputs.is_empty() {
                 return Err(FieldError::new(
                     "inputs",
-                    "this gateway does not move input files yet: send none",
+                    "this gateway does not route jobs with files: send none",
                 )
                 .status(422));
             }
             if !order.outputs.is_empty() {
                 return Err(FieldError::new(
                     "outputs",
-                    "this gateway does not upload output files yet: send none",
+                    "this gateway does not route jobs with files: send none",
                 )
                 .status(422));
             }
@@ -270,18 +262,12 @@ impl OrderRules {
         Ok(())
     }
 
-    /// An `http(s)` URL that does not point at the gateway itself.
+    /// A URL a miner can reach (see [`check_form`]) that does not point at
+    /// the gateway itself.
     fn check_url(&self, url: &str) -> Result<(), String> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
-        let default_port = match parsed.scheme() {
-            "http" => 80,
-            "https" => 443,
-            other => return Err(format!("must be http or https, not {other}")),
-        };
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| "the URL names no host".to_owned())?;
-        let port = parsed.port().unwrap_or(default_port);
+        let parsed = check_form(url)?;
+        let host = parsed.host_str().unwrap_or_default();
+        let port = parsed.port_or_known_default().unwrap_or(80);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let ip: Option<IpAddr> = if host.eq_ignore_ascii_case("localhost") {
             Some(IpAddr::from([127, 0, 0, 1]))
@@ -299,6 +285,71 @@ impl OrderRules {
         });
         if ours {
             return Err(format!("{url} points at this gateway"));
+        }
+        Ok(())
+    }
+
+    /// Checks what can only be learnt by asking: each input's size (a HEAD
+    /// request; over [`OrderRules::max_input_bytes`] is 413) and that each
+    /// output URL takes an upload (an empty PUT, which the job's upload
+    /// replaces; a refusal is 422). Nothing is fetched from or sent to an
+    /// address the rules do not allow.
+    pub async fn preflight(&self, order: &JobOrder) -> Result<(), FieldError> {
+        let policy = VolumePolicy {
+            allow_private: self.allow_private_urls,
+            timeout: std::time::Duration::from_secs(10),
+            ..VolumePolicy::default()
+        };
+        for (i, input) in order.inputs.iter().enumerate() {
+            let field = format!("inputs[{i}].url");
+            let (client, url) = client_for(&input.url, &policy)
+                .await
+                .map_err(|e| FieldError::new(&field, e).status(422))?;
+            let head =
+                client.head(url).send().await.map_err(|e| {
+                    FieldError::new(&field, format!("not reachable: {e}")).status(422)
+                })?;
+            if !head.status().is_success() {
+                return Err(FieldError::new(
+                    &field,
+                    format!("the server answered {}", head.status()),
+                )
+                .status(422));
+            }
+            let size = head
+                .headers()
+                .get(reqwest::header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok());
+            if let Some(size) = size
+                && size > self.max_input_bytes
+            {
+                return Err(FieldError::new(
+                    &field,
+                    format!(
+                        "{size} bytes, more than the {} an input may be",
+                        self.max_input_bytes
+                    ),
+                )
+                .status(413));
+            }
+        }
+        for (i, output) in order.outputs.iter().enumerate() {
+            let field = format!("outputs[{i}].put_url");
+            let (client, url) = client_for(&output.put_url, &policy)
+                .await
+                .map_err(|e| FieldError::new(&field, e).status(422))?;
+            let put =
+                client.put(url).body(Vec::new()).send().await.map_err(|e| {
+                    FieldError::new(&field, format!("not reachable: {e}")).status(422)
+                })?;
+            if !put.status().is_success() {
+                return Err(FieldError::new(
+                    &field,
+                    format!("an upload was refused: {}", put.status()),
+                )
+                .status(422));
+            }
         }
         Ok(())
     }
@@ -420,6 +471,11 @@ mod tests {
         let mut o = order();
         o.inputs = vec![input("http://example.test/a"), input("file:///etc/passwd")];
         assert_eq!(field_of(&o), "inputs[1].url");
+        o.inputs = vec![
+            input("http://example.test/a"),
+            input("https://example.test/b"),
+        ];
+        assert_eq!(field_of(&o), "inputs[1].url");
         for own in [
             "http://127.0.0.1:8080/v1/jobs",
             "http://localhost:8080/x",
@@ -446,7 +502,7 @@ mod tests {
     }
 
     #[test]
-    fn volumes_are_refused_while_they_are_not_moved() {
+    fn volumes_are_refused_where_the_operator_routes_none() {
         let no_volumes = OrderRules {
             volumes: false,
             ..rules()

@@ -217,8 +217,8 @@ impl Router {
             output_dir: None,
             image: job.order.image.clone(),
             env: job.order.env.clone(),
-            inputs: vec![],
-            outputs: vec![],
+            inputs: job.order.inputs.clone(),
+            outputs: job.order.outputs.clone(),
             issued_at_ms: self.gateway.now_ms(),
             signature: String::new(),
         }

@@ -9,6 +9,7 @@ use crate::axon::AxonBuilder;
 use crate::executor::Fleet;
 use crate::market::jobs::AcceptPolicy;
 use crate::market::server::{JobService, Sweep};
+use crate::market::volumes::VolumePolicy;
 use crate::wallet::Keypair;
 
 use super::RoleError;
@@ -35,6 +36,18 @@ impl MinerJobs {
         keypair: Keypair,
         accept: Arc<dyn AcceptPolicy>,
     ) -> Result<MinerJobs, RoleError> {
+        MinerJobs::open_with(fleet, dir, keypair, accept, VolumePolicy::default()).await
+    }
+
+    /// [`MinerJobs::open`] with a policy for jobs' input and output files
+    /// (their sizes, and whether their URLs may reach private addresses).
+    pub async fn open_with(
+        fleet: Arc<Fleet>,
+        dir: &Path,
+        keypair: Keypair,
+        accept: Arc<dyn AcceptPolicy>,
+        volumes: VolumePolicy,
+    ) -> Result<MinerJobs, RoleError> {
         let service = JobService::open(
             dir,
             fleet.clone(),
@@ -45,7 +58,8 @@ impl MinerJobs {
         .map_err(|e| RoleError::Setting {
             setting: "state.dir",
             reason: format!("opening the miner's job state in {}: {e}", dir.display()),
-        })?;
+        })?
+        .with_volumes(volumes);
         fleet.check_all().await;
         Ok(MinerJobs {
             service: Arc::new(service),

@@ -314,6 +314,9 @@ fn rules_of(
         images: g.images.iter().cloned().collect(),
         allow_no_image: g.allow_no_image,
         max_timeout_s: g.max_timeout_s,
+        volumes: g.volumes,
+        max_input_bytes: g.max_input_mb.saturating_mul(1 << 20),
+        allow_private_urls: g.allow_private_urls,
         ..OrderRules::default()
     };
     let router = RouterSettings {

@@ -50,6 +50,12 @@ pub struct GatewaySection {
     pub trusted_fleet: Option<std::path::PathBuf>,
     /// Which executor of `trusted_fleet` (its first by default).
     pub trusted_executor: Option<String>,
+    /// Whether jobs may have input and output files.
+    pub volumes: bool,
+    /// Largest input file, MiB (checked at submission; miners cap it too).
+    pub max_input_mb: u64,
+    /// Let input and output URLs reach loopback and private addresses.
+    pub allow_private_urls: bool,
 }
 
 impl Default for GatewaySection {
@@ -66,6 +72,9 @@ impl Default for GatewaySection {
             cross_check_share: akihabara::gateway::cross::DEFAULT_SHARE,
             trusted_fleet: None,
             trusted_executor: None,
+            volumes: true,
+            max_input_mb: 1024,
+            allow_private_urls: false,
         }
     }
 }

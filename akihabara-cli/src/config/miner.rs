@@ -123,7 +123,7 @@ fn tao<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Tao, D::Error> {
 /// `[jobs]` of the miner: which jobs it accepts, beyond the protocol's rule
 /// (a free executor of the class must accept unless the validator is
 /// refused).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JobsSection {
     /// The longest job sold per hardware class (a request carries no
@@ -137,6 +137,38 @@ pub struct JobsSection {
     /// How long the script may take.
     #[serde(with = "humantime_serde")]
     pub script_timeout: Option<Duration>,
+    /// Largest input file a job may have downloaded, MiB.
+    pub max_input_mb: u64,
+    /// Largest output file a job may have uploaded, MiB.
+    pub max_output_mb: u64,
+    /// Let jobs' file URLs reach loopback and private addresses.
+    pub allow_private_urls: bool,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        JobsSection {
+            max_duration: BTreeMap::new(),
+            only_listed: false,
+            script: None,
+            script_timeout: None,
+            max_input_mb: 1024,
+            max_output_mb: 1024,
+            allow_private_urls: false,
+        }
+    }
+}
+
+impl JobsSection {
+    /// What jobs' input and output files may be.
+    pub fn volumes(&self) -> akihabara_core::market::volumes::VolumePolicy {
+        akihabara_core::market::volumes::VolumePolicy {
+            max_input_bytes: self.max_input_mb.saturating_mul(1 << 20),
+            max_output_bytes: self.max_output_mb.saturating_mul(1 << 20),
+            allow_private: self.allow_private_urls,
+            ..Default::default()
+        }
+    }
 }
 
 /// `[pow]` of the miner.

@@ -220,11 +220,12 @@ async fn miner(
     // with a fleet, jobs and allocations.
     let jobs = match fleet {
         Some(fleet) => Some(
-            MinerJobs::open(
+            MinerJobs::open_with(
                 fleet,
                 &dir.join("jobs"),
                 keypair.clone(),
                 plan.accept.clone(),
+                cfg.jobs.volumes(),
             )
             .await?,
         ),

@@ -264,3 +264,252 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
     let (_, listed) = http(&addr, "GET", "/v1/jobs", Some(&k), None);
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(3), "{listed}");
 }
+
+/// A file server on loopback for job files: GET and HEAD serve `files`,
+/// PUT stores the body, except under `/deny` (403). Threads, std only.
+fn file_server(
+    files: Vec<(&'static str, Vec<u8>)>,
+) -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
+) {
+    use std::io::{BufRead, BufReader};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let files: std::collections::HashMap<String, Vec<u8>> =
+        files.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    let files = std::sync::Arc::new(files);
+    let puts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let stored = puts.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let (files, stored) = (files.clone(), stored.clone());
+            std::thread::spawn(move || {
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                let mut parts = line.split_whitespace();
+                let (method, path) = (
+                    parts.next().unwrap_or(""),
+                    parts.next().unwrap_or("").to_owned(),
+                );
+                let mut length = 0usize;
+                loop {
+                    let mut h = String::new();
+                    if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+                        break;
+                    }
+                    if let Some((k, v)) = h.split_once(':')
+                        && k.eq_ignore_ascii_case("content-length")
+                    {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let (status, payload, size) = match method {
+                    "GET" | "HEAD" => match files.get(&path) {
+                        Some(b) => (
+                            "200 OK",
+                            if method == "GET" {
+                                b.clone()
+                            } else {
+                                Vec::new()
+                            },
+                            b.len(),
+                        ),
+                        None => ("404 Not Found", Vec::new(), 0),
+                    },
+                    "PUT" if path.starts_with("/deny") => ("403 Forbidden", Vec::new(), 0),
+                    "PUT" => {
+                        stored.lock().unwrap().insert(path, body);
+                        ("200 OK", Vec::new(), 0)
+                    }
+                    _ => ("405 Method Not Allowed", Vec::new(), 0),
+                };
+                let head = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    if method == "HEAD" {
+                        size
+                    } else {
+                        payload.len()
+                    }
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&payload);
+            });
+        }
+    });
+    (format!("http://{addr}"), puts)
+}
+
+fn sha256sum(data: &str) -> String {
+    let o = std::process::Command::new("sh")
+        .args(["-c", "printf '%s' \"$1\" | sha256sum", "sh", data])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
+    let wallets = Wallets::new(&["miner", "validator"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = fleet(d, "cpu", "cpu");
+    let s = d.join("m").to_string_lossy().into_owned();
+    let (_m, port, miner) = serve_ours(
+        &wallets,
+        "miner",
+        &[
+            "--fleet",
+            &f,
+            "--state-dir",
+            &s,
+            "--allow-private-file-urls",
+        ],
+    );
+    let mg = d.join("mg.json");
+    std::fs::write(
+        &mg,
+        json!({
+            "version": 1, "netuid": 7, "block": 100,
+            "neurons": [
+                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
+                {"uid": 1, "hotkey": miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{port}")}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
+             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
+             allow_private_urls = true\nmax_input_mb = 1\n",
+            wallets.path(),
+            mg.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let state = d.join("gw").to_string_lossy().into_owned();
+    let k = key(&state, "acme", "100");
+    let (mut cmd, files) = (
+        bin(),
+        file_server(vec![
+            ("/in/numbers.txt", b"3 4\n".to_vec()),
+            ("/huge", vec![0; 2 << 20]),
+        ]),
+    );
+    let (base, puts) = files;
+    cmd.args([
+        "gateway",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        &state,
+        "--config",
+        &config,
+    ])
+    .env_remove("AKIHABARA_WALLET_PASSWORD");
+    let gateway = Peer::spawn(cmd);
+    let addr = gateway.event("ready")["listen"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let order = |input: &str, put: &str| {
+        json!({
+            "command": ["sh", "-c", "mkdir -p out && read a b < in/numbers.txt && echo $((a*b)) > out/product"],
+            "class": "cpu", "timeout_s": 60,
+            "inputs": [{"url": format!("{base}{input}"), "path": "in/numbers.txt", "sha256": sha256sum("3 4\n")}],
+            "outputs": [{"path": "out/product", "put_url": format!("{base}{put}")}]
+        })
+    };
+    let (status, job) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&order("/in/numbers.txt", "/bucket/product")),
+    );
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
+        j["state"] != "queued" && j["state"] != "running"
+    });
+    assert_eq!(done["state"], "finished", "{done}");
+    assert_eq!(
+        puts.lock()
+            .unwrap()
+            .get("/bucket/product")
+            .map(Vec::as_slice),
+        Some(&b"12\n"[..])
+    );
+    let listing = format!("{}  out/product\n", sha256sum("12\n"));
+    assert_eq!(
+        done["output_sha256"].as_str(),
+        Some(sha256sum(&listing).as_str()),
+        "{done}"
+    );
+    assert_eq!(
+        done["receipts"][1]["output_sha256"], done["output_sha256"],
+        "the digest is signed"
+    );
+
+    // Refused when submitted, each naming its field.
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&order("/huge", "/bucket/x")),
+    );
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (413, Some("inputs[0].url")),
+        "{answer}"
+    );
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&order("/in/numbers.txt", "/deny/x")),
+    );
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("outputs[0].put_url")),
+        "{answer}"
+    );
+    let mut at_gateway = order("/in/numbers.txt", "/bucket/x");
+    at_gateway["inputs"][0]["url"] = json!(format!("http://{addr}/v1/jobs"));
+    let (status, answer) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&at_gateway));
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("inputs[0].url")),
+        "{answer}"
+    );
+    let (_, listed) = http(&addr, "GET", "/v1/jobs", Some(&k), None);
+    assert_eq!(
+        listed["jobs"].as_array().map(Vec::len),
+        Some(1),
+        "only the good job was queued: {listed}"
+    );
+}

@@ -128,7 +128,7 @@ pub fn check_form(url: &str) -> Result<reqwest::Url, String> {
 /// A client for `url` whose connection goes only to addresses `policy`
 /// allows: the name is looked up once, checked, and pinned (no second
 /// lookup can swap in another address). Redirects are not followed.
-async fn client_for(
+pub async fn client_for(
     url: &str,
     policy: &VolumePolicy,
 ) -> Result<(reqwest::Client, reqwest::Url), String> {

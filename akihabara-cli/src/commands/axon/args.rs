@@ -115,4 +115,8 @@ pub struct AxonServeArgs {
     /// [default: ~/.akihabara/miner/<hotkey SS58>]
     #[arg(long, value_name = "DIR", requires = "fleet")]
     pub state_dir: Option<PathBuf>,
+    /// Let jobs' input and output URLs reach loopback and private addresses
+    /// (tests, or a miner serving its own validator on a private network)
+    #[arg(long, requires = "fleet")]
+    pub allow_private_file_urls: bool,
 }

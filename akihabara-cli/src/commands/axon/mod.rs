@@ -193,6 +193,10 @@ pub fn serve(cmd: AxonCommand) -> anyhow::Result<()> {
                 &dir,
                 keypair,
                 Arc::new(AcceptAll),
+                akihabara_core::market::volumes::VolumePolicy {
+                    allow_private: a.allow_private_file_urls,
+                    ..Default::default()
+                },
                 report_sweep,
             )
             .await?;
@@ -235,9 +239,10 @@ pub(crate) async fn serve_jobs(
     dir: &Path,
     keypair: Keypair,
     accept: Arc<dyn AcceptPolicy>,
+    volumes: akihabara_core::market::volumes::VolumePolicy,
     report: fn(Sweep),
 ) -> anyhow::Result<(AxonBuilder, Vec<tokio::task::JoinHandle<()>>)> {
-    let jobs = akihabara::roles::MinerJobs::open(fleet, dir, keypair, accept).await?;
+    let jobs = akihabara::roles::MinerJobs::open_with(fleet, dir, keypair, accept, volumes).await?;
     Ok((jobs.routes(builder), jobs.upkeep(report)))
 }
 
