@@ -265,14 +265,12 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(3), "{listed}");
 }
 
+/// What a file server received, by path.
+type Received = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
 /// A file server on loopback for job files: GET and HEAD serve `files`,
 /// PUT stores the body, except under `/deny` (403). Threads, std only.
-fn file_server(
-    files: Vec<(&'static str, Vec<u8>)>,
-) -> (
-    String,
-    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Vec<u8>>>>,
-) {
+fn file_server(files: Vec<(&'static str, Vec<u8>)>) -> (String, Received) {
     use std::io::{BufRead, BufReader};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -511,5 +509,178 @@ fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
         listed["jobs"].as_array().map(Vec::len),
         Some(1),
         "only the good job was queued: {listed}"
+    );
+}
+
+/// An S3-compatible server (s3s-fs) in this process, on loopback, that
+/// checks SigV4 signatures with one access key; its files are under `root`.
+struct S3 {
+    endpoint: String,
+    root: tempfile::TempDir,
+    _runtime: tokio::runtime::Runtime,
+}
+
+const S3_ACCESS: &str = "AKIAAKIHABARATEST";
+const S3_SECRET: &str = "akihabara-test-secret-key-0123456789";
+
+impl S3 {
+    fn start(buckets: &[&str]) -> S3 {
+        let root = tempfile::tempdir().unwrap();
+        for b in buckets {
+            std::fs::create_dir(root.path().join(b)).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let fs = s3s_fs::FileSystem::new(root.path()).unwrap();
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(S3_ACCESS, S3_SECRET));
+        let service = builder.build();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        runtime.spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    return;
+                };
+                let service = service.clone();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(socket), service)
+                        .await;
+                });
+            }
+        });
+        S3 {
+            endpoint,
+            root,
+            _runtime: runtime,
+        }
+    }
+
+    /// A presigned PUT URL from boto3, or `None` (skipped) without the venv.
+    fn presign_put(&self, bucket: &str, key: &str) -> Option<String> {
+        let python = super::peers::python("boto3-1.35.36")?;
+        let url = super::peers::run_python(
+            &python,
+            "presign_s3.py",
+            &[&self.endpoint, S3_ACCESS, S3_SECRET, bucket, key],
+        );
+        Some(url.trim().to_owned())
+    }
+}
+
+#[test]
+fn gateway_job_outputs_go_to_s3_through_presigned_urls() {
+    let s3 = S3::start(&["results"]);
+    let Some(put_url) = s3.presign_put("results", "run-1/product") else {
+        return;
+    };
+    let wallets = Wallets::new(&["miner", "validator"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let f = fleet(d, "cpu", "cpu");
+    let s = d.join("m").to_string_lossy().into_owned();
+    let (_m, port, miner) = serve_ours(
+        &wallets,
+        "miner",
+        &[
+            "--fleet",
+            &f,
+            "--state-dir",
+            &s,
+            "--allow-private-file-urls",
+        ],
+    );
+    let mg = d.join("mg.json");
+    std::fs::write(
+        &mg,
+        json!({
+            "version": 1, "netuid": 7, "block": 100,
+            "neurons": [
+                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
+                {"uid": 1, "hotkey": miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{port}")}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
+             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
+             allow_private_urls = true\n",
+            wallets.path(),
+            mg.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let state = d.join("gw").to_string_lossy().into_owned();
+    let k = key(&state, "acme", "100");
+    let mut cmd = bin();
+    cmd.args([
+        "gateway",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        &state,
+        "--config",
+        &config,
+    ])
+    .env_remove("AKIHABARA_WALLET_PASSWORD");
+    let gateway = Peer::spawn(cmd);
+    let addr = gateway.event("ready")["listen"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let order = |put: &str| {
+        json!({
+            "command": ["sh", "-c", "mkdir -p out && echo 42 > out/product"],
+            "class": "cpu", "timeout_s": 60,
+            "outputs": [{"path": "out/product", "put_url": put}]
+        })
+    };
+    // A URL whose signature was tampered with is refused by S3, so by the
+    // gateway, before anything runs.
+    let sig_at = put_url.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let mut forged = put_url.clone();
+    let first = &put_url[sig_at..=sig_at];
+    forged.replace_range(sig_at..=sig_at, if first == "0" { "1" } else { "0" });
+    let (status, answer) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&order(&forged)));
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("outputs[0].put_url")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"].as_str().unwrap().contains("403"),
+        "{answer}"
+    );
+
+    let (status, job) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&order(&put_url)));
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
+        j["state"] != "queued" && j["state"] != "running"
+    });
+    assert_eq!(done["state"], "finished", "{done}");
+    let stored = std::fs::read(s3.root.path().join("results/run-1/product")).unwrap();
+    assert_eq!(stored, b"42\n");
+    let listing = format!("{}  out/product\n", sha256sum("42\n"));
+    assert_eq!(
+        done["output_sha256"].as_str(),
+        Some(sha256sum(&listing).as_str()),
+        "{done}"
     );
 }
