@@ -684,3 +684,150 @@ fn gateway_job_outputs_go_to_s3_through_presigned_urls() {
         "{done}"
     );
 }
+
+fn docker_fleet(dir: &std::path::Path, name: &str, class: &str, engine: &str) -> String {
+    let path = dir.join(format!("{name}-fleet.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[[executors]]\nid = \"{name}\"\nbackend = \"docker\"\nclass = \"{class}\"\n\
+             address = \"{engine}\"\nimages = [\"akihabara-test/*\"]\n"
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// The whole path: a gateway, two miners whose executors are containers on
+/// a real dockerd, an input from a loopback file server, and the output
+/// uploaded back to it.
+#[test]
+fn gateway_jobs_run_in_miners_containers_with_their_files() {
+    let Some(engine) = super::docker::Dockerd::start() else {
+        return;
+    };
+    let image = super::docker::IMAGE;
+    let wallets = Wallets::new(&["gpu-miner", "cpu-miner", "validator"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (f1, f2) = (
+        docker_fleet(d, "gpu", "A100", &engine.address()),
+        docker_fleet(d, "cpu", "cpu", &engine.address()),
+    );
+    let (s1, s2) = (
+        d.join("m1").to_string_lossy().into_owned(),
+        d.join("m2").to_string_lossy().into_owned(),
+    );
+    let miner_flags = |f: &str, s: &str| {
+        vec![
+            "--fleet".to_owned(),
+            f.to_owned(),
+            "--state-dir".to_owned(),
+            s.to_owned(),
+            "--allow-private-file-urls".to_owned(),
+        ]
+    };
+    let a1 = miner_flags(&f1, &s1);
+    let a2 = miner_flags(&f2, &s2);
+    let (_m1, p1, gpu_miner) = serve_ours(
+        &wallets,
+        "gpu-miner",
+        &a1.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let (_m2, p2, cpu_miner) = serve_ours(
+        &wallets,
+        "cpu-miner",
+        &a2.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    let mg = d.join("mg.json");
+    std::fs::write(
+        &mg,
+        json!({
+            "version": 1, "netuid": 7, "block": 100,
+            "neurons": [
+                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
+                {"uid": 1, "hotkey": gpu_miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{p1}"), "incentive": 0.9},
+                {"uid": 2, "hotkey": cpu_miner, "stake_rao": 0, "validator_permit": false,
+                 "axon": format!("127.0.0.1:{p2}"), "incentive": 0.1}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
+             [gateway]\nclasses = [\"cpu\"]\nimages = [\"{image}\"]\npoll = \"200ms\"\n\
+             allow_private_urls = true\n",
+            wallets.path(),
+            mg.display(),
+        ),
+    )
+    .unwrap();
+    let config = config.to_string_lossy().into_owned();
+    let state = d.join("gw").to_string_lossy().into_owned();
+    let k = key(&state, "acme", "100");
+    let (base, puts) = file_server(vec![("/in/numbers.txt", b"6 7\n".to_vec())]);
+    let mut cmd = bin();
+    cmd.args([
+        "gateway",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--state-dir",
+        &state,
+        "--config",
+        &config,
+    ])
+    .env_remove("AKIHABARA_WALLET_PASSWORD");
+    let gateway = Peer::spawn(cmd);
+    let addr = gateway.event("ready")["listen"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // No image: refused, this gateway sells containers only.
+    let (status, answer) = http(
+        &addr,
+        "POST",
+        "/v1/jobs",
+        Some(&k),
+        Some(&json!({"command": ["true"], "class": "cpu", "timeout_s": 60})),
+    );
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (400, Some("image")),
+        "{answer}"
+    );
+    let order = json!({
+        "image": image,
+        "command": ["sh", "-c", "mkdir -p out && read a b < in/numbers.txt && echo $((a*b)) > out/product && cat /proc/1/cgroup >/dev/null"],
+        "class": "cpu", "timeout_s": 60,
+        "inputs": [{"url": format!("{base}/in/numbers.txt"), "path": "in/numbers.txt"}],
+        "outputs": [{"path": "out/product", "put_url": format!("{base}/bucket/product")}]
+    });
+    let (status, job) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&order));
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let done = until(&addr, &k, &id, Duration::from_secs(120), |j| {
+        j["state"] != "queued" && j["state"] != "running"
+    });
+    assert_eq!(done["state"], "finished", "{done}");
+    assert_eq!(done["exit_code"], 0, "{done}");
+    assert_eq!(done["miner"], cpu_miner.as_str());
+    assert_eq!(done["attempts"][0]["miner"], gpu_miner.as_str(), "{done}");
+    assert_eq!(
+        puts.lock()
+            .unwrap()
+            .get("/bucket/product")
+            .map(Vec::as_slice),
+        Some(&b"42\n"[..])
+    );
+    // The containers are gone.
+    let (ps, _) = engine.leftovers();
+    assert!(ps.trim().is_empty(), "containers left: {ps}");
+}
