@@ -170,9 +170,30 @@ pub struct OrganicJob {
     /// Whether it was re-run on a trusted executor, and what that found.
     #[serde(default)]
     pub cross_check: Option<CrossCheck>,
+    /// Whether the validator has paid (or penalised) it.
+    #[serde(default)]
+    pub accounted: bool,
 }
 
 impl OrganicJob {
+    /// Whether the validator's books should take it now: it finished on a
+    /// miner, any cross-check has ended, and it was not taken before.
+    pub fn to_account(&self) -> bool {
+        self.state == JobState::Finished
+            && self.miner.is_some()
+            && !self.accounted
+            && self.cross_check != Some(CrossCheck::Pending)
+    }
+
+    /// When it entered `state` last, ms since the Unix epoch.
+    pub fn entered(&self, state: JobState) -> Option<u64> {
+        self.history
+            .iter()
+            .rev()
+            .find(|e| e.state == state)
+            .map(|e| e.at_ms)
+    }
+
     /// A queued job.
     pub fn queued(id: String, owner: String, order: JobOrder, now_ms: u64) -> OrganicJob {
         OrganicJob {
@@ -195,6 +216,7 @@ impl OrganicJob {
             }],
             created_ms: now_ms,
             cross_check: None,
+            accounted: false,
         }
     }
 

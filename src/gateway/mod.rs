@@ -48,7 +48,7 @@ pub use cross::CrossChecker;
 pub use jobs::{CrossCheck, Evidence, JobState, OrganicJob};
 pub use order::{FieldError, JobOrder, OrderRules};
 pub use router::{Candidate, ChainMiners, MinerDirectory, Router, RouterSettings};
-pub use service::{Gateway, SubmitError};
+pub use service::{Gateway, OrganicWork, SubmitError};
 
 /// Why the gateway could not do something.
 #[derive(Debug, thiserror::Error)]

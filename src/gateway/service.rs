@@ -8,7 +8,19 @@ use crate::AccountId;
 use crate::store::{Put, Store, get_json};
 
 use super::GatewayError;
-use super::jobs::{JobBook, JobState, OrganicJob};
+use super::jobs::{CrossCheck, JobBook, JobState, OrganicJob};
+use crate::roles::{OrganicPenalty, OrganicRun};
+
+/// What [`Gateway::organic_work`] found for the validator's books.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OrganicWork {
+    /// Runs to pay.
+    pub runs: Vec<OrganicRun>,
+    /// Miners to penalise.
+    pub penalties: Vec<OrganicPenalty>,
+    /// The jobs these come from, for [`Gateway::mark_accounted`].
+    pub ids: Vec<String>,
+}
 use super::keys::{Client, Clients, QuotaCheck};
 use super::order::{FieldError, JobOrder, OrderRules};
 
@@ -45,6 +57,8 @@ pub struct Gateway {
     changed: tokio::sync::broadcast::Sender<String>,
     /// The last signed timestamp each hotkey client used (replay guard).
     signed: Mutex<HashMap<AccountId, u64>>,
+    /// Finished jobs the validator has not paid or penalised yet.
+    unaccounted: Mutex<BTreeSet<String>>,
     clock: fn() -> u64,
 }
 
@@ -71,7 +85,17 @@ impl Gateway {
         rules: OrderRules,
     ) -> Result<Arc<Gateway>, GatewayError> {
         let book = JobBook::new(store.clone());
-        let active = book.unfinished()?.into_iter().map(|j| j.id).collect();
+        let all = book.list()?;
+        let active = all
+            .iter()
+            .filter(|j| !j.state.is_final())
+            .map(|j| j.id.clone())
+            .collect();
+        let unaccounted = all
+            .iter()
+            .filter(|j| j.state == JobState::Finished && !j.accounted)
+            .map(|j| j.id.clone())
+            .collect();
         let (changed, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Gateway {
             clients,
@@ -84,6 +108,7 @@ impl Gateway {
             transitions: tokio::sync::Mutex::new(()),
             changed,
             signed: Mutex::new(HashMap::new()),
+            unaccounted: Mutex::new(unaccounted),
             clock: crate::market::server::unix_millis,
         }))
     }
@@ -195,8 +220,72 @@ impl Gateway {
         if job.state.is_final() {
             self.forget(id);
         }
+        if job.state == JobState::Finished && !job.accounted {
+            self.lock_unaccounted().insert(id.to_owned());
+        }
         let _ = self.changed.send(id.to_owned());
         Ok(true)
+    }
+
+    fn lock_unaccounted(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.unaccounted.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finished jobs for the validator's books: the runs to pay and the
+    /// miners to penalise (a cross-check mismatch), with the job ids to pass
+    /// to [`Gateway::mark_accounted`] once recorded. Jobs whose cross-check
+    /// is still running wait.
+    pub fn organic_work(&self) -> Result<OrganicWork, GatewayError> {
+        let ids: Vec<String> = self.lock_unaccounted().iter().cloned().collect();
+        let mut work = OrganicWork::default();
+        for id in ids {
+            let Some(job) = self.book.get(&id)? else {
+                self.lock_unaccounted().remove(&id);
+                continue;
+            };
+            if !job.to_account() {
+                if job.accounted {
+                    self.lock_unaccounted().remove(&id);
+                }
+                continue;
+            }
+            let Some(miner) = job.miner else { continue };
+            match &job.cross_check {
+                Some(CrossCheck::Mismatch { detail, .. }) => {
+                    work.penalties.push(OrganicPenalty {
+                        job_id: job.id.clone(),
+                        miner,
+                        reason: detail.clone(),
+                    });
+                }
+                _ => {
+                    let started = job.entered(JobState::Running).unwrap_or(job.created_ms);
+                    let ended = job.entered(JobState::Finished).unwrap_or(started);
+                    work.runs.push(OrganicRun {
+                        job_id: job.id.clone(),
+                        miner,
+                        class: job.order.class.clone(),
+                        started_s: started / 1000,
+                        ended_s: ended / 1000,
+                    });
+                }
+            }
+            work.ids.push(job.id);
+        }
+        Ok(work)
+    }
+
+    /// Marks jobs as taken into the validator's books.
+    pub async fn mark_accounted(&self, ids: &[String]) -> Result<(), GatewayError> {
+        for id in ids {
+            self.transition(id, |j| {
+                j.accounted = true;
+                true
+            })
+            .await?;
+            self.lock_unaccounted().remove(id);
+        }
+        Ok(())
     }
 
     fn lock_active(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {

@@ -753,4 +753,26 @@ async fn cross_checks_catch_a_forging_miner_at_the_configured_rate() {
         gateway.book().penalties().expect("penalties").len(),
         checked
     );
+
+    // For the validator's books: every finished job once, the caught ones
+    // as penalties instead of pay.
+    let work = gateway.organic_work().expect("work");
+    assert_eq!(work.penalties.len(), checked);
+    assert_eq!(work.runs.len(), n - checked + 5 + 1);
+    assert!(
+        work.runs
+            .iter()
+            .all(|r| r.class == "cpu" && r.ended_s >= r.started_s)
+    );
+    gateway.mark_accounted(&work.ids).await.expect("mark");
+    assert_eq!(
+        gateway.organic_work().expect("work"),
+        OrganicWork::default()
+    );
+    let reopened = open(dir.path(), store, rules());
+    assert_eq!(
+        reopened.organic_work().expect("work"),
+        OrganicWork::default(),
+        "a restart pays nothing twice"
+    );
 }

@@ -19,12 +19,14 @@
 mod epoch;
 mod jobs;
 mod miner;
+mod organic;
 mod probe;
 mod validator;
 
 pub use epoch::{Epoch, score_epoch};
 pub use jobs::MinerJobs;
 pub use miner::{Miner, MinerBuilder, ScheduleChange};
+pub use organic::{OrganicPenalty, OrganicReport, OrganicRun};
 pub use probe::{
     AllocationCheck, BenchmarkJob, Check, JobCheck, Probe, ProbeReport, ProbeSettings, gpu_claims,
     public_key_path,

@@ -822,9 +822,9 @@ impl ValidatorBuilder {
 /// each miner in that miner's slot with [`Validator::challenger`]).
 pub struct Validator {
     keypair: Keypair,
-    netuid: Netuid,
-    uid: Uid,
-    chain: Arc<dyn ChainClient>,
+    pub(super) netuid: Netuid,
+    pub(super) uid: Uid,
+    pub(super) chain: Arc<dyn ChainClient>,
     scorer: Box<dyn Scorer>,
     store: Option<(Arc<dyn Store>, StateKeys)>,
     challenger: Challenger,
@@ -837,7 +837,7 @@ pub struct Validator {
     next_round: u64,
     probe: Option<Arc<ProbeSettings>>,
     receipts: Option<Arc<ReceiptStore>>,
-    probes: ProbeState,
+    pub(super) probes: ProbeState,
     next_probe: u64,
     /// A probe running beside the rounds, and the block it started at.
     probing: Option<(Block, tokio::task::JoinHandle<Vec<super::probe::Probe>>)>,
@@ -1246,7 +1246,7 @@ impl Validator {
     }
 
     /// Writes the whole state (EMA, rounds, weights) in one atomic write.
-    async fn save(&self) -> Result<(), RoleError> {
+    pub(super) async fn save(&self) -> Result<(), RoleError> {
         let Some((store, keys)) = &self.store else {
             return Ok(());
         };

@@ -388,3 +388,49 @@ async fn a_custom_scorer_decides_the_weights() {
 
 mod probes;
 mod timelock;
+
+#[tokio::test]
+async fn organic_runs_are_paid_and_cross_check_failures_penalised() {
+    let net = subnet(vec![Box::new(CpuProver::new()), Box::new(CpuProver::new())]).await;
+    let mut v = validator(&net.chain).build().await.expect("validator");
+    let run = |id: &str, who: &str| OrganicRun {
+        job_id: id.into(),
+        miner: key(who).account(),
+        class: "cpu".into(),
+        started_s: 1_000,
+        ended_s: 1_600,
+    };
+    let runs = [
+        run("job-1", "miner0"),
+        run("job-1", "miner0"),
+        run("job-9", "stranger"),
+    ];
+    let penalties = [OrganicPenalty {
+        job_id: "job-2".into(),
+        miner: key("miner1").account(),
+        reason: "stdout SHA-256 differs".into(),
+    }];
+    let report = v.record_organic(&runs, &penalties).await.expect("record");
+    assert_eq!(
+        report,
+        OrganicReport {
+            paid: 1,
+            penalised: 1,
+            unknown: 1
+        }
+    );
+    let mg = net.chain.metagraph(NETUID).await.expect("mg");
+    let m = v.measurements(&mg);
+    let paid = m.miners.iter().find(|r| r.uid == Uid(1)).expect("uid 1");
+    assert_eq!(paid.executors.len(), 1);
+    assert_eq!(
+        (
+            paid.executors[0].class.as_str(),
+            paid.executors[0].worked_seconds
+        ),
+        ("cpu", 600.0),
+        "the job's whole length, once"
+    );
+    assert_eq!((v.penalty(Uid(1)), v.penalty(Uid(2))), (0.0, 1.0));
+    let _ = net.stop.send(true);
+}
