@@ -281,16 +281,15 @@ fn keys_revoke(a: KeysRevokeArgs) -> anyhow::Result<()> {
 }
 
 fn rules_of(
-    cfg: Option<&GatewayConfig>,
+    g: Option<&GatewaySection>,
 ) -> anyhow::Result<(OrderRules, RouterSettings, HttpSettings)> {
-    let Some(cfg) = cfg else {
+    let Some(g) = g else {
         return Ok((
             OrderRules::default(),
             RouterSettings::default(),
             HttpSettings::default(),
         ));
     };
-    let g = &cfg.gateway;
     if g.max_timeout_s == 0 {
         return Err(key_error("gateway.max_timeout_s", "must be at least 1"));
     }
@@ -373,9 +372,9 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         Some(path) => Some(config::load(path, config::process_env(), &a.set)?),
         None => None,
     };
-    let (mut rules, router_settings, http) = rules_of(cfg.as_ref())?;
     if let Some(c) = &cfg {
         daemon::check_chain(&c.chain)?;
+        check(&c.gateway)?;
     }
     daemon::init_logging(a.log_format)?;
     let keypair = match &cfg {
@@ -392,46 +391,92 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let store = daemon::open_store(&state)?;
     let rt = crate::commands::axon::serve_runtime(2)?;
     rt.block_on(async move {
-        let listener = Listener::bind(a.listen, http).await?;
-        let local = listener.local_addr()?;
-        rules.own_addresses = vec![local, a.listen];
-        let classes: Vec<String> = rules.classes.iter().cloned().collect();
-        let clients = clients_in(&a.state_dir);
-        let gateway = Gateway::open(store, clients, rules)?;
-        let mut cross_check = false;
-        let routing = match (&cfg, keypair) {
+        let routed = match (&cfg, keypair) {
             (Some(c), Some(kp)) => {
                 let chain = daemon::connect_chain(&c.chain, &state).await?;
-                let miners =
-                    ChainMiners::new(chain, akihabara_core::Netuid(c.chain.netuid), kp.account());
-                let mut router = Router::new(
-                    gateway.clone(),
-                    Arc::new(miners),
+                Some((
+                    c.gateway.clone(),
+                    chain,
+                    akihabara_core::Netuid(c.chain.netuid),
                     kp,
-                    ReceiptStore::new(a.state_dir.join("receipts.jsonl")),
-                    router_settings,
-                )?;
-                if let Some(checker) = cross_checker(&c.gateway)? {
-                    router = router.cross_check(checker);
-                    cross_check = true;
-                }
-                tokio::spawn(router.run(daemon::shutdown(a.duration)));
-                true
+                ))
             }
-            _ => false,
+            _ => None,
         };
+        let started = start(a.listen, &a.state_dir, store, routed, a.duration).await?;
         event(json!({
             "event": "ready",
             "role": "gateway",
-            "listen": local.to_string(),
-            "openapi": format!("http://{local}/openapi.json"),
-            "routing": routing,
-            "cross_check": cross_check,
-            "classes": classes,
-            "unfinished_jobs": gateway.active_jobs().len(),
+            "listen": started.local.to_string(),
+            "openapi": format!("http://{}/openapi.json", started.local),
+            "routing": started.routing,
+            "cross_check": started.cross_check,
+            "classes": started.gateway.rules().classes.iter().collect::<Vec<_>>(),
+            "unfinished_jobs": started.gateway.active_jobs().len(),
         }));
-        tracing::info!(%local, routing, "gateway serving");
-        listener.serve(gateway, daemon::shutdown(a.duration)).await;
+        tracing::info!(local = %started.local, routing = started.routing, "gateway serving");
+        daemon::shutdown(a.duration).await;
         anyhow::Ok(())
+    })
+}
+
+/// Checks `[gateway]` before anything starts.
+pub(crate) fn check(g: &GatewaySection) -> anyhow::Result<()> {
+    rules_of(Some(g)).map(|_| ())
+}
+
+/// A gateway running in this process.
+pub(crate) struct Started {
+    pub gateway: Arc<Gateway>,
+    pub local: SocketAddr,
+    pub routing: bool,
+    pub cross_check: bool,
+}
+
+/// Binds `listen` and serves a gateway over `store` (clients in
+/// `state_dir/clients.json`, receipts in `state_dir/receipts.jsonl`) until
+/// SIGTERM or `duration`; with `routed` (what is sold, the chain listing
+/// the miners, the subnet and the validator's key), its router runs too.
+/// `gateway serve` and `validator run`'s `[gateway]` both start it here.
+pub(crate) async fn start(
+    listen: SocketAddr,
+    state_dir: &Path,
+    store: Arc<dyn akihabara_core::store::Store>,
+    routed: Option<(
+        GatewaySection,
+        Arc<dyn akihabara_core::chain::ChainClient>,
+        akihabara_core::Netuid,
+        akihabara_core::wallet::Keypair,
+    )>,
+    duration: Option<f64>,
+) -> anyhow::Result<Started> {
+    let (mut rules, router_settings, http) = rules_of(routed.as_ref().map(|r| &r.0))?;
+    let listener = Listener::bind(listen, http).await?;
+    let local = listener.local_addr()?;
+    rules.own_addresses = vec![local, listen];
+    let gateway = Gateway::open(store, clients_in(state_dir), rules)?;
+    let (mut routing, mut cross_check) = (false, false);
+    if let Some((g, chain, netuid, kp)) = routed {
+        let miners = ChainMiners::new(chain, netuid, kp.account());
+        let mut router = Router::new(
+            gateway.clone(),
+            Arc::new(miners),
+            kp,
+            ReceiptStore::new(state_dir.join("receipts.jsonl")),
+            router_settings,
+        )?;
+        if let Some(checker) = cross_checker(&g)? {
+            router = router.cross_check(checker);
+            cross_check = true;
+        }
+        tokio::spawn(router.run(daemon::shutdown(duration)));
+        routing = true;
+    }
+    tokio::spawn(listener.serve(gateway.clone(), daemon::shutdown(duration)));
+    Ok(Started {
+        gateway,
+        local,
+        routing,
+        cross_check,
     })
 }

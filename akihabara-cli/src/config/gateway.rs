@@ -19,10 +19,14 @@ pub struct GatewayConfig {
     pub gateway: GatewaySection,
 }
 
-/// `[gateway]`.
+/// `[gateway]` (of `gateway serve --config`, or of `validator run`, which
+/// then serves the gateway itself on `listen` and pays organic work).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySection {
+    /// `validator run` only: the address the gateway listens on (`gateway
+    /// serve` takes `--listen`).
+    pub listen: Option<std::net::SocketAddr>,
     /// Hardware classes routed (a job of another class is refused with 422).
     pub classes: Vec<String>,
     /// Images a job may name, exactly as the miners' engines know them.
@@ -61,6 +65,7 @@ pub struct GatewaySection {
 impl Default for GatewaySection {
     fn default() -> Self {
         GatewaySection {
+            listen: None,
             classes: Vec::new(),
             images: Vec::new(),
             allow_no_image: false,

@@ -217,4 +217,8 @@ pub struct ValidatorConfig {
     pub state: StateSection,
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// Serve the organic-jobs gateway from this daemon (its jobs are paid
+    /// into the validator's ledger).
+    #[serde(default)]
+    pub gateway: Option<super::GatewaySection>,
 }

@@ -20,6 +20,15 @@ use crate::config::{self, ValidatorConfig};
 fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {
     super::check_chain(&c.chain)?;
     super::check_state(&c.state)?;
+    if let Some(g) = &c.gateway {
+        if g.listen.is_none() {
+            return Err(key_error(
+                "gateway.listen",
+                "the address to serve the gateway on is missing",
+            ));
+        }
+        crate::commands::gateway::check(g)?;
+    }
     if c.validator.round_blocks == 0 {
         return Err(key_error("validator.round_blocks", "must be at least 1"));
     }
@@ -170,6 +179,8 @@ async fn validator(
         ..
     } = super::start("validator", &cfg.chain, &cfg.state, &hotkey).await?;
     let described = store.describe();
+    let gateway_key = keypair.clone();
+    let gateway_store = store.clone();
     let mut v = Validator::builder(keypair, netuid)
         .chain(chain.clone())
         .scorer(scorer)
@@ -203,11 +214,27 @@ async fn validator(
         }
         None => None,
     };
+    // The organic-jobs gateway, over the validator's own store: its jobs
+    // are paid into this validator's ledger after each step.
+    let gateway = match (&cfg.gateway, cfg.gateway.as_ref().and_then(|g| g.listen)) {
+        (Some(g), Some(listen)) => Some(
+            crate::commands::gateway::start(
+                listen,
+                &cfg.state.dir(),
+                gateway_store,
+                Some((g.clone(), chain.clone(), netuid, gateway_key)),
+                duration,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let resumed = v.resumed();
     event(json!({
         "event": "ready", "role": "validator", "hotkey": hotkey.to_ss58(), "uid": uid.0,
         "metrics_port": metrics_port, "store": described, "resumed": resumed,
         "measurements": v.measured().len(), "last_weights_block": v.last_weights_block().map(|b| b.0),
+        "gateway": gateway.as_ref().map(|g| g.local.to_string()),
     }));
     tracing::info!(uid = uid.0, resumed, store = %described, "validator running");
     let stop = super::shutdown(duration);
@@ -218,6 +245,9 @@ async fn validator(
         // A step runs to its end (in-flight challenges finish) before a
         // signal is honoured.
         let result = step(&mut v, &*chain, &hyper, &metrics, &health).await;
+        if let Some(g) = &gateway {
+            account_organic(&mut v, &g.gateway).await;
+        }
         let pause = super::settle(
             result,
             &mut backoff,
@@ -233,6 +263,31 @@ async fn validator(
     }
     event(json!({"event": "stopped", "role": "validator"}));
     Ok(())
+}
+
+/// Pays the gateway's finished jobs into the validator's ledger and applies
+/// its cross-check penalties; a failure is logged and retried next step.
+async fn account_organic(v: &mut Validator, gateway: &akihabara::gateway::Gateway) {
+    let work = match gateway.organic_work() {
+        Ok(w) if w.ids.is_empty() => return,
+        Ok(w) => w,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the gateway's finished jobs");
+            return;
+        }
+    };
+    match v.record_organic(&work.runs, &work.penalties).await {
+        Ok(r) => {
+            if let Err(e) = gateway.mark_accounted(&work.ids).await {
+                tracing::warn!(error = %e, "marking organic jobs as paid");
+            }
+            event(json!({
+                "event": "organic", "paid": r.paid, "penalised": r.penalised,
+                "unknown": r.unknown, "jobs": work.ids,
+            }));
+        }
+        Err(e) => tracing::warn!(error = %e, "recording organic work"),
+    }
 }
 
 /// One step of the library's validator, with its events, logs and metrics.

@@ -831,3 +831,80 @@ fn gateway_jobs_run_in_miners_containers_with_their_files() {
     let (ps, _) = engine.leftovers();
     assert!(ps.trim().is_empty(), "containers left: {ps}");
 }
+
+/// `validator run` with `[gateway]`: the validator daemon serves the
+/// gateway itself, routes a job to a miner daemon, and pays the finished
+/// job into its own ledger (an `organic` event), once.
+#[test]
+fn a_validator_daemon_serves_the_gateway_and_pays_organic_work() {
+    use super::daemon::{miner_config, snapshot, start};
+    let dir = tempfile::tempdir().unwrap();
+    let wallets = Wallets::new(&["miner"]);
+    let o = run(&[
+        "wallet",
+        "regen-hotkey",
+        "--uri",
+        "//validator1",
+        "--wallet.path",
+        wallets.path(),
+        "--wallet.name",
+        "v1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = super::free_port();
+    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let mut miner = start(
+        "miner",
+        &miner_config(dir.path(), &wallets, "miner", &snap, port, ""),
+        &[],
+    );
+    miner.event("ready");
+    let state = dir.path().join("v1-state");
+    let config = dir.path().join("v1.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
+             [chain]\nnetwork = \"snapshot:{snap}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
+             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = false\n\
+             weights_version = 0\nmax_weight_limit = 65535\n\n\
+             [validator]\nround_blocks = 2\npoll = \"200ms\"\n\n\
+             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
+             [state]\ndir = \"{}\"\n\n\
+             [gateway]\nlisten = \"127.0.0.1:0\"\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n",
+            wallets.path(),
+            state.display(),
+        ),
+    )
+    .unwrap();
+    let k = key(&state.to_string_lossy(), "acme", "100");
+    let validator = start("validator", config.to_str().unwrap(), &[]);
+    let ready = validator.event("ready");
+    let addr = ready["gateway"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no gateway in {ready}"))
+        .to_owned();
+    let order =
+        json!({"command": ["sh", "-c", "sleep 1; echo organic"], "class": "cpu", "timeout_s": 60});
+    let (status, job) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&order));
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().unwrap().to_owned();
+    let paid = validator.event_where("organic", Duration::from_secs(60), |e| {
+        e["jobs"]
+            .as_array()
+            .is_some_and(|j| j.iter().any(|x| x == id.as_str()))
+    });
+    assert_eq!(
+        (paid["paid"].as_u64(), paid["penalised"].as_u64()),
+        (Some(1), Some(0)),
+        "{paid}"
+    );
+    let (_, done) = http(&addr, "GET", &format!("/v1/jobs/{id}"), Some(&k), None);
+    assert_eq!(
+        (done["state"].as_str(), done["accounted"].as_bool()),
+        (Some("finished"), Some(true)),
+        "{done}"
+    );
+    drop(validator);
+    miner.kill9();
+}
