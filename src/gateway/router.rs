@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::chain::ChainClient;
 use crate::dendrite::{AxonTarget, Dendrite};
-use crate::market::client::{ClientError, query_job, submit_job};
+use crate::market::client::{ClientError, cancel_job, query_job, submit_job};
 use crate::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
 use crate::market::wire::JobReply;
 use crate::wallet::Keypair;
@@ -187,11 +187,23 @@ impl Router {
             }
         }
         let active = self.gateway.active_jobs();
-        if active.is_empty() {
+        let cancels = self.gateway.take_cancels();
+        if active.is_empty() && cancels.is_empty() {
             return Ok(());
         }
         let mut miners = self.directory.miners().await?;
         miners.sort_by(|a, b| b.score.total_cmp(&a.score));
+        for (id, miner) in cancels {
+            let Some(m) = miners.iter().find(|c| c.target.hotkey == miner) else {
+                continue;
+            };
+            match cancel_job(&self.dendrite, &m.target, &id, self.settings.call_timeout).await {
+                Ok(reply) => tracing::info!(job = %id, %miner, ?reply, "cancel sent to the miner"),
+                Err(e) => {
+                    tracing::warn!(job = %id, %miner, error = %e, "the miner was not told of a cancel; it runs the job until its timeout")
+                }
+            }
+        }
         for id in active {
             let Some(job) = self.gateway.book().get(&id)? else {
                 self.gateway.forget(&id);

@@ -59,6 +59,9 @@ pub struct Gateway {
     signed: Mutex<HashMap<AccountId, u64>>,
     /// Finished jobs the validator has not paid or penalised yet.
     unaccounted: Mutex<BTreeSet<String>>,
+    /// Running jobs cancelled by their client, for the router to tell
+    /// their miners.
+    to_cancel: Mutex<Vec<(String, AccountId)>>,
     clock: fn() -> u64,
 }
 
@@ -109,6 +112,7 @@ impl Gateway {
             changed,
             signed: Mutex::new(HashMap::new()),
             unaccounted: Mutex::new(unaccounted),
+            to_cancel: Mutex::new(Vec::new()),
             clock: crate::market::server::unix_millis,
         }))
     }
@@ -181,17 +185,20 @@ impl Gateway {
         })
     }
 
-    /// Cancels a job that is not final yet. A running job's miner is not
-    /// told (the jobs protocol has no cancel yet): it runs there until its
-    /// timeout, and the gateway stops following it.
+    /// Cancels a job that is not final yet. A running job's miner is told
+    /// to kill it (by the router, with `JobCancel`).
     pub async fn cancel(&self, id: &str) -> Result<Option<OrganicJob>, GatewayError> {
         let now = self.now_ms();
+        let mut running_on = None;
         self.transition(id, |j| {
             if j.state.is_final() {
                 return false;
             }
-            let detail = match j.state {
-                JobState::Running => "cancelled by the client; the miner runs it until its timeout",
+            let detail = match (j.state, j.miner) {
+                (JobState::Running, Some(miner)) => {
+                    running_on = Some(miner);
+                    "cancelled by the client; the miner is told to stop it"
+                }
                 _ => "cancelled by the client",
             };
             j.error = Some("cancelled".into());
@@ -199,7 +206,19 @@ impl Gateway {
             true
         })
         .await?;
+        if let Some(miner) = running_on {
+            self.to_cancel
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((id.to_owned(), miner));
+            self.wake.notify_one();
+        }
         self.book.get(id)
+    }
+
+    /// The running jobs cancelled since last asked, with their miners.
+    pub fn take_cancels(&self) -> Vec<(String, AccountId)> {
+        std::mem::take(&mut *self.to_cancel.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Reads job `id`, lets `change` edit it and, when it returns true,

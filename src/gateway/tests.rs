@@ -546,6 +546,56 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
             .all(|r| r.verify() && r.miner == cpu.target.hotkey)
     );
 
+    // A running job cancelled by its client is killed on the miner.
+    let long = gateway
+        .submit(
+            &client,
+            JobOrder {
+                command: vec!["sleep".into(), "30".into()],
+                ..done.order.clone()
+            },
+        )
+        .expect("submit");
+    let start = Instant::now();
+    while gateway
+        .book()
+        .get(&long.id)
+        .expect("get")
+        .expect("job")
+        .state
+        != JobState::Running
+    {
+        router.step().await.expect("step");
+        assert!(start.elapsed() < Duration::from_secs(10), "never ran");
+    }
+    let cancelled = gateway
+        .cancel(&long.id)
+        .await
+        .expect("cancel")
+        .expect("job");
+    assert_eq!(cancelled.state, JobState::Cancelled);
+    router.step().await.expect("step tells the miner");
+    let d = crate::dendrite::Dendrite::new(key("//validator1")).expect("dendrite");
+    let receipts = ReceiptStore::new(dir.path().join("receipts.jsonl"));
+    let start = Instant::now();
+    loop {
+        let r = crate::market::client::query_job(
+            &d,
+            &cpu.target,
+            &long.id,
+            &receipts,
+            Duration::from_secs(5),
+        )
+        .await
+        .expect("query");
+        if let crate::market::wire::JobReply::Failed { reason, .. } = &r {
+            assert_eq!(reason, "cancelled");
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "still {r:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
     // A class no miner has fails with the miners' reasons.
     let gateway_all = open(
         dir.path(),

@@ -358,6 +358,13 @@ impl JobHandle {
         }
     }
 
+    /// Hands over the means to cancel the job, for a caller that waits for
+    /// it elsewhere: sending on it (or calling [`JobHandle::cancel`] before)
+    /// kills the job. `None` once taken or used.
+    pub fn take_canceller(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.cancel.take()
+    }
+
     /// Waits for the job to end.
     pub async fn wait(self) -> Result<Outcome, ExecutorError> {
         drop(self.logs);

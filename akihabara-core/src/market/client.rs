@@ -10,7 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{DeclineReason, JobRequest, Receipt, ReceiptStore};
 use super::wire::{
-    Allocate, AllocateReply, Deallocate, DeallocateReply, JobQuery, JobReply, JobSubmit,
+    Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobQuery,
+    JobReply, JobSubmit,
 };
 use crate::AccountId;
 use crate::dendrite::{AxonTarget, CallResult, Dendrite};
@@ -155,6 +156,26 @@ pub async fn query_job(
     let reply = reply_of_call(call, |s| s.reply)?;
     keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
     Ok(reply)
+}
+
+/// Validator side: asks `miner` to kill a running job of ours.
+pub async fn cancel_job(
+    dendrite: &Dendrite,
+    miner: &AxonTarget,
+    job_id: &str,
+    timeout: Duration,
+) -> Result<CancelReply, ClientError> {
+    let call = dendrite
+        .call(
+            miner,
+            JobCancel {
+                job_id: job_id.to_owned(),
+                reply: None,
+            },
+            timeout,
+        )
+        .await;
+    reply_of_call(call, |s| s.reply)
 }
 
 /// An allocation a miner granted, its login details opened.

@@ -21,7 +21,8 @@ use super::jobs::{
 };
 use super::volumes::{VolumePolicy, download, outputs_digest, upload};
 use super::wire::{
-    Allocate, AllocateReply, Deallocate, DeallocateReply, JobQuery, JobReply, JobSubmit,
+    Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobQuery,
+    JobReply, JobSubmit,
 };
 use crate::AccountId;
 use crate::axon::{AxonBuilder, Caller, HandlerError};
@@ -119,6 +120,8 @@ pub struct JobService {
     clock: fn() -> u64,
     /// Jobs' work directories (`STATE/work`), for jobs with files.
     work_root: PathBuf,
+    /// How to kill each running job, for [`JobService::cancel`].
+    cancels: Mutex<HashMap<JobKey, tokio::sync::oneshot::Sender<()>>>,
     volumes: VolumePolicy,
 }
 
@@ -267,6 +270,7 @@ impl JobService {
             allocations: tokio::sync::Mutex::new(file.allocations),
             clock: unix_millis,
             work_root,
+            cancels: Mutex::new(HashMap::new()),
             volumes: VolumePolicy::default(),
         })
     }
@@ -457,8 +461,12 @@ impl JobService {
                 }
             };
             let reply = match handle {
-                Ok(handle) => {
+                Ok(mut handle) => {
+                    if let Some(c) = handle.take_canceller() {
+                        me.lock_cancels().insert(key.clone(), c);
+                    }
                     let result = handle.wait().await;
+                    me.lock_cancels().remove(&key);
                     me.finish(&request, &executor, result, &key).await
                 }
                 Err(reason) => JobReply::Failed {
@@ -613,6 +621,27 @@ impl JobService {
             .status
             .success()
             .then(|| outcome.stdout.sha256.clone())
+    }
+
+    fn lock_cancels(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<JobKey, tokio::sync::oneshot::Sender<()>>> {
+        self.cancels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// JobCancel: kills the caller's running job `job_id`. Ids are looked up
+    /// in the caller's own namespace only.
+    pub fn cancel(&self, job_id: &str, caller: &AccountId) -> CancelReply {
+        let key = (*caller, job_id.to_owned());
+        if let Some(tx) = self.lock_cancels().remove(&key) {
+            let _ = tx.send(());
+            return CancelReply::Cancelled;
+        }
+        if self.jobs().contains_key(&key) {
+            CancelReply::NotRunning
+        } else {
+            CancelReply::Unknown
+        }
     }
 
     /// JobQuery: the job's state, for the validator that submitted it.
@@ -796,7 +825,13 @@ impl JobService {
     /// and one dropped half-way would leave an executor reserved, a key
     /// installed or a container running with no record of it.
     pub fn routes(self: &Arc<Self>, builder: AxonBuilder) -> AxonBuilder {
-        let (a, b, c, d) = (self.clone(), self.clone(), self.clone(), self.clone());
+        let (a, b, c, d, e) = (
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+        );
         let detached = |e: tokio::task::JoinError| HandlerError::internal(e.to_string());
         builder
             .route(move |mut s: JobSubmit, who: Caller| {
@@ -814,6 +849,13 @@ impl JobService {
                 let me = b.clone();
                 async move {
                     q.reply = Some(me.query(&q.job_id, &who.hotkey));
+                    Ok(q)
+                }
+            })
+            .route(move |mut q: JobCancel, who: Caller| {
+                let me = e.clone();
+                async move {
+                    q.reply = Some(me.cancel(&q.job_id, &who.hotkey));
                     Ok(q)
                 }
             })

@@ -6,6 +6,7 @@
 //! |---|---|
 //! | [`JobSubmit`] (a signed [`JobRequest`]) | `accepted` (with the signed receipt) or `declined` with a reason |
 //! | [`JobQuery`] | `running`, `finished` (exit code, digests, receipt), `failed` (reason, e.g. the signal) or `unknown` |
+//! | [`JobCancel`] | `cancelled`, `not_running` or `unknown` |
 //! | [`Allocate`] | `allocated` (id, expiry, login details sealed to the validator) or `declined` |
 //! | [`Deallocate`] | `deallocated` or `unknown` |
 //!
@@ -19,6 +20,11 @@
 //! class JobQuery(bt.Synapse):
 //!     job_id: str
 //!     reply: Optional[dict] = None
+//!     required_hash_fields: ClassVar[tuple[str, ...]] = ("job_id",)
+//!
+//! class JobCancel(bt.Synapse):
+//!     job_id: str
+//!     reply: Optional[str] = None
 //!     required_hash_fields: ClassVar[tuple[str, ...]] = ("job_id",)
 //!
 //! class Allocate(bt.Synapse):
@@ -127,6 +133,36 @@ pub struct JobQuery {
 
 impl Synapse for JobQuery {
     const NAME: &'static str = "JobQuery";
+    const HASH_FIELDS: &'static [&'static str] = &["job_id"];
+    const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
+}
+
+/// The answer to [`JobCancel`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CancelReply {
+    /// The job was running and is being killed; its `failed` state (with
+    /// a `finished` receipt, status `cancelled`) follows.
+    Cancelled,
+    /// The job is not running now (it ended, or is still fetching its
+    /// input files).
+    NotRunning,
+    /// No such job of this validator.
+    Unknown,
+}
+
+/// Cancels a running job of the caller's.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobCancel {
+    /// Id of the job.
+    pub job_id: String,
+    /// The miner's answer; `None` in the request.
+    #[serde(default)]
+    pub reply: Option<CancelReply>,
+}
+
+impl Synapse for JobCancel {
+    const NAME: &'static str = "JobCancel";
     const HASH_FIELDS: &'static [&'static str] = &["job_id"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
 }
