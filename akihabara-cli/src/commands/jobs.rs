@@ -52,6 +52,28 @@ Examples:
   akihabara jobs status 5c0f… --port 8091 --axon-hotkey 5F…
   akihabara jobs status 5c0f… --metagraph mg.json --uid 12 --wait 600 --json")]
     Status(StatusArgs),
+    /// List the organic jobs a gateway holds for your key (GET /v1/jobs)
+    #[command(after_help = "\
+The key is read from AKIHABARA_GATEWAY_KEY, or the first line of --key-file
+(never from the command line, where other users could see it).
+
+Examples:
+  AKIHABARA_GATEWAY_KEY=akh_… akihabara jobs list --gateway http://127.0.0.1:8080
+  akihabara jobs list --gateway http://gw.example:8080 --key-file ~/.gateway-key --json")]
+    List(ListArgs),
+}
+
+/// `akihabara jobs list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// The gateway's base URL
+    #[arg(long, value_name = "URL")]
+    pub gateway: String,
+    /// A file whose first line is the API key [default: AKIHABARA_GATEWAY_KEY]
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 /// `akihabara jobs submit`.
@@ -108,7 +130,68 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
     match cmd {
         JobsCommand::Submit(a) => rt.block_on(submit(a)),
         JobsCommand::Status(a) => rt.block_on(status(a)),
+        JobsCommand::List(a) => rt.block_on(list(a)),
     }
+}
+
+/// `jobs list`: the gateway's `GET /v1/jobs`, as a table or its JSON.
+async fn list(a: ListArgs) -> anyhow::Result<()> {
+    let key = match &a.key_file {
+        Some(path) => {
+            let text = akihabara_core::fs::read_limited(path, 4096)
+                .map_err(|e| bad_input(anyhow::anyhow!("--key-file {}: {e}", path.display())))?;
+            String::from_utf8_lossy(&text)
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_owned()
+        }
+        None => std::env::var("AKIHABARA_GATEWAY_KEY").map_err(|_| {
+            bad_input(anyhow::anyhow!(
+                "no key: set AKIHABARA_GATEWAY_KEY or pass --key-file"
+            ))
+        })?,
+    };
+    let url = format!("{}/v1/jobs", a.gateway.trim_end_matches('/'));
+    let response = reqwest::Client::new()
+        .get(&url)
+        .bearer_auth(&key)
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .map_err(|e| coded(exit::NO_ANSWER, anyhow::anyhow!("{url}: {e}")))?;
+    let status = response.status();
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| coded(exit::BAD_ANSWER, anyhow::anyhow!("{url}: not JSON: {e}")))?;
+    if !status.is_success() {
+        let why = body["error"].as_str().unwrap_or("no reason given");
+        anyhow::bail!("{url} answered {status}: {why}");
+    }
+    if a.output.json {
+        out::println(body.to_string())?;
+        return Ok(());
+    }
+    let jobs = body["jobs"].as_array().cloned().unwrap_or_default();
+    if jobs.is_empty() {
+        out::println("no jobs")?;
+    }
+    for j in jobs {
+        let miner = j["miner"].as_str().unwrap_or("-");
+        out::println(format!(
+            "{:<36} {:<9} {:<8} {:<10} {}",
+            j["id"].as_str().unwrap_or("?"),
+            j["state"].as_str().unwrap_or("?"),
+            j["class"].as_str().unwrap_or("?"),
+            j["exit_code"]
+                .as_i64()
+                .map_or("-".to_owned(), |c| c.to_string()),
+            &miner[..miner.len().min(12)],
+        ))?;
+    }
+    Ok(())
 }
 
 /// What both commands need to call the miner.

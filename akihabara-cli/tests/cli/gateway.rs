@@ -260,9 +260,42 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
         Some(&json!({"command": ["true"], "class": "cpu", "timeout_s": 5})),
     );
     assert_eq!(status, 429, "{answer}");
-    // The client's listing has its three jobs.
+    // The client's listing has its three jobs, and `jobs list` shows them.
     let (_, listed) = http(&addr, "GET", "/v1/jobs", Some(&k), None);
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(3), "{listed}");
+    let url = format!("http://{addr}");
+    let o = bin()
+        .args(["jobs", "list", "--gateway", &url, "--json"])
+        .env("AKIHABARA_GATEWAY_KEY", &k)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let shown: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(shown, listed);
+    let o = bin()
+        .args(["jobs", "list", "--gateway", &url])
+        .env("AKIHABARA_GATEWAY_KEY", &k)
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&id) && l.contains(" finished ")),
+        "{table}"
+    );
+    let o = bin()
+        .args(["jobs", "list", "--gateway", &url])
+        .env_remove("AKIHABARA_GATEWAY_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let o = bin()
+        .args(["jobs", "list", "--gateway", &url])
+        .env("AKIHABARA_GATEWAY_KEY", "akh_wrong")
+        .output()
+        .unwrap();
+    assert!(stderr(&o).contains("401"), "{}", stderr(&o));
 }
 
 /// What a file server received, by path.
