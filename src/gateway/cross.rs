@@ -11,6 +11,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore as _, SeedableRng as _};
 
 use crate::executor::{ExecutorBackend, JobSpec, JobStatus};
+use crate::market::volumes::{VolumePolicy, download, inside, outputs_digest};
 
 use super::GatewayError;
 use super::jobs::{CrossCheck, Evidence, OrganicJob};
@@ -23,6 +24,7 @@ pub const DEFAULT_SHARE: f64 = 0.02;
 /// Re-runs drawn jobs on a trusted executor.
 pub struct CrossChecker {
     trusted: Arc<dyn ExecutorBackend>,
+    volumes: VolumePolicy,
     share: f64,
     rng: Mutex<ChaCha20Rng>,
     running: Mutex<BTreeSet<String>>,
@@ -53,11 +55,18 @@ impl CrossChecker {
         let seed = crate::gpu::Seed::random().map_err(GatewayError::Randomness)?;
         Ok(CrossChecker {
             trusted,
+            volumes: VolumePolicy::default(),
             share,
             rng: Mutex::new(ChaCha20Rng::from_seed(seed.0)),
             running: Mutex::new(BTreeSet::new()),
             one_at_a_time: tokio::sync::Semaphore::new(1),
         })
+    }
+
+    /// What the trusted run's input downloads may be (whether their URLs may
+    /// reach private addresses, as the miners were allowed).
+    pub fn volumes(self, volumes: VolumePolicy) -> CrossChecker {
+        CrossChecker { volumes, ..self }
     }
 
     /// Draws from a generator seeded with `seed`, so a simulation replays.
@@ -149,6 +158,20 @@ impl CrossChecker {
         Ok(())
     }
 
+    /// A fresh work directory with the job's inputs in it.
+    async fn prepare(&self, job: &OrganicJob) -> Result<tempfile::TempDir, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("akihabara-cross-check-")
+            .tempdir()
+            .map_err(|e| format!("no work directory for the trusted run: {e}"))?;
+        for (i, input) in job.order.inputs.iter().enumerate() {
+            download(input, i, dir.path(), &self.volumes)
+                .await
+                .map_err(|e| format!("fetching the inputs again: {e}"))?;
+        }
+        Ok(dir)
+    }
+
     async fn verdict(&self, job: &OrganicJob) -> CrossCheck {
         let mut parts = job.order.command.iter().cloned();
         let mut spec = JobSpec::command(
@@ -158,10 +181,23 @@ impl CrossChecker {
         );
         spec.image = job.order.image.clone();
         spec.env = job.order.env.clone();
+        // A job with files runs in a work directory of its own, with its
+        // inputs fetched again; its outputs are digested, never uploaded
+        // (the client's URLs hold the miner's).
+        let work = if job.order.inputs.is_empty() && job.order.outputs.is_empty() {
+            None
+        } else {
+            match self.prepare(job).await {
+                Ok(dir) => Some(dir),
+                Err(reason) => return CrossCheck::Unverifiable { reason },
+            }
+        };
+        spec.volume = work.as_ref().map(|d| d.path().to_path_buf());
         let outcome = match self.trusted.run(spec).await {
             Ok(handle) => handle.wait().await,
             Err(e) => Err(e),
         };
+        let trusted_outputs = work.as_ref().map(|d| outputs_of(job, d.path()));
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
@@ -192,6 +228,18 @@ impl CrossChecker {
                 outcome.stdout.sha256
             ));
         }
+        match trusted_outputs {
+            Some(Err(why)) if job.output_sha256.is_some() => {
+                differs.push(format!("the trusted run left no such outputs ({why})"));
+            }
+            Some(Ok(digest)) if job.output_sha256.as_deref() != Some(digest.as_str()) => {
+                differs.push(format!(
+                    "output digest {}, trusted {digest}",
+                    job.output_sha256.as_deref().unwrap_or("none")
+                ));
+            }
+            _ => {}
+        }
         if differs.is_empty() {
             CrossCheck::Matched
         } else {
@@ -202,4 +250,20 @@ impl CrossChecker {
             }
         }
     }
+}
+
+/// The outputs digest of what a trusted run left in `dir`, as a miner signs
+/// it ([`outputs_digest`]).
+fn outputs_of(job: &OrganicJob, dir: &std::path::Path) -> Result<String, String> {
+    use sha2::Digest as _;
+    let mut files = Vec::new();
+    for output in &job.order.outputs {
+        let path = inside(dir, &output.path)?;
+        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", output.path))?;
+        files.push((
+            output.path.clone(),
+            hex::encode(sha2::Sha256::digest(&bytes)),
+        ));
+    }
+    Ok(outputs_digest(&files))
 }

@@ -431,9 +431,11 @@ fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
             "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
              [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
              [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
-             allow_private_urls = true\nmax_input_mb = 1\n",
+             allow_private_urls = true\nmax_input_mb = 1\n\
+             cross_check_share = 1.0\ntrusted_fleet = \"{}\"\n",
             wallets.path(),
             mg.display(),
+            fleet(d, "trusted", "cpu"),
         ),
     )
     .unwrap();
@@ -482,10 +484,13 @@ fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
     );
     assert_eq!(status, 201, "{job}");
     let id = job["id"].as_str().unwrap().to_owned();
+    // Cross-checked (share 1.0): the trusted run fetches the input again and
+    // digests its output without uploading it.
     let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
-        j["state"] != "queued" && j["state"] != "running"
+        j["state"] != "queued" && j["state"] != "running" && j["cross_check"]["result"] != "pending"
     });
     assert_eq!(done["state"], "finished", "{done}");
+    assert_eq!(done["cross_check"]["result"], "matched", "{done}");
     assert_eq!(
         puts.lock()
             .unwrap()

@@ -182,7 +182,11 @@ fn cross_checker(g: &GatewaySection) -> anyhow::Result<Option<CrossChecker>> {
         )
     })?;
     let checker = CrossChecker::new(backend, g.cross_check_share)
-        .map_err(|e| key_error("gateway.cross_check_share", e))?;
+        .map_err(|e| key_error("gateway.cross_check_share", e))?
+        .volumes(akihabara_core::market::volumes::VolumePolicy {
+            allow_private: g.allow_private_urls,
+            ..Default::default()
+        });
     Ok(Some(checker))
 }
 
