@@ -826,3 +826,115 @@ async fn cross_checks_catch_a_forging_miner_at_the_configured_rate() {
         "a restart pays nothing twice"
     );
 }
+
+/// The OpenAPI document against the running server: every operation it
+/// lists answers, with and without a key, only with statuses it documents;
+/// and its schemas name exactly the fields the server sends and takes.
+#[tokio::test]
+async fn the_openapi_document_matches_the_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (_, k) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let api = serve(gateway).await;
+    let doc: Value = serde_json::from_str(http::OPENAPI).expect("the document is JSON");
+    let body = order(&["true"]).to_string();
+    // A job to read, follow and cancel.
+    let (status, made) = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+    assert_eq!(status, 201);
+    let id = made["id"].as_str().expect("id").to_owned();
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            if method == "parameters" {
+                continue;
+            }
+            let documented: Vec<u16> = op["responses"]
+                .as_object()
+                .expect("responses")
+                .keys()
+                .map(|s| s.parse().expect("numeric status"))
+                .collect();
+            let url = path.replace("{id}", &id);
+            let m = method.to_uppercase();
+            let send_body = (m == "POST").then_some(body.as_str());
+            let public = op["security"].as_array().is_some_and(Vec::is_empty);
+            let (with_key, answer) = if m == "GET" && url.ends_with("/logs") {
+                // A stream: only its head is read.
+                let r = api
+                    .http
+                    .get(format!("{}{url}", api.base))
+                    .bearer_auth(&k)
+                    .send()
+                    .await
+                    .expect("send");
+                let ct = r.headers().get("content-type").cloned();
+                assert_eq!(
+                    ct.as_ref().and_then(|v| v.to_str().ok()),
+                    Some("text/event-stream")
+                );
+                (r.status().as_u16(), Value::Null)
+            } else {
+                api.call(&m, &url, Some(&k), send_body).await
+            };
+            assert!(
+                documented.contains(&with_key),
+                "{m} {path}: {with_key} is not documented ({documented:?}): {answer}"
+            );
+            if !public {
+                let (without, _) = api.call(&m, &url, None, send_body).await;
+                assert_eq!(without, 401, "{m} {path} without a key");
+                assert!(
+                    documented.contains(&401),
+                    "{m} {path}: 401 is not documented"
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 7, "operations walked");
+    // The schemas name the fields the server uses.
+    let props = |name: &str| -> std::collections::BTreeSet<String> {
+        doc["components"]["schemas"][name]["properties"]
+            .as_object()
+            .expect("properties")
+            .keys()
+            .cloned()
+            .collect()
+    };
+    let keys = |v: &Value| -> std::collections::BTreeSet<String> {
+        v.as_object().expect("object").keys().cloned().collect()
+    };
+    let (_, job) = api
+        .call("GET", &format!("/v1/jobs/{id}"), Some(&k), None)
+        .await;
+    assert_eq!(props("Job"), keys(&job));
+    assert_eq!(props("JobOrder"), keys(&job["order"]));
+    assert_eq!(props("JobEvent"), keys(&job["history"][0]));
+    let input = serde_json::to_value(order::InputVolume {
+        url: String::new(),
+        path: String::new(),
+        sha256: None,
+    })
+    .expect("json");
+    assert_eq!(props("InputVolume"), keys(&input));
+    let output = serde_json::to_value(order::OutputVolume {
+        path: String::new(),
+        put_url: String::new(),
+    })
+    .expect("json");
+    assert_eq!(props("OutputVolume"), keys(&output));
+    let (_, listed) = api.call("GET", "/v1/jobs", Some(&k), None).await;
+    let listed_props: std::collections::BTreeSet<String> = doc["components"]["schemas"]["JobList"]
+        ["properties"]["jobs"]["items"]["properties"]
+        .as_object()
+        .expect("items")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(listed_props, keys(&listed["jobs"][0]));
+    let (_, refused) = api.call("POST", "/v1/jobs", Some(&k), Some("{}")).await;
+    assert_eq!(props("Error"), keys(&refused));
+}
