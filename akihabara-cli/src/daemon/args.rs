@@ -65,14 +65,22 @@ pub struct DaemonArgs {
     /// Override one key (repeatable), after the file and AKIHABARA_<SECTION>__<KEY> variables
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE")]
     pub set: Vec<String>,
+    #[command(flatten)]
+    pub run: RunFlags,
+    #[command(flatten)]
+    pub password: PasswordArgs,
+}
+
+/// How a long-running command logs and when it stops by itself (the
+/// daemons and `gateway serve`).
+#[derive(Debug, Args)]
+pub struct RunFlags {
     /// Log format on standard error
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Stop by itself after S seconds (as on SIGTERM)
     #[arg(long, value_name = "S")]
     pub duration: Option<f64>,
-    #[command(flatten)]
-    pub password: PasswordArgs,
 }
 
 /// `--log-format`.

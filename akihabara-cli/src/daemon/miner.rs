@@ -161,10 +161,10 @@ fn prover(c: &MinerConfig) -> anyhow::Result<Box<dyn Prover>> {
 
 /// `akihabara miner run`.
 pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
-    super::check_duration(a.duration)?;
+    super::check_duration(a.run.duration)?;
     let cfg: MinerConfig = config::load(&a.config, config::process_env(), &a.set)?;
     let plan = plan(&cfg)?;
-    super::init_logging(a.log_format)?;
+    super::init_logging(a.run.log_format)?;
     let keypair =
         crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
     let fleet = match &cfg.executors.fleet {
@@ -182,7 +182,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     };
     let prover = prover(&cfg)?;
     let rt = crate::commands::axon::serve_runtime(2)?;
-    rt.block_on(miner(cfg, plan, keypair, fleet, prover, a.duration))
+    rt.block_on(miner(cfg, plan, keypair, fleet, prover, a.run.duration))
 }
 
 async fn miner(

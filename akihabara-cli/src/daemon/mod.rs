@@ -21,7 +21,7 @@ use anyhow::Context;
 use crate::config::{ChainSection, StateSection, WalletSection};
 use crate::exit::bad_input;
 
-pub use self::args::{LogFormat, MinerCommand, ValidatorCommand};
+pub use self::args::{LogFormat, MinerCommand, RunFlags, ValidatorCommand};
 pub use ops::{Health, Metrics};
 
 /// A bad configuration value, naming its key (exit 2).

@@ -146,10 +146,10 @@ fn create_ssh_key(key: &std::path::Path) -> anyhow::Result<()> {
 
 /// `akihabara validator run`.
 pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
-    super::check_duration(a.duration)?;
+    super::check_duration(a.run.duration)?;
     let cfg: ValidatorConfig = config::load(&a.config, config::process_env(), &a.set)?;
     let pow = check(&cfg)?;
-    super::init_logging(a.log_format)?;
+    super::init_logging(a.run.log_format)?;
     if cfg.scoring.reference_ops.is_some() {
         tracing::warn!(
             "scoring.reference_ops is ignored: the pow score is the verified ops/s, whatever class a miner names"
@@ -158,7 +158,7 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     let keypair =
         crate::commands::wallet::load_hotkey(&super::wallet_args(&cfg.wallet), &a.password)?;
     let rt = crate::commands::axon::serve_runtime(2)?;
-    rt.block_on(validator(cfg, keypair, pow, a.duration))
+    rt.block_on(validator(cfg, keypair, pow, a.run.duration))
 }
 
 async fn validator(

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::args::PasswordArgs;
 use crate::config::{self, GatewayConfig, GatewaySection, StateSection};
-use crate::daemon::{self, LogFormat, event, key_error};
+use crate::daemon::{self, RunFlags, event, key_error};
 use crate::exit::bad_input;
 
 /// `akihabara gateway …`.
@@ -75,12 +75,8 @@ pub struct ServeArgs {
     /// Override one config key (repeatable)
     #[arg(long = "set", value_name = "SECTION.KEY=VALUE", requires = "config")]
     pub set: Vec<String>,
-    /// Log format on standard error
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-    /// Stop by itself after S seconds (as on SIGTERM)
-    #[arg(long, value_name = "S")]
-    pub duration: Option<f64>,
+    #[command(flatten)]
+    pub run: RunFlags,
     #[command(flatten)]
     pub password: PasswordArgs,
 }
@@ -191,7 +187,7 @@ fn cross_checker(g: &GatewaySection) -> anyhow::Result<Option<CrossChecker>> {
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    daemon::check_duration(a.duration)?;
+    daemon::check_duration(a.run.duration)?;
     let cfg: Option<GatewayConfig> = match &a.config {
         Some(path) => Some(config::load(path, config::process_env(), &a.set)?),
         None => None,
@@ -200,7 +196,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         daemon::check_chain(&c.chain)?;
         check(&c.gateway)?;
     }
-    daemon::init_logging(a.log_format)?;
+    daemon::init_logging(a.run.log_format)?;
     let keypair = match &cfg {
         Some(c) => Some(crate::commands::wallet::load_hotkey(
             &daemon::wallet_args(&c.wallet),
@@ -227,7 +223,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        let started = start(a.listen, &a.state_dir, store, routed, a.duration).await?;
+        let started = start(a.listen, &a.state_dir, store, routed, a.run.duration).await?;
         event(json!({
             "event": "ready",
             "role": "gateway",
@@ -239,7 +235,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "unfinished_jobs": started.gateway.active_jobs().len(),
         }));
         tracing::info!(local = %started.local, routing = started.routing, "gateway serving");
-        daemon::shutdown(a.duration).await;
+        daemon::shutdown(a.run.duration).await;
         anyhow::Ok(())
     })
 }
