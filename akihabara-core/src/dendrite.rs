@@ -142,6 +142,18 @@ impl Drop for Lane<'_> {
     }
 }
 
+/// A reqwest client builder, with rustls' crypto provider (ring) installed
+/// for the process first: build every HTTP client of this workspace with it.
+/// (reqwest's TLS takes the process's provider; without one it panics.)
+pub fn http_client() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Another part of the program may have installed one: that is kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
 impl Dendrite {
     /// A dendrite signing with `keypair` (a hotkey), legacy auth.
     pub fn new(keypair: Keypair) -> Result<Dendrite, DendriteError> {
@@ -154,7 +166,7 @@ impl Dendrite {
         auth: AuthMode,
         ip: &str,
     ) -> Result<Dendrite, DendriteError> {
-        let client = reqwest::Client::builder()
+        let client = http_client()
             .pool_max_idle_per_host(256)
             .build()
             .map_err(DendriteError)?;

@@ -475,7 +475,7 @@ mod tests {
             input("http://example.test/a"),
             input("https://example.test/b"),
         ];
-        assert_eq!(field_of(&o), "inputs[1].url");
+        assert_eq!(rules().check(&o), Ok(()), "http and https are both taken");
         for own in [
             "http://127.0.0.1:8080/v1/jobs",
             "http://localhost:8080/x",

@@ -59,7 +59,9 @@ async fn serve(gateway: Arc<Gateway>) -> Api {
     }));
     Api {
         base: format!("http://{addr}"),
-        http: reqwest::Client::new(),
+        http: akihabara_core::dendrite::http_client()
+            .build()
+            .expect("client"),
         gateway,
         _stop: tx,
     }

@@ -154,7 +154,9 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
         })?,
     };
     let url = format!("{}/v1/jobs", a.gateway.trim_end_matches('/'));
-    let response = reqwest::Client::new()
+    let response = akihabara_core::dendrite::http_client()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?
         .get(&url)
         .bearer_auth(&key)
         .timeout(Duration::from_secs(30))

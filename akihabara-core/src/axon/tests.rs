@@ -79,7 +79,14 @@ async fn send(
     body: Vec<u8>,
     headers: &[(String, String)],
 ) -> (u16, serde_json::Value) {
-    send_with(&reqwest::Client::new(), r, name, body, headers).await
+    send_with(
+        &crate::dendrite::http_client().build().expect("client"),
+        r,
+        name,
+        body,
+        headers,
+    )
+    .await
 }
 
 /// [`send`] through `client` (one bound to another source address, say).
@@ -224,7 +231,7 @@ async fn bad_requests_get_the_right_status_and_the_server_keeps_serving() {
     };
     let r = start(Axon::builder(bob()).config(config)).await;
     let d = Dendrite::new(alice()).unwrap();
-    let client = reqwest::Client::new();
+    let client = crate::dendrite::http_client().build().expect("client");
 
     let (status, json) = send(&r, "Nope", b"{}".to_vec(), &[]).await;
     assert_eq!(status, 404);
@@ -677,7 +684,7 @@ async fn connections_are_capped_per_address() {
     // Another address is served: 127.0.0.2 is loopback too.
     let d = Dendrite::new(Keypair::from_uri("//Charlie").unwrap()).unwrap();
     let (body, headers) = d.prepare(&r.target, Ping::new("x", 0), T, "c").unwrap();
-    let client = reqwest::Client::builder()
+    let client = crate::dendrite::http_client()
         .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
         .build()
         .unwrap();

@@ -896,14 +896,40 @@ async fn env_reaches_the_job_and_an_image_needs_a_container_executor() {
     }
 }
 
+type Stored = Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>;
+
 /// A file server on loopback: GET serves `files`, PUT stores the body
 /// (under its path) unless the path starts with `/deny`.
-async fn file_server(
+async fn file_server(files: Vec<(&'static str, Vec<u8>)>) -> (String, Stored) {
+    file_server_with(files, None).await
+}
+
+/// The test certificate for 127.0.0.1, signed by `tests/fixtures/ca.pem`.
+fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let certs = CertificateDer::pem_file_iter(dir.join("tls.pem"))
+        .expect("cert")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("certs");
+    let key = PrivateKeyDer::from_pem_file(dir.join("tls.key")).expect("key");
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("config");
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
+}
+
+/// [`file_server`], over TLS when `tls` is given (then the URL is https).
+async fn file_server_with(
     files: Vec<(&'static str, Vec<u8>)>,
-) -> (
-    String,
-    Arc<Mutex<std::collections::HashMap<String, Vec<u8>>>>,
-) {
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (String, Stored) {
     use http_body_util::BodyExt as _;
     let files: Arc<std::collections::HashMap<String, Vec<u8>>> =
         Arc::new(files.into_iter().map(|(k, v)| (k.to_owned(), v)).collect());
@@ -913,12 +939,13 @@ async fn file_server(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let stored = puts.clone();
+    let scheme = if tls.is_some() { "https" } else { "http" };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 return;
             };
-            let (files, stored) = (files.clone(), stored.clone());
+            let (files, stored, tls) = (files.clone(), stored.clone(), tls.clone());
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(
                     move |req: hyper::Request<hyper::body::Incoming>| {
@@ -954,13 +981,26 @@ async fn file_server(
                         }
                     },
                 );
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
+                let http = hyper::server::conn::http1::Builder::new();
+                match tls {
+                    None => {
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(acceptor) => {
+                        let Ok(stream) = acceptor.accept(stream).await else {
+                            return;
+                        };
+                        let _ = http
+                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                            .await;
+                    }
+                }
             });
         }
     });
-    (format!("http://{addr}"), puts)
+    (format!("{scheme}://{addr}"), puts)
 }
 
 /// Inputs are downloaded (size-capped, digest-checked) into the job's own
@@ -1125,5 +1165,110 @@ async fn job_files_are_fetched_checked_uploaded_and_signed() {
     assert!(
         reason.contains("loopback, private or link-local"),
         "{reason}"
+    );
+}
+
+/// Files over https: certificates are checked (a CA the miner does not
+/// trust is a failure naming the field), and with the CA trusted the job's
+/// input comes in and its output goes out.
+#[tokio::test]
+async fn job_files_travel_over_https_with_checked_certificates() {
+    use super::volumes::{InputFile, OutputFile, VolumePolicy};
+    let dir = tempfile::tempdir().expect("dir");
+    let (base, puts) =
+        file_server_with(vec![("/in/n.txt", b"5 8\n".to_vec())], Some(tls_acceptor())).await;
+    assert!(base.starts_with("https://127.0.0.1:"));
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let ca = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ca.pem"),
+    )
+    .expect("ca");
+    let open_with = |policy: VolumePolicy, sub: &str| {
+        Arc::new(
+            JobService::open(
+                &dir.path().join(sub),
+                fleet.clone(),
+                key("//miner1"),
+                Arc::new(AcceptAll),
+                Arc::new(|_: &AccountId| true),
+            )
+            .expect("open")
+            .with_volumes(policy),
+        )
+    };
+    let d = Dendrite::new(key("//validator1")).expect("dendrite");
+    let mine = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
+    let job = |id: &str| {
+        let mut r = request(
+            id,
+            "cpu",
+            30,
+            &[
+                "sh",
+                "-c",
+                "mkdir -p out && read a b < in/n.txt && echo $((a*b)) > out/p",
+            ],
+        );
+        r.inputs = vec![InputFile {
+            url: format!("{base}/in/n.txt"),
+            path: "in/n.txt".into(),
+            sha256: None,
+        }];
+        r.outputs = vec![OutputFile {
+            path: "out/p".into(),
+            put_url: format!("{base}/bucket/p"),
+        }];
+        r.sign(&key("//validator1"))
+    };
+
+    // The system's roots do not include the test CA: refused, by field.
+    let untrusting = open_with(
+        VolumePolicy {
+            allow_private: true,
+            ..VolumePolicy::default()
+        },
+        "untrusting",
+    );
+    let (miner, _s1) = serve(&untrusting).await;
+    let r = submit_job(&d, &miner, job("untrusted"), &mine, T)
+        .await
+        .expect("submit");
+    assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+    match until_ended(&d, &miner, "untrusted", &mine).await {
+        JobReply::Failed { reason, .. } => {
+            assert!(
+                reason.starts_with("inputs[0].url: download failed"),
+                "{reason}"
+            )
+        }
+        other => panic!("not failed: {other:?}"),
+    }
+
+    // Trusted: the job runs with its files.
+    let trusting = open_with(
+        VolumePolicy {
+            allow_private: true,
+            extra_roots_pem: vec![ca],
+            ..VolumePolicy::default()
+        },
+        "trusting",
+    );
+    let (miner, _s2) = serve(&trusting).await;
+    let r = submit_job(&d, &miner, job("trusted"), &mine, T)
+        .await
+        .expect("submit");
+    assert!(matches!(r, JobReply::Accepted { .. }), "{r:?}");
+    let done = until_ended(&d, &miner, "trusted", &mine).await;
+    assert!(
+        matches!(done, JobReply::Finished { exit_code: 0, .. }),
+        "{done:?}"
+    );
+    assert_eq!(
+        puts.lock()
+            .expect("lock")
+            .get("/bucket/p")
+            .map(Vec::as_slice),
+        Some(&b"40\n"[..])
     );
 }

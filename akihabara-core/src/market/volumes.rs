@@ -1,10 +1,11 @@
 //! A job's files: inputs downloaded into its work directory before it
 //! starts, outputs uploaded with HTTP PUT (a presigned S3 URL, say) after it
 //! ends. The miner does both, on the validator's behalf, so every URL is
-//! checked first: http only for now (https needs a TLS stack this build does
-//! not link), and no loopback, private or link-local address unless the
-//! operator allows it ([`VolumePolicy::allow_private`]), so a validator cannot
-//! make a miner fetch from, or post to, its own network.
+//! checked first: http or https (certificates checked against the system's
+//! roots, plus any the operator adds), and no loopback, private or
+//! link-local address unless the operator allows it
+//! ([`VolumePolicy::allow_private`]), so a validator cannot make a miner
+//! fetch from, or post to, its own network.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -50,6 +51,9 @@ pub struct VolumePolicy {
     pub allow_private: bool,
     /// How long one download or upload may take.
     pub timeout: Duration,
+    /// Certificates (PEM) trusted for https besides the system's roots (a
+    /// private CA). Empty: the system's roots only.
+    pub extra_roots_pem: Vec<Vec<u8>>,
 }
 
 impl Default for VolumePolicy {
@@ -59,6 +63,7 @@ impl Default for VolumePolicy {
             max_output_bytes: 1 << 30,
             allow_private: false,
             timeout: Duration::from_secs(600),
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -106,15 +111,13 @@ fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Checks a URL's form: `http`, with a host. Cheap, no lookup.
+/// Checks a URL's form: `http` or `https`, with a host and no credentials.
+/// Cheap, no lookup.
 pub fn check_form(url: &str) -> Result<reqwest::Url, String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
     match parsed.scheme() {
-        "http" => {}
-        "https" => {
-            return Err("https is not served yet: this build links no TLS stack (use http)".into());
-        }
-        other => return Err(format!("must be http, not {other}")),
+        "http" | "https" => {}
+        other => return Err(format!("must be http or https, not {other}")),
     }
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err("the URL names no host".into());
@@ -161,10 +164,21 @@ pub async fn client_for(
             bad.ip()
         ));
     }
-    let client = reqwest::Client::builder()
+    let mut builder = crate::dendrite::http_client()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(policy.timeout)
-        .resolve(&bare, first)
+        .resolve(&bare, first);
+    if !policy.extra_roots_pem.is_empty() {
+        let mut roots = Vec::new();
+        for pem in &policy.extra_roots_pem {
+            roots.extend(
+                reqwest::Certificate::from_pem_bundle(pem)
+                    .map_err(|e| format!("a trusted certificate is not PEM: {e}"))?,
+            );
+        }
+        builder = builder.tls_certs_merge(roots);
+    }
+    let client = builder
         .build()
         .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
     Ok((client, parsed))
@@ -376,13 +390,8 @@ mod tests {
     #[test]
     fn url_forms() {
         assert!(check_form("http://example.test/x").is_ok());
-        for bad in [
-            "ftp://x/y",
-            "file:///etc/passwd",
-            "https://x/y",
-            "http://u:p@x/y",
-            "x",
-        ] {
+        assert!(check_form("https://example.test/x").is_ok());
+        for bad in ["ftp://x/y", "file:///etc/passwd", "http://u:p@x/y", "x"] {
             assert!(check_form(bad).is_err(), "{bad}");
         }
     }
