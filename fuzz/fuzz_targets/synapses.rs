@@ -4,7 +4,9 @@
 //! what passes those checks is in range.
 #![no_main]
 
-use akihabara_core::market::wire::{Allocate, Deallocate, JobCancel, JobQuery, JobSubmit};
+use akihabara_core::market::wire::{
+    Allocate, Deallocate, JobCancel, JobLogs, JobQuery, JobSubmit,
+};
 use akihabara_core::protocol::{self, Ping, SpecsQuery, Synapse};
 use akihabara_core::schedule::ScheduleQuery;
 use akihabara_gpu::synapse::{MAX_OPEN_ROWS, PowChallenge, PowLimits, PowOpen, PowService};
@@ -32,9 +34,10 @@ fuzz_target!(|data: &[u8]| {
             }
         }
         1 => {
-            // JobQuery and JobCancel carry the same field.
+            // JobQuery, JobCancel and JobLogs carry the same field.
             let _ = body::<JobQuery>(data);
             let _ = body::<JobCancel>(data);
+            let _ = body::<JobLogs>(data);
         }
         2 => {
             if let Some(a) = body::<Allocate>(data) {

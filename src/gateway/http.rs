@@ -520,8 +520,9 @@ async fn cancel(gateway: &Gateway, client: &Client, id: &str) -> Response<Body> 
     }
 }
 
-/// `text/event-stream` of the job's history: each event as `event: state`,
-/// then new ones as they happen, until the job is final.
+/// `text/event-stream` of the job: each state change as `event: state`
+/// (a `JobEvent`) and each output line as `event: log` (`{n, stream,
+/// text}`), those so far first, then as they come, until the job is final.
 fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
     let job = match owned(gateway, client, id) {
         Ok(j) => j,
@@ -529,50 +530,48 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
     };
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
     let mut changes = gateway.changes();
-    let sent = job.history.len();
-    let first: Vec<Bytes> = job.history.iter().map(sse).collect();
-    let final_now = job.state.is_final();
     let gateway = gateway.clone();
     let id = id.to_owned();
     tokio::spawn(async move {
-        for frame in first {
-            if tx.send(Frame::data(frame)).await.is_err() {
-                return;
-            }
-        }
-        if final_now {
-            return;
-        }
-        let mut sent = sent;
+        let (mut events, mut lines) = (0usize, 0u64);
+        let mut job = job;
         loop {
-            match tokio::time::timeout(Duration::from_secs(15), changes.recv()).await {
-                // A comment line keeps proxies from closing an idle stream.
-                Err(_) => {
-                    if tx
-                        .send_data(Bytes::from_static(b": keep-alive\n\n"))
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
-                    continue;
-                }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
-                Ok(Ok(changed)) if changed != id => continue,
-                Ok(_) => {}
+            // What is new: states, then lines.
+            let mut frames: Vec<Bytes> = job.history.iter().skip(events).map(sse).collect();
+            events = job.history.len();
+            for line in gateway.log_lines(&id, lines) {
+                lines = line.n + 1;
+                frames.push(sse_log(&line));
             }
-            let Ok(Some(job)) = gateway.book().get(&id) else {
-                return;
-            };
-            for event in job.history.iter().skip(sent) {
-                if tx.send(Frame::data(sse(event))).await.is_err() {
+            for frame in frames {
+                if tx.send(Frame::data(frame)).await.is_err() {
                     return;
                 }
             }
-            sent = job.history.len();
             if job.state.is_final() {
                 return;
             }
+            loop {
+                match tokio::time::timeout(Duration::from_secs(15), changes.recv()).await {
+                    // A comment line keeps proxies from closing an idle stream.
+                    Err(_) => {
+                        if tx
+                            .send_data(Bytes::from_static(b": keep-alive\n\n"))
+                            .await
+                            .is_err()
+                        {
+                            return;
+                        }
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => return,
+                    Ok(Ok(changed)) if changed != id => {}
+                    Ok(_) => break,
+                }
+            }
+            let Ok(Some(fresh)) = gateway.book().get(&id) else {
+                return;
+            };
+            job = fresh;
         }
     });
     let mut r = Response::new(body.boxed());
@@ -583,6 +582,11 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+fn sse_log(line: &crate::market::logs::LogEntry) -> Bytes {
+    let data = serde_json::to_string(line).unwrap_or_default();
+    Bytes::from(format!("event: log\ndata: {data}\n\n"))
 }
 
 fn sse(event: &super::jobs::JobEvent) -> Bytes {

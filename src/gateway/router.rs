@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::chain::ChainClient;
 use crate::dendrite::{AxonTarget, Dendrite};
-use crate::market::client::{ClientError, cancel_job, query_job, submit_job};
+use crate::market::client::{ClientError, cancel_job, job_logs, query_job, submit_job};
 use crate::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
 use crate::market::wire::JobReply;
 use crate::wallet::Keypair;
@@ -397,6 +397,7 @@ impl Router {
             }
             return Ok(());
         };
+        self.fetch_logs(&job.id, &target.target).await;
         let answer = query_job(
             &self.dendrite,
             &target.target,
@@ -405,6 +406,13 @@ impl Router {
             self.settings.call_timeout,
         )
         .await;
+        if matches!(
+            answer,
+            Ok(JobReply::Finished { .. } | JobReply::Failed { .. })
+        ) {
+            // The lines written between the fetch and the end.
+            self.fetch_logs(&job.id, &target.target).await;
+        }
         match answer {
             Ok(JobReply::Finished {
                 exit_code,
@@ -482,6 +490,35 @@ impl Router {
             Ok(_) | Err(_) => {}
         }
         Ok(())
+    }
+
+    /// Reads the job's new output lines from its miner (a few pages at
+    /// most per pass; a failure is retried next pass).
+    async fn fetch_logs(&self, id: &str, miner: &AxonTarget) {
+        for _ in 0..8 {
+            let offset = self.gateway.log_offset(id);
+            match job_logs(
+                &self.dendrite,
+                miner,
+                id,
+                offset,
+                self.settings.call_timeout,
+            )
+            .await
+            {
+                Ok(reply) => {
+                    let more = !reply.lines.is_empty() && !reply.done;
+                    self.gateway.add_logs(id, &reply);
+                    if !more || reply.lines.len() < crate::market::logs::MAX_PER_REPLY {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(job = %id, error = %e, "reading a job's output lines");
+                    return;
+                }
+            }
+        }
     }
 
     async fn fail(&self, id: &str, why: &str) -> Result<(), GatewayError> {

@@ -9,6 +9,7 @@ use crate::store::{Put, Store, get_json};
 
 use super::GatewayError;
 use super::jobs::{CrossCheck, JobBook, JobState, OrganicJob};
+use crate::market::logs::{LogEntry, LogsReply};
 use crate::roles::{OrganicPenalty, OrganicRun};
 
 /// What [`Gateway::organic_work`] found for the validator's books.
@@ -42,6 +43,17 @@ pub enum SubmitError {
     Gateway(#[from] GatewayError),
 }
 
+/// Jobs whose output lines the gateway keeps in memory.
+const MAX_LOGGED_JOBS: usize = 512;
+
+/// One job's fetched output lines.
+#[derive(Debug, Default)]
+struct FetchedLog {
+    lines: std::collections::VecDeque<LogEntry>,
+    next: u64,
+    bytes: usize,
+}
+
 /// What the HTTP API and the router share.
 pub struct Gateway {
     clients: Clients,
@@ -62,6 +74,9 @@ pub struct Gateway {
     /// Running jobs cancelled by their client, for the router to tell
     /// their miners.
     to_cancel: Mutex<Vec<(String, AccountId)>>,
+    /// Jobs' output lines as the router fetched them (memory only: a
+    /// restarted gateway fetches them again from the miners).
+    logs: Mutex<HashMap<String, FetchedLog>>,
     clock: fn() -> u64,
 }
 
@@ -113,6 +128,7 @@ impl Gateway {
             signed: Mutex::new(HashMap::new()),
             unaccounted: Mutex::new(unaccounted),
             to_cancel: Mutex::new(Vec::new()),
+            logs: Mutex::new(HashMap::new()),
             clock: crate::market::server::unix_millis,
         }))
     }
@@ -214,6 +230,54 @@ impl Gateway {
             self.wake.notify_one();
         }
         self.book.get(id)
+    }
+
+    fn lock_logs(&self) -> std::sync::MutexGuard<'_, HashMap<String, FetchedLog>> {
+        self.logs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The line number to ask job `id`'s miner from next.
+    pub fn log_offset(&self, id: &str) -> u64 {
+        self.lock_logs().get(id).map_or(0, |l| l.next)
+    }
+
+    /// Adds lines a miner sent for job `id`.
+    pub fn add_logs(&self, id: &str, reply: &LogsReply) {
+        {
+            let mut all = self.lock_logs();
+            if !all.contains_key(id) && all.len() >= MAX_LOGGED_JOBS {
+                let active = self.lock_active();
+                if let Some(old) = all.keys().find(|k| !active.contains(*k)).cloned() {
+                    all.remove(&old);
+                }
+            }
+            let log = all.entry(id.to_owned()).or_default();
+            for line in &reply.lines {
+                if line.n >= log.next {
+                    log.bytes += line.text.len();
+                    log.lines.push_back(line.clone());
+                }
+            }
+            log.next = log.next.max(reply.next);
+            while log.lines.len() > crate::market::logs::MAX_LINES
+                || log.bytes > crate::market::logs::MAX_BYTES
+            {
+                match log.lines.pop_front() {
+                    Some(old) => log.bytes -= old.text.len(),
+                    None => break,
+                }
+            }
+        }
+        if !reply.lines.is_empty() {
+            let _ = self.changed.send(id.to_owned());
+        }
+    }
+
+    /// Job `id`'s kept output lines numbered `from` and after.
+    pub fn log_lines(&self, id: &str, from: u64) -> Vec<LogEntry> {
+        self.lock_logs().get(id).map_or_else(Vec::new, |l| {
+            l.lines.iter().filter(|e| e.n >= from).cloned().collect()
+        })
     }
 
     /// The running jobs cancelled since last asked, with their miners.

@@ -488,7 +488,7 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
     let directory = Arc::new(Fixed(vec![cpu.clone(), gpu_only.clone()]));
     let store = store(dir.path());
     let gateway = open(dir.path(), store.clone(), rules());
-    let (client, _) = gateway
+    let (client, client_key) = gateway
         .clients()
         .add_key("test", &ClientLimits::default(), 0)
         .expect("key");
@@ -539,6 +539,31 @@ async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
         done.attempts[0].detail.starts_with("unsupported_class"),
         "{:?}",
         done.attempts
+    );
+    // What it printed was read from the miner, and is streamed with its states.
+    let printed: Vec<String> = gateway
+        .log_lines(&done.id, 0)
+        .into_iter()
+        .map(|l| l.text)
+        .collect();
+    assert_eq!(printed, ["organic"]);
+    let api = serve(gateway.clone()).await;
+    let r = api
+        .http
+        .get(format!("{}/v1/jobs/{}/logs", api.base, done.id))
+        .bearer_auth(&client_key)
+        .send()
+        .await
+        .expect("logs");
+    let stream = r.text().await.expect("stream ends with the job");
+    let log_at =
+        stream.find("event: log\ndata: {\"n\":0,\"stream\":\"stdout\",\"text\":\"organic\"}");
+    let finished_at = stream.find("\"state\":\"finished\"");
+    assert!(log_at.is_some() && finished_at.is_some(), "{stream}");
+    assert_eq!(
+        stream.matches("event: state").count(),
+        done.history.len(),
+        "{stream}"
     );
     // Both receipts, signed by the miner that ran it.
     assert_eq!(done.receipts.len(), 2);

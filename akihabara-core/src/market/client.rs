@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::jobs::{DeclineReason, JobRequest, Receipt, ReceiptStore};
 use super::wire::{
-    Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobQuery,
-    JobReply, JobSubmit,
+    Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobLogs,
+    JobQuery, JobReply, JobSubmit,
 };
 use crate::AccountId;
 use crate::dendrite::{AxonTarget, CallResult, Dendrite};
@@ -170,6 +170,28 @@ pub async fn cancel_job(
             miner,
             JobCancel {
                 job_id: job_id.to_owned(),
+                reply: None,
+            },
+            timeout,
+        )
+        .await;
+    reply_of_call(call, |s| s.reply)
+}
+
+/// Validator side: reads a job's output lines from `offset`.
+pub async fn job_logs(
+    dendrite: &Dendrite,
+    miner: &AxonTarget,
+    job_id: &str,
+    offset: u64,
+    timeout: Duration,
+) -> Result<super::logs::LogsReply, ClientError> {
+    let call = dendrite
+        .call(
+            miner,
+            JobLogs {
+                job_id: job_id.to_owned(),
+                offset,
                 reply: None,
             },
             timeout,

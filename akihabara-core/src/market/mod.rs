@@ -5,6 +5,7 @@
 //! - [`jobs`]: signed job requests, the miner's accept policy, signed
 //!   receipts in a crash-safe store.
 //! - [`accept`]: reference accept policies (per-class limits, a script).
+//! - [`logs`]: a running job's output lines, kept for its validator.
 //! - [`volumes`]: a job's input and output files, moved over HTTP by the
 //!   miner.
 //! - [`wire`]: the jobs and allocation synapses.
@@ -17,6 +18,7 @@
 pub mod accept;
 pub mod client;
 pub mod jobs;
+pub mod logs;
 pub mod server;
 pub mod volumes;
 pub mod wire;

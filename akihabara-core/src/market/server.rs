@@ -19,10 +19,11 @@ use super::jobs::{
     AcceptPolicy, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, Refusal,
     Situation, rule,
 };
+use super::logs::{Logs, LogsReply};
 use super::volumes::{VolumePolicy, download, outputs_digest, upload};
 use super::wire::{
-    Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobQuery,
-    JobReply, JobSubmit,
+    Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobLogs,
+    JobQuery, JobReply, JobSubmit,
 };
 use crate::AccountId;
 use crate::axon::{AxonBuilder, Caller, HandlerError};
@@ -122,6 +123,8 @@ pub struct JobService {
     work_root: PathBuf,
     /// How to kill each running job, for [`JobService::cancel`].
     cancels: Mutex<HashMap<JobKey, tokio::sync::oneshot::Sender<()>>>,
+    /// Jobs' output lines, for [`JobService::logs`].
+    logs: Logs<JobKey>,
     volumes: VolumePolicy,
 }
 
@@ -271,6 +274,7 @@ impl JobService {
             clock: unix_millis,
             work_root,
             cancels: Mutex::new(HashMap::new()),
+            logs: Logs::default(),
             volumes: VolumePolicy::default(),
         })
     }
@@ -465,7 +469,14 @@ impl JobService {
                     if let Some(c) = handle.take_canceller() {
                         me.lock_cancels().insert(key.clone(), c);
                     }
+                    // Its lines, for the validator to read as they come
+                    // (JobLogs); they end when the job's output closes.
+                    me.logs.open(&key);
+                    while let Some(line) = handle.next_log().await {
+                        me.logs.push(&key, line);
+                    }
                     let result = handle.wait().await;
+                    me.logs.close(&key);
                     me.lock_cancels().remove(&key);
                     me.finish(&request, &executor, result, &key).await
                 }
@@ -642,6 +653,11 @@ impl JobService {
         } else {
             CancelReply::Unknown
         }
+    }
+
+    /// JobLogs: the caller's job `job_id`'s output lines from `offset`.
+    pub fn logs(&self, job_id: &str, offset: u64, caller: &AccountId) -> LogsReply {
+        self.logs.read(&(*caller, job_id.to_owned()), offset)
     }
 
     /// JobQuery: the job's state, for the validator that submitted it.
@@ -825,7 +841,8 @@ impl JobService {
     /// and one dropped half-way would leave an executor reserved, a key
     /// installed or a container running with no record of it.
     pub fn routes(self: &Arc<Self>, builder: AxonBuilder) -> AxonBuilder {
-        let (a, b, c, d, e) = (
+        let (a, b, c, d, e, f) = (
+            self.clone(),
             self.clone(),
             self.clone(),
             self.clone(),
@@ -856,6 +873,13 @@ impl JobService {
                 let me = e.clone();
                 async move {
                     q.reply = Some(me.cancel(&q.job_id, &who.hotkey));
+                    Ok(q)
+                }
+            })
+            .route(move |mut q: JobLogs, who: Caller| {
+                let me = f.clone();
+                async move {
+                    q.reply = Some(me.logs(&q.job_id, q.offset, &who.hotkey));
                     Ok(q)
                 }
             })

@@ -7,6 +7,7 @@
 //! | [`JobSubmit`] (a signed [`JobRequest`]) | `accepted` (with the signed receipt) or `declined` with a reason |
 //! | [`JobQuery`] | `running`, `finished` (exit code, digests, receipt), `failed` (reason, e.g. the signal) or `unknown` |
 //! | [`JobCancel`] | `cancelled`, `not_running` or `unknown` |
+//! | [`JobLogs`] | the job's output lines from `offset`, the next offset, whether it ended |
 //! | [`Allocate`] | `allocated` (id, expiry, login details sealed to the validator) or `declined` |
 //! | [`Deallocate`] | `deallocated` or `unknown` |
 //!
@@ -19,6 +20,12 @@
 //!
 //! class JobQuery(bt.Synapse):
 //!     job_id: str
+//!     reply: Optional[dict] = None
+//!     required_hash_fields: ClassVar[tuple[str, ...]] = ("job_id",)
+//!
+//! class JobLogs(bt.Synapse):
+//!     job_id: str
+//!     offset: int = 0
 //!     reply: Optional[dict] = None
 //!     required_hash_fields: ClassVar[tuple[str, ...]] = ("job_id",)
 //!
@@ -163,6 +170,26 @@ pub struct JobCancel {
 
 impl Synapse for JobCancel {
     const NAME: &'static str = "JobCancel";
+    const HASH_FIELDS: &'static [&'static str] = &["job_id"];
+    const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
+}
+
+/// Reads a job's output lines from number `offset` (the answer's `next` is
+/// where to ask from next).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobLogs {
+    /// Id of the job.
+    pub job_id: String,
+    /// The first line number wanted.
+    #[serde(default)]
+    pub offset: u64,
+    /// The miner's answer; `None` in the request.
+    #[serde(default)]
+    pub reply: Option<super::logs::LogsReply>,
+}
+
+impl Synapse for JobLogs {
+    const NAME: &'static str = "JobLogs";
     const HASH_FIELDS: &'static [&'static str] = &["job_id"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
 }
