@@ -171,6 +171,10 @@ pub enum Error {
     #[cfg(feature = "net")]
     #[error(transparent)]
     Client(#[from] market::client::ClientError),
+    /// A job's input or output file could not be moved.
+    #[cfg(feature = "net")]
+    #[error(transparent)]
+    Volume(#[from] market::volumes::VolumeError),
     /// An error from user code plugged into the library.
     #[error(transparent)]
     Other(Box<dyn std::error::Error + Send + Sync>),
@@ -223,6 +227,7 @@ mod tests {
             into::<crate::executor::FleetError>();
             into::<crate::market::server::ServiceError>();
             into::<crate::market::client::ClientError>();
+            into::<crate::market::volumes::VolumeError>();
         }
     }
 }
