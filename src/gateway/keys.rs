@@ -105,7 +105,7 @@ pub fn key_hash(key: &str) -> String {
     blake3::hash(key.as_bytes()).to_hex().to_string()
 }
 
-fn random_hex(bytes: usize) -> Result<String, GatewayError> {
+pub(super) fn random_hex(bytes: usize) -> Result<String, GatewayError> {
     let mut out = String::new();
     // The OS generator, through the pow crate's seeds.
     while out.len() < bytes * 2 {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::chain::ChainClient;
 use crate::dendrite::{AxonTarget, Dendrite};
-use crate::market::client::{ClientError, cancel_job, job_logs, query_job, submit_job};
+use crate::market::client::{cancel_job, job_logs, query_job, submit_job};
 use crate::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
 use crate::market::wire::JobReply;
 use crate::wallet::Keypair;
@@ -320,7 +320,7 @@ impl Router {
                         outcome: "unreachable".into(),
                         detail: e.to_string(),
                     });
-                    if is_unreachable(&e) {
+                    if e.is_unreachable() {
                         outcome = Offered::Wait;
                     } else {
                         refusals.insert("call refused");
@@ -557,8 +557,4 @@ fn reason_name(r: DeclineReason) -> &'static str {
         DeclineReason::Unprofitable => "unprofitable",
         DeclineReason::Invalid => "invalid",
     }
-}
-
-fn is_unreachable(e: &ClientError) -> bool {
-    e.is_unreachable()
 }

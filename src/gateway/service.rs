@@ -77,7 +77,6 @@ pub struct Gateway {
     /// Jobs' output lines as the router fetched them (memory only: a
     /// restarted gateway fetches them again from the miners).
     logs: Mutex<HashMap<String, FetchedLog>>,
-    clock: fn() -> u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -89,8 +88,7 @@ impl std::fmt::Debug for Gateway {
 }
 
 fn job_id() -> Result<String, GatewayError> {
-    let seed = crate::gpu::Seed::random().map_err(GatewayError::Randomness)?;
-    Ok(format!("job-{}", hex::encode(&seed.0[..16])))
+    Ok(format!("job-{}", super::keys::random_hex(16)?))
 }
 
 impl Gateway {
@@ -129,24 +127,12 @@ impl Gateway {
             unaccounted: Mutex::new(unaccounted),
             to_cancel: Mutex::new(Vec::new()),
             logs: Mutex::new(HashMap::new()),
-            clock: crate::market::server::unix_millis,
         }))
-    }
-
-    /// Replaces the clock (ms since the Unix epoch), for tests.
-    pub fn with_clock(self: Arc<Self>, clock: fn() -> u64) -> Arc<Gateway> {
-        match Arc::try_unwrap(self) {
-            Ok(mut g) => {
-                g.clock = clock;
-                Arc::new(g)
-            }
-            Err(shared) => shared,
-        }
     }
 
     /// Now, ms since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
-        (self.clock)()
+        crate::market::server::unix_millis()
     }
 
     /// The clients.
