@@ -261,7 +261,21 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
     );
     assert_eq!(status, 429, "{answer}");
     // The client's listing has its three jobs, and `jobs list` shows them.
-    let (_, listed) = http(&addr, "GET", "/v1/jobs", Some(&k), None);
+    // Both are read once every job has ended, so the router cannot change a
+    // job between the two readings.
+    let start = Instant::now();
+    let listed = loop {
+        let (_, listed) = http(&addr, "GET", "/v1/jobs", Some(&k), None);
+        let jobs = listed["jobs"].as_array().cloned().unwrap_or_default();
+        if jobs.iter().all(|j| j["state"] == "finished") {
+            break listed;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "jobs never ended: {listed}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(3), "{listed}");
     let url = format!("http://{addr}");
     let o = bin()
