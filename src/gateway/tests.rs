@@ -244,8 +244,113 @@ async fn bad_orders_are_refused_naming_the_field() {
         (413, Some("body")),
         "{answer}"
     );
+    // A body that stalls: the head and 10 of the 400 declared bytes, then
+    // nothing. The gateway answers 408 once `body_timeout` (2 s here) has
+    // passed, and closes the connection.
+    let mut sock = tokio::net::TcpStream::connect(api.base.trim_start_matches("http://"))
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {k}\r\n\
+         content-type: application/json\r\ncontent-length: 400\r\n\r\n{{\"command\""
+    );
+    let sent = Instant::now();
+    tokio::io::AsyncWriteExt::write_all(&mut sock, head.as_bytes())
+        .await
+        .expect("write");
+    let mut answer = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::io::AsyncReadExt::read_to_end(&mut sock, &mut answer),
+    )
+    .await
+    .expect("the gateway closes a stalled body's connection")
+    .expect("read");
+    let waited = sent.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408 "),
+        "stalled body: {answer}"
+    );
+    let json = answer.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json: Value = serde_json::from_str(json).expect("a JSON error");
+    assert_eq!(json["field"], "body", "{json}");
+    assert!(
+        waited >= Duration::from_millis(1900),
+        "answered after {waited:?}, before the body deadline"
+    );
     // Nothing bad was queued.
     assert!(api.gateway.book().ids().expect("ids").is_empty());
+}
+
+#[test]
+fn client_limits_out_of_bounds_are_refused_and_nothing_is_written() {
+    let dir = tempfile::tempdir().expect("dir");
+    let clients = keys::Clients::new(dir.path().join("clients.json"));
+    let ok = ClientLimits::default();
+    let cases = [
+        (
+            ClientLimits {
+                rate_per_s: 0.0,
+                ..ok.clone()
+            },
+            "rate 0 requests/s",
+        ),
+        (
+            ClientLimits {
+                rate_per_s: f64::NAN,
+                ..ok.clone()
+            },
+            "rate NaN requests/s",
+        ),
+        (
+            ClientLimits {
+                rate_per_s: 10_001.0,
+                ..ok.clone()
+            },
+            "rate 10001 requests/s",
+        ),
+        (
+            ClientLimits {
+                burst: 0,
+                ..ok.clone()
+            },
+            "burst 0 is not",
+        ),
+        (
+            ClientLimits {
+                burst: 10_001,
+                ..ok.clone()
+            },
+            "burst 10001 is not",
+        ),
+        (
+            ClientLimits {
+                jobs_per_day: 0,
+                ..ok.clone()
+            },
+            "a quota of 0 jobs",
+        ),
+    ];
+    for (limits, says) in cases {
+        let e = clients.add_key("k", &limits, 0).expect_err("out of bounds");
+        assert!(e.to_string().contains(says), "{limits:?}: {e}");
+        let e = clients
+            .add_hotkey("h", key("//Alice").account(), &limits, 0)
+            .expect_err("out of bounds");
+        assert!(e.to_string().contains(says), "{limits:?}: {e}");
+    }
+    assert!(clients.list().expect("list").is_empty());
+    // The bounds themselves are admitted.
+    let edge = ClientLimits {
+        rate_per_s: 10_000.0,
+        burst: 10_000,
+        jobs_per_day: 1,
+    };
+    clients
+        .add_key("edge", &edge, 0)
+        .expect("the bounds are in range");
+    assert_eq!(clients.list().expect("list").len(), 1);
 }
 
 #[tokio::test]

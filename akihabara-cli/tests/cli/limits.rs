@@ -322,3 +322,45 @@ fn a_miner_refuses_a_minimum_larger_than_its_window() {
          blocks: two tempos of the subnet)"
     );
 }
+
+/// A gateway client's limits out of their bounds are refused before
+/// anything is written.
+#[test]
+fn gateway_client_limits_are_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().to_str().unwrap();
+    for (flag, value, line) in [
+        (
+            "--rate",
+            "0",
+            "error: rate 0 requests/s is not in (0, 10000]",
+        ),
+        (
+            "--rate",
+            "NaN",
+            "error: rate NaN requests/s is not in (0, 10000]",
+        ),
+        ("--burst", "10001", "error: burst 10001 is not in 1..=10000"),
+        (
+            "--jobs-per-day",
+            "0",
+            "error: a quota of 0 jobs a day admits nothing",
+        ),
+    ] {
+        assert_usage(
+            &[
+                "gateway",
+                "keys",
+                "add",
+                "--state-dir",
+                state,
+                "--name",
+                "ci",
+                flag,
+                value,
+            ],
+            line,
+        );
+    }
+    assert!(!dir.path().join("clients.json").exists());
+}
