@@ -387,7 +387,7 @@ impl Receipt {
 /// Receipts appended to a JSON-lines file, each line synced before
 /// `append` returns. A crash can tear only the last line; [`ReceiptStore::load`]
 /// skips it and says so, and keeps every complete line before it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ReceiptStore {
     path: PathBuf,
 }
@@ -428,6 +428,16 @@ impl ReceiptStore {
         // the end, never interleaved.
         f.write_all(format!("{line}\n").as_bytes())?;
         f.sync_data()
+    }
+
+    /// [`append`](ReceiptStore::append) on tokio's blocking pool, so that
+    /// the disk sync never holds up the async thread (an axon's, on a
+    /// one-thread runtime).
+    pub async fn append_async(&self, r: Receipt) -> std::io::Result<()> {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || store.append(&r))
+            .await
+            .map_err(std::io::Error::other)?
     }
 
     /// Every stored receipt (none when the file does not exist yet).
