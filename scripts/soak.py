@@ -376,6 +376,16 @@ def main():
     lp.add_argument("--port", type=int, required=True)
     lp.add_argument("--axon-hotkey", required=True)
     lp.add_argument("--concurrency", type=int, default=16)
+    cp = sub.add_parser("cpu", help="only the CPU-per-call comparison, without chain or daemons")
+    cp.add_argument("--rounds", type=int, default=3, help="rounds, each axon loaded once per round (default 3)")
+    cp.add_argument("--window", type=float, default=30.0, help="seconds of each window (default 30)")
+    cp.add_argument("--concurrency", type=int, default=16, help="Python dendrite calls in flight (default 16)")
+    cp.add_argument("--bin-dir", default=None, help="where `akihabara` is (default $CARGO_TARGET_DIR/release)")
+    cp.add_argument("--out", default="cpu.json", help="the results as JSON")
+    cp.add_argument("--serve-arg", action="append", default=[],
+                    help="an extra argument for `akihabara axon serve` (repeatable)")
+    cp.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE",
+                    help="also load a second `akihabara axon serve` with this environment (repeatable), to compare")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the soak (default 10)")
     ap.add_argument("--window", type=float, default=60.0, help="seconds of each CPU-per-call window (default 60)")
     ap.add_argument("--concurrency", type=int, default=16, help="Python dendrite calls in flight (default 16)")
@@ -386,6 +396,8 @@ def main():
     a = ap.parse_args()
     if a.mode == "load":
         return load_main(a)
+    if a.mode == "cpu":
+        return cpu_only(a)
     return soak(a)
 
 
@@ -429,7 +441,8 @@ def cpu_window(pid, metrics_port, load, seconds):
     c1, r1, n1, ok1, t1 = read()
     secs, cpu = t1 - t0, c1 - c0
     w = {"seconds": round(secs, 1), "cpu_s": round(cpu, 2), "dendrite_calls": n1 - n0, "dendrite_ok": ok1 - ok0}
-    calls = (r1 - r0) if r0 is not None else (n1 - n0)
+    # Without /metrics, the calls the dendrite saw answered with 200.
+    calls = (r1 - r0) if r0 is not None else (ok1 - ok0)
     w.update({"calls": calls, "calls_per_s": round(calls / secs, 1), "cpu_ms_per_call": round(1e3 * cpu / max(calls, 1), 3)})
     return w
 
@@ -730,6 +743,83 @@ def soak(a):
 
         shutil.rmtree(work, ignore_errors=True)
     return 1 if failures else 0
+
+
+def cpu_only(a):
+    """The CPU-per-call comparison alone: `akihabara axon serve` (every signed
+    caller served, no metagraph) and bittensor's `bt.Axon`, each under the same
+    Python dendrite load in turn, `a.rounds` times. Quicker than the soak, for
+    comparing two builds; the soak's numbers are the ones the README reports."""
+    bin_dir = Path(a.bin_dir or Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target")) / "release")
+    akihabara = bin_dir / "akihabara"
+    for p, what in [(akihabara, "the release binary"), (BT_PY, "the bittensor 10.5.0 venv")]:
+        if not p.exists():
+            sys.exit(f"soak cpu: {what} is missing: {p}")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    work = Path(tempfile.mkdtemp(prefix="akihabara-cpu-"))
+    procs, result = {}, {"machine": machine(), "concurrency": a.concurrency, "window_s": a.window,
+                         "serve_args": a.serve_arg, "load_average_at_start": os.getloadavg(), "rounds": []}
+    try:
+        wallets = work / "wallets"
+        for name, uri in [("v2", "//validator2"), ("m1", "//miner1")]:
+            run_cli(akihabara, "wallet", "regen-hotkey", "--uri", uri, "--wallet.path", str(wallets), "--wallet.name", name)
+        run_cli(akihabara, "wallet", "create", "--wallet.path", str(wallets), "--wallet.name", "py", "--no-password")
+        ours = Proc("ours", [str(akihabara), "axon", "serve", "--wallet.path", str(wallets), "--wallet.name", "m1",
+                             "--ip", "127.0.0.2", "--port", "0", *a.serve_arg], work / "ours.log")
+        procs["ours"] = ours
+        oready = ours.wait_for(lambda v: v.get("event") == "ready", 60)
+        py_port = free_port()
+        pyaxon = Proc("pyaxon", [str(BT_PY), str(PEERS_PY / "bittensor_peer.py"), "axon", "--wallet-path", str(wallets),
+                                 "--wallet-name", "py", "--port", str(py_port)], work / "pyaxon.log")
+        procs["pyaxon"] = pyaxon
+        pyready = pyaxon.wait_for(lambda v: v.get("event") == "ready", 120)
+        targets = [("akihabara", ours.pid, "127.0.0.2", oready["port"], oready["hotkey"])]
+        if a.env_b:
+            env = dict(os.environ, **dict(kv.split("=", 1) for kv in a.env_b))
+            ours_b = Proc("ours-b", [str(akihabara), "axon", "serve", "--wallet.path", str(wallets), "--wallet.name", "m1",
+                                     "--ip", "127.0.0.1", "--port", "0", *a.serve_arg], work / "ours-b.log", env=env)
+            procs["ours-b"] = ours_b
+            bready = ours_b.wait_for(lambda v: v.get("event") == "ready", 60)
+            targets.append(("akihabara-b", ours_b.pid, "127.0.0.1", bready["port"], bready["hotkey"]))
+        targets.append(("python", pyaxon.pid, "127.0.0.1", py_port, pyready["hotkey"]))
+        for r in range(a.rounds):
+            row = {}
+            for name, pid, ip, port, hotkey in targets:
+                load = Proc("load", [str(BT_PY), __file__, "load", "--wallet-path", str(wallets), "--wallet-name", "v2",
+                                     "--ip", ip, "--port", str(port), "--axon-hotkey", hotkey,
+                                     "--concurrency", str(a.concurrency)], work / f"load-{name}-{r}.log", stdin=True)
+                procs["load"] = load
+                load.wait_for(lambda v: v.get("event") == "ready", 120)
+                time.sleep(3)
+                row[name] = w = cpu_window(pid, None, load, a.window)
+                w["statuses"] = (load.last(lambda v: "calls" in v) or {}).get("status")
+                load.close_stdin()
+                load.p.wait(60)
+                del procs["load"]
+            row["ratio"] = round(row["python"]["cpu_ms_per_call"] / max(row["akihabara"]["cpu_ms_per_call"], 1e-9), 1)
+            b = ""
+            if "akihabara-b" in row:
+                row["ratio_b"] = round(row["python"]["cpu_ms_per_call"] / max(row["akihabara-b"]["cpu_ms_per_call"], 1e-9), 1)
+                b = f", b {row['akihabara-b']['cpu_ms_per_call']} ms/call ({row['akihabara-b']['calls_per_s']}/s, {row['ratio_b']}x)"
+            log(f"round {r + 1}: ours {row['akihabara']['cpu_ms_per_call']} ms/call "
+                f"({row['akihabara']['calls_per_s']}/s){b}, python {row['python']['cpu_ms_per_call']} ms/call "
+                f"({row['python']['calls_per_s']}/s): {row['ratio']}x")
+            result["rounds"].append(row)
+        med = lambda xs: sorted(xs)[len(xs) // 2]  # noqa: E731
+        result["median"] = {"akihabara_ms": med([r["akihabara"]["cpu_ms_per_call"] for r in result["rounds"]]),
+                            "python_ms": med([r["python"]["cpu_ms_per_call"] for r in result["rounds"]]),
+                            "ratio": med([r["ratio"] for r in result["rounds"]])}
+        if a.env_b:
+            result["median"]["akihabara_b_ms"] = med([r["akihabara-b"]["cpu_ms_per_call"] for r in result["rounds"]])
+            result["median"]["ratio_b"] = med([r["ratio_b"] for r in result["rounds"]])
+        log(f"median: {json.dumps(result['median'])}")
+    finally:
+        if "load" in procs:
+            procs["load"].close_stdin()
+        for p in reversed(list(procs.values())):
+            p.stop()
+    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
 
 
 def machine():
