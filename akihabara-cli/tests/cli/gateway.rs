@@ -61,7 +61,52 @@ fn fleet(dir: &std::path::Path, name: &str, class: &str) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn start_gateway(state: &str, config: &str) -> (Peer, String) {
+/// A simulated chain for the gateway and its config: the metagraph holds
+/// the validator wallet at uid 0 and `miners` (hotkey, axon port, incentive)
+/// from uid 1; `gateway.toml` signs as the validator, reads that metagraph,
+/// routes class `cpu`, polls every 200 ms and adds `extra` to `[gateway]`.
+/// Returns the config's path and the gateway's state directory.
+fn gateway_config(
+    d: &std::path::Path,
+    wallets: &Wallets,
+    miners: &[(&str, u16, f64)],
+    extra: &str,
+) -> (String, String) {
+    let mut neurons = vec![json!({
+        "uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true
+    })];
+    for (uid, (hotkey, port, incentive)) in (1..).zip(miners) {
+        neurons.push(json!({
+            "uid": uid, "hotkey": hotkey, "stake_rao": 0, "validator_permit": false,
+            "axon": format!("127.0.0.1:{port}"), "incentive": incentive
+        }));
+    }
+    let mg = d.join("mg.json");
+    std::fs::write(
+        &mg,
+        json!({"version": 1, "netuid": 7, "block": 100, "neurons": neurons}).to_string(),
+    )
+    .unwrap();
+    let config = d.join("gateway.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
+             [gateway]\nclasses = [\"cpu\"]\npoll = \"200ms\"\n{extra}",
+            wallets.path(),
+            mg.display(),
+        ),
+    )
+    .unwrap();
+    (
+        config.to_string_lossy().into_owned(),
+        d.join("gw").to_string_lossy().into_owned(),
+    )
+}
+
+/// `gateway serve` on a free port: the process, its address and its ready line.
+fn start_gateway(state: &str, config: &str) -> (Peer, String, Value) {
     let mut cmd = bin();
     cmd.args([
         "gateway",
@@ -76,10 +121,8 @@ fn start_gateway(state: &str, config: &str) -> (Peer, String) {
     .env_remove("AKIHABARA_WALLET_PASSWORD");
     let peer = Peer::spawn(cmd);
     let ready = peer.event("ready");
-    assert_eq!(ready["routing"], true, "{ready}");
-    assert_eq!(ready["cross_check"], true, "{ready}");
     let addr = ready["listen"].as_str().unwrap().to_owned();
-    (peer, addr)
+    (peer, addr, ready)
 }
 
 fn key(state: &str, name: &str, jobs_per_day: &str) -> String {
@@ -139,40 +182,22 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
     let (_m2, p2, cpu_miner) =
         serve_ours(&wallets, "cpu-miner", &["--fleet", &f2, "--state-dir", &s2]);
     // The gpu miner scores best, so it is offered the job first and declines.
-    let mg = d.join("mg.json");
-    std::fs::write(
-        &mg,
-        json!({
-            "version": 1, "netuid": 7, "block": 100,
-            "neurons": [
-                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
-                {"uid": 1, "hotkey": gpu_miner, "stake_rao": 0, "validator_permit": false,
-                 "axon": format!("127.0.0.1:{p1}"), "incentive": 0.9},
-                {"uid": 2, "hotkey": cpu_miner, "stake_rao": 0, "validator_permit": false,
-                 "axon": format!("127.0.0.1:{p2}"), "incentive": 0.1}
-            ]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
-             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
-             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
-             cross_check_share = 1.0\ntrusted_fleet = \"{}\"\n",
-            wallets.path(),
-            mg.display(),
-            fleet(d, "trusted", "cpu"),
+    let (config, state) = gateway_config(
+        d,
+        &wallets,
+        &[(&gpu_miner, p1, 0.9), (&cpu_miner, p2, 0.1)],
+        &format!(
+            "allow_no_image = true\ncross_check_share = 1.0\ntrusted_fleet = \"{}\"\n",
+            fleet(d, "trusted", "cpu")
         ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let state = d.join("gw").to_string_lossy().into_owned();
+    );
     let k = key(&state, "acme", "3");
-    let (mut gateway, addr) = start_gateway(&state, &config);
+    let (mut gateway, addr, ready) = start_gateway(&state, &config);
+    assert_eq!(
+        (&ready["routing"], &ready["cross_check"]),
+        (&json!(true), &json!(true)),
+        "{ready}"
+    );
 
     // No key: 401. A class nobody serves: 422, naming the field.
     let order =
@@ -207,7 +232,7 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
 
     // Killed mid-job, started again: the job is still there and followed to its end.
     gateway.kill9();
-    let (_gateway, addr) = start_gateway(&state, &config);
+    let (_gateway, addr, _) = start_gateway(&state, &config);
     // Every job is cross-checked here (share 1.0): the trusted executor prints
     // what the miner reported.
     let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
@@ -406,15 +431,13 @@ fn sha256sum(data: &str) -> String {
         .to_owned()
 }
 
-#[test]
-fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
-    let wallets = Wallets::new(&["miner", "validator"]);
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
+/// One miner (`axon serve --fleet`, a local `cpu` executor) that may fetch
+/// job files from loopback: its process, port and hotkey.
+fn file_miner(wallets: &Wallets, d: &std::path::Path) -> (Peer, u16, String) {
     let f = fleet(d, "cpu", "cpu");
     let s = d.join("m").to_string_lossy().into_owned();
-    let (_m, port, miner) = serve_ours(
-        &wallets,
+    serve_ours(
+        wallets,
         "miner",
         &[
             "--fleet",
@@ -423,63 +446,31 @@ fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
             &s,
             "--allow-private-file-urls",
         ],
-    );
-    let mg = d.join("mg.json");
-    std::fs::write(
-        &mg,
-        json!({
-            "version": 1, "netuid": 7, "block": 100,
-            "neurons": [
-                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
-                {"uid": 1, "hotkey": miner, "stake_rao": 0, "validator_permit": false,
-                 "axon": format!("127.0.0.1:{port}")}
-            ]
-        })
-        .to_string(),
     )
-    .unwrap();
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
-             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
-             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
-             allow_private_urls = true\nmax_input_mb = 1\n\
+}
+
+#[test]
+fn gateway_jobs_fetch_inputs_upload_outputs_and_refuse_bad_files() {
+    let wallets = Wallets::new(&["miner", "validator"]);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_m, port, miner) = file_miner(&wallets, d);
+    let (config, state) = gateway_config(
+        d,
+        &wallets,
+        &[(&miner, port, 0.5)],
+        &format!(
+            "allow_no_image = true\nallow_private_urls = true\nmax_input_mb = 1\n\
              cross_check_share = 1.0\ntrusted_fleet = \"{}\"\n",
-            wallets.path(),
-            mg.display(),
-            fleet(d, "trusted", "cpu"),
+            fleet(d, "trusted", "cpu")
         ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let state = d.join("gw").to_string_lossy().into_owned();
-    let k = key(&state, "acme", "100");
-    let (mut cmd, files) = (
-        bin(),
-        file_server(vec![
-            ("/in/numbers.txt", b"3 4\n".to_vec()),
-            ("/huge", vec![0; 2 << 20]),
-        ]),
     );
-    let (base, puts) = files;
-    cmd.args([
-        "gateway",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        &state,
-        "--config",
-        &config,
-    ])
-    .env_remove("AKIHABARA_WALLET_PASSWORD");
-    let gateway = Peer::spawn(cmd);
-    let addr = gateway.event("ready")["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let k = key(&state, "acme", "100");
+    let (base, puts) = file_server(vec![
+        ("/in/numbers.txt", b"3 4\n".to_vec()),
+        ("/huge", vec![0; 2 << 20]),
+    ]);
+    let (_gateway, addr, _) = start_gateway(&state, &config);
 
     let order = |input: &str, put: &str| {
         json!({
@@ -635,66 +626,15 @@ fn gateway_job_outputs_go_to_s3_through_presigned_urls() {
     let wallets = Wallets::new(&["miner", "validator"]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let f = fleet(d, "cpu", "cpu");
-    let s = d.join("m").to_string_lossy().into_owned();
-    let (_m, port, miner) = serve_ours(
+    let (_m, port, miner) = file_miner(&wallets, d);
+    let (config, state) = gateway_config(
+        d,
         &wallets,
-        "miner",
-        &[
-            "--fleet",
-            &f,
-            "--state-dir",
-            &s,
-            "--allow-private-file-urls",
-        ],
+        &[(&miner, port, 0.5)],
+        "allow_no_image = true\nallow_private_urls = true\n",
     );
-    let mg = d.join("mg.json");
-    std::fs::write(
-        &mg,
-        json!({
-            "version": 1, "netuid": 7, "block": 100,
-            "neurons": [
-                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
-                {"uid": 1, "hotkey": miner, "stake_rao": 0, "validator_permit": false,
-                 "axon": format!("127.0.0.1:{port}")}
-            ]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
-             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
-             [gateway]\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n\
-             allow_private_urls = true\n",
-            wallets.path(),
-            mg.display(),
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let state = d.join("gw").to_string_lossy().into_owned();
     let k = key(&state, "acme", "100");
-    let mut cmd = bin();
-    cmd.args([
-        "gateway",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        &state,
-        "--config",
-        &config,
-    ])
-    .env_remove("AKIHABARA_WALLET_PASSWORD");
-    let gateway = Peer::spawn(cmd);
-    let addr = gateway.event("ready")["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_gateway, addr, _) = start_gateway(&state, &config);
 
     let order = |put: &str| {
         json!({
@@ -791,56 +731,15 @@ fn gateway_jobs_run_in_miners_containers_with_their_files() {
         "cpu-miner",
         &a2.iter().map(String::as_str).collect::<Vec<_>>(),
     );
-    let mg = d.join("mg.json");
-    std::fs::write(
-        &mg,
-        json!({
-            "version": 1, "netuid": 7, "block": 100,
-            "neurons": [
-                {"uid": 0, "hotkey": wallets.hotkey("validator"), "stake_rao": 1000, "validator_permit": true},
-                {"uid": 1, "hotkey": gpu_miner, "stake_rao": 0, "validator_permit": false,
-                 "axon": format!("127.0.0.1:{p1}"), "incentive": 0.9},
-                {"uid": 2, "hotkey": cpu_miner, "stake_rao": 0, "validator_permit": false,
-                 "axon": format!("127.0.0.1:{p2}"), "incentive": 0.1}
-            ]
-        })
-        .to_string(),
-    )
-    .unwrap();
-    let config = d.join("gateway.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"validator\"\n\
-             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 7\n\
-             [gateway]\nclasses = [\"cpu\"]\nimages = [\"{image}\"]\npoll = \"200ms\"\n\
-             allow_private_urls = true\n",
-            wallets.path(),
-            mg.display(),
-        ),
-    )
-    .unwrap();
-    let config = config.to_string_lossy().into_owned();
-    let state = d.join("gw").to_string_lossy().into_owned();
+    let (config, state) = gateway_config(
+        d,
+        &wallets,
+        &[(&gpu_miner, p1, 0.9), (&cpu_miner, p2, 0.1)],
+        &format!("images = [\"{image}\"]\nallow_private_urls = true\n"),
+    );
     let k = key(&state, "acme", "100");
     let (base, puts) = file_server(vec![("/in/numbers.txt", b"6 7\n".to_vec())]);
-    let mut cmd = bin();
-    cmd.args([
-        "gateway",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--state-dir",
-        &state,
-        "--config",
-        &config,
-    ])
-    .env_remove("AKIHABARA_WALLET_PASSWORD");
-    let gateway = Peer::spawn(cmd);
-    let addr = gateway.event("ready")["listen"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_gateway, addr, _) = start_gateway(&state, &config);
 
     // No image: refused, this gateway sells containers only.
     let (status, answer) = http(
