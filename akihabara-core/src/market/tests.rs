@@ -47,6 +47,25 @@ fn open(dir: &std::path::Path, fleet: Arc<Fleet>) -> Arc<JobService> {
     )
 }
 
+/// A job service that serves every validator, with job files under `policy`.
+fn with_volumes(
+    dir: &std::path::Path,
+    fleet: &Arc<Fleet>,
+    policy: super::volumes::VolumePolicy,
+) -> Arc<JobService> {
+    Arc::new(
+        JobService::open(
+            dir,
+            fleet.clone(),
+            key("//miner1"),
+            Arc::new(AcceptAll),
+            Arc::new(|_: &AccountId| true),
+        )
+        .expect("open")
+        .with_volumes(policy),
+    )
+}
+
 async fn serve(service: &Arc<JobService>) -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
     let axon = service
         .routes(Axon::builder(key("//miner1")))
@@ -1018,19 +1037,8 @@ async fn job_files_are_fetched_checked_uploaded_and_signed() {
     .await;
     let fleet = local_fleet(&["cpu"]);
     fleet.check_all().await;
-    let open_with = |policy: VolumePolicy, sub: &str| {
-        Arc::new(
-            JobService::open(
-                &dir.path().join(sub),
-                fleet.clone(),
-                key("//miner1"),
-                Arc::new(AcceptAll),
-                Arc::new(|_: &AccountId| true),
-            )
-            .expect("open")
-            .with_volumes(policy),
-        )
-    };
+    let open_with =
+        |policy: VolumePolicy, sub: &str| with_volumes(&dir.path().join(sub), &fleet, policy);
     let loopback = VolumePolicy {
         allow_private: true,
         max_input_bytes: 1024,
@@ -1184,19 +1192,8 @@ async fn job_files_travel_over_https_with_checked_certificates() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/ca.pem"),
     )
     .expect("ca");
-    let open_with = |policy: VolumePolicy, sub: &str| {
-        Arc::new(
-            JobService::open(
-                &dir.path().join(sub),
-                fleet.clone(),
-                key("//miner1"),
-                Arc::new(AcceptAll),
-                Arc::new(|_: &AccountId| true),
-            )
-            .expect("open")
-            .with_volumes(policy),
-        )
-    };
+    let open_with =
+        |policy: VolumePolicy, sub: &str| with_volumes(&dir.path().join(sub), &fleet, policy);
     let d = Dendrite::new(key("//validator1")).expect("dendrite");
     let mine = ReceiptStore::new(dir.path().join("validator-receipts.jsonl"));
     let job = |id: &str| {
