@@ -387,7 +387,7 @@ impl Receipt {
 /// Receipts appended to a JSON-lines file, each line synced before
 /// `append` returns. A crash can tear only the last line; [`ReceiptStore::load`]
 /// skips it and says so, and keeps every complete line before it.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ReceiptStore {
     path: PathBuf,
 }
@@ -406,6 +406,24 @@ pub struct Loaded {
     pub duplicates: usize,
 }
 
+/// A receipt as one line of the store, newline included.
+fn receipt_line(r: &Receipt) -> std::io::Result<String> {
+    let mut line = serde_json::to_string(r).map_err(std::io::Error::other)?;
+    line.push('\n');
+    Ok(line)
+}
+
+/// Appends `line` to `path` and syncs it. One write of the whole line: a
+/// crash leaves it whole or torn at the end, never interleaved.
+fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(line.as_bytes())?;
+    f.sync_data()
+}
+
 impl ReceiptStore {
     /// A store at `path` (created on first append).
     pub fn new(path: impl Into<PathBuf>) -> ReceiptStore {
@@ -419,23 +437,15 @@ impl ReceiptStore {
 
     /// Appends one receipt and syncs it to disk.
     pub fn append(&self, r: &Receipt) -> std::io::Result<()> {
-        let line = serde_json::to_string(r).map_err(std::io::Error::other)?;
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
-        // One write of the whole line: a crash leaves it whole or torn at
-        // the end, never interleaved.
-        f.write_all(format!("{line}\n").as_bytes())?;
-        f.sync_data()
+        append_line(&self.path, &receipt_line(r)?)
     }
 
-    /// [`append`](ReceiptStore::append) on tokio's blocking pool, so that
-    /// the disk sync never holds up the async thread (an axon's, on a
-    /// one-thread runtime).
-    pub async fn append_async(&self, r: Receipt) -> std::io::Result<()> {
-        let store = self.clone();
-        tokio::task::spawn_blocking(move || store.append(&r))
+    /// [`append`](ReceiptStore::append) with the write and sync on tokio's
+    /// blocking pool, so that they never hold up the async thread (an
+    /// axon's, on a one-thread runtime).
+    pub async fn append_async(&self, r: &Receipt) -> std::io::Result<()> {
+        let (path, line) = (self.path.clone(), receipt_line(r)?);
+        tokio::task::spawn_blocking(move || append_line(&path, &line))
             .await
             .map_err(std::io::Error::other)?
     }

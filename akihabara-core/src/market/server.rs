@@ -441,7 +441,7 @@ impl JobService {
             }
         };
         let accepted = Receipt::sign(&request, ReceiptKind::Accepted, (self.clock)(), &self.miner);
-        if let Err(e) = self.receipts.append_async(accepted.clone()).await {
+        if let Err(e) = self.receipts.append_async(&accepted).await {
             if let Start::Running(mut handle) = started {
                 handle.cancel();
                 let _ = handle.wait().await;
@@ -587,7 +587,7 @@ impl JobService {
             (self.clock)(),
             &self.miner,
         );
-        let stored = self.receipts.append_async(receipt.clone()).await;
+        let stored = self.receipts.append_async(&receipt).await;
         let reason = reason_of(&outcome.status, request.timeout_s).or(upload_failed);
         let reply = match reason {
             None => JobReply::Finished {
