@@ -314,11 +314,12 @@ fn docker_jobs_run_contained_limited_and_leave_nothing_behind() {
         assert_eq!(o.stderr.text, "oops\n");
 
         // Contained: no network but loopback, a read-only root, a
-        // writable /work, not root's capabilities.
+        // writable /work, not root's capabilities; the engine's init is
+        // PID 1, the job its child.
         let o = d
             .run(job(
                 "ls /sys/class/net; touch /x 2>/dev/null && echo root-rw || echo root-ro; \
-                 touch /work/y && pwd",
+                 touch /work/y && pwd; cat /proc/1/comm",
                 60,
             ))
             .await
@@ -326,7 +327,11 @@ fn docker_jobs_run_contained_limited_and_leave_nothing_behind() {
             .wait()
             .await
             .unwrap();
-        assert_eq!(o.stdout.text, "lo\nroot-ro\n/work\n", "{}", o.stderr.text);
+        assert_eq!(
+            o.stdout.text, "lo\nroot-ro\n/work\ndocker-init\n",
+            "{}",
+            o.stderr.text
+        );
 
         // The memory limit: over it is a typed failure.
         let mut hog = job("dd if=/dev/zero of=/dev/null bs=64M count=1", 60);
