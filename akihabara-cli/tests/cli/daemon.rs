@@ -32,12 +32,10 @@ fn http_get(port: u16, path: &str) -> (u16, String) {
 /// A subnet snapshot: //validator1 (uid 0) and //validator2 (uid 1) with
 /// permits, and the given miners with axons on 127.0.0.1.
 pub(super) fn snapshot(dir: &Path, miners: &[(String, u16)]) -> String {
-    let v1 = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
     let mut neurons = vec![
         json!({"uid": 0, "hotkey": validator_hotkey("//validator1"), "stake_rao": 3_000_000_000_000u64, "validator_permit": true}),
         json!({"uid": 1, "hotkey": validator_hotkey("//validator2"), "stake_rao": 1_000_000_000_000u64, "validator_permit": true}),
     ];
-    let _ = v1;
     for (i, (hotkey, port)) in miners.iter().enumerate() {
         neurons.push(
             json!({"uid": 2 + i, "hotkey": hotkey, "stake_rao": 0, "validator_permit": false,
@@ -48,6 +46,70 @@ pub(super) fn snapshot(dir: &Path, miners: &[(String, u16)]) -> String {
     std::fs::write(
         &path,
         json!({"version": 1, "netuid": 2, "block": 1000, "neurons": neurons}).to_string(),
+    )
+    .unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// A one-miner subnet for the validator daemon tests.
+pub(super) struct OneMiner {
+    /// The miner's hotkey (`miner`) and //validator1 (`v1`).
+    pub(super) wallets: Wallets,
+    /// A free port for the miner's axon.
+    pub(super) port: u16,
+    /// The simulated chain ([`snapshot`]) that lists the miner at `port`.
+    pub(super) snap: String,
+}
+
+pub(super) fn one_miner(dir: &Path) -> OneMiner {
+    let wallets = Wallets::new(&["miner"]);
+    let o = run(&[
+        "wallet",
+        "regen-hotkey",
+        "--uri",
+        "//validator1",
+        "--wallet.path",
+        wallets.path(),
+        "--wallet.name",
+        "v1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let port = super::free_port();
+    let snap = snapshot(dir, &[(wallets.hotkey("miner"), port)]);
+    OneMiner {
+        wallets,
+        port,
+        snap,
+    }
+}
+
+/// Writes `dir/v1.toml`, //validator1's config on `net`'s simulated chain
+/// (200 ms blocks, tempo 20, rounds of 2 blocks, proofs of n = 128), its
+/// state in `dir/v1-state`, and returns its path. `validator` is added to
+/// the `[validator]` section; `after_state` follows the `[state]` section's
+/// `dir` line: more `[state]` keys first, then whole sections.
+pub(super) fn validator_config(
+    dir: &Path,
+    net: &OneMiner,
+    commit_reveal: bool,
+    validator: &str,
+    after_state: &str,
+) -> String {
+    let path = dir.join("v1.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
+             [chain]\nnetwork = \"snapshot:{}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
+             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = {commit_reveal}\n\
+             weights_version = 0\nmax_weight_limit = 65535\n\n\
+             [validator]\nround_blocks = 2\npoll = \"200ms\"\n{validator}\n\
+             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
+             [state]\ndir = \"{}\"\n{after_state}",
+            net.wallets.path(),
+            net.snap,
+            dir.join("v1-state").display(),
+        ),
     )
     .unwrap();
     path.to_str().unwrap().to_owned()
@@ -543,46 +605,28 @@ fn a_validator_daemon_keeps_its_state_in_a_real_redis() {
 
 fn validator_restart(store: Option<String>) {
     let dir = tempfile::tempdir().unwrap();
-    let wallets = Wallets::new(&["miner"]);
-    let o = run(&[
-        "wallet",
-        "regen-hotkey",
-        "--uri",
-        "//validator1",
-        "--wallet.path",
-        wallets.path(),
-        "--wallet.name",
-        "v1",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let port = super::free_port();
-    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let net = one_miner(dir.path());
+    let wallets = &net.wallets;
     let mut miner = start(
         "miner",
-        &miner_config(dir.path(), &wallets, "miner", &snap, port, ""),
+        &miner_config(dir.path(), wallets, "miner", &net.snap, net.port, ""),
         &[],
     );
     miner.event("ready");
     let state = dir.path().join("v1-state");
-    let config = dir.path().join("v1.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
-             [chain]\nnetwork = \"snapshot:{snap}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
-             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = true\n\
-             weights_version = 0\nmax_weight_limit = 65535\n\n\
-             [validator]\nround_blocks = 2\npoll = \"200ms\"\n\n\
-             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
-             [scoring]\nreference_ops = {{ cpu = 1e13 }}\n\n\
-             [state]\ndir = \"{}\"\n{}\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
-            wallets.path(),
-            state.display(),
-            store.as_ref().map_or(String::new(), |s| format!("store = \"{s}\"\n")),
+    let config = validator_config(
+        dir.path(),
+        &net,
+        true,
+        "",
+        &format!(
+            "{}\n[scoring]\nreference_ops = {{ cpu = 1e13 }}\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
+            store
+                .as_ref()
+                .map_or(String::new(), |s| format!("store = \"{s}\"\n")),
         ),
-    )
-    .unwrap();
-    let config = config.to_str().unwrap();
+    );
+    let config = config.as_str();
     let mut validator = start("validator", config, &[]);
     let ready = validator.event("ready");
     assert_eq!(

@@ -788,48 +788,25 @@ fn gateway_jobs_run_in_miners_containers_with_their_files() {
 /// job into its own ledger (an `organic` event), once.
 #[test]
 fn a_validator_daemon_serves_the_gateway_and_pays_organic_work() {
-    use super::daemon::{miner_config, snapshot, start};
+    use super::daemon::{miner_config, one_miner, start, validator_config};
     let dir = tempfile::tempdir().unwrap();
-    let wallets = Wallets::new(&["miner"]);
-    let o = run(&[
-        "wallet",
-        "regen-hotkey",
-        "--uri",
-        "//validator1",
-        "--wallet.path",
-        wallets.path(),
-        "--wallet.name",
-        "v1",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let port = super::free_port();
-    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
+    let net = one_miner(dir.path());
     let mut miner = start(
         "miner",
-        &miner_config(dir.path(), &wallets, "miner", &snap, port, ""),
+        &miner_config(dir.path(), &net.wallets, "miner", &net.snap, net.port, ""),
         &[],
     );
     miner.event("ready");
     let state = dir.path().join("v1-state");
-    let config = dir.path().join("v1.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
-             [chain]\nnetwork = \"snapshot:{snap}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
-             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = false\n\
-             weights_version = 0\nmax_weight_limit = 65535\n\n\
-             [validator]\nround_blocks = 2\npoll = \"200ms\"\n\n\
-             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
-             [state]\ndir = \"{}\"\n\n\
-             [gateway]\nlisten = \"127.0.0.1:0\"\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n",
-            wallets.path(),
-            state.display(),
-        ),
-    )
-    .unwrap();
+    let config = validator_config(
+        dir.path(),
+        &net,
+        false,
+        "",
+        "\n[gateway]\nlisten = \"127.0.0.1:0\"\nclasses = [\"cpu\"]\nallow_no_image = true\npoll = \"200ms\"\n",
+    );
     let k = key(&state.to_string_lossy(), "acme", "100");
-    let validator = start("validator", config.to_str().unwrap(), &[]);
+    let validator = start("validator", &config, &[]);
     let ready = validator.event("ready");
     let addr = ready["gateway"]
         .as_str()

@@ -6,10 +6,8 @@
 
 use serde_json::json;
 
-use super::axon::Wallets;
-use super::daemon::{miner_config, snapshot, start};
+use super::daemon::{miner_config, one_miner, start, validator_config};
 use super::executor::{Sshd, whoami};
-use super::{run, stderr};
 
 #[test]
 fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
@@ -17,21 +15,9 @@ fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let wallets = Wallets::new(&["miner"]);
-    let o = run(&[
-        "wallet",
-        "regen-hotkey",
-        "--uri",
-        "//validator1",
-        "--wallet.path",
-        wallets.path(),
-        "--wallet.name",
-        "v1",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    let port = super::free_port();
-    let snap = snapshot(dir.path(), &[(wallets.hotkey("miner"), port)]);
-    let miner_toml = miner_config(dir.path(), &wallets, "miner", &snap, port, "");
+    let net = one_miner(dir.path());
+    let (wallets, port, snap) = (&net.wallets, net.port, &net.snap);
+    let miner_toml = miner_config(dir.path(), wallets, "miner", snap, port, "");
     // The fleet: this machine for jobs, the sshd for rentals.
     std::fs::write(
         dir.path().join("fleet.toml"),
@@ -52,31 +38,24 @@ fn a_validator_probes_jobs_and_a_rented_login_then_pays_for_them() {
     miner.event("ready");
 
     let key = dir.path().join("probe-key/id_ed25519");
-    let config = dir.path().join("v1.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[wallet]\npath = \"{}\"\nname = \"v1\"\n\n\
-             [chain]\nnetwork = \"snapshot:{snap}\"\nnetuid = 2\nblock_time = \"200ms\"\n\
-             [chain.hyperparameters]\ntempo = 20\nweights_rate_limit = 5\ncommit_reveal_enabled = false\n\
-             weights_version = 0\nmax_weight_limit = 65535\n\n\
-             [validator]\nround_blocks = 2\npoll = \"200ms\"\nrespect_schedules = false\n\n\
-             [pow]\nn = 128\ncount = 1\nsamples = 4\n\n\
-             [scoring]\nscorer = \"composite\"\nema_alpha = 1.0\n\
+    let config = validator_config(
+        dir.path(),
+        &net,
+        false,
+        "respect_schedules = false\n",
+        &format!(
+            "\n[scoring]\nscorer = \"composite\"\nema_alpha = 1.0\n\
              [scoring.composite]\npow = 1e-12\nhardware-class = 1.0\n\
              [scoring.hardware_classes]\ncpu = 1.0\n\n\
              [probe]\npoll = \"200ms\"\n\
              [[probe.jobs]]\nclass = \"cpu\"\ncommand = [\"sh\", \"-c\", \"sleep 2; echo {{nonce}}\"]\ntimeout = \"30s\"\nexpect_stdout = \"{{nonce}}\\n\"\n\
              [probe.allocation]\nssh_key = \"{}\"\ncommand = [\"echo\", \"rented\"]\nexpect = \"rented\"\n\
              class = \"rent\"\nlogin_timeout = \"20s\"\n\n\
-             [state]\ndir = \"{}\"\n\n[metrics]\nlisten = \"127.0.0.1:0\"\n",
-            wallets.path(),
+             [metrics]\nlisten = \"127.0.0.1:0\"\n",
             key.display(),
-            dir.path().join("v1-state").display(),
         ),
-    )
-    .unwrap();
-    let validator = start("validator", config.to_str().unwrap(), &[]);
+    );
+    let validator = start("validator", &config, &[]);
     validator.event("ready");
     assert!(key.exists(), "the probe's SSH key was not created");
     let probe = validator.event("probe");
