@@ -629,14 +629,14 @@ fn an_ssh_executor_runs_its_jobs_in_remote_containers() {
             "sh",
             [
                 "-c",
-                "ls /sys/class/net; touch /x 2>/dev/null || echo ro; exit 4",
+                "ls /sys/class/net; touch /x 2>/dev/null || echo ro; cat /proc/1/comm; exit 4",
             ],
             Duration::from_secs(60),
         );
         j.env.insert("GREETING".into(), "it's here".into());
         let o = backend.run(j).await.unwrap().wait().await.unwrap();
         assert_eq!(o.status, JobStatus::Exited { code: 4 }, "{}", o.stderr.text);
-        assert_eq!(o.stdout.text, "lo\nro\n");
+        assert_eq!(o.stdout.text, "lo\nro\ndocker-init\n");
         let o = backend
             .run(job("echo \"$GREETING\"", 60).with_env("GREETING", "it's here"))
             .await

@@ -129,6 +129,9 @@ impl SshBackend {
                 "ALL",
                 "--security-opt",
                 "no-new-privileges",
+                // The engine's init as PID 1, as the docker backend runs
+                // its jobs (see there: reaping, signals, OOM kills kept).
+                "--init",
             ]
             .map(String::from),
         );
