@@ -648,6 +648,18 @@ def soak(a):
         pyaxon.stop()
         os.kill(validator.pid, signal.SIGCONT)
         after_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
+        # Resumed after minutes, the validator catches up at once (rounds,
+        # the chain): its descriptors are followed for 10 s, so a passing
+        # burst is told from a leak.
+        trail = []
+        for _ in range(20):
+            time.sleep(0.5)
+            st = proc_stats(validator.pid)
+            if st:
+                trail.append(st["fds"])
+        if trail and after_stats["validator"]:
+            result["validator_fds_after_resume"] = {"at_resume": after_stats["validator"]["fds"],
+                                                    "peak_10s": max(trail), "at_10s": trail[-1], "trail": trail}
 
         # Receipts on both sides.
         jobs_events = jobs.lines
@@ -846,6 +858,10 @@ def table(r):
             rows.append((f"{who} RSS: no clients, soak start, soak end, clients gone",
                          f"{i['rss_mib']}, {s['rss_mib']}, {e['rss_mib']}, {f['rss_mib']} MiB"))
             rows.append((f"{who} open fds: same four points", f"{i['fds']}, {s['fds']}, {e['fds']}, {f['fds']}"))
+    vr = r.get("validator_fds_after_resume")
+    if vr:
+        rows.append(("validator open fds after the pause", f"{vr['at_resume']} at SIGCONT, peak {vr['peak_10s']} "
+                     f"in the next 10 s, {vr['at_10s']} at 10 s"))
     k = r.get("miner_kill")
     if k:
         b = k["miner_before_kill"]
