@@ -59,6 +59,9 @@ fn set(
     Ok(())
 }
 
+/// The largest config file read, bytes: a config is a few KiB.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Loads `T` from `file` with the environment `env` (pairs, so tests can
 /// pass their own) and `--set` overrides applied on top.
 pub fn load<T: DeserializeOwned>(
@@ -66,11 +69,31 @@ pub fn load<T: DeserializeOwned>(
     env: impl IntoIterator<Item = (String, String)>,
     sets: &[String],
 ) -> anyhow::Result<T> {
-    let text = std::fs::read_to_string(file)
+    let bytes = akihabara_core::fs::read_limited(file, MAX_CONFIG_BYTES)
         .with_context(|| format!("cannot read the config file {}", file.display()))
         .map_err(bad_input)?;
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| anyhow::anyhow!("config {}: {}", file.display(), e.to_string().trim()))
+    let text = String::from_utf8(bytes)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "config {}: not UTF-8 text (byte {})",
+                file.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })
+        .map_err(bad_input)?;
+    parse(&text, &file.display().to_string(), env, sets)
+}
+
+/// [`load`] of a config's text; `origin` names it in errors. The fuzz
+/// target `configs` calls this with arbitrary text, environment and flags.
+pub fn parse<T: DeserializeOwned>(
+    text: &str,
+    origin: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+    sets: &[String],
+) -> anyhow::Result<T> {
+    let mut table: toml::Table = toml::from_str(text)
+        .map_err(|e| anyhow::anyhow!("config {origin}: {}", e.to_string().trim()))
         .map_err(bad_input)?;
     let mut origins: BTreeMap<String, String> = BTreeMap::new();
     for (name, raw) in env {
@@ -111,7 +134,7 @@ pub fn load<T: DeserializeOwned>(
             from = origins.get(k);
             k = &k[..k.rfind(['.', '[']).unwrap_or(0)];
         }
-        let from = from.map_or_else(|| file.display().to_string(), Clone::clone);
+        let from = from.map_or_else(|| origin.to_owned(), Clone::clone);
         // The key is named once, here (toml adds an "in `KEY`" line).
         let inner = e.inner().to_string();
         let why: Vec<&str> = inner

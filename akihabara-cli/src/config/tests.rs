@@ -198,3 +198,33 @@ fn bad_policy_values_name_their_key() {
          invalid value: string \"soon\", expected a duration"
     );
 }
+
+#[test]
+fn a_config_file_is_bounded_and_must_be_text() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let big = dir.path().join("big.toml");
+    let line = "# padding\n".repeat(1024);
+    let text = line.repeat(usize::try_from(MAX_CONFIG_BYTES).expect("fits") / line.len() + 1);
+    std::fs::write(&big, format!("{MINER_TEMPLATE}\n{text}")).expect("write");
+    let e = format!(
+        "{:#}",
+        load::<MinerConfig>(&big, [], &[]).expect_err("too big")
+    );
+    assert!(
+        e.contains("cannot read the config file") && e.contains("more than the 1048576 allowed"),
+        "{e}"
+    );
+    let binary = dir.path().join("bin.toml");
+    std::fs::write(&binary, b"[chain]\nnetwork = \"\xff\"\n").expect("write");
+    let e = format!(
+        "{:#}",
+        load::<MinerConfig>(&binary, [], &[]).expect_err("not text")
+    );
+    assert!(e.ends_with("not UTF-8 text (byte 19)"), "{e}");
+    // The same text through `parse` names its origin as given.
+    let e = format!(
+        "{:#}",
+        parse::<MinerConfig>("[chain\n", "(fuzz)", [], &[]).expect_err("bad toml")
+    );
+    assert!(e.starts_with("config (fuzz): "), "{e}");
+}
