@@ -4,9 +4,7 @@
 //! what passes those checks is in range.
 #![no_main]
 
-use akihabara_core::market::wire::{
-    Allocate, Deallocate, JobCancel, JobLogs, JobQuery, JobSubmit,
-};
+use akihabara_core::market::wire::{Allocate, Deallocate, JobCancel, JobLogs, JobQuery, JobSubmit};
 use akihabara_core::protocol::{self, Ping, SpecsQuery, Synapse};
 use akihabara_core::schedule::ScheduleQuery;
 use akihabara_gpu::synapse::{MAX_OPEN_ROWS, PowChallenge, PowLimits, PowOpen, PowService};
