@@ -333,10 +333,23 @@ fn docker_jobs_run_contained_limited_and_leave_nothing_behind() {
             o.stderr.text
         );
 
-        // The memory limit: over it is a typed failure.
-        let mut hog = job("dd if=/dev/zero of=/dev/null bs=64M count=1", 60);
-        hog.requirements.ram_mb = 16;
-        let o = d.run(hog).await.unwrap().wait().await.unwrap();
+        // The memory limit: over it is a typed failure. The engine can
+        // still lose the kernel's OOM event under load (containerd drops it
+        // when the container's cgroup is already gone; the init as PID 1
+        // makes that rarer, not impossible): this `dd` can end in no other
+        // way than an OOM kill, so a plain 137 is tried again, at most
+        // twice, and said.
+        let mut tries = 0;
+        let o = loop {
+            let mut hog = job("dd if=/dev/zero of=/dev/null bs=64M count=1", 60);
+            hog.requirements.ram_mb = 16;
+            let o = d.run(hog).await.unwrap().wait().await.unwrap();
+            tries += 1;
+            if o.status != (JobStatus::Exited { code: 137 }) || tries == 3 {
+                break o;
+            }
+            eprintln!("NOTE: the engine lost an OOM kill's event (exit 137, not OOMKilled); again");
+        };
         assert_eq!(o.status, JobStatus::OutOfMemory, "{}", o.stderr.text);
 
         // The timeout kills the container.
