@@ -12,11 +12,12 @@
 //!   find what is left: `docker ps -a --filter label=akihabara.job`;
 //! - the engine's init (`docker-init`, tini) as PID 1, with the job's command
 //!   as its child: it reaps what the job leaves behind and forwards signals.
-//!   It also keeps OOM kills visible: when the job itself is PID 1, its death
-//!   can remove the container's cgroup before containerd has read the
+//!   It also makes lost OOM kills rarer: when the job itself is PID 1, its
+//!   death can remove the container's cgroup before containerd has read the
 //!   kernel's OOM event, and containerd then drops the event, so the engine
 //!   reports a plain exit 137. Measured with Docker 20.10 on a loaded 2-core
-//!   machine: 5 of 175 OOM kills lost without the init, 0 of 150 with it.
+//!   machine: 5 of 175 OOM kills lost without the init, 0 of 150 with it; CI
+//!   has still seen one lost with it, so a plain 137 may be an OOM kill.
 //!
 //! The container is removed (with its anonymous volumes) when the job ends,
 //! is cancelled or times out. Images are never pulled: one that is not on
