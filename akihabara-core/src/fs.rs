@@ -27,7 +27,7 @@ pub fn expand_tilde(path: &Path) -> PathBuf {
     }
 }
 
-/// Why [`read_limited`] returned no contents.
+/// Why [`read_limited`] or [`read_text_limited`] returned no contents.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
@@ -42,6 +42,12 @@ pub enum ReadError {
         size: u64,
         /// The most bytes the caller accepts.
         max: u64,
+    },
+    /// [`read_text_limited`]: the file is not UTF-8 text.
+    #[error("not UTF-8 text (byte {valid_up_to})")]
+    NotText {
+        /// The offset of the first byte that is not part of UTF-8 text.
+        valid_up_to: usize,
     },
 }
 
@@ -67,6 +73,30 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
         });
     }
     Ok(data)
+}
+
+/// [`read_limited`] of a UTF-8 text file (a config, a password file). A file
+/// that is not text is refused naming the offset of its first bad byte, and
+/// the bytes read are wiped first (they may be a secret all the same).
+///
+/// ```
+/// use akihabara_core::fs::{read_text_limited, ReadError};
+/// let dir = std::env::temp_dir().join(format!("akihabara-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("ok.toml"), "a = 1\n").unwrap();
+/// assert_eq!(read_text_limited(&dir.join("ok.toml"), 64).unwrap(), "a = 1\n");
+/// std::fs::write(dir.join("bin"), b"ab\xffc").unwrap();
+/// let e = read_text_limited(&dir.join("bin"), 64).unwrap_err();
+/// assert!(matches!(e, ReadError::NotText { valid_up_to: 2 }));
+/// assert_eq!(e.to_string(), "not UTF-8 text (byte 2)");
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn read_text_limited(path: &Path, max: u64) -> Result<String, ReadError> {
+    String::from_utf8(read_limited(path, max)?).map_err(|e| {
+        let valid_up_to = e.utf8_error().valid_up_to();
+        drop(zeroize::Zeroizing::new(e.into_bytes()));
+        ReadError::NotText { valid_up_to }
+    })
 }
 
 /// Who may read a written file.

@@ -259,11 +259,12 @@ fn outputs_of(job: &OrganicJob, dir: &std::path::Path) -> Result<String, String>
     let mut files = Vec::new();
     for output in &job.order.outputs {
         let path = inside(dir, &output.path)?;
-        let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", output.path))?;
-        files.push((
-            output.path.clone(),
-            hex::encode(sha2::Sha256::digest(&bytes)),
-        ));
+        // Streamed: an output is as large as the job made it.
+        let mut hasher = sha2::Sha256::new();
+        std::fs::File::open(&path)
+            .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
+            .map_err(|e| format!("{}: {e}", output.path))?;
+        files.push((output.path.clone(), hex::encode(hasher.finalize())));
     }
     Ok(outputs_digest(&files))
 }

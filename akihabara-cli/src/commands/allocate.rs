@@ -102,18 +102,24 @@ fn book_path(dir: &Path) -> PathBuf {
     dir.join("allocations.json")
 }
 
+/// The largest allocations record read, bytes (an allocation is a few
+/// hundred bytes).
+const MAX_BOOK_BYTES: u64 = 16 << 20;
+
 fn read_book(path: &Path) -> anyhow::Result<Book> {
-    match std::fs::read(path) {
+    match akihabara_core::fs::read_limited(path, MAX_BOOK_BYTES) {
         Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
             bad_input(anyhow::anyhow!(
                 "{}: not an allocations record ({e})",
                 path.display()
             ))
         }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Book {
-            version: 1,
-            allocations: Vec::new(),
-        }),
+        Err(akihabara_core::fs::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Book {
+                version: 1,
+                allocations: Vec::new(),
+            })
+        }
         Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     }
 }
@@ -167,9 +173,16 @@ pub fn run_allocate(a: AllocateArgs) -> anyhow::Result<()> {
         )));
     }
     let key_path = akihabara_core::fs::expand_tilde(&a.ssh_key);
-    let key_text = std::fs::read_to_string(&key_path).map_err(|e| {
+    // An OpenSSH public key is one line of at most a few KiB.
+    let key_text = akihabara_core::fs::read_text_limited(&key_path, 16 << 10).map_err(|e| {
+        let hint = match &e {
+            akihabara_core::fs::ReadError::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                " (create one with ssh-keygen -t ed25519)"
+            }
+            _ => "",
+        };
         bad_input(anyhow::anyhow!(
-            "--ssh-key {}: {e} (create one with ssh-keygen -t ed25519)",
+            "--ssh-key {}: {e}{hint}",
             key_path.display()
         ))
     })?;

@@ -18,7 +18,6 @@ pub mod sim;
 pub mod wallet;
 pub mod weights;
 
-use std::io::Read;
 use std::path::Path;
 
 use akihabara_core::Metagraph;
@@ -37,11 +36,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Reads a metagraph snapshot from a file, or standard input for `-`.
 pub fn read_metagraph(path: &Path) -> anyhow::Result<Metagraph> {
     if path == Path::new("-") {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .context("reading the metagraph snapshot from standard input")?;
-        Ok(snapshot::from_slice(&buf)?)
+        Ok(snapshot::from_reader(std::io::stdin().lock())?)
     } else {
         Ok(snapshot::read(path)?)
     }

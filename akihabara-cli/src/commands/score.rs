@@ -42,8 +42,12 @@ struct State {
     penalties: Penalties,
 }
 
+/// The largest measurements or state file read, bytes: a few hundred bytes
+/// per uid, so a subnet of 4,096 uids is a few MiB.
+const MAX_JSON_BYTES: u64 = 64 << 20;
+
 fn read(path: &Path, what: &str) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path)
+    akihabara_core::fs::read_limited(path, MAX_JSON_BYTES)
         .with_context(|| format!("reading the {what} {}", path.display()))
         .map_err(bad_input)
 }
@@ -61,8 +65,8 @@ pub fn run(a: ScoreArgs) -> anyhow::Result<()> {
         .map_err(bad_input)?;
     let config = match &a.config {
         Some(p) => {
-            let text = String::from_utf8(read(p, "configuration")?)
-                .with_context(|| format!("{} is not UTF-8", p.display()))
+            let text = akihabara_core::fs::read_text_limited(p, crate::config::MAX_CONFIG_BYTES)
+                .with_context(|| format!("reading the configuration {}", p.display()))
                 .map_err(bad_input)?;
             ScoringConfig::from_toml(&text)
                 .with_context(|| format!("configuration {}", p.display()))

@@ -69,17 +69,8 @@ pub fn load<T: DeserializeOwned>(
     env: impl IntoIterator<Item = (String, String)>,
     sets: &[String],
 ) -> anyhow::Result<T> {
-    let bytes = akihabara_core::fs::read_limited(file, MAX_CONFIG_BYTES)
+    let text = akihabara_core::fs::read_text_limited(file, MAX_CONFIG_BYTES)
         .with_context(|| format!("cannot read the config file {}", file.display()))
-        .map_err(bad_input)?;
-    let text = String::from_utf8(bytes)
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "config {}: not UTF-8 text (byte {})",
-                file.display(),
-                e.utf8_error().valid_up_to()
-            )
-        })
         .map_err(bad_input)?;
     parse(&text, &file.display().to_string(), env, sets)
 }

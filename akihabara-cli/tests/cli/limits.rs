@@ -364,3 +364,95 @@ fn gateway_client_limits_are_bounded() {
     }
     assert!(!dir.path().join("clients.json").exists());
 }
+
+/// Files an operator names are read up to a bound, never whole: /dev/zero
+/// (endless, with no size) stands for a file too large, and each is refused
+/// naming the file and the bound (the metagraph, measurements, state and
+/// reveal files, a scoring config, an SSH public key).
+#[test]
+fn operator_files_are_bounded() {
+    let mg = mg_arg();
+    let measurements = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/measurements.json")
+        .to_string_lossy()
+        .into_owned();
+    fn score<'a>(extra: &[&'a str]) -> Vec<&'a str> {
+        [&["score"][..], extra].concat()
+    }
+    for (args, line) in [
+        (
+            score(&["--metagraph", "/dev/zero", "--measurements", &measurements]),
+            "error: metagraph /dev/zero: metagraph snapshot /dev/zero: 67108865 bytes, more than the 67108864 allowed",
+        ),
+        (
+            score(&["--metagraph", &mg, "--measurements", "/dev/zero"]),
+            "error: reading the measurements /dev/zero: 67108865 bytes, more than the 67108864 allowed",
+        ),
+        (
+            score(&[
+                "--metagraph",
+                &mg,
+                "--measurements",
+                &measurements,
+                "--config",
+                "/dev/zero",
+            ]),
+            "error: reading the configuration /dev/zero: 1048577 bytes, more than the 1048576 allowed",
+        ),
+        (
+            vec![
+                "weights",
+                "reveal",
+                "--netuid",
+                "1",
+                "--reveal-file",
+                "/dev/zero",
+            ],
+            "error: reading /dev/zero: 16777217 bytes, more than the 16777216 allowed",
+        ),
+        (
+            vec![
+                "allocate",
+                "--port",
+                "1",
+                "--axon-hotkey",
+                "5FKktvQ9adM6LDucqE4LKnhmc8iQT1w1G5UogB31WNScPbYZ",
+                "--ssh-key",
+                "/dev/zero",
+            ],
+            "error: --ssh-key /dev/zero: 16385 bytes, more than the 16384 allowed",
+        ),
+    ] {
+        assert_usage(&args, line);
+    }
+}
+
+/// A mnemonic on standard input is read up to 4 KiB, never whole.
+#[cfg(unix)]
+#[test]
+fn a_mnemonic_on_stdin_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = super::bin()
+        .args([
+            "wallet",
+            "regen-coldkey",
+            "--wallet.path",
+            dir.path().to_str().unwrap(),
+            "--mnemonic",
+            "-",
+            "--no-password",
+        ])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        "error: the mnemonic on standard input is longer than 4096 bytes\n"
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

@@ -177,6 +177,10 @@ pub struct FleetConfig {
     pub executors: Vec<ExecutorConfig>,
 }
 
+/// The largest fleet file read, bytes: an entry is a few lines, so a fleet
+/// of thousands of executors fits many times over.
+pub const MAX_FLEET_FILE_BYTES: u64 = 1 << 20;
+
 /// Why a fleet could not be built.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -310,11 +314,13 @@ impl FleetConfig {
         Ok(warnings)
     }
 
-    /// Reads a fleet file.
+    /// Reads a fleet file (at most [`MAX_FLEET_FILE_BYTES`] of UTF-8 text).
     pub fn read(path: &std::path::Path) -> Result<FleetConfig, FleetError> {
-        let text = std::fs::read_to_string(path).map_err(|e| FleetError::Read {
-            path: path.to_owned(),
-            reason: e.to_string(),
+        let text = crate::fs::read_text_limited(path, MAX_FLEET_FILE_BYTES).map_err(|e| {
+            FleetError::Read {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            }
         })?;
         FleetConfig::parse(&text, path)
     }

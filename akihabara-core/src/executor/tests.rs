@@ -276,6 +276,17 @@ async fn a_fleet_admits_after_a_check_and_never_sends_to_the_unhealthy() {
     );
 }
 
+/// A fleet file is read up to [`super::MAX_FLEET_FILE_BYTES`], never whole.
+#[cfg(unix)]
+#[test]
+fn a_fleet_file_is_bounded() {
+    let e = FleetConfig::read(std::path::Path::new("/dev/zero")).expect_err("endless");
+    assert_eq!(
+        e.to_string(),
+        "reading /dev/zero: 1048577 bytes, more than the 1048576 allowed"
+    );
+}
+
 #[test]
 fn fleet_files_name_the_bad_key() {
     use super::ExecutorConfig;

@@ -37,7 +37,6 @@
 //! assert!(err.to_string().contains("neurons[0].stake_rao"));
 //! ```
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -56,6 +55,10 @@ fn origin(path: Option<&Path>) -> String {
     }
 }
 
+/// The largest snapshot read, bytes: a neuron is about 400 bytes of JSON,
+/// so a subnet of 4,096 uids is under 2 MiB.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 << 20;
+
 /// Why a snapshot could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -67,6 +70,16 @@ pub enum SnapshotError {
         path: PathBuf,
         /// The OS error.
         error: std::io::Error,
+    },
+    /// The file (or input) holds more than [`MAX_SNAPSHOT_BYTES`].
+    #[error("metagraph snapshot {}: {size} bytes, more than the {max} allowed", origin(path.as_deref()))]
+    TooLarge {
+        /// The file, if read from one.
+        path: Option<PathBuf>,
+        /// Bytes found (for input with no size, the bytes read before stopping).
+        size: u64,
+        /// [`MAX_SNAPSHOT_BYTES`].
+        max: u64,
     },
     /// Not valid JSON, or a field of the wrong type.
     #[error("metagraph snapshot {}: {field}: {message}", origin(path.as_deref()))]
@@ -155,11 +168,44 @@ pub fn from_slice(bytes: &[u8]) -> Result<Metagraph, SnapshotError> {
 /// Reads and parses the snapshot file at `path`.
 pub fn read(path: impl AsRef<Path>) -> Result<Metagraph, SnapshotError> {
     let path = path.as_ref();
-    let bytes = fs::read(path).map_err(|error| SnapshotError::Io {
-        path: path.to_path_buf(),
-        error,
+    let bytes = crate::fs::read_limited(path, MAX_SNAPSHOT_BYTES).map_err(|e| match e {
+        crate::fs::ReadError::TooLarge { size, max } => SnapshotError::TooLarge {
+            path: Some(path.to_path_buf()),
+            size,
+            max,
+        },
+        crate::fs::ReadError::Io(error) => SnapshotError::Io {
+            path: path.to_path_buf(),
+            error,
+        },
+        other => SnapshotError::Io {
+            path: path.to_path_buf(),
+            error: std::io::Error::other(other),
+        },
     })?;
     parse(&bytes, Some(path))
+}
+
+/// [`parse`] of a snapshot read from `reader` (standard input), reading at
+/// most [`MAX_SNAPSHOT_BYTES`].
+pub fn from_reader(reader: impl std::io::Read) -> Result<Metagraph, SnapshotError> {
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_SNAPSHOT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|error| SnapshotError::Io {
+            path: PathBuf::from("<input>"),
+            error,
+        })?;
+    if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
+        return Err(SnapshotError::TooLarge {
+            path: None,
+            size: bytes.len() as u64,
+            max: MAX_SNAPSHOT_BYTES,
+        });
+    }
+    parse(&bytes, None)
 }
 
 /// Renders `mg` as pretty-printed snapshot JSON.
@@ -192,6 +238,7 @@ mod tests {
     use super::*;
     use crate::metagraph::tests::hotkey;
     use crate::{Rao, Uid};
+    use std::fs;
 
     fn doc(neurons: &str) -> String {
         format!(r#"{{"version": 1, "netuid": 3, "block": 99, "neurons": [{neurons}]}}"#)
@@ -261,6 +308,43 @@ mod tests {
             assert!(err.contains(needle), "{err:?} should mention {needle:?}");
             assert!(!err.contains('\n'), "one line: {err:?}");
         }
+    }
+
+    /// A snapshot is read up to [`MAX_SNAPSHOT_BYTES`], from a file or from
+    /// standard input, never whole.
+    #[test]
+    fn snapshots_are_bounded() {
+        let max = MAX_SNAPSHOT_BYTES;
+        #[cfg(unix)]
+        {
+            let e = read("/dev/zero").expect_err("endless");
+            assert!(
+                matches!(&e, SnapshotError::TooLarge { path: Some(p), size, max: m }
+                    if p == Path::new("/dev/zero") && *size == max + 1 && *m == max),
+                "{e:?}"
+            );
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "metagraph snapshot /dev/zero: {} bytes, more than the {max} allowed",
+                    max + 1
+                )
+            );
+        }
+        let e = from_reader(std::io::repeat(b' ')).expect_err("endless");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "metagraph snapshot <input>: {} bytes, more than the {max} allowed",
+                max + 1
+            )
+        );
+        // Within the bound, the reader's snapshot parses as a slice's would.
+        let text = to_string(&from_slice(doc("").as_bytes()).expect("empty subnet"));
+        assert_eq!(
+            to_string(&from_reader(text.as_bytes()).expect("parses")),
+            text
+        );
     }
 
     #[test]

@@ -353,6 +353,8 @@ impl Wallet {
                 }
             }
             Err(crate::fs::ReadError::Io(e)) => Err(io_err(path)(e)),
+            // Not from `read_limited` (a text read's error).
+            Err(other) => Err(io_err(path)(std::io::Error::other(other))),
         }
     }
 

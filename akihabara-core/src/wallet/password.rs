@@ -92,24 +92,22 @@ pub fn bt_pw_decode(name: &str, value: &str) -> Result<Zeroizing<String>, Passwo
 /// Reads a password file; one trailing newline is dropped.
 /// Files over [`MAX_PASSWORD_FILE_BYTES`] are refused before they are read.
 pub fn from_file(path: &Path) -> Result<Zeroizing<String>, PasswordError> {
-    let bytes = crate::fs::read_limited(path, MAX_PASSWORD_FILE_BYTES).map_err(|e| match e {
-        crate::fs::ReadError::Io(error) => PasswordError::File {
-            path: path.to_path_buf(),
-            error,
-        },
-        crate::fs::ReadError::TooLarge { size, max } => PasswordError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-            max,
-        },
-    })?;
-    let text = Zeroizing::new(String::from_utf8(bytes).map_err(|e| {
-        // The bytes are a password all the same: wipe them.
-        drop(Zeroizing::new(e.into_bytes()));
-        PasswordError::NotText {
-            path: path.to_path_buf(),
-        }
-    })?);
+    let text = Zeroizing::new(
+        crate::fs::read_text_limited(path, MAX_PASSWORD_FILE_BYTES).map_err(|e| match e {
+            crate::fs::ReadError::TooLarge { size, max } => PasswordError::TooLarge {
+                path: path.to_path_buf(),
+                size,
+                max,
+            },
+            crate::fs::ReadError::NotText { .. } => PasswordError::NotText {
+                path: path.to_path_buf(),
+            },
+            crate::fs::ReadError::Io(error) => PasswordError::File {
+                path: path.to_path_buf(),
+                error,
+            },
+        })?,
+    );
     let trimmed = text.strip_suffix('\n').unwrap_or(&text);
     let trimmed = trimmed.strip_suffix('\r').unwrap_or(trimmed);
     Ok(Zeroizing::new(trimmed.to_owned()))

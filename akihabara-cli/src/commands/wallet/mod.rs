@@ -177,10 +177,24 @@ fn read_mnemonic(arg: &str) -> anyhow::Result<Zeroizing<String>> {
     if arg != "-" {
         return Ok(Zeroizing::new(arg.to_owned()));
     }
-    let mut text = Zeroizing::new(String::new());
+    // 24 words are under 250 bytes. The buffer is sized once, so no copy of
+    // the words is left behind by a reallocation.
+    const MAX: usize = 4096;
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX + 1));
     std::io::stdin()
-        .read_to_string(&mut text)
+        .take(MAX as u64 + 1)
+        .read_to_end(&mut bytes)
         .context("reading the mnemonic from standard input")?;
+    if bytes.len() > MAX {
+        return Err(bad_input(anyhow::anyhow!(
+            "the mnemonic on standard input is longer than {MAX} bytes"
+        )));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|_| {
+        bad_input(anyhow::anyhow!(
+            "the mnemonic on standard input is not UTF-8 text"
+        ))
+    })?;
     Ok(Zeroizing::new(text.trim().to_owned()))
 }
 

@@ -304,7 +304,8 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
 
 /// `akihabara weights reveal`.
 pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
-    let text = std::fs::read_to_string(&a.reveal_file)
+    // A reveal file is a few KiB even for 4,096 uids' weights.
+    let text = akihabara_core::fs::read_text_limited(&a.reveal_file, 16 << 20)
         .with_context(|| format!("reading {}", a.reveal_file.display()))
         .map_err(bad_input)?;
     let reveal: Reveal = serde_json::from_str(&text)
