@@ -386,6 +386,9 @@ def main():
                     help="an extra argument for `akihabara axon serve` (repeatable)")
     cp.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE",
                     help="also load a second `akihabara axon serve` with this environment (repeatable), to compare")
+    cp.add_argument("--floor", action="store_true",
+                    help="also load examples/axon-floor (hyper, a canned answer, one signature check) and the same "
+                         "without the check: the least any axon on hyper and schnorrkel pays per call here")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the soak (default 10)")
     ap.add_argument("--window", type=float, default=60.0, help="seconds of each CPU-per-call window (default 60)")
     ap.add_argument("--concurrency", type=int, default=16, help="Python dendrite calls in flight (default 16)")
@@ -793,6 +796,17 @@ def cpu_only(a):
             procs["ours-b"] = ours_b
             bready = ours_b.wait_for(lambda v: v.get("event") == "ready", 60)
             targets.append(("akihabara-b", ours_b.pid, "127.0.0.1", bready["port"], bready["hotkey"]))
+        if a.floor:
+            floor_bin = bin_dir / "examples/axon-floor"
+            if not floor_bin.exists():
+                sys.exit(f"soak cpu: --floor needs {floor_bin} "
+                         "(cargo build --release -p akihabara-cli --example axon-floor)")
+            for name, extra in [("floor", []), ("floor-no-check", ["--no-check"])]:
+                f = Proc(name, [str(floor_bin), "--ip", "127.0.0.2", "--port", "0", *extra], work / f"{name}.log")
+                procs[name] = f
+                fready = f.wait_for(lambda v: v.get("event") == "ready", 60)
+                # The yardstick checks no hotkey: the dendrite is given ours.
+                targets.append((name, f.pid, "127.0.0.2", fready["port"], oready["hotkey"]))
         targets.append(("python", pyaxon.pid, "127.0.0.1", py_port, pyready["hotkey"]))
         for r in range(a.rounds):
             row = {}
@@ -813,6 +827,10 @@ def cpu_only(a):
             if "akihabara-b" in row:
                 row["ratio_b"] = round(row["python"]["cpu_ms_per_call"] / max(row["akihabara-b"]["cpu_ms_per_call"], 1e-9), 1)
                 b = f", b {row['akihabara-b']['cpu_ms_per_call']} ms/call ({row['akihabara-b']['calls_per_s']}/s, {row['ratio_b']}x)"
+            for name in ("floor", "floor-no-check"):
+                if name in row:
+                    row[f"ratio_{name}"] = round(row["python"]["cpu_ms_per_call"] / max(row[name]["cpu_ms_per_call"], 1e-9), 1)
+                    b += f", {name} {row[name]['cpu_ms_per_call']} ms/call ({row[name]['calls_per_s']}/s, {row[f'ratio_{name}']}x)"
             log(f"round {r + 1}: ours {row['akihabara']['cpu_ms_per_call']} ms/call "
                 f"({row['akihabara']['calls_per_s']}/s){b}, python {row['python']['cpu_ms_per_call']} ms/call "
                 f"({row['python']['calls_per_s']}/s): {row['ratio']}x")
@@ -821,6 +839,10 @@ def cpu_only(a):
         result["median"] = {"akihabara_ms": med([r["akihabara"]["cpu_ms_per_call"] for r in result["rounds"]]),
                             "python_ms": med([r["python"]["cpu_ms_per_call"] for r in result["rounds"]]),
                             "ratio": med([r["ratio"] for r in result["rounds"]])}
+        for name in ("floor", "floor-no-check"):
+            if a.floor:
+                result["median"][f"{name}_ms"] = med([r[name]["cpu_ms_per_call"] for r in result["rounds"]])
+                result["median"][f"ratio_{name}"] = med([r[f"ratio_{name}"] for r in result["rounds"]])
         if a.env_b:
             result["median"]["akihabara_b_ms"] = med([r["akihabara-b"]["cpu_ms_per_call"] for r in result["rounds"]])
             result["median"]["ratio_b"] = med([r["ratio_b"] for r in result["rounds"]])
