@@ -197,7 +197,19 @@ impl CrossChecker {
             Ok(handle) => handle.wait().await,
             Err(e) => Err(e),
         };
-        let trusted_outputs = work.as_ref().map(|d| outputs_of(job, d.path()));
+        let trusted_outputs = match &work {
+            Some(d) => {
+                let outputs = job.order.outputs.clone();
+                let (dir, max) = (d.path().to_path_buf(), self.volumes.max_output_bytes);
+                // Off the async threads: hashing may read up to `max` bytes.
+                Some(
+                    tokio::task::spawn_blocking(move || outputs_of(&outputs, &dir, max))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("hashing the outputs failed: {e}"))),
+                )
+            }
+            None => None,
+        };
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
@@ -253,18 +265,83 @@ impl CrossChecker {
 }
 
 /// The outputs digest of what a trusted run left in `dir`, as a miner signs
-/// it ([`outputs_digest`]).
-fn outputs_of(job: &OrganicJob, dir: &std::path::Path) -> Result<String, String> {
+/// it ([`outputs_digest`]). As a miner's upload does, it takes only regular
+/// files of at most `max` bytes (a job can leave a FIFO, which would block
+/// the open, or a huge sparse file), and hashes them as a stream.
+fn outputs_of(
+    outputs: &[crate::market::volumes::OutputFile],
+    dir: &std::path::Path,
+    max: u64,
+) -> Result<String, String> {
     use sha2::Digest as _;
+    use std::io::Read as _;
     let mut files = Vec::new();
-    for output in &job.order.outputs {
+    for output in outputs {
         let path = inside(dir, &output.path)?;
-        // Streamed: an output is as large as the job made it.
+        let meta = std::fs::symlink_metadata(&path)
+            .map_err(|e| format!("{}: the job left no such file ({e})", output.path))?;
+        if !meta.is_file() {
+            return Err(format!("{}: not a regular file", output.path));
+        }
         let mut hasher = sha2::Sha256::new();
-        std::fs::File::open(&path)
-            .and_then(|mut f| std::io::copy(&mut f, &mut hasher))
+        let read = std::fs::File::open(&path)
+            .and_then(|f| std::io::copy(&mut f.take(max + 1), &mut hasher))
             .map_err(|e| format!("{}: {e}", output.path))?;
+        if read > max {
+            return Err(format!(
+                "{}: more than the {max} bytes an output may be",
+                output.path
+            ));
+        }
         files.push((output.path.clone(), hex::encode(hasher.finalize())));
     }
     Ok(outputs_digest(&files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::outputs_of;
+    use crate::market::volumes::{OutputFile, outputs_digest};
+
+    fn out(path: &str) -> Vec<OutputFile> {
+        vec![OutputFile {
+            path: path.into(),
+            put_url: "https://127.0.0.1/unused".into(),
+        }]
+    }
+
+    /// A trusted run's outputs are hashed only when they are regular files
+    /// within the bound: a FIFO would block the open forever, and a huge file
+    /// would be read for as long as it is.
+    #[cfg(unix)]
+    #[test]
+    fn trusted_outputs_are_regular_files_within_the_bound() {
+        use sha2::Digest as _;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("ten"), b"0123456789").expect("write");
+        let digest = outputs_of(&out("ten"), dir.path(), 10).expect("within the bound");
+        assert_eq!(
+            digest,
+            outputs_digest(&[(
+                "ten".into(),
+                hex::encode(sha2::Sha256::digest(b"0123456789"))
+            )])
+        );
+        assert_eq!(
+            outputs_of(&out("ten"), dir.path(), 9),
+            Err("ten: more than the 9 bytes an output may be".into())
+        );
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+        assert_eq!(
+            outputs_of(&out("fifo"), dir.path(), 10),
+            Err("fifo: not a regular file".into())
+        );
+        let e = outputs_of(&out("missing"), dir.path(), 10).expect_err("missing");
+        assert!(e.starts_with("missing: the job left no such file ("), "{e}");
+    }
 }

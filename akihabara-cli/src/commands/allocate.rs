@@ -120,6 +120,13 @@ fn read_book(path: &Path) -> anyhow::Result<Book> {
                 allocations: Vec::new(),
             })
         }
+        // Too large or not text: the operator's file, exit 2.
+        Err(
+            e @ (akihabara_core::fs::ReadError::TooLarge { .. }
+            | akihabara_core::fs::ReadError::NotText { .. }),
+        ) => Err(bad_input(
+            anyhow::Error::new(e).context(format!("reading {}", path.display())),
+        )),
         Err(e) => Err(anyhow::Error::new(e).context(format!("reading {}", path.display()))),
     }
 }

@@ -134,6 +134,10 @@ pub fn run(cmd: JobsCommand) -> anyhow::Result<()> {
     }
 }
 
+/// The largest `GET /v1/jobs` answer read, bytes (a gateway lists at most a
+/// few thousand jobs of a few hundred bytes each).
+const MAX_LIST_BYTES: usize = 16 << 20;
+
 /// `jobs list`: the gateway's `GET /v1/jobs`, as a table or its JSON.
 async fn list(a: ListArgs) -> anyhow::Result<()> {
     let key = match &a.key_file {
@@ -154,7 +158,7 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
         })?,
     };
     let url = format!("{}/v1/jobs", a.gateway.trim_end_matches('/'));
-    let response = akihabara_core::dendrite::http_client()
+    let mut response = akihabara_core::dendrite::http_client()
         .build()
         .map_err(|e| anyhow::anyhow!("cannot build the HTTP client: {e}"))?
         .get(&url)
@@ -164,9 +168,22 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
         .await
         .map_err(|e| coded(exit::NO_ANSWER, anyhow::anyhow!("{url}: {e}")))?;
     let status = response.status();
-    let body: serde_json::Value = response
-        .json()
+    // Read up to a bound: the gateway is a remote party.
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
+        .map_err(|e| coded(exit::NO_ANSWER, anyhow::anyhow!("{url}: {e}")))?
+    {
+        if bytes.len() + chunk.len() > MAX_LIST_BYTES {
+            return Err(coded(
+                exit::BAD_ANSWER,
+                anyhow::anyhow!("{url}: the answer is larger than {MAX_LIST_BYTES} bytes"),
+            ));
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let body: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| coded(exit::BAD_ANSWER, anyhow::anyhow!("{url}: not JSON: {e}")))?;
     if !status.is_success() {
         let why = body["error"].as_str().unwrap_or("no reason given");
@@ -181,7 +198,13 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
         out::println("no jobs")?;
     }
     for j in jobs {
-        let miner = j["miner"].as_str().unwrap_or("-");
+        // The first 12 characters (not bytes: the gateway may send any text).
+        let miner: String = j["miner"]
+            .as_str()
+            .unwrap_or("-")
+            .chars()
+            .take(12)
+            .collect();
         out::println(format!(
             "{:<36} {:<9} {:<8} {:<10} {}",
             j["id"].as_str().unwrap_or("?"),
@@ -190,7 +213,7 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
             j["exit_code"]
                 .as_i64()
                 .map_or("-".to_owned(), |c| c.to_string()),
-            &miner[..miner.len().min(12)],
+            miner,
         ))?;
     }
     Ok(())

@@ -368,7 +368,8 @@ fn gateway_client_limits_are_bounded() {
 /// Files an operator names are read up to a bound, never whole: /dev/zero
 /// (endless, with no size) stands for a file too large, and each is refused
 /// naming the file and the bound (the metagraph, measurements, state and
-/// reveal files, a scoring config, an SSH public key).
+/// reveal files, a scoring config, an SSH public key, the allocations record).
+#[cfg(unix)]
 #[test]
 fn operator_files_are_bounded() {
     let mg = mg_arg();
@@ -422,9 +423,33 @@ fn operator_files_are_bounded() {
             ],
             "error: --ssh-key /dev/zero: 16385 bytes, more than the 16384 allowed",
         ),
+        (
+            vec![
+                "allocate",
+                "--port",
+                "1",
+                "--axon-hotkey",
+                "5FKktvQ9adM6LDucqE4LKnhmc8iQT1w1G5UogB31WNScPbYZ",
+                "--ssh-key",
+                "/nonexistent/id.pub",
+            ],
+            "error: --ssh-key /nonexistent/id.pub: No such file or directory (os error 2) \
+             (create one with ssh-keygen -t ed25519)",
+        ),
     ] {
         assert_usage(&args, line);
     }
+    // The validator's allocations record.
+    let state = tempfile::tempdir().unwrap();
+    let book = state.path().join("allocations.json");
+    std::os::unix::fs::symlink("/dev/zero", &book).unwrap();
+    assert_usage(
+        &["allocations", "--state-dir", state.path().to_str().unwrap()],
+        &format!(
+            "error: reading {}: 16777217 bytes, more than the 16777216 allowed",
+            book.display()
+        ),
+    );
 }
 
 /// A mnemonic on standard input is read up to 4 KiB, never whole.
@@ -455,4 +480,68 @@ fn a_mnemonic_on_stdin_is_bounded() {
         0,
         "nothing written"
     );
+}
+
+/// A one-shot HTTP server on loopback: answers each of `answers` (body) to
+/// one connection, in order, with 200 and `application/json`.
+fn serve_answers(answers: Vec<Vec<u8>>) -> (u16, std::thread::JoinHandle<()>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for body in answers {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut head = [0u8; 4096];
+            let _ = s.read(&mut head);
+            let _ = write!(
+                s,
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            // The client may stop reading (and close) before the end.
+            let _ = s.write_all(&body);
+        }
+    });
+    (port, server)
+}
+
+/// `jobs list` reads the gateway's answer up to 16 MiB, and shows any text
+/// it names a miner by without cutting a character in two (it cut at byte
+/// 12, which panics inside a two-byte character).
+#[test]
+fn jobs_list_bounds_the_gateway_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "k\n").unwrap();
+    let mut huge = b"{\"jobs\":[".to_vec();
+    huge.resize((16 << 20) + 10, b' ');
+    let listed = json!({"jobs": [{"id": "j1", "state": "finished", "class": "cpu",
+        "exit_code": 0, "miner": format!("a{}", "é".repeat(14))}]});
+    let (port, server) = serve_answers(vec![huge, listed.to_string().into_bytes()]);
+    let gateway = format!("http://127.0.0.1:{port}");
+    let args = [
+        "jobs",
+        "list",
+        "--gateway",
+        &gateway,
+        "--key-file",
+        key.to_str().unwrap(),
+    ];
+    let o = run(&args);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!("error: {gateway}/v1/jobs: the answer is larger than 16777216 bytes\n")
+    );
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let miner = format!("a{}", "é".repeat(11));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{:<36} {:<9} {:<8} {:<10} {miner}\n",
+            "j1", "finished", "cpu", "0"
+        )
+    );
+    server.join().unwrap();
 }

@@ -42,8 +42,8 @@ pub use capture::Captured;
 #[cfg(feature = "docker")]
 pub use docker::{DEFAULT_PIDS_LIMIT, DockerBackend, RENTAL_LABEL, RentalSettings};
 pub use fleet::{
-    ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy, Offer,
-    RentalConfig, SshDockerConfig,
+    ExecutorConfig, ExecutorState, Fleet, FleetConfig, FleetError, HealthPolicy,
+    MAX_FLEET_FILE_BYTES, Offer, RentalConfig, SshDockerConfig,
 };
 pub use images::{ImagePolicy, JOB_LABEL};
 pub use local::{JobUser, LimitsReport, LocalBackend};

@@ -186,7 +186,7 @@ pub fn read(path: impl AsRef<Path>) -> Result<Metagraph, SnapshotError> {
     parse(&bytes, Some(path))
 }
 
-/// [`parse`] of a snapshot read from `reader` (standard input), reading at
+/// [`from_slice`] of a snapshot read from `reader` (standard input), reading at
 /// most [`MAX_SNAPSHOT_BYTES`].
 pub fn from_reader(reader: impl std::io::Read) -> Result<Metagraph, SnapshotError> {
     use std::io::Read as _;
