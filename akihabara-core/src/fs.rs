@@ -61,16 +61,36 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     if len > max {
         return Err(ReadError::TooLarge { size: len, max });
     }
-    // The file's size (plus one byte to see the end), or up to 64 KiB when
-    // it reports none (a pipe or a device).
+    read_sized(file, max, len)
+}
+
+/// [`read_limited`] of a stream (standard input, a pipe): at most `max`
+/// bytes, refused beyond. The buffer is sized once (up to 64 KiB), and what
+/// was read is wiped when it is refused.
+///
+/// ```
+/// use akihabara_core::fs::{read_limited_from, ReadError};
+/// assert_eq!(read_limited_from(&b"12345"[..], 5).unwrap(), b"12345");
+/// assert!(matches!(
+///     read_limited_from(std::io::repeat(b'x'), 4),
+///     Err(ReadError::TooLarge { size: 5, max: 4 })
+/// ));
+/// ```
+pub fn read_limited_from(reader: impl Read, max: u64) -> Result<Vec<u8>, ReadError> {
+    read_sized(reader, max, 0)
+}
+
+/// Reads at most `max` bytes of `reader`, whose size is `len` (0: unknown).
+fn read_sized(reader: impl Read, max: u64, len: u64) -> Result<Vec<u8>, ReadError> {
+    // The size (plus one byte to see the end), or up to 64 KiB when there is
+    // none (a pipe or a device).
     let capacity = if len > 0 { len } else { max.min(1 << 16) } + 1;
     let mut data = Vec::with_capacity(usize::try_from(capacity).unwrap_or(usize::MAX));
-    file.take(max + 1).read_to_end(&mut data)?;
+    reader.take(max + 1).read_to_end(&mut data)?;
     if data.len() as u64 > max {
-        return Err(ReadError::TooLarge {
-            size: data.len() as u64,
-            max,
-        });
+        let size = data.len() as u64;
+        drop(zeroize::Zeroizing::new(data));
+        return Err(ReadError::TooLarge { size, max });
     }
     Ok(data)
 }

@@ -380,6 +380,18 @@ fn operator_files_are_bounded() {
     fn score<'a>(extra: &[&'a str]) -> Vec<&'a str> {
         [&["score"][..], extra].concat()
     }
+    fn allocate(ssh_key: &str) -> Vec<&str> {
+        let hotkey = "5FKktvQ9adM6LDucqE4LKnhmc8iQT1w1G5UogB31WNScPbYZ";
+        vec![
+            "allocate",
+            "--port",
+            "1",
+            "--axon-hotkey",
+            hotkey,
+            "--ssh-key",
+            ssh_key,
+        ]
+    }
     for (args, line) in [
         (
             score(&["--metagraph", "/dev/zero", "--measurements", &measurements]),
@@ -412,27 +424,11 @@ fn operator_files_are_bounded() {
             "error: reading /dev/zero: 16777217 bytes, more than the 16777216 allowed",
         ),
         (
-            vec![
-                "allocate",
-                "--port",
-                "1",
-                "--axon-hotkey",
-                "5FKktvQ9adM6LDucqE4LKnhmc8iQT1w1G5UogB31WNScPbYZ",
-                "--ssh-key",
-                "/dev/zero",
-            ],
+            allocate("/dev/zero"),
             "error: --ssh-key /dev/zero: 16385 bytes, more than the 16384 allowed",
         ),
         (
-            vec![
-                "allocate",
-                "--port",
-                "1",
-                "--axon-hotkey",
-                "5FKktvQ9adM6LDucqE4LKnhmc8iQT1w1G5UogB31WNScPbYZ",
-                "--ssh-key",
-                "/nonexistent/id.pub",
-            ],
+            allocate("/nonexistent/id.pub"),
             "error: --ssh-key /nonexistent/id.pub: No such file or directory (os error 2) \
              (create one with ssh-keygen -t ed25519)",
         ),

@@ -168,43 +168,34 @@ pub fn from_slice(bytes: &[u8]) -> Result<Metagraph, SnapshotError> {
 /// Reads and parses the snapshot file at `path`.
 pub fn read(path: impl AsRef<Path>) -> Result<Metagraph, SnapshotError> {
     let path = path.as_ref();
-    let bytes = crate::fs::read_limited(path, MAX_SNAPSHOT_BYTES).map_err(|e| match e {
+    let bytes =
+        crate::fs::read_limited(path, MAX_SNAPSHOT_BYTES).map_err(|e| read_error(Some(path), e))?;
+    parse(&bytes, Some(path))
+}
+
+/// A bounded read's failure, for the file `path` or standard input (`None`).
+fn read_error(path: Option<&Path>, e: crate::fs::ReadError) -> SnapshotError {
+    let io = |error| SnapshotError::Io {
+        path: path.map_or_else(|| PathBuf::from("<input>"), Path::to_path_buf),
+        error,
+    };
+    match e {
         crate::fs::ReadError::TooLarge { size, max } => SnapshotError::TooLarge {
-            path: Some(path.to_path_buf()),
+            path: path.map(Path::to_path_buf),
             size,
             max,
         },
-        crate::fs::ReadError::Io(error) => SnapshotError::Io {
-            path: path.to_path_buf(),
-            error,
-        },
-        other => SnapshotError::Io {
-            path: path.to_path_buf(),
-            error: std::io::Error::other(other),
-        },
-    })?;
-    parse(&bytes, Some(path))
+        crate::fs::ReadError::Io(error) => io(error),
+        // Not from a bytes read (a text read's error).
+        other => io(std::io::Error::other(other)),
+    }
 }
 
 /// [`from_slice`] of a snapshot read from `reader` (standard input), reading at
 /// most [`MAX_SNAPSHOT_BYTES`].
 pub fn from_reader(reader: impl std::io::Read) -> Result<Metagraph, SnapshotError> {
-    use std::io::Read as _;
-    let mut bytes = Vec::new();
-    reader
-        .take(MAX_SNAPSHOT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|error| SnapshotError::Io {
-            path: PathBuf::from("<input>"),
-            error,
-        })?;
-    if bytes.len() as u64 > MAX_SNAPSHOT_BYTES {
-        return Err(SnapshotError::TooLarge {
-            path: None,
-            size: bytes.len() as u64,
-            max: MAX_SNAPSHOT_BYTES,
-        });
-    }
+    let bytes = crate::fs::read_limited_from(reader, MAX_SNAPSHOT_BYTES)
+        .map_err(|e| read_error(None, e))?;
     parse(&bytes, None)
 }
 

@@ -2,7 +2,7 @@
 
 mod args;
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::Path;
 
 use akihabara_core::AccountId;
@@ -179,17 +179,19 @@ fn read_mnemonic(arg: &str) -> anyhow::Result<Zeroizing<String>> {
     }
     // 24 words are under 250 bytes. The buffer is sized once, so no copy of
     // the words is left behind by a reallocation.
-    const MAX: usize = 4096;
-    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX + 1));
-    std::io::stdin()
-        .take(MAX as u64 + 1)
-        .read_to_end(&mut bytes)
-        .context("reading the mnemonic from standard input")?;
-    if bytes.len() > MAX {
-        return Err(bad_input(anyhow::anyhow!(
-            "the mnemonic on standard input is longer than {MAX} bytes"
-        )));
-    }
+    const MAX: u64 = 4096;
+    let bytes = Zeroizing::new(
+        akihabara_core::fs::read_limited_from(std::io::stdin().lock(), MAX).map_err(
+            |e| match e {
+                akihabara_core::fs::ReadError::TooLarge { .. } => bad_input(anyhow::anyhow!(
+                    "the mnemonic on standard input is longer than {MAX} bytes"
+                )),
+                other => {
+                    anyhow::Error::new(other).context("reading the mnemonic from standard input")
+                }
+            },
+        )?,
+    );
     let text = std::str::from_utf8(&bytes).map_err(|_| {
         bad_input(anyhow::anyhow!(
             "the mnemonic on standard input is not UTF-8 text"
