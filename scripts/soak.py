@@ -349,11 +349,14 @@ def run_cli(binary, *args):
 
 
 def receipts(path):
-    out = []
-    try:
-        text = Path(path).read_text()
-    except FileNotFoundError:
-        return out
+    """Every receipt line of a store: its previous generation (`<path>.1`,
+    left by a rotation) and the file."""
+    out, text = [], ""
+    for p in (Path(f"{path}.1"), Path(path)):
+        try:
+            text += p.read_text() + "\n"
+        except FileNotFoundError:
+            pass
     for line in text.splitlines():
         try:
             out.append(json.loads(line))

@@ -7,8 +7,6 @@
 //! a [`ReceiptStore`].
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
-use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -384,110 +382,17 @@ impl Receipt {
     }
 }
 
-/// Receipts appended to a JSON-lines file, each line synced before
-/// `append` returns. A crash can tear only the last line; [`ReceiptStore::load`]
-/// skips it and says so, and keeps every complete line before it.
-#[derive(Debug)]
-pub struct ReceiptStore {
-    path: PathBuf,
-}
-
-/// What [`ReceiptStore::load`] found.
-#[derive(Debug, Default, PartialEq)]
-pub struct Loaded {
-    /// Receipts whose signatures verify.
-    pub receipts: Vec<Receipt>,
-    /// Lines that were not receipts (a torn last line after a crash).
-    pub unreadable: usize,
-    /// Receipts whose signatures do not verify (dropped).
-    pub forged: usize,
-    /// Receipts stored more than once (kept once; a validator that asks
-    /// again stores the same receipt again).
-    pub duplicates: usize,
-}
-
-/// A receipt as one line of the store, newline included.
-fn receipt_line(r: &Receipt) -> std::io::Result<String> {
-    let mut line = serde_json::to_string(r).map_err(std::io::Error::other)?;
-    line.push('\n');
-    Ok(line)
-}
-
-/// Appends `line` to `path` and syncs it. One write of the whole line: a
-/// crash leaves it whole or torn at the end, never interleaved.
-fn append_line(path: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
-    f.write_all(line.as_bytes())?;
-    f.sync_data()
-}
-
-impl ReceiptStore {
-    /// A store at `path` (created on first append).
-    pub fn new(path: impl Into<PathBuf>) -> ReceiptStore {
-        ReceiptStore { path: path.into() }
-    }
-
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Appends one receipt and syncs it to disk.
-    pub fn append(&self, r: &Receipt) -> std::io::Result<()> {
-        append_line(&self.path, &receipt_line(r)?)
-    }
-
-    /// [`append`](ReceiptStore::append) with the write and sync on tokio's
-    /// blocking pool, so that they never hold up the async thread (an
-    /// axon's, on a one-thread runtime).
-    pub async fn append_async(&self, r: &Receipt) -> std::io::Result<()> {
-        let (path, line) = (self.path.clone(), receipt_line(r)?);
-        tokio::task::spawn_blocking(move || append_line(&path, &line))
-            .await
-            .map_err(std::io::Error::other)?
-    }
-
-    /// Every stored receipt (none when the file does not exist yet).
-    pub fn load(&self) -> std::io::Result<Loaded> {
-        let text = match std::fs::read_to_string(&self.path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::default()),
-            Err(e) => return Err(e),
-        };
-        let mut out = Loaded::default();
-        let mut seen = std::collections::HashSet::new();
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            match serde_json::from_str::<Receipt>(line) {
-                Ok(r) if r.verify() => {
-                    if seen.insert(r.signature.clone()) {
-                        out.receipts.push(r);
-                    } else {
-                        out.duplicates += 1;
-                    }
-                }
-                Ok(_) => out.forged += 1,
-                Err(_) => out.unreadable += 1,
-            }
-        }
-        Ok(out)
-    }
-}
+pub use super::receipts::{Loaded, ReceiptStore};
 
 #[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
+pub(crate) mod tests {
     use super::*;
-    use crate::executor::{Captured, JobStatus};
 
-    fn key(uri: &str) -> Keypair {
+    pub(crate) fn key(uri: &str) -> Keypair {
         Keypair::from_uri(uri).expect("dev key")
     }
 
-    fn request() -> JobRequest {
+    pub(crate) fn request() -> JobRequest {
         JobRequest {
             job_id: "job-1".into(),
             validator: AccountId::from_bytes([0; 32]),
@@ -571,78 +476,6 @@ mod tests {
         assert_eq!(
             decide(&AcceptAll, &forged, s(true, true, true)),
             Decision::Declined(DeclineReason::ValidatorBlacklisted)
-        );
-    }
-
-    #[test]
-    fn receipts_survive_a_restart_and_a_torn_line() {
-        let dir = tempfile::tempdir().expect("dir");
-        let path = dir.path().join("receipts.jsonl");
-        let miner = key("//miner1");
-        let req = request();
-        let outcome = Outcome {
-            status: JobStatus::Exited { code: 0 },
-            duration: Duration::from_millis(1500),
-            stdout: Captured {
-                bytes: 0,
-                sha256: "ab".into(),
-                text: String::new(),
-                truncated: false,
-            },
-            stderr: Captured {
-                bytes: 0,
-                sha256: "cd".into(),
-                text: String::new(),
-                truncated: false,
-            },
-            dropped_log_lines: 0,
-        };
-        {
-            let store = ReceiptStore::new(&path);
-            store
-                .append(&Receipt::sign(&req, ReceiptKind::Accepted, 1, &miner))
-                .expect("append");
-            store
-                .append(&Receipt::sign(
-                    &req,
-                    ReceiptKind::finished(&outcome, None),
-                    2,
-                    &miner,
-                ))
-                .expect("append");
-        }
-        // A crash mid-write tears the last line; a forged receipt is dropped.
-        let mut forged = Receipt::sign(&req, ReceiptKind::Accepted, 3, &miner);
-        forged.job_id = "job-2".into();
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&path)
-            .expect("open");
-        writeln!(f, "{}", serde_json::to_string(&forged).expect("json")).expect("write");
-        let again = std::fs::read_to_string(&path).expect("read");
-        writeln!(f, "{}", again.lines().next().expect("line")).expect("duplicate");
-        write!(f, "{{\"job_id\":\"job-3\",\"valid").expect("torn");
-        drop(f);
-        let loaded = ReceiptStore::new(&path).load().expect("load");
-        assert_eq!(loaded.receipts.len(), 2);
-        assert_eq!(
-            (loaded.unreadable, loaded.forged, loaded.duplicates),
-            (1, 1, 1)
-        );
-        assert!(matches!(
-            &loaded.receipts[1].kind,
-            ReceiptKind::Finished {
-                exit_code: Some(0),
-                duration_ms: 1500,
-                ..
-            }
-        ));
-        assert_eq!(loaded.receipts[0].validator, key("//validator1").account());
-        assert_eq!(
-            ReceiptStore::new(dir.path().join("none"))
-                .load()
-                .expect("empty"),
-            Loaded::default()
         );
     }
 }

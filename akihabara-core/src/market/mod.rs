@@ -5,6 +5,7 @@
 //! - [`jobs`]: signed job requests, the miner's accept policy, signed
 //!   receipts in a crash-safe store.
 //! - [`accept`]: reference accept policies (per-class limits, a script).
+//! - [`receipts`]: the signed receipts' store, bounded on disk.
 //! - [`logs`]: a running job's output lines, kept for its validator.
 //! - [`volumes`]: a job's input and output files, moved over HTTP by the
 //!   miner.
@@ -19,7 +20,9 @@ pub mod accept;
 pub mod client;
 pub mod jobs;
 pub mod logs;
+pub mod receipts;
 pub mod server;
+mod table;
 pub mod volumes;
 pub mod wire;
 

@@ -3,7 +3,8 @@
 //! receipts and allocations on disk so a restart loses neither.
 //!
 //! State directory layout:
-//! - `receipts.jsonl`: every signed receipt ([`ReceiptStore`]).
+//! - `receipts.jsonl`: the signed receipts ([`ReceiptStore`]); past its size
+//!   bound the older half moves to `receipts.jsonl.1`.
 //! - `allocations.json`: live allocations, rewritten atomically on change.
 //!
 //! The validator's side is in [`client`](super::client).
@@ -20,6 +21,8 @@ use super::jobs::{
     Situation, rule,
 };
 use super::logs::{Logs, LogsReply};
+use super::table::{JobKey, JobState, JobTable};
+pub use super::table::{MAX_ENDED_JOBS, MAX_ENDED_PER_VALIDATOR, Retention};
 use super::volumes::{VolumePolicy, download, outputs_digest, upload};
 use super::wire::{
     Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobLogs,
@@ -80,23 +83,6 @@ pub enum ServiceError {
     },
 }
 
-/// A job's id in its submitter's namespace.
-type JobKey = (AccountId, String);
-
-enum JobState {
-    Running,
-    Ended(Box<JobReply>),
-}
-
-impl JobState {
-    fn reply(&self) -> Option<&JobReply> {
-        match self {
-            JobState::Running => None,
-            JobState::Ended(r) => Some(r),
-        }
-    }
-}
-
 /// What [`JobService::sweep`] did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Sweep {
@@ -116,7 +102,8 @@ pub struct JobService {
     allocations_path: PathBuf,
     /// Jobs by `(validator, job_id)`: ids are each validator's own, so one
     /// validator can never read, or block, another's job by reusing its id.
-    jobs: Mutex<HashMap<JobKey, JobState>>,
+    /// Ended ones are kept within a [`Retention`] budget.
+    jobs: Mutex<JobTable>,
     allocations: tokio::sync::Mutex<Vec<AllocationRecord>>,
     clock: fn() -> u64,
     /// Jobs' work directories (`STATE/work`), for jobs with files.
@@ -205,35 +192,39 @@ impl JobService {
     ) -> Result<JobService, ServiceError> {
         std::fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
         let receipts = ReceiptStore::new(dir.join("receipts.jsonl"));
-        let loaded = receipts.load().map_err(|e| state_err(receipts.path(), e))?;
         let me = miner.account();
-        let mut jobs = HashMap::new();
-        for r in loaded.receipts.iter().filter(|r| r.miner == me) {
-            let state = match reply_of(r) {
-                Some(reply) => JobState::Ended(Box::new(reply)),
-                // Accepted but never finished: the miner stopped while it ran.
-                None => JobState::Ended(Box::new(JobReply::Failed {
-                    reason: "lost: the miner restarted while the job ran".into(),
-                    receipt: None,
-                })),
-            };
-            // A `finished` receipt is final; it replaces the `accepted`
-            // placeholder, never the other way round.
-            let finished = matches!(
-                jobs.get(&(r.validator, r.job_id.clone()))
-                    .and_then(JobState::reply),
-                Some(
-                    JobReply::Finished { .. }
-                        | JobReply::Failed {
-                            receipt: Some(_),
-                            ..
-                        }
-                )
-            );
-            if !finished {
-                jobs.insert((r.validator, r.job_id.clone()), state);
-            }
-        }
+        let mut jobs = JobTable::new(Retention::default());
+        receipts
+            .scan(|r| {
+                if r.miner != me {
+                    return;
+                }
+                let key = (r.validator, r.job_id.clone());
+                let reply = match reply_of(&r) {
+                    Some(reply) => reply,
+                    // Accepted but never finished: the miner stopped while it ran.
+                    None => JobReply::Failed {
+                        reason: "lost: the miner restarted while the job ran".into(),
+                        receipt: None,
+                    },
+                };
+                // A `finished` receipt is final; it replaces the `accepted`
+                // placeholder, never the other way round.
+                let finished = matches!(
+                    jobs.get(&key).and_then(JobState::reply),
+                    Some(
+                        JobReply::Finished { .. }
+                            | JobReply::Failed {
+                                receipt: Some(_),
+                                ..
+                            }
+                    )
+                );
+                if !finished {
+                    jobs.end(key, reply);
+                }
+            })
+            .map_err(|e| state_err(receipts.path(), e))?;
         // Work directories of jobs a previous run left: those jobs are lost.
         let work_root = dir.join("work");
         if work_root.exists() {
@@ -292,7 +283,15 @@ impl JobService {
         self
     }
 
-    fn jobs(&self) -> std::sync::MutexGuard<'_, HashMap<JobKey, JobState>> {
+    /// How many ended jobs' answers are kept for `JobQuery` (default
+    /// [`Retention::default`]); the oldest beyond it are forgotten, and a
+    /// forgotten job's id may be submitted again.
+    pub fn with_retention(self, retention: Retention) -> JobService {
+        self.jobs().set_limits(retention);
+        self
+    }
+
+    fn jobs(&self) -> std::sync::MutexGuard<'_, JobTable> {
         self.jobs.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -309,7 +308,7 @@ impl JobService {
     /// JobRequest → JobAccepted | JobDeclined. `caller` is the verified
     /// hotkey that sent it; it must be the request's signer. A job id seen
     /// before (even before a restart) gets its existing state, never a
-    /// second run.
+    /// second run, while the miner keeps it (see [`Retention`]).
     pub async fn submit(self: &Arc<Self>, request: JobRequest, caller: &AccountId) -> JobReply {
         let declined = |reason, detail: String| JobReply::Declined { reason, detail };
         if &request.validator != caller {
@@ -396,10 +395,9 @@ impl JobService {
         // Claim the id first: a concurrent duplicate sees it running.
         {
             let mut jobs = self.jobs();
-            if jobs.contains_key(&key) {
+            if !jobs.claim(&key) {
                 return JobReply::Running;
             }
-            jobs.insert(key.clone(), JobState::Running);
         }
         let volumes = !request.inputs.is_empty() || !request.outputs.is_empty();
         if volumes {
@@ -452,8 +450,7 @@ impl JobService {
                 reason: format!("the miner could not store its receipt: {e}"),
                 receipt: None,
             };
-            self.jobs()
-                .insert(key, JobState::Ended(Box::new(reply.clone())));
+            self.jobs().end(key, reply.clone());
             return reply;
         }
         let me = self.clone();
@@ -487,7 +484,7 @@ impl JobService {
             };
             me.fleet.release(&executor);
             me.remove_work_dir(&key);
-            me.jobs().insert(key, JobState::Ended(Box::new(reply)));
+            me.jobs().end(key, reply);
         });
         JobReply::Accepted { receipt: accepted }
     }
@@ -648,7 +645,7 @@ impl JobService {
             let _ = tx.send(());
             return CancelReply::Cancelled;
         }
-        if self.jobs().contains_key(&key) {
+        if self.jobs().contains(&key) {
             CancelReply::NotRunning
         } else {
             CancelReply::Unknown

@@ -47,6 +47,23 @@ fn open(dir: &std::path::Path, fleet: Arc<Fleet>) -> Arc<JobService> {
     )
 }
 
+/// [`open`] with ended jobs kept within `retention`.
+fn open_with(
+    dir: &std::path::Path,
+    fleet: Arc<Fleet>,
+    retention: super::server::Retention,
+) -> Arc<JobService> {
+    let service = JobService::open(
+        dir,
+        fleet,
+        key("//miner1"),
+        Arc::new(AcceptAll),
+        Arc::new(|_: &AccountId| true),
+    )
+    .expect("open");
+    Arc::new(service.with_retention(retention))
+}
+
 /// A job service that serves every validator, with job files under `policy`.
 fn with_volumes(
     dir: &std::path::Path,
@@ -366,6 +383,73 @@ async fn a_restart_keeps_finished_jobs_and_marks_lost_ones() {
         matches!(again.query("cut", &v), JobReply::Failed { reason, receipt: None } if reason.contains("restarted"))
     );
     assert_eq!(again.query("other", &v), JobReply::Unknown);
+}
+
+/// Runs `id` for `validator` to its end on `service` and returns the answer.
+async fn run_to_end(service: &Arc<JobService>, id: &str, validator: &str) -> JobReply {
+    let v = key(validator).account();
+    let req = request(id, "cpu", 10, &["true"]).sign(&key(validator));
+    let r = service.submit(req, &v).await;
+    assert!(matches!(r, JobReply::Accepted { .. }), "{id}: {r:?}");
+    let start = Instant::now();
+    while service.query(id, &v) == JobReply::Running {
+        assert!(start.elapsed() < T, "{id} never ended");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.query(id, &v)
+}
+
+#[tokio::test]
+async fn ended_jobs_are_kept_within_a_budget_across_restarts() {
+    use super::server::Retention;
+    let dir = tempfile::tempdir().expect("dir");
+    let budget = Retention {
+        max_ended: 100,
+        max_ended_per_validator: 2,
+    };
+    let open_kept = || async {
+        let fleet = local_fleet(&["cpu"]);
+        fleet.check_all().await;
+        open_with(dir.path(), fleet, budget)
+    };
+    let service = open_kept().await;
+    let theirs = run_to_end(&service, "theirs", "//validator2").await;
+    let mut answers = Vec::new();
+    for id in ["a", "b", "c"] {
+        answers.push(run_to_end(&service, id, "//validator1").await);
+    }
+    assert!(
+        matches!(answers[2], JobReply::Finished { .. }),
+        "{answers:?}"
+    );
+    let v1 = key("//validator1").account();
+    let v2 = key("//validator2").account();
+    // Validator 1's oldest answer went; nobody else's did.
+    let kept = |s: &JobService| {
+        (
+            s.query("a", &v1),
+            s.query("b", &v1),
+            s.query("c", &v1),
+            s.query("theirs", &v2),
+        )
+    };
+    let expected = (
+        JobReply::Unknown,
+        answers[1].clone(),
+        answers[2].clone(),
+        theirs,
+    );
+    assert_eq!(kept(&service), expected);
+    drop(service);
+    // A restart reads every receipt back within the same budget.
+    let again = open_kept().await;
+    assert_eq!(kept(&again), expected);
+    // A forgotten id is a new job.
+    assert!(matches!(
+        run_to_end(&again, "a", "//validator1").await,
+        JobReply::Finished { .. }
+    ));
+    assert_eq!(again.query("b", &v1), JobReply::Unknown);
 }
 
 /// Records grants and revocations instead of touching a host.
