@@ -64,6 +64,69 @@ pub fn read_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     read_sized(file, max, len)
 }
 
+/// Why [`open_regular`] did not open a file.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum OpenError {
+    /// The file could not be opened (missing, no permission).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A FIFO, device, directory or symbolic link.
+    #[error("not a regular file")]
+    NotRegular,
+    /// The file holds more than the caller allows.
+    #[error("{size} bytes, more than the {max} allowed")]
+    TooLarge {
+        /// Bytes the file holds.
+        size: u64,
+        /// The most bytes the caller accepts.
+        max: u64,
+    },
+}
+
+/// Opens `path` for reading only if it is a regular file of at most `max`
+/// bytes. The open never blocks and never follows a link in the last
+/// component (`O_NONBLOCK | O_NOFOLLOW`): a FIFO, device or link planted
+/// there is refused, not waited on. The checks are made on the open file, so
+/// nothing can be swapped in between. Returns the file and its size.
+///
+/// ```
+/// use akihabara_core::fs::{open_regular, OpenError};
+/// let dir = std::env::temp_dir().join(format!("akihabara-open-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// std::fs::write(dir.join("f"), b"12345").unwrap();
+/// assert_eq!(open_regular(&dir.join("f"), 5).unwrap().1, 5);
+/// assert!(matches!(open_regular(&dir.join("f"), 4), Err(OpenError::TooLarge { size: 5, max: 4 })));
+/// assert!(matches!(open_regular(&dir, 5), Err(OpenError::NotRegular)));
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
+pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), OpenError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC);
+    }
+    let file = match options.open(path) {
+        Ok(f) => f,
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(OpenError::NotRegular),
+        Err(e) => return Err(e.into()),
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(OpenError::NotRegular);
+    }
+    if meta.len() > max {
+        return Err(OpenError::TooLarge {
+            size: meta.len(),
+            max,
+        });
+    }
+    Ok((file, meta.len()))
+}
+
 /// [`read_limited`] of a stream (standard input, a pipe): at most `max`
 /// bytes, refused beyond. The buffer is sized once (up to 64 KiB), and what
 /// was read is wiped when it is refused.
@@ -210,6 +273,36 @@ fn create_temp(dir: &Path, name: &str, access: Access) -> std::io::Result<(PathB
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A FIFO is refused without waiting for a writer, a link without being
+    /// followed, and a missing file is the I/O error it is.
+    #[cfg(unix)]
+    #[test]
+    fn open_regular_never_blocks_or_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.expect("mkfifo runs").success());
+        assert!(matches!(
+            open_regular(&fifo, 10),
+            Err(OpenError::NotRegular)
+        ));
+        std::fs::write(dir.path().join("real"), b"data").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("real"), &link).unwrap();
+        assert!(matches!(
+            open_regular(&link, 10),
+            Err(OpenError::NotRegular)
+        ));
+        assert!(matches!(
+            open_regular(&dir.path().join("none"), 10),
+            Err(OpenError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound
+        ));
+        let (mut f, len) = open_regular(&dir.path().join("real"), 4).unwrap();
+        let mut text = String::new();
+        f.read_to_string(&mut text).unwrap();
+        assert_eq!((len, text.as_str()), (4, "data"));
+    }
 
     fn names(dir: &Path) -> Vec<std::ffi::OsString> {
         let mut names: Vec<_> = std::fs::read_dir(dir)

@@ -11,7 +11,7 @@ use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore as _, SeedableRng as _};
 
 use crate::executor::{ExecutorBackend, JobSpec, JobStatus};
-use crate::market::volumes::{VolumePolicy, download, inside, outputs_digest};
+use crate::market::volumes::{VolumePolicy, download, open_output, outputs_digest};
 
 use super::GatewayError;
 use super::jobs::{CrossCheck, Evidence, OrganicJob};
@@ -265,9 +265,10 @@ impl CrossChecker {
 }
 
 /// The outputs digest of what a trusted run left in `dir`, as a miner signs
-/// it ([`outputs_digest`]). As a miner's upload does, it takes only regular
-/// files of at most `max` bytes (a job can leave a FIFO, which would block
-/// the open, or a huge sparse file), and hashes them as a stream.
+/// it ([`outputs_digest`]). It opens them as a miner's upload does
+/// ([`open_output`]: only regular files of at most `max` bytes; a job can
+/// leave a FIFO, which would block a plain open, or a huge sparse file), and
+/// hashes them as a stream.
 fn outputs_of(
     outputs: &[crate::market::volumes::OutputFile],
     dir: &std::path::Path,
@@ -277,21 +278,13 @@ fn outputs_of(
     use std::io::Read as _;
     let mut files = Vec::new();
     for output in outputs {
-        let path = inside(dir, &output.path)?;
-        let meta = std::fs::symlink_metadata(&path)
-            .map_err(|e| format!("{}: the job left no such file ({e})", output.path))?;
-        if !meta.is_file() {
-            return Err(format!("{}: not a regular file", output.path));
-        }
+        let named = |e: String| format!("{}: {e}", output.path);
+        let (file, _) = open_output(dir, &output.path, max).map_err(named)?;
         let mut hasher = sha2::Sha256::new();
-        let read = std::fs::File::open(&path)
-            .and_then(|f| std::io::copy(&mut f.take(max + 1), &mut hasher))
-            .map_err(|e| format!("{}: {e}", output.path))?;
+        let read = std::io::copy(&mut file.take(max + 1), &mut hasher)
+            .map_err(|e| named(e.to_string()))?;
         if read > max {
-            return Err(format!(
-                "{}: more than the {max} bytes an output may be",
-                output.path
-            ));
+            return Err(named(format!("grew past the {max} bytes an output may be")));
         }
         files.push((output.path.clone(), hex::encode(hasher.finalize())));
     }
@@ -329,7 +322,7 @@ mod tests {
         );
         assert_eq!(
             outputs_of(&out("ten"), dir.path(), 9),
-            Err("ten: more than the 9 bytes an output may be".into())
+            Err("ten: 10 bytes, more than the 9 an output may be".into())
         );
         let fifo = dir.path().join("fifo");
         let made = std::process::Command::new("mkfifo")

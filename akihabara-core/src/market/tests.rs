@@ -1244,6 +1244,17 @@ async fn job_files_are_fetched_checked_uploaded_and_signed() {
         "{reason}"
     );
 
+    // A FIFO left at an output path is refused, never waited on.
+    let mut r = request(
+        "fifo",
+        "cpu",
+        30,
+        &["sh", "-c", "mkdir -p out && mkfifo out/product"],
+    );
+    r.outputs = vec![output("/bucket/fifo")];
+    let reason = failed(run(r.sign(&key("//validator1"))).await);
+    assert_eq!(reason, "outputs[0].path: not a regular file");
+
     // A miner that does not allow private addresses will not fetch from
     // loopback for a validator.
     let strict = open_with(VolumePolicy::default(), "strict");

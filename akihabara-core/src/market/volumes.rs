@@ -7,6 +7,7 @@
 //! ([`VolumePolicy::allow_private`]), so a validator cannot make a miner
 //! fetch from, or post to, its own network.
 
+use std::io::Read as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -211,6 +212,24 @@ pub fn inside(dir: &Path, rel: &str) -> Result<PathBuf, String> {
     Ok(at)
 }
 
+/// Opens output `rel` of a job's work directory `dir` for reading: only a
+/// regular file inside `dir` reached without a symbolic link, of at most
+/// `max` bytes ([`open_regular`](crate::fs::open_regular): a FIFO the job
+/// left is refused, not waited on). Errors are worded for the validator.
+/// The miner's upload and the gateway's trusted run both read outputs here.
+pub fn open_output(dir: &Path, rel: &str, max: u64) -> Result<(std::fs::File, u64), String> {
+    let source = inside(dir, rel)?;
+    crate::fs::open_regular(&source, max).map_err(|e| match e {
+        crate::fs::OpenError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            format!("the job left no such file ({e})")
+        }
+        crate::fs::OpenError::TooLarge { size, max } => {
+            format!("{size} bytes, more than the {max} an output may be")
+        }
+        e => e.to_string(),
+    })
+}
+
 /// Downloads `input` (number `index` of the order) into `dir`, within the
 /// policy's size cap, and checks its digest when one is given.
 pub async fn download(
@@ -302,24 +321,22 @@ pub async fn upload(
 ) -> Result<String, VolumeError> {
     let path_field = || format!("outputs[{index}].path");
     let url_field = || format!("outputs[{index}].put_url");
-    let source = inside(dir, &output.path).map_err(|e| field_error(path_field(), e))?;
-    let meta = std::fs::symlink_metadata(&source)
-        .map_err(|e| field_error(path_field(), format!("the job left no such file ({e})")))?;
-    if !meta.is_file() {
-        return Err(field_error(path_field(), "not a regular file"));
-    }
-    if meta.len() > policy.max_output_bytes {
-        return Err(field_error(
-            path_field(),
-            format!(
-                "{} bytes, more than the {} an output may be",
-                meta.len(),
-                policy.max_output_bytes
-            ),
-        ));
-    }
-    let bytes = crate::fs::read_limited(&source, policy.max_output_bytes)
-        .map_err(|e| field_error(path_field(), e.to_string()))?;
+    let (dir, path, max) = (dir.to_owned(), output.path.clone(), policy.max_output_bytes);
+    // Off the async thread: an output may be large.
+    let read = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, String> {
+        let (file, len) = open_output(&dir, &path, max)?;
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > max {
+            return Err(format!("grew past the {max} bytes an output may be"));
+        }
+        Ok(bytes)
+    })
+    .await
+    .map_err(|e| field_error(path_field(), e.to_string()))?;
+    let bytes = read.map_err(|e| field_error(path_field(), e))?;
     let digest = hex::encode(Sha256::digest(&bytes));
     let (client, url) = client_for(&output.put_url, policy)
         .await
