@@ -87,8 +87,11 @@ pub enum OpenError {
 /// Opens `path` for reading only if it is a regular file of at most `max`
 /// bytes. The open never blocks and never follows a link in the last
 /// component (`O_NONBLOCK | O_NOFOLLOW`): a FIFO, device or link planted
-/// there is refused, not waited on. The checks are made on the open file, so
-/// nothing can be swapped in between. Returns the file and its size.
+/// there is refused, not waited on. Its type and size are checked on the
+/// open file, not by path, so what is read is what was checked. (Only the
+/// last component is opened without following links; the directories above
+/// are the caller's to check, as `market::volumes::open_output` does.)
+/// Returns the file and its size.
 ///
 /// ```
 /// use akihabara_core::fs::{open_regular, OpenError};

@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::axon::AxonBuilder;
 use crate::executor::Fleet;
 use crate::market::jobs::AcceptPolicy;
-use crate::market::server::{JobService, Sweep};
+use crate::market::server::{JobService, Retention, Sweep};
 use crate::market::volumes::VolumePolicy;
 use crate::wallet::Keypair;
 
@@ -36,24 +36,35 @@ impl MinerJobs {
         keypair: Keypair,
         accept: Arc<dyn AcceptPolicy>,
     ) -> Result<MinerJobs, RoleError> {
-        MinerJobs::open_with(fleet, dir, keypair, accept, VolumePolicy::default()).await
+        MinerJobs::open_with(
+            fleet,
+            dir,
+            keypair,
+            accept,
+            VolumePolicy::default(),
+            Retention::default(),
+        )
+        .await
     }
 
     /// [`MinerJobs::open`] with a policy for jobs' input and output files
-    /// (their sizes, and whether their URLs may reach private addresses).
+    /// (their sizes, and whether their URLs may reach private addresses) and
+    /// a budget of ended jobs whose answers are kept for `JobQuery`.
     pub async fn open_with(
         fleet: Arc<Fleet>,
         dir: &Path,
         keypair: Keypair,
         accept: Arc<dyn AcceptPolicy>,
         volumes: VolumePolicy,
+        retention: Retention,
     ) -> Result<MinerJobs, RoleError> {
-        let service = JobService::open(
+        let service = JobService::open_retaining(
             dir,
             fleet.clone(),
             keypair,
             accept,
             Arc::new(|_: &crate::AccountId| true),
+            retention,
         )
         .map_err(|e| RoleError::Setting {
             setting: "state.dir",

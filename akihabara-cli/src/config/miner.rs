@@ -143,6 +143,10 @@ pub struct JobsSection {
     pub max_output_mb: u64,
     /// Let jobs' file URLs reach loopback and private addresses.
     pub allow_private_urls: bool,
+    /// Ended jobs whose answers are kept for `JobQuery`, in all.
+    pub keep_ended: usize,
+    /// Ended jobs whose answers are kept for `JobQuery`, per validator.
+    pub keep_ended_per_validator: usize,
 }
 
 impl Default for JobsSection {
@@ -155,11 +159,21 @@ impl Default for JobsSection {
             max_input_mb: 1024,
             max_output_mb: 1024,
             allow_private_urls: false,
+            keep_ended: akihabara_core::market::server::MAX_ENDED_JOBS,
+            keep_ended_per_validator: akihabara_core::market::server::MAX_ENDED_PER_VALIDATOR,
         }
     }
 }
 
 impl JobsSection {
+    /// How many ended jobs' answers the miner keeps.
+    pub fn retention(&self) -> akihabara_core::market::server::Retention {
+        akihabara_core::market::server::Retention {
+            max_ended: self.keep_ended,
+            max_ended_per_validator: self.keep_ended_per_validator,
+        }
+    }
+
     /// What jobs' input and output files may be.
     pub fn volumes(&self) -> akihabara_core::market::volumes::VolumePolicy {
         akihabara_core::market::volumes::VolumePolicy {

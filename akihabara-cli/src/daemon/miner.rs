@@ -61,6 +61,20 @@ fn plan(c: &MinerConfig) -> anyhow::Result<Plan> {
     if c.axon.max_concurrent == 0 {
         return Err(key_error("axon.max_concurrent", "must be at least 1"));
     }
+    for (key, n) in [
+        ("jobs.keep_ended", c.jobs.keep_ended),
+        (
+            "jobs.keep_ended_per_validator",
+            c.jobs.keep_ended_per_validator,
+        ),
+    ] {
+        if n == 0 {
+            return Err(key_error(
+                key,
+                "must be at least 1 (a validator must be able to query the job it ran)",
+            ));
+        }
+    }
     let rate_limit = match c.axon.rate_limit {
         None => None,
         Some(rps) => Some(RateLimit::new(rps, c.axon.burst).map_err(|e| match e {
@@ -231,6 +245,7 @@ async fn miner(
                 keypair.clone(),
                 plan.accept.clone(),
                 cfg.jobs.volumes(),
+                cfg.jobs.retention(),
             )
             .await?,
         ),

@@ -302,6 +302,25 @@ fn a_miner_refuses_a_minimum_larger_than_its_window() {
         "error: config key `schedule.window_blocks`: the interleaved layout supports windows \
          of at most 4194304 blocks, not 8388608; use the contiguous layout",
     );
+    // A job-answer budget of zero would forget every job as it ends.
+    for key in ["jobs.keep_ended", "jobs.keep_ended_per_validator"] {
+        assert_usage(
+            &[
+                "miner",
+                "run",
+                "--config",
+                &config,
+                "--set",
+                &format!("{key}=0"),
+                "--duration",
+                "20",
+            ],
+            &format!(
+                "error: config key `{key}`: must be at least 1 (a validator must be able to \
+                 query the job it ran)"
+            ),
+        );
+    }
     // Two tempos of the (simulated) chain: refused once it is known, before
     // the axon serves.
     let o = run(&[

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use super::jobs::Receipt;
 use crate::fs::{Access, write_atomic};
 
-/// Size at which a [`ReceiptStore`] rotates, by default (about 50,000
-/// receipts).
+/// Size at which the miner's [`ReceiptStore`] rotates (about 50,000
+/// receipts; see [`ReceiptStore::with_max_bytes`]).
 pub const MAX_RECEIPTS_FILE: u64 = 32 << 20;
 /// Longest line read back as a receipt; a longer one is unreadable (a
 /// receipt line is under 2 KiB).
@@ -20,16 +20,20 @@ pub const MAX_RECEIPT_LINE: usize = 64 * 1024;
 /// `append` returns. A crash can tear only the last line; [`ReceiptStore::scan`]
 /// skips it and says so, and keeps every complete line before it.
 ///
-/// The file is bounded: when an append takes it past its size bound
-/// ([`MAX_RECEIPTS_FILE`] by default), the whole file becomes
-/// `<name>.1` (replacing the one before) and the file keeps only its newer
-/// half. So the newest receipts are always in the file and the disk holds at
-/// most about two and a half bounds. Both steps are crash-safe: a crash
-/// between them leaves the whole file in place.
+/// A store made with [`ReceiptStore::new`] keeps every receipt (a
+/// validator's record of its own jobs). One with a size bound
+/// ([`with_max_bytes`](ReceiptStore::with_max_bytes): the miner's, whose
+/// growth validators drive) rotates before an append would take the file
+/// past it: the whole file becomes `<name>.1` (replacing the one before)
+/// and the file keeps only its newer half. The newest receipts are always in
+/// the file, [`scan_all`](ReceiptStore::scan_all) reads both generations,
+/// and the disk holds at most about two and a half bounds. Both steps are
+/// crash-safe: a crash between them leaves every receipt in place. Appends
+/// of one store are serialized; one process should write a bounded store.
 #[derive(Debug)]
 pub struct ReceiptStore {
     path: PathBuf,
-    max_bytes: u64,
+    max_bytes: Option<u64>,
     /// Appends and rotations of this store, one at a time.
     lock: Arc<Mutex<()>>,
 }
@@ -67,12 +71,37 @@ fn receipt_line(r: &Receipt) -> std::io::Result<String> {
     Ok(line)
 }
 
-/// Appends `line` to `path` and syncs it, then rotates the file when it
-/// has grown past `max_bytes`. One write of the whole line: a crash leaves
-/// it whole or torn at the end, never interleaved, and the next append
-/// starts on a line of its own.
-fn append_line(path: &Path, line: &str, max_bytes: u64, lock: &Mutex<()>) -> std::io::Result<()> {
+/// Appends `line` to `path` and syncs it, first rotating the file when the
+/// line would take it past `max_bytes`. One write of the whole line: a crash
+/// leaves it whole or torn at the end, never interleaved, and the next
+/// append starts on a line of its own. A failed rotation fails the append
+/// before anything is written.
+fn append_line(
+    path: &Path,
+    line: &str,
+    max_bytes: Option<u64>,
+    lock: &Mutex<()>,
+) -> std::io::Result<()> {
     let _one = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(max) = max_bytes {
+        let len = match std::fs::metadata(path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e),
+        };
+        if len > 0 && len + line.len() as u64 > max {
+            rotate(path, max / 2).map_err(|e| {
+                std::io::Error::new(
+                    e.kind(),
+                    format!(
+                        "rotating {} to {}: {e}",
+                        path.display(),
+                        previous(path).display()
+                    ),
+                )
+            })?;
+        }
+    }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .read(true)
@@ -90,11 +119,7 @@ fn append_line(path: &Path, line: &str, max_bytes: u64, lock: &Mutex<()>) -> std
     } else {
         f.write_all(line.as_bytes())?;
     }
-    f.sync_data()?;
-    if f.metadata()?.len() > max_bytes {
-        rotate(path, max_bytes / 2)?;
-    }
-    Ok(())
+    f.sync_data()
 }
 
 /// The store's previous generation: `<path>.1`.
@@ -155,19 +180,20 @@ fn skip_line(r: &mut impl BufRead) -> std::io::Result<()> {
 }
 
 impl ReceiptStore {
-    /// A store at `path` (created on first append), rotating at
-    /// [`MAX_RECEIPTS_FILE`].
+    /// A store at `path` (created on first append) that keeps every
+    /// receipt.
     pub fn new(path: impl Into<PathBuf>) -> ReceiptStore {
         ReceiptStore {
             path: path.into(),
-            max_bytes: MAX_RECEIPTS_FILE,
+            max_bytes: None,
             lock: Arc::default(),
         }
     }
 
-    /// The same store, rotating once the file passes `max_bytes`.
+    /// The same store, rotating before an append would take the file past
+    /// `max_bytes` (the miner's: [`MAX_RECEIPTS_FILE`]).
     pub fn with_max_bytes(mut self, max_bytes: u64) -> ReceiptStore {
-        self.max_bytes = max_bytes;
+        self.max_bytes = Some(max_bytes);
         self
     }
 
@@ -232,6 +258,19 @@ impl ReceiptStore {
                 Err(_) => out.unreadable += 1,
             }
         }
+    }
+
+    /// [`scan`](ReceiptStore::scan) of the previous generation (when a
+    /// rotation left one), then of the file: every receipt in file order,
+    /// those the rotation kept in both seen twice. Counts are summed.
+    pub fn scan_all(&self, mut each: impl FnMut(Receipt)) -> std::io::Result<Scanned> {
+        let older = ReceiptStore::new(self.previous_path()).scan(&mut each)?;
+        let newer = self.scan(each)?;
+        Ok(Scanned {
+            receipts: older.receipts + newer.receipts,
+            unreadable: older.unreadable + newer.unreadable,
+            forged: older.forged + newer.forged,
+        })
     }
 
     /// Every stored receipt, once each, in memory (none when the file does
@@ -366,7 +405,8 @@ mod tests {
     fn the_file_rotates_past_its_bound_and_keeps_the_newest_whole() {
         let dir = tempfile::tempdir().expect("dir");
         let line = receipt_line(&accepted("j000")).expect("line").len() as u64;
-        // Room for ten lines; the newer half (five) stays at a rotation.
+        // Room for ten lines; the newer half (five) stays at a rotation. A
+        // store without the bound never rotates.
         let store = ReceiptStore::new(dir.path().join("r.jsonl")).with_max_bytes(10 * line);
         for i in 0..10 {
             store
@@ -375,12 +415,13 @@ mod tests {
         }
         assert!(!store.previous_path().exists());
         assert_eq!(ids(&store).len(), 10);
-        // The eleventh passes the bound: the newest half of the lines stay.
+        // The eleventh would pass the bound: the file rotates first, keeping
+        // the newest half of its lines, then takes the line.
         store.append(&accepted("j010")).expect("append");
         let kept = ids(&store);
-        assert_eq!(kept, ["j006", "j007", "j008", "j009", "j010"]);
+        assert_eq!(kept, ["j005", "j006", "j007", "j008", "j009", "j010"]);
         let old = ReceiptStore::new(store.previous_path());
-        assert_eq!(ids(&old).len(), 11);
+        assert_eq!(ids(&old).len(), 10);
         // Many more: the file stays bounded and ends with the newest; the
         // previous generation holds the file as it was at the last rotation.
         for i in 11..40 {
@@ -405,12 +446,46 @@ mod tests {
             .collect();
         let from = numbers[0];
         assert_eq!(numbers, (from..40).collect::<Vec<_>>());
-        let scanned = store.scan(|_| {}).expect("scan");
+        // scan_all reads both generations in order, the kept half twice.
+        let mut all = Vec::new();
+        let scanned = store.scan_all(|r| all.push(r.job_id)).expect("scan");
+        assert_eq!(all, [old.clone(), kept.clone()].concat());
         assert_eq!((scanned.unreadable, scanned.forged), (0, 0));
+        assert_eq!(scanned.receipts, all.len());
+
+        let unbounded = ReceiptStore::new(dir.path().join("all.jsonl"));
+        for i in 0..40 {
+            unbounded
+                .append(&accepted(&format!("j{i:03}")))
+                .expect("append");
+        }
+        assert_eq!(ids(&unbounded).len(), 40);
+        assert!(!unbounded.previous_path().exists());
     }
 
     #[test]
-    fn a_long_line_is_skipped_without_holding_it() {
+    fn a_rotation_that_fails_fails_the_append_before_it_writes() {
+        let dir = tempfile::tempdir().expect("dir");
+        let line = receipt_line(&accepted("j000")).expect("line").len() as u64;
+        let store = ReceiptStore::new(dir.path().join("r.jsonl")).with_max_bytes(2 * line);
+        store.append(&accepted("j000")).expect("append");
+        store.append(&accepted("j001")).expect("append");
+        // A directory where the previous generation goes cannot be replaced.
+        std::fs::create_dir_all(store.previous_path().join("x")).expect("dir");
+        let e = store.append(&accepted("j002")).expect_err("cannot rotate");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "rotating {} to {}: ",
+                store.path().display(),
+                store.previous_path().display()
+            )),
+            "{e}"
+        );
+        assert_eq!(ids(&store), ["j000", "j001"]);
+    }
+
+    #[test]
+    fn a_long_line_is_skipped_and_the_rest_read() {
         let dir = tempfile::tempdir().expect("dir");
         let store = ReceiptStore::new(dir.path().join("r.jsonl"));
         store.append(&accepted("before")).expect("append");

@@ -21,6 +21,7 @@ use super::jobs::{
     Situation, rule,
 };
 use super::logs::{Logs, LogsReply};
+use super::receipts::MAX_RECEIPTS_FILE;
 use super::table::{JobKey, JobState, JobTable};
 pub use super::table::{MAX_ENDED_JOBS, MAX_ENDED_PER_VALIDATOR, Retention};
 use super::volumes::{VolumePolicy, download, outputs_digest, upload};
@@ -182,7 +183,8 @@ fn reply_of(receipt: &Receipt) -> Option<JobReply> {
 
 impl JobService {
     /// Opens the state in `dir` (created if missing): receipts are indexed,
-    /// persisted allocations hold their executors again.
+    /// persisted allocations hold their executors again. Ended jobs'
+    /// answers are kept within [`Retention::default`].
     pub fn open(
         dir: &Path,
         fleet: Arc<Fleet>,
@@ -190,12 +192,30 @@ impl JobService {
         policy: Arc<dyn AcceptPolicy>,
         allowed: ValidatorFilter,
     ) -> Result<JobService, ServiceError> {
+        JobService::open_retaining(dir, fleet, miner, policy, allowed, Retention::default())
+    }
+
+    /// [`JobService::open`] keeping ended jobs' answers for `JobQuery`
+    /// within `retention`: the oldest beyond it are forgotten (a forgotten
+    /// job's id may be submitted again), and the receipts are read back
+    /// within the same budget at a restart.
+    pub fn open_retaining(
+        dir: &Path,
+        fleet: Arc<Fleet>,
+        miner: Keypair,
+        policy: Arc<dyn AcceptPolicy>,
+        allowed: ValidatorFilter,
+        retention: Retention,
+    ) -> Result<JobService, ServiceError> {
         std::fs::create_dir_all(dir).map_err(|e| state_err(dir, e))?;
-        let receipts = ReceiptStore::new(dir.join("receipts.jsonl"));
+        let receipts =
+            ReceiptStore::new(dir.join("receipts.jsonl")).with_max_bytes(MAX_RECEIPTS_FILE);
         let me = miner.account();
-        let mut jobs = JobTable::new(Retention::default());
+        let mut jobs = JobTable::new(retention);
+        // In file order, the previous generation first (a rotation keeps
+        // the newer half of it in the file too: those end again, harmlessly).
         receipts
-            .scan(|r| {
+            .scan_all(|r| {
                 if r.miner != me {
                     return;
                 }
@@ -208,21 +228,10 @@ impl JobService {
                         receipt: None,
                     },
                 };
-                // A `finished` receipt is final; it replaces the `accepted`
-                // placeholder, never the other way round.
-                let finished = matches!(
-                    jobs.get(&key).and_then(JobState::reply),
-                    Some(
-                        JobReply::Finished { .. }
-                            | JobReply::Failed {
-                                receipt: Some(_),
-                                ..
-                            }
-                    )
-                );
-                if !finished {
-                    jobs.end(key, reply);
-                }
+                // Each run appends `accepted`, then `finished`: a later
+                // receipt is always the newer state (an `accepted` after a
+                // `finished` is the same id run again, once forgotten).
+                jobs.end(key, reply);
             })
             .map_err(|e| state_err(receipts.path(), e))?;
         // Work directories of jobs a previous run left: those jobs are lost.
@@ -280,14 +289,6 @@ impl JobService {
     /// Replaces the clock (ms since the Unix epoch), for simulations and tests.
     pub fn with_clock(mut self, clock: fn() -> u64) -> JobService {
         self.clock = clock;
-        self
-    }
-
-    /// How many ended jobs' answers are kept for `JobQuery` (default
-    /// [`Retention::default`]); the oldest beyond it are forgotten, and a
-    /// forgotten job's id may be submitted again.
-    pub fn with_retention(self, retention: Retention) -> JobService {
-        self.jobs().set_limits(retention);
         self
     }
 

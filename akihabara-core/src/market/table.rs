@@ -45,15 +45,6 @@ pub(crate) enum JobState {
     Ended(Box<JobReply>),
 }
 
-impl JobState {
-    pub(crate) fn reply(&self) -> Option<&JobReply> {
-        match self {
-            JobState::Running => None,
-            JobState::Ended(r) => Some(r),
-        }
-    }
-}
-
 struct Entry {
     state: JobState,
     /// Place in the end order, for an ended job.
@@ -140,16 +131,6 @@ impl JobTable {
         self.order.len()
     }
 
-    /// Applies new limits (evicting at once what they no longer allow).
-    pub(crate) fn set_limits(&mut self, limits: Retention) {
-        self.limits = limits;
-        let validators: Vec<AccountId> = self.per_validator.keys().copied().collect();
-        for v in validators {
-            self.evict(Some(v));
-        }
-        self.evict(None);
-    }
-
     fn evict(&mut self, validator: Option<AccountId>) {
         if let Some(v) = validator {
             while let Some(queue) = self.per_validator.get_mut(&v)
@@ -159,6 +140,9 @@ impl JobTable {
                 if let Some(key) = self.order.remove(&seq) {
                     self.entries.remove(&key);
                 }
+            }
+            if self.per_validator.get(&v).is_some_and(VecDeque::is_empty) {
+                self.per_validator.remove(&v);
             }
         }
         while self.order.len() > self.limits.max_ended {
@@ -270,21 +254,5 @@ mod tests {
         assert_eq!(t.ended(), 0);
         assert!(t.per_validator.is_empty());
         assert!(t.entries.is_empty());
-    }
-
-    #[test]
-    fn tighter_limits_apply_at_once() {
-        let mut t = JobTable::new(Retention::default());
-        for i in 0..10 {
-            done(&mut t, k(1, &format!("a{i}")));
-            done(&mut t, k(2, &format!("b{i}")));
-        }
-        t.set_limits(Retention {
-            max_ended: 3,
-            max_ended_per_validator: 2,
-        });
-        assert_eq!(t.ended(), 3);
-        assert_eq!(kept(&t, 1, &["a8", "a9"]), [false, true]);
-        assert_eq!(kept(&t, 2, &["b8", "b9"]), [true, true]);
     }
 }

@@ -53,15 +53,16 @@ fn open_with(
     fleet: Arc<Fleet>,
     retention: super::server::Retention,
 ) -> Arc<JobService> {
-    let service = JobService::open(
+    let service = JobService::open_retaining(
         dir,
         fleet,
         key("//miner1"),
         Arc::new(AcceptAll),
         Arc::new(|_: &AccountId| true),
+        retention,
     )
     .expect("open");
-    Arc::new(service.with_retention(retention))
+    Arc::new(service)
 }
 
 /// A job service that serves every validator, with job files under `policy`.
@@ -444,12 +445,16 @@ async fn ended_jobs_are_kept_within_a_budget_across_restarts() {
     // A restart reads every receipt back within the same budget.
     let again = open_kept().await;
     assert_eq!(kept(&again), expected);
-    // A forgotten id is a new job.
-    assert!(matches!(
-        run_to_end(&again, "a", "//validator1").await,
-        JobReply::Finished { .. }
-    ));
+    // A forgotten id is a new job, and a restart answers for the new run.
+    let rerun = run_to_end(&again, "a", "//validator1").await;
+    assert!(matches!(rerun, JobReply::Finished { .. }), "{rerun:?}");
+    assert_ne!(rerun, answers[0]);
     assert_eq!(again.query("b", &v1), JobReply::Unknown);
+    drop(again);
+    let third = open_kept().await;
+    assert_eq!(third.query("a", &v1), rerun);
+    assert_eq!(third.query("c", &v1), answers[2]);
+    assert_eq!(third.query("b", &v1), JobReply::Unknown);
 }
 
 /// Records grants and revocations instead of touching a host.

@@ -217,6 +217,10 @@ pub fn inside(dir: &Path, rel: &str) -> Result<PathBuf, String> {
 /// `max` bytes ([`open_regular`](crate::fs::open_regular): a FIFO the job
 /// left is refused, not waited on). Errors are worded for the validator.
 /// The miner's upload and the gateway's trusted run both read outputs here.
+///
+/// The directories above the file are checked by path ([`inside`]), which
+/// holds because the job has ended when its outputs are read: its processes
+/// die with it, so none is left to swap a directory for a link.
 pub fn open_output(dir: &Path, rel: &str, max: u64) -> Result<(std::fs::File, u64), String> {
     let source = inside(dir, rel)?;
     crate::fs::open_regular(&source, max).map_err(|e| match e {

@@ -242,7 +242,15 @@ pub(crate) async fn serve_jobs(
     volumes: akihabara_core::market::volumes::VolumePolicy,
     report: fn(Sweep),
 ) -> anyhow::Result<(AxonBuilder, Vec<tokio::task::JoinHandle<()>>)> {
-    let jobs = akihabara::roles::MinerJobs::open_with(fleet, dir, keypair, accept, volumes).await?;
+    let jobs = akihabara::roles::MinerJobs::open_with(
+        fleet,
+        dir,
+        keypair,
+        accept,
+        volumes,
+        akihabara::market::server::Retention::default(),
+    )
+    .await?;
     Ok((jobs.routes(builder), jobs.upkeep(report)))
 }
 
