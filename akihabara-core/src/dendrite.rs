@@ -72,13 +72,17 @@ pub enum AuthMode {
     BtAuth,
 }
 
+/// Longest [`CallResult::message`] kept from an axon's answer (longer ones
+/// are cut): the message reaches logs, errors and stored records.
+pub const MAX_CALL_MESSAGE: usize = 1024;
+
 /// The outcome of one call. `status` is 200 on success; otherwise the
 /// axon's status or the mapped client failure, with `message`.
 #[derive(Clone, Debug)]
 pub struct CallResult<S> {
     /// HTTP status (or the mapped failure).
     pub status: u16,
-    /// `Success` or the reason.
+    /// `Success` or the reason, at most [`MAX_CALL_MESSAGE`] bytes.
     pub message: String,
     /// The answer, on 200.
     pub synapse: Option<S>,
@@ -225,7 +229,7 @@ impl Dendrite {
         let start = Instant::now();
         let fail = |status: u16, message: String| CallResult {
             status,
-            message,
+            message: protocol::clip_text(message, MAX_CALL_MESSAGE),
             synapse: None,
             axon: TerminalInfo::default(),
             elapsed: start.elapsed(),
@@ -298,7 +302,10 @@ impl Dendrite {
                     .axon
                     .as_ref()
                     .and_then(|a| a.status_message.clone())
-                    .unwrap_or_else(|| "Success".into()),
+                    .map_or_else(
+                        || "Success".into(),
+                        |m| protocol::clip_text(m, MAX_CALL_MESSAGE),
+                    ),
                 axon: env.axon.unwrap_or_default(),
                 synapse: Some(env.body),
                 elapsed: start.elapsed(),

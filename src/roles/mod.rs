@@ -28,8 +28,8 @@ pub use jobs::MinerJobs;
 pub use miner::{Miner, MinerBuilder, ScheduleChange};
 pub use organic::{OrganicPenalty, OrganicReport, OrganicRun};
 pub use probe::{
-    AllocationCheck, BenchmarkJob, Check, JobCheck, Probe, ProbeReport, ProbeSettings, gpu_claims,
-    public_key_path,
+    AllocationCheck, BenchmarkJob, Check, JobCheck, MAX_GPU_MODEL_LEN, MAX_GPU_MODELS, Probe,
+    ProbeReport, ProbeSettings, gpu_claims, public_key_path,
 };
 pub use validator::{
     Challenger, Measured, PowSettings, RoundReport, Step, Validator, ValidatorBuilder,

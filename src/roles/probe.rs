@@ -27,6 +27,7 @@ use crate::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
 use crate::market::server::unix_millis;
 use crate::market::wire::{Allocate, DeallocateReply, JobReply};
 use crate::protocol::SpecsQuery;
+use crate::protocol::clip_text;
 use crate::score::{GpuClaim, JobLedger, Measurements, MinerReport, Penalties};
 use crate::wallet::Keypair;
 use crate::{Block, Uid};
@@ -320,19 +321,28 @@ pub struct ProbeReport {
     pub miners: Vec<Probe>,
 }
 
-/// GPUs by model from a `SpecsQuery` answer.
+/// Most GPU models kept from one miner's `SpecsQuery` answer.
+pub const MAX_GPU_MODELS: usize = 16;
+/// Longest GPU model name kept (longer ones are cut).
+pub const MAX_GPU_MODEL_LEN: usize = 64;
+
+/// GPUs by model from a `SpecsQuery` answer: the first [`MAX_GPU_MODELS`]
+/// models listed, names cut to [`MAX_GPU_MODEL_LEN`] bytes, so that what a
+/// miner claims stays small in the validator's records.
 pub fn gpu_claims(specs: &SpecsQuery) -> Vec<GpuClaim> {
-    let mut by_model: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut by_model: BTreeMap<String, u32> = BTreeMap::new();
     for g in specs.gpus.iter().flatten() {
-        *by_model.entry(g.name.trim()).or_default() += 1;
+        let model = clip_text(g.name.trim().to_owned(), MAX_GPU_MODEL_LEN);
+        if model.is_empty() || (by_model.len() >= MAX_GPU_MODELS && !by_model.contains_key(&model))
+        {
+            continue;
+        }
+        let count = by_model.entry(model).or_default();
+        *count = count.saturating_add(1);
     }
     by_model
         .into_iter()
-        .filter(|(m, _)| !m.is_empty())
-        .map(|(model, count)| GpuClaim {
-            model: model.to_owned(),
-            count,
-        })
+        .map(|(model, count)| GpuClaim { model, count })
         .collect()
 }
 
@@ -861,6 +871,23 @@ mod tests {
                 }
             ]
         );
+        // A miner that claims thousands of long model names is kept small.
+        let flood = SpecsQuery {
+            gpus: Some(
+                (0..1000)
+                    .map(|i| g(&format!("{i:04}{}", "x".repeat(4096))))
+                    .collect(),
+            ),
+            ..SpecsQuery::default()
+        };
+        let claims = gpu_claims(&flood);
+        assert_eq!(claims.len(), MAX_GPU_MODELS);
+        assert!(
+            claims
+                .iter()
+                .all(|c| c.model.len() <= MAX_GPU_MODEL_LEN && c.count == 1)
+        );
+        assert!(claims[0].model.starts_with("0000x"));
     }
 
     #[test]

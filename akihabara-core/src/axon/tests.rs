@@ -464,6 +464,47 @@ async fn dendrite_maps_client_failures_like_python() {
     drop(silent);
 }
 
+/// A hostile axon's status messages are cut to `MAX_CALL_MESSAGE`, on a
+/// refusal and on a success: they reach logs and stored records.
+#[tokio::test]
+async fn dendrite_cuts_a_hostile_axons_messages() {
+    use crate::dendrite::MAX_CALL_MESSAGE;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let long = "x".repeat(1 << 20);
+    let refusal = serde_json::json!({ "message": long }).to_string();
+    let mut env = crate::protocol::Envelope::new(Ping::new("x", 0));
+    env.axon = Some(crate::protocol::TerminalInfo {
+        status_message: Some(long.clone()),
+        ..Default::default()
+    });
+    let success = serde_json::to_string(&env).unwrap();
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    let answers = [("403 Forbidden", refusal), ("200 OK", success)];
+    let serve = tokio::spawn(async move {
+        for (status, body) in answers {
+            let (mut s, _) = server.accept().await.unwrap();
+            let mut head = vec![0u8; 64 * 1024];
+            let _ = s.read(&mut head).await.unwrap();
+            let reply = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            s.write_all(reply.as_bytes()).await.unwrap();
+        }
+    });
+    let d = Dendrite::new(alice()).unwrap();
+    let t = AxonTarget::new("127.0.0.1".parse().unwrap(), port, bob().account());
+    for status in [403, 200] {
+        let c = d.call(&t, Ping::new("x", 0), T).await;
+        assert_eq!(c.status, status);
+        assert!(c.message.len() <= MAX_CALL_MESSAGE, "{}", c.message.len());
+        assert!(c.message.starts_with("xxx") && c.message.ends_with('…'));
+    }
+    serve.await.unwrap();
+}
+
 #[tokio::test]
 async fn nonces_never_go_backwards_under_concurrency() {
     let d = Dendrite::new(alice()).unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{DeclineReason, JobRequest, Receipt, ReceiptStore};
+use super::jobs::{DeclineReason, JobRequest, Receipt, ReceiptStore, is_sha256_hex};
 use super::wire::{
     Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobLogs,
     JobQuery, JobReply, JobSubmit,
@@ -18,6 +18,7 @@ use crate::dendrite::{AxonTarget, CallResult, Dendrite};
 use crate::executor::access::{
     LoginDetails, check_allocation_id, open_details, sealing_public_hex,
 };
+use crate::protocol::clip_text;
 
 /// A failed validator-side call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,6 +62,10 @@ impl ClientError {
     }
 }
 
+/// Longest free text kept from a miner's reply (a decline's detail, a
+/// failure's reason); longer text is cut ([`clip_text`]).
+pub const MAX_MINER_TEXT: usize = 512;
+
 fn keep_receipt(
     receipt: Option<&Receipt>,
     job_id: &str,
@@ -73,7 +78,39 @@ fn keep_receipt(
             "a receipt that is not the miner's signature over this job".into(),
         ));
     }
+    r.check_shape()
+        .map_err(|e| ClientError::BadAnswer(format!("a receipt with {e}")))?;
     store.append(r).map_err(|e| ClientError::Store(e.into()))
+}
+
+/// A miner's job reply as a validator keeps it: free text cut to
+/// [`MAX_MINER_TEXT`], digests checked to be SHA-256 hex (whatever is
+/// stored or shown of a reply is bounded, whoever the miner is).
+fn checked(mut reply: JobReply) -> Result<JobReply, ClientError> {
+    match &mut reply {
+        JobReply::Declined { detail: text, .. } | JobReply::Failed { reason: text, .. } => {
+            *text = clip_text(std::mem::take(text), MAX_MINER_TEXT);
+        }
+        JobReply::Finished {
+            stdout_sha256,
+            stderr_sha256,
+            output_sha256,
+            ..
+        } => {
+            let digests = [stdout_sha256.as_str(), stderr_sha256.as_str()];
+            if !digests
+                .into_iter()
+                .chain(output_sha256.as_deref())
+                .all(is_sha256_hex)
+            {
+                return Err(ClientError::BadAnswer(
+                    "a digest that is not 64 lowercase hex digits".into(),
+                ));
+            }
+        }
+        _ => {}
+    }
+    Ok(reply)
 }
 
 fn receipt_of(reply: &JobReply) -> Option<&Receipt> {
@@ -129,7 +166,7 @@ pub async fn submit_job(
             timeout,
         )
         .await;
-    let reply = reply_of_call(call, |s| s.reply)?;
+    let reply = checked(reply_of_call(call, |s| s.reply)?)?;
     keep_receipt(receipt_of(&reply), &job_id, &miner.hotkey, store)?;
     Ok(reply)
 }
@@ -153,7 +190,7 @@ pub async fn query_job(
             timeout,
         )
         .await;
-    let reply = reply_of_call(call, |s| s.reply)?;
+    let reply = checked(reply_of_call(call, |s| s.reply)?)?;
     keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
     Ok(reply)
 }
@@ -272,9 +309,10 @@ pub async fn allocate(
     request.reply = None;
     let call = dendrite.call(miner, request, timeout).await;
     match reply_of_call(call, |s| s.reply)? {
-        AllocateReply::Declined { reason, detail } => {
-            Ok(AllocateOutcome::Declined { reason, detail })
-        }
+        AllocateReply::Declined { reason, detail } => Ok(AllocateOutcome::Declined {
+            reason,
+            detail: clip_text(detail, MAX_MINER_TEXT),
+        }),
         AllocateReply::Allocated {
             allocation_id,
             executor,

@@ -380,6 +380,55 @@ impl Receipt {
     pub fn verify(&self) -> bool {
         verify_hex(&self.miner, &self.message(), &self.signature)
     }
+
+    /// Whether the fields have the shapes a miner writes: a class of at most
+    /// 128 bytes, a known status, SHA-256 digests as 64 hex digits. A
+    /// signature says who wrote a receipt, not that it is sane; a validator
+    /// stores what passes this.
+    pub fn check_shape(&self) -> Result<(), String> {
+        if self.hardware_class.len() > 128 || self.job_id.len() > 128 {
+            return Err("a job id or hardware class longer than 128 bytes".into());
+        }
+        if let ReceiptKind::Finished {
+            status,
+            stdout_sha256,
+            stderr_sha256,
+            output_sha256,
+            ..
+        } = &self.kind
+        {
+            if !FINISHED_STATUSES.contains(&status.as_str()) {
+                return Err(format!(
+                    "an unknown status {:?}",
+                    crate::protocol::clip_text(status.clone(), 32)
+                ));
+            }
+            let digests = [stdout_sha256, stderr_sha256];
+            if !digests
+                .into_iter()
+                .chain(output_sha256)
+                .all(|d| is_sha256_hex(d))
+            {
+                return Err("a digest that is not 64 lowercase hex digits".into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The statuses of a `finished` receipt ([`ReceiptKind::finished`]).
+pub const FINISHED_STATUSES: [&str; 5] = [
+    "exited",
+    "signaled",
+    "timed_out",
+    "cancelled",
+    "out_of_memory",
+];
+
+/// Whether `text` is a SHA-256 digest as `hex` writes it: 64 lowercase hex
+/// digits.
+pub fn is_sha256_hex(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 pub use super::receipts::{Loaded, ReceiptStore};

@@ -883,7 +883,42 @@ async fn serve_liar() -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
             s.reply = Some(JobReply::Accepted { receipt });
             Ok(s)
         })
-        .route(|q: JobQuery, _: Caller| async move { Ok(q) })
+        .route(|mut q: JobQuery, _: Caller| async move {
+            // Answers sized and shaped to hurt whoever keeps them.
+            let finished = |status: &str, digest: &str| {
+                let mut r = request(&q.job_id, "cpu", 5, &["true"]);
+                r.job_id = q.job_id.clone();
+                let kind = ReceiptKind::Finished {
+                    exit_code: Some(0),
+                    status: status.into(),
+                    stdout_sha256: digest.into(),
+                    stderr_sha256: digest.into(),
+                    output_sha256: None,
+                    duration_ms: 1,
+                };
+                Receipt::sign(&r, kind, 1, &key("//miner1"))
+            };
+            let good = "0".repeat(64);
+            q.reply = match q.job_id.as_str() {
+                "long" => Some(JobReply::Declined {
+                    reason: DeclineReason::Busy,
+                    detail: "x".repeat(1 << 20),
+                }),
+                "digest" => Some(JobReply::Finished {
+                    exit_code: 0,
+                    stdout_sha256: "zz".repeat(1 << 19),
+                    stderr_sha256: good.clone(),
+                    output_sha256: None,
+                    receipt: finished("exited", &good),
+                }),
+                "status" => Some(JobReply::Failed {
+                    reason: "killed".into(),
+                    receipt: Some(finished(&"s".repeat(1 << 20), &good)),
+                }),
+                _ => None,
+            };
+            Ok(q)
+        })
         .route(|mut r: Allocate, _: Caller| async move {
             let elsewhere =
                 access::SealingKey::parse(&access::sealing_public_hex(&access::new_sealing_key()))
@@ -939,6 +974,28 @@ async fn the_validator_client_refuses_wrong_answers_and_names_an_unreachable_min
             "the miner answered without a reply".into()
         ))
     );
+    // Text is cut, bad digests and statuses refused, nothing of it stored.
+    let Ok(JobReply::Declined { detail, .. }) = query_job(&d, &liar, "long", &mine, T).await else {
+        panic!("not a decline")
+    };
+    assert_eq!(detail.len(), super::client::MAX_MINER_TEXT);
+    assert!(detail.ends_with('…'));
+    assert_eq!(
+        query_job(&d, &liar, "digest", &mine, T).await,
+        Err(ClientError::BadAnswer(
+            "a digest that is not 64 lowercase hex digits".into()
+        ))
+    );
+    let e = query_job(&d, &liar, "status", &mine, T)
+        .await
+        .expect_err("an unknown status");
+    assert!(
+        e.to_string()
+            .starts_with("bad answer from the miner: a receipt with an unknown status \"sss"),
+        "{e}"
+    );
+    assert!(e.to_string().len() < 200, "{e}");
+    assert!(mine.load().expect("load").receipts.is_empty());
     let ask = Allocate {
         ssh_public_key: SSH_KEY.into(),
         duration_s: 60,

@@ -217,6 +217,29 @@ impl<S: Synapse> Envelope<S> {
     }
 }
 
+/// `text` cut to at most `max` bytes at a character boundary, with `…`
+/// marking a cut: how free text from a peer (a status message, a reason)
+/// is kept, so that a peer cannot make us store or log megabytes.
+///
+/// ```
+/// use akihabara_core::protocol::clip_text;
+/// assert_eq!(clip_text("short".into(), 8), "short");
+/// assert_eq!(clip_text("ééééé".into(), 8), "éé…");
+/// assert!(clip_text("x".repeat(1 << 20), 512).len() <= 512);
+/// ```
+pub fn clip_text(mut text: String, max: usize) -> String {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
 /// A body that could not be read as a synapse.
 #[derive(Debug, thiserror::Error)]
 #[error("the body is not a valid {name} synapse: {reason}")]
