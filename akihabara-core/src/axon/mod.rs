@@ -242,6 +242,49 @@ impl HandlerError {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
+/// How long [`AxonBuilder::builtins`] keeps the GPU list it probed.
+pub const GPU_LIST_TTL: Duration = Duration::from_secs(30);
+
+/// A probed GPU list and when it was probed.
+type Probed = Option<(Instant, Vec<GpuInfo>)>;
+
+/// The GPU list `SpecsQuery` reports, probed once at a time and cached.
+struct GpuList {
+    probe: Arc<dyn Fn() -> Vec<GpuInfo> + Send + Sync>,
+    kept: Arc<tokio::sync::Mutex<Probed>>,
+}
+
+impl GpuList {
+    fn new(probe: impl Fn() -> Vec<GpuInfo> + Send + Sync + 'static) -> Arc<GpuList> {
+        Arc::new(GpuList {
+            probe: Arc::new(probe),
+            kept: Arc::default(),
+        })
+    }
+
+    async fn get(&self) -> Result<Vec<GpuInfo>, String> {
+        // Callers wait here (and leave when they hang up); the probe holds
+        // the lock in a task of its own, so one that outlives its caller
+        // still fills the cache and no second probe starts meanwhile.
+        let mut kept = self.kept.clone().lock_owned().await;
+        if let Some((at, list)) = &*kept
+            && at.elapsed() < GPU_LIST_TTL
+        {
+            return Ok(list.clone());
+        }
+        let probe = self.probe.clone();
+        tokio::spawn(async move {
+            let list = tokio::task::spawn_blocking(move || probe())
+                .await
+                .map_err(|e| format!("probing the host failed: {e}"))?;
+            *kept = Some((Instant::now(), list.clone()));
+            Ok(list)
+        })
+        .await
+        .map_err(|e| format!("probing the host failed: {e}"))?
+    }
+}
+
 /// A typed handler, erased.
 trait Route: Send + Sync {
     fn required(&self) -> &'static [(&'static str, FieldKind)];
@@ -495,13 +538,16 @@ impl AxonBuilder {
     }
 
     /// Serves the built-in [`Ping`] and [`SpecsQuery`]; `gpus` lists the GPUs
-    /// `SpecsQuery` reports (e.g. [`protocol::nvidia_smi_gpus`]).
+    /// `SpecsQuery` reports (e.g. [`protocol::nvidia_smi_gpus`]). The list is
+    /// probed at most once at a time and kept for [`GPU_LIST_TTL`]: callers
+    /// cannot make the axon start a probe (a process, for nvidia-smi) per
+    /// call, even by hanging up before the answer.
     pub fn builtins<G>(self, gpus: G) -> AxonBuilder
     where
         G: Fn() -> Vec<GpuInfo> + Send + Sync + 'static,
     {
         let me: Arc<str> = self.keypair.account().to_ss58().into();
-        let gpus = Arc::new(gpus);
+        let gpus = GpuList::new(gpus);
         self.route(move |p: Ping, _| {
             let me = me.clone();
             async move {
@@ -512,9 +558,12 @@ impl AxonBuilder {
         .route(move |q: SpecsQuery, _| {
             let gpus = gpus.clone();
             async move {
-                tokio::task::spawn_blocking(move || protocol::host_specs(q, || gpus()))
-                    .await
-                    .map_err(|e| HandlerError::internal(format!("probing the host failed: {e}")))
+                let list = if q.include_gpus {
+                    gpus.get().await.map_err(HandlerError::internal)?
+                } else {
+                    Vec::new()
+                };
+                Ok(protocol::host_specs(q, || list))
             }
         })
     }

@@ -505,6 +505,57 @@ async fn dendrite_cuts_a_hostile_axons_messages() {
     serve.await.unwrap();
 }
 
+/// Callers that hang up cannot make the axon probe its GPUs once per call:
+/// one probe at a time, its list kept for a while.
+#[tokio::test]
+async fn gpus_are_probed_once_however_many_callers_hang_up() {
+    use std::sync::atomic::AtomicUsize;
+    let probes = Arc::new(AtomicUsize::new(0));
+    let counted = probes.clone();
+    let axon = Axon::builder(bob())
+        .builtins(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(300));
+            vec![GpuInfo {
+                name: "NVIDIA H100".into(),
+                memory_mb: 81_559,
+                uuid: "GPU-1".into(),
+            }]
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let target = AxonTarget::new(
+        "127.0.0.1".parse().unwrap(),
+        axon.local_addr().unwrap().port(),
+        bob().account(),
+    );
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(axon.serve(async {
+        let _ = stopped.await;
+    }));
+    let d = Dendrite::new(alice()).unwrap();
+    let mut hung_up = tokio::task::JoinSet::new();
+    for _ in 0..20 {
+        let (d, target) = (d.clone(), target.clone());
+        hung_up.spawn(async move {
+            d.call(&target, SpecsQuery::default(), Duration::from_millis(50))
+                .await
+                .status
+        });
+    }
+    for status in hung_up.join_all().await {
+        assert_eq!(status, 408);
+    }
+    let answered = d.call(&target, SpecsQuery::default(), T).await;
+    assert_eq!(answered.status, 200, "{}", answered.message);
+    let gpus = answered.synapse.and_then(|s| s.gpus).unwrap_or_default();
+    assert_eq!(gpus.len(), 1);
+    assert_eq!(probes.load(Ordering::SeqCst), 1);
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+}
+
 #[tokio::test]
 async fn nonces_never_go_backwards_under_concurrency() {
     let d = Dendrite::new(alice()).unwrap();

@@ -6,6 +6,7 @@
 //!   receipts in a crash-safe store.
 //! - [`accept`]: reference accept policies (per-class limits, a script).
 //! - [`receipts`]: the signed receipts' store, bounded on disk.
+//! - [`flight`]: the budget of calls worked on past their caller.
 //! - [`logs`]: a running job's output lines, kept for its validator.
 //! - [`volumes`]: a job's input and output files, moved over HTTP by the
 //!   miner.
@@ -18,6 +19,7 @@
 
 pub mod accept;
 pub mod client;
+pub mod flight;
 pub mod jobs;
 pub mod logs;
 pub mod receipts;

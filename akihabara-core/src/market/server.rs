@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::flight::{InFlight, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_VALIDATOR};
 use super::jobs::{
     AcceptPolicy, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, Refusal,
     Situation, rule,
@@ -114,6 +115,8 @@ pub struct JobService {
     /// Jobs' output lines, for [`JobService::logs`].
     logs: Logs<JobKey>,
     volumes: VolumePolicy,
+    /// Submissions and (de)allocations being worked on.
+    in_flight: Arc<InFlight>,
 }
 
 /// How an accepted job starts: already running, or once its inputs are in.
@@ -276,6 +279,7 @@ impl JobService {
             cancels: Mutex::new(HashMap::new()),
             logs: Logs::default(),
             volumes: VolumePolicy::default(),
+            in_flight: InFlight::new(MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_VALIDATOR),
         })
     }
 
@@ -852,10 +856,14 @@ impl JobService {
             .route(move |mut s: JobSubmit, who: Caller| {
                 let me = a.clone();
                 async move {
+                    let ticket = me.in_flight.enter(&who.hotkey)?;
                     let request = s.request.clone();
-                    let reply = tokio::spawn(async move { me.submit(request, &who.hotkey).await })
-                        .await
-                        .map_err(detached)?;
+                    let reply = tokio::spawn(async move {
+                        let _ticket = ticket;
+                        me.submit(request, &who.hotkey).await
+                    })
+                    .await
+                    .map_err(detached)?;
                     s.reply = Some(reply);
                     Ok(s)
                 }
@@ -884,11 +892,14 @@ impl JobService {
             .route(move |mut r: Allocate, who: Caller| {
                 let me = c.clone();
                 async move {
+                    let ticket = me.in_flight.enter(&who.hotkey)?;
                     let request = r.clone();
-                    let reply =
-                        tokio::spawn(async move { me.allocate(&request, &who.hotkey).await })
-                            .await
-                            .map_err(detached)?;
+                    let reply = tokio::spawn(async move {
+                        let _ticket = ticket;
+                        me.allocate(&request, &who.hotkey).await
+                    })
+                    .await
+                    .map_err(detached)?;
                     r.reply = Some(reply);
                     Ok(r)
                 }
@@ -896,11 +907,15 @@ impl JobService {
             .route(move |mut r: Deallocate, who: Caller| {
                 let me = d.clone();
                 async move {
+                    let ticket = me.in_flight.enter(&who.hotkey)?;
                     let id = r.allocation_id.clone();
-                    let reply = tokio::spawn(async move { me.deallocate(&id, &who.hotkey).await })
-                        .await
-                        .map_err(detached)?
-                        .map_err(HandlerError::internal)?;
+                    let reply = tokio::spawn(async move {
+                        let _ticket = ticket;
+                        me.deallocate(&id, &who.hotkey).await
+                    })
+                    .await
+                    .map_err(detached)?
+                    .map_err(HandlerError::internal)?;
                     r.reply = Some(reply);
                     Ok(r)
                 }

@@ -47,6 +47,22 @@ fn open(dir: &std::path::Path, fleet: Arc<Fleet>) -> Arc<JobService> {
     )
 }
 
+/// A job service that serves every validator under `policy`.
+fn serving_all(
+    dir: &std::path::Path,
+    fleet: Arc<Fleet>,
+    policy: Arc<dyn super::jobs::AcceptPolicy>,
+) -> JobService {
+    JobService::open(
+        dir,
+        fleet,
+        key("//miner1"),
+        policy,
+        Arc::new(|_: &AccountId| true),
+    )
+    .expect("open")
+}
+
 /// [`open`] with ended jobs kept within `retention`.
 fn open_with(
     dir: &std::path::Path,
@@ -457,6 +473,73 @@ async fn ended_jobs_are_kept_within_a_budget_across_restarts() {
     assert_eq!(third.query("b", &v1), JobReply::Unknown);
 }
 
+/// A caller that hangs up at once still holds its submissions' work: the
+/// service takes at most its share of them from one validator, then
+/// answers 429 at once, and another validator is still served.
+#[tokio::test]
+async fn submissions_past_their_caller_are_budgeted_per_validator() {
+    use super::client::ClientError;
+    use super::flight::MAX_IN_FLIGHT_PER_VALIDATOR;
+    use super::jobs::{AcceptPolicy, Refusal};
+    struct Slow;
+    impl AcceptPolicy for Slow {
+        fn refuse(&self, _: &JobRequest) -> Option<Refusal> {
+            std::thread::sleep(Duration::from_secs(2));
+            Some(Refusal::Other("slow".into()))
+        }
+    }
+    let dir = tempfile::tempdir().expect("dir");
+    let fleet = local_fleet(&["cpu"]);
+    fleet.check_all().await;
+    let service = Arc::new(serving_all(dir.path(), fleet, Arc::new(Slow)));
+    let (miner, _stop) = serve(&service).await;
+    let store = ReceiptStore::new(dir.path().join("v.jsonl"));
+    let v1 = Dendrite::new(key("//validator1")).expect("dendrite");
+    let quick = Duration::from_millis(300);
+    let mut hung_up = tokio::task::JoinSet::new();
+    for i in 0..MAX_IN_FLIGHT_PER_VALIDATOR {
+        let (d, miner) = (v1.clone(), miner.clone());
+        let store = ReceiptStore::new(dir.path().join("v.jsonl"));
+        let req = request(&format!("h{i}"), "cpu", 5, &["true"]);
+        hung_up.spawn(async move { submit_job(&d, &miner, req, &store, quick).await });
+    }
+    for r in hung_up.join_all().await {
+        assert!(
+            matches!(r, Err(ClientError::Call { status: 408, .. })),
+            "{r:?}"
+        );
+    }
+    let start = Instant::now();
+    let r = submit_job(
+        &v1,
+        &miner,
+        request("one-more", "cpu", 5, &["true"]),
+        &store,
+        T,
+    )
+    .await;
+    let Err(ClientError::Call {
+        status: 429,
+        message,
+        ..
+    }) = r
+    else {
+        panic!("not refused: {r:?}")
+    };
+    assert!(
+        message.starts_with("Too many requests: 8 of your job calls"),
+        "{message}"
+    );
+    assert!(start.elapsed() < Duration::from_secs(1), "answered at once");
+    let v2 = Dendrite::new(key("//validator2")).expect("dendrite");
+    let theirs = request("theirs", "cpu", 5, &["true"]).sign(&key("//validator2"));
+    let r = submit_job(&v2, &miner, theirs, &store, T).await;
+    assert!(
+        matches!(&r, Ok(JobReply::Declined { detail, .. }) if detail.contains("slow")),
+        "{r:?}"
+    );
+}
+
 /// Records grants and revocations instead of touching a host.
 struct Recorder {
     inner: LocalBackend,
@@ -803,17 +886,8 @@ async fn the_validator_client_allocates_opens_the_details_and_deallocates() {
         [("box".to_owned(), b)],
     ));
     fleet.check_all().await;
-    let service = Arc::new(
-        JobService::open(
-            dir.path(),
-            fleet,
-            key("//miner1"),
-            Arc::new(AcceptAll),
-            Arc::new(|_: &AccountId| true),
-        )
-        .expect("open")
-        .with_clock(|| 5_000),
-    );
+    let service =
+        Arc::new(serving_all(dir.path(), fleet, Arc::new(AcceptAll)).with_clock(|| 5_000));
     let (miner, _stop) = serve(&service).await;
     let d = Dendrite::new(key("//validator1")).expect("dendrite");
     let secret = access::new_sealing_key();
