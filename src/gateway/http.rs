@@ -203,24 +203,34 @@ async fn route(
                 Ok(c) => c,
                 Err(r) => return *r,
             };
-            if !gateway.clients().allow_request(&client.client) {
-                return error(
-                    429,
-                    None,
-                    format!(
-                        "over the rate limit of {} requests/s",
-                        client.client.rate_per_s
-                    ),
-                );
+            // A key client is known by now; a hotkey client only once its
+            // signature holds: a stranger's forged requests must not spend
+            // the client's rate.
+            let over_rate = |client: &Client| {
+                (!gateway.clients().allow_request(client)).then(|| {
+                    error(
+                        429,
+                        None,
+                        format!("over the rate limit of {} requests/s", client.rate_per_s),
+                    )
+                })
+            };
+            if client.signature.is_none()
+                && let Some(r) = over_rate(&client.client)
+            {
+                return r;
             }
             let body = match read_body(settings, &parts.headers, body).await {
                 Ok(b) => b,
                 Err(r) => return *r,
             };
-            if let Some(check) = &client.signature
-                && let Err(r) = check.verify(gateway, &method, &path, &body)
-            {
-                return *r;
+            if let Some(check) = &client.signature {
+                if let Err(r) = check.verify(gateway, &method, &path, &body) {
+                    return *r;
+                }
+                if let Some(r) = over_rate(&client.client) {
+                    return r;
+                }
             }
             let client = client.client;
             match (&method, &segments[2..]) {
@@ -448,6 +458,12 @@ async fn submit(
     if let Err(f) = gateway.rules().check(&order) {
         return error(f.status, Some(&f.field), f.reason);
     }
+    // A client over its quota costs no outbound requests.
+    match gateway.quota_exhausted(client) {
+        Ok(Some(limit)) => return error(429, None, SubmitError::Quota { limit }),
+        Ok(None) => {}
+        Err(e) => return error(500, None, e),
+    }
     if let Err(f) = gateway.rules().preflight(&order).await {
         return error(f.status, Some(&f.field), f.reason);
     }
@@ -540,7 +556,7 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
             let mut frames: Vec<Bytes> = job.history.iter().skip(events).map(sse).collect();
             events = job.history.len();
             for line in gateway.log_lines(&id, lines) {
-                lines = line.n + 1;
+                lines = line.n.saturating_add(1);
                 frames.push(sse_log(&line));
             }
             for frame in frames {

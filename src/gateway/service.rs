@@ -87,6 +87,12 @@ impl std::fmt::Debug for Gateway {
     }
 }
 
+/// Where `client`'s job count for the UTC day of `now_ms` is kept.
+fn quota_key(client: &Client, now_ms: u64) -> String {
+    let day = now_ms / 86_400_000;
+    format!("akihabara:gateway:quota:{}:{day}", client.id)
+}
+
 fn job_id() -> Result<String, GatewayError> {
     Ok(format!("job-{}", super::keys::random_hex(16)?))
 }
@@ -165,13 +171,21 @@ impl Gateway {
         Ok(job)
     }
 
+    /// `Some(limit)` when `client` has no job left today. Nothing is
+    /// counted: this refuses an order before any work is spent on it
+    /// ([`Gateway::submit`] counts, and checks again).
+    pub fn quota_exhausted(&self, client: &Client) -> Result<Option<u32>, GatewayError> {
+        let key = quota_key(client, self.now_ms());
+        let used = get_json::<u32>(&*self.store, &key)?.unwrap_or(0);
+        Ok((used >= client.jobs_per_day).then_some(client.jobs_per_day))
+    }
+
     /// Counts one job against `client`'s quota for the UTC day of `now_ms`,
     /// unless the quota is used up. The count is stored, so a restart does
     /// not reset it.
     pub fn admit_job(&self, client: &Client, now_ms: u64) -> Result<QuotaCheck, GatewayError> {
         let _one_at_a_time = self.quota.lock().unwrap_or_else(|p| p.into_inner());
-        let day = now_ms / 86_400_000;
-        let key = format!("akihabara:gateway:quota:{}:{day}", client.id);
+        let key = quota_key(client, now_ms);
         let used = get_json::<u32>(&*self.store, &key)?.unwrap_or(0);
         if used >= client.jobs_per_day {
             return Ok(QuotaCheck::Exhausted {

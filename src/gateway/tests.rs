@@ -388,6 +388,14 @@ async fn rate_limits_and_quotas_answer_429_and_jobs_are_the_owners() {
             .is_some_and(|e| e.contains("quota of 2 jobs")),
         "{over}"
     );
+    // Over its quota, an order is refused before its URLs are checked
+    // (this one's would answer 422: loopback, and nothing listens there).
+    let mut fetching = order(&["true"]);
+    fetching["inputs"] = json!([{"url": "http://127.0.0.1:9/in", "path": "in/x"}]);
+    let (status, over) = api
+        .call("POST", "/v1/jobs", Some(&k), Some(&fetching.to_string()))
+        .await;
+    assert_eq!(status, 429, "{over}");
     let id = first["id"].as_str().expect("id");
     assert_eq!(first["state"], "queued");
     // Another client cannot see, cancel or follow it.
@@ -439,9 +447,15 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
     let dir = tempfile::tempdir().expect("dir");
     let gateway = open(dir.path(), store(dir.path()), rules());
     let client = key("//client1");
+    // A burst of 3: forged requests must not spend it.
+    let limits = ClientLimits {
+        rate_per_s: 0.01,
+        burst: 3,
+        ..ClientLimits::default()
+    };
     gateway
         .clients()
-        .add_hotkey("signer", client.account(), &ClientLimits::default(), 0)
+        .add_hotkey("signer", client.account(), &limits, 0)
         .expect("hotkey");
     let api = serve(gateway.clone()).await;
     let body = order(&["true"]).to_string();
@@ -498,6 +512,17 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
         .expect("send");
     assert_eq!(stale.status().as_u16(), 401);
     assert_eq!(gateway.book().ids().expect("ids").len(), 1);
+    // The four refused requests spent none of the client's burst: its second
+    // and third good requests pass, the fourth is over the rate.
+    let mut statuses = Vec::new();
+    for i in 0..3 {
+        let r = signed(now + 10 + i, &body, &client)
+            .send()
+            .await
+            .expect("send");
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [201, 201, 429]);
 }
 
 /// A miner: a job service over local executors of `classes`, behind an axon.
