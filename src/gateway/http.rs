@@ -486,11 +486,10 @@ fn view(job: &OrganicJob) -> Value {
 }
 
 fn list(gateway: &Gateway, client: &Client) -> Response<Body> {
-    match gateway.book().list() {
+    match gateway.book().list_owned(&client.id) {
         Ok(jobs) => {
             let mine: Vec<Value> = jobs
                 .iter()
-                .filter(|j| j.owner == client.id)
                 .map(|j| {
                     json!({
                         "id": j.id,

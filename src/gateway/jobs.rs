@@ -2,6 +2,7 @@
 //! transition is written before it is acted on, so a gateway killed at any
 //! point comes back with each job where it was.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
@@ -241,8 +242,29 @@ pub const MAX_PENALTIES: usize = 10_000;
 /// jobs themselves stay readable by id).
 pub const MAX_LISTED: usize = 50_000;
 
+/// How many job ids each client's own index lists (its newest): what
+/// `GET /v1/jobs` answers, read without touching other clients' jobs.
+pub const MAX_LISTED_PER_CLIENT: usize = 256;
+
+/// Set once every client's index is built (stores from before it had only
+/// the global index).
+const OWNER_INDEXES: &str = "akihabara:gateway:owner-indexes";
+
 fn job_key(id: &str) -> String {
     format!("akihabara:gateway:job:{id}")
+}
+
+fn owner_key(owner: &str) -> String {
+    format!("akihabara:gateway:owner-jobs:{owner}")
+}
+
+/// `ids` with `id` added at the end, the oldest dropped beyond `max`.
+fn pushed(mut ids: Vec<String>, id: &str, max: usize) -> Vec<String> {
+    ids.push(id.to_owned());
+    if ids.len() > max {
+        ids.drain(..ids.len() - max);
+    }
+    ids
 }
 
 /// The jobs in a [`Store`].
@@ -272,18 +294,62 @@ impl JobBook {
         }
     }
 
-    /// A new job: written with its place in the index, in one write.
+    /// A new job: written with its place in the index and in its owner's,
+    /// in one write.
     pub fn insert(&self, job: &OrganicJob) -> Result<(), GatewayError> {
         let _one = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ids = self.ids()?;
-        ids.push(job.id.clone());
-        if ids.len() > MAX_LISTED {
-            ids.drain(..ids.len() - MAX_LISTED);
-        }
-        let (key, record, index) = (job_key(&job.id), encode(job)?, encode(&ids)?);
-        self.store
-            .put(&[Put::new(&key, &record), Put::new(INDEX, &index)])?;
+        let ids = pushed(self.ids()?, &job.id, MAX_LISTED);
+        let owner_ids = pushed(self.owner_ids(&job.owner)?, &job.id, MAX_LISTED_PER_CLIENT);
+        let (key, owner) = (job_key(&job.id), owner_key(&job.owner));
+        let (record, index, owner_index) = (encode(job)?, encode(&ids)?, encode(&owner_ids)?);
+        self.store.put(&[
+            Put::new(&key, &record),
+            Put::new(INDEX, &index),
+            Put::new(&owner, &owner_index),
+        ])?;
         Ok(())
+    }
+
+    /// Builds each client's index from `all` (the listed jobs, oldest
+    /// first), once: a store written before those indexes existed.
+    pub fn index_owners(&self, all: &[OrganicJob]) -> Result<(), GatewayError> {
+        let _one = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.get(OWNER_INDEXES)?.is_some() {
+            return Ok(());
+        }
+        let mut by_owner: HashMap<&str, Vec<String>> = HashMap::new();
+        for job in all {
+            let ids = by_owner.entry(&job.owner).or_default();
+            *ids = pushed(std::mem::take(ids), &job.id, MAX_LISTED_PER_CLIENT);
+        }
+        let mut records = Vec::new();
+        for (owner, ids) in &by_owner {
+            records.push((owner_key(owner), encode(ids)?));
+        }
+        let mut puts: Vec<Put<'_>> = records.iter().map(|(k, v)| Put::new(k, v)).collect();
+        puts.push(Put::new(OWNER_INDEXES, b"1"));
+        self.store.put(&puts)?;
+        Ok(())
+    }
+
+    /// `owner`'s listed job ids, oldest first.
+    fn owner_ids(&self, owner: &str) -> Result<Vec<String>, GatewayError> {
+        Ok(get_json::<Vec<String>>(&*self.store, &owner_key(owner))?.unwrap_or_default())
+    }
+
+    /// `owner`'s newest jobs (at most [`MAX_LISTED_PER_CLIENT`]), oldest
+    /// first, read from its own index: a client's listing costs what its
+    /// own jobs cost, whatever the others have.
+    pub fn list_owned(&self, owner: &str) -> Result<Vec<OrganicJob>, GatewayError> {
+        let mut out = Vec::new();
+        for id in self.owner_ids(owner)? {
+            if let Some(j) = self.get(&id)?
+                && j.owner == owner
+            {
+                out.push(j);
+            }
+        }
+        Ok(out)
     }
 
     /// Writes a job's new state.

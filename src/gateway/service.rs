@@ -108,6 +108,7 @@ impl Gateway {
     ) -> Result<Arc<Gateway>, GatewayError> {
         let book = JobBook::new(store.clone());
         let all = book.list()?;
+        book.index_owners(&all)?;
         let active = all
             .iter()
             .filter(|j| !j.state.is_final())

@@ -1095,3 +1095,49 @@ async fn the_openapi_document_matches_the_server() {
     let (_, refused) = api.call("POST", "/v1/jobs", Some(&k), Some("{}")).await;
     assert_eq!(props("Error"), keys(&refused));
 }
+
+/// A client's listing reads its own index: the newest
+/// `MAX_LISTED_PER_CLIENT` of its jobs, whatever the other clients have,
+/// and a store written before those indexes gets them at open.
+#[test]
+fn a_clients_listing_reads_only_its_own_newest_jobs() {
+    use super::jobs::{JobBook, MAX_LISTED_PER_CLIENT, OrganicJob};
+    let dir = tempfile::tempdir().expect("dir");
+    let store = store(dir.path());
+    let book = JobBook::new(store.clone());
+    let job_order: super::order::JobOrder =
+        serde_json::from_value(order(&["true"])).expect("order");
+    let job = |id: String, owner: &str| OrganicJob::queued(id, owner.into(), job_order.clone(), 1);
+    let many = MAX_LISTED_PER_CLIENT + 44;
+    for i in 0..many {
+        book.insert(&job(format!("a-{i:04}"), "a")).expect("insert");
+        if i % 100 == 0 {
+            book.insert(&job(format!("b-{i:04}"), "b")).expect("insert");
+        }
+    }
+    let ids = |jobs: Vec<OrganicJob>| jobs.into_iter().map(|j| j.id).collect::<Vec<_>>();
+    let a = ids(book.list_owned("a").expect("list"));
+    assert_eq!(a.len(), MAX_LISTED_PER_CLIENT);
+    assert_eq!(a.first().map(String::as_str), Some("a-0044"));
+    assert_eq!(a.last().map(String::as_str), Some("a-0299"));
+    assert_eq!(
+        ids(book.list_owned("b").expect("list")),
+        ["b-0000", "b-0100", "b-0200"]
+    );
+    assert!(book.list_owned("nobody").expect("list").is_empty());
+
+    // A store from before the owner indexes: only the global one.
+    store
+        .delete("akihabara:gateway:owner-jobs:a")
+        .expect("delete");
+    store
+        .delete("akihabara:gateway:owner-jobs:b")
+        .expect("delete");
+    store
+        .delete("akihabara:gateway:owner-indexes")
+        .expect("delete");
+    assert!(book.list_owned("b").expect("list").is_empty());
+    let gateway = open(dir.path(), store, rules());
+    assert_eq!(ids(gateway.book().list_owned("a").expect("list")), a);
+    assert_eq!(gateway.book().list_owned("b").expect("list").len(), 3);
+}
