@@ -31,6 +31,9 @@ pub struct CrossChecker {
     one_at_a_time: tokio::sync::Semaphore,
 }
 
+/// Checks waiting for (or on) the trusted executor at once.
+pub const MAX_WAITING_CHECKS: usize = 32;
+
 impl std::fmt::Debug for CrossChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CrossChecker")
@@ -88,15 +91,36 @@ impl CrossChecker {
     }
 
     /// Starts checking `job` (once, however often it is asked), one check at
-    /// a time.
+    /// a time. At most [`MAX_WAITING_CHECKS`] wait for the trusted executor:
+    /// a job drawn beyond them is marked unverifiable at once (clients whose
+    /// long jobs are drawn cannot grow the queue without end).
     pub fn start(self: &Arc<Self>, gateway: Arc<Gateway>, job: OrganicJob) {
-        if !self
-            .running
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(job.id.clone())
         {
-            return;
+            let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+            if running.contains(&job.id) {
+                return;
+            }
+            if running.len() >= MAX_WAITING_CHECKS {
+                drop(running);
+                let id = job.id;
+                tokio::spawn(async move {
+                    let reason = format!(
+                        "not checked: {MAX_WAITING_CHECKS} checks were already waiting for the \
+                         trusted executor"
+                    );
+                    let marked = gateway
+                        .transition(&id, |j| {
+                            j.cross_check = Some(CrossCheck::Unverifiable { reason });
+                            true
+                        })
+                        .await;
+                    if let Err(e) = marked {
+                        tracing::warn!(job = %id, error = %e, "marking a job unverifiable");
+                    }
+                });
+                return;
+            }
+            running.insert(job.id.clone());
         }
         let me = self.clone();
         tokio::spawn(async move {

@@ -1141,3 +1141,40 @@ fn a_clients_listing_reads_only_its_own_newest_jobs() {
     assert_eq!(ids(gateway.book().list_owned("a").expect("list")), a);
     assert_eq!(gateway.book().list_owned("b").expect("list").len(), 3);
 }
+
+/// Jobs drawn for a cross-check while the queue is full are marked
+/// unverifiable at once, not queued without end.
+#[tokio::test]
+async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
+    use super::cross::MAX_WAITING_CHECKS;
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let trusted: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some("cpu".to_owned())));
+    let checker = Arc::new(CrossChecker::new(trusted, 1.0).expect("checker"));
+    let job_order: JobOrder = serde_json::from_value(order(&["sleep", "5"])).expect("order");
+    let extra = 5;
+    let mut ids = Vec::new();
+    for i in 0..MAX_WAITING_CHECKS + extra {
+        let mut job = OrganicJob::queued(format!("job-{i:03}"), "c".into(), job_order.clone(), 1);
+        job.note(JobState::Finished, "exited with code 0", 2);
+        job.cross_check = Some(CrossCheck::Pending);
+        gateway.book().insert(&job).expect("insert");
+        ids.push(job.id.clone());
+        checker.start(gateway.clone(), job);
+    }
+    let not_checked = |id: &String| {
+        matches!(
+            gateway.book().get(id).expect("get").and_then(|j| j.cross_check),
+            Some(CrossCheck::Unverifiable { reason }) if reason.starts_with("not checked: 32 checks")
+        )
+    };
+    let start = Instant::now();
+    while ids.iter().filter(|id| not_checked(id)).count() < extra {
+        assert!(start.elapsed() < Duration::from_secs(10), "never marked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // The first ones wait for (or are on) the trusted executor.
+    assert!(ids[..MAX_WAITING_CHECKS].iter().all(|id| !not_checked(id)));
+    assert!(ids[MAX_WAITING_CHECKS..].iter().all(not_checked));
+    assert!(checker.busy());
+}
