@@ -64,8 +64,10 @@ pub enum PowError {
     /// The caller went away (or timed out) before the work was done.
     #[error("cancelled: the caller went away")]
     Cancelled,
-    /// The same caller already has a challenge being worked.
-    #[error("a challenge from this validator is already being worked; wait for its answer")]
+    /// The same caller already has a challenge or an opening being worked.
+    #[error(
+        "a challenge or opening from this validator is already being worked; wait for its answer"
+    )]
     Busy,
     /// This build has no such backend.
     #[error("backend `{0}` is not in this build (build with feature `cuda`)")]

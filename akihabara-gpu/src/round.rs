@@ -61,8 +61,8 @@ where
         })
 }
 
-/// A refusal's status: 429 when the caller already has a challenge running,
-/// 400 otherwise.
+/// A refusal's status: 429 when the caller already has a challenge or an
+/// opening running, 400 otherwise.
 fn refusal(e: PowError) -> HandlerError {
     match e {
         PowError::Busy => HandlerError {

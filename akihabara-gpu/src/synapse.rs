@@ -351,9 +351,24 @@ impl PowService {
         Ok(req)
     }
 
-    /// Opens rows of `caller`'s latest commitment.
+    /// Opens rows of `caller`'s latest commitment. Like a challenge, one
+    /// at a time per caller ([`PowError::Busy`] otherwise): an opening may
+    /// recompute rows on every core, and it runs to its end even when the
+    /// caller has hung up.
     pub fn open(&self, caller: &AccountId, mut req: PowOpen) -> Result<PowOpen, PowError> {
         let rows = req.row_refs()?;
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*caller)
+        {
+            return Err(PowError::Busy);
+        }
+        let _in_flight = InFlight {
+            set: &self.in_flight,
+            who: *caller,
+        };
         let kept = self
             .kept
             .lock()
@@ -395,5 +410,39 @@ impl PowService {
         };
         req.openings = Some(openings.iter().map(WireOpening::from).collect());
         Ok(req)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Challenge, CpuProver, RowRef, Seed};
+
+    /// An opening waits for nothing and piles up nowhere: while one of a
+    /// caller's calls is being worked on, another is refused at once.
+    #[test]
+    fn one_call_per_caller_at_a_time_openings_included() {
+        let service = PowService::new(Box::new(CpuProver::new()));
+        let (a, b) = (
+            AccountId::from_bytes([1; 32]),
+            AccountId::from_bytes([2; 32]),
+        );
+        let ch = Challenge::new(Seed([3; 32]), 64, 1).expect("challenge");
+        let never = AtomicBool::new(false);
+        service
+            .challenge(&a, PowChallenge::new(&ch), &never)
+            .expect("commit");
+        let open = || PowOpen::new(&ch, &[RowRef { matrix: 0, row: 5 }]);
+        service.in_flight.lock().expect("lock").insert(a);
+        assert!(matches!(service.open(&a, open()), Err(PowError::Busy)));
+        // Another caller is not held up (it has nothing committed).
+        assert!(matches!(
+            service.open(&b, open()),
+            Err(PowError::Malformed(_))
+        ));
+        service.in_flight.lock().expect("lock").remove(&a);
+        let opened = service.open(&a, open()).expect("open");
+        assert_eq!(opened.openings.map(|o| o.len()), Some(1));
+        assert!(service.in_flight.lock().expect("lock").is_empty());
     }
 }
