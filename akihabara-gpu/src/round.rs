@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use akihabara_core::axon::{AxonBuilder, Caller, HandlerError};
 use akihabara_core::dendrite::{AxonTarget, Dendrite};
-use akihabara_core::protocol::Ping;
+use akihabara_core::protocol::{Ping, clip_text};
 
 use crate::synapse::{PowChallenge, PowOpen, PowService};
 use crate::{Challenge, PowError, Timing, Verdict, Verifier, choose_rows};
@@ -82,6 +82,10 @@ impl Drop for CancelOnDrop {
         self.0.store(true, Ordering::Relaxed);
     }
 }
+
+/// Longest backend or device name kept from a miner's answer (longer ones
+/// are cut).
+pub const MAX_SELF_DESCRIPTION: usize = 128;
 
 /// How a validator runs a round.
 #[derive(Clone, Debug)]
@@ -195,9 +199,12 @@ pub async fn challenge_miner(
             .await
             .map_err(|e| RoundError::Malformed(format!("the verifier panicked: {e}")))?
             .map_err(|e| RoundError::Malformed(e.to_string()))?;
+    // What the miner says of itself is kept in the validator's records:
+    // a name, not a megabyte.
+    let said = |s: Option<String>| clip_text(s.unwrap_or_default(), MAX_SELF_DESCRIPTION);
     Ok(RoundOutcome {
         verdict,
-        backend: answer.backend.unwrap_or_default(),
-        device: answer.device.unwrap_or_default(),
+        backend: said(answer.backend),
+        device: said(answer.device),
     })
 }

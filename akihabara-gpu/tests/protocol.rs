@@ -210,3 +210,55 @@ async fn work_stops_when_its_caller_goes_away() {
     assert_eq!(r.status, 200, "{}", r.message);
     let _ = stop.send(());
 }
+
+/// A CPU prover that describes its device at length.
+struct Boastful(CpuProver);
+
+impl Prover for Boastful {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    fn device(&self) -> String {
+        "H100 ".repeat(200_000)
+    }
+    fn commit(
+        &mut self,
+        ch: &Challenge,
+    ) -> Result<akihabara_gpu::Commitment, akihabara_gpu::PowError> {
+        self.0.commit(ch)
+    }
+    fn open(
+        &self,
+        rows: &[RowRef],
+    ) -> Result<Vec<akihabara_gpu::Opening>, akihabara_gpu::PowError> {
+        self.0.open(rows)
+    }
+    fn leaves(&self) -> &[akihabara_gpu::merkle::Hash] {
+        self.0.leaves()
+    }
+}
+
+/// What a miner says of itself is kept as a name, not a megabyte.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_miners_self_description_is_cut() {
+    use akihabara_gpu::round::MAX_SELF_DESCRIPTION;
+    let ch = Challenge::new(Seed::random().expect("seed"), 64, 1).expect("challenge");
+    let (target, stop) = serve(Box::new(Boastful(CpuProver::new()))).await;
+    let d = Dendrite::new(Keypair::from_uri("//Alice").expect("key")).expect("dendrite");
+    let config = RoundConfig {
+        samples: 40,
+        timeout: Duration::from_secs(60),
+        verifier: Verifier::new(),
+    };
+    let outcome = challenge_miner(&d, &target, &ch, &[0x5a; 32], &config)
+        .await
+        .expect("round");
+    assert!(outcome.verdict.is_valid(), "{:?}", outcome.verdict);
+    assert!(
+        outcome.device.len() <= MAX_SELF_DESCRIPTION,
+        "{}",
+        outcome.device.len()
+    );
+    assert!(outcome.device.starts_with("H100 H100") && outcome.device.ends_with('…'));
+    let _ = stop.send(());
+}
