@@ -543,11 +543,31 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
         Ok(j) => j,
         Err(r) => return *r,
     };
+    let ticket = match gateway.open_stream(client) {
+        Ok(t) => t,
+        Err(crate::market::flight::Full::Caller(n)) => {
+            return error(
+                429,
+                None,
+                format!("you have {n} log streams open, the most a client may"),
+            );
+        }
+        Err(crate::market::flight::Full::All(n)) => {
+            return error(
+                503,
+                None,
+                format!("{n} log streams are open, the most the gateway holds"),
+            );
+        }
+    };
     let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
     let mut changes = gateway.changes();
     let gateway = gateway.clone();
     let id = id.to_owned();
     tokio::spawn(async move {
+        // Given back when the stream ends (the client hung up, or the job
+        // is final).
+        let _ticket = ticket;
         let (mut events, mut lines) = (0usize, 0u64);
         let mut job = job;
         loop {

@@ -43,6 +43,12 @@ pub enum SubmitError {
     Gateway(#[from] GatewayError),
 }
 
+/// Log streams (`GET /v1/jobs/{id}/logs`) open at once, in all: below the
+/// HTTP server's connection cap, so other calls still get in.
+pub const MAX_STREAMS: usize = 128;
+/// Log streams one client may hold open at once.
+pub const MAX_STREAMS_PER_CLIENT: usize = 8;
+
 /// Jobs whose output lines the gateway keeps in memory.
 const MAX_LOGGED_JOBS: usize = 512;
 
@@ -77,6 +83,8 @@ pub struct Gateway {
     /// Jobs' output lines as the router fetched them (memory only: a
     /// restarted gateway fetches them again from the miners).
     logs: Mutex<HashMap<String, FetchedLog>>,
+    /// Open log streams, by client id.
+    streams: Arc<crate::market::flight::InFlight<String>>,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -134,12 +142,21 @@ impl Gateway {
             unaccounted: Mutex::new(unaccounted),
             to_cancel: Mutex::new(Vec::new()),
             logs: Mutex::new(HashMap::new()),
+            streams: crate::market::flight::InFlight::new(MAX_STREAMS, MAX_STREAMS_PER_CLIENT),
         }))
     }
 
     /// Now, ms since the Unix epoch.
     pub fn now_ms(&self) -> u64 {
         crate::market::server::unix_millis()
+    }
+
+    /// A place for one more log stream of `client`'s, or why there is none.
+    pub fn open_stream(
+        &self,
+        client: &Client,
+    ) -> Result<crate::market::flight::Ticket<String>, crate::market::flight::Full> {
+        self.streams.enter(&client.id)
     }
 
     /// The clients.

@@ -1178,3 +1178,51 @@ async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
     assert!(ids[MAX_WAITING_CHECKS..].iter().all(not_checked));
     assert!(checker.busy());
 }
+
+/// One client cannot hold every connection open with log streams.
+#[tokio::test]
+async fn a_client_holds_at_most_its_share_of_log_streams() {
+    use super::service::MAX_STREAMS_PER_CLIENT;
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (_, k) = gateway
+        .clients()
+        .add_key("streamer", &ClientLimits::default(), 0)
+        .expect("key");
+    let (_, other) = gateway
+        .clients()
+        .add_key("other", &ClientLimits::default(), 0)
+        .expect("key");
+    let api = serve(gateway).await;
+    let body = order(&["true"]).to_string();
+    let (status, job) = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+    assert_eq!(status, 201, "{job}");
+    let (_, theirs) = api
+        .call("POST", "/v1/jobs", Some(&other), Some(&body))
+        .await;
+    let stream = |key: &str, id: &str| {
+        api.http
+            .get(format!("{}/v1/jobs/{id}/logs", api.base))
+            .bearer_auth(key)
+            .send()
+    };
+    let id = job["id"].as_str().expect("id");
+    let mut open = Vec::new();
+    for _ in 0..MAX_STREAMS_PER_CLIENT {
+        let r = stream(&k, id).await.expect("stream");
+        assert_eq!(r.status().as_u16(), 200);
+        open.push(r);
+    }
+    let over = stream(&k, id).await.expect("stream");
+    assert_eq!(over.status().as_u16(), 429);
+    let answer: Value = over.json().await.expect("json");
+    assert_eq!(
+        answer["error"],
+        "you have 8 log streams open, the most a client may"
+    );
+    // Another client still gets its stream.
+    let theirs = stream(&other, theirs["id"].as_str().expect("id"))
+        .await
+        .expect("stream");
+    assert_eq!(theirs.status().as_u16(), 200);
+}

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::flight::{InFlight, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_VALIDATOR};
+use super::flight::{Full, InFlight, MAX_IN_FLIGHT, MAX_IN_FLIGHT_PER_VALIDATOR};
 use super::jobs::{
     AcceptPolicy, DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, Refusal,
     Situation, rule,
@@ -116,7 +116,7 @@ pub struct JobService {
     logs: Logs<JobKey>,
     volumes: VolumePolicy,
     /// Submissions and (de)allocations being worked on.
-    in_flight: Arc<InFlight>,
+    in_flight: Arc<InFlight<AccountId>>,
 }
 
 /// How an accepted job starts: already running, or once its inputs are in.
@@ -182,6 +182,21 @@ fn reply_of(receipt: &Receipt) -> Option<JobReply> {
             receipt: Some(receipt.clone()),
         },
     })
+}
+
+/// The answer to a job call the budget has no room for: 429 for the
+/// caller's own share, 503 when the miner is full.
+fn busy(full: Full) -> HandlerError {
+    match full {
+        Full::Caller(n) => HandlerError {
+            status: 429,
+            message: format!("Too many requests: {n} of your job calls are still being worked on"),
+        },
+        Full::All(n) => HandlerError {
+            status: 503,
+            message: format!("Service busy: {n} job calls are being worked on"),
+        },
+    }
 }
 
 impl JobService {
@@ -856,7 +871,7 @@ impl JobService {
             .route(move |mut s: JobSubmit, who: Caller| {
                 let me = a.clone();
                 async move {
-                    let ticket = me.in_flight.enter(&who.hotkey)?;
+                    let ticket = me.in_flight.enter(&who.hotkey).map_err(busy)?;
                     let request = s.request.clone();
                     let reply = tokio::spawn(async move {
                         let _ticket = ticket;
@@ -892,7 +907,7 @@ impl JobService {
             .route(move |mut r: Allocate, who: Caller| {
                 let me = c.clone();
                 async move {
-                    let ticket = me.in_flight.enter(&who.hotkey)?;
+                    let ticket = me.in_flight.enter(&who.hotkey).map_err(busy)?;
                     let request = r.clone();
                     let reply = tokio::spawn(async move {
                         let _ticket = ticket;
@@ -907,7 +922,7 @@ impl JobService {
             .route(move |mut r: Deallocate, who: Caller| {
                 let me = d.clone();
                 async move {
-                    let ticket = me.in_flight.enter(&who.hotkey)?;
+                    let ticket = me.in_flight.enter(&who.hotkey).map_err(busy)?;
                     let id = r.allocation_id.clone();
                     let reply = tokio::spawn(async move {
                         let _ticket = ticket;

@@ -527,7 +527,7 @@ async fn submissions_past_their_caller_are_budgeted_per_validator() {
         panic!("not refused: {r:?}")
     };
     assert!(
-        message.starts_with("Too many requests: 8 of your job calls"),
+        message.starts_with("Too many requests: 8 of your job calls are still"),
         "{message}"
     );
     assert!(start.elapsed() < Duration::from_secs(1), "answered at once");
