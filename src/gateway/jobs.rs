@@ -186,6 +186,14 @@ impl OrganicJob {
             && self.cross_check != Some(CrossCheck::Pending)
     }
 
+    /// Whether nothing more will happen to it: final, any cross-check
+    /// ended, and (when it finished) accounted for.
+    pub fn settled(&self) -> bool {
+        self.state.is_final()
+            && (self.accounted || self.state != JobState::Finished)
+            && self.cross_check != Some(CrossCheck::Pending)
+    }
+
     /// When it entered `state` last, ms since the Unix epoch.
     pub fn entered(&self, state: JobState) -> Option<u64> {
         self.history
@@ -267,10 +275,14 @@ fn pushed(mut ids: Vec<String>, id: &str, max: usize) -> Vec<String> {
     ids
 }
 
+/// How long a settled job's record is kept (see [`JobBook::with_final_ttl`]).
+pub const FINAL_JOB_TTL: std::time::Duration = std::time::Duration::from_secs(30 * 86_400);
+
 /// The jobs in a [`Store`].
 pub struct JobBook {
     store: Arc<dyn Store>,
     write: Mutex<()>,
+    final_ttl: std::time::Duration,
 }
 
 impl std::fmt::Debug for JobBook {
@@ -291,6 +303,19 @@ impl JobBook {
         JobBook {
             store,
             write: Mutex::new(()),
+            final_ttl: FINAL_JOB_TTL,
+        }
+    }
+
+    /// Keeps a settled job's record for `ttl` after its last change
+    /// (default [`FINAL_JOB_TTL`]), then lets the store drop it: a job is
+    /// settled once it is final, its cross-check has ended and, when it
+    /// finished, the validator has accounted for it. Clients' jobs do not
+    /// fill the disk without end; indexes skip a record that is gone.
+    pub fn with_final_ttl(self, ttl: std::time::Duration) -> JobBook {
+        JobBook {
+            final_ttl: ttl,
+            ..self
         }
     }
 
@@ -352,10 +377,16 @@ impl JobBook {
         Ok(out)
     }
 
-    /// Writes a job's new state.
+    /// Writes a job's new state (expiring, once the job is settled).
     pub fn update(&self, job: &OrganicJob) -> Result<(), GatewayError> {
         let (key, record) = (job_key(&job.id), encode(job)?);
-        self.store.put(&[Put::new(&key, &record)])?;
+        let put = Put::new(&key, &record);
+        let put = if job.settled() {
+            put.expiring(self.final_ttl)
+        } else {
+            put
+        };
+        self.store.put(&[put])?;
         Ok(())
     }
 

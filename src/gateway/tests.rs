@@ -1226,3 +1226,43 @@ async fn a_client_holds_at_most_its_share_of_log_streams() {
         .expect("stream");
     assert_eq!(theirs.status().as_u16(), 200);
 }
+
+/// A settled job's record expires; one the validator has still to account
+/// for does not.
+#[tokio::test]
+async fn settled_jobs_expire_and_unsettled_ones_stay() {
+    use super::jobs::JobBook;
+    let dir = tempfile::tempdir().expect("dir");
+    let ttl = Duration::from_millis(300);
+    let book = JobBook::new(store(dir.path())).with_final_ttl(ttl);
+    let job_order: JobOrder = serde_json::from_value(order(&["true"])).expect("order");
+    let mut cancelled = OrganicJob::queued("job-c".into(), "a".into(), job_order.clone(), 1);
+    let mut finished = OrganicJob::queued("job-f".into(), "a".into(), job_order, 1);
+    for job in [&cancelled, &finished] {
+        book.insert(job).expect("insert");
+    }
+    cancelled.note(JobState::Cancelled, "by its client", 2);
+    finished.miner = Some(key("//miner1").account());
+    finished.note(JobState::Finished, "exited with code 0", 2);
+    book.update(&cancelled).expect("update");
+    book.update(&finished).expect("update");
+    assert!(cancelled.settled() && !finished.settled());
+    tokio::time::sleep(ttl * 2).await;
+    assert!(book.get("job-c").expect("get").is_none());
+    assert_eq!(
+        book.get("job-f").expect("get").map(|j| j.state),
+        Some(JobState::Finished)
+    );
+    let listed: Vec<String> = book
+        .list_owned("a")
+        .expect("list")
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(listed, ["job-f"]);
+    // Accounted for, it is settled too.
+    finished.accounted = true;
+    book.update(&finished).expect("update");
+    tokio::time::sleep(ttl * 2).await;
+    assert!(book.get("job-f").expect("get").is_none());
+}
