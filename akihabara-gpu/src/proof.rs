@@ -115,8 +115,10 @@ impl ProofFile {
 
 fn decode_hash(s: &str) -> Result<Hash, String> {
     let mut h = [0u8; 32];
-    hex::decode_to_slice(s.trim_start_matches("0x"), &mut h)
-        .map_err(|e| format!("`{s}` is not 32 bytes of hex: {e}"))?;
+    hex::decode_to_slice(s.trim_start_matches("0x"), &mut h).map_err(|e| {
+        let shown = akihabara_core::protocol::clip_text(s.to_owned(), 80);
+        format!("`{shown}` is not 32 bytes of hex: {e}")
+    })?;
     Ok(h)
 }
 

@@ -94,8 +94,10 @@ impl PowChallenge {
             .as_deref()
             .ok_or_else(|| PowError::Malformed("the response has no root".into()))?;
         let mut h = [0u8; 32];
-        hex::decode_to_slice(r.trim_start_matches("0x"), &mut h)
-            .map_err(|e| PowError::Malformed(format!("root `{r}`: {e}")))?;
+        hex::decode_to_slice(r.trim_start_matches("0x"), &mut h).map_err(|e| {
+            let shown = akihabara_core::protocol::clip_text(r.to_owned(), 80);
+            PowError::Malformed(format!("root `{shown}`: {e}"))
+        })?;
         Ok(h)
     }
 }

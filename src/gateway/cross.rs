@@ -110,6 +110,10 @@ impl CrossChecker {
                     );
                     let marked = gateway
                         .transition(&id, |j| {
+                            // Only a check still waiting: never a verdict.
+                            if j.cross_check != Some(CrossCheck::Pending) {
+                                return false;
+                            }
                             j.cross_check = Some(CrossCheck::Unverifiable { reason });
                             true
                         })

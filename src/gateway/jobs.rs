@@ -187,10 +187,11 @@ impl OrganicJob {
     }
 
     /// Whether nothing more will happen to it: final, any cross-check
-    /// ended, and (when it finished) accounted for.
+    /// ended, and (when it finished on a miner) accounted for.
     pub fn settled(&self) -> bool {
+        // A finished job without a miner has nothing to account for.
         self.state.is_final()
-            && (self.accounted || self.state != JobState::Finished)
+            && (self.accounted || self.state != JobState::Finished || self.miner.is_none())
             && self.cross_check != Some(CrossCheck::Pending)
     }
 
@@ -257,6 +258,10 @@ pub const MAX_LISTED_PER_CLIENT: usize = 256;
 /// Set once every client's index is built (stores from before it had only
 /// the global index).
 const OWNER_INDEXES: &str = "akihabara:gateway:owner-indexes";
+
+/// Set once the settled jobs a store held before records expired were
+/// given their expiry.
+const SETTLED_EXPIRY: &str = "akihabara:gateway:settled-expiry";
 
 fn job_key(id: &str) -> String {
     format!("akihabara:gateway:job:{id}")
@@ -353,6 +358,26 @@ impl JobBook {
         }
         let mut puts: Vec<Put<'_>> = records.iter().map(|(k, v)| Put::new(k, v)).collect();
         puts.push(Put::new(OWNER_INDEXES, b"1"));
+        self.store.put(&puts)?;
+        Ok(())
+    }
+
+    /// Gives the settled jobs among `all` (the listed jobs) their expiry,
+    /// once: a store written before settled records expired.
+    pub fn expire_settled(&self, all: &[OrganicJob]) -> Result<(), GatewayError> {
+        let _one = self.write.lock().unwrap_or_else(|p| p.into_inner());
+        if self.store.get(SETTLED_EXPIRY)?.is_some() {
+            return Ok(());
+        }
+        let mut records = Vec::new();
+        for job in all.iter().filter(|j| j.settled()) {
+            records.push((job_key(&job.id), encode(job)?));
+        }
+        let mut puts: Vec<Put<'_>> = records
+            .iter()
+            .map(|(k, v)| Put::new(k, v).expiring(self.final_ttl))
+            .collect();
+        puts.push(Put::new(SETTLED_EXPIRY, b"1"));
         self.store.put(&puts)?;
         Ok(())
     }

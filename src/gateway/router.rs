@@ -320,7 +320,7 @@ impl Router {
                         outcome: "unreachable".into(),
                         detail: e.to_string(),
                     });
-                    if e.is_unreachable() {
+                    if e.is_unreachable() || e.is_busy() {
                         outcome = Offered::Wait;
                     } else {
                         refusals.insert("call refused");

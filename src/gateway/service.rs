@@ -117,6 +117,7 @@ impl Gateway {
         let book = JobBook::new(store.clone());
         let all = book.list()?;
         book.index_owners(&all)?;
+        book.expire_settled(&all)?;
         let active = all
             .iter()
             .filter(|j| !j.state.is_final())

@@ -1265,4 +1265,85 @@ async fn settled_jobs_expire_and_unsettled_ones_stay() {
     book.update(&finished).expect("update");
     tokio::time::sleep(ttl * 2).await;
     assert!(book.get("job-f").expect("get").is_none());
+
+    // A store from before records expired: settled jobs written plainly get
+    // their expiry once, at open; a job still to account for does not.
+    let (store, old) = (store(&dir.path().join("old")), JobBook::new);
+    let plain = |job: &OrganicJob| {
+        let record = serde_json::to_vec(job).expect("json");
+        store
+            .put(&[crate::store::Put::new(
+                &format!("akihabara:gateway:job:{}", job.id),
+                &record,
+            )])
+            .expect("put");
+    };
+    let mut unaccounted = finished.clone();
+    unaccounted.id = "job-u".into();
+    unaccounted.accounted = false;
+    plain(&cancelled);
+    plain(&unaccounted);
+    let book = old(store.clone()).with_final_ttl(ttl);
+    book.expire_settled(&[cancelled.clone(), unaccounted.clone()])
+        .expect("expire");
+    tokio::time::sleep(ttl * 2).await;
+    assert!(book.get("job-c").expect("get").is_none());
+    assert!(book.get("job-u").expect("get").is_some());
+    // Once only: a later open leaves records as they are.
+    plain(&cancelled);
+    book.expire_settled(&[cancelled.clone()]).expect("expire");
+    tokio::time::sleep(ttl * 2).await;
+    assert!(book.get("job-c").expect("get").is_some());
+}
+
+/// A miner that answers 429 (its budget of our job calls is spent) is busy,
+/// not refusing: the job waits for it instead of failing.
+#[tokio::test]
+async fn a_miner_answering_429_is_waited_for() {
+    use crate::axon::{Caller, HandlerError};
+    use crate::market::wire::JobSubmit;
+    let dir = tempfile::tempdir().expect("dir");
+    let axon = Axon::builder(key("//miner1"))
+        .route(|_: JobSubmit, _: Caller| async move {
+            Err::<JobSubmit, _>(HandlerError {
+                status: 429,
+                message: "Too many requests: 8 of your job calls are still being worked on".into(),
+            })
+        })
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
+    let port = axon.local_addr().expect("addr").port();
+    let (_stop, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    let crowded = Candidate {
+        target: AxonTarget::new([127, 0, 0, 1].into(), port, key("//miner1").account()),
+        score: 1.0,
+    };
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (client, _) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let router = Router::new(
+        gateway.clone(),
+        Arc::new(Fixed(vec![crowded])),
+        key("//validator1"),
+        ReceiptStore::new(dir.path().join("receipts.jsonl")),
+        RouterSettings::default(),
+    )
+    .expect("router");
+    let order: JobOrder = serde_json::from_value(order(&["true"])).expect("order");
+    let job = gateway.submit(&client, order).expect("submit");
+    router.step().await.expect("step");
+    let after = gateway.book().get(&job.id).expect("get").expect("kept");
+    assert_eq!(after.state, JobState::Queued, "{:?}", after.history);
+    assert_eq!(after.attempts.len(), 1);
+    assert!(
+        after.attempts[0].detail.contains("429"),
+        "{:?}",
+        after.attempts
+    );
 }

@@ -5,6 +5,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use akihabara_gpu::round::{RoundConfig, RoundError, challenge_miner};
+
+/// Longest verdict text kept in a measurement.
+const MAX_VERDICT: usize = 1024;
 use akihabara_gpu::{Challenge, Seed, Verdict, Verifier};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
@@ -456,6 +459,9 @@ impl Challenger {
             },
             Err(e) => (String::new(), false, 0.0, format!("no verdict: {e}")),
         };
+        // Kept in every measurement: whatever part of it a miner wrote is
+        // bounded already; this bounds the whole.
+        let verdict = crate::protocol::clip_text(verdict, MAX_VERDICT);
         let measured = Measured {
             uid: uid.0,
             hotkey: target.hotkey.to_ss58(),

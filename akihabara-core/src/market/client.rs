@@ -60,6 +60,13 @@ impl ClientError {
     pub fn is_unreachable(&self) -> bool {
         matches!(self, ClientError::Call { status, .. } if *status == 503 || *status == 408)
     }
+
+    /// Whether the miner answered 429: too many of the caller's calls at
+    /// once (its rate limit, or its budget of job calls still being worked
+    /// on). Try again later; it is not a refusal of the job.
+    pub fn is_busy(&self) -> bool {
+        matches!(self, ClientError::Call { status: 429, .. })
+    }
 }
 
 /// Longest free text kept from a miner's reply (a decline's detail, a

@@ -226,17 +226,21 @@ impl<S: Synapse> Envelope<S> {
 /// assert_eq!(clip_text("short".into(), 8), "short");
 /// assert_eq!(clip_text("ééééé".into(), 8), "éé…");
 /// assert!(clip_text("x".repeat(1 << 20), 512).len() <= 512);
+/// assert_eq!(clip_text("abcd".into(), 2), "ab");
+/// assert_eq!(clip_text("abcd".into(), 0), "");
 /// ```
 pub fn clip_text(mut text: String, max: usize) -> String {
     if text.len() <= max {
         return text;
     }
-    let mut end = max.saturating_sub('…'.len_utf8());
+    // No room for the mark: a plain cut.
+    let mark = if max >= '…'.len_utf8() { "…" } else { "" };
+    let mut end = max - mark.len();
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     text.truncate(end);
-    text.push('…');
+    text.push_str(mark);
     text
 }
 
