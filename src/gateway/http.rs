@@ -156,7 +156,7 @@ impl Listener {
                 let s = settings.clone();
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let (gateway, settings) = (gateway.clone(), s.clone());
-                    async move { Ok::<_, Infallible>(route(&gateway, &settings, req).await) }
+                    async move { Ok::<_, Infallible>(route(&gateway, &settings, req, peer.ip()).await) }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
@@ -174,6 +174,7 @@ async fn route(
     gateway: &Arc<Gateway>,
     settings: &HttpSettings,
     req: Request<Incoming>,
+    peer: std::net::IpAddr,
 ) -> Response<Body> {
     let path = req.uri().path().to_owned();
     let method = req.method().clone();
@@ -220,12 +221,25 @@ async fn route(
             {
                 return r;
             }
+            // Checking a signature costs the body and the curve arithmetic:
+            // an address that sent many bad ones waits before it costs more.
+            if client.signature.is_some() && !gateway.bad_signatures().allowed(peer) {
+                return error(
+                    429,
+                    None,
+                    format!(
+                        "more than {MAX_BAD_SIGNATURES} requests with bad signatures from this \
+                         address in a minute; wait"
+                    ),
+                );
+            }
             let body = match read_body(settings, &parts.headers, body).await {
                 Ok(b) => b,
                 Err(r) => return *r,
             };
             if let Some(check) = &client.signature {
                 if let Err(r) = check.verify(gateway, &method, &path, &body) {
+                    gateway.bad_signatures().failed(peer);
                     return *r;
                 }
                 if let Some(r) = over_rate(&client.client) {
@@ -250,6 +264,71 @@ async fn route(
             None,
             format!("no route {path}; the API is described at /openapi.json"),
         ),
+    }
+}
+
+/// Requests with bad signatures one address may send within a minute of its
+/// first before its signed requests are refused unread (429) until that
+/// minute is over.
+pub const MAX_BAD_SIGNATURES: u32 = 30;
+/// Addresses whose bad signatures are counted at once (beyond, the
+/// newcomers share one count).
+const MAX_COUNTED_ADDRESSES: usize = 4096;
+
+/// Bad signatures per address: a count, and when it started (a count
+/// older than a minute starts again).
+#[derive(Debug, Default)]
+pub struct BadSignatures {
+    counts: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u64, u32)>>,
+}
+
+/// How long a count of bad signatures lasts, ms.
+const BAD_SIGNATURE_WINDOW_MS: u64 = 60_000;
+
+impl BadSignatures {
+    fn now() -> u64 {
+        crate::market::server::unix_millis()
+    }
+
+    fn current((since, _): &(u64, u32), now: u64) -> bool {
+        now.saturating_sub(*since) < BAD_SIGNATURE_WINDOW_MS
+    }
+
+    /// Whether `peer` may still have a signature checked.
+    pub fn allowed(&self, peer: std::net::IpAddr) -> bool {
+        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Self::now();
+        let key = Self::key(&counts, peer);
+        !counts
+            .get(&key)
+            .is_some_and(|c| Self::current(c, now) && c.1 >= MAX_BAD_SIGNATURES)
+    }
+
+    /// Counts a bad signature from `peer`.
+    pub fn failed(&self, peer: std::net::IpAddr) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Self::now();
+        if counts.len() >= MAX_COUNTED_ADDRESSES && !counts.contains_key(&peer) {
+            counts.retain(|_, c| Self::current(c, now));
+        }
+        let key = Self::key(&counts, peer);
+        let entry = counts.entry(key).or_insert((now, 0));
+        if !Self::current(entry, now) {
+            *entry = (now, 0);
+        }
+        entry.1 = entry.1.saturating_add(1);
+    }
+
+    /// `peer`, or the shared count once too many addresses are counted.
+    fn key(
+        counts: &std::collections::HashMap<std::net::IpAddr, (u64, u32)>,
+        peer: std::net::IpAddr,
+    ) -> std::net::IpAddr {
+        if counts.contains_key(&peer) || counts.len() < MAX_COUNTED_ADDRESSES {
+            peer
+        } else {
+            std::net::IpAddr::from([0, 0, 0, 0])
+        }
     }
 }
 

@@ -85,6 +85,8 @@ pub struct Gateway {
     logs: Mutex<HashMap<String, FetchedLog>>,
     /// Open log streams, by client id.
     streams: Arc<crate::market::flight::InFlight<String>>,
+    /// Bad hotkey signatures, by address.
+    bad_signatures: super::http::BadSignatures,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -144,6 +146,7 @@ impl Gateway {
             to_cancel: Mutex::new(Vec::new()),
             logs: Mutex::new(HashMap::new()),
             streams: crate::market::flight::InFlight::new(MAX_STREAMS, MAX_STREAMS_PER_CLIENT),
+            bad_signatures: super::http::BadSignatures::default(),
         }))
     }
 
@@ -158,6 +161,11 @@ impl Gateway {
         client: &Client,
     ) -> Result<crate::market::flight::Ticket<String>, crate::market::flight::Full> {
         self.streams.enter(&client.id)
+    }
+
+    /// Bad hotkey signatures counted by address.
+    pub fn bad_signatures(&self) -> &super::http::BadSignatures {
+        &self.bad_signatures
     }
 
     /// The clients.

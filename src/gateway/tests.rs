@@ -68,6 +68,30 @@ async fn serve(gateway: Arc<Gateway>) -> Api {
 }
 
 impl Api {
+    /// `POST /v1/jobs` of `body` as hotkey client `client`, signed by
+    /// `signer` (the client itself, or a forger) at `ts`.
+    fn signed_post(
+        &self,
+        client: &Keypair,
+        signer: &Keypair,
+        ts: u64,
+        body: &str,
+    ) -> reqwest::RequestBuilder {
+        let sig = signer.sign(&http::signing_message(
+            "POST",
+            "/v1/jobs",
+            ts,
+            body.as_bytes(),
+        ));
+        self.http
+            .post(format!("{}/v1/jobs", self.base))
+            .header("content-type", "application/json")
+            .header(http::HEADER_HOTKEY, client.account().to_string())
+            .header(http::HEADER_TIMESTAMP, ts.to_string())
+            .header(http::HEADER_SIGNATURE, sig.to_string())
+            .body(body.to_owned())
+    }
+
     async fn call(
         &self,
         method: &str,
@@ -459,21 +483,7 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
         .expect("hotkey");
     let api = serve(gateway.clone()).await;
     let body = order(&["true"]).to_string();
-    let signed = |ts: u64, body: &str, signer: &Keypair| {
-        let sig = signer.sign(&http::signing_message(
-            "POST",
-            "/v1/jobs",
-            ts,
-            body.as_bytes(),
-        ));
-        api.http
-            .post(format!("{}/v1/jobs", api.base))
-            .header("content-type", "application/json")
-            .header(http::HEADER_HOTKEY, client.account().to_string())
-            .header(http::HEADER_TIMESTAMP, ts.to_string())
-            .header(http::HEADER_SIGNATURE, sig.to_string())
-            .body(body.to_owned())
-    };
+    let signed = |ts: u64, body: &str, signer: &Keypair| api.signed_post(&client, signer, ts, body);
     let now = gateway.now_ms();
     let ok = signed(now, &body, &client).send().await.expect("send");
     assert_eq!(ok.status().as_u16(), 201);
@@ -1346,4 +1356,37 @@ async fn a_miner_answering_429_is_waited_for() {
         "{:?}",
         after.attempts
     );
+}
+
+/// Forged signatures from one address stop costing a body read and a
+/// signature check once there are too many of them in a minute.
+#[tokio::test]
+async fn an_address_sending_bad_signatures_is_made_to_wait() {
+    use super::http::MAX_BAD_SIGNATURES;
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let client = key("//client1");
+    gateway
+        .clients()
+        .add_hotkey("signer", client.account(), &ClientLimits::default(), 0)
+        .expect("hotkey");
+    let api = serve(gateway.clone()).await;
+    let body = order(&["true"]).to_string();
+    let send = |ts: u64, signer: &Keypair| api.signed_post(&client, signer, ts, &body).send();
+    let now = gateway.now_ms();
+    for i in 0..u64::from(MAX_BAD_SIGNATURES) {
+        let r = send(now + i, &key("//mallory")).await.expect("send");
+        assert_eq!(r.status().as_u16(), 401);
+    }
+    // Now even a good signature from this address waits out the minute.
+    let r = send(now + 100, &client).await.expect("send");
+    assert_eq!(r.status().as_u16(), 429);
+    let answer: Value = r.json().await.expect("json");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("more than 30 requests with bad signatures")),
+        "{answer}"
+    );
+    assert!(gateway.book().ids().expect("ids").is_empty());
 }
