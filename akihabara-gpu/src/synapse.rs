@@ -267,6 +267,23 @@ impl Drop for InFlight<'_> {
 }
 
 impl PowService {
+    /// `caller`'s one place for a challenge or an opening, given back when
+    /// dropped; [`PowError::Busy`] while it holds it already.
+    fn enter(&self, caller: &AccountId) -> Result<InFlight<'_>, PowError> {
+        if !self
+            .in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(*caller)
+        {
+            return Err(PowError::Busy);
+        }
+        Ok(InFlight {
+            set: &self.in_flight,
+            who: *caller,
+        })
+    }
+
     /// Serves with `prover` and the default [`PowLimits`].
     pub fn new(prover: Box<dyn crate::Prover>) -> PowService {
         PowService::with_limits(prover, PowLimits::default())
@@ -318,18 +335,7 @@ impl PowService {
     ) -> Result<PowChallenge, PowError> {
         let ch = req.challenge()?;
         self.check(&ch)?;
-        if !self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(*caller)
-        {
-            return Err(PowError::Busy);
-        }
-        let _in_flight = InFlight {
-            set: &self.in_flight,
-            who: *caller,
-        };
+        let _in_flight = self.enter(caller)?;
         let mut g = self.lock()?;
         g.1 = None;
         let c = g.0.commit_cancellable(&ch, cancel)?;
@@ -359,18 +365,7 @@ impl PowService {
     /// caller has hung up.
     pub fn open(&self, caller: &AccountId, mut req: PowOpen) -> Result<PowOpen, PowError> {
         let rows = req.row_refs()?;
-        if !self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(*caller)
-        {
-            return Err(PowError::Busy);
-        }
-        let _in_flight = InFlight {
-            set: &self.in_flight,
-            who: *caller,
-        };
+        let _in_flight = self.enter(caller)?;
         let kept = self
             .kept
             .lock()
