@@ -120,7 +120,7 @@ impl Verifier {
 }
 
 fn check(batch: &mut Vec<Job>) {
-    let ctx = schnorrkel::signing_context(b"substrate");
+    let ctx = crate::wallet::signing_context();
     let all_good = batch.len() > 1 && {
         let transcripts: Vec<_> = batch.iter().map(|j| ctx.bytes(&j.message)).collect();
         let sigs: Vec<_> = batch.iter().map(|j| j.signature).collect();

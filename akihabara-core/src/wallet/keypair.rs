@@ -14,6 +14,14 @@ use crate::AccountId;
 /// The signing context of Substrate's sr25519.
 const SIGNING_CONTEXT: &[u8] = b"substrate";
 
+/// The `substrate` signing context, built once: building it costs a Keccak
+/// permutation, and every signature check starts from a copy of it.
+pub(crate) fn signing_context() -> &'static schnorrkel::context::SigningContext {
+    static CONTEXT: std::sync::LazyLock<schnorrkel::context::SigningContext> =
+        std::sync::LazyLock::new(|| schnorrkel::signing_context(SIGNING_CONTEXT));
+    &CONTEXT
+}
+
 /// What a secret URI may be, for the error that refuses one.
 const URI_FORMS: &str = "expected //name (as in //Alice or //validator1), a mnemonic of 12 to 24 words, \
      or 0x and a 32-byte hex seed, each optionally followed by /soft or //hard derivations";
@@ -194,8 +202,7 @@ impl Keypair {
 
     /// Signs `message` (sr25519, context `substrate`).
     pub fn sign(&self, message: &[u8]) -> Signature {
-        let ctx = schnorrkel::signing_context(SIGNING_CONTEXT);
-        Signature(self.pair.sign(ctx.bytes(message)).to_bytes())
+        Signature(self.pair.sign(signing_context().bytes(message)).to_bytes())
     }
 }
 
@@ -261,7 +268,7 @@ pub(crate) fn verify_with(
     message: &[u8],
     sig: &schnorrkel::Signature,
 ) -> bool {
-    let ctx = schnorrkel::signing_context(SIGNING_CONTEXT);
+    let ctx = signing_context();
     if public.verify(ctx.bytes(message), sig).is_ok() {
         return true;
     }

@@ -35,9 +35,9 @@ use zeroize::Zeroizing;
 
 pub use crypto::{DecryptError, Encryption};
 pub use keyfile::{KeyMaterial, KeyfileFormatError};
-#[cfg(feature = "net")]
-pub(crate) use keypair::verify_with;
 pub use keypair::{KeyError, Keypair, Signature, verify};
+#[cfg(feature = "net")]
+pub(crate) use keypair::{signing_context, verify_with};
 pub use password::PasswordError;
 
 use crate::AccountId;
