@@ -1138,10 +1138,7 @@ impl Validator {
                 Err(e) => WeightsReport::RevealLater(e),
             }));
         }
-        let due = match self.weights.block {
-            None => true,
-            Some(last) => block.0 >= last + h.tempo.max(h.weights_rate_limit).max(1),
-        };
+        let due = weights_due(self.weights.block, block, h);
         if !due || self.measured.is_empty() {
             return Ok(None);
         }
@@ -1300,4 +1297,14 @@ fn encode<T: Serialize>(key: &str, value: &T) -> Result<Vec<u8>, crate::store::S
         key: key.to_owned(),
         reason: format!("cannot encode: {e}").into(),
     })
+}
+
+/// Whether weights are due at `block`, the last ones set at `last`: once a
+/// tempo, and never faster than the chain's rate limit. Both come from the
+/// node; a hostile one's `u64::MAX` means "not yet", not an overflow.
+pub(super) fn weights_due(last: Option<u64>, block: Block, h: &Hyperparameters) -> bool {
+    match last {
+        None => true,
+        Some(last) => block.0 >= last.saturating_add(h.tempo.max(h.weights_rate_limit).max(1)),
+    }
 }

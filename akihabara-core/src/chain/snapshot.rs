@@ -310,7 +310,7 @@ impl ChainClient for SnapshotChain {
         }
         let block = self.now(&st);
         if let Some(last) = st.last_weights.get(hotkey) {
-            let next = Block(last.0 + self.hyper.weights_rate_limit);
+            let next = Block(last.0.saturating_add(self.hyper.weights_rate_limit));
             if block < next {
                 return Err(ChainError::RateLimited { last: *last, next });
             }

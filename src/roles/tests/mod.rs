@@ -434,3 +434,25 @@ async fn organic_runs_are_paid_and_cross_check_failures_penalised() {
     assert_eq!((v.penalty(Uid(1)), v.penalty(Uid(2))), (0.0, 1.0));
     let _ = net.stop.send(true);
 }
+
+/// The node's hyperparameters are not trusted: a rate limit of `u64::MAX`
+/// (a hostile or broken node) means weights are not due, where the sum
+/// used to overflow (a panic in debug builds, "due at every step" in release).
+#[test]
+fn weights_due_survives_a_hostile_rate_limit() {
+    use super::validator::weights_due;
+    let hostile = Hyperparameters {
+        tempo: 10,
+        weights_rate_limit: u64::MAX,
+        ..Hyperparameters::default()
+    };
+    assert!(
+        weights_due(None, Block(5), &hostile),
+        "first weights are due at once"
+    );
+    assert!(!weights_due(Some(100), Block(u64::MAX - 1), &hostile));
+    assert!(weights_due(Some(100), Block(u64::MAX), &hostile));
+    // An honest node: once a tempo, or the rate limit if that is longer.
+    assert!(!weights_due(Some(100), Block(109), &hyper()));
+    assert!(weights_due(Some(100), Block(110), &hyper()));
+}

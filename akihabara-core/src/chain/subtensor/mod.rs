@@ -25,6 +25,7 @@ use subxt::PolkadotConfig;
 use subxt::backend::LegacyBackend;
 use subxt::dynamic;
 use subxt::ext::frame_decode::storage::{IntoDecodableValues, IntoEncodableValues};
+use subxt::ext::futures::StreamExt as _;
 use subxt::ext::scale_decode::DecodeAsType;
 use subxt::transactions::TransactionStatus;
 use subxt::utils::{AccountId32, MultiSignature};
@@ -193,6 +194,45 @@ fn is_disconnect(text: &str) -> bool {
     .any(|k| t.contains(k))
 }
 
+/// The largest JSON-RPC answer or notification read from a node. Finney's
+/// metadata, the largest answer we ask for, is about 0.6 MiB as hex.
+pub const MAX_RPC_RESPONSE: u32 = 8 << 20;
+/// The largest JSON-RPC request sent (a signed extrinsic is a few KiB).
+pub const MAX_RPC_REQUEST: u32 = 1 << 20;
+/// Notifications kept per subscription while the reader is busy (a block
+/// subscription gets one every 12 s); jsonrpsee's default is 4,096, which
+/// at the answer cap would let a node fill 64 GiB.
+pub const MAX_SUBSCRIPTION_BACKLOG: usize = 64;
+
+/// A WebSocket JSON-RPC client with every limit set here, not left to the
+/// library's defaults: answer and request sizes, and the backlog of each
+/// subscription. Time is bounded by the callers.
+async fn rpc_client(url: &str) -> Result<subxt::rpcs::RpcClient, RpcConnectError> {
+    use subxt::ext::jsonrpsee::client_transport::ws::{Url, WsTransportClientBuilder};
+    use subxt::ext::jsonrpsee::core::client::Client;
+    let parsed = Url::parse(url).map_err(|e| RpcConnectError(e.to_string()))?;
+    let (sender, receiver) = WsTransportClientBuilder::default()
+        .max_response_size(MAX_RPC_RESPONSE)
+        // Without a frame cap, an oversized answer is refused only after
+        // its bytes were read and dropped: a node claiming 2^63 of them
+        // keeps the reader busy until a timeout. With it, the frame's
+        // header is enough.
+        .max_frame_size(MAX_RPC_RESPONSE)
+        .max_request_size(MAX_RPC_REQUEST)
+        .build(parsed)
+        .await
+        .map_err(|e| RpcConnectError(e.to_string()))?;
+    let client = Client::builder()
+        .max_buffer_capacity_per_subscription(MAX_SUBSCRIPTION_BACKLOG)
+        .build_with_tokio(sender, receiver);
+    Ok(subxt::rpcs::RpcClient::new(client))
+}
+
+/// Why the WebSocket to a node could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RpcConnectError(String);
+
 /// Connects and configures subxt with the chain's current runtime version
 /// for every block from the head on. Without it subxt asks the runtime for
 /// its version (a WASM call) on every read; with it, a runtime upgrade is
@@ -201,9 +241,7 @@ fn is_disconnect(text: &str) -> bool {
 async fn connect_once(url: &str) -> Result<Conn, ChainError> {
     use subxt::config::Header as _;
 
-    let rpc_client = subxt::rpcs::RpcClient::from_insecure_url(url)
-        .await
-        .map_err(|e| at_node(url, e))?;
+    let rpc_client = rpc_client(url).await.map_err(|e| at_node(url, e))?;
     let rpc = Rpc::new(rpc_client.clone());
     let version = rpc
         .state_get_runtime_version(None)
@@ -661,6 +699,39 @@ fn refusal(text: &str) -> ChainError {
     ChainError::Rejected(text.to_owned())
 }
 
+/// A block subscription on which no block arrives for this long ends with
+/// an error: subtensor makes a block every 12 s, and a node that keeps the
+/// socket open but stops sending must not hold a reader forever.
+pub const BLOCK_STALL: Duration = Duration::from_secs(120);
+
+/// Passes `blocks` on to `tx` until the first error (passed on, then the
+/// end), the reader's going away, or `stall` without a block (an error).
+async fn forward_blocks<S>(
+    mut blocks: S,
+    tx: tokio::sync::mpsc::Sender<Result<Block, ChainError>>,
+    stall: Duration,
+) where
+    S: subxt::ext::futures::Stream<Item = Result<Block, ChainError>> + Unpin,
+{
+    loop {
+        let item = match tokio::time::timeout(stall, blocks.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => return,
+            Err(_) => Err(ChainError::Connection {
+                what: format!(
+                    "the node sent no block for {:?} on a block subscription",
+                    stall
+                ),
+                source: None,
+            }),
+        };
+        let stop = item.is_err();
+        if tx.send(item).await.is_err() || stop {
+            return;
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl ChainClient for Subtensor {
     async fn block(&self) -> Result<Block, ChainError> {
@@ -669,7 +740,7 @@ impl ChainClient for Subtensor {
     }
 
     async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
-        let mut blocks = self
+        let blocks = self
             .bounded(async {
                 self.fresh()
                     .await?
@@ -679,15 +750,8 @@ impl ChainClient for Subtensor {
             })
             .await?;
         let (tx, stream) = BlockStream::channel(16);
-        tokio::spawn(async move {
-            while let Some(next) = blocks.next().await {
-                let item = next.map(|b| Block(b.number())).map_err(connection);
-                let stop = item.is_err();
-                if tx.send(item).await.is_err() || stop {
-                    break;
-                }
-            }
-        });
+        let blocks = blocks.map(|next| next.map(|b| Block(b.number())).map_err(connection));
+        tokio::spawn(forward_blocks(blocks, tx, BLOCK_STALL));
         Ok(stream)
     }
 
@@ -987,6 +1051,97 @@ pub(crate) fn shared_metadata(name: &str) -> Option<subxt::Metadata> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A node that keeps the subscription open but stops sending ends the
+    /// stream with an error after the stall bound; it used to wait forever.
+    #[tokio::test]
+    async fn a_silent_block_subscription_ends_with_an_error() {
+        use subxt::ext::futures::stream;
+        let blocks = stream::iter([Ok(Block(7))]).chain(stream::pending());
+        let (tx, mut rx) = BlockStream::channel(4);
+        let forward = tokio::spawn(forward_blocks(
+            Box::pin(blocks),
+            tx,
+            Duration::from_millis(300),
+        ));
+        assert!(matches!(rx.next().await, Some(Ok(Block(7)))));
+        let started = tokio::time::Instant::now();
+        match rx.next().await {
+            Some(Err(ChainError::Connection { what, .. })) => {
+                assert!(what.contains("no block for 300ms"), "{what}")
+            }
+            other => panic!("expected the stall error, got {other:?}"),
+        }
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        assert!(rx.next().await.is_none(), "the stream ends after the error");
+        forward.await.expect("the forwarding task ends");
+    }
+
+    /// A node whose answer is larger than [`MAX_RPC_RESPONSE`] is refused
+    /// from the frame's header, before the answer is read; with the
+    /// library's defaults the client read on, waiting for the 9 MiB. The fake
+    /// node speaks just enough WebSocket: the handshake, then one frame
+    /// claiming 9 MiB.
+    #[tokio::test]
+    async fn an_answer_over_the_cap_is_refused_unread() {
+        use base64::Engine as _;
+        use sha1::Digest as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        let node = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.expect("accept");
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = sock.read(&mut buf).await.expect("read");
+                assert!(n > 0, "the client hung up during the handshake");
+                request.extend_from_slice(&buf[..n]);
+            }
+            let text = String::from_utf8_lossy(&request);
+            let key = text
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("sec-websocket-key")
+                        .then(|| v.trim())
+                })
+                .expect("a websocket key");
+            let accept = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(
+                format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+            ));
+            let answer = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+            );
+            sock.write_all(answer.as_bytes()).await.expect("handshake");
+            // The first request arrives; answer with a text frame whose
+            // header claims 9 MiB, then a little of it.
+            let _ = sock.read(&mut buf).await;
+            let mut frame = vec![0x81, 127];
+            frame.extend_from_slice(&(9u64 << 20).to_be_bytes());
+            frame.extend_from_slice(br#"{"jsonrpc":"2.0","id":0,"result":""#);
+            let _ = sock.write_all(&frame).await;
+            // Hold the socket: a client that waits for the rest hangs.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let result = tokio::time::timeout(Duration::from_secs(10), connect_once(&url))
+            .await
+            .expect("refused at once, not read to the end");
+        let Err(e) = result else {
+            panic!("a 9 MiB answer was accepted")
+        };
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain.push_str(&format!(": {s}"));
+            source = s.source();
+        }
+        assert!(chain.contains("too large"), "{chain}");
+        node.abort();
+    }
 
     #[test]
     fn urls_name_their_host_and_port() {
