@@ -87,8 +87,10 @@ fn field_error(field: String, reason: impl Into<String>) -> VolumeError {
     }
 }
 
-/// Whether `ip` is one a miner may be sent to without the operator's leave.
-fn is_public(ip: IpAddr) -> bool {
+/// Whether `ip` is one a miner may be sent to without the operator's leave:
+/// not loopback, private, link-local, unspecified, broadcast, documentation
+/// or shared (100.64/10) space.
+pub(crate) fn is_public(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             !(v4.is_loopback()

@@ -166,6 +166,20 @@ impl Metagraph {
         self.block
     }
 
+    /// Forgets the axon addresses `keep` refuses (such a neuron then serves
+    /// none) and returns how many it forgot.
+    #[cfg(feature = "subtensor")]
+    pub(crate) fn retain_axons(&mut self, keep: impl Fn(&std::net::SocketAddr) -> bool) -> usize {
+        let mut forgotten = 0;
+        for n in &mut self.neurons {
+            if n.axon.as_ref().is_some_and(|a| !keep(a)) {
+                n.axon = None;
+                forgotten += 1;
+            }
+        }
+        forgotten
+    }
+
     /// All neurons, sorted by uid.
     pub fn neurons(&self) -> &[Neuron] {
         &self.neurons

@@ -178,6 +178,56 @@ fn connection<E: std::error::Error + Send + Sync + 'static>(e: E) -> ChainError 
     }
 }
 
+/// Whether the node at `url` runs on this machine or a private network
+/// (`localhost`, a loopback or private address): a local chain's axons may
+/// be private too.
+fn node_is_local(url: &str) -> bool {
+    host_port(url).is_some_and(|(host, _)| {
+        host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<IpAddr>()
+                .is_ok_and(|ip| !crate::market::volumes::is_public(ip))
+    })
+}
+
+/// The metagraph as a node at `url` may tell it. Validators send signed
+/// requests to every axon in it, so a node that is not local cannot aim them
+/// at loopback, private or link-local addresses (an admin port on this
+/// machine, a cloud metadata service): those axons are forgotten, as if
+/// not served, with a warning.
+fn guard_axons(url: &str, mut metagraph: Metagraph) -> Metagraph {
+    if !node_is_local(url) {
+        let forgotten = metagraph.retain_axons(|a| crate::market::volumes::is_public(a.ip()));
+        if forgotten > 0 {
+            tracing::warn!(
+                netuid = metagraph.netuid().0,
+                forgotten,
+                node = url,
+                "axons at loopback, private or link-local addresses ignored: a node that is not local does not decide what this machine calls"
+            );
+        }
+    }
+    metagraph
+}
+
+/// An extrinsic's events could not be read or say it failed. Only a
+/// failure the runtime reported is a refusal: a block or its events that
+/// could not be fetched (a block is up to 10 MiB, about 20 MiB as hex) is a
+/// connection problem, and the extrinsic may well have been included.
+fn events_error(e: subxt::error::TransactionEventsError) -> ChainError {
+    use subxt::error::TransactionEventsError as E;
+    match e {
+        E::CannotFetchBlockBody { .. }
+        | E::BlockNotFound { .. }
+        | E::CannotInstantiateClientAtBlock(_)
+        | E::CannotFetchEventsForTransaction { .. } => ChainError::Connection {
+            what: "reading the events of the block that includes the extrinsic".to_owned(),
+            source: Some(Box::new(e)),
+        },
+        other => refusal(&other.to_string()),
+    }
+}
+
 /// Whether a subxt error means the connection is gone (so a reconnect may
 /// help), as opposed to an answer the chain gave.
 fn is_disconnect(text: &str) -> bool {
@@ -194,14 +244,18 @@ fn is_disconnect(text: &str) -> bool {
     .any(|k| t.contains(k))
 }
 
-/// The largest JSON-RPC answer or notification read from a node. Finney's
-/// metadata, the largest answer we ask for, is about 0.6 MiB as hex.
-pub const MAX_RPC_RESPONSE: u32 = 8 << 20;
+/// The largest JSON-RPC answer or notification read from a node. The
+/// largest we ask for is a whole block (`chain_getBlock`, to find an
+/// extrinsic's events): subtensor's blocks are at most 10 MiB, about
+/// 20 MiB as hex. Finney's metadata is about 0.6 MiB as hex.
+pub const MAX_RPC_RESPONSE: u32 = 24 << 20;
 /// The largest JSON-RPC request sent (a signed extrinsic is a few KiB).
 pub const MAX_RPC_REQUEST: u32 = 1 << 20;
 /// Notifications kept per subscription while the reader is busy (a block
-/// subscription gets one every 12 s); jsonrpsee's default is 4,096, which
-/// at the answer cap would let a node fill 64 GiB.
+/// subscription gets one every 12 s). subxt asked jsonrpsee for 4,096,
+/// which at its 10 MiB answer cap let a node queue 40 GiB. A subscription
+/// whose reader falls this far behind is closed by jsonrpsee; the block
+/// stream then ends with an error, and the reader subscribes again.
 pub const MAX_SUBSCRIPTION_BACKLOG: usize = 64;
 
 /// A WebSocket JSON-RPC client with every limit set here, not left to the
@@ -210,28 +264,29 @@ pub const MAX_SUBSCRIPTION_BACKLOG: usize = 64;
 async fn rpc_client(url: &str) -> Result<subxt::rpcs::RpcClient, RpcConnectError> {
     use subxt::ext::jsonrpsee::client_transport::ws::{Url, WsTransportClientBuilder};
     use subxt::ext::jsonrpsee::core::client::Client;
-    let parsed = Url::parse(url).map_err(|e| RpcConnectError(e.to_string()))?;
+    let parsed = Url::parse(url).map_err(|e| RpcConnectError(Box::new(e)))?;
     let (sender, receiver) = WsTransportClientBuilder::default()
         .max_response_size(MAX_RPC_RESPONSE)
-        // Without a frame cap, an oversized answer is refused only after
-        // its bytes were read and dropped: a node claiming 2^63 of them
-        // keeps the reader busy until a timeout. With it, the frame's
-        // header is enough.
+        // Without a frame cap (soketto's own is 256 MiB), an oversized
+        // answer is refused only after its bytes were read and dropped:
+        // a node claiming 200 MiB keeps the reader busy until a timeout.
+        // With it, the frame's header is enough.
         .max_frame_size(MAX_RPC_RESPONSE)
         .max_request_size(MAX_RPC_REQUEST)
         .build(parsed)
         .await
-        .map_err(|e| RpcConnectError(e.to_string()))?;
+        .map_err(|e| RpcConnectError(Box::new(e)))?;
     let client = Client::builder()
         .max_buffer_capacity_per_subscription(MAX_SUBSCRIPTION_BACKLOG)
         .build_with_tokio(sender, receiver);
     Ok(subxt::rpcs::RpcClient::new(client))
 }
 
-/// Why the WebSocket to a node could not be opened.
+/// Why the WebSocket to a node could not be opened (the URL, or the
+/// handshake), with the library's error as it is.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-struct RpcConnectError(String);
+#[error(transparent)]
+struct RpcConnectError(Box<dyn std::error::Error + Send + Sync>);
 
 /// Connects and configures subxt with the chain's current runtime version
 /// for every block from the head on. Without it subxt asks the runtime for
@@ -417,10 +472,7 @@ impl Subtensor {
                 match status {
                     TransactionStatus::InBestBlock(in_block)
                     | TransactionStatus::InFinalizedBlock(in_block) => {
-                        in_block
-                            .wait_for_success()
-                            .await
-                            .map_err(|e| refusal(&e.to_string()))?;
+                        in_block.wait_for_success().await.map_err(events_error)?;
                         let block = in_block.at().await.map_err(connection)?.block_number();
                         return Ok(Block(block));
                     }
@@ -699,13 +751,17 @@ fn refusal(text: &str) -> ChainError {
     ChainError::Rejected(text.to_owned())
 }
 
-/// A block subscription on which no block arrives for this long ends with
-/// an error: subtensor makes a block every 12 s, and a node that keeps the
-/// socket open but stops sending must not hold a reader forever.
-pub const BLOCK_STALL: Duration = Duration::from_secs(120);
+/// A block subscription on which no finalized block arrives for this long
+/// ends with an error, and the reader subscribes again: a node that keeps
+/// the socket open but stops sending must not hold a reader forever.
+/// Subtensor finalizes a block every 12 s; a longer finality stall on an
+/// honest node also ends the stream.
+pub const BLOCK_STALL: Duration = Duration::from_secs(300);
 
 /// Passes `blocks` on to `tx` until the first error (passed on, then the
-/// end), the reader's going away, or `stall` without a block (an error).
+/// end), the reader's going away, the node's ending the subscription (an
+/// error: a closed stream is never the normal end of a block subscription),
+/// or `stall` without a block (an error).
 async fn forward_blocks<S>(
     mut blocks: S,
     tx: tokio::sync::mpsc::Sender<Result<Block, ChainError>>,
@@ -716,7 +772,9 @@ async fn forward_blocks<S>(
     loop {
         let item = match tokio::time::timeout(stall, blocks.next()).await {
             Ok(Some(item)) => item,
-            Ok(None) => return,
+            Ok(None) => Err(ChainError::connection(
+                "the node ended the block subscription (closed, or this reader fell behind)",
+            )),
             Err(_) => Err(ChainError::Connection {
                 what: format!(
                     "the node sent no block for {:?} on a block subscription",
@@ -756,12 +814,14 @@ impl ChainClient for Subtensor {
     }
 
     async fn metagraph(&self, netuid: Netuid) -> Result<Metagraph, ChainError> {
-        self.read(&[requirements::GET_METAGRAPH], |at| async move {
-            subnet_info::<MetagraphInfo>(&at, "get_metagraph", netuid)
-                .await?
-                .into_metagraph()
-        })
-        .await
+        let metagraph = self
+            .read(&[requirements::GET_METAGRAPH], |at| async move {
+                subnet_info::<MetagraphInfo>(&at, "get_metagraph", netuid)
+                    .await?
+                    .into_metagraph()
+            })
+            .await?;
+        Ok(guard_axons(&self.url, metagraph))
     }
 
     async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError> {
@@ -1052,36 +1112,48 @@ pub(crate) fn shared_metadata(name: &str) -> Option<subxt::Metadata> {
 mod tests {
     use super::*;
 
+    /// The next item of `rx`, which must be a connection error: its text.
+    async fn next_connection_error(rx: &mut BlockStream) -> String {
+        match rx.next().await {
+            Some(Err(ChainError::Connection { what, .. })) => what,
+            other => panic!("expected a connection error, got {other:?}"),
+        }
+    }
+
     /// A node that keeps the subscription open but stops sending ends the
     /// stream with an error after the stall bound; it used to wait forever.
+    /// A subscription the node ends is an error too, so the reader
+    /// subscribes again; it used to end the stream as if nothing happened.
     #[tokio::test]
-    async fn a_silent_block_subscription_ends_with_an_error() {
+    async fn a_silent_or_ended_block_subscription_ends_with_an_error() {
         use subxt::ext::futures::stream;
+        let stall = Duration::from_millis(300);
+        let started = tokio::time::Instant::now();
         let blocks = stream::iter([Ok(Block(7))]).chain(stream::pending());
         let (tx, mut rx) = BlockStream::channel(4);
-        let forward = tokio::spawn(forward_blocks(
-            Box::pin(blocks),
-            tx,
-            Duration::from_millis(300),
-        ));
+        let forward = tokio::spawn(forward_blocks(Box::pin(blocks), tx, stall));
         assert!(matches!(rx.next().await, Some(Ok(Block(7)))));
-        let started = tokio::time::Instant::now();
-        match rx.next().await {
-            Some(Err(ChainError::Connection { what, .. })) => {
-                assert!(what.contains("no block for 300ms"), "{what}")
-            }
-            other => panic!("expected the stall error, got {other:?}"),
-        }
-        assert!(started.elapsed() >= Duration::from_millis(300));
+        let what = next_connection_error(&mut rx).await;
+        assert!(what.contains("no block for 300ms"), "{what}");
+        assert!(started.elapsed() >= stall);
         assert!(rx.next().await.is_none(), "the stream ends after the error");
+        forward.await.expect("the forwarding task ends");
+
+        let blocks = stream::iter([Ok(Block(8))]);
+        let (tx, mut rx) = BlockStream::channel(4);
+        let forward = tokio::spawn(forward_blocks(Box::pin(blocks), tx, stall));
+        assert!(matches!(rx.next().await, Some(Ok(Block(8)))));
+        let what = next_connection_error(&mut rx).await;
+        assert!(what.contains("ended the block subscription"), "{what}");
+        assert!(rx.next().await.is_none());
         forward.await.expect("the forwarding task ends");
     }
 
     /// A node whose answer is larger than [`MAX_RPC_RESPONSE`] is refused
     /// from the frame's header, before the answer is read; with the
-    /// library's defaults the client read on, waiting for the 9 MiB. The fake
-    /// node speaks just enough WebSocket: the handshake, then one frame
-    /// claiming 9 MiB.
+    /// library's defaults the client read on, waiting for the 32 MiB. The
+    /// fake node speaks just enough WebSocket: the handshake, then one frame
+    /// claiming 32 MiB.
     #[tokio::test]
     async fn an_answer_over_the_cap_is_refused_unread() {
         use base64::Engine as _;
@@ -1118,10 +1190,10 @@ mod tests {
             );
             sock.write_all(answer.as_bytes()).await.expect("handshake");
             // The first request arrives; answer with a text frame whose
-            // header claims 9 MiB, then a little of it.
+            // header claims 32 MiB, then a little of it.
             let _ = sock.read(&mut buf).await;
             let mut frame = vec![0x81, 127];
-            frame.extend_from_slice(&(9u64 << 20).to_be_bytes());
+            frame.extend_from_slice(&(32u64 << 20).to_be_bytes());
             frame.extend_from_slice(br#"{"jsonrpc":"2.0","id":0,"result":""#);
             let _ = sock.write_all(&frame).await;
             // Hold the socket: a client that waits for the rest hangs.
@@ -1131,16 +1203,61 @@ mod tests {
             .await
             .expect("refused at once, not read to the end");
         let Err(e) = result else {
-            panic!("a 9 MiB answer was accepted")
+            panic!("a 32 MiB answer was accepted")
         };
-        let mut chain = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            chain.push_str(&format!(": {s}"));
-            source = s.source();
-        }
-        assert!(chain.contains("too large"), "{chain}");
+        let text = e.full_text();
+        assert!(text.contains("too large"), "{text}");
         node.abort();
+    }
+
+    /// A node that is not local cannot aim validators at loopback, private
+    /// or link-local addresses through the axons it reports; a local one can
+    /// (test chains serve on loopback).
+    #[test]
+    fn a_remote_node_cannot_aim_validators_at_private_addresses() {
+        use crate::{Hotkey, Neuron, Rao, Uid};
+        for (url, local) in [
+            ("ws://127.0.0.1:9944", true),
+            ("ws://localhost:9944", true),
+            ("ws://[::1]:9944", true),
+            ("ws://10.1.2.3:9944", true),
+            ("wss://entrypoint-finney.opentensor.ai:443", false),
+            ("wss://node.example", false),
+            ("ws://8.8.8.8:9944", false),
+        ] {
+            assert_eq!(node_is_local(url), local, "{url}");
+        }
+        let axons = [
+            "169.254.169.254:80",
+            "127.0.0.1:8091",
+            "10.0.0.7:8091",
+            "8.8.8.8:8091",
+        ];
+        let neurons = axons
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let key = Hotkey::from_bytes([i as u8; 32]);
+                let mut n = Neuron::new(Uid(i as u16), key, Rao(0), false);
+                n.axon = Some(a.parse().expect("addr"));
+                n
+            })
+            .collect();
+        let mg = Metagraph::new(Netuid(1), Block(1), neurons).expect("metagraph");
+        let served = |m: &Metagraph| -> Vec<String> {
+            m.neurons()
+                .iter()
+                .filter_map(|n| n.axon.map(|a| a.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            served(&guard_axons(
+                "wss://entrypoint-finney.opentensor.ai:443",
+                mg.clone()
+            )),
+            ["8.8.8.8:8091"]
+        );
+        assert_eq!(served(&guard_axons("ws://127.0.0.1:9944", mg)), axons);
     }
 
     #[test]
