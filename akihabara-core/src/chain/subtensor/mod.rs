@@ -261,10 +261,10 @@ pub const MAX_SUBSCRIPTION_BACKLOG: usize = 64;
 /// A WebSocket JSON-RPC client with every limit set here, not left to the
 /// library's defaults: answer and request sizes, and the backlog of each
 /// subscription. Time is bounded by the callers.
-async fn rpc_client(url: &str) -> Result<subxt::rpcs::RpcClient, RpcConnectError> {
+async fn rpc_client(url: &str) -> Result<subxt::rpcs::RpcClient, ChainError> {
     use subxt::ext::jsonrpsee::client_transport::ws::{Url, WsTransportClientBuilder};
     use subxt::ext::jsonrpsee::core::client::Client;
-    let parsed = Url::parse(url).map_err(|e| RpcConnectError(Box::new(e)))?;
+    let parsed = Url::parse(url).map_err(|e| at_node(url, e))?;
     let (sender, receiver) = WsTransportClientBuilder::default()
         .max_response_size(MAX_RPC_RESPONSE)
         // Without a frame cap (soketto's own is 256 MiB), an oversized
@@ -275,18 +275,12 @@ async fn rpc_client(url: &str) -> Result<subxt::rpcs::RpcClient, RpcConnectError
         .max_request_size(MAX_RPC_REQUEST)
         .build(parsed)
         .await
-        .map_err(|e| RpcConnectError(Box::new(e)))?;
+        .map_err(|e| at_node(url, e))?;
     let client = Client::builder()
         .max_buffer_capacity_per_subscription(MAX_SUBSCRIPTION_BACKLOG)
         .build_with_tokio(sender, receiver);
     Ok(subxt::rpcs::RpcClient::new(client))
 }
-
-/// Why the WebSocket to a node could not be opened (the URL, or the
-/// handshake), with the library's error as it is.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-struct RpcConnectError(Box<dyn std::error::Error + Send + Sync>);
 
 /// Connects and configures subxt with the chain's current runtime version
 /// for every block from the head on. Without it subxt asks the runtime for
@@ -296,7 +290,7 @@ struct RpcConnectError(Box<dyn std::error::Error + Send + Sync>);
 async fn connect_once(url: &str) -> Result<Conn, ChainError> {
     use subxt::config::Header as _;
 
-    let rpc_client = rpc_client(url).await.map_err(|e| at_node(url, e))?;
+    let rpc_client = rpc_client(url).await?;
     let rpc = Rpc::new(rpc_client.clone());
     let version = rpc
         .state_get_runtime_version(None)
@@ -775,13 +769,9 @@ async fn forward_blocks<S>(
             Ok(None) => Err(ChainError::connection(
                 "the node ended the block subscription (closed, or this reader fell behind)",
             )),
-            Err(_) => Err(ChainError::Connection {
-                what: format!(
-                    "the node sent no block for {:?} on a block subscription",
-                    stall
-                ),
-                source: None,
-            }),
+            Err(_) => Err(ChainError::connection(format!(
+                "the node sent no block for {stall:?} on a block subscription"
+            ))),
         };
         let stop = item.is_err();
         if tx.send(item).await.is_err() || stop {
