@@ -112,6 +112,7 @@ pub(crate) async fn connect_with(
         connect_timeout: Duration::from_secs(n.timeout),
         timeout: Duration::from_secs(n.timeout),
         block_time: block_time.unwrap_or(SubtensorOptions::default().block_time),
+        sign_unpinned_calls: n.sign_unpinned_calls,
         ..SubtensorOptions::default()
     };
     Subtensor::connect_with(&network, opts)

@@ -185,6 +185,11 @@ pub struct ChainSection {
     /// Only for `snapshot:FILE`: the simulated subnet's hyperparameters.
     #[serde(default)]
     pub hyperparameters: Option<akihabara_core::chain::Hyperparameters>,
+    /// Sign calls whose pallet index, call index or argument shape in the
+    /// node's metadata differ from every runtime this release knows
+    /// (`SubtensorOptions::sign_unpinned_calls`). Warned about at every start.
+    #[serde(default)]
+    pub sign_unpinned_calls: bool,
 }
 
 fn thirty_seconds() -> Duration {

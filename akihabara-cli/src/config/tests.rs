@@ -17,6 +17,10 @@ fn templates_parse_to_their_configs() {
     let m: MinerConfig = load(&p, [], &[]).expect("miner template");
     assert_eq!((m.chain.netuid, m.axon.port), (27, 8091));
     assert_eq!(m.chain.timeout, Duration::from_secs(30));
+    assert!(
+        !m.chain.sign_unpinned_calls,
+        "only pinned calls are signed by default"
+    );
     let (_d, p) = write(VALIDATOR_TEMPLATE);
     let v: ValidatorConfig = load(&p, [], &[]).expect("validator template");
     assert_eq!(v.scoring.reference_ops, None);
@@ -36,6 +40,8 @@ fn environment_then_flags_override_the_file() {
     assert_eq!(m.chain.netuid, 3);
     assert_eq!(m.axon.port, 9001, "the flag beats the environment");
     assert_eq!(m.schedule.poll, Duration::from_secs(2));
+    let m: MinerConfig = load(&p, [], &["chain.sign_unpinned_calls=true".into()]).expect("opt in");
+    assert!(m.chain.sign_unpinned_calls);
 }
 
 #[test]

@@ -186,8 +186,16 @@ pub async fn connect_chain(
         block_time: c
             .block_time
             .unwrap_or(SubtensorOptions::default().block_time),
+        sign_unpinned_calls: c.sign_unpinned_calls,
         ..SubtensorOptions::default()
     };
+    if c.sign_unpinned_calls {
+        tracing::warn!(
+            "[chain] sign_unpinned_calls is on: calls whose index or shape in the node's metadata \
+             differ from every runtime this release knows are signed anyway; the node can choose \
+             what this daemon's keys sign"
+        );
+    }
     let chain = Subtensor::connect_with(&network, opts)
         .await
         .with_context(|| format!("connecting to {}", network.url()))?;

@@ -26,7 +26,7 @@ pub use snapshot::{SnapshotChain, Submission};
 #[cfg(feature = "subtensor")]
 pub use subtensor::{
     Network, Subtensor, SubtensorOptions, decode_hyperparams_answer, decode_metagraph_answer,
-    requirements,
+    requirements, trust,
 };
 #[cfg(feature = "timelock")]
 pub use timelock::{DrandRound, TimelockError};
@@ -131,6 +131,12 @@ pub enum ChainError {
     /// needs, or it has a shape this client cannot encode or decode.
     #[error("the runtime does not provide {0}")]
     Unsupported(String),
+    /// The node's metadata describes something this client will not sign or
+    /// decode against: a call whose pallet index, call index or argument
+    /// shape differs from every runtime this release knows, or a type that
+    /// contains itself or nests too deep (see `chain::trust`).
+    #[error("untrusted chain metadata: {0}")]
+    UntrustedMetadata(String),
     /// The subnet does not use commit/reveal: weights are set directly.
     #[error("netuid {0} does not use commit/reveal: set the weights directly")]
     CommitRevealDisabled(Netuid),

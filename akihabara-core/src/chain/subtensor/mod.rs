@@ -15,6 +15,7 @@
 mod decode;
 pub mod requirements;
 mod timelocked;
+pub mod trust;
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -118,11 +119,16 @@ pub struct SubtensorOptions {
     /// Time per block, to turn the blocks until a reveal into a drand round
     /// (12 s on Finney and testnet, as the SDK assumes).
     pub block_time: Duration,
+    /// Sign calls whose pallet index, call index or argument shape differ
+    /// from every runtime this release knows ([`trust::PINNED_CALLS`]),
+    /// with a warning, instead of refusing them. Off by default: the node
+    /// could otherwise choose the bytes a key signs.
+    pub sign_unpinned_calls: bool,
 }
 
 impl Default for SubtensorOptions {
     /// 10 s to connect, 30 s per read, 120 s for inclusion, 250 ms backoff,
-    /// 12 s blocks.
+    /// 12 s blocks; only pinned calls are signed.
     fn default() -> SubtensorOptions {
         SubtensorOptions {
             connect_timeout: Duration::from_secs(10),
@@ -130,6 +136,7 @@ impl Default for SubtensorOptions {
             inclusion_timeout: Duration::from_secs(120),
             backoff: Duration::from_millis(250),
             block_time: Duration::from_secs(12),
+            sign_unpinned_calls: false,
         }
     }
 }
@@ -391,6 +398,7 @@ impl Subtensor {
             .await
             .map_err(connection)?;
         require(at.metadata_ref(), needs)?;
+        trust::check(at.metadata_ref(), needs, self.opts.sign_unpinned_calls)?;
         Ok(at)
     }
 
@@ -648,6 +656,11 @@ fn decode_answer<T: DecodeAsType>(
                 "this runtime has no SubnetInfoRuntimeApi::{method}"
             ))
         })?;
+    trust::check_type(
+        metadata,
+        ty,
+        &format!("the answer of SubnetInfoRuntimeApi::{method}"),
+    )?;
     Option::<T>::decode_as_type(&mut bytes, ty, metadata.types())
         .map_err(|e| ChainError::Unsupported(format!("{method}: undecodable answer: {e}")))
 }
@@ -690,15 +703,31 @@ where
     K: IntoEncodableValues + IntoDecodableValues,
     V: DecodeAsType,
 {
+    stored_in(at, "SubtensorModule", entry, key).await
+}
+
+/// One storage value of any pallet at `at`; `None` where none is stored.
+/// Its type is checked first ([`trust::check_storage`]).
+async fn stored_in<K, V>(
+    at: &AtBlock,
+    pallet: &str,
+    entry: &str,
+    key: K,
+) -> Result<Option<V>, ChainError>
+where
+    K: IntoEncodableValues + IntoDecodableValues,
+    V: DecodeAsType,
+{
+    trust::check_storage(at.metadata_ref(), pallet, entry)?;
     let value = at
         .storage()
-        .try_fetch(dynamic::storage::<K, V>("SubtensorModule", entry), key)
+        .try_fetch(dynamic::storage::<K, V>(pallet, entry), key)
         .await
         .map_err(connection)?;
     value
         .map(|v| {
             v.decode()
-                .map_err(|e| ChainError::Unsupported(e.to_string()))
+                .map_err(|e| ChainError::Unsupported(format!("{pallet}.{entry}: {e}")))
         })
         .transpose()
 }

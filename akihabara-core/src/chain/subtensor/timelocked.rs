@@ -14,14 +14,11 @@ use std::time::Duration;
 
 use subxt::Metadata;
 use subxt::dynamic;
-use subxt::ext::frame_decode::storage::{IntoDecodableValues, IntoEncodableValues};
-use subxt::ext::scale_decode::DecodeAsType;
 use subxt::utils::{AccountId32, H256};
 
 use super::requirements::{self, Need, provides};
 use super::{
-    AtBlock, SUBNET_AND_UID, Subtensor, connection, hyperparameters_at, registered_uid_at,
-    subnet_size_at,
+    SUBNET_AND_UID, Subtensor, hyperparameters_at, registered_uid_at, stored_in, subnet_size_at,
 };
 use crate::chain::timelock::{
     self, DrandRound, RevealSchedule, RoundRule, TimelockError, WeightsPayload,
@@ -131,30 +128,6 @@ fn storage_index(netuid: Netuid, mechid: Option<MechId>) -> u16 {
     let mech = u16::from(mechid.map_or(0, |m| m.0));
     mech.saturating_mul(MECHANISM_STRIDE)
         .saturating_add(netuid.0)
-}
-
-/// One storage value of any pallet at `at`; `None` where none is stored.
-async fn stored_in<K, V>(
-    at: &AtBlock,
-    pallet: &str,
-    entry: &str,
-    key: K,
-) -> Result<Option<V>, ChainError>
-where
-    K: IntoEncodableValues + IntoDecodableValues,
-    V: DecodeAsType,
-{
-    let value = at
-        .storage()
-        .try_fetch(dynamic::storage::<K, V>(pallet, entry), key)
-        .await
-        .map_err(connection)?;
-    value
-        .map(|v| {
-            v.decode()
-                .map_err(|e| ChainError::Unsupported(format!("{pallet}.{entry}: {e}")))
-        })
-        .transpose()
 }
 
 /// Everything a commit is computed from, read at one block.
