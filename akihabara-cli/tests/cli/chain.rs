@@ -449,8 +449,97 @@ fn chain_commands_against_a_local_subtensor() {
         "{hot}"
     );
 
-    // 7. Last, as it restarts the chain.
+    // 7. A connection the node stops answering on is replaced.
+    a_stalled_connection_is_replaced(&chain);
+
+    // 8. Last, as it restarts the chain.
     subscription_and_reconnect(&chain, &si);
+}
+
+/// A node that stops answering in the middle of a connection (here a proxy
+/// in front of the chain that stops passing the node's bytes on every
+/// connection open so far): the call waiting on it times out, and the next
+/// call connects afresh instead of waiting on the same socket again.
+fn a_stalled_connection_is_replaced(chain: &LocalChain) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use akihabara_core::chain::{ChainClient, ChainError, Network, Subtensor, SubtensorOptions};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let node = format!("127.0.0.1:{}", chain.port);
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = listener.local_addr().unwrap();
+        // Connections numbered below this one get nothing more from the node.
+        let stall_below = Arc::new(AtomicU64::new(0));
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (stall, count) = (stall_below.clone(), accepted.clone());
+        let proxying = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    return;
+                };
+                let id = count.fetch_add(1, Ordering::SeqCst);
+                let node = node.clone();
+                let stall = stall.clone();
+                tokio::spawn(async move {
+                    let Ok(upstream) = tokio::net::TcpStream::connect(&node).await else {
+                        return;
+                    };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut ur, mut uw) = upstream.into_split();
+                    let up = tokio::spawn(async move {
+                        let _ = tokio::io::copy(&mut cr, &mut uw).await;
+                    });
+                    let mut buf = vec![0u8; 16 * 1024];
+                    loop {
+                        let n = match ur.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        if id < stall.load(Ordering::SeqCst) {
+                            // Silent from here on, the socket kept open.
+                            std::future::pending::<()>().await;
+                        }
+                        if cw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    up.abort();
+                });
+            }
+        });
+        let network: Network = format!("ws://{proxy}").parse().unwrap();
+        let opts = SubtensorOptions {
+            connect_timeout: Duration::from_secs(20),
+            timeout: Duration::from_secs(4),
+            ..SubtensorOptions::default()
+        };
+        let client = Subtensor::connect_with(&network, opts).await.unwrap();
+        let before = client.block().await.expect("a read through the proxy");
+        stall_below.store(accepted.load(Ordering::SeqCst), Ordering::SeqCst);
+        let t = Instant::now();
+        let err = client.block().await.expect_err("the node went silent");
+        assert!(matches!(err, ChainError::Timeout(_)), "{err}");
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+        let opened = accepted.load(Ordering::SeqCst);
+        let after = client
+            .block()
+            .await
+            .expect("the next read on a fresh connection");
+        assert!(after.0 >= before.0, "{before} then {after}");
+        assert!(
+            accepted.load(Ordering::SeqCst) > opened,
+            "the read after the timeout opened a new connection"
+        );
+        proxying.abort();
+    });
 }
 
 /// The library client on the same chain: a block subscription, and a

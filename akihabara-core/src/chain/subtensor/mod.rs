@@ -19,6 +19,7 @@ pub mod trust;
 
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -146,6 +147,8 @@ pub struct Subtensor {
     url: String,
     opts: SubtensorOptions,
     conn: RwLock<Conn>,
+    /// A call on the connection timed out: the next call connects afresh.
+    stale: AtomicBool,
 }
 
 impl std::fmt::Debug for Subtensor {
@@ -349,6 +352,7 @@ impl Subtensor {
             url,
             opts,
             conn: RwLock::new(conn),
+            stale: AtomicBool::new(false),
         })
     }
 
@@ -374,8 +378,15 @@ impl Subtensor {
     }
 
     /// The client, rebuilt first when the runtime was upgraded since it was
-    /// configured (its metadata is then read afresh).
+    /// configured (its metadata is then read afresh), or when a call on the
+    /// connection timed out.
     async fn fresh(&self) -> Result<Client, ChainError> {
+        if self.stale.swap(false, Ordering::AcqRel)
+            && let Err(e) = self.reconnect().await
+        {
+            self.stale.store(true, Ordering::Release);
+            return Err(e);
+        }
         let conn = self.conn();
         let now = conn
             .rpc
@@ -419,13 +430,21 @@ impl Subtensor {
         }
     }
 
+    /// `fut` within [`SubtensorOptions::timeout`]. On a timeout the
+    /// connection is marked stale and the next call connects afresh: a node
+    /// that stops in the middle of an answer (a frame that never ends) would
+    /// otherwise leave every later call waiting on the same socket.
     async fn bounded<T>(
         &self,
         fut: impl Future<Output = Result<T, ChainError>>,
     ) -> Result<T, ChainError> {
-        tokio::time::timeout(self.opts.timeout, fut)
-            .await
-            .map_err(|_| ChainError::Timeout(self.opts.timeout))?
+        match tokio::time::timeout(self.opts.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => {
+                self.stale.store(true, Ordering::Release);
+                Err(ChainError::Timeout(self.opts.timeout))
+            }
+        }
     }
 
     /// What every write checks first, read at one block: the subnet's size
@@ -489,7 +508,11 @@ impl Subtensor {
         };
         let block = tokio::time::timeout(self.opts.inclusion_timeout, wait)
             .await
-            .map_err(|_| ChainError::Timeout(self.opts.inclusion_timeout))??;
+            .map_err(|_| {
+                // The status stream may be stuck like a read (see `bounded`).
+                self.stale.store(true, Ordering::Release);
+                ChainError::Timeout(self.opts.inclusion_timeout)
+            })??;
         Ok(Receipt { block, extrinsic })
     }
 }
