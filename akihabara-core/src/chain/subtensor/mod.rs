@@ -1198,41 +1198,13 @@ mod tests {
     /// claiming 32 MiB.
     #[tokio::test]
     async fn an_answer_over_the_cap_is_refused_unread() {
-        use base64::Engine as _;
-        use sha1::Digest as _;
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        let (url, listener) = fake_node().await;
         let node = tokio::spawn(async move {
-            let (mut sock, _) = listener.accept().await.expect("accept");
-            let mut request = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = sock.read(&mut buf).await.expect("read");
-                assert!(n > 0, "the client hung up during the handshake");
-                request.extend_from_slice(&buf[..n]);
-            }
-            let text = String::from_utf8_lossy(&request);
-            let key = text
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("sec-websocket-key")
-                        .then(|| v.trim())
-                })
-                .expect("a websocket key");
-            let accept = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(
-                format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
-            ));
-            let answer = format!(
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
-                 Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
-            );
-            sock.write_all(answer.as_bytes()).await.expect("handshake");
+            let mut sock = accept_websocket(&listener).await;
             // The first request arrives; answer with a text frame whose
             // header claims 32 MiB, then a little of it.
+            let mut buf = [0u8; 1024];
             let _ = sock.read(&mut buf).await;
             let mut frame = vec![0x81, 127];
             frame.extend_from_slice(&(32u64 << 20).to_be_bytes());
@@ -1250,6 +1222,152 @@ mod tests {
         let text = e.full_text();
         assert!(text.contains("too large"), "{text}");
         node.abort();
+    }
+
+    /// A node that floods a subscription its reader is not keeping up with:
+    /// at most [`MAX_SUBSCRIPTION_BACKLOG`] notifications are kept, then the
+    /// subscription ends (subxt's default kept 4,096 of up to 10 MiB each).
+    #[tokio::test]
+    async fn a_flooded_subscription_keeps_a_bounded_backlog_then_ends() {
+        use tokio::io::AsyncWriteExt as _;
+        const SENT: usize = 1_000;
+        let (url, listener) = fake_node().await;
+        let (flooded, flooded_rx) = tokio::sync::oneshot::channel();
+        let node = tokio::spawn(async move {
+            let mut sock = accept_websocket(&listener).await;
+            let request = read_client_frame(&mut sock).await;
+            let request: serde_json::Value =
+                serde_json::from_slice(&request).expect("a JSON-RPC request");
+            assert_eq!(request["method"], "chain_subscribeFinalizedHeads");
+            let id = request["id"].clone();
+            let mut out = text_frame(
+                &serde_json::json!({"jsonrpc": "2.0", "id": id, "result": "flood"}).to_string(),
+            );
+            for n in 0..SENT {
+                out.extend(text_frame(
+                    &serde_json::json!({
+                        "jsonrpc": "2.0",
+                        "method": "chain_finalizedHead",
+                        "params": {"subscription": "flood", "result": {"n": n}},
+                    })
+                    .to_string(),
+                ));
+            }
+            sock.write_all(&out).await.expect("flood");
+            let _ = flooded.send(());
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let rpc = rpc_client(&url).await.expect("connects");
+        let mut sub = rpc
+            .subscribe::<serde_json::Value>(
+                "chain_subscribeFinalizedHeads",
+                subxt::rpcs::rpc_params![],
+                "chain_unsubscribeFinalizedHeads",
+            )
+            .await
+            .expect("subscribed");
+        // Read nothing until every notification has been sent and handled.
+        flooded_rx.await.expect("the node flooded");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let mut got = 0;
+        let drained = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(item) = sub.next().await {
+                if item.is_ok() {
+                    got += 1;
+                }
+            }
+        })
+        .await;
+        assert!(drained.is_ok(), "the subscription did not end ({got} read)");
+        assert!(
+            (1..=MAX_SUBSCRIPTION_BACKLOG).contains(&got),
+            "{got} of {SENT} notifications were kept"
+        );
+        node.abort();
+    }
+
+    async fn fake_node() -> (String, tokio::net::TcpListener) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("ws://{}", listener.local_addr().expect("addr"));
+        (url, listener)
+    }
+
+    /// Accepts one client and answers its WebSocket handshake.
+    async fn accept_websocket(listener: &tokio::net::TcpListener) -> tokio::net::TcpStream {
+        use base64::Engine as _;
+        use sha1::Digest as _;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (mut sock, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1];
+        // Byte by byte, so nothing after the handshake is consumed here.
+        while !request.ends_with(b"\r\n\r\n") {
+            let n = sock.read(&mut buf).await.expect("read");
+            assert!(n > 0, "the client hung up during the handshake");
+            request.push(buf[0]);
+        }
+        let text = String::from_utf8_lossy(&request);
+        let key = text
+            .lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                k.eq_ignore_ascii_case("sec-websocket-key")
+                    .then(|| v.trim())
+            })
+            .expect("a websocket key");
+        let accept = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(
+            format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11").as_bytes(),
+        ));
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        sock.write_all(answer.as_bytes()).await.expect("handshake");
+        sock
+    }
+
+    /// The payload of one (masked) frame from the client.
+    async fn read_client_frame(sock: &mut tokio::net::TcpStream) -> Vec<u8> {
+        use tokio::io::AsyncReadExt as _;
+        let mut head = [0u8; 2];
+        sock.read_exact(&mut head).await.expect("frame header");
+        let len = match head[1] & 0x7f {
+            126 => {
+                let mut l = [0u8; 2];
+                sock.read_exact(&mut l).await.expect("length");
+                usize::from(u16::from_be_bytes(l))
+            }
+            127 => {
+                let mut l = [0u8; 8];
+                sock.read_exact(&mut l).await.expect("length");
+                usize::try_from(u64::from_be_bytes(l)).expect("a small frame")
+            }
+            n => usize::from(n),
+        };
+        let mut mask = [0u8; 4];
+        sock.read_exact(&mut mask).await.expect("mask");
+        let mut payload = vec![0u8; len];
+        sock.read_exact(&mut payload).await.expect("payload");
+        for (i, b) in payload.iter_mut().enumerate() {
+            *b ^= mask[i % 4];
+        }
+        payload
+    }
+
+    /// An unmasked text frame, as a server sends it (under 64 KiB).
+    fn text_frame(text: &str) -> Vec<u8> {
+        let len = u16::try_from(text.len()).expect("under 64 KiB");
+        let mut f = vec![0x81];
+        if len < 126 {
+            f.push(len as u8);
+        } else {
+            f.push(126);
+            f.extend_from_slice(&len.to_be_bytes());
+        }
+        f.extend_from_slice(text.as_bytes());
+        f
     }
 
     /// A node that is not local cannot aim validators at loopback, private
