@@ -245,6 +245,9 @@ async fn route(
                 if let Some(r) = over_rate(&client.client) {
                     return r;
                 }
+                if let Err(r) = check.used(gateway) {
+                    return *r;
+                }
             }
             let client = client.client;
             match (&method, &segments[2..]) {
@@ -361,15 +364,31 @@ impl SignatureCheck {
                 "the signature does not verify for this hotkey, method, path, timestamp and body",
             )));
         }
-        if !gateway.fresh_signature(&self.hotkey, self.timestamp_ms) {
-            return Err(Box::new(error(
-                401,
-                Some(HEADER_TIMESTAMP),
-                "a timestamp this hotkey already used (each request signs a later one)",
-            )));
+        // Only looked at here: the timestamp is used once the rate lets the
+        // request through (`used`), so a request refused with 429 can be
+        // sent again as it is.
+        if !gateway.signature_is_fresh(&self.hotkey, self.timestamp_ms) {
+            return Err(reused());
         }
         Ok(())
     }
+
+    /// Uses the timestamp; an error if another request used it first.
+    fn used(&self, gateway: &Gateway) -> Result<(), Box<Response<Body>>> {
+        if gateway.fresh_signature(&self.hotkey, self.timestamp_ms) {
+            Ok(())
+        } else {
+            Err(reused())
+        }
+    }
+}
+
+fn reused() -> Box<Response<Body>> {
+    Box::new(error(
+        401,
+        Some(HEADER_TIMESTAMP),
+        "a timestamp this hotkey already used (each request signs a later one)",
+    ))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {

@@ -422,8 +422,16 @@ impl Gateway {
         self.changed.subscribe()
     }
 
+    /// Whether signed timestamp `ts_ms` from `hotkey` is later than the last
+    /// one it used, without using it (see [`Gateway::fresh_signature`]).
+    pub fn signature_is_fresh(&self, hotkey: &AccountId, ts_ms: u64) -> bool {
+        let seen = self.signed.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(hotkey).is_none_or(|&last| ts_ms > last)
+    }
+
     /// Accepts signed timestamp `ts_ms` from `hotkey` only when it is later
-    /// than the last one it used (a captured request cannot be replayed).
+    /// than the last one it used (a captured request cannot be replayed),
+    /// and uses it.
     pub fn fresh_signature(&self, hotkey: &AccountId, ts_ms: u64) -> bool {
         let mut seen = self.signed.lock().unwrap_or_else(|p| p.into_inner());
         match seen.get(hotkey) {

@@ -535,6 +535,40 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
     assert_eq!(statuses, [201, 201, 429]);
 }
 
+/// A signed request refused for its client's rate (429) has not used its
+/// timestamp: sent again as it is once the rate allows, it passes; after
+/// that it is a replay.
+#[tokio::test]
+async fn a_signed_request_refused_for_its_rate_can_be_sent_again() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let client = key("//client1");
+    let limits = ClientLimits {
+        rate_per_s: 4.0,
+        burst: 1,
+        ..ClientLimits::default()
+    };
+    gateway
+        .clients()
+        .add_hotkey("signer", client.account(), &limits, 0)
+        .expect("hotkey");
+    let api = serve(gateway.clone()).await;
+    let body = order(&["true"]).to_string();
+    let now = gateway.now_ms();
+    let send = |ts: u64| api.signed_post(&client, &client, ts, &body).send();
+    assert_eq!(send(now).await.expect("send").status().as_u16(), 201);
+    let over = send(now + 1).await.expect("send");
+    assert_eq!(over.status().as_u16(), 429);
+    // A token comes back every 250 ms.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let again = send(now + 1).await.expect("send");
+    assert_eq!(again.status().as_u16(), 201, "the 429'd request, resent");
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let replay = send(now + 1).await.expect("send");
+    assert_eq!(replay.status().as_u16(), 401, "now a replay");
+    assert_eq!(gateway.book().ids().expect("ids").len(), 2);
+}
+
 /// A miner: a job service over local executors of `classes`, behind an axon.
 async fn miner(
     dir: &std::path::Path,
