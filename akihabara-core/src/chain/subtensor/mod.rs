@@ -220,24 +220,6 @@ fn guard_axons(url: &str, mut metagraph: Metagraph) -> Metagraph {
     metagraph
 }
 
-/// An extrinsic's events could not be read or say it failed. Only a
-/// failure the runtime reported is a refusal: a block or its events that
-/// could not be fetched (a block is up to 10 MiB, about 20 MiB as hex) is a
-/// connection problem, and the extrinsic may well have been included.
-fn events_error(e: subxt::error::TransactionEventsError) -> ChainError {
-    use subxt::error::TransactionEventsError as E;
-    match e {
-        E::CannotFetchBlockBody { .. }
-        | E::BlockNotFound { .. }
-        | E::CannotInstantiateClientAtBlock(_)
-        | E::CannotFetchEventsForTransaction { .. } => ChainError::Connection {
-            what: "reading the events of the block that includes the extrinsic".to_owned(),
-            source: Some(Box::new(e)),
-        },
-        other => refusal(&other.to_string()),
-    }
-}
-
 /// Whether a subxt error means the connection is gone (so a reconnect may
 /// help), as opposed to an answer the chain gave.
 fn is_disconnect(text: &str) -> bool {
@@ -471,6 +453,7 @@ impl Subtensor {
         subxt::transactions::DynamicPayload<CallData>: subxt::transactions::Payload,
     {
         let at = self.bounded(self.at_current(&[need])).await?;
+        let rpc = self.conn().rpc;
         let mut txs = at.transactions();
         let progress = self
             .bounded(async {
@@ -479,7 +462,8 @@ impl Subtensor {
                     .map_err(|e| refusal(&e.to_string()))
             })
             .await?;
-        let extrinsic = format!("0x{}", hex::encode(progress.extrinsic_hash()));
+        let ext_hash = progress.extrinsic_hash();
+        let extrinsic = format!("0x{}", hex::encode(ext_hash));
         let wait = async move {
             let mut progress = progress;
             loop {
@@ -493,9 +477,15 @@ impl Subtensor {
                 match status {
                     TransactionStatus::InBestBlock(in_block)
                     | TransactionStatus::InFinalizedBlock(in_block) => {
-                        in_block.wait_for_success().await.map_err(events_error)?;
-                        let block = in_block.at().await.map_err(connection)?.block_number();
-                        return Ok(Block(block));
+                        // The client at the including block. Its metadata is
+                        // read afresh where the node says the runtime there
+                        // differs, so it is checked before its events are
+                        // decoded (subxt's `wait_for_success` would ask for
+                        // the client again, unchecked).
+                        let at_tx = in_block.at().await.map_err(connection)?;
+                        trust::check_events(at_tx.metadata_ref())?;
+                        outcome(&at_tx, &rpc, ext_hash).await?;
+                        return Ok(Block(at_tx.block_number()));
                     }
                     TransactionStatus::Error { message }
                     | TransactionStatus::Invalid { message }
@@ -515,6 +505,56 @@ impl Subtensor {
             })??;
         Ok(Receipt { block, extrinsic })
     }
+}
+
+/// Whether the extrinsic `ext_hash`, included in the block `at` is at,
+/// succeeded: the runtime's `ExtrinsicFailed` for it is a refusal. What
+/// cannot be read (the block, its events) is a connection error: the
+/// extrinsic may well have been included.
+async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Result<(), ChainError> {
+    use subxt::config::Hasher as _;
+    let unreadable = |what: &str| ChainError::Connection {
+        what: format!("reading the block that includes the extrinsic: {what}"),
+        source: None,
+    };
+    let block = rpc
+        .chain_get_block(Some(at.block_hash()))
+        .await
+        .map_err(|e| ChainError::Connection {
+            what: "reading the block that includes the extrinsic".to_owned(),
+            source: Some(Box::new(e)),
+        })?
+        .ok_or_else(|| unreadable("the node does not have it"))?;
+    let index = block
+        .block
+        .extrinsics
+        .iter()
+        .position(|x| at.hasher().hash(&x.0) == ext_hash)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| unreadable("the extrinsic is not in it"))?;
+    let events = at
+        .events()
+        .fetch()
+        .await
+        .map_err(|e| ChainError::Connection {
+            what: "reading the events of the block that includes the extrinsic".to_owned(),
+            source: Some(Box::new(e)),
+        })?;
+    for event in events.iter() {
+        let event = event.map_err(|e| {
+            ChainError::Unsupported(format!("an event of the including block: {e}"))
+        })?;
+        if event.phase() == subxt::events::Phase::ApplyExtrinsic(index)
+            && event.pallet_name() == "System"
+            && event.event_name() == "ExtrinsicFailed"
+        {
+            let error =
+                subxt::error::DispatchError::decode_from(event.field_bytes(), at.metadata())
+                    .map_err(|e| ChainError::Unsupported(format!("the dispatch error: {e}")))?;
+            return Err(refusal(&error.to_string()));
+        }
+    }
+    Ok(())
 }
 
 /// The host and port a `ws://` or `wss://` URL names (80 and 443 by default).

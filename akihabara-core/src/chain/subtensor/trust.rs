@@ -1,30 +1,45 @@
-//! What the node's metadata may not decide: the bytes the client signs, and
-//! how deep the values it decodes may nest.
+//! What the node's metadata may not decide: the call bytes the client
+//! signs, and how deep and how long the values it encodes and decodes run.
 //!
 //! The client reads the runtime's metadata from the node it is pointed at
 //! (subxt's dynamic API) and encodes and decodes against it. A node that lies
 //! in that metadata could otherwise:
 //!
-//! - **choose what a key signs.** A call's pallet index, call index and
+//! - **choose the call a key signs.** A call's pallet index, call index and
 //!   argument types all come from the metadata, so a node could make the
 //!   hotkey (or, for `burned_register`, the coldkey) sign bytes that mean
 //!   another call on the real chain. Every call the client signs is therefore
 //!   pinned ([`PINNED_CALLS`]): its pallet and call index, and subxt's shape
-//!   hash of its arguments (names and types, recursively), as in every
-//!   subtensor runtime this release knows (Finney spec 393 and the local test
-//!   runtime, spec 293, agree on all of them). A runtime upgrade that changes
-//!   one is refused with [`ChainError::UntrustedMetadata`] until the operator
-//!   updates akihabara or opts in ([`SubtensorOptions::sign_unpinned_calls`]).
-//! - **abort the process.** Decoding follows the type graph: a type that
-//!   contains itself (a struct whose one field is itself), or a chain of
-//!   types nested a million deep, recurses until the stack overflows, which
-//!   aborts the process; a supervisor's restart connects to the same node.
-//!   Before anything is decoded (a storage value, a runtime API's answer, the
-//!   events of a block the client submitted to), the types reachable from it
-//!   must be acyclic and at most [`MAX_TYPE_DEPTH`] deep. In both known runtimes
-//!   the deepest is 7.
+//!   hash of its arguments (names and types, recursively; argument order is
+//!   checked by name in [`super::requirements`]), as the subtensor runtimes
+//!   this release knows define it (Finney, spec 393, and the local test
+//!   runtime, spec 293, agree on the five calls both have). A call that
+//!   differs is refused with [`ChainError::UntrustedMetadata`] until the
+//!   operator updates akihabara or opts in
+//!   ([`SubtensorOptions::sign_unpinned_calls`]).
+//! - **abort the process, or pin a thread.** Decoding and encoding follow
+//!   the type graph: a type that contains itself (a struct whose one field is
+//!   itself), or a chain of types nested a million deep, recurses until the
+//!   stack overflows, which aborts the process, and a supervisor's restart
+//!   connects to the same node. A list of empty structs makes a decoder
+//!   count to the 2^62 its few length bytes claim. So, before the client
+//!   decodes or encodes a value (a storage value, a runtime API's inputs and
+//!   answer, a transaction's extensions, every pallet's events and the
+//!   dispatch error of a block it submitted to), the types reachable from it
+//!   must be acyclic, at most [`MAX_TYPE_DEPTH`] deep (both known runtimes:
+//!   7), have no list of elements that take no bytes, and take at most
+//!   [`MAX_VISITS`] steps beyond what their bytes pay for and
+//!   [`MAX_VISITS_PER_BYTE`] per byte. Types the client cannot name (the
+//!   extrinsic's address and signature) are covered by a check of the whole
+//!   registry: following structs, tuples, arrays and compacts, which encode
+//!   nothing of their own, no type reaches itself or nests deeper than
+//!   [`MAX_TYPE_DEPTH`].
 //!
-//! The values themselves (balances, stakes, axons) remain the node's word.
+//! Not covered here: the genesis hash, nonce and era a signature commits to
+//! also come from the node, so a node that is not the chain the operator
+//! means (a test network's URL answering as Finney) can obtain a signature
+//! valid on the chain it impersonates. The values themselves (balances,
+//! stakes, axons) remain the node's word.
 //!
 //! [`SubtensorOptions::sign_unpinned_calls`]: super::SubtensorOptions::sign_unpinned_calls
 
@@ -37,8 +52,10 @@ use subxt::Metadata;
 use super::requirements::Need;
 use crate::chain::ChainError;
 
-/// How deep the types of anything the client decodes may nest.
-pub const MAX_TYPE_DEPTH: u32 = 64;
+/// How deep the types of anything the client decodes may nest. A value
+/// this deep decodes on half of a 2 MiB thread stack in a debug build
+/// (tested).
+pub const MAX_TYPE_DEPTH: u32 = 32;
 
 /// A call the client signs, as the known runtimes define it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,17 +127,21 @@ pub const PINNED_CALLS: &[PinnedCall] = &[
     ),
 ];
 
-/// Checks what `needs` will sign and decode against `metadata`: every type
-/// reachable from a decoded value is acyclic and at most [`MAX_TYPE_DEPTH`]
-/// deep, and every call matches its pin (unless `sign_unpinned`, which only
-/// warns). Run before the operation, after the names are known to exist
+/// Checks what `needs` will sign and decode against `metadata` (see the
+/// module docs): the types reachable from every value decoded or encoded
+/// are bounded ([`MAX_TYPE_DEPTH`], [`MAX_VISITS`], no cycles, no lists of
+/// elements that take no bytes), no chain of structs in the whole registry
+/// is cyclic or deeper than [`MAX_TYPE_DEPTH`], and every call matches its
+/// pin (unless `sign_unpinned`, which only warns). Run before the
+/// operation, after the names are known to exist
 /// ([`super::requirements::require`]).
 pub fn check(metadata: &Metadata, needs: &[Need], sign_unpinned: bool) -> Result<(), ChainError> {
+    structure(metadata)?;
     let mut depths = Depths::new(metadata.types());
     for need in needs {
         match *need {
             Need::Call(pallet, call, _) => {
-                // The arguments' types are hashed (recursively) for the pin.
+                // The arguments are encoded, and hashed (recursively) for the pin.
                 let fields = metadata
                     .pallet_by_name(pallet)
                     .and_then(|p| p.call_variant_by_name(call))
@@ -130,15 +151,8 @@ pub fn check(metadata: &Metadata, needs: &[Need], sign_unpinned: bool) -> Result
                     depths.check(ty, need)?;
                 }
                 check_pin(metadata, pallet, call, sign_unpinned)?;
-                // Submitting waits for the block's events and decodes them.
-                depths.check(metadata.outer_enums().event_enum_ty(), need)?;
-                if let Some(events) = metadata
-                    .pallet_by_name("System")
-                    .and_then(|p| p.storage())
-                    .and_then(|s| s.entry_by_name("Events"))
-                {
-                    depths.check(events.value_ty(), need)?;
-                }
+                signing(&mut depths, metadata, need)?;
+                events(&mut depths, metadata, need)?;
             }
             Need::Storage(pallet, entry) => storage(&mut depths, metadata, pallet, entry, need)?,
             Need::Api(api, method) => {
@@ -146,10 +160,89 @@ pub fn check(metadata: &Metadata, needs: &[Need], sign_unpinned: bool) -> Result
                     .runtime_api_trait_by_name(api)
                     .and_then(|t| t.method_by_name(method))
                 {
+                    for input in m.inputs() {
+                        depths.check(input.id, need)?;
+                    }
                     depths.check(m.output_ty(), need)?;
                 }
             }
         }
+    }
+    Ok(())
+}
+
+/// Checks what waiting for an extrinsic decodes against `metadata` (the
+/// client at the block that includes it): the registry's structure and
+/// every pallet's events, as [`check`] does for a call.
+pub fn check_events(metadata: &Metadata) -> Result<(), ChainError> {
+    structure(metadata)?;
+    events(
+        &mut Depths::new(metadata.types()),
+        metadata,
+        &"the events of the block that includes the extrinsic",
+    )
+}
+
+/// The transaction extensions a signature covers: their types are encoded
+/// (and walked by subxt to see whether they encode to nothing).
+fn signing(depths: &mut Depths<'_>, metadata: &Metadata, what: &Need) -> Result<(), ChainError> {
+    let extrinsic = metadata.extrinsic();
+    let mut any = false;
+    for version in 0..=u8::MAX {
+        let Some(extensions) = extrinsic.transaction_extensions_by_version(version) else {
+            continue;
+        };
+        any = true;
+        for e in extensions {
+            depths.check(e.extra_ty(), what)?;
+            depths.check(e.additional_ty(), what)?;
+        }
+    }
+    if !any {
+        // subxt would panic building the transaction.
+        return Err(ChainError::UntrustedMetadata(format!(
+            "{what}: the node's metadata lists no transaction extensions"
+        )));
+    }
+    Ok(())
+}
+
+/// What waiting for an extrinsic decodes: every pallet's events (subxt
+/// skips each event by its pallet's type), the outer event enum, the
+/// `System.Events` records and the dispatch error.
+fn events(
+    depths: &mut Depths<'_>,
+    metadata: &Metadata,
+    what: &dyn std::fmt::Display,
+) -> Result<(), ChainError> {
+    for pallet in metadata.pallets() {
+        if let Some(ty) = pallet.event_ty_id() {
+            depths.check(ty, what)?;
+        }
+    }
+    depths.check(metadata.outer_enums().event_enum_ty(), what)?;
+    if let Some(ty) = metadata.dispatch_error_ty() {
+        depths.check(ty, what)?;
+    }
+    if let Some(events) = metadata
+        .pallet_by_name("System")
+        .and_then(|p| p.storage())
+        .and_then(|s| s.entry_by_name("Events"))
+    {
+        depths.check(events.value_ty(), what)?;
+    }
+    Ok(())
+}
+
+/// The whole registry, for what subxt encodes against types this client
+/// cannot name (the extrinsic's address and signature types): following
+/// only structs, tuples, arrays and compacts (which encode no bytes of
+/// their own), no type may reach itself or nest deeper than
+/// [`MAX_TYPE_DEPTH`]. The encoder's recursion follows exactly these.
+fn structure(metadata: &Metadata) -> Result<(), ChainError> {
+    let mut walk = Depths::structural(metadata.types());
+    for t in &metadata.types().types {
+        walk.check(t.id, &"the type registry")?;
     }
     Ok(())
 }
@@ -252,10 +345,33 @@ fn check_pin(
     )))
 }
 
-/// The nesting depth of types, memoized across roots.
+/// What the walk knows of a finished type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Shape {
+    /// 1 + the deepest child.
+    depth: u32,
+    /// The fewest bytes a value of it encodes to (saturating).
+    min_size: u64,
+    /// Decoding a value of `b` bytes visits at most `per_byte * b + fixed`
+    /// types (saturating).
+    per_byte: u64,
+    fixed: u64,
+}
+
+const LEAF: Shape = Shape {
+    depth: 0,
+    min_size: 0,
+    per_byte: 0,
+    fixed: 0,
+};
+
+/// The shapes of types, memoized across roots.
 struct Depths<'a> {
     types: &'a PortableRegistry,
-    done: HashMap<u32, u32>,
+    done: HashMap<u32, Shape>,
+    /// Only the edges the encoder follows without consuming bytes (see
+    /// [`structure`]); no size rules.
+    structural: bool,
 }
 
 impl<'a> Depths<'a> {
@@ -263,26 +379,42 @@ impl<'a> Depths<'a> {
         Depths {
             types,
             done: HashMap::new(),
+            structural: false,
         }
     }
 
-    /// An error unless `root` is acyclic and at most [`MAX_TYPE_DEPTH`]
-    /// deep. Iterative: the check itself cannot overflow the stack.
+    fn structural(types: &'a PortableRegistry) -> Depths<'a> {
+        Depths {
+            structural: true,
+            ..Depths::new(types)
+        }
+    }
+
+    /// An error unless `root` is acyclic, at most [`MAX_TYPE_DEPTH`] deep,
+    /// decodes in at most [`MAX_VISITS`] visits, and has no list whose
+    /// elements take no bytes or cost more than [`MAX_VISITS_PER_BYTE`].
+    /// Iterative: the check itself cannot overflow the stack.
     fn check(&mut self, root: u32, what: &dyn std::fmt::Display) -> Result<u32, ChainError> {
         if let Some(d) = self.done.get(&root) {
-            return Ok(*d);
+            return Ok(d.depth);
         }
         let untrusted = |why: String| {
             ChainError::UntrustedMetadata(format!("{what}: the node's metadata {why}"))
         };
         let types = self.types;
+        let structural = self.structural;
         let frame = |id: u32| -> Result<Frame, ChainError> {
             let ty = types
                 .resolve(id)
                 .ok_or_else(|| untrusted(format!("names type {id}, which it does not define")))?;
+            let children = if structural {
+                structural_children(ty)
+            } else {
+                children(ty)
+            };
             Ok(Frame {
                 id,
-                children: children(ty),
+                children,
                 next: 0,
                 depth: 1,
             })
@@ -297,7 +429,12 @@ impl<'a> Depths<'a> {
                 let (id, depth) = (top.id, top.depth);
                 stack.pop();
                 open.remove(&id);
-                self.done.insert(id, depth);
+                let shape = if structural {
+                    Shape { depth, ..LEAF }
+                } else {
+                    self.shape(id, depth, &untrusted)?
+                };
+                self.done.insert(id, shape);
                 match stack.last_mut() {
                     Some(parent) => parent.depth = parent.depth.max(depth + 1),
                     None => return Ok(depth),
@@ -312,12 +449,12 @@ impl<'a> Depths<'a> {
             }
             // The types on the stack, down to `top`: `child` would be one more.
             let above = stack.len() as u32;
-            if let Some(&d) = self.done.get(&child) {
-                if above + d > MAX_TYPE_DEPTH {
+            if let Some(d) = self.done.get(&child) {
+                if above + d.depth > MAX_TYPE_DEPTH {
                     return Err(too_deep(&untrusted));
                 }
                 if let Some(top) = stack.last_mut() {
-                    top.depth = top.depth.max(d + 1);
+                    top.depth = top.depth.max(d.depth + 1);
                 }
                 continue;
             }
@@ -328,7 +465,126 @@ impl<'a> Depths<'a> {
             open.insert(child);
         }
     }
+
+    /// The shape of `id`, whose children are all done, and the size rules.
+    fn shape(
+        &self,
+        id: u32,
+        depth: u32,
+        untrusted: &dyn Fn(String) -> ChainError,
+    ) -> Result<Shape, ChainError> {
+        let get = |c: u32| self.done.get(&c).copied().unwrap_or(LEAF);
+        // A struct: its fields one after another, one visit for itself.
+        let all = |ids: &mut dyn Iterator<Item = u32>| {
+            ids.map(get).fold(
+                Shape {
+                    depth,
+                    min_size: 0,
+                    per_byte: 0,
+                    fixed: 1,
+                },
+                |acc, s| Shape {
+                    depth,
+                    min_size: acc.min_size.saturating_add(s.min_size),
+                    per_byte: acc.per_byte.max(s.per_byte),
+                    fixed: acc.fixed.saturating_add(s.fixed),
+                },
+            )
+        };
+        let Some(ty) = self.types.resolve(id) else {
+            return Err(untrusted(format!(
+                "names type {id}, which it does not define"
+            )));
+        };
+        let shape = match &ty.type_def {
+            TypeDef::Composite(c) => all(&mut c.fields.iter().map(|f| f.ty.id)),
+            TypeDef::Tuple(t) => all(&mut t.fields.iter().map(|f| f.id)),
+            TypeDef::Variant(v) => {
+                // One index byte, then one variant's fields.
+                let each: Vec<Shape> = v
+                    .variants
+                    .iter()
+                    .map(|v| all(&mut v.fields.iter().map(|f| f.ty.id)))
+                    .collect();
+                Shape {
+                    depth,
+                    min_size: each
+                        .iter()
+                        .map(|s| s.min_size)
+                        .min()
+                        .unwrap_or(0)
+                        .saturating_add(1),
+                    per_byte: each.iter().map(|s| s.per_byte).max().unwrap_or(0).max(1),
+                    fixed: each.iter().map(|s| s.fixed).max().unwrap_or(1),
+                }
+            }
+            TypeDef::Sequence(q) => {
+                let e = get(q.type_param.id);
+                if e.min_size == 0 {
+                    return Err(untrusted(format!(
+                        "describes a list (type {id}) of elements that take no bytes: its \
+                         length alone could keep a decoder busy without end"
+                    )));
+                }
+                // Each element takes at least a byte: its fixed visits
+                // are paid for by its bytes.
+                Shape {
+                    depth,
+                    min_size: 1,
+                    per_byte: e.per_byte.saturating_add(e.fixed).max(2),
+                    fixed: 1,
+                }
+            }
+            TypeDef::Array(a) => {
+                let e = get(a.type_param.id);
+                let len = u64::from(a.len);
+                Shape {
+                    depth,
+                    min_size: e.min_size.saturating_mul(len),
+                    per_byte: e.per_byte,
+                    fixed: e.fixed.saturating_mul(len).saturating_add(1),
+                }
+            }
+            TypeDef::Primitive(p) => Shape {
+                depth,
+                min_size: primitive_size(p),
+                per_byte: 1,
+                fixed: 0,
+            },
+            TypeDef::Compact(_) | TypeDef::BitSequence(_) => Shape {
+                depth,
+                min_size: 1,
+                per_byte: 2,
+                fixed: 0,
+            },
+        };
+        if shape.fixed > MAX_VISITS {
+            return Err(untrusted(format!(
+                "describes a type (id {id}) that takes more than {MAX_VISITS} steps to decode \
+                 without reading a byte"
+            )));
+        }
+        if shape.per_byte > MAX_VISITS_PER_BYTE {
+            return Err(untrusted(format!(
+                "describes a type (id {id}) that may take {} steps to decode per byte read (at \
+                 most {MAX_VISITS_PER_BYTE})",
+                shape.per_byte
+            )));
+        }
+        Ok(shape)
+    }
 }
+
+/// The most types a value may take to decode beyond what its bytes pay
+/// for (structs of structs of empty structs). A tuple of tuples of empty
+/// tuples 32 deep would otherwise take 2^32 steps for no byte at all. The
+/// known runtimes' most is 39.
+pub const MAX_VISITS: u64 = 4096;
+
+/// The most types a value may take to decode per byte it is read from
+/// (a list of elements of many small structs): an answer of N bytes takes
+/// at most about this many times N steps. The known runtimes' most is 11.
+pub const MAX_VISITS_PER_BYTE: u64 = 64;
 
 /// A type being walked: its children, the next to visit, and 1 + the
 /// deepest child seen so far.
@@ -343,6 +599,18 @@ fn too_deep(untrusted: &dyn Fn(String) -> ChainError) -> ChainError {
     untrusted(format!(
         "nests types more than {MAX_TYPE_DEPTH} deep (subtensor's deepest is 7)"
     ))
+}
+
+fn primitive_size(p: &scale_info::TypeDefPrimitive) -> u64 {
+    use scale_info::TypeDefPrimitive as P;
+    match p {
+        P::Bool | P::U8 | P::I8 | P::Str => 1,
+        P::U16 | P::I16 => 2,
+        P::Char | P::U32 | P::I32 => 4,
+        P::U64 | P::I64 => 8,
+        P::U128 | P::I128 => 16,
+        P::U256 | P::I256 => 32,
+    }
 }
 
 /// The types a value of `ty` contains, which decoding visits.
@@ -360,6 +628,17 @@ fn children(ty: &Type<PortableForm>) -> Vec<u32> {
         TypeDef::Primitive(_) => Vec::new(),
         TypeDef::Compact(c) => vec![c.type_param.id],
         TypeDef::BitSequence(b) => vec![b.bit_store_type.id, b.bit_order_type.id],
+    }
+}
+
+/// The children the encoder reaches without consuming bytes: those of
+/// structs, tuples, arrays and compacts.
+fn structural_children(ty: &Type<PortableForm>) -> Vec<u32> {
+    match &ty.type_def {
+        TypeDef::Composite(_) | TypeDef::Tuple(_) | TypeDef::Array(_) | TypeDef::Compact(_) => {
+            children(ty)
+        }
+        _ => Vec::new(),
     }
 }
 

@@ -52,11 +52,16 @@ fn deepest(md: &Metadata, needs: &[Need]) -> u32 {
             Need::Call(..) => {}
         }
     }
-    roots
+    let deepest = roots
         .into_iter()
         .map(|r| d.check(r, &"root").expect("bounded"))
         .max()
-        .unwrap_or(0)
+        .unwrap_or(0);
+    let per_byte = d.done.values().map(|s| s.per_byte).max().unwrap_or(0);
+    let fixed = d.done.values().map(|s| s.fixed).max().unwrap_or(0);
+    // The module docs and the limits' docs quote these.
+    assert_eq!((per_byte, fixed), (11, 39));
+    deepest
 }
 
 #[test]
@@ -100,9 +105,16 @@ fn the_known_runtimes_pass_and_every_signed_call_is_pinned() {
     }
 }
 
-/// The local runtime's metadata (V15), changed by `edit` as a lying node
-/// would serve it.
+/// The local runtime's metadata (V15), its types changed by `edit` as a
+/// lying node would serve it.
 fn hostile(edit: impl FnOnce(&mut PortableRegistry, &Metadata)) -> Option<Metadata> {
+    hostile_metadata(|m, honest| edit(&mut m.types, honest))
+}
+
+/// [`hostile`], with the whole metadata to edit.
+fn hostile_metadata(
+    edit: impl FnOnce(&mut subxt::ext::frame_metadata::v15::RuntimeMetadataV15, &Metadata),
+) -> Option<Metadata> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../shared/chain/subtensor-local-spec293.scale");
     let honest = crate::chain::subtensor::shared_metadata("subtensor-local-spec293.scale")?;
@@ -111,7 +123,7 @@ fn hostile(edit: impl FnOnce(&mut PortableRegistry, &Metadata)) -> Option<Metada
     let RuntimeMetadata::V15(ref mut m) = prefixed.1 else {
         panic!("the local runtime's metadata is V15");
     };
-    edit(&mut m.types, &honest);
+    edit(m, &honest);
     Some(Metadata::try_from(prefixed).expect("still metadata"))
 }
 
@@ -153,16 +165,123 @@ fn a_type_that_contains_itself_is_refused_before_decoding() {
     }) else {
         return;
     };
+    // The whole registry is refused (a struct chain that never ends) ...
     let err = check(&md, &[req::SUBNETWORK_N], false).expect_err("recursive");
     assert!(matches!(err, ChainError::UntrustedMetadata(_)), "{err:?}");
-    let text = err.to_string();
+    assert!(err.to_string().contains("as containing itself"), "{err}");
+    // ... and so is each read of a value of it.
+    let err = check_storage(&md, "SubtensorModule", "SubnetworkN").expect_err("recursive");
     assert!(
-        text.contains("storage SubtensorModule.SubnetworkN")
-            && text.contains("as containing itself"),
-        "{text}"
+        err.to_string()
+            .contains("storage SubtensorModule.SubnetworkN: the node's metadata describes type"),
+        "{err}"
     );
-    assert!(check_storage(&md, "SubtensorModule", "SubnetworkN").is_err());
     assert!(check_storage(&md, "SubtensorModule", "Uids").is_err());
+}
+
+/// A new type at the end of the registry; its id.
+fn add(types: &mut PortableRegistry, def: TypeDef<PortableForm>) -> u32 {
+    let id = types.types.iter().map(|t| t.id).max().expect("types") + 1;
+    let mut ty = types.types[0].ty.clone();
+    ty.type_def = def;
+    ty.path = scale_info::Path::default();
+    types.types.push(scale_info::PortableType { id, ty });
+    id
+}
+
+#[test]
+fn an_event_that_contains_itself_is_refused_before_signing() {
+    // A pallet's event type given a variant whose field is an enum that
+    // contains itself: no struct cycle, so only the events' walk sees it.
+    // subxt skips every event of a block by its pallet's type.
+    let Some(md) = hostile(|types, honest| {
+        let looped = add(
+            types,
+            TypeDef::Variant(scale_info::TypeDefVariant {
+                variants: Vec::new(),
+            }),
+        );
+        *ty_mut(types, looped) = TypeDef::Variant(scale_info::TypeDefVariant {
+            variants: vec![scale_info::Variant {
+                name: "Again".into(),
+                fields: vec![Field {
+                    name: None,
+                    ty: looped.into(),
+                    type_name: None,
+                    docs: Vec::new(),
+                }],
+                index: 0,
+                docs: Vec::new(),
+            }],
+        });
+        let balances = honest
+            .pallet_by_name("Balances")
+            .and_then(|p| p.event_ty_id())
+            .expect("Balances events");
+        let TypeDef::Variant(v) = ty_mut(types, balances) else {
+            panic!("events are an enum");
+        };
+        v.variants[0].fields[0].ty = looped.into();
+    }) else {
+        return;
+    };
+    let err = check(&md, &[req::SET_WEIGHTS], false).expect_err("refused");
+    assert!(
+        err.to_string().contains("call SubtensorModule.set_weights")
+            && err.to_string().contains("as containing itself"),
+        "{err}"
+    );
+    // Reads that decode no events are not affected.
+    check(&md, &[req::SUBNETWORK_N], false).expect("storage reads");
+}
+
+#[test]
+fn types_that_take_endless_steps_without_bytes_are_refused() {
+    // `SubnetworkN`'s value: a list of empty structs. Its length (up to
+    // 2^62 from a few bytes) alone would keep a decoder spinning.
+    let Some(md) = hostile(|types, honest| {
+        let empty = add(
+            types,
+            TypeDef::Composite(TypeDefComposite { fields: Vec::new() }),
+        );
+        let id = storage_value(honest, "SubnetworkN");
+        *ty_mut(types, id) = TypeDef::Sequence(scale_info::TypeDefSequence {
+            type_param: empty.into(),
+        });
+    }) else {
+        return;
+    };
+    let err = check_storage(&md, "SubtensorModule", "SubnetworkN").expect_err("spins");
+    assert!(
+        err.to_string().contains("elements that take no bytes"),
+        "{err}"
+    );
+
+    // Tuples of tuples of the empty tuple, 30 deep: 2^30 steps, no byte.
+    let Some(md) = hostile(|types, honest| {
+        let mut t = add(
+            types,
+            TypeDef::Tuple(scale_info::TypeDefTuple { fields: Vec::new() }),
+        );
+        for _ in 0..30 {
+            t = add(
+                types,
+                TypeDef::Tuple(scale_info::TypeDefTuple {
+                    fields: vec![t.into(), t.into()],
+                }),
+            );
+        }
+        let id = storage_value(honest, "SubnetworkN");
+        *ty_mut(types, id) = one_field(t);
+    }) else {
+        return;
+    };
+    let err = check_storage(&md, "SubtensorModule", "SubnetworkN").expect_err("2^30 steps");
+    assert!(
+        err.to_string()
+            .contains(&format!("more than {MAX_VISITS} steps to decode")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -189,31 +308,36 @@ fn a_recursive_runtime_api_answer_type_is_refused_not_decoded() {
     );
 }
 
+/// The local runtime with `SubnetworkN`'s value (its own type now, the
+/// shared u16 left alone) nested `depth` deep: one new struct per level, a
+/// u16 at the bottom.
+fn nested(depth: u32) -> Option<Metadata> {
+    use subxt::ext::frame_metadata::v14::StorageEntryType;
+    hostile_metadata(|m, honest| {
+        let types = &mut m.types;
+        let u16_id = storage_value(honest, "SubnetworkN");
+        let u16_def = ty_mut(types, u16_id).clone();
+        let mut last = add(types, u16_def);
+        for _ in 1..depth {
+            last = add(types, one_field(last));
+        }
+        let entry = m
+            .pallets
+            .iter_mut()
+            .find(|p| p.name == "SubtensorModule")
+            .and_then(|p| p.storage.as_mut())
+            .and_then(|s| s.entries.iter_mut().find(|e| e.name == "SubnetworkN"))
+            .expect("SubnetworkN");
+        let StorageEntryType::Map { value, .. } = &mut entry.ty else {
+            panic!("SubnetworkN is a map");
+        };
+        *value = last.into();
+    })
+}
+
 #[test]
 fn types_nested_too_deep_are_refused() {
-    let Some(md) = hostile(|types, honest| {
-        // `SubnetworkN`'s value: a chain of MAX_TYPE_DEPTH + 1 one-field
-        // structs ending in the u16. Each new link gets a fresh id.
-        let id = storage_value(honest, "SubnetworkN");
-        let u16_def = ty_mut(types, id).clone();
-        let base = types.types.iter().map(|t| t.id).max().expect("types") + 1;
-        let template = types.types[0].ty.clone();
-        let mut last = base;
-        let mut leaf = template.clone();
-        leaf.type_def = u16_def;
-        types
-            .types
-            .push(scale_info::PortableType { id: base, ty: leaf });
-        for i in 1..MAX_TYPE_DEPTH {
-            let mut link = template.clone();
-            link.type_def = one_field(last);
-            last = base + i;
-            types
-                .types
-                .push(scale_info::PortableType { id: last, ty: link });
-        }
-        *ty_mut(types, id) = one_field(last);
-    }) else {
+    let Some(md) = nested(MAX_TYPE_DEPTH + 1) else {
         return;
     };
     let err = check(&md, &[req::SUBNETWORK_N], false).expect_err("too deep");
@@ -222,6 +346,29 @@ fn types_nested_too_deep_are_refused() {
             .contains(&format!("more than {MAX_TYPE_DEPTH} deep")),
         "{err}"
     );
+    assert!(check_storage(&md, "SubtensorModule", "SubnetworkN").is_err());
+}
+
+#[test]
+fn the_deepest_type_allowed_decodes_on_half_a_thread_stack() {
+    let Some(md) = nested(MAX_TYPE_DEPTH) else {
+        return;
+    };
+    check(&md, &[req::SUBNETWORK_N], false).expect("64 deep is allowed");
+    let ty = storage_value(&md, "SubnetworkN");
+    // Decoded as a dynamic value (the deepest recursion of the decoders),
+    // in a debug build, on a thread with half the stack tokio's and Rust's
+    // threads get (2 MiB).
+    let decoded = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(move || {
+            subxt::ext::scale_value::scale::decode_as_type(&mut &[7u8, 0][..], ty, md.types())
+                .map(|v| v.to_string())
+        })
+        .expect("thread")
+        .join()
+        .expect("no stack overflow");
+    assert!(decoded.expect("decodes").contains('7'));
 }
 
 #[test]
