@@ -137,6 +137,18 @@ pub enum ChainError {
     /// contains itself or nests too deep (see `chain::trust`).
     #[error("untrusted chain metadata: {0}")]
     UntrustedMetadata(String),
+    /// The node is not the network it was reached as: its genesis block
+    /// differs from the network's ([`Network::genesis`]). Nothing was signed.
+    #[cfg(feature = "subtensor")]
+    #[error("the node at {url} is not that network: its genesis block is {found}, not {expected}")]
+    WrongChain {
+        /// The endpoint.
+        url: String,
+        /// The network's genesis hash.
+        expected: String,
+        /// The node's.
+        found: String,
+    },
     /// The subnet does not use commit/reveal: weights are set directly.
     #[error("netuid {0} does not use commit/reveal: set the weights directly")]
     CommitRevealDisabled(Netuid),

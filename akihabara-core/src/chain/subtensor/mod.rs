@@ -67,7 +67,39 @@ pub enum Network {
     Url(String),
 }
 
+/// Finney's genesis block hash (hex): what a node must answer to be Finney.
+pub const FINNEY_GENESIS: &str = "2f0555cc76fc2840a25a6ea3b9637146806f1f44b090c175ffde2a7e5ab36c03";
+/// The public test network's genesis block hash (hex).
+pub const TEST_GENESIS: &str = "8f9cf856bf558a14440e75569c9e58594757048d7b3a84b5d25f6bd978263105";
+
 impl Network {
+    /// The genesis hash (hex) a node of this network must have, where the
+    /// network is known: every signature commits to it, so a node that
+    /// answers `finney`'s or `test`'s URL with another chain's genesis is
+    /// refused ([`ChainError::WrongChain`]) before anything is signed. A
+    /// local node or a URL may be any chain.
+    pub fn genesis(&self) -> Option<&'static str> {
+        match self {
+            Network::Finney => Some(FINNEY_GENESIS),
+            Network::Test => Some(TEST_GENESIS),
+            Network::Local | Network::Url(_) => None,
+        }
+    }
+
+    /// [`ChainError::WrongChain`] unless a node with genesis `found` may
+    /// serve this network ([`Network::genesis`]).
+    pub fn check_genesis(&self, found: &[u8]) -> Result<(), ChainError> {
+        let found = hex::encode(found);
+        match self.genesis() {
+            Some(expected) if expected != found => Err(ChainError::WrongChain {
+                url: self.url().to_owned(),
+                expected: format!("0x{expected}"),
+                found: format!("0x{found}"),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The endpoint.
     pub fn url(&self) -> &str {
         match self {
@@ -145,6 +177,7 @@ impl Default for SubtensorOptions {
 /// The subtensor client. Cheap to share behind an `Arc`.
 pub struct Subtensor {
     url: String,
+    network: Network,
     opts: SubtensorOptions,
     conn: RwLock<Conn>,
     /// A call on the connection timed out: the next call connects afresh.
@@ -330,8 +363,10 @@ impl Subtensor {
     ) -> Result<Subtensor, ChainError> {
         let url = network.url().to_owned();
         let conn = connect_retrying(&url, &opts).await?;
+        network.check_genesis(conn.client.genesis_hash().as_ref())?;
         Ok(Subtensor {
             url,
+            network: network.clone(),
             opts,
             conn: RwLock::new(conn),
             stale: AtomicBool::new(false),
@@ -352,6 +387,8 @@ impl Subtensor {
 
     async fn reconnect(&self) -> Result<(), ChainError> {
         let fresh = connect_retrying(&self.url, &self.opts).await?;
+        self.network
+            .check_genesis(fresh.client.genesis_hash().as_ref())?;
         match self.conn.write() {
             Ok(mut c) => *c = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -1536,6 +1573,37 @@ mod tests {
         for bad in ["", "mainnet", "http://x", "ws://"] {
             assert!(bad.parse::<Network>().is_err(), "{bad:?}");
         }
+    }
+
+    /// A node reached as `finney` or `test` must have that network's
+    /// genesis: every signature commits to the genesis hash, so a node
+    /// answering with another chain's would collect signatures valid there.
+    #[test]
+    fn a_node_must_be_the_network_it_was_reached_as() {
+        let finney = hex::decode(FINNEY_GENESIS).expect("hex");
+        let test = hex::decode(TEST_GENESIS).expect("hex");
+        Network::Finney
+            .check_genesis(&finney)
+            .expect("finney is finney");
+        Network::Test.check_genesis(&test).expect("test is test");
+        let err = Network::Test
+            .check_genesis(&finney)
+            .expect_err("finney answering as test");
+        assert!(matches!(err, ChainError::WrongChain { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "the node at wss://test.finney.opentensor.ai:443 is not that network: its \
+                 genesis block is 0x{FINNEY_GENESIS}, not 0x{TEST_GENESIS}"
+            )
+        );
+        assert!(Network::Finney.check_genesis(&[0u8; 32]).is_err());
+        // A local node or a URL may be any chain, Finney's included (a
+        // lite node of one's own).
+        Network::Local.check_genesis(&finney).expect("local");
+        Network::Url("ws://10.0.0.5:9944".into())
+            .check_genesis(&[7u8; 32])
+            .expect("url");
     }
 
     #[test]

@@ -35,11 +35,12 @@
 //!   nothing of their own, no type reaches itself or nests deeper than
 //!   [`MAX_TYPE_DEPTH`].
 //!
-//! Not covered here: the genesis hash, nonce and era a signature commits to
-//! also come from the node, so a node that is not the chain the operator
-//! means (a test network's URL answering as Finney) can obtain a signature
-//! valid on the chain it impersonates. The values themselves (balances,
-//! stakes, axons) remain the node's word.
+//! The genesis hash a signature commits to also comes from the node: a node
+//! reached as `finney` or `test` must have that network's
+//! ([`super::Network::genesis`]); a local node or a URL may be any chain, so
+//! a node there that answers as Finney obtains signatures valid on Finney.
+//! The nonce and era, and the values themselves (balances, stakes, axons),
+//! remain the node's word.
 //!
 //! [`SubtensorOptions::sign_unpinned_calls`]: super::SubtensorOptions::sign_unpinned_calls
 
