@@ -456,10 +456,11 @@ fn chain_commands_against_a_local_subtensor() {
     subscription_and_reconnect(&chain, &si);
 }
 
-/// A node that stops answering in the middle of a connection (here a proxy
-/// in front of the chain that stops passing the node's bytes on every
-/// connection open so far): the call waiting on it times out, and the next
-/// call connects afresh instead of waiting on the same socket again.
+/// A node that stops in the middle of an answer (here a proxy in front of
+/// the chain that, on every connection open so far, passes on half of the
+/// node's next bytes, a frame cut short, and then nothing): the call waiting
+/// on it times out, and the next call connects afresh instead of waiting on
+/// the same socket again.
 fn a_stalled_connection_is_replaced(chain: &LocalChain) {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -504,7 +505,8 @@ fn a_stalled_connection_is_replaced(chain: &LocalChain) {
                             Ok(n) => n,
                         };
                         if id < stall.load(Ordering::SeqCst) {
-                            // Silent from here on, the socket kept open.
+                            // Half of it, then silence, the socket kept open.
+                            let _ = cw.write_all(&buf[..n / 2]).await;
                             std::future::pending::<()>().await;
                         }
                         if cw.write_all(&buf[..n]).await.is_err() {
@@ -516,9 +518,10 @@ fn a_stalled_connection_is_replaced(chain: &LocalChain) {
             }
         });
         let network: Network = format!("ws://{proxy}").parse().unwrap();
+        let timeout = Duration::from_secs(10);
         let opts = SubtensorOptions {
             connect_timeout: Duration::from_secs(20),
-            timeout: Duration::from_secs(4),
+            timeout,
             ..SubtensorOptions::default()
         };
         let client = Subtensor::connect_with(&network, opts).await.unwrap();
@@ -527,17 +530,18 @@ fn a_stalled_connection_is_replaced(chain: &LocalChain) {
         let t = Instant::now();
         let err = client.block().await.expect_err("the node went silent");
         assert!(matches!(err, ChainError::Timeout(_)), "{err}");
-        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
-        let opened = accepted.load(Ordering::SeqCst);
+        let waited = t.elapsed();
+        assert!(
+            waited >= timeout && waited < 2 * timeout,
+            "the silent read took {waited:?}"
+        );
+        // Without a new connection this read would wait on the same socket
+        // and time out again.
         let after = client
             .block()
             .await
             .expect("the next read on a fresh connection");
         assert!(after.0 >= before.0, "{before} then {after}");
-        assert!(
-            accepted.load(Ordering::SeqCst) > opened,
-            "the read after the timeout opened a new connection"
-        );
         proxying.abort();
     });
 }

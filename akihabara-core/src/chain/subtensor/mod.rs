@@ -19,7 +19,7 @@ pub mod trust;
 
 use std::net::IpAddr;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -52,6 +52,8 @@ struct Conn {
     client: Client,
     rpc: Rpc,
     spec_version: u32,
+    /// Which connection of this client it is (the first is 0).
+    generation: u64,
 }
 
 /// Which chain to talk to.
@@ -180,8 +182,12 @@ pub struct Subtensor {
     network: Network,
     opts: SubtensorOptions,
     conn: RwLock<Conn>,
-    /// A call on the connection timed out: the next call connects afresh.
-    stale: AtomicBool,
+    /// Connections older than this generation are stale (a call on one
+    /// timed out): the next call connects afresh.
+    stale_before: Arc<AtomicU64>,
+    /// Held while a new connection is made, so that concurrent callers
+    /// wait for one reconnect instead of each making their own.
+    reconnecting: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Subtensor {
@@ -347,6 +353,7 @@ async fn connect_once(url: &str) -> Result<Conn, ChainError> {
         client,
         rpc,
         spec_version: version.spec_version,
+        generation: 0,
     })
 }
 
@@ -369,7 +376,8 @@ impl Subtensor {
             network: network.clone(),
             opts,
             conn: RwLock::new(conn),
-            stale: AtomicBool::new(false),
+            stale_before: Arc::new(AtomicU64::new(0)),
+            reconnecting: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -385,10 +393,17 @@ impl Subtensor {
         }
     }
 
-    async fn reconnect(&self) -> Result<(), ChainError> {
-        let fresh = connect_retrying(&self.url, &self.opts).await?;
+    /// Replaces connection `seen` with a new one, unless another caller
+    /// already did while this one waited.
+    async fn reconnect_from(&self, seen: u64) -> Result<(), ChainError> {
+        let _one = self.reconnecting.lock().await;
+        if self.conn().generation != seen {
+            return Ok(());
+        }
+        let mut fresh = connect_retrying(&self.url, &self.opts).await?;
         self.network
             .check_genesis(fresh.client.genesis_hash().as_ref())?;
+        fresh.generation = seen + 1;
         match self.conn.write() {
             Ok(mut c) => *c = fresh,
             Err(poisoned) => *poisoned.into_inner() = fresh,
@@ -396,15 +411,24 @@ impl Subtensor {
         Ok(())
     }
 
-    /// The client, rebuilt first when the runtime was upgraded since it was
-    /// configured (its metadata is then read afresh), or when a call on the
-    /// connection timed out.
+    /// Replaces the current connection.
+    async fn reconnect(&self) -> Result<(), ChainError> {
+        self.reconnect_from(self.conn().generation).await
+    }
+
+    /// Marks connection `generation` (and older) stale.
+    fn mark_stale(&self, generation: u64) {
+        self.stale_before
+            .fetch_max(generation + 1, Ordering::AcqRel);
+    }
+
+    /// The client, rebuilt first when a call on its connection timed out,
+    /// or when the runtime was upgraded since it was configured (its
+    /// metadata is then read afresh).
     async fn fresh(&self) -> Result<Client, ChainError> {
-        if self.stale.swap(false, Ordering::AcqRel)
-            && let Err(e) = self.reconnect().await
-        {
-            self.stale.store(true, Ordering::Release);
-            return Err(e);
+        let seen = self.conn().generation;
+        if seen < self.stale_before.load(Ordering::Acquire) {
+            self.reconnect_from(seen).await?;
         }
         let conn = self.conn();
         let now = conn
@@ -413,7 +437,7 @@ impl Subtensor {
             .await
             .map_err(connection)?;
         if now.spec_version != conn.spec_version {
-            self.reconnect().await?;
+            self.reconnect_from(conn.generation).await?;
             return Ok(self.conn().client);
         }
         Ok(conn.client)
@@ -460,7 +484,12 @@ impl Subtensor {
         match tokio::time::timeout(self.opts.timeout, fut).await {
             Ok(r) => r,
             Err(_) => {
-                self.stale.store(true, Ordering::Release);
+                // The connection now: the one this call reconnected to at
+                // its start, if it did. Where another caller reconnected
+                // meanwhile, its new connection is replaced once more: a
+                // wasted connect, where blaming the old one could leave a
+                // stuck connection in use.
+                self.mark_stale(self.conn().generation);
                 Err(ChainError::Timeout(self.opts.timeout))
             }
         }
@@ -490,7 +519,10 @@ impl Subtensor {
         subxt::transactions::DynamicPayload<CallData>: subxt::transactions::Payload,
     {
         let at = self.bounded(self.at_current(&[need])).await?;
-        let rpc = self.conn().rpc;
+        let (rpc, generation) = {
+            let c = self.conn();
+            (c.rpc, c.generation)
+        };
         let mut txs = at.transactions();
         let progress = self
             .bounded(async {
@@ -537,7 +569,7 @@ impl Subtensor {
             .await
             .map_err(|_| {
                 // The status stream may be stuck like a read (see `bounded`).
-                self.stale.store(true, Ordering::Release);
+                self.mark_stale(generation);
                 ChainError::Timeout(self.opts.inclusion_timeout)
             })??;
         Ok(Receipt { block, extrinsic })
@@ -889,6 +921,7 @@ async fn forward_blocks<S>(
     mut blocks: S,
     tx: tokio::sync::mpsc::Sender<Result<Block, ChainError>>,
     stall: Duration,
+    on_stall: impl Fn(),
 ) where
     S: subxt::ext::futures::Stream<Item = Result<Block, ChainError>> + Unpin,
 {
@@ -898,9 +931,13 @@ async fn forward_blocks<S>(
             Ok(None) => Err(ChainError::connection(
                 "the node ended the block subscription (closed, or this reader fell behind)",
             )),
-            Err(_) => Err(ChainError::connection(format!(
-                "the node sent no block for {stall:?} on a block subscription"
-            ))),
+            Err(_) => {
+                // Its connection may be stuck like a read (see `bounded`).
+                on_stall();
+                Err(ChainError::connection(format!(
+                    "the node sent no block for {stall:?} on a block subscription"
+                )))
+            }
         };
         let stop = item.is_err();
         if tx.send(item).await.is_err() || stop {
@@ -928,7 +965,10 @@ impl ChainClient for Subtensor {
             .await?;
         let (tx, stream) = BlockStream::channel(16);
         let blocks = blocks.map(|next| next.map(|b| Block(b.number())).map_err(connection));
-        tokio::spawn(forward_blocks(blocks, tx, BLOCK_STALL));
+        let (stale, generation) = (self.stale_before.clone(), self.conn().generation);
+        tokio::spawn(forward_blocks(blocks, tx, BLOCK_STALL, move || {
+            stale.fetch_max(generation + 1, Ordering::AcqRel);
+        }));
         Ok(stream)
     }
 
@@ -1250,7 +1290,7 @@ mod tests {
         let started = tokio::time::Instant::now();
         let blocks = stream::iter([Ok(Block(7))]).chain(stream::pending());
         let (tx, mut rx) = BlockStream::channel(4);
-        let forward = tokio::spawn(forward_blocks(Box::pin(blocks), tx, stall));
+        let forward = tokio::spawn(forward_blocks(Box::pin(blocks), tx, stall, || {}));
         assert!(matches!(rx.next().await, Some(Ok(Block(7)))));
         let what = next_connection_error(&mut rx).await;
         assert!(what.contains("no block for 300ms"), "{what}");
@@ -1260,7 +1300,7 @@ mod tests {
 
         let blocks = stream::iter([Ok(Block(8))]);
         let (tx, mut rx) = BlockStream::channel(4);
-        let forward = tokio::spawn(forward_blocks(Box::pin(blocks), tx, stall));
+        let forward = tokio::spawn(forward_blocks(Box::pin(blocks), tx, stall, || {}));
         assert!(matches!(rx.next().await, Some(Ok(Block(8)))));
         let what = next_connection_error(&mut rx).await;
         assert!(what.contains("ended the block subscription"), "{what}");
