@@ -26,6 +26,7 @@ use std::time::Duration;
 use subxt::PolkadotConfig;
 use subxt::backend::LegacyBackend;
 use subxt::dynamic;
+use subxt::ext::codec::Encode as _;
 use subxt::ext::frame_decode::storage::{IntoDecodableValues, IntoEncodableValues};
 use subxt::ext::futures::StreamExt as _;
 use subxt::ext::scale_decode::DecodeAsType;
@@ -509,16 +510,20 @@ impl Subtensor {
 
     /// Signs, submits and waits (bounded) for inclusion in a block; maps the
     /// runtime's refusals to typed errors.
+    /// `args`: the call's arguments as this release encodes them (SCALE),
+    /// which the call data must match ([`trust::check_call_bytes`]).
     async fn submit<CallData>(
         &self,
         need: Need,
         call: &subxt::transactions::DynamicPayload<CallData>,
+        args: &[u8],
         signer: &Keypair,
     ) -> Result<Receipt, ChainError>
     where
         subxt::transactions::DynamicPayload<CallData>: subxt::transactions::Payload,
     {
         let at = self.bounded(self.at_current(&[need])).await?;
+        trust::check_call_bytes(at.metadata_ref(), call, args, self.opts.sign_unpinned_calls)?;
         let (rpc, generation) = {
             let c = self.conn();
             (c.rpc, c.generation)
@@ -1023,21 +1028,18 @@ impl ChainClient for Subtensor {
         {
             return Ok(None);
         }
-        let call = dynamic::transaction(
-            "SubtensorModule",
-            "serve_axon",
-            (
-                netuid.0,
-                axon_version(),
-                ip_bits,
-                port,
-                ip_type,
-                AXON_PROTOCOL,
-                0u8,
-                0u8,
-            ),
+        let args = (
+            netuid.0,
+            axon_version(),
+            ip_bits,
+            port,
+            ip_type,
+            AXON_PROTOCOL,
+            0u8,
+            0u8,
         );
-        self.submit(requirements::SERVE_AXON, &call, hotkey)
+        let call = dynamic::transaction("SubtensorModule", "serve_axon", args);
+        self.submit(requirements::SERVE_AXON, &call, &args.encode(), hotkey)
             .await
             .map(Some)
     }
@@ -1087,14 +1089,12 @@ impl ChainClient for Subtensor {
             return Err(ChainError::RateLimited { last, next });
         }
         let dests: Vec<u16> = uids.iter().map(|u| u.0).collect();
-        let call = dynamic::transaction(
-            "SubtensorModule",
-            "set_weights",
-            (netuid.0, dests, weights.to_vec(), version_key),
-        );
+        let args = (netuid.0, dests, weights.to_vec(), version_key);
+        let encoded = args.encode();
+        let call = dynamic::transaction("SubtensorModule", "set_weights", args);
         // The checks above can race another submission: map the runtime's
         // own refusals to the same typed errors.
-        self.submit(requirements::SET_WEIGHTS, &call, hotkey)
+        self.submit(requirements::SET_WEIGHTS, &call, &encoded, hotkey)
             .await
             .map_err(|e| match e {
                 ChainError::Rejected(t) if t.contains("SettingWeightsTooFast") => {
@@ -1120,12 +1120,9 @@ impl ChainClient for Subtensor {
         commit: [u8; 32],
     ) -> Result<Receipt, ChainError> {
         self.preflight(netuid, &hotkey.account()).await?;
-        let call = dynamic::transaction(
-            "SubtensorModule",
-            "commit_weights",
-            (netuid.0, subxt::utils::H256(commit)),
-        );
-        self.submit(requirements::COMMIT_WEIGHTS, &call, hotkey)
+        let args = (netuid.0, subxt::utils::H256(commit));
+        let call = dynamic::transaction("SubtensorModule", "commit_weights", args);
+        self.submit(requirements::COMMIT_WEIGHTS, &call, &args.encode(), hotkey)
             .await
     }
 
@@ -1138,18 +1135,16 @@ impl ChainClient for Subtensor {
         let (n, _) = self.preflight(netuid, &hotkey.account()).await?;
         check_weights(&reveal.uids, &reveal.weights, n)?;
         let uids: Vec<u16> = reveal.uids.iter().map(|u| u.0).collect();
-        let call = dynamic::transaction(
-            "SubtensorModule",
-            "reveal_weights",
-            (
-                netuid.0,
-                uids,
-                reveal.weights.clone(),
-                reveal.salt.clone(),
-                reveal.version_key,
-            ),
+        let args = (
+            netuid.0,
+            uids,
+            reveal.weights.clone(),
+            reveal.salt.clone(),
+            reveal.version_key,
         );
-        self.submit(requirements::REVEAL_WEIGHTS, &call, hotkey)
+        let encoded = args.encode();
+        let call = dynamic::transaction("SubtensorModule", "reveal_weights", args);
+        self.submit(requirements::REVEAL_WEIGHTS, &call, &encoded, hotkey)
             .await
             .map_err(|e| match e {
                 ChainError::Rejected(t)
@@ -1204,13 +1199,15 @@ impl ChainClient for Subtensor {
             |at| async move { subnet_size_at(&at, netuid).await },
         )
         .await?;
-        let call = dynamic::transaction(
-            "SubtensorModule",
-            "burned_register",
-            (netuid.0, AccountId32(*hotkey.as_bytes())),
-        );
-        self.submit(requirements::BURNED_REGISTER, &call, coldkey)
-            .await
+        let args = (netuid.0, AccountId32(*hotkey.as_bytes()));
+        let call = dynamic::transaction("SubtensorModule", "burned_register", args);
+        self.submit(
+            requirements::BURNED_REGISTER,
+            &call,
+            &args.encode(),
+            coldkey,
+        )
+        .await
     }
 }
 

@@ -97,7 +97,10 @@ pub(crate) fn pick(metadata: &Metadata, mechid: Option<MechId>) -> Result<Pick, 
     )))
 }
 
-/// The call itself, its arguments in the order the runtime declares them.
+/// The call itself, its arguments in the order the runtime declares them,
+/// and those arguments as this release encodes them (SCALE: netuid `u16`,
+/// mechanism `u8`, the commit as bytes with their length, the round `u64`,
+/// the version `u16`).
 pub(crate) fn call(
     pick: &Pick,
     netuid: Netuid,
@@ -105,22 +108,33 @@ pub(crate) fn call(
     sealed: Vec<u8>,
     round: DrandRound,
     version: u16,
-) -> subxt::transactions::DynamicPayload<subxt::ext::scale_value::Composite<()>> {
+) -> (
+    subxt::transactions::DynamicPayload<subxt::ext::scale_value::Composite<()>>,
+    Vec<u8>,
+) {
+    use subxt::ext::codec::Encode as _;
     use subxt::ext::scale_value::Value;
     let mut args = vec![Value::u128(u128::from(netuid.0))];
+    let mut encoded = netuid.0.encode();
     if pick.need == requirements::COMMIT_TIMELOCKED_MECH {
-        args.push(Value::u128(u128::from(mechid.unwrap_or(MechId(0)).0)));
+        let mech = mechid.unwrap_or(MechId(0)).0;
+        args.push(Value::u128(u128::from(mech)));
+        encoded.extend(mech.encode());
     }
+    encoded.extend(sealed.encode());
     args.push(Value::from_bytes(sealed));
     args.push(Value::u128(u128::from(round.0)));
+    encoded.extend(round.0.encode());
     if pick.with_hotkey {
         args.push(Value::u128(u128::from(version)));
+        encoded.extend(version.encode());
     }
-    dynamic::transaction(
+    let payload = dynamic::transaction(
         "SubtensorModule",
         pick.name(),
         subxt::ext::scale_value::Composite::unnamed(args),
-    )
+    );
+    (payload, encoded)
 }
 
 /// The storage index of a subnet's mechanism (`NetUidStorageIndex`).
@@ -274,7 +288,7 @@ impl Subtensor {
     ) -> Result<TimelockReceipt, ChainError> {
         let (ahead, sealed) = self.seal_now(netuid, hotkey, w, now).await?;
         let pick = ahead.pick;
-        let tx = call(
+        let (tx, args) = call(
             &pick,
             netuid,
             w.mechid,
@@ -283,7 +297,7 @@ impl Subtensor {
             ahead.version,
         );
         let receipt = self
-            .submit(pick.need, &tx, hotkey)
+            .submit(pick.need, &tx, &args, hotkey)
             .await
             .map_err(|e| match e {
                 ChainError::Rejected(t) if t.contains("CommitRevealDisabled") => {

@@ -287,6 +287,62 @@ pub fn check_type(metadata: &Metadata, ty: u32, what: &str) -> Result<(), ChainE
     Depths::new(metadata.types()).check(ty, &what).map(drop)
 }
 
+/// The call data `call` encodes to against `metadata`, which must be
+/// exactly its pin's pallet and call index followed by `args`: the
+/// arguments as this release encodes them (SCALE, their Rust types). The
+/// shape hash ([`PINNED_CALLS`]) ignores the order of nested fields and
+/// variants' indices; these bytes do not. Run before signing.
+pub fn check_call_bytes<P: subxt::transactions::Payload>(
+    metadata: &Metadata,
+    call: &P,
+    args: &[u8],
+    sign_unpinned: bool,
+) -> Result<(), ChainError> {
+    let (pallet, name) = (call.pallet_name(), call.call_name());
+    let Some(pin) = PINNED_CALLS
+        .iter()
+        .find(|p| p.pallet == pallet && p.call == name)
+    else {
+        return Err(ChainError::UntrustedMetadata(format!(
+            "call {pallet}.{name} has no pin in this release"
+        )));
+    };
+    let encoded = subxt::ext::frame_decode::extrinsics::encode_call_data(
+        pallet,
+        name,
+        call.call_data(),
+        metadata,
+        metadata.types(),
+    )
+    .map_err(|e| ChainError::Unsupported(format!("call {pallet}.{name}: cannot encode it: {e}")))?;
+    let mut expected = vec![pin.pallet_index, pin.call_index];
+    expected.extend_from_slice(args);
+    if encoded == expected {
+        return Ok(());
+    }
+    if sign_unpinned {
+        tracing::warn!(
+            call = %format!("{pallet}.{name}"),
+            "signing call bytes that differ from what this release computes, as \
+             sign_unpinned_calls allows"
+        );
+        return Ok(());
+    }
+    Err(ChainError::UntrustedMetadata(format!(
+        "call {pallet}.{name} encodes to 0x{} against the node's metadata; this release \
+         computes 0x{}. Nothing was signed",
+        short_hex(&encoded),
+        short_hex(&expected)
+    )))
+}
+
+/// At most the first 64 bytes, as hex.
+fn short_hex(bytes: &[u8]) -> String {
+    let cut = bytes.len().min(64);
+    let more = if cut < bytes.len() { "…" } else { "" };
+    format!("{}{more}", hex::encode(&bytes[..cut]))
+}
+
 fn check_pin(
     metadata: &Metadata,
     pallet: &str,

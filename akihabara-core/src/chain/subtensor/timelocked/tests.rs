@@ -4,8 +4,12 @@
 use super::*;
 use crate::chain::subtensor::shared_metadata as metadata;
 
-/// Call data as the runtime decodes it: pallet index, call index, fields.
-fn encode(md: &Metadata, tx: &impl subxt::transactions::Payload) -> Vec<u8> {
+/// Call data as the runtime decodes it: pallet index, call index, fields;
+/// checked against the pin and the arguments as this release encodes them,
+/// as the client does before signing.
+fn encode(md: &Metadata, (tx, args): &(impl subxt::transactions::Payload, Vec<u8>)) -> Vec<u8> {
+    crate::chain::subtensor::trust::check_call_bytes(md, tx, args, false)
+        .expect("the call bytes are the pinned ones");
     subxt::ext::frame_decode::extrinsics::encode_call_data(
         tx.pallet_name(),
         tx.call_name(),

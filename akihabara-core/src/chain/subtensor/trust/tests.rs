@@ -445,3 +445,83 @@ fn a_type_the_registry_lacks_is_refused() {
     let err = check(&md, &[req::SUBNETWORK_N], false).expect_err("dangling");
     assert!(err.to_string().contains("names type 4294967295"), "{err}");
 }
+
+#[test]
+fn call_bytes_are_the_ones_this_release_computes() {
+    use subxt::dynamic;
+    use subxt::ext::codec::Encode as _;
+    use subxt::utils::{AccountId32, H256};
+    for name in KNOWN {
+        let Some(md) = crate::chain::subtensor::shared_metadata(name) else {
+            continue;
+        };
+        // Each call as the client builds it, with its arguments' own bytes.
+        let serve = (2u16, 1u32, 0x7f00_0001u128, 8091u16, 4u8, 4u8, 0u8, 0u8);
+        let weights = (2u16, vec![0u16, 1, 2], vec![65535u16, 0, 7], 7u64);
+        let commit = (2u16, H256([9; 32]));
+        let reveal = (2u16, vec![0u16, 1], vec![1u16, 2], vec![3u16; 8], 7u64);
+        let register = (2u16, AccountId32([5; 32]));
+        check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "serve_axon", serve),
+            &serve.encode(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "set_weights", weights.clone()),
+            &weights.encode(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "commit_weights", commit),
+            &commit.encode(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "reveal_weights", reveal.clone()),
+            &reveal.encode(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "burned_register", register),
+            &register.encode(),
+            false,
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+        // Bytes that differ from what the metadata encodes (here: another
+        // hotkey than the one in the call) are refused, naming both.
+        let other = (2u16, AccountId32([6; 32]));
+        let err = check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "burned_register", register),
+            &other.encode(),
+            false,
+        )
+        .expect_err("other bytes");
+        assert!(matches!(err, ChainError::UntrustedMetadata(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("encodes to 0x0707{}", "0200"))
+                && text.contains(&"05".repeat(32))
+                && text.contains(&"06".repeat(32))
+                && text.contains("Nothing was signed"),
+            "{text}"
+        );
+        check_call_bytes(
+            &md,
+            &dynamic::transaction("SubtensorModule", "burned_register", register),
+            &other.encode(),
+            true,
+        )
+        .expect("opted in");
+    }
+}
