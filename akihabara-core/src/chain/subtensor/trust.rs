@@ -299,14 +299,7 @@ pub fn check_call_bytes<P: subxt::transactions::Payload>(
     sign_unpinned: bool,
 ) -> Result<(), ChainError> {
     let (pallet, name) = (call.pallet_name(), call.call_name());
-    let Some(pin) = PINNED_CALLS
-        .iter()
-        .find(|p| p.pallet == pallet && p.call == name)
-    else {
-        return Err(ChainError::UntrustedMetadata(format!(
-            "call {pallet}.{name} has no pin in this release"
-        )));
-    };
+    let pin = pin_of(pallet, name)?;
     let encoded = subxt::ext::frame_decode::extrinsics::encode_call_data(
         pallet,
         name,
@@ -343,20 +336,25 @@ fn short_hex(bytes: &[u8]) -> String {
     format!("{}{more}", hex::encode(&bytes[..cut]))
 }
 
+/// The pin of `pallet.call`; every call the client signs has one.
+fn pin_of(pallet: &str, call: &str) -> Result<&'static PinnedCall, ChainError> {
+    PINNED_CALLS
+        .iter()
+        .find(|p| p.pallet == pallet && p.call == call)
+        .ok_or_else(|| {
+            ChainError::UntrustedMetadata(format!(
+                "call {pallet}.{call} has no pin in this release"
+            ))
+        })
+}
+
 fn check_pin(
     metadata: &Metadata,
     pallet: &str,
     call: &str,
     sign_unpinned: bool,
 ) -> Result<(), ChainError> {
-    let Some(pin) = PINNED_CALLS
-        .iter()
-        .find(|p| p.pallet == pallet && p.call == call)
-    else {
-        return Err(ChainError::UntrustedMetadata(format!(
-            "call {pallet}.{call} has no pin in this release"
-        )));
-    };
+    let pin = pin_of(pallet, call)?;
     let p = metadata.pallet_by_name(pallet);
     let seen = (
         p.as_ref().map(|p| p.call_index()),
