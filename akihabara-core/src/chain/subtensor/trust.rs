@@ -13,7 +13,10 @@
 //!   hash of its arguments (names and types, recursively; argument order is
 //!   checked by name in [`super::requirements`]), as the subtensor runtimes
 //!   this release knows define it (Finney, spec 393, and the local test
-//!   runtime, spec 293, agree on the five calls both have). A call that
+//!   runtime, spec 293, agree on the five calls both have). Before
+//!   signing, the call's bytes must also be exactly the pinned indices and
+//!   the arguments as this release encodes them ([`check_call_bytes`]): the
+//!   shape hash ignores field order and variant indices. A call that
 //!   differs is refused with [`ChainError::UntrustedMetadata`] until the
 //!   operator updates akihabara or opts in
 //!   ([`SubtensorOptions::sign_unpinned_calls`]).
