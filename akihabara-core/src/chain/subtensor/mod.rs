@@ -347,9 +347,12 @@ async fn connect_once(url: &str) -> Result<Conn, ChainError> {
         }])
         .build();
     let backend = LegacyBackend::<PolkadotConfig>::builder().build(rpc_client);
-    let client = Client::from_backend_with_config(config, Arc::new(backend))
-        .await
-        .map_err(|e| at_node(url, e))?;
+    let client = trust::unpanicked("connecting", async {
+        Client::from_backend_with_config(config, Arc::new(backend))
+            .await
+            .map_err(|e| at_node(url, e))
+    })
+    .await?;
     Ok(Conn {
         client,
         rpc,
@@ -446,12 +449,11 @@ impl Subtensor {
 
     /// The client at the current block, once the runtime provides `needs`.
     async fn at_current(&self, needs: &[Need]) -> Result<AtBlock, ChainError> {
-        let at = self
-            .fresh()
-            .await?
-            .at_current_block()
-            .await
-            .map_err(connection)?;
+        let client = self.fresh().await?;
+        let at = trust::unpanicked("the client at the current block", async {
+            client.at_current_block().await.map_err(connection)
+        })
+        .await?;
         require(at.metadata_ref(), needs)?;
         trust::check(at.metadata_ref(), needs, self.opts.sign_unpinned_calls)?;
         Ok(at)
@@ -556,7 +558,10 @@ impl Subtensor {
                         // differs, so it is checked before its events are
                         // decoded (subxt's `wait_for_success` would ask for
                         // the client again, unchecked).
-                        let at_tx = in_block.at().await.map_err(connection)?;
+                        let at_tx = trust::unpanicked("the client at the including block", async {
+                            in_block.at().await.map_err(connection)
+                        })
+                        .await?;
                         trust::check_events(at_tx.metadata_ref())?;
                         outcome(&at_tx, &rpc, ext_hash).await?;
                         return Ok(Block(at_tx.block_number()));
@@ -961,11 +966,11 @@ impl ChainClient for Subtensor {
     async fn subscribe_blocks(&self) -> Result<BlockStream, ChainError> {
         let blocks = self
             .bounded(async {
-                self.fresh()
-                    .await?
-                    .stream_blocks()
-                    .await
-                    .map_err(connection)
+                let client = self.fresh().await?;
+                trust::unpanicked("the block subscription", async {
+                    client.stream_blocks().await.map_err(connection)
+                })
+                .await
             })
             .await?;
         let (tx, stream) = BlockStream::channel(16);

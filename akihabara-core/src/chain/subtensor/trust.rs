@@ -285,6 +285,31 @@ fn storage(
     Ok(())
 }
 
+/// `fut`, with a panic inside it turned into
+/// [`ChainError::UntrustedMetadata`]. subxt panics on some inconsistent
+/// metadata where it builds a client at a block (a `System::Hashing` type
+/// the registry lacks, in V16 metadata); from a node's answer, that is an
+/// error of the node, not a crash of this process.
+pub(crate) async fn unpanicked<T>(
+    what: &str,
+    fut: impl std::future::Future<Output = Result<T, ChainError>>,
+) -> Result<T, ChainError> {
+    use subxt::ext::futures::FutureExt as _;
+    match std::panic::AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(panic) => {
+            let why = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            Err(ChainError::UntrustedMetadata(format!(
+                "{what}: the chain library failed on the node's metadata ({why})"
+            )))
+        }
+    }
+}
+
 /// Checks one type the client is about to decode (see [`check`]).
 pub fn check_type(metadata: &Metadata, ty: u32, what: &str) -> Result<(), ChainError> {
     Depths::new(metadata.types()).check(ty, &what).map(drop)

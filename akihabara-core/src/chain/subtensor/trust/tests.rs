@@ -525,3 +525,48 @@ fn call_bytes_are_the_ones_this_release_computes() {
         .expect("opted in");
     }
 }
+
+/// V16 metadata (Finney's) whose `System::Hashing` names a type the
+/// registry lacks: subxt's hasher panics when it builds a client at a
+/// block. Through `unpanicked`, that is an error naming the metadata.
+#[test]
+fn a_panic_of_the_chain_library_on_bad_metadata_is_an_error() {
+    use subxt::config::Hasher as _;
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/chain/finney.scale");
+    if crate::chain::subtensor::shared_metadata("finney.scale").is_none() {
+        return;
+    }
+    let bytes = std::fs::read(path).expect("read");
+    let mut prefixed = RuntimeMetadataPrefixed::decode(&mut &bytes[..]).expect("decodes");
+    let RuntimeMetadata::V16(ref mut m) = prefixed.1 else {
+        panic!("Finney's metadata is V16");
+    };
+    let system = m
+        .pallets
+        .iter_mut()
+        .find(|p| p.name == "System")
+        .expect("System");
+    let hashing = system
+        .associated_types
+        .iter_mut()
+        .find(|t| t.name == "Hashing")
+        .expect("Hashing");
+    hashing.ty = u32::MAX.into();
+    let md = Metadata::try_from(prefixed).expect("still metadata");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let err = rt
+        .block_on(unpanicked("building a client", async {
+            let _ = subxt::config::substrate::DynamicHasher256::new(&md);
+            Ok(())
+        }))
+        .expect_err("the hasher panics");
+    assert!(matches!(err, ChainError::UntrustedMetadata(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("building a client: the chain library failed on the node's metadata (Type information for 'Hashing'"),
+        "{err}"
+    );
+}
