@@ -262,10 +262,16 @@ pub struct NetworkArgs {
     /// Seconds to wait for the connection and for each read
     #[arg(long = "chain-timeout", value_name = "SECS", default_value_t = 30)]
     pub timeout: u64,
-    /// Sign a call even when the node's metadata gives it another pallet
-    /// index, call index or argument shape than every subtensor runtime this
-    /// release knows (a runtime upgrade, or a node lying to make your key sign
-    /// something else). Off: such a call is refused and nothing is signed.
+}
+
+/// What a command that signs a chain call may sign.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ChainSignArgs {
+    /// Sign the call even when the node's metadata gives it another pallet
+    /// index, call index, argument shape or bytes than every subtensor
+    /// runtime this release knows (a runtime upgrade, or a node lying to make
+    /// your key sign something else). Off: such a call is refused and nothing
+    /// is signed
     #[arg(long)]
     pub sign_unpinned_calls: bool,
 }

@@ -11,7 +11,7 @@ use akihabara_core::chain::{
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use crate::args::{NetworkArgs, OutputArgs, SignerArgs, SubnetArgs};
+use crate::args::{ChainSignArgs, NetworkArgs, OutputArgs, SignerArgs, SubnetArgs};
 use crate::exit::{self, bad_input};
 use crate::out;
 
@@ -42,6 +42,8 @@ pub struct ServeAxonArgs {
     pub subnet: SubnetArgs,
     #[command(flatten)]
     pub signer: SignerArgs,
+    #[command(flatten)]
+    pub signing: ChainSignArgs,
     /// Public IP of the axon
     #[arg(long)]
     pub ip: std::net::IpAddr,
@@ -58,6 +60,8 @@ pub struct RegisterArgs {
     pub subnet: SubnetArgs,
     #[command(flatten)]
     pub signer: SignerArgs,
+    #[command(flatten)]
+    pub signing: ChainSignArgs,
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -86,21 +90,31 @@ impl SubnetArgs {
         &self,
         call: impl AsyncFnOnce(&Subtensor, Netuid) -> Result<T, ChainError>,
     ) -> anyhow::Result<T> {
+        self.call_signing(&ChainSignArgs::default(), call)
+    }
+
+    /// [`SubnetArgs::call`] for a call that signs, with what it may sign.
+    pub(crate) fn call_signing<T>(
+        &self,
+        signing: &ChainSignArgs,
+        call: impl AsyncFnOnce(&Subtensor, Netuid) -> Result<T, ChainError>,
+    ) -> anyhow::Result<T> {
         super::runtime()?.block_on(async {
-            let chain = connect(&self.network).await?;
+            let chain = connect_with(&self.network, None, signing).await?;
             call(&chain, self.netuid()).await.map_err(exit::chain)
         })
     }
 }
 
 pub(crate) async fn connect(n: &NetworkArgs) -> anyhow::Result<Subtensor> {
-    connect_with(n, None).await
+    connect_with(n, None, &ChainSignArgs::default()).await
 }
 
 /// [`connect`], with the block time drand rounds are computed with.
 pub(crate) async fn connect_with(
     n: &NetworkArgs,
     block_time: Option<Duration>,
+    signing: &ChainSignArgs,
 ) -> anyhow::Result<Subtensor> {
     let network: Network = n.network.parse().map_err(bad_input)?;
     if n.timeout == 0 {
@@ -112,7 +126,7 @@ pub(crate) async fn connect_with(
         connect_timeout: Duration::from_secs(n.timeout),
         timeout: Duration::from_secs(n.timeout),
         block_time: block_time.unwrap_or(SubtensorOptions::default().block_time),
-        sign_unpinned_calls: n.sign_unpinned_calls,
+        sign_unpinned_calls: signing.sign_unpinned_calls,
         ..SubtensorOptions::default()
     };
     Subtensor::connect_with(&network, opts)
@@ -136,9 +150,9 @@ pub(crate) fn print_receipt(what: &str, r: &Receipt, json: bool) -> anyhow::Resu
 
 fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
     let hotkey = a.signer.hotkey()?;
-    let r = a
-        .subnet
-        .call(async |chain, netuid| chain.serve_axon(netuid, &hotkey, a.ip, a.port).await)?;
+    let r = a.subnet.call_signing(&a.signing, async |chain, netuid| {
+        chain.serve_axon(netuid, &hotkey, a.ip, a.port).await
+    })?;
     match r {
         Some(r) => print_receipt("serve_axon", &r, a.output.json),
         None if a.output.json => Ok(out::println(
@@ -154,9 +168,9 @@ fn serve_axon(a: ServeAxonArgs) -> anyhow::Result<()> {
 fn register(a: RegisterArgs) -> anyhow::Result<()> {
     let hotkey = a.signer.hotkey_account()?;
     let coldkey = a.signer.coldkey()?;
-    let r = a
-        .subnet
-        .call(async |chain, netuid| chain.burned_register(netuid, &coldkey, &hotkey).await)?;
+    let r = a.subnet.call_signing(&a.signing, async |chain, netuid| {
+        chain.burned_register(netuid, &coldkey, &hotkey).await
+    })?;
     print_receipt("burned_register", &r, a.output.json)
 }
 

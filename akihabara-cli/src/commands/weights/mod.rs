@@ -13,8 +13,8 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use serde_json::json;
 
-use super::chain::{connect, print_receipt};
-use crate::args::{OutputArgs, SignerArgs, SubnetArgs};
+use super::chain::{connect_with, print_receipt};
+use crate::args::{ChainSignArgs, OutputArgs, SignerArgs, SubnetArgs};
 use crate::exit::{self, bad_input};
 use crate::{out, render};
 
@@ -117,6 +117,8 @@ pub struct WeightsSetArgs {
     #[command(flatten)]
     pub signer: SignerArgs,
     #[command(flatten)]
+    pub signing: ChainSignArgs,
+    #[command(flatten)]
     pub weights: UidWeightsArgs,
     /// Version key [default: the subnet's weights_version]
     #[arg(long, value_name = "K")]
@@ -152,6 +154,8 @@ pub struct WeightsRevealArgs {
     pub subnet: SubnetArgs,
     #[command(flatten)]
     pub signer: SignerArgs,
+    #[command(flatten)]
+    pub signing: ChainSignArgs,
     /// The file `weights commit` wrote
     #[arg(long, value_name = "FILE")]
     pub reveal_file: PathBuf,
@@ -267,7 +271,7 @@ pub fn commit_weights(a: WeightsCommitArgs) -> anyhow::Result<()> {
         )));
     }
     let r = super::runtime()?.block_on(async {
-        let chain = connect(&a.set.subnet.network).await?;
+        let chain = connect_with(&a.set.subnet.network, None, &a.set.signing).await?;
         let key = version_key(&chain, &a.set).await?;
         let reveal = Reveal::new(uids, weights, key)?;
         let text = serde_json::to_string_pretty(&reveal)? + "\n";
@@ -312,8 +316,8 @@ pub fn reveal_weights(a: WeightsRevealArgs) -> anyhow::Result<()> {
         .with_context(|| format!("{} is not a reveal file", a.reveal_file.display()))
         .map_err(bad_input)?;
     let hotkey = a.signer.hotkey()?;
-    let r = a
-        .subnet
-        .call(async |chain, netuid| chain.reveal_weights(netuid, &hotkey, &reveal).await)?;
+    let r = a.subnet.call_signing(&a.signing, async |chain, netuid| {
+        chain.reveal_weights(netuid, &hotkey, &reveal).await
+    })?;
     print_receipt("reveal_weights", &r, a.output.json)
 }

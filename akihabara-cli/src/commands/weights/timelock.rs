@@ -106,7 +106,12 @@ impl TimelockArgs {
 
 /// Connects with `--block-time` set, so rounds are computed with it.
 pub async fn connect_for(a: &WeightsSetArgs) -> anyhow::Result<Subtensor> {
-    connect_with(&a.subnet.network, Some(a.timelock.block_time()?)).await
+    connect_with(
+        &a.subnet.network,
+        Some(a.timelock.block_time()?),
+        &a.signing,
+    )
+    .await
 }
 
 fn weights(
