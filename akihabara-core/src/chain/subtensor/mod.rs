@@ -874,6 +874,25 @@ where
         .transpose()
 }
 
+/// Whether a storage value of any pallet is stored under `key` at `at`,
+/// without decoding it. (Decoded into a dynamic value, a list's claimed
+/// length is reserved before any element is read: a node could make that
+/// reservation abort the process.)
+async fn is_stored<K>(at: &AtBlock, pallet: &str, entry: &str, key: K) -> Result<bool, ChainError>
+where
+    K: IntoEncodableValues + IntoDecodableValues,
+{
+    let value = at
+        .storage()
+        .try_fetch(
+            dynamic::storage::<K, subxt::ext::scale_value::Value>(pallet, entry),
+            key,
+        )
+        .await
+        .map_err(connection)?;
+    Ok(value.is_some())
+}
+
 /// Maps the runtime's (or the pool's) refusal text to a typed error.
 ///
 /// Module errors arrive as `SubtensorModule::Name`; the transaction

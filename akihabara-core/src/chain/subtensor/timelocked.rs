@@ -18,7 +18,8 @@ use subxt::utils::{AccountId32, H256};
 
 use super::requirements::{self, Need, provides};
 use super::{
-    SUBNET_AND_UID, Subtensor, hyperparameters_at, registered_uid_at, stored_in, subnet_size_at,
+    SUBNET_AND_UID, Subtensor, hyperparameters_at, is_stored, registered_uid_at, stored_in,
+    subnet_size_at,
 };
 use crate::chain::timelock::{
     self, DrandRound, RevealSchedule, RoundRule, TimelockError, WeightsPayload,
@@ -429,15 +430,8 @@ impl Subtensor {
                     rule,
                 );
                 for (commit_block, round, bytes) in found {
-                    let pulse_stored = has_drand
-                        && stored_in::<_, subxt::ext::scale_value::Value>(
-                            &at,
-                            "Drand",
-                            "Pulses",
-                            (round,),
-                        )
-                        .await?
-                        .is_some();
+                    let pulse_stored =
+                        has_drand && is_stored(&at, "Drand", "Pulses", (round,)).await?;
                     pending.push(PendingCommit::Timelocked {
                         epoch,
                         commit_block,

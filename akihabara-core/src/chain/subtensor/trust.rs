@@ -156,6 +156,7 @@ pub fn check(metadata: &Metadata, needs: &[Need], sign_unpinned: bool) -> Result
                 }
                 check_pin(metadata, pallet, call, sign_unpinned)?;
                 signing(&mut depths, metadata, need)?;
+                check_extensions(metadata, sign_unpinned)?;
                 events(&mut depths, metadata, need)?;
             }
             Need::Storage(pallet, entry) => storage(&mut depths, metadata, pallet, entry, need)?,
@@ -173,6 +174,184 @@ pub fn check(metadata: &Metadata, needs: &[Need], sign_unpinned: bool) -> Result
         }
     }
     Ok(())
+}
+
+/// The transaction extensions of a signed (V4) extrinsic, in order: each
+/// one's identifier and the shapes of its two types (extra, additional;
+/// see [`shape_id`]), as the known runtimes define them.
+pub type ExtensionLayout = &'static [(&'static str, &'static str, &'static str)];
+
+/// The extension layouts of the known runtimes. Signed bytes are the call,
+/// then each extension's values in this order (whichever encode to
+/// nothing are left out): a node that reorders them, or gives one another
+/// type, could make the nonce of a key's first transaction be read as its
+/// tip on the real chain.
+pub const KNOWN_EXTENSION_LAYOUTS: &[ExtensionLayout] = &[FINNEY_393, LOCAL_293];
+
+/// An empty struct (the extension writes nothing in the extrinsic).
+const EMPTY: &str = "c77a82899c2718ab";
+/// `()` (the extension adds nothing to what is signed).
+const UNIT: &str = "a78e9c2f057b9c0d";
+const VERSION: &str = "a5d0ea9f2b06b05d"; // u32
+const HASH: &str = "6de23a91d15309f1"; // H256
+
+/// Finney, spec 393.
+const FINNEY_393: ExtensionLayout = &[
+    ("CheckNonZeroSender", EMPTY, UNIT),
+    ("CheckSpecVersion", EMPTY, VERSION),
+    ("CheckTxVersion", EMPTY, VERSION),
+    ("CheckGenesis", EMPTY, HASH),
+    ("CheckMortality", "b4b36f9f33214463", HASH),
+    ("CheckNonce", "5b9655f27c8cc31d", UNIT),
+    ("CheckWeight", EMPTY, UNIT),
+    ("ChargeTransactionPayment", "905ec2c9b3e7a046", UNIT),
+    ("SudoTransactionExtension", EMPTY, UNIT),
+    ("CheckShieldedTxValidity", EMPTY, UNIT),
+    ("SubtensorTransactionExtension", EMPTY, UNIT),
+    ("DrandPriority", EMPTY, UNIT),
+    ("CheckMetadataHash", "1a5ff0d16bfd719c", "7b670aa766bf366d"),
+];
+
+/// The local test runtime, spec 293.
+const LOCAL_293: ExtensionLayout = &[
+    ("CheckNonZeroSender", EMPTY, UNIT),
+    ("CheckSpecVersion", EMPTY, VERSION),
+    ("CheckTxVersion", EMPTY, VERSION),
+    ("CheckGenesis", EMPTY, HASH),
+    ("CheckMortality", "b4b36f9f33214463", HASH),
+    ("CheckNonce", "5b9655f27c8cc31d", UNIT),
+    ("CheckWeight", EMPTY, UNIT),
+    ("ChargeTransactionPayment", "905ec2c9b3e7a046", UNIT),
+    ("SubtensorTransactionExtension", EMPTY, UNIT),
+    ("CheckMetadataHash", "1a5ff0d16bfd719c", "7b670aa766bf366d"),
+];
+
+/// Checks that `metadata` offers signed (V4) extrinsics and that their
+/// transaction extensions are laid out as in a known runtime
+/// ([`KNOWN_EXTENSION_LAYOUTS`]).
+pub fn check_extensions(metadata: &Metadata, sign_unpinned: bool) -> Result<(), ChainError> {
+    let extrinsic = metadata.extrinsic();
+    let layout: Vec<(String, String, String)> = extrinsic
+        .transaction_extensions_by_version(0)
+        .map(|exts| {
+            exts.map(|e| {
+                (
+                    e.identifier().to_owned(),
+                    shape_id(metadata.types(), e.extra_ty()),
+                    shape_id(metadata.types(), e.additional_ty()),
+                )
+            })
+            .collect()
+        })
+        .unwrap_or_default();
+    let known = KNOWN_EXTENSION_LAYOUTS.iter().any(|k| {
+        k.len() == layout.len()
+            && k.iter()
+                .zip(&layout)
+                .all(|(a, b)| a.0 == b.0 && a.1 == b.1 && a.2 == b.2)
+    });
+    if extrinsic.supported_versions().contains(&4) && known {
+        return Ok(());
+    }
+    let said = layout
+        .iter()
+        .map(|(name, _, _)| name.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if sign_unpinned {
+        tracing::warn!(
+            extensions = %said,
+            "signing with transaction extensions laid out unlike any runtime this release \
+             knows, as sign_unpinned_calls allows"
+        );
+        return Ok(());
+    }
+    Err(ChainError::UntrustedMetadata(format!(
+        "the node's metadata lays out signed transactions (versions {:?}; extensions {said}) \
+         unlike every runtime this release knows: the bytes signed after the call would not \
+         mean what this client sets (nonce, tip, era). Nothing was signed",
+        extrinsic.supported_versions()
+    )))
+}
+
+/// A short id of a type's shape: blake2b of its structure (field names,
+/// variant names and indices, primitives, lengths), 8 bytes as hex. Only
+/// for types already checked to be acyclic and shallow.
+pub fn shape_id(types: &PortableRegistry, id: u32) -> String {
+    use blake2::Digest as _;
+    let mut text = String::new();
+    describe(types, id, &mut text, 0);
+    let digest = blake2::Blake2b512::digest(text.as_bytes());
+    hex::encode(&digest[..8])
+}
+
+fn describe(types: &PortableRegistry, id: u32, out: &mut String, depth: u32) {
+    use std::fmt::Write as _;
+    let Some(ty) = types.resolve(id) else {
+        out.push('?');
+        return;
+    };
+    if depth > MAX_TYPE_DEPTH {
+        out.push('…');
+        return;
+    }
+    let fields = |fs: &mut dyn Iterator<Item = (Option<&str>, u32)>, out: &mut String| {
+        out.push('(');
+        for (name, ty) in fs {
+            let _ = write!(out, "{}:", name.unwrap_or(""));
+            describe(types, ty, out, depth + 1);
+            out.push(',');
+        }
+        out.push(')');
+    };
+    match &ty.type_def {
+        TypeDef::Composite(c) => {
+            out.push('S');
+            fields(
+                &mut c.fields.iter().map(|f| (f.name.as_deref(), f.ty.id)),
+                out,
+            );
+        }
+        TypeDef::Variant(v) => {
+            out.push('E');
+            for variant in &v.variants {
+                let _ = write!(out, "{}={}", variant.index, variant.name);
+                fields(
+                    &mut variant.fields.iter().map(|f| (f.name.as_deref(), f.ty.id)),
+                    out,
+                );
+            }
+        }
+        TypeDef::Sequence(s) => {
+            out.push_str("Vec<");
+            describe(types, s.type_param.id, out, depth + 1);
+            out.push('>');
+        }
+        TypeDef::Array(a) => {
+            let _ = write!(out, "[{};", a.len);
+            describe(types, a.type_param.id, out, depth + 1);
+            out.push(']');
+        }
+        TypeDef::Tuple(t) => {
+            out.push('T');
+            fields(&mut t.fields.iter().map(|f| (None, f.id)), out);
+        }
+        TypeDef::Primitive(p) => {
+            let _ = write!(out, "{p:?}");
+        }
+        TypeDef::Compact(c) => {
+            out.push_str("Compact<");
+            describe(types, c.type_param.id, out, depth + 1);
+            out.push('>');
+        }
+        TypeDef::BitSequence(b) => {
+            out.push_str("Bits<");
+            describe(types, b.bit_store_type.id, out, depth + 1);
+            out.push(',');
+            describe(types, b.bit_order_type.id, out, depth + 1);
+            out.push('>');
+        }
+    }
 }
 
 /// Checks what waiting for an extrinsic decodes against `metadata` (the
@@ -583,6 +762,20 @@ impl<'a> Depths<'a> {
             TypeDef::Composite(c) => all(&mut c.fields.iter().map(|f| f.ty.id)),
             TypeDef::Tuple(t) => all(&mut t.fields.iter().map(|f| f.id)),
             TypeDef::Variant(v) => {
+                // A decoder finds a variant by scanning for its index: an
+                // enum with millions of variants would cost that much per
+                // index byte. SCALE's index is one byte, each used once.
+                let mut seen = [false; 256];
+                for variant in &v.variants {
+                    let slot = &mut seen[usize::from(variant.index)];
+                    if *slot {
+                        return Err(untrusted(format!(
+                            "describes an enum (type {id}) with index {} twice",
+                            variant.index
+                        )));
+                    }
+                    *slot = true;
+                }
                 // One index byte, then one variant's fields.
                 let each: Vec<Shape> = v
                     .variants

@@ -570,3 +570,65 @@ fn a_panic_of_the_chain_library_on_bad_metadata_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn an_enum_with_an_index_twice_is_refused() {
+    // `SubnetworkN`'s value: an enum of 300 variants, indices wrapping, so
+    // a decoder scans them all for each index byte (millions fit in 24 MiB).
+    let Some(md) = hostile(|types, honest| {
+        let id = storage_value(honest, "SubnetworkN");
+        *ty_mut(types, id) = TypeDef::Variant(scale_info::TypeDefVariant {
+            variants: (0..300u32)
+                .map(|i| scale_info::Variant {
+                    name: format!("V{i}"),
+                    fields: Vec::new(),
+                    index: (i % 256) as u8,
+                    docs: Vec::new(),
+                })
+                .collect(),
+        });
+    }) else {
+        return;
+    };
+    let err = check_storage(&md, "SubtensorModule", "SubnetworkN").expect_err("duplicates");
+    assert!(err.to_string().contains("with index 0 twice"), "{err}");
+}
+
+#[test]
+fn transaction_extensions_laid_out_otherwise_are_not_signed() {
+    for name in KNOWN {
+        let Some(md) = crate::chain::subtensor::shared_metadata(name) else {
+            continue;
+        };
+        check_extensions(&md, false).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    // The nonce and the tip swapped: a key's first transaction (nonce 0)
+    // would have its tip read as the nonce the node reported, and the
+    // nonce as a tip of 0... or the other way round, at the node's choice.
+    let Some(md) = hostile_metadata(|m, _| {
+        let exts = &mut m.extrinsic.signed_extensions;
+        let nonce = exts
+            .iter()
+            .position(|e| e.identifier == "CheckNonce")
+            .expect("CheckNonce");
+        let tip = exts
+            .iter()
+            .position(|e| e.identifier == "ChargeTransactionPayment")
+            .expect("ChargeTransactionPayment");
+        exts.swap(nonce, tip);
+    }) else {
+        return;
+    };
+    let err = check_extensions(&md, false).expect_err("reordered");
+    assert!(matches!(err, ChainError::UntrustedMetadata(_)), "{err:?}");
+    assert!(
+        err.to_string().contains(
+            "CheckMortality, ChargeTransactionPayment, CheckWeight, CheckNonce, SubtensorTransactionExtension"
+        ) && err.to_string().contains("Nothing was signed"),
+        "{err}"
+    );
+    // A call is refused before signing; a read is not affected.
+    assert!(check(&md, &[req::SET_WEIGHTS], false).is_err());
+    check(&md, &[req::SUBNETWORK_N], false).expect("reads");
+    check_extensions(&md, true).expect("opted in");
+}
