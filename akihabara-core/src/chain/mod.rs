@@ -25,8 +25,8 @@ pub use commit::{Reveal, commit_hash};
 pub use snapshot::{SnapshotChain, Submission};
 #[cfg(feature = "subtensor")]
 pub use subtensor::{
-    Network, Subtensor, SubtensorOptions, decode_hyperparams_answer, decode_metagraph_answer,
-    requirements, trust,
+    FINNEY_GENESIS, Network, Subtensor, SubtensorOptions, TEST_GENESIS, decode_hyperparams_answer,
+    decode_metagraph_answer, requirements, trust,
 };
 #[cfg(feature = "timelock")]
 pub use timelock::{DrandRound, TimelockError};

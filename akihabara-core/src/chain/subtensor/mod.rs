@@ -70,6 +70,21 @@ pub enum Network {
     Url(String),
 }
 
+/// Whether two `ws(s)://` URLs name the same endpoint (case, a trailing `/`
+/// and a default port aside).
+fn same_endpoint(a: &str, b: &str) -> bool {
+    let norm = |u: &str| {
+        let u = u.trim_end_matches('/').to_ascii_lowercase();
+        match host_port(&u) {
+            Some((host, port)) => {
+                format!("{}{host}:{port}", &u[..u.find("://").map_or(0, |i| i + 3)])
+            }
+            None => u,
+        }
+    };
+    norm(a) == norm(b)
+}
+
 /// Finney's genesis block hash (hex): what a node must answer to be Finney.
 pub const FINNEY_GENESIS: &str = "2f0555cc76fc2840a25a6ea3b9637146806f1f44b090c175ffde2a7e5ab36c03";
 /// The public test network's genesis block hash (hex).
@@ -79,13 +94,27 @@ impl Network {
     /// The genesis hash (hex) a node of this network must have, where the
     /// network is known: every signature commits to it, so a node that
     /// answers `finney`'s or `test`'s URL with another chain's genesis is
-    /// refused ([`ChainError::WrongChain`]) before anything is signed. A
-    /// local node or a URL may be any chain.
+    /// refused ([`ChainError::WrongChain`]) before anything is signed. So
+    /// is a URL that is one of those networks' public endpoints. A local
+    /// node or another URL may be any chain.
+    ///
+    /// ```
+    /// use akihabara_core::chain::{Network, FINNEY_GENESIS};
+    /// assert_eq!(Network::Finney.genesis(), Some(FINNEY_GENESIS));
+    /// let url: Network = "wss://entrypoint-finney.opentensor.ai".parse()?;
+    /// assert_eq!(url.genesis(), Some(FINNEY_GENESIS));
+    /// assert_eq!(Network::Local.genesis(), None);
+    /// # Ok::<(), akihabara_core::chain::ChainError>(())
+    /// ```
     pub fn genesis(&self) -> Option<&'static str> {
         match self {
             Network::Finney => Some(FINNEY_GENESIS),
             Network::Test => Some(TEST_GENESIS),
-            Network::Local | Network::Url(_) => None,
+            Network::Local => None,
+            Network::Url(u) => [Network::Finney, Network::Test]
+                .into_iter()
+                .find(|n| same_endpoint(u, n.url()))
+                .and_then(|n| n.genesis()),
         }
     }
 
@@ -415,9 +444,13 @@ impl Subtensor {
         Ok(())
     }
 
-    /// Replaces the current connection.
-    async fn reconnect(&self) -> Result<(), ChainError> {
-        self.reconnect_from(self.conn().generation).await
+    /// Replaces the connection if a call on it timed out.
+    async fn replace_if_stale(&self) -> Result<(), ChainError> {
+        let seen = self.conn().generation;
+        if seen < self.stale_before.load(Ordering::Acquire) {
+            self.reconnect_from(seen).await?;
+        }
+        Ok(())
     }
 
     /// Marks connection `generation` (and older) stale.
@@ -430,10 +463,7 @@ impl Subtensor {
     /// or when the runtime was upgraded since it was configured (its
     /// metadata is then read afresh).
     async fn fresh(&self) -> Result<Client, ChainError> {
-        let seen = self.conn().generation;
-        if seen < self.stale_before.load(Ordering::Acquire) {
-            self.reconnect_from(seen).await?;
-        }
+        self.replace_if_stale().await?;
         let conn = self.conn();
         let now = conn
             .rpc
@@ -469,7 +499,8 @@ impl Subtensor {
         let attempt = || self.bounded(async { op(self.at_current(needs).await?).await });
         match attempt().await {
             Err(ref e @ ChainError::Connection { .. }) if is_disconnect(&e.full_text()) => {
-                self.reconnect().await?;
+                // The retry connects afresh first (see `bounded`).
+                self.mark_stale(self.conn().generation);
                 attempt().await
             }
             other => other,
@@ -484,6 +515,10 @@ impl Subtensor {
         &self,
         fut: impl Future<Output = Result<T, ChainError>>,
     ) -> Result<T, ChainError> {
+        // A stale connection is replaced before the call's own time starts:
+        // connecting (bounded by `connect_timeout`), or waiting for another
+        // caller's reconnect, does not eat into it.
+        self.replace_if_stale().await?;
         match tokio::time::timeout(self.opts.timeout, fut).await {
             Ok(r) => r,
             Err(_) => {
@@ -588,8 +623,8 @@ impl Subtensor {
 
 /// Whether the extrinsic `ext_hash`, included in the block `at` is at,
 /// succeeded: the runtime's `ExtrinsicFailed` for it is a refusal. What
-/// cannot be read (the block, its events) is a connection error: the
-/// extrinsic may well have been included.
+/// cannot be read or decoded (the block, its events, the dispatch error) is
+/// a connection error saying so: the extrinsic may well have been included.
 async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Result<(), ChainError> {
     use subxt::config::Hasher as _;
     let unreadable = |what: &str| ChainError::Connection {
@@ -620,8 +655,11 @@ async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Resul
             source: Some(Box::new(e)),
         })?;
     for event in events.iter() {
-        let event = event.map_err(|e| {
-            ChainError::Unsupported(format!("an event of the including block: {e}"))
+        let event = event.map_err(|e| ChainError::Connection {
+            what: "decoding the events of the block that includes the extrinsic (it may have \
+                   been included)"
+                .to_owned(),
+            source: Some(Box::new(e)),
         })?;
         if event.phase() == subxt::events::Phase::ApplyExtrinsic(index)
             && event.pallet_name() == "System"
@@ -629,7 +667,10 @@ async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Resul
         {
             let error =
                 subxt::error::DispatchError::decode_from(event.field_bytes(), at.metadata())
-                    .map_err(|e| ChainError::Unsupported(format!("the dispatch error: {e}")))?;
+                    .map_err(|e| ChainError::Connection {
+                        what: "decoding why the extrinsic failed (it was included)".to_owned(),
+                        source: Some(Box::new(e)),
+                    })?;
             return Err(refusal(&error.to_string()));
         }
     }
@@ -1659,8 +1700,17 @@ mod tests {
             )
         );
         assert!(Network::Finney.check_genesis(&[0u8; 32]).is_err());
-        // A local node or a URL may be any chain, Finney's included (a
-        // lite node of one's own).
+        // The public endpoints given as URLs are those networks.
+        for url in [
+            "wss://test.finney.opentensor.ai:443",
+            "wss://TEST.finney.opentensor.ai/",
+        ] {
+            let n: Network = url.parse().expect("url");
+            assert!(n.check_genesis(&finney).is_err(), "{url}");
+            n.check_genesis(&test).expect(url);
+        }
+        // A local node or another URL may be any chain, Finney's included
+        // (a lite node of one's own).
         Network::Local.check_genesis(&finney).expect("local");
         Network::Url("ws://10.0.0.5:9944".into())
             .check_genesis(&[7u8; 32])
