@@ -1,5 +1,5 @@
-//! What the node's metadata may not decide: the call bytes the client
-//! signs, and how deep and how long the values it encodes and decodes run.
+//! What the node's metadata may not decide: what the client signs,
+//! and how deep and how long the values it encodes and decodes run.
 //!
 //! The client reads the runtime's metadata from the node it is pointed at
 //! (subxt's dynamic API) and encodes and decodes against it. A node that lies
@@ -20,30 +20,40 @@
 //!   differs is refused with [`ChainError::UntrustedMetadata`] until the
 //!   operator updates akihabara or opts in
 //!   ([`SubtensorOptions::sign_unpinned_calls`]).
-//! - **abort the process, or pin a thread.** Decoding and encoding follow
-//!   the type graph: a type that contains itself (a struct whose one field is
-//!   itself), or a chain of types nested a million deep, recurses until the
-//!   stack overflows, which aborts the process, and a supervisor's restart
-//!   connects to the same node. A list of empty structs makes a decoder
-//!   count to the 2^62 its few length bytes claim. So, before the client
+//! - **choose the rest of what a key signs.** After the call come the
+//!   transaction extensions' values, in the order and with the types the
+//!   metadata gives: swapping two would have the real chain read a nonce as
+//!   a tip. Signing needs V4 extrinsics and a known runtime's extension
+//!   layout ([`KNOWN_EXTENSION_LAYOUTS`], [`check_extensions`]).
+//! - **abort the process, or keep a thread busy.** Decoding and encoding
+//!   follow the type graph: a type that contains itself (a struct whose one
+//!   field is itself), or a chain of types nested a million deep, recurses
+//!   until the stack overflows, which aborts the process, and a supervisor's
+//!   restart connects to the same node. A list of empty structs makes a
+//!   decoder count to the 2^62 its few length bytes claim; an enum listing
+//!   millions of variants is scanned for each index. So, before the client
 //!   decodes or encodes a value (a storage value, a runtime API's inputs and
 //!   answer, a transaction's extensions, every pallet's events and the
 //!   dispatch error of a block it submitted to), the types reachable from it
 //!   must be acyclic, at most [`MAX_TYPE_DEPTH`] deep (both known runtimes:
-//!   7), have no list of elements that take no bytes, and take at most
-//!   [`MAX_VISITS`] steps beyond what their bytes pay for and
-//!   [`MAX_VISITS_PER_BYTE`] per byte. Types the client cannot name (the
-//!   extrinsic's address and signature) are covered by a check of the whole
-//!   registry: following structs, tuples, arrays and compacts, which encode
-//!   nothing of their own, no type reaches itself or nests deeper than
-//!   [`MAX_TYPE_DEPTH`].
+//!   7), have no list of elements that take no bytes and no enum index
+//!   listed twice, and take at most about [`MAX_VISITS`] steps beyond what
+//!   their bytes pay for and about [`MAX_VISITS_PER_BYTE`] per byte (the
+//!   bound is approximate: a compact inside single-field structs costs a few
+//!   steps more). Types the client cannot name (the extrinsic's address and
+//!   signature) are covered by a check of the whole registry: following
+//!   structs, tuples, arrays and compacts, which encode nothing of their
+//!   own, no type reaches itself or nests deeper than [`MAX_TYPE_DEPTH`].
+//!   Answers are decoded into typed values only: a dynamic value reserves a
+//!   list's claimed length before reading it. A panic of subxt on bad
+//!   metadata becomes an error where the client builds its views of a block.
 //!
 //! The genesis hash a signature commits to also comes from the node: a node
-//! reached as `finney` or `test` must have that network's
-//! ([`super::Network::genesis`]); a local node or a URL may be any chain, so
-//! a node there that answers as Finney obtains signatures valid on Finney.
-//! The nonce and era, and the values themselves (balances, stakes, axons),
-//! remain the node's word.
+//! reached as `finney` or `test` (or at their public endpoints) must have
+//! that network's ([`super::Network::genesis`]); a local node or another URL
+//! may be any chain, so a node there that answers as Finney obtains
+//! signatures valid on Finney. The nonce and era, and the values themselves
+//! (balances, stakes, axons), remain the node's word.
 //!
 //! [`SubtensorOptions::sign_unpinned_calls`]: super::SubtensorOptions::sign_unpinned_calls
 
