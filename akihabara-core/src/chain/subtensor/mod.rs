@@ -218,6 +218,39 @@ pub struct Subtensor {
     /// Held while a new connection is made, so that concurrent callers
     /// wait for one reconnect instead of each making their own.
     reconnecting: tokio::sync::Mutex<()>,
+    /// When the runtime version last changed.
+    upgrades: UpgradeGuard,
+}
+
+/// Runtime upgrades are weeks apart. Each change of the runtime version
+/// makes the client download the new metadata (up to 24 MiB) and build a
+/// new client: a node whose version changes again within this time is not
+/// believed until it has passed.
+pub const MIN_UPGRADE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When the runtime version last changed (see [`MIN_UPGRADE_INTERVAL`]).
+#[derive(Debug, Default)]
+struct UpgradeGuard {
+    last: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl UpgradeGuard {
+    /// Whether a change of the runtime version from `from` to `to`, seen at
+    /// `now`, may be followed (it is recorded if so).
+    fn allow(&self, from: u32, to: u32, now: std::time::Instant) -> Result<(), ChainError> {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = *last
+            && now.saturating_duration_since(t) < MIN_UPGRADE_INTERVAL
+        {
+            return Err(ChainError::UntrustedMetadata(format!(
+                "the node's runtime version changed from {from} to {to} less than \
+                 {MIN_UPGRADE_INTERVAL:?} after its last change: its metadata is not downloaded \
+                 again so soon (runtime upgrades are weeks apart)"
+            )));
+        }
+        *last = Some(now);
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Subtensor {
@@ -411,6 +444,7 @@ impl Subtensor {
             conn: RwLock::new(conn),
             stale_before: Arc::new(AtomicU64::new(0)),
             reconnecting: tokio::sync::Mutex::new(()),
+            upgrades: UpgradeGuard::default(),
         })
     }
 
@@ -471,6 +505,11 @@ impl Subtensor {
             .await
             .map_err(connection)?;
         if now.spec_version != conn.spec_version {
+            self.upgrades.allow(
+                conn.spec_version,
+                now.spec_version,
+                std::time::Instant::now(),
+            )?;
             self.reconnect_from(conn.generation).await?;
             return Ok(self.conn().client);
         }
@@ -483,7 +522,14 @@ impl Subtensor {
         let at = trust::unpanicked("the client at the current block", async {
             client.at_current_block().await.map_err(connection)
         })
-        .await?;
+        .await
+        .inspect_err(|e| {
+            // The client keeps the metadata it failed on; the next call
+            // reads it afresh on a new connection.
+            if matches!(e, ChainError::UntrustedMetadata(_)) {
+                self.mark_stale(self.conn().generation);
+            }
+        })?;
         require(at.metadata_ref(), needs)?;
         trust::check(at.metadata_ref(), needs, self.opts.sign_unpinned_calls)?;
         Ok(at)
@@ -1675,6 +1721,27 @@ mod tests {
         for bad in ["", "mainnet", "http://x", "ws://"] {
             assert!(bad.parse::<Network>().is_err(), "{bad:?}");
         }
+    }
+
+    /// A node whose runtime version keeps changing does not make the client
+    /// download its metadata on every call.
+    #[test]
+    fn runtime_upgrades_closer_than_a_minute_are_not_followed() {
+        let guard = UpgradeGuard::default();
+        let t0 = std::time::Instant::now();
+        guard.allow(293, 294, t0).expect("the first upgrade");
+        let err = guard
+            .allow(294, 295, t0 + Duration::from_secs(5))
+            .expect_err("5 s later");
+        assert!(matches!(err, ChainError::UntrustedMetadata(_)), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("changed from 294 to 295 less than 60s"),
+            "{err}"
+        );
+        guard
+            .allow(294, 295, t0 + MIN_UPGRADE_INTERVAL)
+            .expect("a minute later");
     }
 
     /// A node reached as `finney` or `test` must have that network's
