@@ -632,3 +632,112 @@ fn transaction_extensions_laid_out_otherwise_are_not_signed() {
     check(&md, &[req::SUBNETWORK_N], false).expect("reads");
     check_extensions(&md, true).expect("opted in");
 }
+
+/// Whether `root` reaches a cycle, by plain recursion (small test graphs).
+fn reaches_cycle(types: &PortableRegistry, root: u32) -> bool {
+    fn walk(types: &PortableRegistry, id: u32, path: &mut Vec<u32>) -> bool {
+        if path.contains(&id) {
+            return true;
+        }
+        let Some(ty) = types.resolve(id) else {
+            return false;
+        };
+        path.push(id);
+        let found = super::children(ty)
+            .into_iter()
+            .any(|c| walk(types, c, path));
+        path.pop();
+        found
+    }
+    walk(types, root, &mut Vec::new())
+}
+
+mod hostile_registries {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn field(ty: u32, name: Option<&str>) -> Field<PortableForm> {
+        Field {
+            name: name.map(Into::into),
+            ty: ty.into(),
+            type_name: None,
+            docs: Vec::new(),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Random graphs of structs, lists, arrays, tuples and enums behind
+        /// `SubnetworkN` (each edit: type `pool[at]` becomes shape `kind`
+        /// over `pool[a]` and `pool[b]`, an array of `len`): the check
+        /// refuses every one that reaches a cycle,
+        /// and whatever it accepts is skipped over random bytes, as subxt
+        /// skips events, on a 1 MiB stack without crashing.
+        #[test]
+        fn are_refused_or_decode_in_bounds(
+            edits in proptest::collection::vec((0usize..6, 0u8..7, 0usize..6, 0usize..6, 0u32..40), 1..8),
+            bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        ) {
+            let mut pool = Vec::new();
+            let Some(md) = hostile_metadata(|m, _| {
+                use subxt::ext::frame_metadata::v14::StorageEntryType;
+                let types = &mut m.types;
+                for _ in 0..6 {
+                    pool.push(add(types, TypeDef::Primitive(scale_info::TypeDefPrimitive::U8)));
+                }
+                for (at, kind, a, b, len) in edits.iter().copied() {
+                    let (a, b) = (pool[a], pool[b]);
+                    let def = match kind {
+                        0 => TypeDef::Composite(TypeDefComposite { fields: vec![field(a, Some("x"))] }),
+                        1 => TypeDef::Composite(TypeDefComposite {
+                            fields: vec![field(a, Some("x")), field(b, Some("y"))],
+                        }),
+                        2 => TypeDef::Sequence(scale_info::TypeDefSequence { type_param: a.into() }),
+                        3 => TypeDef::Array(scale_info::TypeDefArray { len, type_param: a.into() }),
+                        4 => TypeDef::Tuple(scale_info::TypeDefTuple { fields: vec![a.into(), b.into()] }),
+                        5 => TypeDef::Variant(scale_info::TypeDefVariant {
+                            variants: vec![
+                                scale_info::Variant { name: "A".into(), fields: vec![field(a, None)], index: 0, docs: Vec::new() },
+                                scale_info::Variant { name: "B".into(), fields: vec![field(b, None)], index: 1, docs: Vec::new() },
+                            ],
+                        }),
+                        _ => TypeDef::Compact(scale_info::TypeDefCompact { type_param: a.into() }),
+                    };
+                    *ty_mut(types, pool[at]) = def;
+                }
+                let entry = m
+                    .pallets
+                    .iter_mut()
+                    .find(|p| p.name == "SubtensorModule")
+                    .and_then(|p| p.storage.as_mut())
+                    .and_then(|s| s.entries.iter_mut().find(|e| e.name == "SubnetworkN"))
+                    .expect("SubnetworkN");
+                let StorageEntryType::Map { value, .. } = &mut entry.ty else {
+                    panic!("SubnetworkN is a map");
+                };
+                *value = pool[0].into();
+            }) else {
+                return Ok(());
+            };
+            let root = pool[0];
+            let verdict = check_storage(&md, "SubtensorModule", "SubnetworkN");
+            if reaches_cycle(md.types(), root) {
+                prop_assert!(verdict.is_err(), "a cycle passed: {edits:?}");
+            }
+            if verdict.is_ok() {
+                let skipped = std::thread::Builder::new()
+                    .stack_size(1 << 20)
+                    .spawn(move || {
+                        use subxt::ext::scale_decode::visitor::{decode_with_visitor, IgnoreVisitor};
+                        let mut input = &bytes[..];
+                        decode_with_visitor(&mut input, root, md.types(), IgnoreVisitor::new()).is_ok()
+                    })
+                    .expect("thread")
+                    .join();
+                prop_assert!(skipped.is_ok(), "the decoder panicked: {edits:?}");
+            }
+        }
+    }
+}
