@@ -466,15 +466,18 @@ async fn rate_limits_and_quotas_answer_429_and_jobs_are_the_owners() {
     assert_eq!(api.call("GET", "/v1/jobs", Some(&other), None).await.0, 401);
 }
 
-#[tokio::test]
-async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
-    let dir = tempfile::tempdir().expect("dir");
-    let gateway = open(dir.path(), store(dir.path()), rules());
+/// A served gateway in `dir` whose one client is the hotkey `//client1`,
+/// at `rate_per_s` with `burst`.
+async fn hotkey_client(
+    dir: &std::path::Path,
+    rate_per_s: f64,
+    burst: u32,
+) -> (Arc<Gateway>, Keypair, Api) {
+    let gateway = open(dir, store(dir), rules());
     let client = key("//client1");
-    // A burst of 3: forged requests must not spend it.
     let limits = ClientLimits {
-        rate_per_s: 0.01,
-        burst: 3,
+        rate_per_s,
+        burst,
         ..ClientLimits::default()
     };
     gateway
@@ -482,6 +485,14 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
         .add_hotkey("signer", client.account(), &limits, 0)
         .expect("hotkey");
     let api = serve(gateway.clone()).await;
+    (gateway, client, api)
+}
+
+#[tokio::test]
+async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A burst of 3: forged requests must not spend it.
+    let (gateway, client, api) = hotkey_client(dir.path(), 0.01, 3).await;
     let body = order(&["true"]).to_string();
     let signed = |ts: u64, body: &str, signer: &Keypair| api.signed_post(&client, signer, ts, body);
     let now = gateway.now_ms();
@@ -541,18 +552,7 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
 #[tokio::test]
 async fn a_signed_request_refused_for_its_rate_can_be_sent_again() {
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = open(dir.path(), store(dir.path()), rules());
-    let client = key("//client1");
-    let limits = ClientLimits {
-        rate_per_s: 4.0,
-        burst: 1,
-        ..ClientLimits::default()
-    };
-    gateway
-        .clients()
-        .add_hotkey("signer", client.account(), &limits, 0)
-        .expect("hotkey");
-    let api = serve(gateway.clone()).await;
+    let (gateway, client, api) = hotkey_client(dir.path(), 4.0, 1).await;
     let body = order(&["true"]).to_string();
     let now = gateway.now_ms();
     let send = |ts: u64| api.signed_post(&client, &client, ts, &body).send();

@@ -208,7 +208,6 @@ impl Default for SubtensorOptions {
 
 /// The subtensor client. Cheap to share behind an `Arc`.
 pub struct Subtensor {
-    url: String,
     network: Network,
     opts: SubtensorOptions,
     conn: RwLock<Conn>,
@@ -256,7 +255,7 @@ impl UpgradeGuard {
 impl std::fmt::Debug for Subtensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Subtensor")
-            .field("url", &self.url)
+            .field("url", &self.url())
             .finish_non_exhaustive()
     }
 }
@@ -434,11 +433,8 @@ impl Subtensor {
         network: &Network,
         opts: SubtensorOptions,
     ) -> Result<Subtensor, ChainError> {
-        let url = network.url().to_owned();
-        let conn = connect_retrying(&url, &opts).await?;
-        network.check_genesis(conn.client.genesis_hash().as_ref())?;
+        let conn = connect_to(network, &opts).await?;
         Ok(Subtensor {
-            url,
             network: network.clone(),
             opts,
             conn: RwLock::new(conn),
@@ -450,7 +446,7 @@ impl Subtensor {
 
     /// The endpoint.
     pub fn url(&self) -> &str {
-        &self.url
+        self.network.url()
     }
 
     fn conn(&self) -> Conn {
@@ -467,9 +463,7 @@ impl Subtensor {
         if self.conn().generation != seen {
             return Ok(());
         }
-        let mut fresh = connect_retrying(&self.url, &self.opts).await?;
-        self.network
-            .check_genesis(fresh.client.genesis_hash().as_ref())?;
+        let mut fresh = connect_to(&self.network, &self.opts).await?;
         fresh.generation = seen + 1;
         match self.conn.write() {
             Ok(mut c) => *c = fresh,
@@ -673,17 +667,24 @@ impl Subtensor {
 /// a connection error saying so: the extrinsic may well have been included.
 async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Result<(), ChainError> {
     use subxt::config::Hasher as _;
-    let unreadable = |what: &str| ChainError::Connection {
-        what: format!("reading the block that includes the extrinsic: {what}"),
-        source: None,
+    /// A connection error: `what` failed, for the reason `e`.
+    fn failed<E: std::error::Error + Send + Sync + 'static>(
+        what: &'static str,
+    ) -> impl FnOnce(E) -> ChainError {
+        move |e| ChainError::Connection {
+            what: what.to_owned(),
+            source: Some(Box::new(e)),
+        }
+    }
+    let unreadable = |what: &str| {
+        ChainError::connection(format!(
+            "reading the block that includes the extrinsic: {what}"
+        ))
     };
     let block = rpc
         .chain_get_block(Some(at.block_hash()))
         .await
-        .map_err(|e| ChainError::Connection {
-            what: "reading the block that includes the extrinsic".to_owned(),
-            source: Some(Box::new(e)),
-        })?
+        .map_err(failed("reading the block that includes the extrinsic"))?
         .ok_or_else(|| unreadable("the node does not have it"))?;
     let index = block
         .block
@@ -692,35 +693,36 @@ async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Resul
         .position(|x| at.hasher().hash(&x.0) == ext_hash)
         .and_then(|i| u32::try_from(i).ok())
         .ok_or_else(|| unreadable("the extrinsic is not in it"))?;
-    let events = at
-        .events()
-        .fetch()
-        .await
-        .map_err(|e| ChainError::Connection {
-            what: "reading the events of the block that includes the extrinsic".to_owned(),
-            source: Some(Box::new(e)),
-        })?;
+    let events = at.events().fetch().await.map_err(failed(
+        "reading the events of the block that includes the extrinsic",
+    ))?;
     for event in events.iter() {
-        let event = event.map_err(|e| ChainError::Connection {
-            what: "decoding the events of the block that includes the extrinsic (it may have \
-                   been included)"
-                .to_owned(),
-            source: Some(Box::new(e)),
-        })?;
+        let event = event.map_err(failed(
+            "decoding the events of the block that includes the extrinsic (it may have been \
+             included)",
+        ))?;
         if event.phase() == subxt::events::Phase::ApplyExtrinsic(index)
             && event.pallet_name() == "System"
             && event.event_name() == "ExtrinsicFailed"
         {
             let error =
                 subxt::error::DispatchError::decode_from(event.field_bytes(), at.metadata())
-                    .map_err(|e| ChainError::Connection {
-                        what: "decoding why the extrinsic failed (it was included)".to_owned(),
-                        source: Some(Box::new(e)),
-                    })?;
+                    .map_err(failed(
+                        "decoding why the extrinsic failed (it was included)",
+                    ))?;
             return Err(refusal(&error.to_string()));
         }
     }
     Ok(())
+}
+
+/// A connection to `network` (retrying as `opts` says) whose node has the
+/// network's genesis ([`Network::check_genesis`]): every connection, first
+/// or again, is made here.
+async fn connect_to(network: &Network, opts: &SubtensorOptions) -> Result<Conn, ChainError> {
+    let conn = connect_retrying(network.url(), opts).await?;
+    network.check_genesis(conn.client.genesis_hash().as_ref())?;
+    Ok(conn)
 }
 
 /// The host and port a `ws://` or `wss://` URL names (80 and 443 by default).
@@ -1096,7 +1098,7 @@ impl ChainClient for Subtensor {
                     .into_metagraph()
             })
             .await?;
-        Ok(guard_axons(&self.url, metagraph))
+        Ok(guard_axons(self.url(), metagraph))
     }
 
     async fn hyperparameters(&self, netuid: Netuid) -> Result<Hyperparameters, ChainError> {

@@ -446,6 +446,18 @@ fn a_type_the_registry_lacks_is_refused() {
     assert!(err.to_string().contains("names type 4294967295"), "{err}");
 }
 
+/// `call` with `args` as the client builds it passes [`check_call_bytes`]
+/// against `md`, with the arguments' own bytes.
+fn accepts<A>(md: &Metadata, call: &str, args: A)
+where
+    A: subxt::ext::codec::Encode,
+    subxt::transactions::DynamicPayload<A>: subxt::transactions::Payload,
+{
+    let encoded = args.encode();
+    let payload = subxt::dynamic::transaction("SubtensorModule", call, args);
+    check_call_bytes(md, &payload, &encoded, false).unwrap_or_else(|e| panic!("{call}: {e}"));
+}
+
 #[test]
 fn call_bytes_are_the_ones_this_release_computes() {
     use subxt::dynamic;
@@ -461,41 +473,11 @@ fn call_bytes_are_the_ones_this_release_computes() {
         let commit = (2u16, H256([9; 32]));
         let reveal = (2u16, vec![0u16, 1], vec![1u16, 2], vec![3u16; 8], 7u64);
         let register = (2u16, AccountId32([5; 32]));
-        check_call_bytes(
-            &md,
-            &dynamic::transaction("SubtensorModule", "serve_axon", serve),
-            &serve.encode(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-        check_call_bytes(
-            &md,
-            &dynamic::transaction("SubtensorModule", "set_weights", weights.clone()),
-            &weights.encode(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-        check_call_bytes(
-            &md,
-            &dynamic::transaction("SubtensorModule", "commit_weights", commit),
-            &commit.encode(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-        check_call_bytes(
-            &md,
-            &dynamic::transaction("SubtensorModule", "reveal_weights", reveal.clone()),
-            &reveal.encode(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
-        check_call_bytes(
-            &md,
-            &dynamic::transaction("SubtensorModule", "burned_register", register),
-            &register.encode(),
-            false,
-        )
-        .unwrap_or_else(|e| panic!("{name}: {e}"));
+        accepts(&md, "serve_axon", serve);
+        accepts(&md, "set_weights", weights);
+        accepts(&md, "commit_weights", commit);
+        accepts(&md, "reveal_weights", reveal);
+        accepts(&md, "burned_register", register);
 
         // Bytes that differ from what the metadata encodes (here: another
         // hotkey than the one in the call) are refused, naming both.
