@@ -389,6 +389,8 @@ def main():
                     help="an extra argument for `akihabara axon serve` (repeatable)")
     cp.add_argument("--env-b", action="append", default=[], metavar="KEY=VALUE",
                     help="also load a second `akihabara axon serve` with this environment (repeatable), to compare")
+    cp.add_argument("--bin-b", default=None, metavar="PATH",
+                    help="also load a second `akihabara axon serve` from this binary (another build), to compare")
     cp.add_argument("--floor", action="store_true",
                     help="also load examples/axon-floor (hyper, a canned answer, one signature check) and the same "
                          "without the check: the least any axon on hyper and schnorrkel pays per call here")
@@ -792,9 +794,12 @@ def cpu_only(a):
         procs["pyaxon"] = pyaxon
         pyready = pyaxon.wait_for(lambda v: v.get("event") == "ready", 120)
         targets = [("akihabara", ours.pid, "127.0.0.2", oready["port"], oready["hotkey"])]
-        if a.env_b:
+        if a.env_b or a.bin_b:
             env = dict(os.environ, **dict(kv.split("=", 1) for kv in a.env_b))
-            ours_b = Proc("ours-b", [str(akihabara), "axon", "serve", "--wallet.path", str(wallets), "--wallet.name", "m1",
+            bin_b = Path(a.bin_b) if a.bin_b else akihabara
+            if not bin_b.exists():
+                sys.exit(f"soak cpu: --bin-b {bin_b} does not exist")
+            ours_b = Proc("ours-b", [str(bin_b), "axon", "serve", "--wallet.path", str(wallets), "--wallet.name", "m1",
                                      "--ip", "127.0.0.1", "--port", "0", *a.serve_arg], work / "ours-b.log", env=env)
             procs["ours-b"] = ours_b
             bready = ours_b.wait_for(lambda v: v.get("event") == "ready", 60)
@@ -846,7 +851,7 @@ def cpu_only(a):
             if a.floor:
                 result["median"][f"{name}_ms"] = med([r[name]["cpu_ms_per_call"] for r in result["rounds"]])
                 result["median"][f"ratio_{name}"] = med([r[f"ratio_{name}"] for r in result["rounds"]])
-        if a.env_b:
+        if a.env_b or a.bin_b:
             result["median"]["akihabara_b_ms"] = med([r["akihabara-b"]["cpu_ms_per_call"] for r in result["rounds"]])
             result["median"]["ratio_b"] = med([r["ratio_b"] for r in result["rounds"]])
         log(f"median: {json.dumps(result['median'])}")

@@ -198,8 +198,8 @@ pub fn run(a: DaemonArgs) -> anyhow::Result<()> {
     // One thread, as `axon serve` runs by default: at the few hundred calls
     // a second a miner sees, a second worker costs more in wake-ups than it
     // gives (CPU per call 0.17-0.19 ms with two, 0.15-0.16 ms with one, under
-    // 16 Python dendrites; `scripts/soak.py cpu`). Signatures are checked on
-    // the axon's verifier thread and proofs on the blocking pool either way.
+    // 16 Python dendrites; `scripts/soak.py cpu`). Signatures are checked in
+    // batches on the axon's runtime and proofs on the blocking pool either way.
     let rt = crate::commands::axon::serve_runtime(1)?;
     rt.block_on(miner(cfg, plan, keypair, fleet, prover, a.run.duration))
 }

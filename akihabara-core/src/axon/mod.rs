@@ -580,7 +580,7 @@ impl AxonBuilder {
         let inner = Inner {
             hotkey: self.keypair.account(),
             hotkey_ss58: self.keypair.account().to_ss58(),
-            verifier: Verifier::start()?,
+            verifier: Verifier::new(),
             gate: Gate::new(self.config.max_concurrent.max(1)),
             nonces: Mutex::new(NonceStore::started_at(
                 NoncePolicy {

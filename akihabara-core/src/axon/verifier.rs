@@ -1,19 +1,27 @@
-//! Signature checks for the axon, batched under load.
+//! Signature checks for the axon, batched under load, on the axon's own
+//! runtime.
 //!
-//! Requests hand their (key, message, signature) to one verifier thread.
-//! It takes whatever has queued up (at most [`MAX_BATCH`]) and checks it with
-//! sr25519 batch verification, which costs about half as much per signature
-//! as checking one at a time once a few are waiting; signatures from the same
-//! hotkey (a subnet has few validators) share one term. An idle axon sees
-//! batches of one: no added wait. Under load a small batch waits once, for
-//! [`LINGER`], so batches grow. When a batch fails, each signature in it
-//! is checked alone, so one forged request never fails an honest one.
+//! A request that needs its signature checked queues its (key, message,
+//! signature) and, when no check is under way, spawns one task that checks
+//! the queue. That task runs after the requests the runtime already has in
+//! hand, so everything that arrived in the same turn of the event loop is
+//! checked as one batch (at most [`MAX_BATCH`]) with sr25519 batch
+//! verification; signatures from the same hotkey (a subnet has few
+//! validators) share one term. An idle axon sees batches of one and pays no
+//! wait. When a batch fails, each signature in it is checked alone, so one
+//! forged request never fails an honest one. After each batch the task
+//! yields, so a flood of signatures cannot keep other connections waiting
+//! longer than one batch.
+//!
+//! Checking on the runtime, not on a thread of its own, saves the two thread
+//! wake-ups per batch that a hand-off costs; `scripts/soak.py cpu` measured
+//! the difference under the Python dendrite's load (README, Performance).
 //! Decompressed public keys are cached per hotkey string.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use crate::AccountId;
 use crate::wallet::{Signature, verify_with};
@@ -21,12 +29,6 @@ use crate::wallet::{Signature, verify_with};
 /// Most signatures checked in one batch.
 pub(crate) const MAX_BATCH: usize = 64;
 const KEY_CACHE: usize = 4096;
-/// Under load (the previous batch had more than one signature), a batch
-/// smaller than this waits once for [`LINGER`] to gather more.
-const LINGER_UNTIL: usize = 24;
-/// The one wait of a batch under load: small against network latency, and it
-/// roughly halves the curve arithmetic per signature.
-const LINGER: std::time::Duration = std::time::Duration::from_micros(250);
 
 struct Job {
     public: schnorrkel::PublicKey,
@@ -35,44 +37,31 @@ struct Job {
     done: oneshot::Sender<bool>,
 }
 
+/// Signatures waiting for the checking task, and whether one is scheduled.
+#[derive(Default)]
+struct Pending {
+    jobs: Vec<Job>,
+    checking: bool,
+}
+
+/// Locks the queue. A poisoned lock still holds a valid queue: nothing
+/// panics while holding it.
+fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
+    pending.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(crate) struct Verifier {
-    tx: mpsc::Sender<Job>,
+    pending: Arc<Mutex<Pending>>,
     keys: Mutex<HashMap<String, (AccountId, schnorrkel::PublicKey)>>,
 }
 
 impl Verifier {
-    /// Starts the verifier thread; it ends when the `Verifier` is dropped.
-    pub(crate) fn start() -> std::io::Result<Verifier> {
-        let (tx, mut rx) = mpsc::channel::<Job>(4 * MAX_BATCH);
-        std::thread::Builder::new()
-            .name("axon-verify".into())
-            .spawn(move || {
-                let mut batch = Vec::with_capacity(MAX_BATCH);
-                let mut last = 0usize;
-                while let Some(first) = rx.blocking_recv() {
-                    batch.push(first);
-                    let mut lingered = false;
-                    loop {
-                        while batch.len() < MAX_BATCH {
-                            match rx.try_recv() {
-                                Ok(j) => batch.push(j),
-                                Err(_) => break,
-                            }
-                        }
-                        if lingered || batch.len() >= LINGER_UNTIL || last <= 1 {
-                            break;
-                        }
-                        std::thread::sleep(LINGER);
-                        lingered = true;
-                    }
-                    last = batch.len();
-                    check(&mut batch);
-                }
-            })?;
-        Ok(Verifier {
-            tx,
+    /// An empty queue and key cache; checks run on the caller's runtime.
+    pub(crate) fn new() -> Verifier {
+        Verifier {
+            pending: Arc::default(),
             keys: Mutex::new(HashMap::new()),
-        })
+        }
     }
 
     /// The account and decompressed key of an SS58 hotkey (cached).
@@ -112,10 +101,48 @@ impl Verifier {
             signature,
             done,
         };
-        if self.tx.send(job).await.is_err() {
-            return false;
+        let start = {
+            let mut p = lock(&self.pending);
+            p.jobs.push(job);
+            !std::mem::replace(&mut p.checking, true)
+        };
+        if start {
+            tokio::spawn(check_queue(self.pending.clone()));
         }
+        // A dropped sender (the checking task panicked) is a failed check.
         rx.await.unwrap_or(false)
+    }
+}
+
+/// Checks the queue batch by batch until it is empty.
+async fn check_queue(pending: Arc<Mutex<Pending>>) {
+    // Should a check panic, the queue is left to a new task, and the
+    // requests in the batch get a failed check (their senders are dropped),
+    // not a hang.
+    struct Reset(Arc<Mutex<Pending>>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                lock(&self.0).checking = false;
+            }
+        }
+    }
+    let _reset = Reset(pending.clone());
+    loop {
+        let mut batch = {
+            let mut p = lock(&pending);
+            let n = p.jobs.len().min(MAX_BATCH);
+            p.jobs.drain(..n).collect::<Vec<_>>()
+        };
+        check(&mut batch);
+        {
+            let mut p = lock(&pending);
+            if p.jobs.is_empty() {
+                p.checking = false;
+                return;
+            }
+        }
+        tokio::task::yield_now().await;
     }
 }
 
@@ -131,5 +158,66 @@ fn check(batch: &mut Vec<Job>) {
         // One at a time (also the `<Bytes>…</Bytes>` form, as `verify` allows).
         let ok = all_good || verify_with(&j.public, &j.message, &j.signature);
         let _ = j.done.send(ok);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wallet::Keypair;
+
+    /// Requests in one turn of the event loop are checked as one batch; a
+    /// forged signature among them fails alone, and a second turn's checks
+    /// still run after the first batch emptied the queue.
+    #[tokio::test]
+    async fn a_forged_signature_in_a_batch_fails_alone() {
+        let v = Arc::new(Verifier::new());
+        let alice = Arc::new(Keypair::from_uri("//Alice").expect("dev key"));
+        let bob = Keypair::from_uri("//Bob").expect("dev key");
+        let key = v.key(&alice.account().to_ss58()).expect("alice's key");
+        // Request 3 is signed by the wrong key; 5 signs another message.
+        let forged = [(3, bob.sign(b"message 3")), (5, alice.sign(b"another"))];
+        let calls = |n: usize| {
+            let handles: Vec<_> = (0..n)
+                .map(|i| {
+                    let message = format!("message {i}").into_bytes();
+                    let signature = forged
+                        .iter()
+                        .find(|(j, _)| *j == i)
+                        .map_or_else(|| alice.sign(&message), |(_, s)| Signature(s.0));
+                    let v = v.clone();
+                    tokio::spawn(async move { v.verify(key, message, signature).await })
+                })
+                .collect();
+            async move {
+                let mut verdicts = Vec::new();
+                for h in handles {
+                    verdicts.push(h.await.expect("no panic"));
+                }
+                verdicts
+            }
+        };
+        // Spawned on this one-thread runtime, the calls all queue before the
+        // checking task runs: one batch, twice over.
+        for round in 0..2 {
+            let expected: Vec<bool> = (0..8).map(|i| i != 3 && i != 5).collect();
+            assert_eq!(calls(8).await, expected, "round {round}");
+            assert!(!lock(&v.pending).checking, "round {round}: the task ended");
+            assert!(lock(&v.pending).jobs.is_empty());
+        }
+        // A batch of one, and a queue longer than one batch.
+        assert_eq!(calls(1).await, [true]);
+        let verdicts = calls(MAX_BATCH + 3).await;
+        assert_eq!(verdicts.len(), MAX_BATCH + 3);
+        assert_eq!(
+            verdicts
+                .iter()
+                .enumerate()
+                .filter(|(_, ok)| !**ok)
+                .map(|(i, _)| i)
+                .collect::<Vec<_>>(),
+            [3, 5],
+            "only the forged ones fail"
+        );
     }
 }
