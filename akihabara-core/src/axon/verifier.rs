@@ -134,7 +134,7 @@ impl Verifier {
 /// Checks the queue batch by batch until it is empty.
 async fn check_queue(pending: Arc<Mutex<Pending>>) {
     loop {
-        let mut batch = {
+        let batch = {
             let mut p = lock(&pending);
             // A request that went away (its client hung up) is not checked.
             p.jobs.retain(|j| !j.done.is_closed());
@@ -146,11 +146,10 @@ async fn check_queue(pending: Arc<Mutex<Pending>>) {
         // Should a check panic, the requests in its batch get a failed
         // check (their senders are dropped), not a hang, and the queue
         // behind them is still checked.
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(&mut batch)));
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(batch)));
         if checked.is_err() {
             tracing::error!("a signature check panicked; its batch is refused");
         }
-        drop(batch);
         {
             let mut p = lock(&pending);
             if p.jobs.is_empty() {
@@ -162,7 +161,7 @@ async fn check_queue(pending: Arc<Mutex<Pending>>) {
     }
 }
 
-fn check(batch: &mut Vec<Job>) {
+fn check(batch: Vec<Job>) {
     let ctx = crate::wallet::signing_context();
     let all_good = batch.len() > 1 && {
         let transcripts: Vec<_> = batch.iter().map(|j| ctx.bytes(&j.message)).collect();
@@ -170,7 +169,7 @@ fn check(batch: &mut Vec<Job>) {
         let keys: Vec<_> = batch.iter().map(|j| j.public).collect();
         schnorrkel::verify_batch(transcripts, &sigs, &keys, true).is_ok()
     };
-    for j in batch.drain(..) {
+    for j in batch {
         // One at a time (also the `<Bytes>…</Bytes>` form, as `verify` allows).
         let ok = all_good || verify_with(&j.public, &j.message, &j.signature);
         let _ = j.done.send(ok);

@@ -145,6 +145,22 @@ fn storage_value(md: &Metadata, entry: &str) -> u32 {
         .value_ty()
 }
 
+/// Points the value of the `SubtensorModule.SubnetworkN` map at type `ty`.
+fn set_subnetwork_n_value(m: &mut subxt::ext::frame_metadata::v15::RuntimeMetadataV15, ty: u32) {
+    use subxt::ext::frame_metadata::v14::StorageEntryType;
+    let entry = m
+        .pallets
+        .iter_mut()
+        .find(|p| p.name == "SubtensorModule")
+        .and_then(|p| p.storage.as_mut())
+        .and_then(|s| s.entries.iter_mut().find(|e| e.name == "SubnetworkN"))
+        .expect("SubnetworkN");
+    let StorageEntryType::Map { value, .. } = &mut entry.ty else {
+        panic!("SubnetworkN is a map");
+    };
+    *value = ty.into();
+}
+
 fn one_field(ty: u32) -> TypeDef<PortableForm> {
     TypeDef::Composite(TypeDefComposite {
         fields: vec![Field {
@@ -312,7 +328,6 @@ fn a_recursive_runtime_api_answer_type_is_refused_not_decoded() {
 /// shared u16 left alone) nested `depth` deep: one new struct per level, a
 /// u16 at the bottom.
 fn nested(depth: u32) -> Option<Metadata> {
-    use subxt::ext::frame_metadata::v14::StorageEntryType;
     hostile_metadata(|m, honest| {
         let types = &mut m.types;
         let u16_id = storage_value(honest, "SubnetworkN");
@@ -321,17 +336,7 @@ fn nested(depth: u32) -> Option<Metadata> {
         for _ in 1..depth {
             last = add(types, one_field(last));
         }
-        let entry = m
-            .pallets
-            .iter_mut()
-            .find(|p| p.name == "SubtensorModule")
-            .and_then(|p| p.storage.as_mut())
-            .and_then(|s| s.entries.iter_mut().find(|e| e.name == "SubnetworkN"))
-            .expect("SubnetworkN");
-        let StorageEntryType::Map { value, .. } = &mut entry.ty else {
-            panic!("SubnetworkN is a map");
-        };
-        *value = last.into();
+        set_subnetwork_n_value(m, last);
     })
 }
 
@@ -664,7 +669,6 @@ mod hostile_registries {
         ) {
             let mut pool = Vec::new();
             let Some(md) = hostile_metadata(|m, _| {
-                use subxt::ext::frame_metadata::v14::StorageEntryType;
                 let types = &mut m.types;
                 for _ in 0..6 {
                     pool.push(add(types, TypeDef::Primitive(scale_info::TypeDefPrimitive::U8)));
@@ -689,17 +693,7 @@ mod hostile_registries {
                     };
                     *ty_mut(types, pool[at]) = def;
                 }
-                let entry = m
-                    .pallets
-                    .iter_mut()
-                    .find(|p| p.name == "SubtensorModule")
-                    .and_then(|p| p.storage.as_mut())
-                    .and_then(|s| s.entries.iter_mut().find(|e| e.name == "SubnetworkN"))
-                    .expect("SubnetworkN");
-                let StorageEntryType::Map { value, .. } = &mut entry.ty else {
-                    panic!("SubnetworkN is a map");
-                };
-                *value = pool[0].into();
+                set_subnetwork_n_value(m, pool[0]);
             }) else {
                 return Ok(());
             };
