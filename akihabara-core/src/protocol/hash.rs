@@ -22,11 +22,12 @@ pub enum HashError {
     NotAnObject(String),
 }
 
-fn sha3_hex(data: &[u8]) -> String {
-    let mut out = [0u8; 64];
+/// `sha3_256(data).hexdigest()`, appended to `out`.
+fn push_sha3_hex(out: &mut String, data: &[u8]) {
+    let mut hex = [0u8; 64];
     // 32 bytes always fit 64 hex digits, which are ASCII.
-    let _ = hex::encode_to_slice(Sha3_256::digest(data), &mut out);
-    std::str::from_utf8(&out).unwrap_or_default().to_owned()
+    let _ = hex::encode_to_slice(Sha3_256::digest(data), &mut hex);
+    out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
 }
 
 /// `sha3(concat(sha3(str(v)).hex for v in fields)).hex` over the synapse's
@@ -48,9 +49,15 @@ pub fn body_hash(fields: &[&str], value: &Value) -> Result<String, HashError> {
         let v = map
             .get(*field)
             .ok_or_else(|| HashError::MissingField((*field).to_owned()))?;
-        concat.push_str(&sha3_hex(py_str(v).as_bytes()));
+        match v {
+            // `str(v)` of a string is the string itself: no copy.
+            Value::String(s) => push_sha3_hex(&mut concat, s.as_bytes()),
+            other => push_sha3_hex(&mut concat, py_str(other).as_bytes()),
+        }
     }
-    Ok(sha3_hex(concat.as_bytes()))
+    let mut out = String::with_capacity(64);
+    push_sha3_hex(&mut out, concat.as_bytes());
+    Ok(out)
 }
 
 /// The body hash of a synapse in its envelope.
@@ -81,5 +88,15 @@ pub fn signing_message(
     uuid: &str,
     body_hash: &str,
 ) -> String {
-    format!("{nonce}.{dendrite_hotkey}.{axon_hotkey}.{uuid}.{body_hash}")
+    use std::fmt::Write as _;
+    // One allocation of the right size (a u64 has at most 20 digits).
+    let mut m = String::with_capacity(
+        20 + dendrite_hotkey.len() + axon_hotkey.len() + uuid.len() + body_hash.len() + 4,
+    );
+    let _ = write!(m, "{nonce}");
+    for part in [dendrite_hotkey, axon_hotkey, uuid, body_hash] {
+        m.push('.');
+        m.push_str(part);
+    }
+    m
 }

@@ -83,3 +83,32 @@ fn request_headers_round_trip_through_the_strict_parser() {
     // Non-protocol headers are not our business, duplicates included.
     assert!(RequestHeaders::parse([("accept", &b"a"[..]), ("accept", b"b")], &[]).is_ok());
 }
+
+/// A hash field among the base fields (`name`), which the synapse's own
+/// fields lack: the envelope's object is hashed, as before.
+#[test]
+fn a_hash_field_among_the_base_fields_is_found_in_the_envelope() {
+    #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
+    struct Named {
+        x: u32,
+    }
+    impl Synapse for Named {
+        const NAME: &'static str = "Named";
+        const HASH_FIELDS: &'static [&'static str] = &["name", "x"];
+    }
+    let env = Envelope::new(Named { x: 3 });
+    let all = serde_json::to_value(&env).unwrap();
+    assert_eq!(
+        synapse_body_hash(&env).unwrap(),
+        body_hash(&["name", "x"], &all).unwrap()
+    );
+}
+
+#[test]
+fn the_signing_message_joins_its_parts_with_dots() {
+    assert_eq!(
+        signing_message(u64::MAX, "5D", "5A", "u-1", "h"),
+        "18446744073709551615.5D.5A.u-1.h"
+    );
+    assert_eq!(signing_message(0, "", "", "", ""), "0....");
+}
