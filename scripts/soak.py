@@ -519,7 +519,8 @@ def soak(a):
         pump.start()
         time.sleep(5)
         idle_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
-        # The miner's own background (chain, validator rounds), before any client.
+        # The miner's own background (chain, the validator's proof-of-work
+        # rounds, /health), before any client.
         c0 = proc_stats(miner.pid)["cpu_s"]
         time.sleep(20)
         result["miner_idle_cpu_per_s"] = round((proc_stats(miner.pid)["cpu_s"] - c0) / 20, 4)
@@ -640,6 +641,12 @@ def soak(a):
         log(f"  {result['ours_window']}")
         load.close_stdin()
         load.p.wait(60)
+        # What the miner spends with no client, as in that window (validator
+        # paused, chain running, /health sampled): its share of each call.
+        time.sleep(1)
+        c0 = proc_stats(miner.pid)["cpu_s"]
+        time.sleep(10)
+        result["miner_background_cpu_per_s_validator_paused"] = round((proc_stats(miner.pid)["cpu_s"] - c0) / 10, 4)
         log("phase: Python dendrite -> bittensor 10.5.0 bt.Axon")
         py_port = free_port()
         pyaxon = Proc("pyaxon", [str(BT_PY), str(PEERS_PY / "bittensor_peer.py"), "axon", "--wallet-path", str(wallets),
@@ -916,7 +923,16 @@ def table(r):
         rows.append(("validator rounds (after the chain restart)", f"{v['rounds']} ({v['rounds_after_chain_restart']}); "
                      f"weights set {v['weights_set']} ({v['weights_after_chain_restart']}); challenges of uid 2 {json.dumps(v['challenges_of_our_miner_uid2'])}"))
     if "miner_idle_cpu_per_s" in r:
-        rows.append(("miner CPU with no clients", f"{1e3 * r['miner_idle_cpu_per_s']:.1f} ms per s"))
+        rows.append(("miner CPU with no clients (validator rounds running)", f"{1e3 * r['miner_idle_cpu_per_s']:.1f} ms per s"))
+    if "miner_background_cpu_per_s_validator_paused" in r:
+        bg = r["miner_background_cpu_per_s_validator_paused"]
+        share = ""
+        w = r.get("ours_window") or {}
+        if w.get("calls_per_s"):
+            share = f", {1e6 * bg / w['calls_per_s']:.1f} µs of each call in the CPU window"
+        # CPU time comes in clock ticks (10 ms): over 10 s, 1 ms per second.
+        what = f"{1e3 * bg:.1f} ms per s{share}" if bg > 0 else "under 1 ms per s (no 10 ms clock tick in 10 s)"
+        rows.append(("miner CPU with no clients, validator paused (as in the CPU window)", what))
     for key, name in (("ours_soak_window", "akihabara miner, under the whole soak"),
                       ("ours_window", "akihabara miner axon"), ("python_window", "bittensor 10.5.0 bt.Axon")):
         w = r.get(key)
