@@ -24,7 +24,8 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// [`put`](Store::put) is one ACID transaction, durable when it returns; a
 /// crash leaves the previous state. Expired keys read as absent and are
 /// removed by the next writes (at most 1,024 each, in the order they
-/// expired), without reading the keys that have not expired. One process opens a file at a time (redb
+/// expired), without reading the keys that have not expired; the list of
+/// expiring keys is rebuilt when the file is opened. One process opens a file at a time (redb
 /// locks it); a second gets [`StoreError::Open`].
 pub struct Embedded {
     db: Database,
@@ -212,8 +213,9 @@ fn sweep(
             break;
         }
         expiring.remove(first.as_slice())?;
-        // A key the index lists is removed only if it still expires then.
-        if let Ok(key) = std::str::from_utf8(&first[8..]) {
+        // A key the list names is removed only if it still expires then (a
+        // listing too short to name a key, from a damaged file, is dropped).
+        if let Some(Ok(key)) = first.get(8..).map(std::str::from_utf8) {
             let current = table.get(key)?.map(|v| expiry_of(v.value()));
             if current == Some(expiry) {
                 table.remove(key)?;
@@ -223,21 +225,13 @@ fn sweep(
     Ok(())
 }
 
-/// Lists the expiring keys of a file written before [`EXPIRING`] existed
-/// (once: the table is created empty otherwise).
+/// Lists the expiring keys afresh, in one transaction, each time the file
+/// is opened: a file from a version before [`EXPIRING`] has no list, and
+/// one written by such a version after a newer one had opened it has an
+/// incomplete or stale one. The cost is one read of every key per open.
 fn index_expiring(db: &Database) -> Result<(), super::Cause> {
-    let indexed = {
-        let txn = db.begin_read()?;
-        match txn.open_table(EXPIRING) {
-            Ok(_) => true,
-            Err(redb::TableError::TableDoesNotExist(_)) => false,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    if indexed {
-        return Ok(());
-    }
     let txn = db.begin_write()?;
+    txn.delete_table(EXPIRING)?;
     {
         let mut expiring = txn.open_table(EXPIRING)?;
         let table = txn.open_table(TABLE)?;
@@ -294,7 +288,7 @@ mod tests {
         put(&store, "short", Some(10));
         put(&store, "long", Some(100));
         put(&store, "forever", None);
-        // Rewritten with a later expiry: its first listing must not remove it.
+        // Rewritten with a later expiry: its listing moves with it.
         put(&store, "renewed", Some(10));
         put(&store, "renewed", Some(1000));
         // Rewritten without one: never removed.
@@ -376,12 +370,83 @@ mod tests {
         put(&store, "new", None);
         assert_eq!(rows(&store), (2, 0), "later removed once it expired");
         drop(store);
-        // Opened again: the list is not built twice.
         let store = store_at(&path, &now);
-        assert_eq!(rows(&store), (2, 0));
+        assert_eq!(rows(&store), (2, 0), "opened again: the same list");
         assert_eq!(
             store.get("never").expect("get").as_deref(),
             Some(&b"old"[..])
         );
+    }
+
+    /// Writes `key` expiring at `expiry_ms` straight into the data table, as
+    /// a version without the list would.
+    fn write_as_old_version(path: &Path, key: &str, expiry_ms: u64) {
+        let db = Database::create(path).expect("open");
+        let txn = db.begin_write().expect("write");
+        {
+            let mut t = txn.open_table(TABLE).expect("table");
+            let mut v = expiry_ms.to_be_bytes().to_vec();
+            v.extend_from_slice(b"old");
+            t.insert(key, v.as_slice()).expect("insert");
+        }
+        txn.commit().expect("commit");
+    }
+
+    /// A file an older version wrote to after this one had listed its keys:
+    /// a key it added and a key it gave another expiry are listed right
+    /// when the file is opened again.
+    #[test]
+    fn the_list_is_rebuilt_at_open_after_an_older_version_wrote() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("s.redb");
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let store = store_at(&path, &now);
+        put(&store, "a", Some(10));
+        put(&store, "b", Some(10));
+        drop(store);
+        let ms = 1_000_000 * 1000;
+        write_as_old_version(&path, "c", ms + 5_000);
+        write_as_old_version(&path, "a", ms + 1_000_000);
+        let store = store_at(&path, &now);
+        assert_eq!(rows(&store), (3, 3));
+        now.fetch_add(20, Ordering::SeqCst);
+        put(&store, "t", None);
+        assert_eq!(store.get("a").expect("get").as_deref(), Some(&b"old"[..]));
+        assert_eq!(
+            rows(&store),
+            (2, 1),
+            "b and c removed, a listed at its new expiry"
+        );
+    }
+
+    /// A listing whose key now expires later (or never) removes only the
+    /// listing, not the key.
+    #[test]
+    fn a_stale_listing_does_not_remove_its_key() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Arc::new(AtomicU64::new(1_000_000));
+        let store = store_at(&dir.path().join("s.redb"), &now);
+        put(&store, "k", Some(1000));
+        put(&store, "n", None);
+        {
+            let txn = store.db.begin_write().expect("write");
+            {
+                let mut e = txn.open_table(EXPIRING).expect("table");
+                for key in ["k", "n"] {
+                    e.insert(expiring_key(1_000_000 * 1000 + 5_000, key).as_slice(), ())
+                        .expect("insert");
+                }
+                // Too short to name a key: dropped, not a panic.
+                e.insert(&[0u8; 3][..], ()).expect("insert");
+            }
+            txn.commit().expect("commit");
+        }
+        assert_eq!(rows(&store), (2, 4));
+        now.fetch_add(10, Ordering::SeqCst);
+        put(&store, "t", None);
+        for key in ["k", "n"] {
+            assert!(store.get(key).expect("get").is_some(), "{key} kept");
+        }
+        assert_eq!(rows(&store), (3, 1), "only k's true listing is left");
     }
 }
