@@ -15,6 +15,13 @@
 //! single counter that never goes backwards (`max(time_ns, last + 1)`), so no
 //! axon can see a lane's nonces out of order.
 //!
+//! Lanes belong to one axon, and at most [`MAX_IN_FLIGHT_PER_AXON`] calls are
+//! in flight to one axon at once (further calls wait for a lane, within their
+//! timeout). So an axon never sees more of this dendrite's uuids than it
+//! remembers per hotkey ([`protocol::MAX_UUIDS_PER_HOTKEY`]): it never evicts
+//! one, and never raises the floor that an eviction leaves above a call
+//! still in flight.
+//!
 //! ```no_run
 //! use akihabara_core::dendrite::{AxonTarget, Dendrite};
 //! use akihabara_core::protocol::Ping;
@@ -28,6 +35,7 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -71,6 +79,15 @@ pub enum AuthMode {
     /// `btauth/1` headers, as bittensor 11.
     BtAuth,
 }
+
+/// Most calls one dendrite has in flight to one axon; more wait for a lane.
+/// As many as an axon remembers uuids per hotkey, and as many connections as
+/// an akihabara axon takes from one IP address by default.
+pub const MAX_IN_FLIGHT_PER_AXON: usize = protocol::MAX_UUIDS_PER_HOTKEY;
+
+/// Axons whose idle lanes are kept; past this many, idle axons' lanes are
+/// dropped (their next calls take new uuids).
+const MAX_AXONS_WITH_LANES: usize = 4096;
 
 /// Longest [`CallResult::message`] kept from an axon's answer (longer ones
 /// are cut): the message reaches logs, errors and stored records.
@@ -120,7 +137,7 @@ struct Inner {
     hotkey: String,
     client: reqwest::Client,
     last_nonce: AtomicU64,
-    lanes: Mutex<Vec<String>>,
+    lanes: Mutex<HashMap<(IpAddr, u16), Arc<AxonLanes>>>,
     ip: String,
     auth: AuthMode,
     max_response_bytes: usize,
@@ -132,16 +149,23 @@ impl std::fmt::Debug for Dendrite {
     }
 }
 
-/// Returns a lane's uuid to the pool when the call ends.
-struct Lane<'a> {
-    uuid: Option<String>,
-    pool: &'a Mutex<Vec<String>>,
+/// One axon's lanes: the idle uuids, and a permit per call in flight.
+struct AxonLanes {
+    idle: Mutex<Vec<String>>,
+    in_flight: Arc<tokio::sync::Semaphore>,
 }
 
-impl Drop for Lane<'_> {
+/// A call's lane; returns its uuid to the axon's idle lanes when the call ends.
+struct Lane {
+    uuid: String,
+    lanes: Arc<AxonLanes>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl Drop for Lane {
     fn drop(&mut self) {
-        if let (Some(u), Ok(mut pool)) = (self.uuid.take(), self.pool.lock()) {
-            pool.push(u);
+        if let Ok(mut idle) = self.lanes.idle.lock() {
+            idle.push(std::mem::take(&mut self.uuid));
         }
     }
 }
@@ -180,7 +204,7 @@ impl Dendrite {
                 keypair,
                 client,
                 last_nonce: AtomicU64::new(0),
-                lanes: Mutex::new(Vec::new()),
+                lanes: Mutex::new(HashMap::new()),
                 ip: ip.to_owned(),
                 auth,
                 max_response_bytes: 16 << 20,
@@ -211,12 +235,38 @@ impl Dendrite {
         }
     }
 
-    fn lane(&self) -> Lane<'_> {
-        let reused = self.inner.lanes.lock().ok().and_then(|mut l| l.pop());
-        Lane {
-            uuid: Some(reused.unwrap_or_else(|| uuid::Uuid::new_v4().to_string())),
-            pool: &self.inner.lanes,
+    /// The lanes to `target`'s axon.
+    fn axon_lanes(&self, target: &AxonTarget) -> Arc<AxonLanes> {
+        let mut all = self
+            .inner
+            .lanes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !all.contains_key(&(target.ip, target.port)) && all.len() >= MAX_AXONS_WITH_LANES {
+            // Only the map holds an idle axon's lanes.
+            all.retain(|_, lanes| Arc::strong_count(lanes) > 1);
         }
+        all.entry((target.ip, target.port))
+            .or_insert_with(|| {
+                Arc::new(AxonLanes {
+                    idle: Mutex::new(Vec::new()),
+                    in_flight: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT_PER_AXON)),
+                })
+            })
+            .clone()
+    }
+
+    /// A free lane to `target`, waiting while [`MAX_IN_FLIGHT_PER_AXON`]
+    /// calls to it are in flight.
+    async fn lane(&self, target: &AxonTarget) -> Result<Lane, tokio::sync::AcquireError> {
+        let lanes = self.axon_lanes(target);
+        let permit = lanes.in_flight.clone().acquire_owned().await?;
+        let reused = lanes.idle.lock().ok().and_then(|mut l| l.pop());
+        Ok(Lane {
+            uuid: reused.unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
+            lanes,
+            _permit: permit,
+        })
     }
 
     /// Calls one axon with `synapse`, waiting at most `timeout`.
@@ -240,9 +290,23 @@ impl Dendrite {
             answered: true,
             ..fail(status, message)
         };
-        let lane = self.lane();
-        let uuid = lane.uuid.clone().unwrap_or_default();
-        let (body, headers) = match self.prepare(target, synapse, timeout, &uuid) {
+        let lane = match tokio::time::timeout(timeout, self.lane(target)).await {
+            Ok(Ok(lane)) => lane,
+            Ok(Err(closed)) => return fail(500, format!("Client error: {closed}")),
+            Err(_) => {
+                return fail(
+                    408,
+                    format!(
+                        "Request timeout after {} seconds (waiting for one of the \
+                         {MAX_IN_FLIGHT_PER_AXON} calls in flight to this axon)",
+                        timeout.as_secs_f64()
+                    ),
+                );
+            }
+        };
+        // The time spent waiting for the lane counts against the timeout.
+        let timeout_left = timeout.saturating_sub(start.elapsed());
+        let (body, headers) = match self.prepare(target, synapse, timeout, &lane.uuid) {
             Ok(x) => x,
             Err(e) => return fail(500, format!("Client error: {e}")),
         };
@@ -250,7 +314,7 @@ impl Dendrite {
             .inner
             .client
             .post(target.url(S::NAME))
-            .timeout(timeout)
+            .timeout(timeout_left)
             .header("content-type", "application/json")
             .body(body);
         for (k, v) in headers {
@@ -466,5 +530,33 @@ fn map_error(
         (400, format!("Payload error: {e}"))
     } else {
         (500, format!("Client error: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lanes of axons no call is using are dropped past
+    /// `MAX_AXONS_WITH_LANES` axons; an axon with a call in flight keeps its.
+    #[test]
+    fn idle_axons_lanes_are_dropped_past_the_cap() {
+        let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
+        let target = |i: usize| {
+            let ip = std::net::Ipv4Addr::from(0x7f00_0000 + i as u32);
+            AxonTarget::new(IpAddr::V4(ip), 8091, d.inner.keypair.account())
+        };
+        let busy = d.axon_lanes(&target(0));
+        for i in 1..=MAX_AXONS_WITH_LANES + 10 {
+            drop(d.axon_lanes(&target(i)));
+        }
+        let all = d.inner.lanes.lock().unwrap();
+        assert!(all.len() <= MAX_AXONS_WITH_LANES, "{}", all.len());
+        assert!(
+            all.len() > 10,
+            "dropped more than the idle ones: {}",
+            all.len()
+        );
+        assert!(Arc::ptr_eq(&all[&(target(0).ip, 8091)], &busy));
     }
 }

@@ -4,6 +4,7 @@
 use super::*;
 use crate::dendrite::{AuthMode, AxonTarget, Dendrite};
 use crate::metagraph::snapshot;
+use std::sync::atomic::AtomicUsize;
 use tokio::sync::oneshot;
 
 const T: Duration = Duration::from_secs(5);
@@ -50,6 +51,11 @@ async fn start(builder: AxonBuilder) -> Running {
         .bind("127.0.0.1:0".parse().unwrap())
         .await
         .unwrap();
+    run(axon)
+}
+
+/// Serves `axon` (bound to 127.0.0.1 with bob's key) until stopped.
+fn run(axon: Axon) -> Running {
     let port = axon.local_addr().unwrap().port();
     let stats = axon.stats();
     let (tx, rx) = oneshot::channel();
@@ -831,4 +837,112 @@ fn absurd_rate_limits_are_refused() {
         })
         .is_ok()
     );
+}
+
+/// An axon whose `Sleep` route counts the calls in it, and the most at once.
+async fn start_counting(config: AxonConfig) -> (Running, Arc<(AtomicUsize, AtomicUsize)>) {
+    let counts = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+    let c = counts.clone();
+    let axon = Axon::builder(bob())
+        .config(config)
+        .builtins(Vec::new)
+        .route(move |s: Sleep, _| {
+            let c = c.clone();
+            async move {
+                let now = c.0.fetch_add(1, Ordering::SeqCst) + 1;
+                c.1.fetch_max(now, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(s.ms)).await;
+                c.0.fetch_sub(1, Ordering::SeqCst);
+                Ok(s)
+            }
+        })
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    (run(axon), counts)
+}
+
+/// An axon that takes 200 calls at once from one address.
+fn roomy() -> AxonConfig {
+    AxonConfig {
+        max_concurrent: 200,
+        max_connections_per_ip: 200,
+        ..AxonConfig::default()
+    }
+}
+
+/// 150 calls at once from one dendrite to one axon: at most
+/// `MAX_IN_FLIGHT_PER_AXON` are in flight, each on a lane the axon
+/// remembers, so all are served. (With one lane per call, 150 uuids pushed
+/// each other out of the axon's memory of the hotkey, and calls still in
+/// flight fell below the floor an eviction leaves: 401.)
+#[tokio::test]
+async fn a_dendrite_keeps_at_most_its_lanes_in_flight_to_one_axon() {
+    use crate::dendrite::MAX_IN_FLIGHT_PER_AXON;
+    let (r, counts) = start_counting(roomy()).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let replies = d
+        .call_many(&vec![r.target.clone(); 150], &Sleep { ms: 300 }, T, 150)
+        .await;
+    let refused: Vec<_> = replies
+        .iter()
+        .filter(|c| c.status != 200)
+        .map(|c| (c.status, c.message.clone()))
+        .collect();
+    assert!(
+        refused.is_empty(),
+        "{} refused: {:?}",
+        refused.len(),
+        &refused[..refused.len().min(3)]
+    );
+    assert_eq!(counts.1.load(Ordering::SeqCst), MAX_IN_FLIGHT_PER_AXON);
+    r.stop().await;
+}
+
+/// A call that waits for a lane longer than its timeout gets 408, and the
+/// wait is per axon: another axon is called meanwhile.
+#[tokio::test]
+async fn a_call_waiting_for_a_lane_times_out_and_other_axons_are_not_held() {
+    use crate::dendrite::MAX_IN_FLIGHT_PER_AXON;
+    let (busy, counts) = start_counting(roomy()).await;
+    let (other, _) = start_counting(roomy()).await;
+    let d = Dendrite::new(alice()).unwrap();
+    let slow = {
+        let (d, t) = (d.clone(), busy.target.clone());
+        tokio::spawn(async move {
+            d.call_many(
+                &vec![t; MAX_IN_FLIGHT_PER_AXON],
+                &Sleep { ms: 1500 },
+                T,
+                MAX_IN_FLIGHT_PER_AXON,
+            )
+            .await
+        })
+    };
+    let deadline = Instant::now() + T;
+    while counts.0.load(Ordering::SeqCst) < MAX_IN_FLIGHT_PER_AXON {
+        assert!(
+            Instant::now() < deadline,
+            "the slow calls never all arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let waited = d
+        .call(&busy.target, Sleep { ms: 0 }, Duration::from_millis(300))
+        .await;
+    assert_eq!(waited.status, 408, "{}", waited.message);
+    assert!(!waited.answered);
+    assert_eq!(
+        waited.message,
+        format!(
+            "Request timeout after 0.3 seconds (waiting for one of the {MAX_IN_FLIGHT_PER_AXON} calls in flight to this axon)"
+        )
+    );
+    let meanwhile = d.call(&other.target, Sleep { ms: 0 }, T).await;
+    assert_eq!(meanwhile.status, 200, "{}", meanwhile.message);
+    assert!(slow.await.unwrap().iter().all(|c| c.status == 200));
+    // The lanes are free again.
+    assert_eq!(d.call(&busy.target, Sleep { ms: 0 }, T).await.status, 200);
+    busy.stop().await;
+    other.stop().await;
 }
