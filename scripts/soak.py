@@ -165,6 +165,13 @@ def proc_stats(pid):
         return None
 
 
+def cpu_per_s(pid, seconds):
+    """CPU seconds per second that `pid` spends over the next `seconds`."""
+    c0 = proc_stats(pid)["cpu_s"]
+    time.sleep(seconds)
+    return round((proc_stats(pid)["cpu_s"] - c0) / seconds, 4)
+
+
 def metrics(port):
     """The daemon's counters: {name or name{labels}: value}."""
     code, text = http(f"http://127.0.0.1:{port}/metrics")
@@ -521,9 +528,7 @@ def soak(a):
         idle_stats = {"miner": proc_stats(miner.pid), "validator": proc_stats(validator.pid)}
         # The miner's own background (chain, the validator's proof-of-work
         # rounds, /health), before any client.
-        c0 = proc_stats(miner.pid)["cpu_s"]
-        time.sleep(20)
-        result["miner_idle_cpu_per_s"] = round((proc_stats(miner.pid)["cpu_s"] - c0) / 20, 4)
+        result["miner_idle_cpu_per_s"] = cpu_per_s(miner.pid, 20)
 
         def start_load(name, ip, port, axon_hotkey):
             p = Proc(name, [str(BT_PY), __file__, "load", "--wallet-path", str(wallets), "--wallet-name", "v2",
@@ -644,9 +649,7 @@ def soak(a):
         # What the miner spends with no client, as in that window (validator
         # paused, chain running, /health sampled): its share of each call.
         time.sleep(1)
-        c0 = proc_stats(miner.pid)["cpu_s"]
-        time.sleep(10)
-        result["miner_background_cpu_per_s_validator_paused"] = round((proc_stats(miner.pid)["cpu_s"] - c0) / 10, 4)
+        result["miner_background_cpu_per_s_validator_paused"] = cpu_per_s(miner.pid, 10)
         log("phase: Python dendrite -> bittensor 10.5.0 bt.Axon")
         py_port = free_port()
         pyaxon = Proc("pyaxon", [str(BT_PY), str(PEERS_PY / "bittensor_peer.py"), "axon", "--wallet-path", str(wallets),

@@ -25,8 +25,8 @@ type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 /// crash leaves the previous state. Expired keys read as absent and are
 /// removed by the next writes (at most 1,024 each, in the order they
 /// expired), without reading the keys that have not expired; the list of
-/// expiring keys is rebuilt when the file is opened. One process opens a file at a time (redb
-/// locks it); a second gets [`StoreError::Open`].
+/// expiring keys is rebuilt when the file is opened. One process opens a
+/// file at a time (redb locks it); a second gets [`StoreError::Open`].
 pub struct Embedded {
     db: Database,
     path: PathBuf,
@@ -261,6 +261,18 @@ mod tests {
             .with_clock(move || UNIX_EPOCH + Duration::from_secs(clock.load(Ordering::SeqCst)))
     }
 
+    /// The test's start: 1,000,000 s after the epoch.
+    const T0: u64 = 1_000_000;
+
+    /// A new store at `s.redb` in a temporary directory (kept alive by the
+    /// caller), on a clock at [`T0`] that the test moves.
+    fn fresh() -> (tempfile::TempDir, Arc<AtomicU64>, Embedded) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let now = Arc::new(AtomicU64::new(T0));
+        let store = store_at(&dir.path().join("s.redb"), &now);
+        (dir, now, store)
+    }
+
     /// Rows in the data table and in the expiry list.
     fn rows(store: &Embedded) -> (u64, u64) {
         let txn = store.db.begin_read().expect("read");
@@ -282,9 +294,7 @@ mod tests {
 
     #[test]
     fn a_write_removes_what_expired_and_keeps_the_rest() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let now = Arc::new(AtomicU64::new(1_000_000));
-        let store = store_at(&dir.path().join("s.redb"), &now);
+        let (_dir, now, store) = fresh();
         put(&store, "short", Some(10));
         put(&store, "long", Some(100));
         put(&store, "forever", None);
@@ -314,9 +324,7 @@ mod tests {
 
     #[test]
     fn one_write_removes_at_most_a_sweep_of_expired_keys() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let now = Arc::new(AtomicU64::new(1_000_000));
-        let store = store_at(&dir.path().join("s.redb"), &now);
+        let (_dir, now, store) = fresh();
         let n = SWEEP + 6;
         let keys: Vec<String> = (0..n).map(|i| format!("k{i:05}")).collect();
         let puts: Vec<Put<'_>> = keys
@@ -338,25 +346,14 @@ mod tests {
     fn a_file_without_the_expiry_list_gets_one_at_open() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("old.redb");
-        let now_s = 1_000_000u64;
-        {
-            let db = Database::create(&path).expect("create");
-            let txn = db.begin_write().expect("write");
-            {
-                let mut t = txn.open_table(TABLE).expect("table");
-                for (key, expiry_ms) in [
-                    ("gone", now_s * 1000 - 1),
-                    ("later", now_s * 1000 + 60_000),
-                    ("never", 0),
-                ] {
-                    let mut v = expiry_ms.to_be_bytes().to_vec();
-                    v.extend_from_slice(b"old");
-                    t.insert(key, v.as_slice()).expect("insert");
-                }
-            }
-            txn.commit().expect("commit");
+        for (key, expiry_ms) in [
+            ("gone", T0 * 1000 - 1),
+            ("later", T0 * 1000 + 60_000),
+            ("never", 0),
+        ] {
+            write_as_old_version(&path, key, expiry_ms);
         }
-        let now = Arc::new(AtomicU64::new(now_s));
+        let now = Arc::new(AtomicU64::new(T0));
         let store = store_at(&path, &now);
         assert_eq!(rows(&store), (3, 2));
         assert_eq!(store.get("gone").expect("get"), None);
@@ -397,14 +394,12 @@ mod tests {
     /// when the file is opened again.
     #[test]
     fn the_list_is_rebuilt_at_open_after_an_older_version_wrote() {
-        let dir = tempfile::tempdir().expect("tempdir");
+        let (dir, now, store) = fresh();
         let path = dir.path().join("s.redb");
-        let now = Arc::new(AtomicU64::new(1_000_000));
-        let store = store_at(&path, &now);
         put(&store, "a", Some(10));
         put(&store, "b", Some(10));
         drop(store);
-        let ms = 1_000_000 * 1000;
+        let ms = T0 * 1000;
         write_as_old_version(&path, "c", ms + 5_000);
         write_as_old_version(&path, "a", ms + 1_000_000);
         let store = store_at(&path, &now);
@@ -423,9 +418,7 @@ mod tests {
     /// listing, not the key.
     #[test]
     fn a_stale_listing_does_not_remove_its_key() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let now = Arc::new(AtomicU64::new(1_000_000));
-        let store = store_at(&dir.path().join("s.redb"), &now);
+        let (_dir, now, store) = fresh();
         put(&store, "k", Some(1000));
         put(&store, "n", None);
         {
@@ -433,7 +426,7 @@ mod tests {
             {
                 let mut e = txn.open_table(EXPIRING).expect("table");
                 for key in ["k", "n"] {
-                    e.insert(expiring_key(1_000_000 * 1000 + 5_000, key).as_slice(), ())
+                    e.insert(expiring_key(T0 * 1000 + 5_000, key).as_slice(), ())
                         .expect("insert");
                 }
                 // Too short to name a key: dropped, not a panic.
