@@ -33,6 +33,7 @@
 pub mod guide {
     #![doc = include_str!("guide/writing-a-strategy.md")]
 }
+pub mod addr;
 #[cfg(feature = "net")]
 pub mod axon;
 #[cfg(feature = "net")]

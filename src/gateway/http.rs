@@ -270,15 +270,15 @@ async fn route(
     }
 }
 
-/// Requests with bad signatures one address may send within a minute of its
-/// first before its signed requests are refused unread (429) until that
-/// minute is over.
+/// Requests with bad signatures one caller network (an IPv4 address, an
+/// IPv6 /64) may send within a minute of its first before its signed
+/// requests are refused unread (429) until that minute is over.
 pub const MAX_BAD_SIGNATURES: u32 = 30;
-/// Addresses whose bad signatures are counted at once (beyond, the
+/// Caller networks whose bad signatures are counted at once (beyond, the
 /// newcomers share one count).
 const MAX_COUNTED_ADDRESSES: usize = 4096;
 
-/// Bad signatures per address: a count, and when it started (a count
+/// Bad signatures per caller network: a count, and when it started (a count
 /// older than a minute starts again).
 #[derive(Debug, Default)]
 pub struct BadSignatures {
@@ -299,6 +299,7 @@ impl BadSignatures {
 
     /// Whether `peer` may still have a signature checked.
     pub fn allowed(&self, peer: std::net::IpAddr) -> bool {
+        let peer = akihabara_core::addr::caller_network(peer);
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Self::now();
         let key = Self::key(&counts, peer);
@@ -309,6 +310,7 @@ impl BadSignatures {
 
     /// Counts a bad signature from `peer`.
     pub fn failed(&self, peer: std::net::IpAddr) {
+        let peer = akihabara_core::addr::caller_network(peer);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Self::now();
         if counts.len() >= MAX_COUNTED_ADDRESSES && !counts.contains_key(&peer) {

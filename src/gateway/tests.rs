@@ -1424,3 +1424,21 @@ async fn an_address_sending_bad_signatures_is_made_to_wait() {
     );
     assert!(gateway.book().ids().expect("ids").is_empty());
 }
+
+/// Bad signatures are counted per IPv6 /64, not per address: a host with a
+/// /64 cannot start a new count from each of its addresses.
+#[test]
+fn bad_signatures_from_one_ipv6_64_share_a_count() {
+    use super::http::{BadSignatures, MAX_BAD_SIGNATURES};
+    let counts = BadSignatures::default();
+    let ip = |s: String| s.parse::<std::net::IpAddr>().expect("ip");
+    for i in 0..MAX_BAD_SIGNATURES {
+        assert!(counts.allowed(ip(format!("2001:db8:7:7::{:x}", i + 1))));
+        counts.failed(ip(format!("2001:db8:7:7::{:x}", i + 1)));
+    }
+    assert!(
+        !counts.allowed(ip("2001:db8:7:7:abcd::1".into())),
+        "a new address in the /64"
+    );
+    assert!(counts.allowed(ip("2001:db8:7:8::1".into())), "another /64");
+}

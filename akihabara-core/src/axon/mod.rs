@@ -435,7 +435,8 @@ impl AxonStats {
     }
 }
 
-/// Caps on open connections, in all and per IP address. Each admitted
+/// Caps on open connections, in all and per caller network (an IPv4
+/// address, an IPv6 /64: [`crate::addr::caller_network`]). Each admitted
 /// connection holds a [`ConnectionPermit`] until it closes. Shared by the
 /// axon and any other listener a daemon runs (its `/metrics` port).
 #[derive(Debug)]
@@ -453,7 +454,8 @@ pub struct ConnectionPermit {
 }
 
 impl ConnectionLimit {
-    /// At most `max` connections, `per_ip` from one address (each at least 1).
+    /// At most `max` connections, `per_ip` from one caller network (each at
+    /// least 1).
     pub fn new(max: usize, per_ip: usize) -> Arc<ConnectionLimit> {
         Arc::new(ConnectionLimit {
             max: max.max(1),
@@ -464,6 +466,7 @@ impl ConnectionLimit {
 
     /// A place for a connection from `ip`, or `None` when a cap is reached.
     pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ConnectionPermit> {
+        let ip = crate::addr::caller_network(ip);
         let mut g = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let (total, by_ip) = &mut *g;
         let mine = by_ip.get(&ip).copied().unwrap_or(0);

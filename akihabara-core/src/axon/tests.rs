@@ -946,3 +946,31 @@ async fn a_call_waiting_for_a_lane_times_out_and_other_axons_are_not_held() {
     busy.stop().await;
     other.stop().await;
 }
+
+/// The per-address cap counts an IPv6 /64 as one caller (one host is
+/// usually given a whole /64), and an IPv4-mapped address as its IPv4.
+#[test]
+fn connection_caps_count_an_ipv6_64_as_one_caller() {
+    let limit = ConnectionLimit::new(100, 2);
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+    let a = limit.admit(ip("2001:db8:1:2::1")).expect("first");
+    let _b = limit
+        .admit(ip("2001:db8:1:2:ffff:ffff:ffff:fffe"))
+        .expect("second");
+    assert!(
+        limit.admit(ip("2001:db8:1:2::3")).is_none(),
+        "a third from the /64"
+    );
+    let _other = limit.admit(ip("2001:db8:1:3::1")).expect("another /64");
+    drop(a);
+    let _c = limit
+        .admit(ip("2001:db8:1:2::4"))
+        .expect("a place was freed");
+    let _v4 = limit.admit(ip("192.0.2.1")).expect("v4");
+    let _mapped = limit.admit(ip("::ffff:192.0.2.1")).expect("v4, mapped");
+    assert!(
+        limit.admit(ip("192.0.2.1")).is_none(),
+        "mapped counts as the v4"
+    );
+    assert_eq!(limit.open(), 5);
+}

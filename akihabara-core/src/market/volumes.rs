@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt as _;
 
+use crate::addr::is_public;
+
 /// An input file: fetched from `url` to `path` under the work directory.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -84,33 +86,6 @@ fn field_error(field: String, reason: impl Into<String>) -> VolumeError {
     VolumeError {
         field,
         reason: reason.into(),
-    }
-}
-
-/// Whether `ip` is one a miner may be sent to without the operator's leave:
-/// not loopback, private, link-local, unspecified, broadcast, documentation
-/// or shared (100.64/10) space.
-pub(crate) fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_documentation()
-                || v4.octets()[0] == 100 && (v4.octets()[1] & 0xc0) == 64)
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
-            let first = v6.segments()[0];
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || (first & 0xfe00) == 0xfc00
-                || (first & 0xffc0) == 0xfe80)
-        }
     }
 }
 
@@ -375,28 +350,6 @@ pub fn outputs_digest(files: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses_outside_the_public_internet_are_named() {
-        for private in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "192.168.0.1",
-            "172.16.0.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-        ] {
-            assert!(!is_public(private.parse().expect("ip")), "{private}");
-        }
-        for public in ["1.1.1.1", "8.8.8.8", "2606:4700::1111"] {
-            assert!(is_public(public.parse().expect("ip")), "{public}");
-        }
-    }
 
     #[test]
     fn paths_stay_inside_and_never_follow_links() {

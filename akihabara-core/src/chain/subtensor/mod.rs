@@ -297,7 +297,7 @@ fn node_is_local(url: &str) -> bool {
         host.eq_ignore_ascii_case("localhost")
             || host
                 .parse::<IpAddr>()
-                .is_ok_and(|ip| !crate::market::volumes::is_public(ip))
+                .is_ok_and(|ip| !crate::addr::is_public(ip))
     })
 }
 
@@ -308,7 +308,7 @@ fn node_is_local(url: &str) -> bool {
 /// not served, with a warning.
 fn guard_axons(url: &str, mut metagraph: Metagraph) -> Metagraph {
     if !node_is_local(url) {
-        let forgotten = metagraph.retain_axons(|a| crate::market::volumes::is_public(a.ip()));
+        let forgotten = metagraph.retain_axons(|a| crate::addr::is_public(a.ip()));
         if forgotten > 0 {
             tracing::warn!(
                 netuid = metagraph.netuid().0,
