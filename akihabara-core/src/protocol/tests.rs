@@ -115,3 +115,55 @@ fn the_signing_message_joins_its_parts_with_dots() {
     );
     assert_eq!(signing_message(0, "", "", "", ""), "0....");
 }
+
+/// `parse_body` (two passes, no `flatten`) reads what the derived
+/// `Envelope` deserializer reads, and refuses what it refuses; and it
+/// refuses arrays, which derived structs would read by position.
+#[test]
+fn parse_body_reads_what_the_flattened_envelope_reads() {
+    let signed = {
+        let mut env = Envelope::new(Ping::new("hé \"q\" \\u00e9", -3));
+        env.dendrite = Some(TerminalInfo {
+            hotkey: Some("5Grw".into()),
+            nonce: Some(u64::MAX),
+            ..TerminalInfo::default()
+        });
+        serde_json::to_string(&env).unwrap()
+    };
+    let bodies = [
+        signed.as_str(),
+        r#"{"message":"m"}"#,
+        r#" {"message":"m","count":1,"name":null,"timeout":1,"extra":{"deep":[1,[2,{}]]}}"#,
+        r#"{"message":"m","required_hash_fields":["message","count"],"axon":{"status_code":200}}"#,
+        r#"{"message":"m","count":"7"}"#,
+        r#"{"count":1}"#,
+        r#"{"message":"m","timeout":"soon"}"#,
+        r#"{"message":"m","dendrite":{"nonce":-1}}"#,
+        r#"{"message":"m","message":"twice"}"#,
+        r#"{"message":"m"} trailing"#,
+        r#"{"message":"m""#,
+        "{}",
+        "null",
+        "",
+    ];
+    for body in bodies {
+        let ours = parse_body::<Ping>(body.as_bytes());
+        let derived = serde_json::from_str::<Envelope<Ping>>(body);
+        match (&ours, &derived) {
+            (Ok(a), Ok(b)) => assert_eq!(
+                serde_json::to_value(a).unwrap(),
+                serde_json::to_value(b).unwrap(),
+                "{body}"
+            ),
+            (Err(_), Err(_)) => {}
+            _ => panic!("{body}: ours {ours:?}, derived {derived:?}"),
+        }
+    }
+    for body in [
+        r#"["m", 1]"#,
+        r#" [null,null,null,null,null,null,null,"m"]"#,
+    ] {
+        let e = parse_body::<Ping>(body.as_bytes()).unwrap_err();
+        assert_eq!(e.reason, "not a JSON object", "{body}");
+    }
+}
