@@ -196,6 +196,9 @@ impl Dendrite {
     ) -> Result<Dendrite, DendriteError> {
         let client = http_client()
             .pool_max_idle_per_host(256)
+            // An axon's address is the chain's word: a redirect would
+            // re-send a signed call (307, 308) to any address it names.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(DendriteError)?;
         Ok(Dendrite {
@@ -353,9 +356,14 @@ impl Dendrite {
             return refused(422, "Failed to parse response: not application/json".into());
         }
         if status != 200 {
-            let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+            // Only the message is read: the rest is skipped unbuilt.
+            #[derive(serde::Deserialize)]
+            struct Refusal {
+                message: Option<String>,
+            }
+            let message = serde_json::from_slice::<Refusal>(&bytes)
                 .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .and_then(|r| r.message)
                 .unwrap_or_default();
             return refused(status, message);
         }
@@ -558,5 +566,47 @@ mod tests {
             all.len()
         );
         assert!(Arc::ptr_eq(&all[&(target(0).ip, 8091)], &busy));
+    }
+
+    /// A hostile axon that answers 307 to another address: the dendrite
+    /// does not re-send the signed call there, and reports the 307.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let location = format!("http://{}/Ping", elsewhere.local_addr().unwrap());
+        let port = hostile.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = hostile.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 << 10];
+            let _ = conn.read(&mut buf).await.unwrap();
+            let body = r#"{"message":"moved"}"#;
+            let answer = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            conn.write_all(answer.as_bytes()).await.unwrap();
+            // Held open until the test ends, so the answer is not cut.
+            let _ = conn.read(&mut buf).await;
+        });
+        let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
+        let target = AxonTarget::new(
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+            Keypair::from_uri("//Bob").unwrap().account(),
+        );
+        let reply = d
+            .call(
+                &target,
+                crate::protocol::Ping::new("x", 1),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!((reply.status, reply.message.as_str()), (307, "moved"));
+        let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
+        assert!(followed.is_err(), "the call was re-sent to {followed:?}");
+        server.abort();
     }
 }
