@@ -249,18 +249,28 @@ impl Check {
 
     fn blame(reason: impl Into<String>) -> Check {
         Check::Failed {
-            reason: reason.into(),
+            reason: clip_text(reason.into(), MAX_CHECK_REASON),
             penalised: true,
         }
     }
 
     fn unlucky(reason: impl Into<String>) -> Check {
         Check::Failed {
-            reason: reason.into(),
+            reason: clip_text(reason.into(), MAX_CHECK_REASON),
             penalised: false,
         }
     }
+
+    fn not_applicable(reason: impl Into<String>) -> Check {
+        Check::NotApplicable {
+            reason: clip_text(reason.into(), MAX_CHECK_REASON),
+        }
+    }
 }
+
+/// Longest reason a [`Check`] keeps (longer ones are cut): reasons quote
+/// what a miner sent, and reach the logs and the probe records.
+pub const MAX_CHECK_REASON: usize = 1024;
 
 /// One miner's probe.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -524,9 +534,9 @@ fn declined(reason: DeclineReason, detail: &str) -> Check {
         DeclineReason::Unprofitable => Check::blame(format!(
             "declined with a free executor (unprofitable): {detail}"
         )),
-        DeclineReason::Busy | DeclineReason::UnsupportedClass => Check::NotApplicable {
-            reason: format!("declined ({reason:?}): {detail}"),
-        },
+        DeclineReason::Busy | DeclineReason::UnsupportedClass => {
+            Check::not_applicable(format!("declined ({reason:?}): {detail}"))
+        }
         DeclineReason::ValidatorBlacklisted | DeclineReason::Invalid => {
             Check::unlucky(format!("declined ({reason:?}): {detail}"))
         }
@@ -590,9 +600,7 @@ fn client_failure(what: &str, e: &ClientError) -> Check {
         ClientError::Call { status, .. }
             if e.is_unreachable() || matches!(status, 403 | 404 | 429) =>
         {
-            Check::NotApplicable {
-                reason: format!("no {what} served: {e}"),
-            }
+            Check::not_applicable(format!("no {what} served: {e}"))
         }
         _ => Check::blame(format!("{what}: {e}")),
     }
@@ -928,5 +936,28 @@ mod tests {
         assert!(!declined(DeclineReason::Busy, "x").penalises());
         assert!(!declined(DeclineReason::UnsupportedClass, "x").penalises());
         assert!(!declined(DeclineReason::ValidatorBlacklisted, "x").penalises());
+    }
+
+    /// Reasons quote what a miner sent: each way of building a check cuts
+    /// them to MAX_CHECK_REASON, so a miner cannot put megabytes in the
+    /// validator's logs and records.
+    #[test]
+    fn a_miners_words_in_a_check_are_cut() {
+        let huge = format!("the user {:?} is not a user name", "x".repeat(1 << 20));
+        let checks = [
+            Check::blame(huge.clone()),
+            Check::unlucky(huge.clone()),
+            Check::not_applicable(huge.clone()),
+            declined(DeclineReason::Busy, &huge),
+            client_failure("jobs", &ClientError::BadAnswer(huge.clone())),
+        ];
+        for check in checks {
+            let reason = match &check {
+                Check::Failed { reason, .. } | Check::NotApplicable { reason } => reason,
+                Check::Passed { .. } => panic!("{check:?}"),
+            };
+            assert!(reason.len() <= MAX_CHECK_REASON, "{}", reason.len());
+            assert!(reason.ends_with('…'), "cut, and marked");
+        }
     }
 }
