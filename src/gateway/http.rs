@@ -66,6 +66,9 @@ pub struct HttpSettings {
     pub max_body: usize,
     /// The longest a connection stays open (a log stream included).
     pub connection_lifetime: Duration,
+    /// How long an answer may sit unsent or unacknowledged (a client that
+    /// stopped reading) before the connection is closed.
+    pub send_timeout: Duration,
 }
 
 impl Default for HttpSettings {
@@ -77,6 +80,7 @@ impl Default for HttpSettings {
             body_timeout: Duration::from_secs(10),
             max_body: 64 * 1024,
             connection_lifetime: Duration::from_secs(3600),
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -151,6 +155,7 @@ impl Listener {
                 drop(stream);
                 continue;
             };
+            let _ = akihabara_core::axon::limit_stuck_sends(&stream, settings.send_timeout);
             let (gateway, settings) = (gateway.clone(), settings.clone());
             tokio::spawn(async move {
                 let s = settings.clone();

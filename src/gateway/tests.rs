@@ -43,15 +43,20 @@ struct Api {
 }
 
 async fn serve(gateway: Arc<Gateway>) -> Api {
-    let listener = Listener::bind(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
+    serve_with(
+        gateway,
         HttpSettings {
             body_timeout: Duration::from_secs(2),
             ..HttpSettings::default()
         },
     )
     .await
-    .expect("bind");
+}
+
+async fn serve_with(gateway: Arc<Gateway>, settings: HttpSettings) -> Api {
+    let listener = Listener::bind(SocketAddr::from(([127, 0, 0, 1], 0)), settings)
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(listener.serve(gateway.clone(), async {
@@ -1423,6 +1428,33 @@ async fn an_address_sending_bad_signatures_is_made_to_wait() {
         "{answer}"
     );
     assert!(gateway.book().ids().expect("ids").is_empty());
+}
+
+/// A client that pipelines requests and never reads the answers is cut off
+/// once they have not moved for `send_timeout`, instead of holding its
+/// connection for `connection_lifetime` (an hour by default).
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_cut_off() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let settings = HttpSettings {
+        send_timeout: Duration::from_secs(1),
+        ..HttpSettings::default()
+    };
+    let api = serve_with(gateway, settings).await;
+    let addr: SocketAddr = api
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let request = b"GET /openapi.json HTTP/1.1\r\nhost: a\r\n\r\n";
+    let outcome = akihabara_core::axon::pipeline_and_stop_reading(addr, request, 20_000)
+        .await
+        .expect("connect");
+    assert!(
+        outcome.is_ok(),
+        "still open after 5 s of reading: {outcome:?} bytes"
+    );
 }
 
 /// Bad signatures are counted per IPv6 /64, not per address: a host with a

@@ -254,6 +254,8 @@ async fn serve_limited(
                 drop(stream);
                 continue;
             };
+            // A scraper that stops reading does not keep its place.
+            let _ = akihabara_core::axon::limit_stuck_sends(&stream, header_timeout);
             let (registry, health) = (registry.clone(), health.clone());
             tokio::spawn(async move {
                 let service =

@@ -46,10 +46,14 @@
 //! on mimalloc; with glibc's allocator the same axon spends about a tenth more,
 //! so a program that embeds a busy axon may want a faster global allocator too.
 
+mod connections;
 mod gate;
 mod policy;
 mod verifier;
 
+pub use connections::{
+    ConnectionLimit, ConnectionPermit, limit_stuck_sends, pipeline_and_stop_reading,
+};
 pub use policy::{AllowAll, Policy, StakePolicy};
 
 use std::collections::HashMap;
@@ -108,6 +112,9 @@ pub struct AxonConfig {
     /// checked (`btauth/1` signs the body, so it is read first); a request
     /// that would exceed it gets 503 at once. Default 32 MiB.
     pub max_unverified_bytes: usize,
+    /// How long an answer may sit unsent or unacknowledged (a client that
+    /// stopped reading) before the connection is closed. Default 30 s.
+    pub send_timeout: Duration,
 }
 
 impl Default for AxonConfig {
@@ -125,6 +132,7 @@ impl Default for AxonConfig {
             max_connections_per_ip: 64,
             body_timeout: Duration::from_secs(10),
             max_unverified_bytes: 32 << 20,
+            send_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -435,72 +443,6 @@ impl AxonStats {
     }
 }
 
-/// Caps on open connections, in all and per caller network (an IPv4
-/// address, an IPv6 /64: [`crate::addr::caller_network`]). Each admitted
-/// connection holds a [`ConnectionPermit`] until it closes. Shared by the
-/// axon and any other listener a daemon runs (its `/metrics` port).
-#[derive(Debug)]
-pub struct ConnectionLimit {
-    max: usize,
-    per_ip: usize,
-    open: Mutex<(usize, HashMap<std::net::IpAddr, usize>)>,
-}
-
-/// One admitted connection; dropping it frees its place.
-#[derive(Debug)]
-pub struct ConnectionPermit {
-    limit: Arc<ConnectionLimit>,
-    ip: std::net::IpAddr,
-}
-
-impl ConnectionLimit {
-    /// At most `max` connections, `per_ip` from one caller network (each at
-    /// least 1).
-    pub fn new(max: usize, per_ip: usize) -> Arc<ConnectionLimit> {
-        Arc::new(ConnectionLimit {
-            max: max.max(1),
-            per_ip: per_ip.max(1),
-            open: Mutex::new((0, HashMap::new())),
-        })
-    }
-
-    /// A place for a connection from `ip`, or `None` when a cap is reached.
-    pub fn admit(self: &Arc<Self>, ip: std::net::IpAddr) -> Option<ConnectionPermit> {
-        let ip = crate::addr::caller_network(ip);
-        let mut g = self.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, by_ip) = &mut *g;
-        let mine = by_ip.get(&ip).copied().unwrap_or(0);
-        if *total >= self.max || mine >= self.per_ip {
-            return None;
-        }
-        *total += 1;
-        by_ip.insert(ip, mine + 1);
-        Some(ConnectionPermit {
-            limit: self.clone(),
-            ip,
-        })
-    }
-
-    /// Connections open now.
-    pub fn open(&self) -> usize {
-        self.open.lock().unwrap_or_else(|p| p.into_inner()).0
-    }
-}
-
-impl Drop for ConnectionPermit {
-    fn drop(&mut self) {
-        let mut g = self.limit.open.lock().unwrap_or_else(|p| p.into_inner());
-        let (total, by_ip) = &mut *g;
-        *total = total.saturating_sub(1);
-        if let Some(n) = by_ip.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                by_ip.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Builds an [`Axon`].
 pub struct AxonBuilder {
     keypair: Keypair,
@@ -714,6 +656,7 @@ impl Axon {
                 continue;
             };
             let _ = stream.set_nodelay(true);
+            let _ = limit_stuck_sends(&stream, inner.config.send_timeout);
             let inner = inner.clone();
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
                 let inner = inner.clone();

@@ -974,3 +974,29 @@ fn connection_caps_count_an_ipv6_64_as_one_caller() {
     );
     assert_eq!(limit.open(), 5);
 }
+
+/// An attacker that pipelines requests and never reads the answers, with a
+/// small receive window: its connection is closed once the axon's answers
+/// have not moved for `send_timeout`. (hyper's timers run only while it
+/// reads a request: before, the connection, and its place under the caps,
+/// stayed while the answers sat unsent.)
+#[tokio::test]
+async fn a_client_that_stops_reading_its_answers_is_cut_off() {
+    let config = AxonConfig {
+        send_timeout: Duration::from_secs(1),
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let addr = SocketAddr::from(([127, 0, 0, 1], r.target.port));
+    // 100,000 pipelined requests, several MB of answers: far more than the
+    // socket buffers hold.
+    let request = b"GET /Nowhere HTTP/1.1\r\nhost: a\r\n\r\n";
+    let outcome = pipeline_and_stop_reading(addr, request, 100_000)
+        .await
+        .unwrap();
+    assert!(
+        outcome.is_ok(),
+        "still open after 5 s of reading: {outcome:?} bytes"
+    );
+    r.stop().await;
+}
