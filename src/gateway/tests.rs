@@ -655,6 +655,45 @@ async fn until_final(gateway: &Gateway, router: &Router, id: &str) -> OrganicJob
     }
 }
 
+/// A gateway without a validator's books settles its finished jobs itself:
+/// they are marked accounted (so their records expire), nothing is left
+/// waiting for books, and a second call finds nothing.
+#[tokio::test]
+async fn a_gateway_without_books_settles_its_finished_jobs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (m, _stop) = miner(dir.path(), "//miner1", &["cpu"]).await;
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (client, _) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let router = Router::new(
+        gateway.clone(),
+        Arc::new(Fixed(vec![m])),
+        key("//validator1"),
+        ReceiptStore::new(dir.path().join("receipts.jsonl")),
+        RouterSettings::default(),
+    )
+    .expect("router");
+    let job = gateway.submit(&client, numbered(1)).expect("submit");
+    let done = until_final(&gateway, &router, &job.id).await;
+    assert_eq!(done.state, JobState::Finished);
+    assert!(!done.settled(), "finished, not yet accounted");
+    let settled = gateway.settle_without_books().await.expect("settle");
+    assert_eq!(settled.ids, vec![job.id.clone()]);
+    assert_eq!(settled.runs.len(), 1);
+    let after = gateway.book().get(&job.id).expect("get").expect("job");
+    assert!(after.accounted && after.settled(), "{after:?}");
+    assert_eq!(
+        gateway.organic_work().expect("work"),
+        OrganicWork::default()
+    );
+    assert_eq!(
+        gateway.settle_without_books().await.expect("settle"),
+        OrganicWork::default()
+    );
+}
+
 #[tokio::test]
 async fn jobs_route_past_a_declining_miner_and_survive_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
