@@ -569,8 +569,31 @@ async fn submit(
         Ok(None) => {}
         Err(e) => return error(500, None, e),
     }
-    if let Err(f) = gateway.rules().preflight(&order).await {
-        return error(f.status, Some(&f.field), f.reason);
+    if !order.inputs.is_empty() || !order.outputs.is_empty() {
+        // One order's files checked at a time per client: each check is
+        // up to 32 outbound requests, not yet paid for by the quota.
+        let _checking = match gateway.start_preflight(client) {
+            Ok(t) => t,
+            Err(crate::market::flight::Full::Caller(_)) => {
+                return error(
+                    429,
+                    None,
+                    "the files of another order of yours are being checked; send this one after",
+                );
+            }
+            Err(crate::market::flight::Full::All(n)) => {
+                return error(
+                    503,
+                    None,
+                    format!(
+                        "{n} orders' files are being checked, the most the gateway does at once"
+                    ),
+                );
+            }
+        };
+        if let Err(f) = gateway.rules().preflight(&order).await {
+            return error(f.status, Some(&f.field), f.reason);
+        }
     }
     match gateway.submit(client, order) {
         Ok(job) => {

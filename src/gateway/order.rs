@@ -106,6 +106,9 @@ pub struct OrderRules {
     /// Addresses the gateway itself listens on: an input URL pointing at
     /// one is refused.
     pub own_addresses: Vec<SocketAddr>,
+    /// The longest the checks of an order's files ([`OrderRules::preflight`])
+    /// may take in all; past it the order is refused (422).
+    pub preflight_deadline: std::time::Duration,
 }
 
 impl Default for OrderRules {
@@ -121,6 +124,7 @@ impl Default for OrderRules {
             max_volumes: 16,
             max_order_bytes: 32 * 1024,
             own_addresses: Vec::new(),
+            preflight_deadline: std::time::Duration::from_secs(20),
         }
     }
 }
@@ -293,8 +297,32 @@ impl OrderRules {
     /// request; over [`OrderRules::max_input_bytes`] is 413) and that each
     /// output URL takes an upload (an empty PUT, which the job's upload
     /// replaces; a refusal is 422). Nothing is fetched from or sent to an
-    /// address the rules do not allow.
+    /// address the rules do not allow. All of it within
+    /// [`OrderRules::preflight_deadline`]: a file server that stalls holds
+    /// the client's request no longer than that.
     pub async fn preflight(&self, order: &JobOrder) -> Result<(), FieldError> {
+        let deadline = self.preflight_deadline;
+        match tokio::time::timeout(deadline, self.preflight_unbounded(order)).await {
+            Ok(checked) => checked,
+            Err(_) => {
+                let field = if order.inputs.is_empty() {
+                    "outputs"
+                } else {
+                    "inputs"
+                };
+                Err(FieldError::new(
+                    field,
+                    format!(
+                        "the file servers did not answer within {} s",
+                        deadline.as_secs_f64()
+                    ),
+                )
+                .status(422))
+            }
+        }
+    }
+
+    async fn preflight_unbounded(&self, order: &JobOrder) -> Result<(), FieldError> {
         let policy = VolumePolicy {
             allow_private: self.allow_private_urls,
             timeout: std::time::Duration::from_secs(10),

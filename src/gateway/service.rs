@@ -49,6 +49,12 @@ pub const MAX_STREAMS: usize = 128;
 /// Log streams one client may hold open at once.
 pub const MAX_STREAMS_PER_CLIENT: usize = 8;
 
+/// Orders whose files are being checked at once (the gateway's outbound
+/// HEAD and PUT requests, before a job is accepted), and per client.
+pub const MAX_PREFLIGHTS: usize = 32;
+/// See [`MAX_PREFLIGHTS`].
+pub const MAX_PREFLIGHTS_PER_CLIENT: usize = 1;
+
 /// Jobs whose output lines the gateway keeps in memory.
 const MAX_LOGGED_JOBS: usize = 512;
 
@@ -85,6 +91,7 @@ pub struct Gateway {
     logs: Mutex<HashMap<String, FetchedLog>>,
     /// Open log streams, by client id.
     streams: Arc<crate::market::flight::InFlight<String>>,
+    preflights: Arc<crate::market::flight::InFlight<String>>,
     /// Bad hotkey signatures, by address.
     bad_signatures: super::http::BadSignatures,
 }
@@ -146,6 +153,10 @@ impl Gateway {
             to_cancel: Mutex::new(Vec::new()),
             logs: Mutex::new(HashMap::new()),
             streams: crate::market::flight::InFlight::new(MAX_STREAMS, MAX_STREAMS_PER_CLIENT),
+            preflights: crate::market::flight::InFlight::new(
+                MAX_PREFLIGHTS,
+                MAX_PREFLIGHTS_PER_CLIENT,
+            ),
             bad_signatures: super::http::BadSignatures::default(),
         }))
     }
@@ -161,6 +172,17 @@ impl Gateway {
         client: &Client,
     ) -> Result<crate::market::flight::Ticket<String>, crate::market::flight::Full> {
         self.streams.enter(&client.id)
+    }
+
+    /// A place for checking one more order's files for `client`
+    /// ([`OrderRules::preflight`]), or why there is none.
+    ///
+    /// [`OrderRules::preflight`]: super::OrderRules::preflight
+    pub fn start_preflight(
+        &self,
+        client: &Client,
+    ) -> Result<crate::market::flight::Ticket<String>, crate::market::flight::Full> {
+        self.preflights.enter(&client.id)
     }
 
     /// Bad hotkey signatures counted by address.

@@ -655,6 +655,82 @@ async fn until_final(gateway: &Gateway, router: &Router, id: &str) -> OrganicJob
     }
 }
 
+/// A file server that stalls holds an order no longer than the preflight
+/// deadline (422), and a client has one order's files checked at a time:
+/// a second order meanwhile gets 429 at once, without outbound requests.
+#[tokio::test]
+async fn an_orders_file_checks_are_bounded_in_time_and_per_client() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Accepts connections and never answers.
+    let stalls = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/in", stalls.local_addr().expect("addr"));
+    let held = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let keep = held.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = stalls.accept().await {
+            keep.lock().expect("lock").push(conn);
+        }
+    });
+    let rules = OrderRules {
+        allow_private_urls: true,
+        preflight_deadline: Duration::from_secs(1),
+        ..rules()
+    };
+    let gateway = open(dir.path(), store(dir.path()), rules);
+    let (_, k) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let api = Arc::new(serve(gateway.clone()).await);
+    let with_input = json!({"command": ["true"], "class": "cpu", "timeout_s": 30,
+        "inputs": [{"url": url, "path": "in"}]})
+    .to_string();
+    let first = {
+        let (api, k, body) = (api.clone(), k.clone(), with_input.clone());
+        tokio::spawn(async move {
+            let start = Instant::now();
+            let answer = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+            (answer, start.elapsed())
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while held.lock().expect("lock").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first order's check never started"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (status, answer) = api
+        .call("POST", "/v1/jobs", Some(&k), Some(&with_input))
+        .await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(
+        held.lock().expect("lock").len(),
+        1,
+        "the second order sent nothing"
+    );
+    let ((status, answer), took) = first.await.expect("first");
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("inputs")),
+        "{answer}"
+    );
+    assert_eq!(
+        answer["error"].as_str(),
+        Some("the file servers did not answer within 1 s")
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    assert!(gateway.book().ids().expect("ids").is_empty());
+    // The place is free again: the next order is checked (and refused) too.
+    let (status, _) = api
+        .call("POST", "/v1/jobs", Some(&k), Some(&with_input))
+        .await;
+    assert_eq!(status, 422);
+}
+
 /// A gateway without a validator's books settles its finished jobs itself:
 /// they are marked accounted (so their records expire), nothing is left
 /// waiting for books, and a second call finds nothing.
