@@ -87,7 +87,10 @@ fn keep_receipt(
     }
     r.check_shape()
         .map_err(|e| ClientError::BadAnswer(format!("a receipt with {e}")))?;
-    store.append(r).map_err(|e| ClientError::Store(e.into()))
+    store
+        .append_first(r)
+        .map(|_| ())
+        .map_err(|e| ClientError::Store(e.into()))
 }
 
 /// A miner's job reply as a validator keeps it: free text cut to

@@ -1,6 +1,7 @@
 //! Signed receipts in a crash-safe JSON-lines file, bounded on disk and read
 //! back in bounded memory.
 
+use std::collections::{HashSet, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
@@ -12,6 +13,9 @@ use crate::fs::{Access, write_atomic};
 /// Size at which the miner's [`ReceiptStore`] rotates (about 50,000
 /// receipts; see [`ReceiptStore::with_max_bytes`]).
 pub const MAX_RECEIPTS_FILE: u64 = 32 << 20;
+/// Receipts [`ReceiptStore::append_first`] remembers, to keep one per miner,
+/// job and kind.
+pub const MAX_REMEMBERED_RECEIPTS: usize = 8192;
 /// Longest line read back as a receipt; a longer one is unreadable (a
 /// receipt line is under 2 KiB).
 pub const MAX_RECEIPT_LINE: usize = 64 * 1024;
@@ -21,7 +25,9 @@ pub const MAX_RECEIPT_LINE: usize = 64 * 1024;
 /// skips it and says so, and keeps every complete line before it.
 ///
 /// A store made with [`ReceiptStore::new`] keeps every receipt (a
-/// validator's record of its own jobs). One with a size bound
+/// validator's record of its own jobs, appended with
+/// [`append_first`](ReceiptStore::append_first): one per miner, job and
+/// kind). One with a size bound
 /// ([`with_max_bytes`](ReceiptStore::with_max_bytes): the miner's, whose
 /// growth validators drive) rotates before an append would take the file
 /// past it: the whole file becomes `<name>.1` (replacing the one before)
@@ -36,6 +42,19 @@ pub struct ReceiptStore {
     max_bytes: Option<u64>,
     /// Appends and rotations of this store, one at a time.
     lock: Arc<Mutex<()>>,
+    /// What [`ReceiptStore::append_first`] appended lately.
+    kept: Arc<Mutex<Kept>>,
+}
+
+/// A receipt's place among those kept: its miner, job, and whether it is
+/// the `Finished` one.
+type KeptKey = (crate::AccountId, String, bool);
+
+/// The newest [`MAX_REMEMBERED_RECEIPTS`] keys appended, oldest first.
+#[derive(Debug, Default)]
+struct Kept {
+    keys: HashSet<KeptKey>,
+    order: VecDeque<KeptKey>,
 }
 
 /// What [`ReceiptStore::load`] found.
@@ -187,6 +206,7 @@ impl ReceiptStore {
             path: path.into(),
             max_bytes: None,
             lock: Arc::default(),
+            kept: Arc::default(),
         }
     }
 
@@ -210,6 +230,33 @@ impl ReceiptStore {
     /// Appends one receipt and syncs it to disk.
     pub fn append(&self, r: &Receipt) -> std::io::Result<()> {
         append_line(&self.path, &receipt_line(r)?, self.max_bytes, &self.lock)
+    }
+
+    /// Appends `r` unless this store has already appended a receipt of the
+    /// same miner, job and kind (`Accepted`, `Finished`) among the last
+    /// [`MAX_REMEMBERED_RECEIPTS`]; returns whether it appended. A
+    /// validator keeps a miner's receipts this way: a miner that answers
+    /// every poll with a newly signed receipt for the same step adds one
+    /// line, not one (and a sync) per poll.
+    pub fn append_first(&self, r: &Receipt) -> std::io::Result<bool> {
+        let key = (
+            r.miner,
+            r.job_id.clone(),
+            matches!(r.kind, super::jobs::ReceiptKind::Finished { .. }),
+        );
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.keys.contains(&key) {
+            return Ok(false);
+        }
+        self.append(r)?;
+        if kept.order.len() >= MAX_REMEMBERED_RECEIPTS
+            && let Some(old) = kept.order.pop_front()
+        {
+            kept.keys.remove(&old);
+        }
+        kept.keys.insert(key.clone());
+        kept.order.push_back(key);
+        Ok(true)
     }
 
     /// [`append`](ReceiptStore::append) with the write and sync on tokio's
@@ -399,6 +446,56 @@ mod tests {
         let mut out = Vec::new();
         store.scan(|r| out.push(r.job_id)).expect("scan");
         out
+    }
+
+    /// A miner that signs a new receipt for the same step at every poll
+    /// adds one line per job and kind, not one per poll.
+    #[test]
+    fn append_first_keeps_one_receipt_per_miner_job_and_kind() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = ReceiptStore::new(dir.path().join("r.jsonl"));
+        let miner = key("//miner1");
+        let mut req = request();
+        req.job_id = "job-a".into();
+        let finished = |at| ReceiptKind::Finished {
+            exit_code: Some(at as i32),
+            status: "exited".into(),
+            stdout_sha256: "ab".into(),
+            stderr_sha256: "cd".into(),
+            output_sha256: None,
+            duration_ms: at,
+        };
+        let mut appended = Vec::new();
+        for at in 1..=50 {
+            let r = Receipt::sign(&req, ReceiptKind::Accepted, at, &miner);
+            appended.push(store.append_first(&r).expect("append"));
+        }
+        for at in 1..=50 {
+            let r = Receipt::sign(&req, finished(at), 100 + at, &miner);
+            appended.push(store.append_first(&r).expect("append"));
+        }
+        let other_miner = Receipt::sign(&req, ReceiptKind::Accepted, 1, &key("//miner2"));
+        appended.push(store.append_first(&other_miner).expect("append"));
+        req.job_id = "job-b".into();
+        appended.push(
+            store
+                .append_first(&Receipt::sign(&req, ReceiptKind::Accepted, 1, &miner))
+                .expect("append"),
+        );
+        assert_eq!(appended.iter().filter(|a| **a).count(), 4);
+        let mut kept = Vec::new();
+        store
+            .scan(|r| kept.push((r.job_id, r.at_ms)))
+            .expect("scan");
+        assert_eq!(
+            kept,
+            [
+                ("job-a".into(), 1),
+                ("job-a".into(), 101),
+                ("job-a".into(), 1),
+                ("job-b".into(), 1)
+            ]
+        );
     }
 
     #[test]
