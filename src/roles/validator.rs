@@ -21,7 +21,9 @@ use crate::dendrite::{AxonTarget, Dendrite};
 use crate::market::jobs::ReceiptStore;
 use crate::market::server::unix_millis;
 use crate::schedule::{ScheduleQuery, SlotRefusal};
-use crate::score::{Ema, Measurements, MinerReport, Penalized, PowReport, PowScorer, Scorer};
+use crate::score::{
+    Ema, Measurements, MinerReport, Penalized, Penalties, PowReport, PowScorer, Scorer,
+};
 use crate::store::{self, Put, StateKeys, Store};
 use crate::wallet::Keypair;
 use crate::{Block, Metagraph, Netuid, Uid};
@@ -1094,9 +1096,22 @@ impl Validator {
     /// What the rounds since the last weights would score now, with the
     /// moving average, without changing any state.
     pub fn preview(&self, mg: &Metagraph) -> Result<Epoch, RoleError> {
-        let mut ema = self.ema.clone();
-        let scorer = Penalized::new(&*self.scorer, &self.probes.penalties);
+        let (mut ema, penalties) = self.followed(mg);
+        let scorer = Penalized::new(&*self.scorer, &penalties);
         score_epoch(&scorer, &self.measurements(mg), Some(&mut ema))
+    }
+
+    /// The moving average and the penalties, with every uid whose hotkey
+    /// changed since they were kept (or that left the subnet) forgotten: a
+    /// new registrant at a uid inherits neither its predecessor's score
+    /// nor its penalty.
+    fn followed(&self, mg: &Metagraph) -> (Ema, Penalties) {
+        let hotkeys = mg.neurons().iter().map(|n| (n.uid, n.hotkey)).collect();
+        let (mut ema, mut penalties) = (self.ema.clone(), self.probes.penalties.clone());
+        for uid in ema.follow(&hotkeys) {
+            penalties.forget(uid);
+        }
+        (ema, penalties)
     }
 
     /// Reveals a pending commitment; otherwise, once per tempo (and within
@@ -1164,12 +1179,13 @@ impl Validator {
             self.check_mechid("set_weights")?;
         }
         let mg = self.chain.metagraph(self.netuid).await?;
-        let mut ema = self.ema.clone();
+        let (mut ema, penalties) = self.followed(&mg);
         let m = self.measurements(&mg);
-        let scorer = Penalized::new(&*self.scorer, &self.probes.penalties);
+        let scorer = Penalized::new(&*self.scorer, &penalties);
         let epoch = score_epoch(&scorer, &m, Some(&mut ema))?;
         if epoch.weights.is_empty() {
             self.ema = ema;
+            self.probes.penalties = penalties;
             self.probes.settle(&m, unix_millis() / 1000);
             self.measured.clear();
             self.weights.block = Some(block.0);
@@ -1211,6 +1227,7 @@ impl Validator {
         match landed {
             Ok(receipt) => {
                 self.ema = ema;
+                self.probes.penalties = penalties;
                 self.probes.settle(&m, unix_millis() / 1000);
                 self.measured.clear();
                 self.record_landed(receipt.block, &w.uids, &w.weights)

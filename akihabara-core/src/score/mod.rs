@@ -190,6 +190,10 @@ impl<T: Scorer + ?Sized> Scorer for std::sync::Arc<T> {
 pub struct Ema {
     alpha: f64,
     state: BTreeMap<Uid, f64>,
+    /// Who held each uid when [`Ema::follow`] last looked (absent in a
+    /// smoother kept before it recorded them).
+    #[serde(default)]
+    holders: BTreeMap<Uid, crate::AccountId>,
 }
 
 impl Ema {
@@ -203,6 +207,7 @@ impl Ema {
         Ok(Ema {
             alpha,
             state: BTreeMap::new(),
+            holders: BTreeMap::new(),
         })
     }
 
@@ -232,6 +237,34 @@ impl Ema {
     /// Forgets uids that left the subnet (a new hotkey at an old uid starts fresh).
     pub fn forget(&mut self, uid: Uid) {
         self.state.remove(&uid);
+    }
+
+    /// Follows who holds each uid (`hotkeys`, from the metagraph): a uid now
+    /// held by another hotkey than when last seen, or gone from the subnet,
+    /// is forgotten, and returned (sorted), so that a new registrant starts
+    /// from nothing rather than from its predecessor's score. Then records
+    /// `hotkeys`. A smoother kept before holders were recorded forgets only
+    /// uids that are gone, the first time.
+    pub fn follow(&mut self, hotkeys: &BTreeMap<Uid, crate::AccountId>) -> Vec<Uid> {
+        let uids: std::collections::BTreeSet<Uid> = self
+            .state
+            .keys()
+            .chain(self.holders.keys())
+            .copied()
+            .collect();
+        let forgotten: Vec<Uid> = uids
+            .into_iter()
+            .filter(|uid| match (self.holders.get(uid), hotkeys.get(uid)) {
+                (_, None) => true,
+                (Some(was), Some(now)) => was != now,
+                (None, Some(_)) => false,
+            })
+            .collect();
+        for uid in &forgotten {
+            self.state.remove(uid);
+        }
+        self.holders = hotkeys.clone();
+        forgotten
     }
 }
 
@@ -288,6 +321,11 @@ impl Penalties {
     /// login failed, a receipt that is not its signature); it decays as any.
     pub fn penalize(&mut self, uid: Uid) {
         self.penalty.insert(uid, 1.0);
+    }
+
+    /// Drops `uid`'s penalty (its hotkey changed: the new holder owes none).
+    pub fn forget(&mut self, uid: Uid) {
+        self.penalty.remove(&uid);
     }
 
     /// Uids with a penalty above 0, and the penalty.

@@ -600,3 +600,57 @@ proptest! {
         prop_assert!(p.score(&one(slow + more)).expect("s").scores[&Uid(1)] >= p.score(&one(slow)).expect("s").scores[&Uid(1)]);
     }
 }
+
+/// A uid re-registered by another hotkey starts from nothing: `follow`
+/// forgets its smoothed score (and says so, for its penalties), keeps the
+/// uids still held by the same hotkey, and forgets a uid gone from the
+/// subnet. A smoother saved before holders were recorded forgets nothing
+/// the first time.
+#[test]
+fn a_new_hotkey_at_a_uid_does_not_inherit_its_score() {
+    let key = |uri: &str| {
+        crate::wallet::Keypair::from_uri(uri)
+            .expect("key")
+            .account()
+    };
+    let (a, b, c) = (key("//A"), key("//B"), key("//C"));
+    let scores = |pairs: &[(u16, f64)]| ScoreSet {
+        scores: pairs
+            .iter()
+            .map(|(u, s)| (Uid(*u), Score::new(*s).expect("score")))
+            .collect(),
+        warnings: Vec::new(),
+    };
+    let mut ema = Ema::new(0.1).expect("ema");
+    let held = BTreeMap::from([(Uid(1), a), (Uid(2), b), (Uid(3), c)]);
+    assert!(ema.follow(&held).is_empty());
+    ema.update(&scores(&[(1, 1.0), (2, 1.0), (3, 1.0)]));
+    // uid 1 is re-registered by c; uid 3 leaves the subnet.
+    let now = BTreeMap::from([(Uid(1), c), (Uid(2), b)]);
+    assert_eq!(ema.follow(&now), vec![Uid(1), Uid(3)]);
+    let out = ema.update(&scores(&[(1, 0.5), (2, 0.5)]));
+    assert_eq!(out.scores[&Uid(1)].get(), 0.5, "the new holder's own score");
+    assert!(
+        (out.scores[&Uid(2)].get() - 0.95).abs() < 1e-12,
+        "smoothed on"
+    );
+    assert!(!out.scores.contains_key(&Uid(3)));
+
+    // Saved by a version without holders: nothing held is forgotten at first.
+    let mut json = serde_json::to_value(&ema).expect("json");
+    json.as_object_mut().expect("object").remove("holders");
+    let mut old: Ema = serde_json::from_value(json).expect("an old smoother reads");
+    assert!(
+        old.follow(&BTreeMap::from([(Uid(1), a), (Uid(2), b)]))
+            .is_empty()
+    );
+    assert_eq!(
+        old.follow(&BTreeMap::from([(Uid(1), c), (Uid(2), b)])),
+        vec![Uid(1)]
+    );
+
+    let mut p = Penalties::new(0.5).expect("penalties");
+    p.penalize(Uid(1));
+    p.forget(Uid(1));
+    assert_eq!(p.get(Uid(1)), 0.0);
+}

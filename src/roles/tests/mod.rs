@@ -156,6 +156,59 @@ async fn a_round_pays_the_honest_miner_and_zeroes_the_cheater() {
     let _ = net.stop.send(true);
 }
 
+/// A uid re-registered by another hotkey inherits neither the moving
+/// average nor the penalty of the hotkey before it.
+#[tokio::test]
+async fn a_new_hotkey_at_a_scored_uid_starts_from_nothing() {
+    let net = subnet(vec![
+        Box::new(CpuProver::new()),
+        Box::new(SkippingProver::new()),
+    ])
+    .await;
+    let mut v = validator(&net.chain)
+        .ema_alpha(0.5)
+        .build()
+        .await
+        .expect("validator");
+    let block = net.chain.block().await.expect("block");
+    let step = v.step(block, &hyper()).await.expect("step");
+    assert!(
+        matches!(step.weights, Some(WeightsReport::Landed { .. })),
+        "{:?}",
+        step.weights
+    );
+    let mg = net.chain.metagraph(NETUID).await.expect("metagraph");
+    // The same holders, no new rounds: uid 1 decays, it is not forgotten.
+    let kept = v.preview(&mg).expect("preview");
+    assert!(
+        kept.smoothed
+            .scores
+            .get(&Uid(1))
+            .is_some_and(|s| s.get() > 0.0),
+        "{kept:?}"
+    );
+    assert!(
+        v.probes.penalties.get(Uid(2)) > 0.0,
+        "the cheater is penalised"
+    );
+    // Uids 1 and 2 re-registered by newcomers.
+    let mut neurons = mg.neurons().to_vec();
+    neurons[1].hotkey = key("newcomer1").account();
+    neurons[2].hotkey = key("newcomer2").account();
+    let moved = Metagraph::new(NETUID, mg.block(), neurons).expect("mg");
+    let fresh = v.preview(&moved).expect("preview");
+    assert!(
+        fresh
+            .smoothed
+            .scores
+            .get(&Uid(1))
+            .is_none_or(|s| s.get() == 0.0),
+        "{fresh:?}"
+    );
+    assert!(fresh.weights.uids.is_empty(), "{:?}", fresh.weights);
+    let _ = net.stop.send(true);
+}
+
 #[tokio::test]
 async fn challenges_are_sized_by_the_last_verified_speed() {
     let net = subnet(vec![
