@@ -89,6 +89,11 @@ pub const MAX_IN_FLIGHT_PER_AXON: usize = protocol::MAX_UUIDS_PER_HOTKEY;
 /// dropped (their next calls take new uuids).
 const MAX_AXONS_WITH_LANES: usize = 4096;
 
+/// Longest a call waits for its TCP connection, whatever its timeout: an
+/// axon address whose host is gone (the chain keeps it) costs a validator
+/// this, not a whole call's timeout (a minute for proof-of-work calls).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Longest [`CallResult::message`] kept from an axon's answer (longer ones
 /// are cut): the message reaches logs, errors and stored records.
 pub const MAX_CALL_MESSAGE: usize = 1024;
@@ -199,6 +204,7 @@ impl Dendrite {
             // An axon's address is the chain's word: a redirect would
             // re-send a signed call (307, 308) to any address it names.
             .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
             .build()
             .map_err(DendriteError)?;
         Ok(Dendrite {
@@ -521,7 +527,17 @@ fn map_error(
     name: &str,
     timeout: Duration,
 ) -> (u16, String) {
-    if e.is_timeout() {
+    if e.is_timeout() && e.is_connect() {
+        (
+            408,
+            format!(
+                "Request timeout: no connection to {}:{} within {} seconds",
+                target.ip,
+                target.port,
+                CONNECT_TIMEOUT.as_secs_f64().min(timeout.as_secs_f64())
+            ),
+        )
+    } else if e.is_timeout() {
         (
             408,
             format!("Request timeout after {} seconds", timeout.as_secs_f64()),
@@ -608,5 +624,39 @@ mod tests {
         let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
         assert!(followed.is_err(), "the call was re-sent to {followed:?}");
         server.abort();
+    }
+
+    /// A host that is gone (SYNs unanswered: here a listener whose queue is
+    /// full) costs a call CONNECT_TIMEOUT, not its whole timeout.
+    #[tokio::test]
+    async fn a_host_that_never_answers_costs_the_connect_timeout() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Fills the queue; later SYNs are dropped.
+        let _queued = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
+        let target = AxonTarget::new(
+            addr.ip(),
+            addr.port(),
+            Keypair::from_uri("//Bob").unwrap().account(),
+        );
+        let start = Instant::now();
+        let reply = d
+            .call(
+                &target,
+                crate::protocol::Ping::new("x", 1),
+                Duration::from_secs(60),
+            )
+            .await;
+        let took = start.elapsed();
+        assert_eq!(reply.status, 408, "{}", reply.message);
+        assert_eq!(
+            reply.message,
+            format!("Request timeout: no connection to {addr} within 5 seconds")
+        );
+        assert!(!reply.answered);
+        assert!(took < Duration::from_secs(15), "{took:?}");
     }
 }
