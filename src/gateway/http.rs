@@ -569,6 +569,9 @@ async fn submit(
         Ok(None) => {}
         Err(e) => return error(500, None, e),
     }
+    if let Some(busy) = gateway.busy(client) {
+        return error(429, None, busy);
+    }
     if !order.inputs.is_empty() || !order.outputs.is_empty() {
         // One order's files checked at a time per client: each check is
         // up to 32 outbound requests, not yet paid for by the quota.
@@ -604,7 +607,7 @@ async fn submit(
             r
         }
         Err(SubmitError::Field(f)) => error(f.status, Some(&f.field), f.reason),
-        Err(e @ SubmitError::Quota { .. }) => error(429, None, e),
+        Err(e @ (SubmitError::Quota { .. } | SubmitError::Busy { .. })) => error(429, None, e),
         Err(e) => error(500, None, e),
     }
 }

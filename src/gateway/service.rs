@@ -1,7 +1,7 @@
 //! [`Gateway`]: the state the HTTP API and the [`Router`](super::Router)
 //! share: clients, jobs, the order rules and the set of unfinished jobs.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::AccountId;
@@ -38,10 +38,22 @@ pub enum SubmitError {
         /// The client's daily quota.
         limit: u32,
     },
+    /// The client has [`MAX_ACTIVE_PER_CLIENT`] jobs queued or running.
+    #[error(
+        "{limit} jobs of yours are queued or running, the most a client may have; send more as they end"
+    )]
+    Busy {
+        /// [`MAX_ACTIVE_PER_CLIENT`].
+        limit: usize,
+    },
     /// The store failed.
     #[error(transparent)]
     Gateway(#[from] GatewayError),
 }
+
+/// Jobs one client may have queued or running at once: one client's flood
+/// of jobs does not fill the router's queue ahead of everyone else's.
+pub const MAX_ACTIVE_PER_CLIENT: usize = 64;
 
 /// Log streams (`GET /v1/jobs/{id}/logs`) open at once, in all: below the
 /// HTTP server's connection cap, so other calls still get in.
@@ -73,7 +85,8 @@ pub struct Gateway {
     quota: Mutex<()>,
     book: JobBook,
     rules: OrderRules,
-    active: Mutex<BTreeSet<String>>,
+    /// The jobs not yet final, and their owners.
+    active: Mutex<BTreeMap<String, String>>,
     wake: tokio::sync::Notify,
     /// One read-modify-write of a job at a time (the router and a client's
     /// cancel may race).
@@ -110,6 +123,17 @@ fn quota_key(client: &Client, now_ms: u64) -> String {
     format!("akihabara:gateway:quota:{}:{day}", client.id)
 }
 
+/// Whether `client` may have one more job queued or running.
+fn at_most_active(active: &BTreeMap<String, String>, client: &Client) -> Result<(), SubmitError> {
+    let mine = active.values().filter(|owner| **owner == client.id).count();
+    if mine >= MAX_ACTIVE_PER_CLIENT {
+        return Err(SubmitError::Busy {
+            limit: MAX_ACTIVE_PER_CLIENT,
+        });
+    }
+    Ok(())
+}
+
 fn job_id() -> Result<String, GatewayError> {
     Ok(format!("job-{}", super::keys::random_hex(16)?))
 }
@@ -130,7 +154,7 @@ impl Gateway {
         let active = all
             .iter()
             .filter(|j| !j.state.is_final())
-            .map(|j| j.id.clone())
+            .map(|j| (j.id.clone(), j.owner.clone()))
             .collect();
         let unaccounted = all
             .iter()
@@ -209,15 +233,42 @@ impl Gateway {
     /// for an order that passes.
     pub fn submit(&self, client: &Client, order: JobOrder) -> Result<OrganicJob, SubmitError> {
         self.rules.check(&order)?;
-        if let QuotaCheck::Exhausted { limit } = self.admit_job(client, self.now_ms())? {
-            return Err(SubmitError::Quota { limit });
+        let id = job_id()?;
+        {
+            // Counted and held in one step: concurrent orders cannot pass together.
+            let mut active = self.lock_active();
+            at_most_active(&active, client)?;
+            active.insert(id.clone(), client.id.clone());
         }
-        let job = OrganicJob::queued(job_id()?, client.id.clone(), order, self.now_ms());
-        self.book.insert(&job)?;
-        self.lock_active().insert(job.id.clone());
+        let admitted = self
+            .admit_job(client, self.now_ms())
+            .map_err(SubmitError::from)
+            .and_then(|check| match check {
+                QuotaCheck::Exhausted { limit } => Err(SubmitError::Quota { limit }),
+                QuotaCheck::Admitted { .. } => {
+                    let job =
+                        OrganicJob::queued(id.clone(), client.id.clone(), order, self.now_ms());
+                    self.book.insert(&job)?;
+                    Ok(job)
+                }
+            });
+        let job = match admitted {
+            Ok(job) => job,
+            Err(e) => {
+                self.forget(&id);
+                return Err(e);
+            }
+        };
         self.wake.notify_one();
         let _ = self.changed.send(job.id.clone());
         Ok(job)
+    }
+
+    /// [`SubmitError::Busy`] when `client` has [`MAX_ACTIVE_PER_CLIENT`]
+    /// jobs queued or running: checked before an order's files are
+    /// ([`Gateway::submit`] checks again).
+    pub fn busy(&self, client: &Client) -> Option<SubmitError> {
+        at_most_active(&self.lock_active(), client).err()
     }
 
     /// `Some(limit)` when `client` has no job left today. Nothing is
@@ -296,7 +347,7 @@ impl Gateway {
             let mut all = self.lock_logs();
             if !all.contains_key(id) && all.len() >= MAX_LOGGED_JOBS {
                 let active = self.lock_active();
-                if let Some(old) = all.keys().find(|k| !active.contains(*k)).cloned() {
+                if let Some(old) = all.keys().find(|k| !active.contains_key(*k)).cloned() {
                     all.remove(&old);
                 }
             }
@@ -432,13 +483,13 @@ impl Gateway {
         Ok(())
     }
 
-    fn lock_active(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+    fn lock_active(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Ids of the jobs not yet final.
     pub fn active_jobs(&self) -> Vec<String> {
-        self.lock_active().iter().cloned().collect()
+        self.lock_active().keys().cloned().collect()
     }
 
     /// Drops `id` from the unfinished set.

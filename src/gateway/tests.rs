@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::http::{self, HttpSettings, Listener};
-use super::keys::ClientLimits;
+use super::keys::{ClientLimits, QuotaCheck};
 use super::*;
 use crate::AccountId;
 use crate::axon::Axon;
@@ -729,6 +729,58 @@ async fn an_orders_file_checks_are_bounded_in_time_and_per_client() {
         .call("POST", "/v1/jobs", Some(&k), Some(&with_input))
         .await;
     assert_eq!(status, 422);
+}
+
+/// One client holds at most MAX_ACTIVE_PER_CLIENT jobs queued or running:
+/// the next order is refused (429 over HTTP) before its quota is charged,
+/// other clients are not held back, and a job that ends frees a place.
+#[tokio::test]
+async fn a_client_has_a_bounded_number_of_jobs_in_the_queue() {
+    use super::service::MAX_ACTIVE_PER_CLIENT;
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (flood, flood_key) = gateway
+        .clients()
+        .add_key("flood", &ClientLimits::default(), 0)
+        .expect("key");
+    let (other, _) = gateway
+        .clients()
+        .add_key("other", &ClientLimits::default(), 0)
+        .expect("key");
+    let mut ids = Vec::new();
+    for i in 0..MAX_ACTIVE_PER_CLIENT {
+        ids.push(gateway.submit(&flood, numbered(i)).expect("submit").id);
+    }
+    let refused = gateway.submit(&flood, numbered(0)).expect_err("busy");
+    assert!(matches!(refused, SubmitError::Busy { limit } if limit == MAX_ACTIVE_PER_CLIENT));
+    let api = serve(gateway.clone()).await;
+    let (status, answer) = api
+        .call(
+            "POST",
+            "/v1/jobs",
+            Some(&flood_key),
+            Some(&order(&["true"]).to_string()),
+        )
+        .await;
+    assert_eq!(status, 429, "{answer}");
+    assert_eq!(
+        answer["error"].as_str(),
+        Some(
+            "64 jobs of yours are queued or running, the most a client may have; send more as they end"
+        )
+    );
+    gateway.submit(&other, numbered(0)).expect("another client");
+    gateway.cancel(&ids[0]).await.expect("cancel");
+    gateway
+        .submit(&flood, numbered(0))
+        .expect("a place was freed");
+    // Refused orders were not charged.
+    match gateway.admit_job(&flood, gateway.now_ms()).expect("quota") {
+        QuotaCheck::Admitted { left } => {
+            assert_eq!(left as usize, 1000 - MAX_ACTIVE_PER_CLIENT - 2)
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// A gateway without a validator's books settles its finished jobs itself:
