@@ -313,9 +313,10 @@ impl Dendrite {
                 );
             }
         };
-        // The time spent waiting for the lane counts against the timeout.
+        // The time spent waiting for the lane counts against the timeout,
+        // and the axon is told what is left.
         let timeout_left = timeout.saturating_sub(start.elapsed());
-        let (body, headers) = match self.prepare(target, synapse, timeout, &lane.uuid) {
+        let (body, headers) = match self.prepare(target, synapse, timeout_left, &lane.uuid) {
             Ok(x) => x,
             Err(e) => return fail(500, format!("Client error: {e}")),
         };
@@ -531,9 +532,8 @@ fn map_error(
         (
             408,
             format!(
-                "Request timeout: no connection to {}:{} within {} seconds",
-                target.ip,
-                target.port,
+                "Request timeout: no connection to {} within {} seconds",
+                std::net::SocketAddr::new(target.ip, target.port),
                 CONNECT_TIMEOUT.as_secs_f64().min(timeout.as_secs_f64())
             ),
         )

@@ -302,10 +302,12 @@ impl OrderRules {
     /// the client's request no longer than that.
     pub async fn preflight(&self, order: &JobOrder) -> Result<(), FieldError> {
         let deadline = self.preflight_deadline;
-        match tokio::time::timeout(deadline, self.preflight_unbounded(order)).await {
+        let on_outputs = std::sync::atomic::AtomicBool::new(false);
+        match tokio::time::timeout(deadline, self.preflight_unbounded(order, &on_outputs)).await {
             Ok(checked) => checked,
             Err(_) => {
-                let field = if order.inputs.is_empty() {
+                // The part being checked when time ran out.
+                let field = if on_outputs.load(std::sync::atomic::Ordering::Relaxed) {
                     "outputs"
                 } else {
                     "inputs"
@@ -322,7 +324,11 @@ impl OrderRules {
         }
     }
 
-    async fn preflight_unbounded(&self, order: &JobOrder) -> Result<(), FieldError> {
+    async fn preflight_unbounded(
+        &self,
+        order: &JobOrder,
+        on_outputs: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), FieldError> {
         let policy = VolumePolicy {
             allow_private: self.allow_private_urls,
             timeout: std::time::Duration::from_secs(10),
@@ -362,6 +368,7 @@ impl OrderRules {
                 .status(413));
             }
         }
+        on_outputs.store(true, std::sync::atomic::Ordering::Relaxed);
         for (i, output) in order.outputs.iter().enumerate() {
             let field = format!("outputs[{i}].put_url");
             let (client, url) = client_for(&output.put_url, &policy)

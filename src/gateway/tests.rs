@@ -724,11 +724,19 @@ async fn an_orders_file_checks_are_bounded_in_time_and_per_client() {
     );
     assert!(took < Duration::from_secs(5), "{took:?}");
     assert!(gateway.book().ids().expect("ids").is_empty());
-    // The place is free again: the next order is checked (and refused) too.
-    let (status, _) = api
-        .call("POST", "/v1/jobs", Some(&k), Some(&with_input))
+    // The place is free again: the next order is checked (and refused) too,
+    // here at its output, which is named when it stalls.
+    let with_output = json!({"command": ["true"], "class": "cpu", "timeout_s": 30,
+        "outputs": [{"path": "out", "put_url": url}]})
+    .to_string();
+    let (status, answer) = api
+        .call("POST", "/v1/jobs", Some(&k), Some(&with_output))
         .await;
-    assert_eq!(status, 422);
+    assert_eq!(
+        (status, answer["field"].as_str()),
+        (422, Some("outputs")),
+        "{answer}"
+    );
 }
 
 /// One client holds at most MAX_ACTIVE_PER_CLIENT jobs queued or running:

@@ -4,8 +4,8 @@
 //! order, plus the limits a public server needs:
 //!
 //! 0. connections: at most [`AxonConfig::max_connections`], and
-//!    [`AxonConfig::max_connections_per_ip`] per address (more are closed at
-//!    once); headers must arrive within 30 s, which also ends idle keep-alive
+//!    [`AxonConfig::max_connections_per_ip`] per caller network (an IPv4
+//!    address, an IPv6 /64; more are closed at once); headers must arrive within 30 s, which also ends idle keep-alive
 //!    connections;
 //! 1. method and route (405, 404), content type (415), declared size (413);
 //! 2. headers: legacy `bt_header_*` or `btauth/1` (400 when malformed);
@@ -103,7 +103,8 @@ pub struct AxonConfig {
     /// Open connections at once; more are closed as soon as accepted.
     /// Default 512 (below the usual 1024-descriptor limit).
     pub max_connections: usize,
-    /// Open connections from one IP address at once. Default 64.
+    /// Open connections from one caller network (an IPv4 address, an IPv6
+    /// /64) at once. Default 64.
     pub max_connections_per_ip: usize,
     /// Time a body may take to arrive, from the end of the headers (408
     /// after it). Default 10 s.

@@ -882,7 +882,7 @@ async fn a_dendrite_keeps_at_most_its_lanes_in_flight_to_one_axon() {
     let (r, counts) = start_counting(roomy()).await;
     let d = Dendrite::new(alice()).unwrap();
     let replies = d
-        .call_many(&vec![r.target.clone(); 150], &Sleep { ms: 300 }, T, 150)
+        .call_many(&vec![r.target.clone(); 150], &Sleep { ms: 1000 }, T, 150)
         .await;
     let refused: Vec<_> = replies
         .iter()

@@ -101,6 +101,12 @@ pub const V_7_2_0: u64 = 7_002_000;
 /// Field order matters when a hash field is a nested object: serialize fields
 /// in the order the Python class declares them. Do not use
 /// `#[serde(deny_unknown_fields)]`: the envelope's fields sit beside yours.
+/// For the same reason, do not name a field as an envelope field (`name`,
+/// `timeout`, `total_size`, `header_size`, `dendrite`, `axon`,
+/// `computed_body_hash`; Python's `Synapse` reserves them too), and do not
+/// catch the remaining fields with a `#[serde(flatten)]` map: a body is read
+/// once for the envelope and once for the synapse ([`parse_body`]), and
+/// such a field would see the envelope's values.
 pub trait Synapse: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// The Python class name: the HTTP route and the `name` field.
     const NAME: &'static str;
