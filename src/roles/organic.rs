@@ -59,6 +59,7 @@ impl Validator {
             return Ok(report);
         }
         let mg = self.chain.metagraph(self.netuid).await?;
+        self.follow(&mg);
         let uid_of = |hk: &AccountId| mg.by_hotkey(hk).map(|n| n.uid);
         for r in runs {
             let Some(uid) = uid_of(&r.miner) else {

@@ -953,6 +953,7 @@ impl Validator {
     /// time, records the rounds and saves them.
     pub async fn round(&mut self, block: Block) -> Result<RoundReport, RoleError> {
         let mg = self.chain.metagraph(self.netuid).await?;
+        self.follow(&mg);
         let targets = axon_targets(&mg, self.uid);
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.challenger.inner.pow.concurrency,
@@ -1012,6 +1013,7 @@ impl Validator {
             return Ok(tokio::spawn(async { Vec::new() }));
         };
         let mg = self.chain.metagraph(self.netuid).await?;
+        self.follow(&mg);
         let limit = Arc::new(tokio::sync::Semaphore::new(
             self.challenger.inner.pow.concurrency,
         ));
@@ -1105,13 +1107,17 @@ impl Validator {
     /// changed since they were kept (or that left the subnet) forgotten: a
     /// new registrant at a uid inherits neither its predecessor's score
     /// nor its penalty.
-    fn followed(&self, mg: &Metagraph) -> (Ema, Penalties) {
-        let hotkeys = mg.neurons().iter().map(|n| (n.uid, n.hotkey)).collect();
+    pub(crate) fn followed(&self, mg: &Metagraph) -> (Ema, Penalties) {
         let (mut ema, mut penalties) = (self.ema.clone(), self.probes.penalties.clone());
-        for uid in ema.follow(&hotkeys) {
-            penalties.forget(uid);
-        }
+        follow(mg, &mut ema, &mut penalties);
         (ema, penalties)
+    }
+
+    /// [`Validator::followed`], kept: done whenever the metagraph is read
+    /// for a round, a probe or weights, so a penalty set after it belongs to
+    /// the uid's holder then, and the next follow keeps it.
+    pub(crate) fn follow(&mut self, mg: &Metagraph) {
+        follow(mg, &mut self.ema, &mut self.probes.penalties);
     }
 
     /// Reveals a pending commitment; otherwise, once per tempo (and within
@@ -1179,13 +1185,13 @@ impl Validator {
             self.check_mechid("set_weights")?;
         }
         let mg = self.chain.metagraph(self.netuid).await?;
-        let (mut ema, penalties) = self.followed(&mg);
+        self.follow(&mg);
+        let mut ema = self.ema.clone();
         let m = self.measurements(&mg);
-        let scorer = Penalized::new(&*self.scorer, &penalties);
+        let scorer = Penalized::new(&*self.scorer, &self.probes.penalties);
         let epoch = score_epoch(&scorer, &m, Some(&mut ema))?;
         if epoch.weights.is_empty() {
             self.ema = ema;
-            self.probes.penalties = penalties;
             self.probes.settle(&m, unix_millis() / 1000);
             self.measured.clear();
             self.weights.block = Some(block.0);
@@ -1227,7 +1233,6 @@ impl Validator {
         match landed {
             Ok(receipt) => {
                 self.ema = ema;
-                self.probes.penalties = penalties;
                 self.probes.settle(&m, unix_millis() / 1000);
                 self.measured.clear();
                 self.record_landed(receipt.block, &w.uids, &w.weights)
@@ -1293,6 +1298,15 @@ impl Validator {
             Ok(())
         })
         .await
+    }
+}
+
+/// Forgets, in `ema` and `penalties`, the uids whose hotkey in `mg` is not
+/// the one `ema` last saw.
+fn follow(mg: &Metagraph, ema: &mut Ema, penalties: &mut Penalties) {
+    let hotkeys = mg.neurons().iter().map(|n| (n.uid, n.hotkey)).collect();
+    for uid in ema.follow(&hotkeys) {
+        penalties.forget(uid);
     }
 }
 

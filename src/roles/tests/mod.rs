@@ -206,6 +206,14 @@ async fn a_new_hotkey_at_a_scored_uid_starts_from_nothing() {
         "{fresh:?}"
     );
     assert!(fresh.weights.uids.is_empty(), "{:?}", fresh.weights);
+    // Followed for good (as a round, a probe or weights do): the cheater's
+    // penalty goes with its uid; one the newcomer earns after is kept.
+    v.follow(&moved);
+    assert_eq!(v.probes.penalties.get(Uid(2)), 0.0);
+    v.probes.penalties.penalize(Uid(2));
+    assert_eq!(v.followed(&moved).1.get(Uid(2)), 1.0);
+    v.follow(&moved);
+    assert_eq!(v.probes.penalties.get(Uid(2)), 1.0);
     let _ = net.stop.send(true);
 }
 
