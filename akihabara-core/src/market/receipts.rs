@@ -1,7 +1,7 @@
 //! Signed receipts in a crash-safe JSON-lines file, bounded on disk and read
 //! back in bounded memory.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read as _, Seek as _, SeekFrom, Write as _};
 use std::path::{Path, PathBuf};
@@ -13,9 +13,11 @@ use crate::fs::{Access, write_atomic};
 /// Size at which the miner's [`ReceiptStore`] rotates (about 50,000
 /// receipts; see [`ReceiptStore::with_max_bytes`]).
 pub const MAX_RECEIPTS_FILE: u64 = 32 << 20;
-/// Receipts [`ReceiptStore::append_first`] remembers, to keep one per miner,
-/// job and kind.
+/// Jobs whose receipts [`ReceiptStore::append_first`] remembers.
 pub const MAX_REMEMBERED_RECEIPTS: usize = 8192;
+/// Different receipts [`ReceiptStore::append_first`] keeps per miner and job
+/// (an `Accepted`, a `Finished`, and room for a miner's conflicting ones).
+pub const MAX_RECEIPTS_PER_JOB: usize = 4;
 /// Longest line read back as a receipt; a longer one is unreadable (a
 /// receipt line is under 2 KiB).
 pub const MAX_RECEIPT_LINE: usize = 64 * 1024;
@@ -46,15 +48,16 @@ pub struct ReceiptStore {
     kept: Arc<Mutex<Kept>>,
 }
 
-/// A receipt's place among those kept: its miner, job, and whether it is
-/// the `Finished` one.
-type KeptKey = (crate::AccountId, String, bool);
+/// A receipt's job: its miner and job id.
+type KeptJob = (crate::AccountId, String);
 
-/// The newest [`MAX_REMEMBERED_RECEIPTS`] keys appended, oldest first.
+/// For the newest [`MAX_REMEMBERED_RECEIPTS`] jobs (oldest first in
+/// `order`), the SHA-256 of each different attestation kept (the kind, without
+/// the time and the signature).
 #[derive(Debug, Default)]
 struct Kept {
-    keys: HashSet<KeptKey>,
-    order: VecDeque<KeptKey>,
+    jobs: HashMap<KeptJob, Vec<[u8; 32]>>,
+    order: VecDeque<KeptJob>,
 }
 
 /// What [`ReceiptStore::load`] found.
@@ -232,30 +235,34 @@ impl ReceiptStore {
         append_line(&self.path, &receipt_line(r)?, self.max_bytes, &self.lock)
     }
 
-    /// Appends `r` unless this store has already appended a receipt of the
-    /// same miner, job and kind (`Accepted`, `Finished`) among the last
-    /// [`MAX_REMEMBERED_RECEIPTS`]; returns whether it appended. A
-    /// validator keeps a miner's receipts this way: a miner that answers
-    /// every poll with a newly signed receipt for the same step adds one
-    /// line, not one (and a sync) per poll.
+    /// Appends `r` unless this store has already appended the same
+    /// attestation (its kind and contents, whatever its time and signature)
+    /// from the same miner for the same job, or [`MAX_RECEIPTS_PER_JOB`]
+    /// different ones; remembers the last [`MAX_REMEMBERED_RECEIPTS`] jobs.
+    /// Returns whether it appended. A validator keeps a miner's receipts
+    /// this way: a miner that answers every poll with a newly signed receipt
+    /// for the same step adds one line, not one (and a sync) per poll, and
+    /// a miner that signs two different outcomes for one job has both kept.
     pub fn append_first(&self, r: &Receipt) -> std::io::Result<bool> {
-        let key = (
-            r.miner,
-            r.job_id.clone(),
-            matches!(r.kind, super::jobs::ReceiptKind::Finished { .. }),
-        );
+        use sha2::{Digest as _, Sha256};
+        let attests: [u8; 32] = Sha256::digest(serde_json::to_vec(&r.kind)?).into();
+        let job = (r.miner, r.job_id.clone());
         let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.keys.contains(&key) {
+        if let Some(seen) = kept.jobs.get(&job)
+            && (seen.contains(&attests) || seen.len() >= MAX_RECEIPTS_PER_JOB)
+        {
             return Ok(false);
         }
         self.append(r)?;
-        if kept.order.len() >= MAX_REMEMBERED_RECEIPTS
-            && let Some(old) = kept.order.pop_front()
-        {
-            kept.keys.remove(&old);
+        if !kept.jobs.contains_key(&job) {
+            if kept.order.len() >= MAX_REMEMBERED_RECEIPTS
+                && let Some(old) = kept.order.pop_front()
+            {
+                kept.jobs.remove(&old);
+            }
+            kept.order.push_back(job.clone());
         }
-        kept.keys.insert(key.clone());
-        kept.order.push_back(key);
+        kept.jobs.entry(job).or_default().push(attests);
         Ok(true)
     }
 
@@ -449,9 +456,10 @@ mod tests {
     }
 
     /// A miner that signs a new receipt for the same step at every poll
-    /// adds one line per job and kind, not one per poll.
+    /// adds one line per attestation, not one per poll; different
+    /// attestations for one job are kept, up to MAX_RECEIPTS_PER_JOB.
     #[test]
-    fn append_first_keeps_one_receipt_per_miner_job_and_kind() {
+    fn append_first_keeps_each_attestation_once() {
         let dir = tempfile::tempdir().expect("dir");
         let store = ReceiptStore::new(dir.path().join("r.jsonl"));
         let miner = key("//miner1");
@@ -471,7 +479,12 @@ mod tests {
             appended.push(store.append_first(&r).expect("append"));
         }
         for at in 1..=50 {
-            let r = Receipt::sign(&req, finished(at), 100 + at, &miner);
+            let r = Receipt::sign(&req, finished(7), 100 + at, &miner);
+            appended.push(store.append_first(&r).expect("append"));
+        }
+        // Conflicting outcomes: kept (evidence), but at most 4 per job.
+        for at in 1..=50 {
+            let r = Receipt::sign(&req, finished(1000 + at), 200 + at, &miner);
             appended.push(store.append_first(&r).expect("append"));
         }
         let other_miner = Receipt::sign(&req, ReceiptKind::Accepted, 1, &key("//miner2"));
@@ -482,18 +495,24 @@ mod tests {
                 .append_first(&Receipt::sign(&req, ReceiptKind::Accepted, 1, &miner))
                 .expect("append"),
         );
-        assert_eq!(appended.iter().filter(|a| **a).count(), 4);
+        assert_eq!(
+            appended.iter().filter(|a| **a).count(),
+            MAX_RECEIPTS_PER_JOB + 2
+        );
         let mut kept = Vec::new();
         store
             .scan(|r| kept.push((r.job_id, r.at_ms)))
             .expect("scan");
+        let job = |id: &str, at| (id.to_owned(), at);
         assert_eq!(
             kept,
             [
-                ("job-a".into(), 1),
-                ("job-a".into(), 101),
-                ("job-a".into(), 1),
-                ("job-b".into(), 1)
+                job("job-a", 1),
+                job("job-a", 101),
+                job("job-a", 201),
+                job("job-a", 202),
+                job("job-a", 1),
+                job("job-b", 1)
             ]
         );
     }
