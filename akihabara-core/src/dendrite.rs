@@ -330,6 +330,8 @@ impl Dendrite {
         for (k, v) in headers {
             req = req.header(k, v);
         }
+        // The synapse's own bound on its answer, within the dendrite's.
+        let max_answer = S::MAX_ANSWER_BYTES.min(self.inner.max_response_bytes);
         let result = async {
             let resp = req.send().await?;
             let status = resp.status().as_u16();
@@ -338,7 +340,7 @@ impl Dendrite {
                 .get("content-type")
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| v.starts_with("application/json"));
-            let bytes = read_limited(resp, self.inner.max_response_bytes).await?;
+            let bytes = read_limited(resp, max_answer).await?;
             Ok::<_, CallFailure>((status, json, bytes))
         }
         .await;
@@ -352,10 +354,7 @@ impl Dendrite {
             Err(CallFailure::TooLarge) => {
                 return refused(
                     422,
-                    format!(
-                        "Failed to parse response: larger than {} bytes",
-                        self.inner.max_response_bytes
-                    ),
+                    format!("Failed to parse response: larger than {max_answer} bytes"),
                 );
             }
         };
@@ -658,5 +657,45 @@ mod tests {
         );
         assert!(!reply.answered);
         assert!(took < Duration::from_secs(15), "{took:?}");
+    }
+
+    /// An answer larger than its synapse's bound (Ping: 64 KiB) is refused
+    /// unparsed, though far below the dendrite's 16 MiB.
+    #[tokio::test]
+    async fn an_answer_over_its_synapses_bound_is_refused() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = hostile.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut conn, _) = hostile.accept().await.unwrap();
+            let mut buf = vec![0u8; 64 << 10];
+            let _ = conn.read(&mut buf).await.unwrap();
+            let body = format!(r#"{{"message":"m","x":[{}0]}}"#, "0,".repeat(40_000));
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = conn.write_all(answer.as_bytes()).await;
+            let _ = conn.read(&mut buf).await;
+        });
+        let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
+        let target = AxonTarget::new(
+            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            port,
+            Keypair::from_uri("//Bob").unwrap().account(),
+        );
+        let reply = d
+            .call(
+                &target,
+                crate::protocol::Ping::new("x", 1),
+                Duration::from_secs(5),
+            )
+            .await;
+        assert_eq!(
+            (reply.status, reply.message.as_str()),
+            (422, "Failed to parse response: larger than 65536 bytes")
+        );
+        server.abort();
     }
 }

@@ -61,6 +61,7 @@ fn one() -> i64 {
 
 impl Synapse for PowChallenge {
     const NAME: &'static str = "PowChallenge";
+    const MAX_ANSWER_BYTES: usize = 64 << 10;
     const HASH_FIELDS: &'static [&'static str] = &["seed", "n", "count"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] =
         &[("seed", FieldKind::Str), ("n", FieldKind::Int)];

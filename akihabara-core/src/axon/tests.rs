@@ -476,7 +476,8 @@ async fn dendrite_maps_client_failures_like_python() {
 async fn dendrite_cuts_a_hostile_axons_messages() {
     use crate::dendrite::MAX_CALL_MESSAGE;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let long = "x".repeat(1 << 20);
+    // Within a Ping answer's bound (64 KiB), far above MAX_CALL_MESSAGE.
+    let long = "x".repeat(60 << 10);
     let refusal = serde_json::json!({ "message": long }).to_string();
     let mut env = crate::protocol::Envelope::new(Ping::new("x", 0));
     env.axon = Some(crate::protocol::TerminalInfo {

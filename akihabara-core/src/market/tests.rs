@@ -976,18 +976,19 @@ async fn serve_liar() -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
             q.reply = match q.job_id.as_str() {
                 "long" => Some(JobReply::Declined {
                     reason: DeclineReason::Busy,
-                    detail: "x".repeat(1 << 20),
+                    // Within a JobQuery answer's bound (1 MiB).
+                    detail: "x".repeat(200 << 10),
                 }),
                 "digest" => Some(JobReply::Finished {
                     exit_code: 0,
-                    stdout_sha256: "zz".repeat(1 << 19),
+                    stdout_sha256: "zz".repeat(50 << 10),
                     stderr_sha256: good.clone(),
                     output_sha256: None,
                     receipt: finished("exited", &good),
                 }),
                 "status" => Some(JobReply::Failed {
                     reason: "killed".into(),
-                    receipt: Some(finished(&"s".repeat(1 << 20), &good)),
+                    receipt: Some(finished(&"s".repeat(100 << 10), &good)),
                 }),
                 _ => None,
             };

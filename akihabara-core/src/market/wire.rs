@@ -123,6 +123,7 @@ pub struct JobSubmit {
 
 impl Synapse for JobSubmit {
     const NAME: &'static str = "JobSubmit";
+    const MAX_ANSWER_BYTES: usize = 1 << 20;
     // The request carries its own signature over every field.
     const HASH_FIELDS: &'static [&'static str] = &[];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("request", FieldKind::Dict)];
@@ -140,6 +141,7 @@ pub struct JobQuery {
 
 impl Synapse for JobQuery {
     const NAME: &'static str = "JobQuery";
+    const MAX_ANSWER_BYTES: usize = 1 << 20;
     const HASH_FIELDS: &'static [&'static str] = &["job_id"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
 }
@@ -170,6 +172,7 @@ pub struct JobCancel {
 
 impl Synapse for JobCancel {
     const NAME: &'static str = "JobCancel";
+    const MAX_ANSWER_BYTES: usize = 64 << 10;
     const HASH_FIELDS: &'static [&'static str] = &["job_id"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
 }
@@ -190,6 +193,7 @@ pub struct JobLogs {
 
 impl Synapse for JobLogs {
     const NAME: &'static str = "JobLogs";
+    const MAX_ANSWER_BYTES: usize = 4 << 20;
     const HASH_FIELDS: &'static [&'static str] = &["job_id"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("job_id", FieldKind::Str)];
 }
@@ -241,6 +245,7 @@ pub struct Allocate {
 
 impl Synapse for Allocate {
     const NAME: &'static str = "Allocate";
+    const MAX_ANSWER_BYTES: usize = 1 << 20;
     const HASH_FIELDS: &'static [&'static str] = &["ssh_public_key", "duration_s", "sealing_key"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[
         ("ssh_public_key", FieldKind::Str),
@@ -271,6 +276,7 @@ pub struct Deallocate {
 
 impl Synapse for Deallocate {
     const NAME: &'static str = "Deallocate";
+    const MAX_ANSWER_BYTES: usize = 64 << 10;
     const HASH_FIELDS: &'static [&'static str] = &["allocation_id"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] =
         &[("allocation_id", FieldKind::Str)];

@@ -46,6 +46,7 @@ pub struct Ping {
 
 impl Synapse for Ping {
     const NAME: &'static str = "Ping";
+    const MAX_ANSWER_BYTES: usize = 64 << 10;
     const HASH_FIELDS: &'static [&'static str] = &["message", "count"];
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[("message", FieldKind::Str)];
 }
@@ -119,6 +120,7 @@ impl Default for SpecsQuery {
 
 impl Synapse for SpecsQuery {
     const NAME: &'static str = "SpecsQuery";
+    const MAX_ANSWER_BYTES: usize = 256 << 10;
 }
 
 /// Fills a `SpecsQuery` answer from this machine; `gpus` is called only when

@@ -116,7 +116,14 @@ pub trait Synapse: Serialize + DeserializeOwned + Send + Sync + 'static {
     /// becomes a `bt_header_input_obj_<field>` header, without which a Python
     /// axon cannot rebuild the synapse from headers.
     const REQUIRED_FIELDS: &'static [(&'static str, FieldKind)] = &[];
+    /// Largest answer a dendrite reads for this synapse (422 beyond). Keep
+    /// it near what an honest axon sends: a peer's answer is parsed, and
+    /// parsing can take several times its size.
+    const MAX_ANSWER_BYTES: usize = DEFAULT_MAX_ANSWER_BYTES;
 }
+
+/// [`Synapse::MAX_ANSWER_BYTES`] unless a synapse names less: 16 MiB.
+pub const DEFAULT_MAX_ANSWER_BYTES: usize = 16 << 20;
 
 /// The Python type of a required field, for its `bt_header_input_obj_` header
 /// (base64 of the JSON of the type's empty value).
