@@ -87,6 +87,11 @@ impl Drop for CancelOnDrop {
 /// are cut).
 pub const MAX_SELF_DESCRIPTION: usize = 128;
 
+/// The most of a Ping round trip a round subtracts from a challenge's
+/// time by default: more than a round trip between any two places on Earth
+/// over TCP, so only a miner that delays its own Pings loses by it.
+pub const DEFAULT_MAX_ROUND_TRIP: Duration = Duration::from_millis(500);
+
 /// How a validator runs a round.
 #[derive(Clone, Debug)]
 pub struct RoundConfig {
@@ -96,6 +101,23 @@ pub struct RoundConfig {
     pub timeout: Duration,
     /// Checks the openings (and the time, if it has a limit).
     pub verifier: Verifier,
+    /// The most of the measured Ping round trip subtracted from the
+    /// challenge's time ([`DEFAULT_MAX_ROUND_TRIP`]): the miner answers the
+    /// Ping, so this bounds what delaying it gains.
+    pub max_round_trip: Duration,
+}
+
+impl RoundConfig {
+    /// `samples` rows opened, `timeout` per call, the default verifier and
+    /// [`DEFAULT_MAX_ROUND_TRIP`].
+    pub fn new(samples: u32, timeout: Duration) -> RoundConfig {
+        RoundConfig {
+            samples,
+            timeout,
+            verifier: Verifier::new(),
+            max_round_trip: DEFAULT_MAX_ROUND_TRIP,
+        }
+    }
 }
 
 /// A round that could not reach a verdict.
@@ -140,8 +162,10 @@ fn failed<S>(stage: &'static str, r: &akihabara_core::dendrite::CallResult<S>) -
 /// validator's, fresh per round) makes the opened rows unpredictable.
 ///
 /// The work time is the challenge call's time less a Ping round trip timed
-/// on the open connection, but never less than half the call: the miner
-/// answers the Ping, so a miner that delays it gains at most a factor 2.
+/// on the open connection, but the round trip subtracted is at most
+/// [`RoundConfig::max_round_trip`] and at most half the call: the miner
+/// answers the Ping, so a miner that delays it gains at most
+/// `elapsed / (elapsed - max_round_trip)`, and never a factor over 2.
 pub async fn challenge_miner(
     dendrite: &Dendrite,
     target: &AxonTarget,
@@ -188,11 +212,11 @@ pub async fn challenge_miner(
         .decoded(challenge.n)
         .map_err(|e| RoundError::Malformed(e.to_string()))?;
     let (ch, verifier) = (*challenge, config.verifier.clone());
-    // The miner controls how fast it answers Ping: subtract at most half of
-    // the measured time, so slowing Pings can at most double its speed.
+    // The miner controls how fast it answers Ping: subtract no more than a
+    // real network's round trip, and at most half of the measured time.
     let timing = Timing {
         elapsed,
-        round_trip: round_trip.min(elapsed / 2),
+        round_trip: round_trip.min(config.max_round_trip).min(elapsed / 2),
     };
     let verdict =
         tokio::task::spawn_blocking(move || verifier.verify(&ch, &root, &rows, &openings, timing))

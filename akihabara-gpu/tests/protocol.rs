@@ -11,9 +11,7 @@ use akihabara_core::dendrite::{AxonTarget, Dendrite};
 use akihabara_core::wallet::Keypair;
 use akihabara_gpu::round::{RoundConfig, challenge_miner, serve_pow};
 use akihabara_gpu::synapse::{PowChallenge, PowOpen, PowService};
-use akihabara_gpu::{
-    Challenge, CpuProver, Failure, Prover, RowRef, Seed, SkippingProver, Verdict, Verifier,
-};
+use akihabara_gpu::{Challenge, CpuProver, Failure, Prover, RowRef, Seed, SkippingProver, Verdict};
 
 async fn serve(prover: Box<dyn Prover>) -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
     let miner = Keypair::from_uri("//Bob").expect("key");
@@ -36,11 +34,7 @@ async fn serve(prover: Box<dyn Prover>) -> (AxonTarget, tokio::sync::oneshot::Se
 /// The validator's side: time the commitment, choose rows, open, verify.
 async fn validate(target: &AxonTarget, ch: &Challenge) -> Verdict {
     let d = Dendrite::new(Keypair::from_uri("//Alice").expect("key")).expect("dendrite");
-    let config = RoundConfig {
-        samples: 40,
-        timeout: Duration::from_secs(60),
-        verifier: Verifier::new(),
-    };
+    let config = RoundConfig::new(40, Duration::from_secs(60));
     let outcome = challenge_miner(&d, target, ch, &[0x5a; 32], &config)
         .await
         .expect("round");
@@ -116,6 +110,84 @@ async fn a_slow_ping_cannot_erase_the_work_time() {
         Verdict::Valid { elapsed, .. } => assert!(elapsed > Duration::ZERO, "{elapsed:?}"),
         v => panic!("{v:?}"),
     }
+    let _ = tx.send(());
+}
+
+/// A prover that takes at least 1.2 s per commitment (a slow device).
+struct Slow(CpuProver);
+
+impl Prover for Slow {
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+    fn device(&self) -> String {
+        self.0.device()
+    }
+    fn commit(
+        &mut self,
+        ch: &Challenge,
+    ) -> Result<akihabara_gpu::Commitment, akihabara_gpu::PowError> {
+        std::thread::sleep(Duration::from_millis(1200));
+        self.0.commit(ch)
+    }
+    fn open(
+        &self,
+        rows: &[RowRef],
+    ) -> Result<Vec<akihabara_gpu::Opening>, akihabara_gpu::PowError> {
+        self.0.open(rows)
+    }
+    fn leaves(&self) -> &[akihabara_gpu::merkle::Hash] {
+        self.0.leaves()
+    }
+}
+
+/// A miner that delays its Pings by 500 ms (a round trip no loopback has)
+/// gets no more than `max_round_trip` taken off its work time. Before the
+/// cap it was credited 1.2 s of work as about 0.7 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_ping_buys_no_more_than_the_round_trip_cap() {
+    use akihabara_core::protocol::Ping;
+    let miner = Keypair::from_uri("//Bob").expect("key");
+    let me = miner.account().to_ss58();
+    let axon = serve_pow(
+        Axon::builder(miner.clone()).route(move |p: Ping, _| {
+            let me = me.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                p.answer(&me)
+                    .ok_or_else(|| akihabara_core::axon::HandlerError::bad_request("count"))
+            }
+        }),
+        Arc::new(PowService::new(Box::new(Slow(CpuProver::new())))),
+    )
+    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+    .await
+    .expect("bind");
+    let port = axon.local_addr().expect("addr").port();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(axon.serve(async {
+        let _ = rx.await;
+    }));
+    let target = AxonTarget::new([127, 0, 0, 1].into(), port, miner.account());
+    let ch = Challenge::new(Seed::random().expect("seed"), 64, 1).expect("challenge");
+    let d = Dendrite::new(key("//Alice")).expect("dendrite");
+    let mut config = RoundConfig::new(40, Duration::from_secs(60));
+    config.max_round_trip = Duration::from_millis(50);
+    let outcome = challenge_miner(&d, &target, &ch, &[0x5a; 32], &config)
+        .await
+        .expect("round");
+    match outcome.verdict {
+        // 1.2 s of work, less at most the 50 ms cap.
+        Verdict::Valid { elapsed, .. } => {
+            assert!(elapsed >= Duration::from_millis(1150), "{elapsed:?}")
+        }
+        v => panic!("{v:?}"),
+    }
+    // The default cap is the documented one.
+    assert_eq!(
+        RoundConfig::new(1, Duration::from_secs(1)).max_round_trip,
+        akihabara_gpu::round::DEFAULT_MAX_ROUND_TRIP
+    );
     let _ = tx.send(());
 }
 
@@ -211,7 +283,8 @@ async fn work_stops_when_its_caller_goes_away() {
     let _ = stop.send(());
 }
 
-/// A CPU prover that describes its device at length.
+/// A CPU prover that describes its device at length: 50 KB, within the
+/// 64 KiB a challenge's answer may take (`PowChallenge::MAX_ANSWER_BYTES`).
 struct Boastful(CpuProver);
 
 impl Prover for Boastful {
@@ -219,7 +292,7 @@ impl Prover for Boastful {
         self.0.backend()
     }
     fn device(&self) -> String {
-        "H100 ".repeat(200_000)
+        "H100 ".repeat(10_000)
     }
     fn commit(
         &mut self,
@@ -245,11 +318,7 @@ async fn a_miners_self_description_is_cut() {
     let ch = Challenge::new(Seed::random().expect("seed"), 64, 1).expect("challenge");
     let (target, stop) = serve(Box::new(Boastful(CpuProver::new()))).await;
     let d = Dendrite::new(Keypair::from_uri("//Alice").expect("key")).expect("dendrite");
-    let config = RoundConfig {
-        samples: 40,
-        timeout: Duration::from_secs(60),
-        verifier: Verifier::new(),
-    };
+    let config = RoundConfig::new(40, Duration::from_secs(60));
     let outcome = challenge_miner(&d, &target, &ch, &[0x5a; 32], &config)
         .await
         .expect("round");

@@ -8,7 +8,7 @@ use akihabara_gpu::round::{RoundConfig, RoundError, challenge_miner};
 
 /// Longest verdict text kept in a measurement.
 const MAX_VERDICT: usize = 1024;
-use akihabara_gpu::{Challenge, Seed, Verdict, Verifier};
+use akihabara_gpu::{Challenge, Seed, Verdict};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -297,11 +297,7 @@ impl Challenger {
         Ok(Challenger {
             inner: Arc::new(ChallengerInner {
                 dendrite: Dendrite::new(keypair)?,
-                round: RoundConfig {
-                    samples: pow.samples,
-                    timeout: pow.timeout,
-                    verifier: Verifier::new(),
-                },
+                round: RoundConfig::new(pow.samples, pow.timeout),
                 pow,
                 seeds: Mutex::new(seeds),
                 speeds: Mutex::new(BTreeMap::new()),
