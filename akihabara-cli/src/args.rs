@@ -101,7 +101,8 @@ Scorers:
                   eight of the best model, doubled when allocated (default table
                   built in; [gpu_table] in --config replaces it); with
                   [gpu_reference] ranges a model is paid only if the verified
-                  pow speed reaches its range, at the price that speed reaches
+                  pow speed reaches its range, at the price that speed reaches,
+                  for one GPU (the proof of work times one device)
   hardware-class  sum of relative_value(class) x efficiency x worked seconds
                   (needs [hardware_classes])
   pow             verified proof-of-work ops/s, whatever class the miner

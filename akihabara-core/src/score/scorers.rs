@@ -283,8 +283,12 @@ impl Default for GpuTable {
 }
 
 impl GpuTable {
-    /// Most GPUs counted per miner.
+    /// Most GPUs counted per miner on claims alone (no `[gpu_reference]`).
     pub const MAX_GPUS: u32 = 8;
+    /// GPUs counted per miner when claims are checked against measured
+    /// speed ([`GpuTable::verified_by`]): a proof of work times one device,
+    /// so a claimed count is not paid beyond it.
+    pub const VERIFIED_GPUS: u32 = 1;
 
     /// A table of base values per model.
     pub fn new(table: BTreeMap<String, f64>) -> Result<GpuTable, ScoreError> {
@@ -426,7 +430,22 @@ impl Scorer for GpuTable {
                 }
             }
             values.sort_by(|a, b| b.0.total_cmp(&a.0));
-            let (mut left, mut points) = (Self::MAX_GPUS, 0.0);
+            // A proof of work times one device: with ranges to check
+            // against, the count a miner claims is not measured, so one GPU
+            // (its most valuable priced one) is paid.
+            let most = if self.references.is_some() {
+                let claimed: u64 = values.iter().map(|(_, c)| u64::from(*c)).sum();
+                if claimed > 1 {
+                    out.warnings.push(format!(
+                        "uid {}: claims {claimed} GPUs, but its proof of work measures one device: paid for one",
+                        r.uid
+                    ));
+                }
+                Self::VERIFIED_GPUS
+            } else {
+                Self::MAX_GPUS
+            };
+            let (mut left, mut points) = (most, 0.0);
             for (b, c) in values {
                 let take = c.min(left);
                 points += b * f64::from(take) * self.scale;

@@ -413,6 +413,31 @@ fn a_verified_gpu_table_prices_the_measured_speed_not_the_claim() {
     assert_eq!(t.price_for_speed(8e14), 4.0);
 }
 
+/// A proof of work measures one device: a verified table pays one GPU,
+/// however many are claimed, and says so; a table on claims alone still
+/// counts up to eight.
+#[test]
+fn a_verified_gpu_table_pays_one_gpu_whatever_the_count_claimed() {
+    let mut eight = claim(0, "H200", true, 9e14);
+    eight.gpus[0].count = 8;
+    let m = Measurements {
+        miners: vec![eight, claim(1, "H200", true, 9e14)],
+    };
+    let s = verified_table().score(&m).expect("score");
+    let h200 = 4.0 * (50.0 / 32.0);
+    assert_eq!(s.scores[&Uid(0)].get(), h200);
+    assert_eq!(s.scores[&Uid(1)].get(), h200);
+    assert_eq!(
+        s.warnings,
+        ["uid 0: claims 8 GPUs, but its proof of work measures one device: paid for one"]
+    );
+    let unverified = GpuTable::default().score(&m).expect("score");
+    assert_eq!(
+        unverified.scores[&Uid(0)].get(),
+        8.0 * unverified.scores[&Uid(1)].get()
+    );
+}
+
 #[test]
 fn scorer_configs_are_checked_with_typed_errors() {
     let c = ScoringConfig::from_toml(
@@ -576,6 +601,24 @@ proptest! {
         let ops = r.min_ops() + at * (r.max_ops() - r.min_ops());
         let honest = standing(&c, &others, me(MODELS[truth], count, "cpu", ops));
         let claimed = standing(&c, &others, me(lie, count, class, ops));
+        prop_assert!(claimed.0 <= honest.0, "score {} > {}", claimed.0, honest.0);
+        prop_assert!(claimed.1 <= honest.1, "weight {} > {}", claimed.1, honest.1);
+    }
+
+    /// With its speed checked, a miner cannot raise its score or weight by
+    /// claiming more GPUs than the one its proof of work measures.
+    #[test]
+    fn claiming_more_gpus_never_raises_a_verified_weight(
+        (c, ranges) in priced(),
+        others in measurements(),
+        truth in 0usize..3,
+        at in 0.0f64..=1.0,
+        extra in 1u32..100,
+    ) {
+        let r = ranges[truth];
+        let ops = r.min_ops() + at * (r.max_ops() - r.min_ops());
+        let honest = standing(&c, &others, me(MODELS[truth], 1, "cuda", ops));
+        let claimed = standing(&c, &others, me(MODELS[truth], 1 + extra, "cuda", ops));
         prop_assert!(claimed.0 <= honest.0, "score {} > {}", claimed.0, honest.0);
         prop_assert!(claimed.1 <= honest.1, "weight {} > {}", claimed.1, honest.1);
     }
