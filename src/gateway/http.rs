@@ -71,6 +71,21 @@ pub struct HttpSettings {
     pub send_timeout: Duration,
 }
 
+impl HttpSettings {
+    /// Log streams open at once: half the connections (at least one), and
+    /// at most [`MAX_STREAMS`](super::service::MAX_STREAMS).
+    ///
+    /// ```
+    /// use akihabara::gateway::http::HttpSettings;
+    /// let s = HttpSettings { max_connections: 10, ..HttpSettings::default() };
+    /// assert_eq!(s.max_streams(), 5);
+    /// assert_eq!(HttpSettings::default().max_streams(), 128);
+    /// ```
+    pub fn max_streams(&self) -> usize {
+        (self.max_connections / 2).clamp(1, super::service::MAX_STREAMS)
+    }
+}
+
 impl Default for HttpSettings {
     fn default() -> HttpSettings {
         HttpSettings {
@@ -263,7 +278,7 @@ async fn route(
                     Err(r) => *r,
                 },
                 (&Method::DELETE, [id]) => cancel(gateway, &client, id).await,
-                (&Method::GET, [id, "logs"]) => logs(gateway, &client, id),
+                (&Method::GET, [id, "logs"]) => logs(gateway, settings, &client, id),
                 _ => error(405, None, format!("{method} {path} is not a route")),
             }
         }
@@ -456,6 +471,13 @@ fn authenticate(
                 "more than {} s from the gateway's clock",
                 SIGNATURE_WINDOW_MS / 1000
             ),
+        ));
+    }
+    if timestamp_ms < gateway.opened_ms() {
+        return Err(unauthorized(
+            HEADER_TIMESTAMP,
+            "signed before this gateway started: a request from before a restart is not \
+             accepted again; sign it anew",
         ));
     }
     let signature = header_str(headers, HEADER_SIGNATURE)
@@ -669,12 +691,17 @@ async fn cancel(gateway: &Gateway, client: &Client, id: &str) -> Response<Body> 
 /// `text/event-stream` of the job: each state change as `event: state`
 /// (a `JobEvent`) and each output line as `event: log` (`{n, stream,
 /// text}`), those so far first, then as they come, until the job is final.
-fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
+fn logs(
+    gateway: &Arc<Gateway>,
+    settings: &HttpSettings,
+    client: &Client,
+    id: &str,
+) -> Response<Body> {
     let job = match owned(gateway, client, id) {
         Ok(j) => j,
         Err(r) => return *r,
     };
-    let ticket = match gateway.open_stream(client) {
+    let ticket = match gateway.open_stream(client, settings.max_streams()) {
         Ok(t) => t,
         Err(crate::market::flight::Full::Caller(n)) => {
             return error(
@@ -691,7 +718,8 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
             );
         }
     };
-    let (mut tx, body) = http_body_util::channel::Channel::<Bytes, Infallible>::new(16);
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let body = EventBody(rx);
     let mut changes = gateway.changes();
     let gateway = gateway.clone();
     let id = id.to_owned();
@@ -710,7 +738,7 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
                 frames.push(sse_log(&line));
             }
             for frame in frames {
-                if tx.send(Frame::data(frame)).await.is_err() {
+                if tx.send(frame).await.is_err() {
                     return;
                 }
             }
@@ -718,11 +746,17 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
                 return;
             }
             loop {
-                match tokio::time::timeout(Duration::from_secs(15), changes.recv()).await {
+                let next = tokio::select! {
+                    // The client hung up: give the stream's place back now,
+                    // not at the next keep-alive.
+                    () = tx.closed() => return,
+                    next = tokio::time::timeout(Duration::from_secs(15), changes.recv()) => next,
+                };
+                match next {
                     // A comment line keeps proxies from closing an idle stream.
                     Err(_) => {
                         if tx
-                            .send_data(Bytes::from_static(b": keep-alive\n\n"))
+                            .send(Bytes::from_static(b": keep-alive\n\n"))
                             .await
                             .is_err()
                         {
@@ -748,6 +782,24 @@ fn logs(gateway: &Arc<Gateway>, client: &Client, id: &str) -> Response<Body> {
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// An event stream's body: its frames come through a channel whose sender
+/// sees the client hang up (the body is dropped with the connection).
+struct EventBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for EventBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|bytes| bytes.map(|b| Ok(Frame::data(b))))
+    }
 }
 
 fn sse_log(line: &crate::market::logs::LogEntry) -> Bytes {

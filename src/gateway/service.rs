@@ -55,8 +55,9 @@ pub enum SubmitError {
 /// of jobs does not fill the router's queue ahead of everyone else's.
 pub const MAX_ACTIVE_PER_CLIENT: usize = 64;
 
-/// Log streams (`GET /v1/jobs/{id}/logs`) open at once, in all: below the
-/// HTTP server's connection cap, so other calls still get in.
+/// Log streams (`GET /v1/jobs/{id}/logs`) open at once, in all, and never
+/// more than half the HTTP server's connections
+/// ([`super::http::HttpSettings::max_streams`]), so other calls still get in.
 pub const MAX_STREAMS: usize = 128;
 /// Log streams one client may hold open at once.
 pub const MAX_STREAMS_PER_CLIENT: usize = 8;
@@ -107,6 +108,10 @@ pub struct Gateway {
     preflights: Arc<crate::market::flight::InFlight<String>>,
     /// Bad hotkey signatures, by address.
     bad_signatures: super::http::BadSignatures,
+    /// When this gateway opened, ms since the Unix epoch: requests signed
+    /// before are refused, since the replay guard of a run before this one
+    /// is gone.
+    opened_ms: u64,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -182,7 +187,15 @@ impl Gateway {
                 MAX_PREFLIGHTS_PER_CLIENT,
             ),
             bad_signatures: super::http::BadSignatures::default(),
+            opened_ms: crate::market::server::unix_millis(),
         }))
+    }
+
+    /// When this gateway opened, ms since the Unix epoch: a hotkey client's
+    /// request signed earlier is refused (it may have been accepted by the
+    /// run before, whose record of used timestamps is gone).
+    pub fn opened_ms(&self) -> u64 {
+        self.opened_ms
     }
 
     /// Now, ms since the Unix epoch.
@@ -191,11 +204,13 @@ impl Gateway {
     }
 
     /// A place for one more log stream of `client`'s, or why there is none.
+    /// At most `max` streams are open in all (and [`MAX_STREAMS`]).
     pub fn open_stream(
         &self,
         client: &Client,
+        max: usize,
     ) -> Result<crate::market::flight::Ticket<String>, crate::market::flight::Full> {
-        self.streams.enter(&client.id)
+        self.streams.enter_within(&client.id, max)
     }
 
     /// A place for checking one more order's files for `client`

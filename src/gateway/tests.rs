@@ -551,6 +551,42 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
     assert_eq!(statuses, [201, 201, 429]);
 }
 
+/// A signed request captured before a restart is not accepted after it,
+/// though its timestamp is within the window: the gateway that accepted it
+/// and remembered its timestamp is gone. Before this check the fresh
+/// gateway created the job a second time (201).
+#[tokio::test]
+async fn a_request_signed_before_a_restart_is_refused_after_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (gateway, client, api) = hotkey_client(dir.path(), 10.0, 10).await;
+    let body = order(&["true"]).to_string();
+    let now = gateway.now_ms();
+    let first = api.signed_post(&client, &client, now, &body);
+    assert_eq!(first.send().await.expect("send").status().as_u16(), 201);
+    // The restarted gateway: no memory of the timestamps used.
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let again = tempfile::tempdir().expect("dir");
+    let (restarted, _, api2) = hotkey_client(again.path(), 10.0, 10).await;
+    assert!(restarted.opened_ms() > now);
+    let replay = api2
+        .signed_post(&client, &client, now, &body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(replay.status().as_u16(), 401);
+    let answer: Value = replay.json().await.expect("json");
+    assert_eq!(answer["field"], http::HEADER_TIMESTAMP);
+    assert_eq!(
+        answer["error"],
+        "signed before this gateway started: a request from before a restart is not accepted \
+         again; sign it anew"
+    );
+    assert!(restarted.book().ids().expect("ids").is_empty());
+    // A request signed now passes.
+    let fresh = api2.signed_post(&client, &client, restarted.now_ms(), &body);
+    assert_eq!(fresh.send().await.expect("send").status().as_u16(), 201);
+}
+
 /// A signed request refused for its client's rate (429) has not used its
 /// timestamp: sent again as it is once the rate allows, it passes; after
 /// that it is a replay.
@@ -1449,6 +1485,62 @@ async fn a_client_holds_at_most_its_share_of_log_streams() {
         .await
         .expect("stream");
     assert_eq!(theirs.status().as_u16(), 200);
+}
+
+/// Log streams never take more than half the connections: on a gateway of
+/// 6 connections the fourth stream is refused (503) and other calls still
+/// get in. Before, the cap was 128 whatever the connections, so streams
+/// could hold all six.
+#[tokio::test]
+async fn log_streams_take_at_most_half_the_connections() {
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (_, k) = gateway
+        .clients()
+        .add_key("streamer", &ClientLimits::default(), 0)
+        .expect("key");
+    let settings = HttpSettings {
+        max_connections: 6,
+        ..HttpSettings::default()
+    };
+    assert_eq!(settings.max_streams(), 3);
+    let api = serve_with(gateway, settings).await;
+    let body = order(&["sleep", "30"]).to_string();
+    let (status, job) = api.call("POST", "/v1/jobs", Some(&k), Some(&body)).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id");
+    let stream = || {
+        api.http
+            .get(format!("{}/v1/jobs/{id}/logs", api.base))
+            .bearer_auth(&k)
+            .send()
+    };
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let r = stream().await.expect("stream");
+        assert_eq!(r.status().as_u16(), 200);
+        open.push(r);
+    }
+    let over = stream().await.expect("stream");
+    assert_eq!(over.status().as_u16(), 503);
+    let answer: Value = over.json().await.expect("json");
+    assert_eq!(
+        answer["error"],
+        "3 log streams are open, the most the gateway holds"
+    );
+    let (status, listed) = api.call("GET", "/v1/jobs", Some(&k), None).await;
+    assert_eq!(status, 200, "{listed}");
+    // A stream given back makes room for another.
+    drop(open.pop());
+    let start = std::time::Instant::now();
+    loop {
+        let r = stream().await.expect("stream");
+        if r.status().as_u16() == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "never freed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A settled job's record expires; one the validator has still to account

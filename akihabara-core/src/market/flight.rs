@@ -82,12 +82,19 @@ impl<K: Hash + Eq + Clone> InFlight<K> {
 
     /// A ticket for `who`, or why there is none.
     pub fn enter(self: &Arc<Self>, who: &K) -> Result<Ticket<K>, Full> {
+        self.enter_within(who, self.max)
+    }
+
+    /// [`InFlight::enter`], with at most `max` tickets out in all (or this
+    /// budget's own `max`, if lower): for a caller whose own bound is
+    /// smaller, such as a server with fewer connections.
+    pub fn enter_within(self: &Arc<Self>, who: &K, max: usize) -> Result<Ticket<K>, Full> {
         let mut c = self.counts();
         let mine = c.by.get(who).copied().unwrap_or(0);
         if mine >= self.max_per_caller {
             return Err(Full::Caller(mine));
         }
-        if c.total >= self.max {
+        if c.total >= self.max.min(max) {
             return Err(Full::All(c.total));
         }
         c.total += 1;
