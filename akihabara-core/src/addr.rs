@@ -59,6 +59,25 @@ pub fn caller_network(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The block a caller's address belongs to, coarser than
+/// [`caller_network`]: an IPv4 /24, an IPv6 /48 (a site's usual
+/// allocation). For budgets that must stay bounded when more networks call
+/// than can be counted one by one.
+///
+/// ```
+/// use akihabara_core::addr::caller_block;
+/// let a = caller_block("2001:db8:1:2::1".parse().unwrap());
+/// assert_eq!(a, caller_block("2001:db8:1:ffff::9".parse().unwrap()));
+/// assert_ne!(a, caller_block("2001:db8:2::1".parse().unwrap()));
+/// assert_eq!(caller_block("192.0.2.77".parse().unwrap()).to_string(), "192.0.2.0");
+/// ```
+pub fn caller_block(ip: IpAddr) -> IpAddr {
+    match caller_network(ip) {
+        IpAddr::V4(v4) => IpAddr::V4((u32::from(v4) & !0xff).into()),
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 80) - 1))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

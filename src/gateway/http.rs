@@ -294,15 +294,29 @@ async fn route(
 /// IPv6 /64) may send within a minute of its first before its signed
 /// requests are refused unread (429) until that minute is over.
 pub const MAX_BAD_SIGNATURES: u32 = 30;
-/// Caller networks whose bad signatures are counted at once (beyond, the
-/// newcomers share one count).
-const MAX_COUNTED_ADDRESSES: usize = 4096;
+/// Caller networks whose bad signatures are counted one by one at once.
+/// Beyond, a newcomer is counted with its block (an IPv4 /24, an IPv6 /48;
+/// [`akihabara_core::addr::caller_block`]), up to [`MAX_COUNTED_BLOCKS`]
+/// blocks, and only past those with every other newcomer: a flood of bad
+/// signatures from many networks locks out its own blocks before it can
+/// lock out anyone else.
+pub const MAX_COUNTED_NETWORKS: usize = 4096;
+/// See [`MAX_COUNTED_NETWORKS`].
+pub const MAX_COUNTED_BLOCKS: usize = 1024;
+
+/// What a count of bad signatures is kept for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Counted {
+    Network(std::net::IpAddr),
+    Block(std::net::IpAddr),
+    Everyone,
+}
 
 /// Bad signatures per caller network: a count, and when it started (a count
 /// older than a minute starts again).
 #[derive(Debug, Default)]
 pub struct BadSignatures {
-    counts: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u64, u32)>>,
+    counts: std::sync::Mutex<std::collections::HashMap<Counted, (u64, u32)>>,
 }
 
 /// How long a count of bad signatures lasts, ms.
@@ -319,7 +333,6 @@ impl BadSignatures {
 
     /// Whether `peer` may still have a signature checked.
     pub fn allowed(&self, peer: std::net::IpAddr) -> bool {
-        let peer = akihabara_core::addr::caller_network(peer);
         let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Self::now();
         let key = Self::key(&counts, peer);
@@ -330,10 +343,10 @@ impl BadSignatures {
 
     /// Counts a bad signature from `peer`.
     pub fn failed(&self, peer: std::net::IpAddr) {
-        let peer = akihabara_core::addr::caller_network(peer);
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let now = Self::now();
-        if counts.len() >= MAX_COUNTED_ADDRESSES && !counts.contains_key(&peer) {
+        let network = Counted::Network(akihabara_core::addr::caller_network(peer));
+        if counts.len() >= MAX_COUNTED_NETWORKS && !counts.contains_key(&network) {
             counts.retain(|_, c| Self::current(c, now));
         }
         let key = Self::key(&counts, peer);
@@ -344,16 +357,21 @@ impl BadSignatures {
         entry.1 = entry.1.saturating_add(1);
     }
 
-    /// `peer`, or the shared count once too many addresses are counted.
+    /// `peer`'s network while there is room to count it, else its block,
+    /// else everyone's shared count.
     fn key(
-        counts: &std::collections::HashMap<std::net::IpAddr, (u64, u32)>,
+        counts: &std::collections::HashMap<Counted, (u64, u32)>,
         peer: std::net::IpAddr,
-    ) -> std::net::IpAddr {
-        if counts.contains_key(&peer) || counts.len() < MAX_COUNTED_ADDRESSES {
-            peer
-        } else {
-            std::net::IpAddr::from([0, 0, 0, 0])
+    ) -> Counted {
+        let network = Counted::Network(akihabara_core::addr::caller_network(peer));
+        if counts.contains_key(&network) || counts.len() < MAX_COUNTED_NETWORKS {
+            return network;
         }
+        let block = Counted::Block(akihabara_core::addr::caller_block(peer));
+        if counts.contains_key(&block) || counts.len() < MAX_COUNTED_NETWORKS + MAX_COUNTED_BLOCKS {
+            return block;
+        }
+        Counted::Everyone
     }
 }
 

@@ -1724,6 +1724,39 @@ async fn a_client_that_stops_reading_its_answers_is_cut_off() {
     );
 }
 
+/// Once 4096 networks are counted, an attacker's further /64s are counted
+/// by their /48 and lock out only that /48: a newcomer from elsewhere still
+/// has its signature checked. Before, every newcomer past 4096 networks
+/// shared one count, so 30 bad signatures from new /64s locked all of them
+/// out.
+#[test]
+fn bad_signatures_past_the_counted_networks_lock_out_only_their_block() {
+    use super::http::{BadSignatures, MAX_BAD_SIGNATURES, MAX_COUNTED_NETWORKS};
+    let counts = BadSignatures::default();
+    let ip = |s: String| s.parse::<std::net::IpAddr>().expect("ip");
+    // An attacker's 4096 /64s in 2001:db8:aaaa::/48, one bad signature each.
+    for i in 0..MAX_COUNTED_NETWORKS {
+        counts.failed(ip(format!("2001:db8:aaaa:{i:x}::1")));
+    }
+    // More of its /64s, in another /48 it holds: 30 bad signatures.
+    for i in 0..MAX_BAD_SIGNATURES {
+        counts.failed(ip(format!("2001:db8:bbbb:{i:x}::1")));
+    }
+    assert!(
+        !counts.allowed(ip("2001:db8:bbbb:ffff::1".into())),
+        "the flooding /48 is locked out"
+    );
+    assert!(
+        counts.allowed(ip("2001:db8:cccc::1".into())),
+        "a newcomer from another /48"
+    );
+    assert!(counts.allowed(ip("192.0.2.1".into())), "an IPv4 newcomer");
+    assert!(
+        counts.allowed(ip("2001:db8:aaaa:1::1".into())),
+        "a counted network under its own count"
+    );
+}
+
 /// Bad signatures are counted per IPv6 /64, not per address: a host with a
 /// /64 cannot start a new count from each of its addresses.
 #[test]
