@@ -60,10 +60,18 @@ pub struct PowSettings {
     pub target_seconds: Option<f64>,
     /// The most products a scaled challenge asks for.
     pub max_count: u32,
+    /// The longest a round takes: miners whose turn has not ended by then
+    /// are skipped this round (not measured, no penalty), so miners that
+    /// answer slowly cannot hold the round, and the weights after it, for
+    /// hours. Miners are visited in a new random order each round. One
+    /// miner's turn (its Pings, challenge and opening) takes at most twice
+    /// `timeout`, and is a failed round past that.
+    pub round_deadline: Duration,
 }
 
 impl Default for PowSettings {
-    /// `validator.toml`'s defaults: n = 1024, 4 products, 16 rows, 60 s, 8 at once.
+    /// `validator.toml`'s defaults: n = 1024, 4 products, 16 rows, 60 s, 8 at
+    /// once, rounds of at most 30 minutes.
     fn default() -> PowSettings {
         PowSettings {
             n: 1024,
@@ -73,6 +81,7 @@ impl Default for PowSettings {
             concurrency: 8,
             target_seconds: None,
             max_count: 64,
+            round_deadline: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -104,6 +113,17 @@ impl PowSettings {
     pub fn concurrency(mut self, concurrency: usize) -> PowSettings {
         self.concurrency = concurrency;
         self
+    }
+
+    /// The longest a round takes ([`PowSettings::round_deadline`]).
+    pub fn round_deadline(mut self, deadline: Duration) -> PowSettings {
+        self.round_deadline = deadline;
+        self
+    }
+
+    /// The longest one miner's turn takes: twice the limit on each call.
+    pub fn turn_limit(&self) -> Duration {
+        self.timeout.saturating_mul(2)
     }
 
     /// Scales challenges to the miner: each aims at `seconds` of compute at
@@ -198,6 +218,16 @@ impl PowSettings {
         }
         if self.timeout.is_zero() {
             return bad("pow.timeout", "must be positive".into());
+        }
+        if self.round_deadline < self.turn_limit() {
+            return bad(
+                "pow.round_deadline",
+                format!(
+                    "{} s: must be at least twice pow.timeout ({} s), one miner's whole turn",
+                    self.round_deadline.as_secs_f64(),
+                    self.turn_limit().as_secs_f64()
+                ),
+            );
         }
         if let Some(t) = self.target_seconds {
             // A miner at its last speed finishes in a quarter of the limit.
@@ -427,14 +457,24 @@ impl Challenger {
             );
             let ch =
                 Challenge::new(Seed(seed), self.inner.pow.n, count).map_err(|e| e.to_string())?;
-            challenge_miner(
-                &self.inner.dendrite,
-                target,
-                &ch,
-                &secret,
-                &self.inner.round,
+            let turn = self.inner.pow.turn_limit();
+            tokio::time::timeout(
+                turn,
+                challenge_miner(
+                    &self.inner.dendrite,
+                    target,
+                    &ch,
+                    &secret,
+                    &self.inner.round,
+                ),
             )
             .await
+            .map_err(|_| {
+                format!(
+                    "the miner's turn took over {} s (twice pow.timeout)",
+                    turn.as_secs_f64()
+                )
+            })?
             .map_err(|e| {
                 if let RoundError::Call {
                     stage: "challenge",
@@ -514,7 +554,8 @@ pub struct RoundReport {
     pub block: Block,
     /// One record per miner challenged, in uid order.
     pub challenged: Vec<Measured>,
-    /// Miners left alone, with the reason (another validator's slot).
+    /// Miners left alone, with the reason (another validator's slot, or
+    /// the round's deadline).
     pub skipped: Vec<(Uid, String)>,
 }
 
@@ -950,21 +991,38 @@ impl Validator {
     pub async fn round(&mut self, block: Block) -> Result<RoundReport, RoleError> {
         let mg = self.chain.metagraph(self.netuid).await?;
         self.follow(&mg);
-        let targets = axon_targets(&mg, self.uid);
-        let limit = Arc::new(tokio::sync::Semaphore::new(
-            self.challenger.inner.pow.concurrency,
-        ));
+        let mut targets = axon_targets(&mg, self.uid);
+        // A new order each round: with a deadline, the same miners must not
+        // always be the ones left out.
+        let mut order = ChaCha20Rng::from_seed(self.challenger.seed()?);
+        let mut keyed: Vec<(u64, (Uid, AxonTarget))> =
+            targets.drain(..).map(|t| (order.next_u64(), t)).collect();
+        keyed.sort_by_key(|(k, _)| *k);
+        let pow = &self.challenger.inner.pow;
+        let deadline = tokio::time::Instant::now() + pow.round_deadline;
+        let late = format!(
+            "not measured: the round's deadline ({} s, pow.round_deadline) passed before this \
+             miner's turn ended",
+            pow.round_deadline.as_secs_f64()
+        );
+        let limit = Arc::new(tokio::sync::Semaphore::new(pow.concurrency));
         let mut tasks = tokio::task::JoinSet::new();
-        for (uid, target) in targets {
-            let (c, limit, me, respect) = (
+        for (_, (uid, target)) in keyed {
+            let (c, limit, me, respect, late) = (
                 self.challenger.clone(),
                 limit.clone(),
                 self.uid,
                 self.respect_schedules,
+                late.clone(),
             );
             tasks.spawn(async move {
-                let _permit = limit.acquire_owned().await;
-                c.visit(me, block, uid, &target, respect).await
+                let turn = async {
+                    let _permit = limit.acquire_owned().await;
+                    c.visit(me, block, uid, &target, respect).await
+                };
+                tokio::time::timeout_at(deadline, turn)
+                    .await
+                    .unwrap_or(Err((uid, late)))
             });
         }
         let mut report = RoundReport {

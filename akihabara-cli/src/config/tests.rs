@@ -25,6 +25,7 @@ fn templates_parse_to_their_configs() {
     let v: ValidatorConfig = load(&p, [], &[]).expect("validator template");
     assert_eq!(v.scoring.reference_ops, None);
     assert_eq!(v.pow.timeout, Duration::from_secs(60));
+    assert_eq!(v.pow.round_deadline, Duration::from_secs(30 * 60));
 }
 
 #[test]

@@ -46,6 +46,9 @@ pub struct ChallengeSection {
     pub target_seconds: Option<f64>,
     /// The most products a scaled challenge asks for.
     pub max_count: u32,
+    /// The longest a round takes; miners not done by then are skipped.
+    #[serde(with = "humantime_serde")]
+    pub round_deadline: Duration,
 }
 
 impl Default for ChallengeSection {
@@ -58,6 +61,7 @@ impl Default for ChallengeSection {
             timeout: Duration::from_secs(60),
             target_seconds: None,
             max_count: 64,
+            round_deadline: Duration::from_secs(30 * 60),
         }
     }
 }

@@ -39,7 +39,8 @@ fn check(c: &ValidatorConfig) -> anyhow::Result<PowSettings> {
     let mut pow = PowSettings::new(n, c.pow.count)
         .samples(c.pow.samples)
         .timeout(c.pow.timeout)
-        .concurrency(c.pow.concurrency);
+        .concurrency(c.pow.concurrency)
+        .round_deadline(c.pow.round_deadline);
     if let Some(t) = c.pow.target_seconds {
         pow = pow.scaled(t, c.pow.max_count);
     }

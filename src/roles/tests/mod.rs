@@ -253,6 +253,76 @@ async fn challenges_are_sized_by_the_last_verified_speed() {
     let _ = net.stop.send(true);
 }
 
+/// Miners that answer each call just inside the limit cannot hold a round
+/// for their number times their turn: past `round_deadline` the rest are
+/// skipped, unmeasured. Before the deadline, five such miners one at a time
+/// held this round for about 9 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_miners_cannot_hold_a_round_past_its_deadline() {
+    use crate::protocol::Ping;
+    let provers: Vec<Box<dyn Prover>> = (0..5)
+        .map(|_| Box::new(CpuProver::new()) as Box<dyn Prover>)
+        .collect();
+    // Every Ping answered after 800 ms, inside the 1 s limit on each call.
+    let net = subnet_with(&["validator"], provers, |i, b| {
+        let me = key(&format!("miner{i}")).account().to_ss58();
+        b.builtins(Vec::new).route(move |p: Ping, _| {
+            let me = me.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(800)).await;
+                p.answer(&me)
+                    .ok_or_else(|| crate::axon::HandlerError::bad_request("count"))
+            }
+        })
+    })
+    .await;
+    let pow = PowSettings::new(64, 1)
+        .samples(8)
+        .timeout(Duration::from_secs(1))
+        .concurrency(1)
+        .round_deadline(Duration::from_secs(2));
+    let mut v = validator(&net.chain)
+        .pow(pow)
+        .build()
+        .await
+        .expect("validator");
+    let block = net.chain.block().await.expect("block");
+    let started = std::time::Instant::now();
+    let round = v.round(block).await.expect("round");
+    let took = started.elapsed();
+    // One turn (two slow Pings, ~1.7 s) ends inside the deadline; the
+    // deadline ends the next; the other three never start.
+    assert_eq!(round.challenged.len(), 1, "{round:?}");
+    assert!(round.challenged[0].passed, "{:?}", round.challenged[0]);
+    assert_eq!(round.skipped.len(), 4, "{round:?}");
+    for (_, why) in &round.skipped {
+        assert_eq!(
+            why,
+            "not measured: the round's deadline (2 s, pow.round_deadline) passed before this \
+             miner's turn ended"
+        );
+    }
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A deadline shorter than one miner's turn is refused.
+    let short = PowSettings::new(64, 1)
+        .timeout(Duration::from_secs(1))
+        .round_deadline(Duration::from_millis(1500));
+    assert_eq!(
+        validator(&net.chain)
+            .pow(short)
+            .build()
+            .await
+            .err()
+            .map(|e| e.to_string()),
+        Some(
+            "pow.round_deadline: 1.5 s: must be at least twice pow.timeout (2 s), one miner's \
+             whole turn"
+                .into()
+        )
+    );
+    let _ = net.stop.send(true);
+}
+
 /// Five miners of three speeds (full, 40 %, 15 %: `ThrottledProver`
 /// stands for slower hardware), measured by two validators one proof at a
 /// time: both put every faster miner above every slower one.
