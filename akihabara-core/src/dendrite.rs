@@ -226,6 +226,22 @@ impl Dendrite {
         &self.inner.hotkey
     }
 
+    /// Whether `other` is a clone of this dendrite (one budget of calls in
+    /// flight per axon, one nonce sequence).
+    ///
+    /// ```
+    /// use akihabara_core::dendrite::Dendrite;
+    /// use akihabara_core::wallet::Keypair;
+    /// let kp = Keypair::from_uri("//Alice")?;
+    /// let d = Dendrite::new(kp.clone())?;
+    /// assert!(d.shares_with(&d.clone()));
+    /// assert!(!d.shares_with(&Dendrite::new(kp)?));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn shares_with(&self, other: &Dendrite) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// A nonce above every nonce this dendrite gave before.
     pub fn next_nonce(&self) -> u64 {
         let now = protocol::unix_nanos();

@@ -147,6 +147,27 @@ impl Router {
         })
     }
 
+    /// Calls miners through `dendrite`, a clone of one this process already
+    /// uses with the same hotkey (the validator's rounds'), so that both
+    /// share one budget of calls in flight to each miner instead of
+    /// doubling it. An error if it signs with another hotkey.
+    pub fn sharing(mut self, dendrite: Dendrite) -> Result<Router, GatewayError> {
+        let mine = self.keypair.account().to_ss58();
+        if dendrite.hotkey() != mine {
+            return Err(GatewayError::Setting(format!(
+                "the dendrite to share signs as {}, this router's jobs as {mine}",
+                dendrite.hotkey()
+            )));
+        }
+        self.dendrite = dendrite;
+        Ok(self)
+    }
+
+    /// The dendrite it calls miners with.
+    pub fn dendrite(&self) -> &Dendrite {
+        &self.dendrite
+    }
+
     /// Cross-checks a share of the finished jobs with `checker`.
     pub fn cross_check(mut self, checker: CrossChecker) -> Router {
         self.checker = Some(Arc::new(checker));

@@ -1439,6 +1439,44 @@ async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
     assert!(checker.busy());
 }
 
+/// A router inside a validator shares the validator's dendrite (one
+/// budget of calls in flight per miner), and refuses one that signs with
+/// another hotkey.
+#[test]
+fn a_router_shares_a_dendrite_of_its_own_hotkey_only() {
+    use crate::dendrite::Dendrite;
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let router = |kp: &Keypair| {
+        Router::new(
+            gateway.clone(),
+            Arc::new(Fixed(Vec::new())),
+            kp.clone(),
+            ReceiptStore::new(dir.path().join("receipts.jsonl")),
+            RouterSettings::default(),
+        )
+        .expect("router")
+    };
+    let validator = key("//validator");
+    let rounds = Dendrite::new(validator.clone()).expect("dendrite");
+    let shared = router(&validator).sharing(rounds.clone()).expect("shared");
+    assert!(shared.dendrite().shares_with(&rounds));
+    assert!(!router(&validator).dendrite().shares_with(&rounds));
+    let other = Dendrite::new(key("//someone-else")).expect("dendrite");
+    let err = router(&validator)
+        .sharing(other)
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        err,
+        Some(format!(
+            "the dendrite to share signs as {}, this router's jobs as {}",
+            key("//someone-else").account().to_ss58(),
+            validator.account().to_ss58()
+        ))
+    );
+}
+
 /// One client cannot hold every connection open with log streams.
 #[tokio::test]
 async fn a_client_holds_at_most_its_share_of_log_streams() {

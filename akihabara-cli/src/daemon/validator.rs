@@ -223,7 +223,13 @@ async fn validator(
                 listen,
                 &cfg.state.dir(),
                 gateway_store,
-                Some((g.clone(), chain.clone(), netuid, gateway_key)),
+                Some(crate::commands::gateway::Routed {
+                    section: g.clone(),
+                    chain: chain.clone(),
+                    netuid,
+                    keypair: gateway_key,
+                    dendrite: Some(v.challenger().dendrite().clone()),
+                }),
                 duration,
             )
             .await?,

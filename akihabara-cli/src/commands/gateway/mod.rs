@@ -214,12 +214,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         let routed = match (&cfg, keypair) {
             (Some(c), Some(kp)) => {
                 let chain = daemon::connect_chain(&c.chain, &state).await?;
-                Some((
-                    c.gateway.clone(),
+                Some(Routed {
+                    section: c.gateway.clone(),
                     chain,
-                    akihabara_core::Netuid(c.chain.netuid),
-                    kp,
-                ))
+                    netuid: akihabara_core::Netuid(c.chain.netuid),
+                    keypair: kp,
+                    dendrite: None,
+                })
             }
             _ => None,
         };
@@ -277,26 +278,42 @@ pub(crate) struct Started {
 /// `state_dir/clients.json`, receipts in `state_dir/receipts.jsonl`) until
 /// SIGTERM or `duration`; with `routed` (what is sold, the chain listing
 /// the miners, the subnet and the validator's key), its router runs too.
+/// What a gateway that routes jobs needs.
+pub(crate) struct Routed {
+    /// `[gateway]`.
+    pub section: GatewaySection,
+    /// The chain whose metagraph lists the miners.
+    pub chain: Arc<dyn akihabara_core::chain::ChainClient>,
+    /// The subnet.
+    pub netuid: akihabara_core::Netuid,
+    /// The validator's hotkey, which signs the routed jobs.
+    pub keypair: akihabara_core::wallet::Keypair,
+    /// Inside a validator, its rounds' dendrite, to share.
+    pub dendrite: Option<akihabara_core::dendrite::Dendrite>,
+}
+
 /// `gateway serve` and `validator run`'s `[gateway]` both start it here.
 pub(crate) async fn start(
     listen: SocketAddr,
     state_dir: &Path,
     store: Arc<dyn akihabara_core::store::Store>,
-    routed: Option<(
-        GatewaySection,
-        Arc<dyn akihabara_core::chain::ChainClient>,
-        akihabara_core::Netuid,
-        akihabara_core::wallet::Keypair,
-    )>,
+    routed: Option<Routed>,
     duration: Option<f64>,
 ) -> anyhow::Result<Started> {
-    let (mut rules, router_settings, http) = rules_of(routed.as_ref().map(|r| &r.0))?;
+    let (mut rules, router_settings, http) = rules_of(routed.as_ref().map(|r| &r.section))?;
     let listener = Listener::bind(listen, http).await?;
     let local = listener.local_addr()?;
     rules.own_addresses = vec![local, listen];
     let gateway = Gateway::open(store, keys::clients_in(state_dir), rules)?;
     let (mut routing, mut cross_check) = (false, false);
-    if let Some((g, chain, netuid, kp)) = routed {
+    if let Some(Routed {
+        section: g,
+        chain,
+        netuid,
+        keypair: kp,
+        dendrite,
+    }) = routed
+    {
         let miners = ChainMiners::new(chain, netuid, kp.account());
         let mut router = Router::new(
             gateway.clone(),
@@ -305,6 +322,11 @@ pub(crate) async fn start(
             ReceiptStore::new(state_dir.join("receipts.jsonl")),
             router_settings,
         )?;
+        // Inside a validator: one budget of calls in flight per miner for
+        // the rounds and the routed jobs together.
+        if let Some(d) = dendrite {
+            router = router.sharing(d)?;
+        }
         if let Some(checker) = cross_checker(&g)? {
             router = router.cross_check(checker);
             cross_check = true;
