@@ -73,7 +73,7 @@ pub struct HttpSettings {
 
 impl HttpSettings {
     /// Log streams open at once: half the connections (at least one), and
-    /// at most [`MAX_STREAMS`](super::service::MAX_STREAMS).
+    /// at most [`MAX_STREAMS`](super::MAX_STREAMS).
     ///
     /// ```
     /// use akihabara::gateway::http::HttpSettings;
