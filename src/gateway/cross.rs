@@ -201,6 +201,39 @@ impl CrossChecker {
     }
 
     async fn verdict(&self, job: &OrganicJob) -> CrossCheck {
+        let first = match self.trusted_run(job).await {
+            Ok(r) => r,
+            Err(reason) => return CrossCheck::Unverifiable { reason },
+        };
+        let differs = first.differences(job);
+        if differs.is_empty() {
+            return CrossCheck::Matched;
+        }
+        // Before blaming the miner: a job whose own trusted runs differ is
+        // not deterministic, whatever its order says (a client could
+        // otherwise get honest miners penalised with `date +%N`).
+        match self.trusted_run(job).await {
+            Err(reason) => return CrossCheck::Unverifiable { reason },
+            Ok(second) if second != first => {
+                return CrossCheck::Unverifiable {
+                    reason: format!(
+                        "the job is not deterministic: two trusted runs differ ({})",
+                        first.differences_from(&second).join("; ")
+                    ),
+                };
+            }
+            Ok(_) => {}
+        }
+        CrossCheck::Mismatch {
+            detail: differs.join("; "),
+            trusted_stdout_sha256: first.stdout_sha256,
+            trusted_exit_code: first.exit_code,
+        }
+    }
+
+    /// Runs `job` once on the trusted executor, in a fresh work directory
+    /// when it has files; the reason when that run cannot decide.
+    async fn trusted_run(&self, job: &OrganicJob) -> Result<TrustedRun, String> {
         let mut parts = job.order.command.iter().cloned();
         let mut spec = JobSpec::command(
             parts.next().unwrap_or_default(),
@@ -215,17 +248,14 @@ impl CrossChecker {
         let work = if job.order.inputs.is_empty() && job.order.outputs.is_empty() {
             None
         } else {
-            match self.prepare(job).await {
-                Ok(dir) => Some(dir),
-                Err(reason) => return CrossCheck::Unverifiable { reason },
-            }
+            Some(self.prepare(job).await?)
         };
         spec.volume = work.as_ref().map(|d| d.path().to_path_buf());
         let outcome = match self.trusted.run(spec).await {
             Ok(handle) => handle.wait().await,
             Err(e) => Err(e),
         };
-        let trusted_outputs = match &work {
+        let outputs = match &work {
             Some(d) => {
                 let outputs = job.order.outputs.clone();
                 let (dir, max) = (d.path().to_path_buf(), self.volumes.max_output_bytes);
@@ -238,37 +268,46 @@ impl CrossChecker {
             }
             None => None,
         };
-        let outcome = match outcome {
-            Ok(o) => o,
-            Err(e) => {
-                return CrossCheck::Unverifiable {
-                    reason: format!("the trusted executor could not run it: {e}"),
-                };
-            }
+        let outcome = outcome.map_err(|e| format!("the trusted executor could not run it: {e}"))?;
+        let JobStatus::Exited { code } = outcome.status else {
+            return Err(format!("the trusted run ended {:?}", outcome.status));
         };
-        let trusted_exit_code = match outcome.status {
-            JobStatus::Exited { code } => Some(code),
-            _ => {
-                return CrossCheck::Unverifiable {
-                    reason: format!("the trusted run ended {:?}", outcome.status),
-                };
-            }
-        };
+        Ok(TrustedRun {
+            exit_code: Some(code),
+            stdout_sha256: outcome.stdout.sha256,
+            outputs,
+        })
+    }
+}
+
+/// What one trusted run of a job came to.
+#[derive(Debug, PartialEq)]
+struct TrustedRun {
+    exit_code: Option<i32>,
+    stdout_sha256: String,
+    /// The outputs' digest (or why there is none); `None` for a job
+    /// without files.
+    outputs: Option<Result<String, String>>,
+}
+
+impl TrustedRun {
+    /// How the miner's result of `job` differs from this run, in words.
+    fn differences(&self, job: &OrganicJob) -> Vec<String> {
         let mut differs = Vec::new();
-        if job.exit_code != trusted_exit_code {
+        if job.exit_code != self.exit_code {
             differs.push(format!(
                 "exit code {:?}, trusted {:?}",
-                job.exit_code, trusted_exit_code
+                job.exit_code, self.exit_code
             ));
         }
-        if job.stdout_sha256.as_deref() != Some(outcome.stdout.sha256.as_str()) {
+        if job.stdout_sha256.as_deref() != Some(self.stdout_sha256.as_str()) {
             differs.push(format!(
                 "stdout SHA-256 {}, trusted {}",
                 job.stdout_sha256.as_deref().unwrap_or("none"),
-                outcome.stdout.sha256
+                self.stdout_sha256
             ));
         }
-        match trusted_outputs {
+        match &self.outputs {
             Some(Err(why)) if job.output_sha256.is_some() => {
                 differs.push(format!("the trusted run left no such outputs ({why})"));
             }
@@ -280,15 +319,28 @@ impl CrossChecker {
             }
             _ => {}
         }
-        if differs.is_empty() {
-            CrossCheck::Matched
-        } else {
-            CrossCheck::Mismatch {
-                detail: differs.join("; "),
-                trusted_stdout_sha256: outcome.stdout.sha256,
-                trusted_exit_code,
-            }
+        differs
+    }
+
+    /// How another trusted run differs from this one, in words.
+    fn differences_from(&self, other: &TrustedRun) -> Vec<String> {
+        let mut differs = Vec::new();
+        if self.exit_code != other.exit_code {
+            differs.push(format!(
+                "exit code {:?}, then {:?}",
+                self.exit_code, other.exit_code
+            ));
         }
+        if self.stdout_sha256 != other.stdout_sha256 {
+            differs.push(format!(
+                "stdout SHA-256 {}, then {}",
+                self.stdout_sha256, other.stdout_sha256
+            ));
+        }
+        if self.outputs != other.outputs {
+            differs.push("the outputs differ".into());
+        }
+        differs
     }
 }
 

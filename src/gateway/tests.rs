@@ -1402,6 +1402,63 @@ fn a_clients_listing_reads_only_its_own_newest_jobs() {
     assert_eq!(gateway.book().list_owned("b").expect("list").len(), 3);
 }
 
+/// A job that prints something new on every run, though its order says it
+/// is deterministic, gets its honest miner no penalty: the trusted
+/// executor runs it a second time before blaming the miner, and two trusted
+/// runs that differ make it unverifiable. Before, the first mismatch was a
+/// penalty, so a client could get any miner penalised.
+#[tokio::test]
+async fn a_job_whose_trusted_runs_differ_costs_its_miner_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (honest, _stop) = miner(dir.path(), "//miner1", &["cpu"]).await;
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (client, _) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let router = Router::new(
+        gateway.clone(),
+        Arc::new(Fixed(vec![honest])),
+        key("//validator1"),
+        ReceiptStore::new(dir.path().join("receipts.jsonl")),
+        RouterSettings::default(),
+    )
+    .expect("router")
+    .cross_check(
+        CrossChecker::new(Arc::new(LocalBackend::new(Some("cpu".to_owned()))), 1.0)
+            .expect("checker"),
+    );
+    let job = gateway
+        .submit(
+            &client,
+            JobOrder {
+                command: vec!["cat".into(), "/proc/sys/kernel/random/uuid".into()],
+                ..numbered(0)
+            },
+        )
+        .expect("submit");
+    until_final(&gateway, &router, &job.id).await;
+    let start = Instant::now();
+    let checked = loop {
+        let j = gateway.book().get(&job.id).expect("get").expect("job");
+        if j.cross_check != Some(CrossCheck::Pending) {
+            break j;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never checked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    match &checked.cross_check {
+        Some(CrossCheck::Unverifiable { reason }) => assert!(
+            reason.starts_with(
+                "the job is not deterministic: two trusted runs differ (stdout SHA-256 "
+            ),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(gateway.book().penalties().expect("penalties").is_empty());
+}
+
 /// Jobs drawn for a cross-check while the queue is full are marked
 /// unverifiable at once, not queued without end.
 #[tokio::test]
