@@ -200,7 +200,20 @@ impl CrossChecker {
         Ok(dir)
     }
 
-    async fn verdict(&self, job: &OrganicJob) -> CrossCheck {
+    /// Runs `job` on the trusted executor and compares (a mismatch is
+    /// confirmed by a second trusted run).
+    pub(super) async fn verdict(&self, job: &OrganicJob) -> CrossCheck {
+        // An input without a digest is whatever its URL served: the client
+        // could serve the miner one file and this check another.
+        if let Some(input) = job.order.inputs.iter().find(|i| i.sha256.is_none()) {
+            return CrossCheck::Unverifiable {
+                reason: format!(
+                    "input {} has no sha256: the file the miner fetched may not be the one a \
+                     trusted run would fetch",
+                    input.path
+                ),
+            };
+        }
         let first = match self.trusted_run(job).await {
             Ok(r) => r,
             Err(reason) => return CrossCheck::Unverifiable { reason },

@@ -298,8 +298,8 @@ pub const MAX_BAD_SIGNATURES: u32 = 30;
 /// Beyond, a newcomer is counted with its block (an IPv4 /24, an IPv6 /48;
 /// [`akihabara_core::addr::caller_block`]), up to [`MAX_COUNTED_BLOCKS`]
 /// blocks, and only past those with every other newcomer: a flood of bad
-/// signatures from many networks locks out its own blocks before it can
-/// lock out anyone else.
+/// signatures from many networks locks out its own blocks first, and
+/// newcomers elsewhere only once it spans more than that many blocks.
 pub const MAX_COUNTED_NETWORKS: usize = 4096;
 /// See [`MAX_COUNTED_NETWORKS`].
 pub const MAX_COUNTED_BLOCKS: usize = 1024;

@@ -1459,6 +1459,30 @@ async fn a_job_whose_trusted_runs_differ_costs_its_miner_nothing() {
     assert!(gateway.book().penalties().expect("penalties").is_empty());
 }
 
+/// A job with an input whose digest the order does not pin is not
+/// cross-checked: its URL could serve the miner one file and the check
+/// another. Before, the check fetched the input again and compared.
+#[tokio::test]
+async fn a_job_with_an_unpinned_input_is_not_cross_checked() {
+    let checker = CrossChecker::new(Arc::new(LocalBackend::new(Some("cpu".to_owned()))), 1.0)
+        .expect("checker");
+    let mut order = numbered(0);
+    order.inputs = vec![order::InputVolume {
+        url: "http://127.0.0.1:9/data.txt".into(),
+        path: "in/data.txt".into(),
+        sha256: None,
+    }];
+    let job = OrganicJob::queued("job-u".into(), "c-1".into(), order, 1);
+    assert_eq!(
+        checker.verdict(&job).await,
+        CrossCheck::Unverifiable {
+            reason: "input in/data.txt has no sha256: the file the miner fetched may not be the \
+                     one a trusted run would fetch"
+                .into()
+        }
+    );
+}
+
 /// Jobs drawn for a cross-check while the queue is full are marked
 /// unverifiable at once, not queued without end.
 #[tokio::test]
