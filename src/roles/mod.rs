@@ -32,8 +32,8 @@ pub use probe::{
     ProbeReport, ProbeSettings, gpu_claims, public_key_path,
 };
 pub use validator::{
-    Challenger, Measured, PowSettings, RoundReport, Step, Validator, ValidatorBuilder,
-    WeightsReport,
+    Challenger, MAX_ROUND_DEADLINE, Measured, PowSettings, RoundReport, Step, Validator,
+    ValidatorBuilder, WeightsReport,
 };
 
 use crate::chain::ChainError;

@@ -37,6 +37,9 @@ use timelocked::PendingTimelock;
 /// Rounds kept between weight settings, at most (the oldest are dropped).
 const MAX_MEASURED: usize = 10_000;
 
+/// The longest [`PowSettings::round_deadline`] may be: a day.
+pub const MAX_ROUND_DEADLINE: Duration = Duration::from_secs(86_400);
+
 /// The longest a miner's [`SlotRefusal`] keeps it from being challenged.
 const MAX_REFUSAL_BLOCKS: u64 = 720;
 
@@ -65,7 +68,9 @@ pub struct PowSettings {
     /// answer slowly cannot hold the round, and the weights after it, for
     /// hours. Miners are visited in a new random order each round. One
     /// miner's turn (its Pings, challenge and opening) takes at most twice
-    /// `timeout`, and is a failed round past that.
+    /// `timeout`, and is a failed round past that; with schedules
+    /// respected, its `ScheduleQuery` (at most 10 s) comes first. At most
+    /// [`MAX_ROUND_DEADLINE`].
     pub round_deadline: Duration,
 }
 
@@ -218,6 +223,15 @@ impl PowSettings {
         }
         if self.timeout.is_zero() {
             return bad("pow.timeout", "must be positive".into());
+        }
+        if self.round_deadline > MAX_ROUND_DEADLINE {
+            return bad(
+                "pow.round_deadline",
+                format!(
+                    "{} s: must be at most a day",
+                    self.round_deadline.as_secs_f64()
+                ),
+            );
         }
         if self.round_deadline < self.turn_limit() {
             return bad(
