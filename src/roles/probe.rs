@@ -504,7 +504,7 @@ async fn run_job(
                 out.check = Check::Passed {
                     seconds: t.elapsed().as_secs_f64(),
                 };
-                out.ran = Some((started, (unix_millis() / 1000).max(started)));
+                out.ran = Some(credited(started, unix_millis() / 1000, job.timeout));
                 return out;
             }
             JobReply::Finished { exit_code, .. } => {
@@ -833,9 +833,34 @@ fn entry(reports: &mut BTreeMap<u16, MinerReport>, uid: u16) -> &mut MinerReport
     })
 }
 
+/// The seconds a passed benchmark job is credited, `(start, end)`: from its
+/// acceptance to when the validator saw it finished, but never more than its
+/// timeout. The miner decides when it answers `Finished`, and its executor
+/// stops the job at the timeout, so more is only the miner holding back
+/// its answer (up to the poll deadline's grace).
+fn credited(started_s: u64, seen_s: u64, timeout: Duration) -> (u64, u64) {
+    let most = started_s.saturating_add(timeout.as_secs().max(1));
+    (started_s, seen_s.clamp(started_s, most))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A job seen finished late (the miner answered `Running` past its
+    /// timeout) is credited its timeout, no more; one seen early, what
+    /// was seen; a clock that stepped back, nothing.
+    #[test]
+    fn a_benchmark_job_is_credited_at_most_its_timeout() {
+        let t = Duration::from_secs(20);
+        assert_eq!(credited(1_000, 1_085, t), (1_000, 1_020));
+        assert_eq!(credited(1_000, 1_007, t), (1_000, 1_007));
+        assert_eq!(credited(1_000, 990, t), (1_000, 1_000));
+        assert_eq!(
+            credited(u64::MAX - 1, u64::MAX, t),
+            (u64::MAX - 1, u64::MAX)
+        );
+    }
 
     #[test]
     fn miner_sent_hosts_and_users_cannot_become_ssh_options() {
