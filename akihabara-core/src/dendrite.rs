@@ -574,6 +574,8 @@ fn map_error(
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+
     use super::*;
 
     /// The lanes of axons no call is using are dropped past
@@ -599,42 +601,46 @@ mod tests {
         assert!(Arc::ptr_eq(&all[&(target(0).ip, 8091)], &busy));
     }
 
-    /// A hostile axon that answers 307 to another address: the dendrite
-    /// does not re-send the signed call there, and reports the 307.
-    #[tokio::test]
-    async fn a_redirect_is_not_followed() {
+    /// A hostile axon on loopback: reads one request, sends `answer` (a
+    /// whole HTTP response) and holds the connection open, so the answer
+    /// is not cut, until the returned task is aborted.
+    async fn canned_axon(answer: String) -> (SocketAddr, tokio::task::JoinHandle<()>) {
         use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let location = format!("http://{}/Ping", elsewhere.local_addr().unwrap());
-        let port = hostile.local_addr().unwrap().port();
+        let addr = hostile.local_addr().unwrap();
         let server = tokio::spawn(async move {
             let (mut conn, _) = hostile.accept().await.unwrap();
             let mut buf = vec![0u8; 64 << 10];
             let _ = conn.read(&mut buf).await.unwrap();
-            let body = r#"{"message":"moved"}"#;
-            let answer = format!(
-                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
-                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            conn.write_all(answer.as_bytes()).await.unwrap();
-            // Held open until the test ends, so the answer is not cut.
+            let _ = conn.write_all(answer.as_bytes()).await;
             let _ = conn.read(&mut buf).await;
         });
+        (addr, server)
+    }
+
+    /// A `Ping` from //Alice to //Bob's axon at `addr`.
+    async fn ping(addr: SocketAddr, timeout: Duration) -> CallResult<crate::protocol::Ping> {
         let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
-        let target = AxonTarget::new(
-            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            port,
-            Keypair::from_uri("//Bob").unwrap().account(),
-        );
-        let reply = d
-            .call(
-                &target,
-                crate::protocol::Ping::new("x", 1),
-                Duration::from_secs(5),
-            )
-            .await;
+        let bob = Keypair::from_uri("//Bob").unwrap().account();
+        let target = AxonTarget::new(addr.ip(), addr.port(), bob);
+        d.call(&target, crate::protocol::Ping::new("x", 1), timeout)
+            .await
+    }
+
+    /// A hostile axon that answers 307 to another address: the dendrite
+    /// does not re-send the signed call there, and reports the 307.
+    #[tokio::test]
+    async fn a_redirect_is_not_followed() {
+        let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let location = format!("http://{}/Ping", elsewhere.local_addr().unwrap());
+        let body = r#"{"message":"moved"}"#;
+        let (addr, server) = canned_axon(format!(
+            "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        let reply = ping(addr, Duration::from_secs(5)).await;
         assert_eq!((reply.status, reply.message.as_str()), (307, "moved"));
         let followed = tokio::time::timeout(Duration::from_millis(300), elsewhere.accept()).await;
         assert!(followed.is_err(), "the call was re-sent to {followed:?}");
@@ -651,20 +657,8 @@ mod tests {
         let addr = listener.local_addr().unwrap();
         // Fills the queue; later SYNs are dropped.
         let _queued = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
-        let target = AxonTarget::new(
-            addr.ip(),
-            addr.port(),
-            Keypair::from_uri("//Bob").unwrap().account(),
-        );
         let start = Instant::now();
-        let reply = d
-            .call(
-                &target,
-                crate::protocol::Ping::new("x", 1),
-                Duration::from_secs(60),
-            )
-            .await;
+        let reply = ping(addr, Duration::from_secs(60)).await;
         let took = start.elapsed();
         assert_eq!(reply.status, 408, "{}", reply.message);
         assert_eq!(
@@ -679,35 +673,14 @@ mod tests {
     /// unparsed, though far below the dendrite's 16 MiB.
     #[tokio::test]
     async fn an_answer_over_its_synapses_bound_is_refused() {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let hostile = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = hostile.local_addr().unwrap().port();
-        let server = tokio::spawn(async move {
-            let (mut conn, _) = hostile.accept().await.unwrap();
-            let mut buf = vec![0u8; 64 << 10];
-            let _ = conn.read(&mut buf).await.unwrap();
-            let body = format!(r#"{{"message":"m","x":[{}0]}}"#, "0,".repeat(40_000));
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
-                 content-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = conn.write_all(answer.as_bytes()).await;
-            let _ = conn.read(&mut buf).await;
-        });
-        let d = Dendrite::new(Keypair::from_uri("//Alice").unwrap()).unwrap();
-        let target = AxonTarget::new(
-            IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            port,
-            Keypair::from_uri("//Bob").unwrap().account(),
-        );
-        let reply = d
-            .call(
-                &target,
-                crate::protocol::Ping::new("x", 1),
-                Duration::from_secs(5),
-            )
-            .await;
+        let body = format!(r#"{{"message":"m","x":[{}0]}}"#, "0,".repeat(40_000));
+        let (addr, server) = canned_axon(format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\n\r\n{body}",
+            body.len()
+        ))
+        .await;
+        let reply = ping(addr, Duration::from_secs(5)).await;
         assert_eq!(
             (reply.status, reply.message.as_str()),
             (422, "Failed to parse response: larger than 65536 bytes")

@@ -14,14 +14,32 @@ use akihabara_gpu::synapse::{PowChallenge, PowOpen, PowService};
 use akihabara_gpu::{Challenge, CpuProver, Failure, Prover, RowRef, Seed, SkippingProver, Verdict};
 
 async fn serve(prover: Box<dyn Prover>) -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
+    serve_pinging_after(prover, Duration::ZERO).await
+}
+
+/// [`serve`], with every Ping answered `delay` late (a miner that makes its
+/// round trip look long).
+async fn serve_pinging_after(
+    prover: Box<dyn Prover>,
+    delay: Duration,
+) -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
+    use akihabara_core::protocol::Ping;
     let miner = Keypair::from_uri("//Bob").expect("key");
-    let axon = serve_pow(
-        Axon::builder(miner.clone()).builtins(Vec::new),
-        Arc::new(PowService::new(prover)),
-    )
-    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-    .await
-    .expect("bind");
+    let me = miner.account().to_ss58();
+    let slow_pings = Axon::builder(miner.clone())
+        .builtins(Vec::new)
+        .route(move |p: Ping, _| {
+            let me = me.clone();
+            async move {
+                tokio::time::sleep(delay).await;
+                p.answer(&me)
+                    .ok_or_else(|| akihabara_core::axon::HandlerError::bad_request("count"))
+            }
+        });
+    let axon = serve_pow(slow_pings, Arc::new(PowService::new(prover)))
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("bind");
     let port = axon.local_addr().expect("addr").port();
     let (tx, rx) = tokio::sync::oneshot::channel();
     tokio::spawn(axon.serve(async {
@@ -81,29 +99,8 @@ async fn honest_miner_passes_and_lazy_miner_is_caught() {
 /// look long, does not get its work time zeroed (and its speed unbounded).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_ping_cannot_erase_the_work_time() {
-    use akihabara_core::protocol::Ping;
-    let miner = Keypair::from_uri("//Bob").expect("key");
-    let me = miner.account().to_ss58();
-    let axon = serve_pow(
-        Axon::builder(miner.clone()).route(move |p: Ping, _| {
-            let me = me.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(400)).await;
-                p.answer(&me)
-                    .ok_or_else(|| akihabara_core::axon::HandlerError::bad_request("count"))
-            }
-        }),
-        Arc::new(PowService::new(Box::new(CpuProver::new()))),
-    )
-    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-    .await
-    .expect("bind");
-    let port = axon.local_addr().expect("addr").port();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(axon.serve(async {
-        let _ = rx.await;
-    }));
-    let target = AxonTarget::new([127, 0, 0, 1].into(), port, miner.account());
+    let (target, tx) =
+        serve_pinging_after(Box::new(CpuProver::new()), Duration::from_millis(400)).await;
     let ch = Challenge::new(Seed::random().expect("seed"), 64, 1).expect("challenge");
     match validate(&target, &ch).await {
         // Before the cap, elapsed - 400 ms saturated to zero here.
@@ -146,29 +143,8 @@ impl Prover for Slow {
 /// cap it was credited 1.2 s of work as about 0.7 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delayed_ping_buys_no_more_than_the_round_trip_cap() {
-    use akihabara_core::protocol::Ping;
-    let miner = Keypair::from_uri("//Bob").expect("key");
-    let me = miner.account().to_ss58();
-    let axon = serve_pow(
-        Axon::builder(miner.clone()).route(move |p: Ping, _| {
-            let me = me.clone();
-            async move {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-                p.answer(&me)
-                    .ok_or_else(|| akihabara_core::axon::HandlerError::bad_request("count"))
-            }
-        }),
-        Arc::new(PowService::new(Box::new(Slow(CpuProver::new())))),
-    )
-    .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
-    .await
-    .expect("bind");
-    let port = axon.local_addr().expect("addr").port();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(axon.serve(async {
-        let _ = rx.await;
-    }));
-    let target = AxonTarget::new([127, 0, 0, 1].into(), port, miner.account());
+    let (target, tx) =
+        serve_pinging_after(Box::new(Slow(CpuProver::new())), Duration::from_millis(500)).await;
     let ch = Challenge::new(Seed::random().expect("seed"), 64, 1).expect("challenge");
     let d = Dendrite::new(key("//Alice")).expect("dendrite");
     let mut config = RoundConfig::new(40, Duration::from_secs(60));

@@ -1111,22 +1111,26 @@ async fn run_jobs(
     let mut out = Vec::new();
     for i in 0..n {
         let job = gateway.submit(client, numbered(i)).expect("submit");
-        until_final(gateway, router, &job.id).await;
-        let start = Instant::now();
-        loop {
-            let j = gateway.book().get(&job.id).expect("get").expect("job");
-            if j.cross_check != Some(CrossCheck::Pending) {
-                out.push(j);
-                break;
-            }
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "check never ended"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        out.push(until_checked(gateway, router, &job.id).await);
     }
     out
+}
+
+/// Job `id` once it is final and its cross-check (if any) has ended.
+async fn until_checked(gateway: &Gateway, router: &Router, id: &str) -> OrganicJob {
+    until_final(gateway, router, id).await;
+    let start = Instant::now();
+    loop {
+        let j = gateway.book().get(id).expect("get").expect("job");
+        if j.cross_check != Some(CrossCheck::Pending) {
+            return j;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "check never ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
@@ -1437,16 +1441,7 @@ async fn a_job_whose_trusted_runs_differ_costs_its_miner_nothing() {
             },
         )
         .expect("submit");
-    until_final(&gateway, &router, &job.id).await;
-    let start = Instant::now();
-    let checked = loop {
-        let j = gateway.book().get(&job.id).expect("get").expect("job");
-        if j.cross_check != Some(CrossCheck::Pending) {
-            break j;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "never checked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let checked = until_checked(&gateway, &router, &job.id).await;
     match &checked.cross_check {
         Some(CrossCheck::Unverifiable { reason }) => assert!(
             reason.starts_with(

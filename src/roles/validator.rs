@@ -1005,12 +1005,13 @@ impl Validator {
     pub async fn round(&mut self, block: Block) -> Result<RoundReport, RoleError> {
         let mg = self.chain.metagraph(self.netuid).await?;
         self.follow(&mg);
-        let mut targets = axon_targets(&mg, self.uid);
         // A new order each round: with a deadline, the same miners must not
         // always be the ones left out.
         let mut order = ChaCha20Rng::from_seed(self.challenger.seed()?);
-        let mut keyed: Vec<(u64, (Uid, AxonTarget))> =
-            targets.drain(..).map(|t| (order.next_u64(), t)).collect();
+        let mut keyed: Vec<(u64, (Uid, AxonTarget))> = axon_targets(&mg, self.uid)
+            .into_iter()
+            .map(|t| (order.next_u64(), t))
+            .collect();
         keyed.sort_by_key(|(k, _)| *k);
         let pow = &self.challenger.inner.pow;
         let deadline = tokio::time::Instant::now() + pow.round_deadline;
