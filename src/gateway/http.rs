@@ -27,7 +27,7 @@ use super::GatewayError;
 use super::jobs::OrganicJob;
 use super::keys::Client;
 use super::order::JobOrder;
-use super::service::{Gateway, SubmitError};
+use super::service::{Freshness, Gateway, SubmitError};
 
 /// The OpenAPI 3.1 document the gateway serves at `/openapi.json`.
 pub const OPENAPI: &str = include_str!("openapi.json");
@@ -407,28 +407,30 @@ impl SignatureCheck {
         // Only looked at here: the timestamp is used once the rate lets the
         // request through (`used`), so a request refused with 429 can be
         // sent again as it is.
-        if !gateway.signature_is_fresh(&self.hotkey, self.timestamp_ms) {
-            return Err(reused());
-        }
-        Ok(())
+        stale(gateway.signature_freshness(&self.hotkey, self.timestamp_ms))
     }
 
-    /// Uses the timestamp; an error if another request used it first.
+    /// Uses the timestamp (recorded in the store); an error if another
+    /// request used it first.
     fn used(&self, gateway: &Gateway) -> Result<(), Box<Response<Body>>> {
-        if gateway.fresh_signature(&self.hotkey, self.timestamp_ms) {
-            Ok(())
-        } else {
-            Err(reused())
-        }
+        stale(gateway.use_signature(&self.hotkey, self.timestamp_ms))
     }
 }
 
-fn reused() -> Box<Response<Body>> {
-    Box::new(error(
-        401,
-        Some(HEADER_TIMESTAMP),
-        "a timestamp this hotkey already used (each request signs a later one)",
-    ))
+/// The answer to a signed timestamp that may not be used, if it may not.
+fn stale(freshness: Result<Freshness, GatewayError>) -> Result<(), Box<Response<Body>>> {
+    let reason = match freshness {
+        Ok(Freshness::Fresh) => return Ok(()),
+        Err(e) => return Err(Box::new(error(500, None, e))),
+        Ok(Freshness::Reused) => {
+            "a timestamp this hotkey already used (each request signs a later one)"
+        }
+        Ok(Freshness::BeforeStart) => {
+            "signed before this gateway's store was created, by a hotkey it has no record \
+             of (it could be a request an earlier gateway accepted); sign it anew"
+        }
+    };
+    Err(Box::new(error(401, Some(HEADER_TIMESTAMP), reason)))
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -489,13 +491,6 @@ fn authenticate(
                 "more than {} s from the gateway's clock",
                 SIGNATURE_WINDOW_MS / 1000
             ),
-        ));
-    }
-    if timestamp_ms < gateway.opened_ms() {
-        return Err(unauthorized(
-            HEADER_TIMESTAMP,
-            "signed before this gateway started: a request from before a restart is not \
-             accepted again; sign it anew",
         ));
     }
     let signature = header_str(headers, HEADER_SIGNATURE)

@@ -49,8 +49,8 @@ pub use jobs::{CrossCheck, Evidence, JobState, OrganicJob};
 pub use order::{FieldError, JobOrder, OrderRules};
 pub use router::{Candidate, ChainMiners, MinerDirectory, Router, RouterSettings};
 pub use service::{
-    Gateway, MAX_ACTIVE_PER_CLIENT, MAX_PREFLIGHTS, MAX_PREFLIGHTS_PER_CLIENT, MAX_STREAMS,
-    MAX_STREAMS_PER_CLIENT, OrganicWork, SubmitError,
+    Freshness, Gateway, MAX_ACTIVE_PER_CLIENT, MAX_PREFLIGHTS, MAX_PREFLIGHTS_PER_CLIENT,
+    MAX_STREAMS, MAX_STREAMS_PER_CLIENT, OrganicWork, SubmitError,
 };
 
 /// Why the gateway could not do something.

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use crate::AccountId;
-use crate::store::{Put, Store, get_json};
+use crate::store::{Put, Store, StoreError, get_json};
 
 use super::GatewayError;
 use super::jobs::{CrossCheck, JobBook, JobState, OrganicJob};
@@ -93,8 +93,10 @@ pub struct Gateway {
     /// cancel may race).
     transitions: tokio::sync::Mutex<()>,
     changed: tokio::sync::broadcast::Sender<String>,
-    /// The last signed timestamp each hotkey client used (replay guard).
-    signed: Mutex<HashMap<AccountId, u64>>,
+    /// The last signed timestamp each hotkey client used (replay guard),
+    /// as read from and written to the store; `None`: the store has none.
+    /// One entry per hotkey client that has signed a request.
+    signed: Mutex<HashMap<AccountId, Option<u64>>>,
     /// Finished jobs the validator has not paid or penalised yet.
     unaccounted: Mutex<BTreeSet<String>>,
     /// Running jobs cancelled by their client, for the router to tell
@@ -108,9 +110,9 @@ pub struct Gateway {
     preflights: Arc<crate::market::flight::InFlight<String>>,
     /// Bad hotkey signatures, by address.
     bad_signatures: super::http::BadSignatures,
-    /// When this gateway opened, ms since the Unix epoch: requests signed
-    /// before are refused, since the replay guard of a run before this one
-    /// is gone.
+    /// When a gateway first opened its store, ms since the Unix epoch: a
+    /// hotkey that the store has no used timestamp of may not use one from
+    /// before (a request the gateway of an earlier store accepted).
     opened_ms: u64,
 }
 
@@ -137,6 +139,51 @@ fn at_most_active(active: &BTreeMap<String, String>, client: &Client) -> Result<
         });
     }
     Ok(())
+}
+
+/// Where the last signed timestamp `hotkey` used is kept.
+fn signed_key(hotkey: &AccountId) -> String {
+    format!("akihabara:gateway:signed:{hotkey}")
+}
+
+/// Where the time a gateway first opened the store is kept.
+const OPENED_KEY: &str = "akihabara:gateway:opened";
+
+/// When a gateway first opened `store`, ms since the Unix epoch; now, and
+/// written down, if none has.
+fn first_opened(store: &dyn Store) -> Result<u64, StoreError> {
+    match store.get(OPENED_KEY)? {
+        Some(bytes) => parse_ms(OPENED_KEY, &bytes),
+        None => {
+            let now = crate::market::server::unix_millis();
+            store.put(&[Put::new(OPENED_KEY, now.to_string().as_bytes())])?;
+            Ok(now)
+        }
+    }
+}
+
+/// A time in ms kept as its decimal digits.
+fn parse_ms(key: &str, bytes: &[u8]) -> Result<u64, StoreError> {
+    std::str::from_utf8(bytes)
+        .ok()
+        .and_then(|t| t.parse::<u64>().ok())
+        .ok_or_else(|| StoreError::Corrupt {
+            key: key.to_owned(),
+            reason: "not a timestamp in ms".into(),
+        })
+}
+
+/// A signed timestamp against the hotkey's replay guard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Freshness {
+    /// Later than the last one the hotkey used.
+    Fresh,
+    /// Not later than the last one the hotkey used: a replay, or a client
+    /// that signed two requests with one timestamp.
+    Reused,
+    /// From before a gateway first opened the store, for a hotkey the store
+    /// has no used timestamp of.
+    BeforeStart,
 }
 
 fn job_id() -> Result<String, GatewayError> {
@@ -166,6 +213,7 @@ impl Gateway {
             .filter(|j| j.state == JobState::Finished && !j.accounted)
             .map(|j| j.id.clone())
             .collect();
+        let opened_ms = first_opened(&*store)?;
         let (changed, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Gateway {
             clients,
@@ -187,13 +235,13 @@ impl Gateway {
                 MAX_PREFLIGHTS_PER_CLIENT,
             ),
             bad_signatures: super::http::BadSignatures::default(),
-            opened_ms: crate::market::server::unix_millis(),
+            opened_ms,
         }))
     }
 
-    /// When this gateway opened, ms since the Unix epoch: a hotkey client's
-    /// request signed earlier is refused (it may have been accepted by the
-    /// run before, whose record of used timestamps is gone).
+    /// When a gateway first opened this store, ms since the Unix epoch: a
+    /// hotkey client the store has no used timestamp of may not sign an
+    /// earlier one (a gateway on a lost store may have accepted it).
     pub fn opened_ms(&self) -> u64 {
         self.opened_ms
     }
@@ -522,24 +570,59 @@ impl Gateway {
         self.changed.subscribe()
     }
 
-    /// Whether signed timestamp `ts_ms` from `hotkey` is later than the last
-    /// one it used, without using it (see [`Gateway::fresh_signature`]).
-    pub fn signature_is_fresh(&self, hotkey: &AccountId, ts_ms: u64) -> bool {
-        let seen = self.signed.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(hotkey).is_none_or(|&last| ts_ms > last)
+    /// Whether signed timestamp `ts_ms` from `hotkey` may be used, without
+    /// using it (see [`Gateway::use_signature`]).
+    pub fn signature_freshness(
+        &self,
+        hotkey: &AccountId,
+        ts_ms: u64,
+    ) -> Result<Freshness, GatewayError> {
+        let mut seen = self.signed.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(self.freshness(&mut seen, hotkey, ts_ms)?)
     }
 
-    /// Accepts signed timestamp `ts_ms` from `hotkey` only when it is later
-    /// than the last one it used (a captured request cannot be replayed),
-    /// and uses it.
-    pub fn fresh_signature(&self, hotkey: &AccountId, ts_ms: u64) -> bool {
+    /// Uses signed timestamp `ts_ms` from `hotkey` when it is later than the
+    /// last one it used (so a captured request cannot be replayed), and
+    /// records it in the store before answering [`Freshness::Fresh`]: a
+    /// restarted gateway on the same store refuses it too.
+    pub fn use_signature(&self, hotkey: &AccountId, ts_ms: u64) -> Result<Freshness, GatewayError> {
         let mut seen = self.signed.lock().unwrap_or_else(|p| p.into_inner());
-        match seen.get(hotkey) {
-            Some(&last) if ts_ms <= last => false,
-            _ => {
-                seen.insert(*hotkey, ts_ms);
-                true
-            }
+        let freshness = self.freshness(&mut seen, hotkey, ts_ms)?;
+        if freshness == Freshness::Fresh {
+            let value = ts_ms.to_string();
+            self.store
+                .put(&[Put::new(&signed_key(hotkey), value.as_bytes())])?;
+            seen.insert(*hotkey, Some(ts_ms));
         }
+        Ok(freshness)
+    }
+
+    /// `ts_ms` against the last timestamp `hotkey` used, read from the store
+    /// once per run. A hotkey the store has no timestamp of may not use one
+    /// from before a gateway first opened the store.
+    fn freshness(
+        &self,
+        seen: &mut HashMap<AccountId, Option<u64>>,
+        hotkey: &AccountId,
+        ts_ms: u64,
+    ) -> Result<Freshness, StoreError> {
+        let last = match seen.get(hotkey) {
+            Some(&last) => last,
+            None => {
+                let key = signed_key(hotkey);
+                let last = match self.store.get(&key)? {
+                    None => None,
+                    Some(bytes) => Some(parse_ms(&key, &bytes)?),
+                };
+                seen.insert(*hotkey, last);
+                last
+            }
+        };
+        Ok(match last {
+            Some(last) if ts_ms <= last => Freshness::Reused,
+            Some(_) => Freshness::Fresh,
+            None if ts_ms < self.opened_ms => Freshness::BeforeStart,
+            None => Freshness::Fresh,
+        })
     }
 }

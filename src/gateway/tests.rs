@@ -551,25 +551,70 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
     assert_eq!(statuses, [201, 201, 429]);
 }
 
-/// A signed request captured before a restart is not accepted after it,
-/// though its timestamp is within the window: the gateway that accepted it
-/// and remembered its timestamp is gone. Before this check the fresh
-/// gateway created the job a second time (201).
+/// A signed request captured before a restart is not accepted after it.
+/// On the same store the gateway remembers the last timestamp each hotkey
+/// used (before, it refused every timestamp from before its own start, so a
+/// client whose clock runs behind was refused after each restart, and one
+/// whose clock ran ahead could have a request replayed); on a new store it
+/// refuses timestamps from before the store.
 #[tokio::test]
 async fn a_request_signed_before_a_restart_is_refused_after_it() {
     let dir = tempfile::tempdir().expect("dir");
-    let (gateway, client, api) = hotkey_client(dir.path(), 10.0, 10).await;
+    let kept = store(dir.path());
+    let (gateway, client, api) = {
+        let gateway = open(dir.path(), kept.clone(), rules());
+        let client = key("//client1");
+        gateway
+            .clients()
+            .add_hotkey("signer", client.account(), &ClientLimits::default(), 0)
+            .expect("hotkey");
+        let api = serve(gateway.clone()).await;
+        (gateway, client, api)
+    };
     let body = order(&["true"]).to_string();
+    tokio::time::sleep(Duration::from_millis(60)).await;
     let now = gateway.now_ms();
-    let first = api.signed_post(&client, &client, now, &body);
+    // The client's clock runs 30 ms behind the gateway's.
+    let behind = now - 30;
+    assert!(behind > gateway.opened_ms());
+    let first = api.signed_post(&client, &client, behind, &body);
     assert_eq!(first.send().await.expect("send").status().as_u16(), 201);
-    // The restarted gateway: no memory of the timestamps used.
-    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    drop(api);
+
+    // Restarted on the same store: the replay is refused, a later request
+    // from the client with the slow clock (still before the restart) passes.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let restarted = open(dir.path(), kept.clone(), rules());
+    assert_eq!(restarted.opened_ms(), gateway.opened_ms());
+    assert!(restarted.now_ms() > behind + 1);
+    let api = serve(restarted.clone()).await;
+    let replay = api.signed_post(&client, &client, behind, &body);
+    let replay = replay.send().await.expect("send");
+    assert_eq!(replay.status().as_u16(), 401);
+    let answer: Value = replay.json().await.expect("json");
+    assert_eq!(answer["field"], http::HEADER_TIMESTAMP);
+    assert_eq!(
+        answer["error"],
+        "a timestamp this hotkey already used (each request signs a later one)"
+    );
+    let later = api.signed_post(&client, &client, behind + 1, &body);
+    assert_eq!(later.send().await.expect("send").status().as_u16(), 201);
+    assert_eq!(restarted.book().ids().expect("ids").len(), 2);
+    drop(api);
+
+    // Started on a new store, with the same clients: it has no record of
+    // the hotkey's timestamps and refuses any from before the store.
     let again = tempfile::tempdir().expect("dir");
-    let (restarted, _, api2) = hotkey_client(again.path(), 10.0, 10).await;
-    assert!(restarted.opened_ms() > now);
-    let replay = api2
-        .signed_post(&client, &client, now, &body)
+    let fresh_store = store(again.path());
+    let other = Gateway::open(
+        fresh_store,
+        keys::Clients::new(dir.path().join("clients.json")),
+        rules(),
+    )
+    .expect("open");
+    let api = serve(other.clone()).await;
+    let replay = api
+        .signed_post(&client, &client, behind + 1, &body)
         .send()
         .await
         .expect("send");
@@ -578,13 +623,48 @@ async fn a_request_signed_before_a_restart_is_refused_after_it() {
     assert_eq!(answer["field"], http::HEADER_TIMESTAMP);
     assert_eq!(
         answer["error"],
-        "signed before this gateway started: a request from before a restart is not accepted \
-         again; sign it anew"
+        "signed before this gateway's store was created, by a hotkey it has no record of \
+         (it could be a request an earlier gateway accepted); sign it anew"
     );
-    assert!(restarted.book().ids().expect("ids").is_empty());
+    assert!(other.book().ids().expect("ids").is_empty());
     // A request signed now passes.
-    let fresh = api2.signed_post(&client, &client, restarted.now_ms(), &body);
+    let fresh = api.signed_post(&client, &client, other.now_ms(), &body);
     assert_eq!(fresh.send().await.expect("send").status().as_u16(), 201);
+}
+
+/// The last timestamp a hotkey used is kept as its decimal digits; a value
+/// that is not one fails the request (500) rather than reading as "never
+/// used".
+#[tokio::test]
+async fn a_corrupt_replay_record_refuses_the_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let kept = store(dir.path());
+    let gateway = open(dir.path(), kept.clone(), rules());
+    let client = key("//client1");
+    gateway
+        .clients()
+        .add_hotkey("signer", client.account(), &ClientLimits::default(), 0)
+        .expect("hotkey");
+    let api = serve(gateway.clone()).await;
+    kept.put(&[crate::store::Put::new(
+        &format!("akihabara:gateway:signed:{}", client.account()),
+        b"yesterday",
+    )])
+    .expect("put");
+    let body = order(&["true"]).to_string();
+    let r = api
+        .signed_post(&client, &client, gateway.now_ms(), &body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), 500);
+    let answer: Value = r.json().await.expect("json");
+    let error = answer["error"].as_str().expect("error");
+    assert!(
+        error.contains("akihabara:gateway:signed:") && error.contains("not a timestamp in ms"),
+        "{error}"
+    );
+    assert!(gateway.book().ids().expect("ids").is_empty());
 }
 
 /// A signed request refused for its client's rate (429) has not used its
