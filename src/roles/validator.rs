@@ -1,6 +1,6 @@
 //! The validator role: rounds of proofs of work, epochs of weights.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,7 +66,8 @@ pub struct PowSettings {
     /// The longest a round takes: miners whose turn has not ended by then
     /// are skipped this round (not measured, no penalty), so miners that
     /// answer slowly cannot hold the round, and the weights after it, for
-    /// hours. Miners are visited in a new random order each round. One
+    /// hours. Miners are visited in a new random order each round, those
+    /// the deadline left unmeasured before the others. One
     /// miner's turn (its Pings, challenge and opening) takes at most twice
     /// `timeout`, and is a failed round past that; with schedules
     /// respected, its `ScheduleQuery` (at most 10 s) comes first. At most
@@ -857,6 +858,8 @@ impl ValidatorBuilder {
             measured,
             weights,
             next_round: 0,
+            rounds: 0,
+            last_turn: HashMap::new(),
             receipts: self
                 .probe
                 .as_ref()
@@ -894,6 +897,13 @@ pub struct Validator {
     measured: Vec<Measured>,
     weights: WeightsState,
     next_round: u64,
+    /// Rounds run by this value (memory only).
+    rounds: u64,
+    /// The round each miner's turn last ended in (measured, failed or
+    /// skipped for a reason of its own, not for the round's deadline):
+    /// miners whose turns ended longest ago go first (memory only; after a
+    /// restart the order is random).
+    last_turn: HashMap<Uid, u64>,
     probe: Option<Arc<ProbeSettings>>,
     receipts: Option<Arc<ReceiptStore>>,
     pub(super) probes: ProbeState,
@@ -1005,12 +1015,21 @@ impl Validator {
     pub async fn round(&mut self, block: Block) -> Result<RoundReport, RoleError> {
         let mg = self.chain.metagraph(self.netuid).await?;
         self.follow(&mg);
-        // A new order each round: with a deadline, the same miners must not
-        // always be the ones left out.
+        // Miners whose turns ended longest ago (or never) first, in a new
+        // random order among equals each round: when the deadline leaves
+        // miners out, they go first the next round, so miners that stall
+        // their turns cannot keep others unmeasured round after round.
         let mut order = ChaCha20Rng::from_seed(self.challenger.seed()?);
-        let mut keyed: Vec<(u64, (Uid, AxonTarget))> = axon_targets(&mg, self.uid)
+        self.rounds += 1;
+        let targets = axon_targets(&mg, self.uid);
+        let present: HashSet<Uid> = targets.iter().map(|t| t.0).collect();
+        self.last_turn.retain(|uid, _| present.contains(uid));
+        let mut keyed: Vec<((u64, u64), (Uid, AxonTarget))> = targets
             .into_iter()
-            .map(|t| (order.next_u64(), t))
+            .map(|t| {
+                let last = self.last_turn.get(&t.0).copied().unwrap_or(0);
+                ((last, order.next_u64()), t)
+            })
             .collect();
         keyed.sort_by_key(|(k, _)| *k);
         let pow = &self.challenger.inner.pow;
@@ -1020,36 +1039,64 @@ impl Validator {
              miner's turn ended",
             pow.round_deadline.as_secs_f64()
         );
-        let limit = Arc::new(tokio::sync::Semaphore::new(pow.concurrency));
+        // `concurrency` workers take the miners in this order (spawned
+        // tasks waiting on a semaphore would start in the scheduler's order,
+        // not this one); a turn the deadline cuts short ends its worker, and
+        // the miners still queued then are left out too.
+        let queue = Arc::new(Mutex::new(
+            keyed
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect::<std::collections::VecDeque<_>>(),
+        ));
         let mut tasks = tokio::task::JoinSet::new();
-        for (_, (uid, target)) in keyed {
-            let (c, limit, me, respect, late) = (
+        for _ in 0..pow.concurrency.max(1) {
+            let (c, me, respect, queue) = (
                 self.challenger.clone(),
-                limit.clone(),
                 self.uid,
                 self.respect_schedules,
-                late.clone(),
+                queue.clone(),
             );
             tasks.spawn(async move {
-                let turn = async {
-                    let _permit = limit.acquire_owned().await;
-                    c.visit(me, block, uid, &target, respect).await
-                };
-                tokio::time::timeout_at(deadline, turn)
-                    .await
-                    .unwrap_or(Err((uid, late)))
+                // `Err(Err(uid))`: the deadline passed during its turn.
+                let mut turns = Vec::new();
+                loop {
+                    let next = queue.lock().unwrap_or_else(|p| p.into_inner()).pop_front();
+                    let Some((uid, target)) = next else { break };
+                    let turn = c.visit(me, block, uid, &target, respect);
+                    match tokio::time::timeout_at(deadline, turn).await {
+                        Ok(Ok(m)) => turns.push(Ok(m)),
+                        Ok(Err(skip)) => turns.push(Err(Ok(skip))),
+                        Err(_) => {
+                            turns.push(Err(Err(uid)));
+                            break;
+                        }
+                    }
+                }
+                turns
             });
         }
         let mut report = RoundReport {
             block,
             ..RoundReport::default()
         };
-        for r in tasks.join_all().await {
+        for r in tasks.join_all().await.into_iter().flatten() {
             match r {
-                Ok(m) => report.challenged.push(m),
-                Err(skip) => report.skipped.push(skip),
+                Ok(m) => {
+                    self.last_turn.insert(Uid(m.uid), self.rounds);
+                    report.challenged.push(m);
+                }
+                Err(Ok(skip)) => {
+                    self.last_turn.insert(skip.0, self.rounds);
+                    report.skipped.push(skip);
+                }
+                Err(Err(uid)) => report.skipped.push((uid, late.clone())),
             }
         }
+        let left = std::mem::take(&mut *queue.lock().unwrap_or_else(|p| p.into_inner()));
+        report
+            .skipped
+            .extend(left.into_iter().map(|(uid, _)| (uid, late.clone())));
         report.challenged.sort_by_key(|m| m.uid);
         report.skipped.sort_by_key(|s| s.0);
         self.record(report.challenged.iter().cloned());

@@ -255,8 +255,8 @@ async fn challenges_are_sized_by_the_last_verified_speed() {
 
 /// Miners that answer each call just inside the limit cannot hold a round
 /// for their number times their turn: past `round_deadline` the rest are
-/// skipped, unmeasured. Before the deadline, five such miners one at a time
-/// held this round for about 12 s.
+/// skipped, unmeasured, and go first the next round. Before the deadline,
+/// five such miners one at a time held this round for about 12 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_miners_cannot_hold_a_round_past_its_deadline() {
     use crate::protocol::Ping;
@@ -303,6 +303,20 @@ async fn slow_miners_cannot_hold_a_round_past_its_deadline() {
         );
     }
     assert!(took < Duration::from_secs(10), "{took:?}");
+    // The miners left out go first next round: five rounds measure all
+    // five. In a random order each round, five rounds measured five
+    // different miners once in 26 (5!/5^5).
+    let mut measured = vec![round.challenged[0].uid];
+    for r in 1..5 {
+        let round = v.round(Block(block.0 + r)).await.expect("round");
+        assert_eq!(round.challenged.len(), 1, "{round:?}");
+        let uid = round.challenged[0].uid;
+        assert!(
+            !measured.contains(&uid),
+            "{uid:?} again, after {measured:?}"
+        );
+        measured.push(uid);
+    }
     // A deadline shorter than one miner's turn is refused.
     let short = PowSettings::new(64, 1)
         .timeout(Duration::from_secs(1))
