@@ -241,13 +241,34 @@ impl OrganicJob {
     }
 }
 
-const INDEX: &str = "akihabara:gateway:jobs";
+/// The index before it was kept in chunks: one list of up to 50,000 ids,
+/// read and written whole on each new job. Read while no chunk exists, and
+/// split into chunks by the first insert.
+const OLD_INDEX: &str = "akihabara:gateway:jobs";
+/// Which chunks of the index exist ([`IndexChunks`]).
+const INDEX_CHUNKS: &str = "akihabara:gateway:job-chunks";
+/// Job ids per chunk of the index: a new job reads and writes one chunk
+/// (about 40 KB), not the whole index (about 2 MB at [`MAX_LISTED`]).
+const INDEX_CHUNK: usize = 1_000;
+
+fn chunk_key(n: u64) -> String {
+    format!("akihabara:gateway:job-chunk:{n}")
+}
+
+/// The chunks of the index that exist: `first..=last` (none when `last <
+/// first`), the newest ids in `last`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
+struct IndexChunks {
+    first: u64,
+    last: u64,
+}
 const PENALTIES: &str = "akihabara:gateway:penalties";
 
 /// The most evidence records the penalty list keeps (the latest).
 pub const MAX_PENALTIES: usize = 10_000;
 
-/// How many job ids the index lists (the oldest drop out of listings; the
+/// How many job ids the index lists, at most (the oldest drop out of
+/// listings 1,000 at a time, so it lists at least 49,001 once full; the
 /// jobs themselves stay readable by id).
 pub const MAX_LISTED: usize = 50_000;
 
@@ -288,6 +309,8 @@ pub struct JobBook {
     store: Arc<dyn Store>,
     write: Mutex<()>,
     final_ttl: std::time::Duration,
+    /// Ids per chunk of the index, and the most chunks kept.
+    chunk: (usize, u64),
 }
 
 impl std::fmt::Debug for JobBook {
@@ -309,6 +332,16 @@ impl JobBook {
             store,
             write: Mutex::new(()),
             final_ttl: FINAL_JOB_TTL,
+            chunk: (INDEX_CHUNK, (MAX_LISTED / INDEX_CHUNK) as u64),
+        }
+    }
+
+    /// The index in chunks of `ids`, at most `chunks` of them (tests).
+    #[cfg(test)]
+    pub(crate) fn with_index_chunks(self, ids: usize, chunks: u64) -> JobBook {
+        JobBook {
+            chunk: (ids, chunks),
+            ..self
         }
     }
 
@@ -328,16 +361,84 @@ impl JobBook {
     /// in one write.
     pub fn insert(&self, job: &OrganicJob) -> Result<(), GatewayError> {
         let _one = self.write.lock().unwrap_or_else(|p| p.into_inner());
-        let ids = pushed(self.ids()?, &job.id, MAX_LISTED);
+        let (ids_per_chunk, max_chunks) = self.chunk;
+        let mut chunks = match self.chunks()? {
+            Some(c) => c,
+            None => self.split_old_index()?,
+        };
+        let mut ids = if chunks.last < chunks.first {
+            chunks.last = chunks.first;
+            Vec::new()
+        } else {
+            self.chunk_ids(chunks.last)?
+        };
+        if ids.len() >= ids_per_chunk {
+            chunks.last += 1;
+            ids.clear();
+        }
+        ids.push(job.id.clone());
+        // The oldest chunk goes when one more would be over the cap.
+        let dropped = (chunks.last - chunks.first + 1 > max_chunks).then(|| {
+            chunks.first += 1;
+            chunk_key(chunks.first - 1)
+        });
         let owner_ids = pushed(self.owner_ids(&job.owner)?, &job.id, MAX_LISTED_PER_CLIENT);
-        let (key, owner) = (job_key(&job.id), owner_key(&job.owner));
-        let (record, index, owner_index) = (encode(job)?, encode(&ids)?, encode(&owner_ids)?);
+        let (key, owner, chunk) = (
+            job_key(&job.id),
+            owner_key(&job.owner),
+            chunk_key(chunks.last),
+        );
+        let (record, index, owner_index, head) = (
+            encode(job)?,
+            encode(&ids)?,
+            encode(&owner_ids)?,
+            encode(&chunks)?,
+        );
         self.store.put(&[
             Put::new(&key, &record),
-            Put::new(INDEX, &index),
+            Put::new(&chunk, &index),
+            Put::new(INDEX_CHUNKS, &head),
             Put::new(&owner, &owner_index),
         ])?;
+        if let Some(old) = dropped {
+            self.store.delete(&old)?;
+        }
         Ok(())
+    }
+
+    /// Which chunks of the index exist; `None` for a store without them.
+    fn chunks(&self) -> Result<Option<IndexChunks>, GatewayError> {
+        Ok(get_json::<IndexChunks>(&*self.store, INDEX_CHUNKS)?)
+    }
+
+    fn chunk_ids(&self, n: u64) -> Result<Vec<String>, GatewayError> {
+        Ok(get_json::<Vec<String>>(&*self.store, &chunk_key(n))?.unwrap_or_default())
+    }
+
+    /// Writes the index of a store from before chunks as chunks (an empty
+    /// index when there is none), then drops it. Called with the write lock.
+    fn split_old_index(&self) -> Result<IndexChunks, GatewayError> {
+        let (ids_per_chunk, max_chunks) = self.chunk;
+        let old = get_json::<Vec<String>>(&*self.store, OLD_INDEX)?.unwrap_or_default();
+        let mut parts: Vec<&[String]> = old.chunks(ids_per_chunk).collect();
+        if parts.len() as u64 > max_chunks {
+            parts.drain(..parts.len() - max_chunks as usize);
+        }
+        // Chunks 1..=n; none is `first: 1, last: 0`.
+        let chunks = IndexChunks {
+            first: 1,
+            last: parts.len() as u64,
+        };
+        let mut records = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            records.push((chunk_key(i as u64 + 1), encode(part)?));
+        }
+        let head = encode(&chunks)?;
+        let mut puts: Vec<Put<'_>> = records.iter().map(|(k, v)| Put::new(k, v)).collect();
+        puts.push(Put::new(INDEX_CHUNKS, &head));
+        self.store.put(&puts)?;
+        self.store.delete(OLD_INDEX)?;
+        Ok(chunks)
     }
 
     /// Builds each client's index from `all` (the listed jobs, oldest
@@ -425,7 +526,14 @@ impl JobBook {
 
     /// The listed job ids, oldest first.
     pub fn ids(&self) -> Result<Vec<String>, GatewayError> {
-        Ok(get_json::<Vec<String>>(&*self.store, INDEX)?.unwrap_or_default())
+        let Some(chunks) = self.chunks()? else {
+            return Ok(get_json::<Vec<String>>(&*self.store, OLD_INDEX)?.unwrap_or_default());
+        };
+        let mut ids = Vec::new();
+        for n in chunks.first..=chunks.last {
+            ids.extend(self.chunk_ids(n)?);
+        }
+        Ok(ids)
     }
 
     /// The listed jobs, oldest first (a job whose record is gone is skipped).

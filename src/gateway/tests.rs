@@ -1968,3 +1968,97 @@ fn bad_signatures_from_one_ipv6_64_share_a_count() {
     );
     assert!(counts.allowed(ip("2001:db8:7:8::1".into())), "another /64");
 }
+
+/// A store that remembers the largest value each put wrote under a key
+/// with `prefix`.
+#[derive(Debug)]
+struct Recording {
+    inner: Embedded,
+    prefix: &'static str,
+    largest: std::sync::Mutex<usize>,
+}
+
+impl Store for Recording {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, crate::store::StoreError> {
+        self.inner.get(key)
+    }
+    fn put(&self, entries: &[crate::store::Put<'_>]) -> Result<(), crate::store::StoreError> {
+        let mut largest = self.largest.lock().expect("lock");
+        for e in entries.iter().filter(|e| e.key.starts_with(self.prefix)) {
+            *largest = (*largest).max(e.value.len());
+        }
+        drop(largest);
+        self.inner.put(entries)
+    }
+    fn delete(&self, key: &str) -> Result<(), crate::store::StoreError> {
+        self.inner.delete(key)
+    }
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+}
+
+fn queued(i: usize) -> OrganicJob {
+    OrganicJob::queued(format!("job-{i:032x}"), "client".into(), numbered(i), 0)
+}
+
+/// The index of jobs is kept in chunks: a new job writes one chunk, not the
+/// whole list (before, each insert rewrote every listed id: about 2 MB at
+/// 50,000), and the oldest chunk drops out whole past the cap.
+#[test]
+fn a_new_job_writes_one_chunk_of_the_index() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Arc::new(Recording {
+        inner: Embedded::open(dir.path().join("state.redb")).expect("store"),
+        prefix: "akihabara:gateway:job-chunk:",
+        largest: std::sync::Mutex::new(0),
+    });
+    let book = jobs::JobBook::new(store.clone()).with_index_chunks(10, 5);
+    for i in 0..73 {
+        book.insert(&queued(i)).expect("insert");
+    }
+    // Ten ids a chunk: the largest index write is ten ids, not 73 (nor 50).
+    let ten = serde_json::to_vec(&(0..10).map(|i| queued(i).id).collect::<Vec<_>>())
+        .expect("json")
+        .len();
+    assert_eq!(*store.largest.lock().expect("lock"), ten);
+    // Chunks 4..=8 are kept (jobs 30 to 72); chunks 1 to 3 are gone.
+    let ids = book.ids().expect("ids");
+    assert_eq!(ids, (30..73).map(|i| queued(i).id).collect::<Vec<_>>());
+    for n in 1..=3 {
+        let key = format!("akihabara:gateway:job-chunk:{n}");
+        assert_eq!(store.get(&key).expect("get"), None, "{key}");
+    }
+    // The jobs themselves stay readable by id.
+    assert!(book.get(&queued(0).id).expect("get").is_some());
+}
+
+/// A store from before the chunks: its one list is read as it is, and the
+/// first new job splits it into chunks and drops it.
+#[test]
+fn an_index_from_before_chunks_is_read_then_split() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn Store> =
+        Arc::new(Embedded::open(dir.path().join("state.redb")).expect("store"));
+    let old: Vec<String> = (0..25).map(|i| queued(i).id).collect();
+    let list = serde_json::to_vec(&old).expect("json");
+    store
+        .put(&[crate::store::Put::new("akihabara:gateway:jobs", &list)])
+        .expect("put");
+    let book = jobs::JobBook::new(store.clone()).with_index_chunks(10, 5);
+    assert_eq!(book.ids().expect("ids"), old);
+    book.insert(&queued(25)).expect("insert");
+    let mut all = old.clone();
+    all.push(queued(25).id);
+    assert_eq!(book.ids().expect("ids"), all);
+    assert_eq!(store.get("akihabara:gateway:jobs").expect("get"), None);
+    // Split as 10, 10, 5, and the new id joined the last chunk.
+    let last: Vec<String> = serde_json::from_slice(
+        &store
+            .get("akihabara:gateway:job-chunk:3")
+            .expect("get")
+            .expect("chunk 3"),
+    )
+    .expect("json");
+    assert_eq!(last, all[20..]);
+}
