@@ -1,7 +1,8 @@
 //! The gateway's HTTP API, on hyper: routes, authentication, budgets.
 //!
 //! Budgets, per the internet-facing rules of this workspace: at most
-//! [`HttpSettings::max_connections`] connections (and a share per address),
+//! [`HttpSettings::max_connections`] connections (and a share per address;
+//! at the cap a new connection takes the place of the one idle longest),
 //! a deadline for the request head and for the body, a body cap, a lifetime
 //! per connection, and the client's rate limit checked before its body is
 //! read.
@@ -20,7 +21,7 @@ use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 
 use crate::AccountId;
-use crate::axon::ConnectionLimit;
+use crate::axon::{ConnectionLimit, Serving, serve_connection};
 use crate::wallet::{Signature, verify};
 
 use super::GatewayError;
@@ -54,7 +55,9 @@ pub fn signing_message(method: &str, path: &str, timestamp_ms: u64, body: &[u8])
 /// The HTTP budgets.
 #[derive(Clone, Debug, PartialEq)]
 pub struct HttpSettings {
-    /// Connections open at once.
+    /// Connections open at once. At the cap a new connection takes the
+    /// place of the one idle longest (no request being answered, a log
+    /// stream included), which is closed.
     pub max_connections: usize,
     /// Connections open at once from one address.
     pub max_connections_per_ip: usize,
@@ -173,16 +176,32 @@ impl Listener {
             let _ = akihabara_core::axon::limit_stuck_sends(&stream, settings.send_timeout);
             let (gateway, settings) = (gateway.clone(), settings.clone());
             tokio::spawn(async move {
-                let s = settings.clone();
+                let (s, tracker) = (settings.clone(), permit.tracker());
                 let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                     let (gateway, settings) = (gateway.clone(), s.clone());
-                    async move { Ok::<_, Infallible>(route(&gateway, &settings, req, peer.ip()).await) }
+                    // Serving until the answer's body is sent (a log
+                    // stream included): till then it is not evicted.
+                    let serving = tracker.serving();
+                    async move {
+                        let answer = route(&gateway, &settings, req, peer.ip()).await;
+                        Ok::<_, Infallible>(answer.map(|body| {
+                            Tracked {
+                                body,
+                                _serving: serving,
+                            }
+                            .boxed()
+                        }))
+                    }
                 });
                 let conn = hyper::server::conn::http1::Builder::new()
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(settings.header_timeout)
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-                let _ = tokio::time::timeout(settings.connection_lifetime, conn).await;
+                let _ = tokio::time::timeout(
+                    settings.connection_lifetime,
+                    serve_connection(conn, &permit, std::future::pending()),
+                )
+                .await;
                 drop(permit);
             });
         }
@@ -795,6 +814,33 @@ fn logs(
     r.headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
+}
+
+/// An answer's body that keeps its connection marked as serving a request
+/// until it has been sent.
+struct Tracked {
+    body: Body,
+    _serving: Serving,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// An event stream's body: its frames come through a channel whose sender

@@ -2062,3 +2062,79 @@ fn an_index_from_before_chunks_is_read_then_split() {
     .expect("json");
     assert_eq!(last, all[20..]);
 }
+
+/// Idle connections give their places to new ones once every place is
+/// taken; one with a request being served (here, its body still coming)
+/// keeps its place. Before, idle connections from a few addresses left a
+/// client with nowhere to connect.
+#[tokio::test]
+async fn idle_connections_give_their_places_and_busy_ones_keep_theirs() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let (_, key) = gateway
+        .clients()
+        .add_key("test", &ClientLimits::default(), 0)
+        .expect("key");
+    let settings = HttpSettings {
+        max_connections: 3,
+        max_connections_per_ip: 1,
+        body_timeout: Duration::from_secs(5),
+        ..HttpSettings::default()
+    };
+    let api = serve_with(gateway.clone(), settings).await;
+    let addr: SocketAddr = api
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("addr");
+    let connect = |last: u8| async move {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(SocketAddr::from(([127, 0, 0, last], 0)))
+            .expect("bind");
+        socket.connect(addr).await.expect("connect")
+    };
+    // The oldest: a job submission whose body has not arrived yet.
+    let body = order(&["true"]).to_string();
+    let mut busy = connect(10).await;
+    busy.write_all(
+        format!(
+            "POST /v1/jobs HTTP/1.1\r\nhost: a\r\nauthorization: Bearer {key}\r\n\
+             content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .await
+    .expect("head");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut idle = [connect(11).await, connect(12).await];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = akihabara_core::dendrite::http_client()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .expect("client");
+    let health = client
+        .get(format!("{}/health", api.base))
+        .send()
+        .await
+        .expect("a place was made");
+    assert_eq!(health.status().as_u16(), 200);
+    // The idle one of 127.0.0.11 made way; 127.0.0.12's is still open.
+    let mut b = [0u8; 1];
+    let first = tokio::time::timeout(Duration::from_secs(2), idle[0].read(&mut b)).await;
+    assert!(matches!(first, Ok(Ok(0) | Err(_))), "{first:?}");
+    let second = tokio::time::timeout(Duration::from_millis(50), idle[1].read(&mut b)).await;
+    assert!(second.is_err(), "{second:?}");
+    // The submission goes through on its connection.
+    busy.write_all(body.as_bytes()).await.expect("body");
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), busy.read(&mut answer))
+        .await
+        .expect("answered")
+        .expect("read");
+    let head = String::from_utf8_lossy(&answer[..n]);
+    assert!(head.starts_with("HTTP/1.1 201 "), "{head}");
+    assert_eq!(gateway.book().ids().expect("ids").len(), 1);
+}

@@ -302,7 +302,11 @@ async fn serve_limited(
                     .timer(hyper_util::rt::TokioTimer::new())
                     .header_read_timeout(header_timeout)
                     .serve_connection(io, service);
-                let _ = tokio::time::timeout(CONNECTION_LIFETIME, conn).await;
+                let _ = tokio::time::timeout(
+                    CONNECTION_LIFETIME,
+                    akihabara_core::axon::serve_connection(conn, &admitted, std::future::pending()),
+                )
+                .await;
                 drop(admitted);
             });
         }

@@ -3,10 +3,12 @@
 //! Each request goes through the same steps as in the Python axon, in the same
 //! order, plus the limits a public server needs:
 //!
-//! 0. connections: at most [`AxonConfig::max_connections`], and
-//!    [`AxonConfig::max_connections_per_ip`] per caller network (an IPv4
-//!    address, an IPv6 /64; more are closed at once); headers must arrive within 30 s, which also ends idle keep-alive
-//!    connections;
+//! 0. connections: at most [`AxonConfig::max_connections`] (at that cap a
+//!    new one takes the place of the one that has served no request for
+//!    longest, which is closed), and [`AxonConfig::max_connections_per_ip`]
+//!    per caller network (an IPv4 address, an IPv6 /64; more are closed at
+//!    once); headers must arrive within 30 s, which also ends idle
+//!    keep-alive connections;
 //! 1. method and route (405, 404), content type (415), declared size (413);
 //! 2. headers: legacy `bt_header_*` or `btauth/1` (400 when malformed);
 //! 3. blacklist ([`Policy::blacklist`]: 403 `Forbidden. Key is blacklisted: <reason>.`);
@@ -52,7 +54,8 @@ mod policy;
 mod verifier;
 
 pub use connections::{
-    ConnectionLimit, ConnectionPermit, limit_stuck_sends, pipeline_and_stop_reading,
+    ConnectionLimit, ConnectionPermit, ConnectionTracker, EVICTION_GRACE, Serving,
+    limit_stuck_sends, pipeline_and_stop_reading, serve_connection,
 };
 pub use policy::{AllowAll, Policy, StakePolicy};
 
@@ -100,7 +103,10 @@ pub struct AxonConfig {
     pub btauth: VerifyOptions,
     /// Accept `btauth/1` requests beside the legacy scheme. Default true.
     pub accept_btauth: bool,
-    /// Open connections at once; more are closed as soon as accepted.
+    /// Open connections at once. At the cap a new connection takes the
+    /// place of the one idle longest (serving no request: idle keep-alive,
+    /// or no request yet), which is closed; when every connection is
+    /// serving a request, the new one is closed as soon as accepted.
     /// Default 512 (below the usual 1024-descriptor limit).
     pub max_connections: usize,
     /// Open connections from one caller network (an IPv4 address, an IPv6
@@ -111,7 +117,10 @@ pub struct AxonConfig {
     pub body_timeout: Duration,
     /// Body bytes held at once for callers whose signature is not yet
     /// checked (`btauth/1` signs the body, so it is read first); a request
-    /// that would exceed it gets 503 at once. Default 32 MiB.
+    /// that would exceed it gets 503 at once. Each such body counts as at
+    /// least this divided by a quarter of `max_connections` (256 KiB at the
+    /// defaults), so at most a quarter of the connections read
+    /// unverified bodies at once. Default 32 MiB.
     pub max_unverified_bytes: usize,
     /// How long an answer may sit unsent or unacknowledged (a client that
     /// stopped reading) before the connection is closed. Default 30 s.
@@ -634,7 +643,9 @@ impl Axon {
                 }
             })
         });
-        let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+        // Each connection holds a receiver: at shutdown they are told to
+        // close, and the sender's `closed` waits for the last.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
             let (stream, peer) = tokio::select! {
@@ -659,29 +670,35 @@ impl Axon {
             let _ = stream.set_nodelay(true);
             let _ = limit_stuck_sends(&stream, inner.config.send_timeout);
             let inner = inner.clone();
+            let tracker = admitted.tracker();
             let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                let inner = inner.clone();
+                let (inner, serving) = (inner.clone(), tracker.serving());
                 async move {
                     let (parts, body) = req.into_parts();
-                    Ok::<_, std::convert::Infallible>(
-                        inner
-                            .dispatch(peer, parts.method, parts.uri, parts.headers, body)
-                            .await,
-                    )
+                    let answer = inner
+                        .dispatch(peer, parts.method, parts.uri, parts.headers, body)
+                        .await;
+                    drop(serving);
+                    Ok::<_, std::convert::Infallible>(answer)
                 }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())
                 .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-            let conn = graceful.watch(conn);
+            let mut stop = stop_rx.clone();
             tokio::spawn(async move {
-                let _ = conn.await;
+                serve_connection(conn, &admitted, async move {
+                    let _ = stop.changed().await;
+                })
+                .await;
                 drop(admitted);
             });
         };
         drop(self.listener);
-        graceful.shutdown().await;
+        drop(stop_rx);
+        let _ = stop_tx.send(());
+        stop_tx.closed().await;
         if let Some(s) = sweeper {
             s.abort();
         }
@@ -850,9 +867,16 @@ impl Inner {
                 .check(&auth.hotkey, auth.nonce)
                 .map_err(Reject::unverified)?;
             // The body is signed: read it, within the unverified budget.
+            // Each read is charged at least a share of it, so that at most a
+            // quarter of the connections read unverified bodies at once: a
+            // stalled one-byte body keeps its connection serving, and so
+            // safe from eviction, until the body timeout.
+            let share = self.config.max_unverified_bytes / (self.config.max_connections / 4).max(1);
             let want = declared
                 .unwrap_or(self.config.max_body_bytes)
-                .clamp(1, self.config.max_body_bytes);
+                .min(self.config.max_body_bytes)
+                .max(share)
+                .max(1);
             let _budget = u32::try_from(want)
                 .ok()
                 .and_then(|n| self.unverified.clone().try_acquire_many_owned(n).ok())

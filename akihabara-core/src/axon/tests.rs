@@ -1001,3 +1001,160 @@ async fn a_client_that_stops_reading_its_answers_is_cut_off() {
     );
     r.stop().await;
 }
+
+/// Connects to `r` from loopback address `from`.
+async fn connect_from(r: &Running, from: [u8; 4]) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(std::net::SocketAddr::from((from, 0))).unwrap();
+    socket
+        .connect(std::net::SocketAddr::from(([127, 0, 0, 1], r.target.port)))
+        .await
+        .unwrap()
+}
+
+/// Whether the server closed `s` (read 0 or an error within `within`).
+async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    let mut b = [0u8; 1];
+    matches!(
+        tokio::time::timeout(within, s.read(&mut b)).await,
+        Ok(Ok(0) | Err(_))
+    )
+}
+
+/// Idle connections from a few addresses cannot hold every place: at the
+/// cap in all, a new connection takes the place of the one idle longest.
+/// Before, four addresses at their cap of 2 left a validator's call with
+/// nowhere to go (closed at once), for as long as they sent a request each
+/// 30 s. Connections serving a request keep their places.
+#[tokio::test]
+async fn idle_connections_give_their_places_to_new_ones() {
+    let config = AxonConfig {
+        max_connections: 8,
+        max_connections_per_ip: 2,
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let mut idle = Vec::new();
+    for i in 0..4u8 {
+        for _ in 0..2 {
+            idle.push(connect_from(&r, [127, 0, 0, 10 + i]).await);
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for s in &mut idle {
+        assert!(!closed_within(s, Duration::from_millis(20)).await);
+    }
+    // A validator from another address is served, twice (its keep-alive
+    // connection is kept between the calls)...
+    let d = Dendrite::new(Keypair::from_uri("//Charlie").unwrap()).unwrap();
+    let client = crate::dendrite::http_client()
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .build()
+        .unwrap();
+    for i in 0..2 {
+        let (body, headers) = d.prepare(&r.target, Ping::new("x", i), T, "c").unwrap();
+        assert_eq!(send_with(&client, &r, "Ping", body, &headers).await.0, 200);
+    }
+    // ...and only the oldest idle connection made way.
+    assert!(closed_within(&mut idle[0], Duration::from_secs(2)).await);
+    for s in &mut idle[1..] {
+        assert!(!closed_within(s, Duration::from_millis(20)).await);
+    }
+    assert_eq!(r.stats.refused_connections(), 0);
+
+    // Eight calls in flight hold all eight places: a ninth connection is
+    // refused, and the eight are answered.
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut slow = Vec::new();
+    for i in 0..8u8 {
+        let client = crate::dendrite::http_client()
+            .local_address(std::net::IpAddr::from([127, 0, 1, i]))
+            .build()
+            .unwrap();
+        let d = Dendrite::new(Keypair::from_uri(&format!("//Slow{i}")).unwrap()).unwrap();
+        let (body, headers) = d.prepare(&r.target, Sleep { ms: 1500 }, T, "s").unwrap();
+        let r_url = url(&r, "Sleep");
+        slow.push(tokio::spawn(async move {
+            let mut req = client
+                .post(r_url)
+                .header("content-type", "application/json")
+                .body(body);
+            for (k, v) in &headers {
+                req = req.header(k, v);
+            }
+            req.send().await.map(|a| a.status().as_u16())
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut ninth = connect_from(&r, [127, 0, 0, 3]).await;
+    assert!(closed_within(&mut ninth, Duration::from_millis(500)).await);
+    assert_eq!(r.stats.refused_connections(), 1);
+    for call in slow {
+        assert_eq!(call.await.unwrap().unwrap(), 200);
+    }
+    r.stop().await;
+}
+
+/// The accounting behind eviction: the idle longest goes first, a
+/// connection serving a request is never chosen, nothing is freed twice.
+#[tokio::test]
+async fn eviction_takes_the_idle_longest_and_never_one_serving() {
+    let limit = ConnectionLimit::new(2, 2);
+    let ip = |i: u8| std::net::IpAddr::from([192, 0, 2, i]);
+    let soon = Duration::from_millis(10);
+    let a = limit.admit(ip(1)).expect("a");
+    let b = limit.admit(ip(2)).expect("b");
+    let c = limit.admit(ip(3)).expect("c, in a's place");
+    assert!(tokio::time::timeout(soon, a.evicted()).await.is_ok());
+    assert!(tokio::time::timeout(soon, b.evicted()).await.is_err());
+    assert_eq!(limit.open(), 2);
+    drop(a);
+    assert_eq!(limit.open(), 2, "an evicted place is not freed twice");
+    // b serves a request: c, though newer, goes.
+    let serving = b.tracker().serving();
+    let d = limit.admit(ip(4)).expect("d, in c's place");
+    assert!(tokio::time::timeout(soon, c.evicted()).await.is_ok());
+    drop(c);
+    // d and b both serving: no place for e.
+    let also = d.tracker().serving();
+    assert!(limit.admit(ip(5)).is_none());
+    // b's request ends after d's: d is now the idle longest.
+    drop(also);
+    drop(serving);
+    let _e = limit.admit(ip(5)).expect("e, in d's place");
+    assert!(tokio::time::timeout(soon, d.evicted()).await.is_ok());
+    assert!(tokio::time::timeout(soon, b.evicted()).await.is_err());
+    drop(d);
+    drop(b);
+    assert_eq!(limit.open(), 1);
+}
+
+/// A body that claims `btauth/1` and one byte, then stalls, keeps its
+/// connection serving (so not evicted) until the body timeout: each is
+/// charged a share of the unverified budget, so at most a quarter of the
+/// connections can be held that way. Before, each was charged its one
+/// byte, and any number could be.
+#[tokio::test]
+async fn stalled_unverified_bodies_hold_at_most_a_quarter_of_the_connections() {
+    let config = AxonConfig {
+        max_connections: 8,
+        max_connections_per_ip: 8,
+        max_unverified_bytes: 1 << 20,
+        body_timeout: Duration::from_secs(2),
+        ..AxonConfig::default()
+    };
+    let r = start(Axon::builder(bob()).config(config)).await;
+    let now = protocol::unix_nanos();
+    let mut stalled = Vec::new();
+    for i in 0..2 {
+        stalled.push(raw(&r, &btauth_head(now + i, 1)).await);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut third = raw(&r, &btauth_head(now + 2, 1)).await;
+    assert_eq!(status_of(&mut third, T).await, Some(503));
+    for s in &mut stalled {
+        assert_eq!(status_of(s, T).await, Some(408));
+    }
+    r.stop().await;
+}
