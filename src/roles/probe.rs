@@ -23,7 +23,7 @@ use crate::executor::access::{self, LoginDetails, SshPublicKey};
 use crate::market::client::{
     AllocateOutcome, ClientError, allocate, deallocate, query_job, submit_job,
 };
-use crate::market::jobs::{DeclineReason, JobRequest, ReceiptStore};
+use crate::market::jobs::{DeclineReason, JobRequest, ReceiptKind, ReceiptStore};
 use crate::market::server::unix_millis;
 use crate::market::wire::{Allocate, DeallocateReply, JobReply};
 use crate::protocol::SpecsQuery;
@@ -500,11 +500,25 @@ async fn run_job(
                 );
                 return out;
             }
-            JobReply::Finished { exit_code: 0, .. } => {
+            JobReply::Finished {
+                exit_code: 0,
+                receipt,
+                ..
+            } => {
                 out.check = Check::Passed {
                     seconds: t.elapsed().as_secs_f64(),
                 };
-                out.ran = Some(credited(started, unix_millis() / 1000, job.timeout));
+                // The client checked the receipt is a `Finished` one.
+                let signed_ms = match receipt.kind {
+                    ReceiptKind::Finished { duration_ms, .. } => duration_ms,
+                    ReceiptKind::Accepted => 0,
+                };
+                out.ran = Some(credited(
+                    started,
+                    unix_millis() / 1000,
+                    job.timeout,
+                    signed_ms,
+                ));
                 return out;
             }
             JobReply::Finished { exit_code, .. } => {
@@ -835,11 +849,15 @@ fn entry(reports: &mut BTreeMap<u16, MinerReport>, uid: u16) -> &mut MinerReport
 
 /// The seconds a passed benchmark job is credited, `(start, end)`: from its
 /// acceptance to when the validator saw it finished, but never more than its
-/// timeout. The miner decides when it answers `Finished`, and its executor
-/// stops the job at the timeout, so more is only the miner holding back
-/// its answer (up to the poll deadline's grace).
-fn credited(started_s: u64, seen_s: u64, timeout: Duration) -> (u64, u64) {
-    let most = started_s.saturating_add(timeout.as_secs().max(1));
+/// timeout, nor than the run time the miner signed in its `Finished` receipt
+/// (`signed_ms`, rounded up to the second). The miner decides when it
+/// answers `Finished`, and its executor stops the job at the timeout: a
+/// miner that holds back its answer gains nothing unless it also signs a
+/// longer run than the job's, which its receipt then shows.
+fn credited(started_s: u64, seen_s: u64, timeout: Duration, signed_ms: u64) -> (u64, u64) {
+    let most = started_s
+        .saturating_add(timeout.as_secs().max(1))
+        .min(started_s.saturating_add(signed_ms.div_ceil(1000)));
     (started_s, seen_s.clamp(started_s, most))
 }
 
@@ -849,17 +867,23 @@ mod tests {
 
     /// A job seen finished late (the miner answered `Running` past its
     /// timeout) is credited its timeout, no more; one seen early, what
-    /// was seen; a clock that stepped back, nothing.
+    /// was seen; a clock that stepped back, nothing. A miner that held back
+    /// `Finished` is credited the run time it signed (rounded up), not the
+    /// wait: before, a 3 s job answered at 19 s was credited 19 s.
     #[test]
-    fn a_benchmark_job_is_credited_at_most_its_timeout() {
+    fn a_benchmark_job_is_credited_at_most_its_timeout_and_signed_run() {
         let t = Duration::from_secs(20);
-        assert_eq!(credited(1_000, 1_085, t), (1_000, 1_020));
-        assert_eq!(credited(1_000, 1_007, t), (1_000, 1_007));
-        assert_eq!(credited(1_000, 990, t), (1_000, 1_000));
+        let long = 60_000;
+        assert_eq!(credited(1_000, 1_085, t, long), (1_000, 1_020));
+        assert_eq!(credited(1_000, 1_007, t, long), (1_000, 1_007));
+        assert_eq!(credited(1_000, 990, t, long), (1_000, 1_000));
         assert_eq!(
-            credited(u64::MAX - 1, u64::MAX, t),
+            credited(u64::MAX - 1, u64::MAX, t, long),
             (u64::MAX - 1, u64::MAX)
         );
+        assert_eq!(credited(1_000, 1_019, t, 3_000), (1_000, 1_003));
+        assert_eq!(credited(1_000, 1_019, t, 2_001), (1_000, 1_003));
+        assert_eq!(credited(1_000, 1_002, t, 3_000), (1_000, 1_002));
     }
 
     #[test]

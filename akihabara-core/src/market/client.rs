@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{DeclineReason, JobRequest, Receipt, ReceiptStore, is_sha256_hex};
+use super::jobs::{DeclineReason, JobRequest, Receipt, ReceiptKind, ReceiptStore, is_sha256_hex};
 use super::wire::{
     Allocate, AllocateReply, CancelReply, Deallocate, DeallocateReply, JobCancel, JobLogs,
     JobQuery, JobReply, JobSubmit,
@@ -74,16 +74,25 @@ impl ClientError {
 pub const MAX_MINER_TEXT: usize = 512;
 
 fn keep_receipt(
-    receipt: Option<&Receipt>,
+    reply: &JobReply,
     job_id: &str,
     miner: &AccountId,
     store: &ReceiptStore,
 ) -> Result<(), ClientError> {
-    let Some(r) = receipt else { return Ok(()) };
+    let Some(r) = receipt_of(reply) else {
+        return Ok(());
+    };
     if &r.miner != miner || r.job_id != job_id || !r.verify() {
         return Err(ClientError::BadAnswer(
             "a receipt that is not the miner's signature over this job".into(),
         ));
+    }
+    if !receipt_matches(reply) {
+        return Err(ClientError::BadAnswer(format!(
+            "a {} reply whose signed receipt says otherwise (its kind, exit code or digests \
+             differ)",
+            reply.state()
+        )));
     }
     r.check_shape()
         .map_err(|e| ClientError::BadAnswer(format!("a receipt with {e}")))?;
@@ -121,6 +130,41 @@ fn checked(mut reply: JobReply) -> Result<JobReply, ClientError> {
         _ => {}
     }
     Ok(reply)
+}
+
+/// Whether the miner's signed receipt in `reply` attests what the reply
+/// says: an `Accepted` receipt for an acceptance, and for a finished job a
+/// `Finished` receipt of the same exit code and digests (the reply's own
+/// fields are unsigned; a check that judges them must be able to show the
+/// signature behind them).
+fn receipt_matches(reply: &JobReply) -> bool {
+    match reply {
+        JobReply::Accepted { receipt } => receipt.kind == ReceiptKind::Accepted,
+        JobReply::Finished {
+            exit_code,
+            stdout_sha256,
+            stderr_sha256,
+            output_sha256,
+            receipt,
+        } => matches!(
+            &receipt.kind,
+            ReceiptKind::Finished {
+                exit_code: Some(code),
+                status,
+                stdout_sha256: out,
+                stderr_sha256: err,
+                output_sha256: outputs,
+                ..
+            } if code == exit_code
+                && status == "exited"
+                && out == stdout_sha256
+                && err == stderr_sha256
+                && outputs == output_sha256
+        ),
+        // A failure's receipt, when there is one, says how the job ended
+        // (any kind): the reply's reason is the miner's word either way.
+        _ => true,
+    }
 }
 
 fn receipt_of(reply: &JobReply) -> Option<&Receipt> {
@@ -177,7 +221,7 @@ pub async fn submit_job(
         )
         .await;
     let reply = checked(reply_of_call(call, |s| s.reply)?)?;
-    keep_receipt(receipt_of(&reply), &job_id, &miner.hotkey, store)?;
+    keep_receipt(&reply, &job_id, &miner.hotkey, store)?;
     Ok(reply)
 }
 
@@ -201,7 +245,7 @@ pub async fn query_job(
         )
         .await;
     let reply = checked(reply_of_call(call, |s| s.reply)?)?;
-    keep_receipt(receipt_of(&reply), job_id, &miner.hotkey, store)?;
+    keep_receipt(&reply, job_id, &miner.hotkey, store)?;
     Ok(reply)
 }
 

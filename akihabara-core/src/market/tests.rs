@@ -986,6 +986,17 @@ async fn serve_liar() -> (AxonTarget, tokio::sync::oneshot::Sender<()>) {
                     output_sha256: None,
                     receipt: finished("exited", &good),
                 }),
+                // Signed receipts that do not back the reply's words.
+                "unsigned-digest" => Some(JobReply::Finished {
+                    exit_code: 0,
+                    stdout_sha256: "1".repeat(64),
+                    stderr_sha256: good.clone(),
+                    output_sha256: None,
+                    receipt: finished("exited", &good),
+                }),
+                "wrong-kind" => Some(JobReply::Accepted {
+                    receipt: finished("exited", &good),
+                }),
                 "status" => Some(JobReply::Failed {
                     reason: "killed".into(),
                     receipt: Some(finished(&"s".repeat(100 << 10), &good)),
@@ -1061,6 +1072,18 @@ async fn the_validator_client_refuses_wrong_answers_and_names_an_unreachable_min
             "a digest that is not 64 lowercase hex digits".into()
         ))
     );
+    // A reply's fields must be what its signed receipt attests: before,
+    // a probe judged the unsigned stdout digest of the reply.
+    for (id, state) in [("unsigned-digest", "finished"), ("wrong-kind", "accepted")] {
+        assert_eq!(
+            query_job(&d, &liar, id, &mine, T).await,
+            Err(ClientError::BadAnswer(format!(
+                "a {state} reply whose signed receipt says otherwise (its kind, exit code or \
+                 digests differ)"
+            ))),
+            "{id}"
+        );
+    }
     let e = query_job(&d, &liar, "status", &mine, T)
         .await
         .expect_err("an unknown status");
