@@ -3,7 +3,7 @@
 //! which of its jobs will be checked), is run again on a trusted executor.
 //! A different result is a penalty, kept with both results as evidence.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,12 +27,18 @@ pub struct CrossChecker {
     volumes: VolumePolicy,
     share: f64,
     rng: Mutex<ChaCha20Rng>,
-    running: Mutex<BTreeSet<String>>,
+    /// Checks waiting or running: job id, and the client that owns it.
+    running: Mutex<BTreeMap<String, String>>,
     one_at_a_time: tokio::sync::Semaphore,
 }
 
 /// Checks waiting for (or on) the trusted executor at once.
 pub const MAX_WAITING_CHECKS: usize = 32;
+
+/// Checks of one client's jobs waiting for (or on) the trusted executor at
+/// once: a client whose long jobs are drawn (and, when a trusted run
+/// differs, run twice) leaves room for the others' checks.
+pub const MAX_WAITING_CHECKS_PER_CLIENT: usize = 8;
 
 impl std::fmt::Debug for CrossChecker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,7 +67,7 @@ impl CrossChecker {
             volumes: VolumePolicy::default(),
             share,
             rng: Mutex::new(ChaCha20Rng::from_seed(seed.0)),
-            running: Mutex::new(BTreeSet::new()),
+            running: Mutex::new(BTreeMap::new()),
             one_at_a_time: tokio::sync::Semaphore::new(1),
         })
     }
@@ -91,23 +97,34 @@ impl CrossChecker {
     }
 
     /// Starts checking `job` (once, however often it is asked), one check at
-    /// a time. At most [`MAX_WAITING_CHECKS`] wait for the trusted executor:
-    /// a job drawn beyond them is marked unverifiable at once (clients whose
-    /// long jobs are drawn cannot grow the queue without end).
+    /// a time. At most [`MAX_WAITING_CHECKS`] wait for the trusted executor,
+    /// [`MAX_WAITING_CHECKS_PER_CLIENT`] of one client's jobs: a job drawn
+    /// beyond them is marked unverifiable at once (clients whose long jobs
+    /// are drawn cannot grow the queue without end, nor fill it).
     pub fn start(self: &Arc<Self>, gateway: Arc<Gateway>, job: OrganicJob) {
         {
             let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
-            if running.contains(&job.id) {
+            if running.contains_key(&job.id) {
                 return;
             }
-            if running.len() >= MAX_WAITING_CHECKS {
+            let theirs = running.values().filter(|o| **o == job.owner).count();
+            let full = if running.len() >= MAX_WAITING_CHECKS {
+                Some(format!(
+                    "not checked: {MAX_WAITING_CHECKS} checks were already waiting for the \
+                     trusted executor"
+                ))
+            } else if theirs >= MAX_WAITING_CHECKS_PER_CLIENT {
+                Some(format!(
+                    "not checked: {MAX_WAITING_CHECKS_PER_CLIENT} checks of this client's jobs \
+                     were already waiting for the trusted executor"
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = full {
                 drop(running);
                 let id = job.id;
                 tokio::spawn(async move {
-                    let reason = format!(
-                        "not checked: {MAX_WAITING_CHECKS} checks were already waiting for the \
-                         trusted executor"
-                    );
                     let marked = gateway
                         .transition(&id, |j| {
                             // Only a check still waiting: never a verdict.
@@ -124,7 +141,7 @@ impl CrossChecker {
                 });
                 return;
             }
-            running.insert(job.id.clone());
+            running.insert(job.id.clone(), job.owner.clone());
         }
         let me = self.clone();
         tokio::spawn(async move {

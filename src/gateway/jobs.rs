@@ -267,9 +267,9 @@ const PENALTIES: &str = "akihabara:gateway:penalties";
 /// The most evidence records the penalty list keeps (the latest).
 pub const MAX_PENALTIES: usize = 10_000;
 
-/// How many job ids the index lists, at most (the oldest drop out of
-/// listings 1,000 at a time, so it lists at least 49,001 once full; the
-/// jobs themselves stay readable by id).
+/// How many job ids the index lists (the oldest settled ones drop out of
+/// listings 1,000 at a time, so it lists at least 49,001 once full; jobs
+/// not yet settled stay listed, and every job stays readable by id).
 pub const MAX_LISTED: usize = 50_000;
 
 /// How many job ids each client's own index lists (its newest): what
@@ -376,12 +376,22 @@ impl JobBook {
             chunks.last += 1;
             ids.clear();
         }
-        ids.push(job.id.clone());
-        // The oldest chunk goes when one more would be over the cap.
-        let dropped = (chunks.last - chunks.first + 1 > max_chunks).then(|| {
+        // The oldest chunk goes when one more would be over the cap (only
+        // ever as a new chunk starts); its jobs not yet settled move to the
+        // new chunk, so a restart still finds them to resume or settle.
+        let dropped = if chunks.last - chunks.first + 1 > max_chunks {
+            let oldest = chunks.first;
             chunks.first += 1;
-            chunk_key(chunks.first - 1)
-        });
+            for id in self.chunk_ids(oldest)? {
+                if self.get(&id)?.is_some_and(|j| !j.settled()) {
+                    ids.push(id);
+                }
+            }
+            Some(chunk_key(oldest))
+        } else {
+            None
+        };
+        ids.push(job.id.clone());
         let owner_ids = pushed(self.owner_ids(&job.owner)?, &job.id, MAX_LISTED_PER_CLIENT);
         let (key, owner, chunk) = (
             job_key(&job.id),

@@ -1571,7 +1571,9 @@ async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
     let extra = 5;
     let mut ids = Vec::new();
     for i in 0..MAX_WAITING_CHECKS + extra {
-        let mut job = OrganicJob::queued(format!("job-{i:03}"), "c".into(), job_order.clone(), 1);
+        // Eight clients: none reaches its own cap.
+        let owner = format!("c{}", i % 8);
+        let mut job = OrganicJob::queued(format!("job-{i:03}"), owner, job_order.clone(), 1);
         job.note(JobState::Finished, "exited with code 0", 2);
         job.cross_check = Some(CrossCheck::Pending);
         gateway.book().insert(&job).expect("insert");
@@ -1593,6 +1595,60 @@ async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
     assert!(ids[..MAX_WAITING_CHECKS].iter().all(|id| !not_checked(id)));
     assert!(ids[MAX_WAITING_CHECKS..].iter().all(not_checked));
     assert!(checker.busy());
+}
+
+/// One client's drawn jobs take at most its share of the checks' queue:
+/// past it, its further jobs are marked unverifiable, and another client's
+/// job is still queued. Before, one client's long jobs (each run twice
+/// when a trusted run differed) could take all 32 places.
+#[tokio::test]
+async fn one_clients_jobs_take_at_most_their_share_of_the_checks() {
+    use super::cross::MAX_WAITING_CHECKS_PER_CLIENT;
+    let dir = tempfile::tempdir().expect("dir");
+    let gateway = open(dir.path(), store(dir.path()), rules());
+    let trusted: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some("cpu".to_owned())));
+    let checker = Arc::new(CrossChecker::new(trusted, 1.0).expect("checker"));
+    let job_order: JobOrder = serde_json::from_value(order(&["sleep", "5"])).expect("order");
+    let mut ids = Vec::new();
+    let owners = std::iter::repeat_n("greedy", MAX_WAITING_CHECKS_PER_CLIENT + 2).chain(["other"]);
+    for (i, owner) in owners.enumerate() {
+        let mut job = OrganicJob::queued(format!("job-{i:03}"), owner.into(), job_order.clone(), 1);
+        job.note(JobState::Finished, "exited with code 0", 2);
+        job.cross_check = Some(CrossCheck::Pending);
+        gateway.book().insert(&job).expect("insert");
+        ids.push(job.id.clone());
+        checker.start(gateway.clone(), job);
+    }
+    let check = |id: &String| {
+        gateway
+            .book()
+            .get(id)
+            .expect("get")
+            .and_then(|j| j.cross_check)
+    };
+    let start = Instant::now();
+    let over = &ids[MAX_WAITING_CHECKS_PER_CLIENT..MAX_WAITING_CHECKS_PER_CLIENT + 2];
+    while over.iter().any(|id| check(id) == Some(CrossCheck::Pending)) {
+        assert!(start.elapsed() < Duration::from_secs(10), "never marked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for id in over {
+        assert_eq!(
+            check(id),
+            Some(CrossCheck::Unverifiable {
+                reason: "not checked: 8 checks of this client's jobs were already waiting for \
+                         the trusted executor"
+                    .into()
+            })
+        );
+    }
+    // The greedy client's first eight and the other client's job wait.
+    for id in ids[..MAX_WAITING_CHECKS_PER_CLIENT]
+        .iter()
+        .chain(ids.last())
+    {
+        assert_eq!(check(id), Some(CrossCheck::Pending), "{id}");
+    }
 }
 
 /// A router inside a validator shares the validator's dendrite (one
@@ -2002,6 +2058,14 @@ fn queued(i: usize) -> OrganicJob {
     OrganicJob::queued(format!("job-{i:032x}"), "client".into(), numbered(i), 0)
 }
 
+/// Job `i`, cancelled: settled, nothing more will happen to it.
+fn settled(i: usize) -> OrganicJob {
+    let mut job = queued(i);
+    job.note(JobState::Cancelled, "cancelled by its client", 1);
+    assert!(job.settled());
+    job
+}
+
 /// The index of jobs is kept in chunks: a new job writes one chunk, not the
 /// whole list (before, each insert rewrote every listed id: about 2 MB at
 /// 50,000), and the oldest chunk drops out whole past the cap.
@@ -2015,7 +2079,7 @@ fn a_new_job_writes_one_chunk_of_the_index() {
     });
     let book = jobs::JobBook::new(store.clone()).with_index_chunks(10, 5);
     for i in 0..73 {
-        book.insert(&queued(i)).expect("insert");
+        book.insert(&settled(i)).expect("insert");
     }
     // Ten ids a chunk: the largest index write is ten ids, not 73 (nor 50).
     let ten = serde_json::to_vec(&(0..10).map(|i| queued(i).id).collect::<Vec<_>>())
@@ -2031,6 +2095,27 @@ fn a_new_job_writes_one_chunk_of_the_index() {
     }
     // The jobs themselves stay readable by id.
     assert!(book.get(&queued(0).id).expect("get").is_some());
+}
+
+/// A job not yet settled is never dropped from the index with its chunk: it
+/// moves to the newest, so a restart still finds it to resume or settle.
+/// (Without the move, a job queued or unaccounted when 50,000 newer ones
+/// were listed was lost to restarts, and its record never expired.)
+#[test]
+fn jobs_not_yet_settled_stay_listed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let store: Arc<dyn Store> =
+        Arc::new(Embedded::open(dir.path().join("state.redb")).expect("store"));
+    let book = jobs::JobBook::new(store).with_index_chunks(10, 2);
+    // Job 3 is still queued; the rest are settled.
+    for i in 0..35 {
+        let job = if i == 3 { queued(i) } else { settled(i) };
+        book.insert(&job).expect("insert");
+    }
+    let mut expected = vec![queued(3).id];
+    expected.extend((20..35).map(|i| queued(i).id));
+    assert_eq!(book.ids().expect("ids"), expected);
+    assert_eq!(book.unfinished().expect("unfinished")[0].id, queued(3).id);
 }
 
 /// A store from before the chunks: its one list is read as it is, and the
