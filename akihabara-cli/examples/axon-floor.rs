@@ -2,14 +2,15 @@
 //! HTTP server can do per call and still answer the Python dendrite's `Ping`.
 //!
 //! Every POST has its body read (at most 1 MiB), then, unless `--no-check`,
-//! one sr25519 signature check (a fixed signature over a message as long as
-//! a real request's, with the key decompressed once, as the axon caches it),
+//! one sr25519 signature check as the axon makes it (akihabara's
+//! `VerifyingKey`: a fixed signature over a message as long as a real
+//! request's, the key decompressed once, as the axon caches it),
 //! and gets the same canned `Ping` answer. It checks no header, nonce, body
 //! hash or policy, and parses no JSON. Served as `akihabara axon serve` is:
 //! hyper on one tokio thread, `TCP_NODELAY`, mimalloc.
 //!
 //! Its CPU per call, under the same Python load, is the floor that any axon
-//! built on hyper and schnorrkel pays on the machine: what is left for
+//! built on hyper and that check pays on the machine: what is left for
 //! everything else `axon serve` does is the difference.
 //!
 //! Usage: `axon-floor --ip 127.0.0.2 --port 0 [--no-check]`; prints one JSON
@@ -17,6 +18,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
+use akihabara_core::wallet::{Keypair, Signature, VerifyingKey};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
 use hyper::body::Incoming;
@@ -34,25 +36,23 @@ const MESSAGE: &[u8] = b"1796034599439611167.5ED8gDXoyA4qe5dzfa4KDPnVWdd7fcgjjoj
 
 /// The one check per call: a fixed, valid signature.
 struct Check {
-    public: schnorrkel::PublicKey,
-    signature: schnorrkel::Signature,
+    key: VerifyingKey,
+    signature: Signature,
 }
 
 impl Check {
     fn new() -> anyhow::Result<Check> {
-        let keypair = schnorrkel::MiniSecretKey::from_bytes(&[7; 32])
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .expand_to_keypair(schnorrkel::ExpansionMode::Ed25519);
-        let signature = keypair.sign(schnorrkel::signing_context(b"substrate").bytes(MESSAGE));
+        let keypair = Keypair::from_seed([7; 32]);
+        let key = VerifyingKey::new(&keypair.account())
+            .ok_or_else(|| anyhow::anyhow!("not an sr25519 key"))?;
         Ok(Check {
-            public: keypair.public,
-            signature,
+            key,
+            signature: keypair.sign(MESSAGE),
         })
     }
 
     fn run(&self) -> bool {
-        let t = schnorrkel::signing_context(b"substrate").bytes(MESSAGE);
-        self.public.verify(t, &self.signature).is_ok()
+        self.key.verify(MESSAGE, &self.signature)
     }
 }
 

@@ -999,7 +999,7 @@ impl Inner {
         &self,
         h: &RequestHeaders,
         hotkey_str: &str,
-        key: (AccountId, schnorrkel::PublicKey),
+        key: (AccountId, crate::wallet::VerifyingKey),
     ) -> Result<String, Reject> {
         let caller = key.0;
         let d = &h.dendrite;

@@ -5,11 +5,14 @@
 //! signature) and, when no check is under way, spawns one task that checks
 //! the queue. That task runs after the requests the runtime already has in
 //! hand, so everything that arrived in the same turn of the event loop is
-//! checked as one batch (at most [`MAX_BATCH`]) with sr25519 batch
-//! verification; signatures from the same hotkey (a subnet has few
-//! validators) share one term. An idle axon sees batches of one and pays no
-//! wait. When a batch fails, each signature in it is checked alone, so one
-//! forged request never fails an honest one. After each batch the task
+//! taken as one batch (at most [`MAX_BATCH`]), checked with sr25519 batch
+//! verification (signatures from the same hotkey, as a subnet has few
+//! validators, share one term); when it fails each signature in it is
+//! checked alone, so one forged request never fails an honest one. Where
+//! curve25519-dalek 5 runs its AVX-512 IFMA backend
+//! ([`crate::wallet::VerifyingKey`]), batches and single checks are made
+//! there, else with schnorrkel. An idle
+//! axon sees batches of one and pays no wait. After each batch the task
 //! yields, so a flood of signatures cannot keep other connections waiting
 //! longer than one batch (a failed batch of 64 costs about 65 checks, a few
 //! milliseconds). At most [`MAX_QUEUED`] signatures wait at once; further
@@ -27,7 +30,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::AccountId;
-use crate::wallet::{Signature, verify_with};
+use crate::wallet::{Signature, VerifyingKey, verify_batch};
 
 /// Most signatures checked in one batch.
 pub(crate) const MAX_BATCH: usize = 64;
@@ -36,9 +39,9 @@ const MAX_QUEUED: usize = 4 * MAX_BATCH;
 const KEY_CACHE: usize = 4096;
 
 struct Job {
-    public: schnorrkel::PublicKey,
+    key: VerifyingKey,
     message: Vec<u8>,
-    signature: schnorrkel::Signature,
+    signature: Signature,
     done: oneshot::Sender<bool>,
     /// The job's place in the queue, given back when it is answered.
     _place: OwnedSemaphorePermit,
@@ -63,7 +66,7 @@ fn lock(pending: &Mutex<Pending>) -> std::sync::MutexGuard<'_, Pending> {
 pub(crate) struct Verifier {
     pending: Arc<Mutex<Pending>>,
     places: Arc<Semaphore>,
-    keys: Mutex<HashMap<String, (AccountId, schnorrkel::PublicKey)>>,
+    keys: Mutex<HashMap<String, (AccountId, VerifyingKey)>>,
 }
 
 impl Verifier {
@@ -77,7 +80,7 @@ impl Verifier {
     }
 
     /// The account and decompressed key of an SS58 hotkey (cached).
-    pub(crate) fn key(&self, ss58: &str) -> Result<(AccountId, schnorrkel::PublicKey), String> {
+    pub(crate) fn key(&self, ss58: &str) -> Result<(AccountId, VerifyingKey), String> {
         if let Ok(keys) = self.keys.lock()
             && let Some(k) = keys.get(ss58)
         {
@@ -85,8 +88,8 @@ impl Verifier {
         }
         let (_, account) =
             AccountId::from_ss58_any(ss58).map_err(|e| format!("bad hotkey {ss58}: {e}"))?;
-        let public = schnorrkel::PublicKey::from_bytes(account.as_bytes())
-            .map_err(|_| format!("hotkey {ss58} is not an sr25519 public key"))?;
+        let public = VerifyingKey::new(&account)
+            .ok_or_else(|| format!("hotkey {ss58} is not an sr25519 public key"))?;
         if let Ok(mut keys) = self.keys.lock() {
             if keys.len() >= KEY_CACHE {
                 keys.clear();
@@ -99,20 +102,22 @@ impl Verifier {
     /// Whether `raw` signs `message` for `key`.
     pub(crate) async fn verify(
         &self,
-        key: (AccountId, schnorrkel::PublicKey),
+        key: (AccountId, VerifyingKey),
         message: Vec<u8>,
-        raw: Signature,
+        signature: Signature,
     ) -> bool {
-        let Ok(signature) = schnorrkel::Signature::from_bytes(&raw.0) else {
+        // Malformed (no schnorrkel mark, a scalar out of range): refused
+        // without a place in the queue.
+        if schnorrkel::Signature::from_bytes(&signature.0).is_err() {
             return false;
-        };
+        }
         // A flood waits here, as it waited on the old thread's channel.
         let Ok(place) = self.places.clone().acquire_owned().await else {
             return false;
         };
         let (done, rx) = oneshot::channel();
         let job = Job {
-            public: key.1,
+            key: key.1,
             message,
             signature,
             done,
@@ -146,7 +151,7 @@ async fn check_queue(pending: Arc<Mutex<Pending>>) {
         // Should a check panic, the requests in its batch get a failed
         // check (their senders are dropped), not a hang, and the queue
         // behind them is still checked.
-        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(batch)));
+        let checked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(batch, 2)));
         if checked.is_err() {
             tracing::error!("a signature check panicked; its batch is refused");
         }
@@ -161,17 +166,20 @@ async fn check_queue(pending: Arc<Mutex<Pending>>) {
     }
 }
 
-fn check(batch: Vec<Job>) {
-    let ctx = crate::wallet::signing_context();
-    let all_good = batch.len() > 1 && {
-        let transcripts: Vec<_> = batch.iter().map(|j| ctx.bytes(&j.message)).collect();
-        let sigs: Vec<_> = batch.iter().map(|j| j.signature).collect();
-        let keys: Vec<_> = batch.iter().map(|j| j.public).collect();
-        schnorrkel::verify_batch(transcripts, &sigs, &keys, true).is_ok()
+/// Checks a batch, at once when it holds at least `smallest_batch`
+/// signatures ([`verify_batch`]), and each signature alone when it is
+/// smaller or the batch fails.
+fn check(batch: Vec<Job>, smallest_batch: usize) {
+    let all_good = batch.len() >= smallest_batch && {
+        let items: Vec<_> = batch
+            .iter()
+            .map(|j| (&j.key, j.message.as_slice(), &j.signature))
+            .collect();
+        verify_batch(&items)
     };
     for j in batch {
         // One at a time (also the `<Bytes>…</Bytes>` form, as `verify` allows).
-        let ok = all_good || verify_with(&j.public, &j.message, &j.signature);
+        let ok = all_good || j.key.verify(&j.message, &j.signature);
         let _ = j.done.send(ok);
     }
 }
@@ -181,20 +189,26 @@ mod tests {
     use super::*;
     use crate::wallet::Keypair;
 
-    /// `n` calls spawned at once, signed by //Alice except the forged
-    /// ones (3: signed by //Bob; 5: over another message); their verdicts.
+    /// Call `i`'s message and signature: by //Alice, except the forged
+    /// ones (3: signed by //Bob; 5: over another message).
+    fn signed_call(i: usize) -> (Vec<u8>, Signature) {
+        let alice = Keypair::from_uri("//Alice").expect("dev key");
+        let message = format!("message {i}").into_bytes();
+        let signature = match i {
+            3 => Keypair::from_uri("//Bob").expect("dev key").sign(&message),
+            5 => alice.sign(b"another message"),
+            _ => alice.sign(&message),
+        };
+        (message, signature)
+    }
+
+    /// `n` calls ([`signed_call`]) spawned at once; their verdicts.
     async fn calls(v: &Arc<Verifier>, n: usize) -> Vec<bool> {
         let alice = Keypair::from_uri("//Alice").expect("dev key");
-        let bob = Keypair::from_uri("//Bob").expect("dev key");
         let key = v.key(&alice.account().to_ss58()).expect("alice's key");
         let handles: Vec<_> = (0..n)
             .map(|i| {
-                let message = format!("message {i}").into_bytes();
-                let signature = match i {
-                    3 => bob.sign(&message),
-                    5 => alice.sign(b"another message"),
-                    _ => alice.sign(&message),
-                };
+                let (message, signature) = signed_call(i);
                 let v = v.clone();
                 tokio::spawn(async move { v.verify(key, message, signature).await })
             })
@@ -265,10 +279,9 @@ mod tests {
         drop(rx);
         let place = v.places.clone().try_acquire_owned().expect("a place");
         lock(&v.pending).jobs.push(Job {
-            public: key.1,
+            key: key.1,
             message: b"gone".to_vec(),
-            signature: schnorrkel::Signature::from_bytes(&alice.sign(b"gone").0)
-                .expect("a signature"),
+            signature: alice.sign(b"gone"),
             done,
             _place: place,
         });
@@ -276,5 +289,50 @@ mod tests {
         let p = lock(&v.pending);
         assert_eq!(p.batches, [2], "the abandoned call was left out");
         assert_eq!(v.places.available_permits(), MAX_QUEUED);
+    }
+
+    /// Every way of checking a batch (at once on dalek 5 or with
+    /// schnorrkel, or each signature alone on either) gives each signature
+    /// its own verdict: forgeries fail, the honest ones in their batch pass.
+    #[test]
+    fn both_ways_of_checking_a_batch_agree() {
+        let v = Verifier::new();
+        let alice = Keypair::from_uri("//Alice").expect("dev key");
+        for (dalek5, smallest_batch) in [
+            (true, 2),
+            (false, 2),
+            (true, usize::MAX),
+            (false, usize::MAX),
+        ] {
+            let key = VerifyingKey::checked_by(&alice.account(), dalek5).expect("alice's key");
+            for n in [1, 2, 8] {
+                let mut verdicts = Vec::new();
+                let batch = (0..n)
+                    .map(|i| {
+                        let (message, signature) = signed_call(i);
+                        let (done, rx) = oneshot::channel();
+                        verdicts.push(rx);
+                        let place = v.places.clone().try_acquire_owned().expect("a place");
+                        Job {
+                            key,
+                            message,
+                            signature,
+                            done,
+                            _place: place,
+                        }
+                    })
+                    .collect();
+                check(batch, smallest_batch);
+                let got: Vec<bool> = verdicts
+                    .into_iter()
+                    .map(|mut rx| rx.try_recv().expect("a verdict"))
+                    .collect();
+                assert_eq!(
+                    got,
+                    forged_fail(n),
+                    "dalek5={dalek5}, smallest_batch={smallest_batch}, n={n}"
+                );
+            }
+        }
     }
 }

@@ -253,27 +253,7 @@ impl FromStr for Signature {
 /// Like the Python SDK, a signature over `<Bytes>message</Bytes>` (what
 /// polkadot.js signs) is accepted too.
 pub fn verify(account: &AccountId, message: &[u8], signature: &Signature) -> bool {
-    let Ok(public) = schnorrkel::PublicKey::from_bytes(account.as_bytes()) else {
-        return false;
-    };
-    let Ok(sig) = schnorrkel::Signature::from_bytes(&signature.0) else {
-        return false;
-    };
-    verify_with(&public, message, &sig)
-}
-
-/// [`verify`] with the key and signature already decoded.
-pub(crate) fn verify_with(
-    public: &schnorrkel::PublicKey,
-    message: &[u8],
-    sig: &schnorrkel::Signature,
-) -> bool {
-    let ctx = signing_context();
-    if public.verify(ctx.bytes(message), sig).is_ok() {
-        return true;
-    }
-    let wrapped = [b"<Bytes>".as_slice(), message, b"</Bytes>"].concat();
-    public.verify(ctx.bytes(&wrapped), sig).is_ok()
+    super::VerifyingKey::new(account).is_some_and(|key| key.verify(message, signature))
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod crypto;
 pub mod keyfile;
 mod keypair;
 pub mod password;
+mod verifying;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -35,10 +36,11 @@ use zeroize::Zeroizing;
 
 pub use crypto::{DecryptError, Encryption};
 pub use keyfile::{KeyMaterial, KeyfileFormatError};
-pub use keypair::{KeyError, Keypair, Signature, verify};
 #[cfg(feature = "net")]
-pub(crate) use keypair::{signing_context, verify_with};
+pub(crate) use keypair::signing_context;
+pub use keypair::{KeyError, Keypair, Signature, verify};
 pub use password::PasswordError;
+pub use verifying::{VerifyingKey, verify_batch};
 
 use crate::AccountId;
 
