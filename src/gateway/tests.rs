@@ -1558,28 +1558,45 @@ async fn a_job_with_an_unpinned_input_is_not_cross_checked() {
     );
 }
 
+/// A gateway and a cross-checker whose trusted executor runs each check's
+/// `sleep 5`: checks started on it wait in its queue.
+fn slow_checks(dir: &std::path::Path) -> (Arc<Gateway>, Arc<CrossChecker>) {
+    let gateway = open(dir, store(dir), rules());
+    let trusted: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some("cpu".to_owned())));
+    let checker = Arc::new(CrossChecker::new(trusted, 1.0).expect("checker"));
+    (gateway, checker)
+}
+
+/// Books a finished job of `owner`, drawn for a cross-check, and starts its
+/// check; returns the job's id.
+fn start_check(
+    gateway: &Arc<Gateway>,
+    checker: &Arc<CrossChecker>,
+    i: usize,
+    owner: &str,
+) -> String {
+    let job_order: JobOrder = serde_json::from_value(order(&["sleep", "5"])).expect("order");
+    let mut job = OrganicJob::queued(format!("job-{i:03}"), owner.into(), job_order, 1);
+    job.note(JobState::Finished, "exited with code 0", 2);
+    job.cross_check = Some(CrossCheck::Pending);
+    gateway.book().insert(&job).expect("insert");
+    let id = job.id.clone();
+    checker.start(gateway.clone(), job);
+    id
+}
+
 /// Jobs drawn for a cross-check while the queue is full are marked
 /// unverifiable at once, not queued without end.
 #[tokio::test]
 async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
     use super::cross::MAX_WAITING_CHECKS;
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = open(dir.path(), store(dir.path()), rules());
-    let trusted: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some("cpu".to_owned())));
-    let checker = Arc::new(CrossChecker::new(trusted, 1.0).expect("checker"));
-    let job_order: JobOrder = serde_json::from_value(order(&["sleep", "5"])).expect("order");
+    let (gateway, checker) = slow_checks(dir.path());
     let extra = 5;
-    let mut ids = Vec::new();
-    for i in 0..MAX_WAITING_CHECKS + extra {
-        // Eight clients: none reaches its own cap.
-        let owner = format!("c{}", i % 8);
-        let mut job = OrganicJob::queued(format!("job-{i:03}"), owner, job_order.clone(), 1);
-        job.note(JobState::Finished, "exited with code 0", 2);
-        job.cross_check = Some(CrossCheck::Pending);
-        gateway.book().insert(&job).expect("insert");
-        ids.push(job.id.clone());
-        checker.start(gateway.clone(), job);
-    }
+    // Eight clients: none reaches its own cap.
+    let ids: Vec<String> = (0..MAX_WAITING_CHECKS + extra)
+        .map(|i| start_check(&gateway, &checker, i, &format!("c{}", i % 8)))
+        .collect();
     let not_checked = |id: &String| {
         matches!(
             gateway.book().get(id).expect("get").and_then(|j| j.cross_check),
@@ -1605,20 +1622,12 @@ async fn cross_checks_beyond_the_queue_are_marked_unverifiable() {
 async fn one_clients_jobs_take_at_most_their_share_of_the_checks() {
     use super::cross::MAX_WAITING_CHECKS_PER_CLIENT;
     let dir = tempfile::tempdir().expect("dir");
-    let gateway = open(dir.path(), store(dir.path()), rules());
-    let trusted: Arc<dyn ExecutorBackend> = Arc::new(LocalBackend::new(Some("cpu".to_owned())));
-    let checker = Arc::new(CrossChecker::new(trusted, 1.0).expect("checker"));
-    let job_order: JobOrder = serde_json::from_value(order(&["sleep", "5"])).expect("order");
-    let mut ids = Vec::new();
+    let (gateway, checker) = slow_checks(dir.path());
     let owners = std::iter::repeat_n("greedy", MAX_WAITING_CHECKS_PER_CLIENT + 2).chain(["other"]);
-    for (i, owner) in owners.enumerate() {
-        let mut job = OrganicJob::queued(format!("job-{i:03}"), owner.into(), job_order.clone(), 1);
-        job.note(JobState::Finished, "exited with code 0", 2);
-        job.cross_check = Some(CrossCheck::Pending);
-        gateway.book().insert(&job).expect("insert");
-        ids.push(job.id.clone());
-        checker.start(gateway.clone(), job);
-    }
+    let ids: Vec<String> = owners
+        .enumerate()
+        .map(|(i, owner)| start_check(&gateway, &checker, i, owner))
+        .collect();
     let check = |id: &String| {
         gateway
             .book()
