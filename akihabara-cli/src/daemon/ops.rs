@@ -319,6 +319,37 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt as _;
 
+    /// A scraper that pipelines requests and never reads the answers is cut
+    /// off within seconds, not after the connection's 60 s lifetime while
+    /// it holds one of the few places. Either guard alone does it (each was
+    /// removed in turn, and the test failed only with both gone): the send
+    /// limit (`limit_stuck_sends`, at the header timeout) and hyper's
+    /// header timeout, which runs while the next pipelined request waits.
+    #[tokio::test]
+    async fn a_scraper_that_stops_reading_is_cut_off() {
+        let (addr, task) = serve_limited(
+            "127.0.0.1:0".parse().expect("addr"),
+            Metrics::new(),
+            Health::new("miner"),
+            None,
+            4,
+            std::time::Duration::from_secs(1),
+        )
+        .await
+        .expect("serve");
+        // 20,000 pipelined scrapes: tens of MB of answers, far more than
+        // the socket buffers hold.
+        let request = b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n";
+        let outcome = akihabara_core::axon::pipeline_and_stop_reading(addr, request, 20_000)
+            .await
+            .expect("connect");
+        assert!(
+            outcome.is_ok(),
+            "still open after 5 s of reading: {outcome:?} bytes"
+        );
+        task.abort();
+    }
+
     /// Issue 23, finding 5: idle connections to the metrics port are capped
     /// and closed after the header timeout, and /metrics still answers.
     #[tokio::test]
