@@ -36,8 +36,6 @@ use zeroize::Zeroizing;
 
 pub use crypto::{DecryptError, Encryption};
 pub use keyfile::{KeyMaterial, KeyfileFormatError};
-#[cfg(feature = "net")]
-pub(crate) use keypair::signing_context;
 pub use keypair::{KeyError, Keypair, Signature, verify};
 pub use password::PasswordError;
 pub use verifying::{VerifyingKey, verify_batch};

@@ -117,7 +117,7 @@ impl VerifyingKey {
                 let Ok(sig) = schnorrkel::Signature::from_bytes(&signature.0) else {
                     return false;
                 };
-                let ctx = super::signing_context();
+                let ctx = super::keypair::signing_context();
                 self.schnorrkel.verify(ctx.bytes(message), &sig).is_ok()
                     || self.schnorrkel.verify(ctx.bytes(&wrapped()), &sig).is_ok()
             }
@@ -184,7 +184,7 @@ pub fn verify_batch(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool {
 
 /// [`verify_batch`] with schnorrkel.
 fn verify_batch_schnorrkel(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool {
-    let ctx = super::signing_context();
+    let ctx = super::keypair::signing_context();
     let transcripts = items.iter().map(|(_, message, _)| ctx.bytes(message));
     let sigs: Option<Vec<_>> = items
         .iter()
