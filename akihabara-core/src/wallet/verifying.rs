@@ -203,8 +203,11 @@ fn verify_batch_dalek5(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool {
     }
     let mut scalars = Vec::with_capacity(items.len() + 2);
     let mut points = Vec::with_capacity(items.len() + 2);
-    // One term per distinct key: a subnet has few validators.
-    let mut keys: Vec<(&[u8; 32], RistrettoPoint, Scalar)> = Vec::new();
+    // One term per distinct key (a subnet has few validators), found by a
+    // map so that many distinct keys cost no more than one each.
+    let mut keys: Vec<(RistrettoPoint, Scalar)> = Vec::new();
+    let mut key_index: std::collections::HashMap<&[u8; 32], usize> =
+        std::collections::HashMap::new();
     let mut base = Scalar::ZERO;
     for ((key, message, signature), z) in items.iter().zip(random.chunks_exact(16)) {
         let Some(point) = key.point else {
@@ -222,15 +225,18 @@ fn verify_batch_dalek5(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool {
         z16.copy_from_slice(z);
         let z = Scalar::from(u128::from_le_bytes(z16));
         let zk = z * challenge(&key.compressed, message, &signature.0);
-        match keys.iter_mut().find(|(c, _, _)| *c == &key.compressed) {
-            Some((_, _, sum)) => *sum += zk,
-            None => keys.push((&key.compressed, point, zk)),
+        match key_index.get(&key.compressed) {
+            Some(&i) => keys[i].1 += zk,
+            None => {
+                key_index.insert(&key.compressed, keys.len());
+                keys.push((point, zk));
+            }
         }
         base -= z * s;
         scalars.push(z);
         points.push(r);
     }
-    for (_, point, sum) in keys {
+    for (point, sum) in keys {
         scalars.push(sum);
         points.push(point);
     }
