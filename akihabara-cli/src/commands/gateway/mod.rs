@@ -274,10 +274,6 @@ pub(crate) struct Started {
     pub cross_check: bool,
 }
 
-/// Binds `listen` and serves a gateway over `store` (clients in
-/// `state_dir/clients.json`, receipts in `state_dir/receipts.jsonl`) until
-/// SIGTERM or `duration`; with `routed` (what is sold, the chain listing
-/// the miners, the subnet and the validator's key), its router runs too.
 /// What a gateway that routes jobs needs.
 pub(crate) struct Routed {
     /// `[gateway]`.
@@ -292,6 +288,10 @@ pub(crate) struct Routed {
     pub dendrite: Option<akihabara_core::dendrite::Dendrite>,
 }
 
+/// Binds `listen` and serves a gateway over `store` (clients in
+/// `state_dir/clients.json`, receipts in `state_dir/receipts.jsonl`) until
+/// SIGTERM or `duration`; with `routed` (what is sold, the chain listing
+/// the miners, the subnet and the validator's key), its router runs too.
 /// `gateway serve` and `validator run`'s `[gateway]` both start it here.
 pub(crate) async fn start(
     listen: SocketAddr,
