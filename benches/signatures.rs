@@ -14,7 +14,7 @@
 //!
 //! Run: `cargo bench --bench signatures`
 
-use akihabara::wallet::{Keypair, Signature, VerifyingKey, verify_batch};
+use akihabara::wallet::{Keypair, Signature, VerifyingKey, checks_on_avx512_ifma, verify_batch};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
 /// As long as a legacy request's signed message
@@ -23,22 +23,10 @@ const MESSAGE: &[u8] = b"1796034599439611167.5ED8gDXoyA4qe5dzfa4KDPnVWdd7fcgjjoj
 5FKktvQ9adM6LDucqE4LKnhmc8iQT1w1G5UogB31WNScPbYZ.f9e1f492-eca8-11f1-90d2-02fc00000001.\
 41acc52bb2384a3aba200e0ce40577eaf625069a1e6630f4df5d3c45384524a0";
 
-fn ifma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512ifma")
-            && std::arch::is_x86_feature_detected!("avx512vl")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
-
 fn bench(c: &mut Criterion) {
     println!(
-        "CPU has AVX-512 IFMA: {}; built for it (--cfg curve25519_dalek_backend=\"avx512\"): {}",
-        ifma(),
+        "checks on AVX-512 IFMA: {} (built for it with --cfg curve25519_dalek_backend=\"avx512\": {})",
+        checks_on_avx512_ifma(),
         cfg!(curve25519_dalek_backend = "avx512")
     );
     let keypair = Keypair::from_uri("//validator").expect("dev key");
@@ -49,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let ctx = schnorrkel::signing_context(b"substrate");
 
     let mut one = c.benchmark_group("sr25519 check");
-    let name = if ifma() && cfg!(curve25519_dalek_backend = "avx512") {
+    let name = if checks_on_avx512_ifma() {
         "akihabara (dalek 5, AVX-512 IFMA)"
     } else {
         "akihabara (schnorrkel here)"

@@ -38,7 +38,7 @@ pub use crypto::{DecryptError, Encryption};
 pub use keyfile::{KeyMaterial, KeyfileFormatError};
 pub use keypair::{KeyError, Keypair, Signature, verify};
 pub use password::PasswordError;
-pub use verifying::{VerifyingKey, verify_batch};
+pub use verifying::{VerifyingKey, checks_on_avx512_ifma, verify_batch};
 
 use crate::AccountId;
 

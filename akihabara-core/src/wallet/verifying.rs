@@ -39,9 +39,10 @@ fn context() -> &'static Transcript {
     &CONTEXT
 }
 
-/// Whether checks run on curve25519-dalek 5's AVX-512 IFMA backend: built
-/// in (the workspace's `.cargo/config.toml`) and the CPU has it.
-fn fast_backend() -> bool {
+/// Whether [`VerifyingKey`]s check on curve25519-dalek 5's AVX-512 IFMA
+/// backend: built in (the workspace's `.cargo/config.toml`) and the CPU has
+/// it. Otherwise they check with schnorrkel.
+pub fn checks_on_avx512_ifma() -> bool {
     #[cfg(all(target_arch = "x86_64", curve25519_dalek_backend = "avx512"))]
     {
         std::arch::is_x86_feature_detected!("avx512ifma")
@@ -71,32 +72,35 @@ fn fast_backend() -> bool {
 #[derive(Clone, Copy, Debug)]
 pub struct VerifyingKey {
     compressed: [u8; 32],
-    /// For schnorrkel's checks, single and batched.
-    schnorrkel: schnorrkel::PublicKey,
-    /// For dalek 5's check: set where it is the faster one.
-    point: Option<RistrettoPoint>,
+    decompressed: Decompressed,
+}
+
+/// The key decompressed for the library that checks with it.
+#[derive(Clone, Copy, Debug)]
+enum Decompressed {
+    /// dalek 5, where it is the faster one.
+    Dalek5(RistrettoPoint),
+    Schnorrkel(schnorrkel::PublicKey),
 }
 
 impl VerifyingKey {
     /// The key of `account`, or `None` when its 32 bytes are not a
     /// Ristretto point (not an sr25519 public key).
     pub fn new(account: &AccountId) -> Option<VerifyingKey> {
-        VerifyingKey::checked_by(account, fast_backend())
+        VerifyingKey::checked_by(account, checks_on_avx512_ifma())
     }
 
     /// The key, checked by dalek 5 (`true`) or by schnorrkel.
     pub(crate) fn checked_by(account: &AccountId, dalek5: bool) -> Option<VerifyingKey> {
         let compressed = *account.as_bytes();
-        let schnorrkel = schnorrkel::PublicKey::from_bytes(&compressed).ok()?;
-        let point = if dalek5 {
-            Some(CompressedRistretto(compressed).decompress()?)
+        let decompressed = if dalek5 {
+            Decompressed::Dalek5(CompressedRistretto(compressed).decompress()?)
         } else {
-            None
+            Decompressed::Schnorrkel(schnorrkel::PublicKey::from_bytes(&compressed).ok()?)
         };
         Some(VerifyingKey {
             compressed,
-            schnorrkel,
-            point,
+            decompressed,
         })
     }
 
@@ -105,21 +109,21 @@ impl VerifyingKey {
     /// signs) is accepted too.
     pub fn verify(&self, message: &[u8], signature: &Signature) -> bool {
         let wrapped = || [b"<Bytes>".as_slice(), message, b"</Bytes>"].concat();
-        match self.point {
-            Some(point) => {
+        match self.decompressed {
+            Decompressed::Dalek5(point) => {
                 let Some(s) = scalar(&signature.0) else {
                     return false;
                 };
                 verify_exact(&self.compressed, &point, message, &signature.0, &s)
                     || verify_exact(&self.compressed, &point, &wrapped(), &signature.0, &s)
             }
-            None => {
+            Decompressed::Schnorrkel(public) => {
                 let Ok(sig) = schnorrkel::Signature::from_bytes(&signature.0) else {
                     return false;
                 };
                 let ctx = super::keypair::signing_context();
-                self.schnorrkel.verify(ctx.bytes(message), &sig).is_ok()
-                    || self.schnorrkel.verify(ctx.bytes(&wrapped()), &sig).is_ok()
+                public.verify(ctx.bytes(message), &sig).is_ok()
+                    || public.verify(ctx.bytes(&wrapped()), &sig).is_ok()
             }
         }
     }
@@ -175,7 +179,10 @@ fn challenge(compressed: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Sca
 /// assert!(!verify_batch(&[(&key, b"one".as_slice(), &b), (&key, b"two".as_slice(), &a)]));
 /// ```
 pub fn verify_batch(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool {
-    if items.iter().all(|(key, _, _)| key.point.is_some()) {
+    if items
+        .iter()
+        .all(|(key, _, _)| matches!(key.decompressed, Decompressed::Dalek5(_)))
+    {
         verify_batch_dalek5(items)
     } else {
         verify_batch_schnorrkel(items)
@@ -190,8 +197,21 @@ fn verify_batch_schnorrkel(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool
         .iter()
         .map(|(_, _, sig)| schnorrkel::Signature::from_bytes(&sig.0).ok())
         .collect();
-    let keys: Vec<_> = items.iter().map(|(key, _, _)| key.schnorrkel).collect();
-    sigs.is_some_and(|sigs| schnorrkel::verify_batch(transcripts, &sigs, &keys, true).is_ok())
+    // A key decompressed for dalek 5 (only in a batch that mixes the two)
+    // is decompressed again for schnorrkel.
+    let keys: Option<Vec<_>> = items
+        .iter()
+        .map(|(key, _, _)| match key.decompressed {
+            Decompressed::Schnorrkel(public) => Some(public),
+            Decompressed::Dalek5(_) => schnorrkel::PublicKey::from_bytes(&key.compressed).ok(),
+        })
+        .collect();
+    match (sigs, keys) {
+        (Some(sigs), Some(keys)) => {
+            schnorrkel::verify_batch(transcripts, &sigs, &keys, true).is_ok()
+        }
+        _ => false,
+    }
 }
 
 /// [`verify_batch`] on dalek 5; `false` when a key has no dalek 5 point.
@@ -210,7 +230,7 @@ fn verify_batch_dalek5(items: &[(&VerifyingKey, &[u8], &Signature)]) -> bool {
         std::collections::HashMap::new();
     let mut base = Scalar::ZERO;
     for ((key, message, signature), z) in items.iter().zip(random.chunks_exact(16)) {
-        let Some(point) = key.point else {
+        let Decompressed::Dalek5(point) = key.decompressed else {
             return false;
         };
         let Some(s) = scalar(&signature.0) else {
@@ -287,7 +307,8 @@ mod tests {
         ) {
             let kp = Keypair::from_seed(seed);
             let (fast, reference) = both(&kp.account());
-            prop_assert!(fast.point.is_some() && reference.point.is_none());
+            prop_assert!(matches!(fast.decompressed, Decompressed::Dalek5(_)));
+            prop_assert!(matches!(reference.decompressed, Decompressed::Schnorrkel(_)));
             let sig = kp.sign(&message);
             prop_assert!(fast.verify(&message, &sig));
             prop_assert!(reference.verify(&message, &sig));
