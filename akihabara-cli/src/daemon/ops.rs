@@ -319,6 +319,23 @@ mod tests {
     use super::*;
     use tokio::io::AsyncReadExt as _;
 
+    /// A miner's metrics port on loopback that keeps at most 4 connections,
+    /// with `header_timeout`.
+    async fn serve_four(
+        header_timeout: std::time::Duration,
+    ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+        serve_limited(
+            "127.0.0.1:0".parse().expect("addr"),
+            Metrics::new(),
+            Health::new("miner"),
+            None,
+            4,
+            header_timeout,
+        )
+        .await
+        .expect("serve")
+    }
+
     /// A scraper that pipelines requests and never reads the answers is cut
     /// off within seconds, not after the connection's 60 s lifetime while
     /// it holds one of the few places. Either guard alone does it (each was
@@ -327,16 +344,7 @@ mod tests {
     /// header timeout, which runs while the next pipelined request waits.
     #[tokio::test]
     async fn a_scraper_that_stops_reading_is_cut_off() {
-        let (addr, task) = serve_limited(
-            "127.0.0.1:0".parse().expect("addr"),
-            Metrics::new(),
-            Health::new("miner"),
-            None,
-            4,
-            std::time::Duration::from_secs(1),
-        )
-        .await
-        .expect("serve");
+        let (addr, task) = serve_four(std::time::Duration::from_secs(1)).await;
         // 20,000 pipelined scrapes: tens of MB of answers, far more than
         // the socket buffers hold.
         let request = b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n";
@@ -354,16 +362,7 @@ mod tests {
     /// and closed after the header timeout, and /metrics still answers.
     #[tokio::test]
     async fn idle_metrics_connections_are_capped_and_timed_out() {
-        let (addr, task) = serve_limited(
-            "127.0.0.1:0".parse().expect("addr"),
-            Metrics::new(),
-            Health::new("miner"),
-            None,
-            4,
-            std::time::Duration::from_millis(500),
-        )
-        .await
-        .expect("serve");
+        let (addr, task) = serve_four(std::time::Duration::from_millis(500)).await;
         let mut idle = Vec::new();
         for _ in 0..10 {
             idle.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
