@@ -43,10 +43,29 @@ pub const HEADER_SIGNATURE: &str = "x-akihabara-signature";
 /// How far a signed timestamp may be from the gateway's clock.
 pub const SIGNATURE_WINDOW_MS: u64 = 60_000;
 
-/// The bytes a hotkey client signs.
-pub fn signing_message(method: &str, path: &str, timestamp_ms: u64, body: &[u8]) -> Vec<u8> {
+/// The bytes a hotkey client signs for the gateway whose id is `gateway`
+/// ([`Gateway::id`], shown by `GET /health`): the id, so that no other
+/// gateway accepts the request, then the method, the path, the timestamp
+/// and the body's SHA-256 in hex, a line each.
+///
+/// ```
+/// use akihabara::gateway::http::signing_message;
+/// let m = signing_message("gw-00112233445566778899aabbccddeeff", "GET", "/v1/jobs", 1_700_000_000_000, b"");
+/// assert_eq!(
+///     String::from_utf8(m).unwrap(),
+///     "akihabara-gateway/2\ngw-00112233445566778899aabbccddeeff\nGET\n/v1/jobs\n1700000000000\n\
+///      e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+/// );
+/// ```
+pub fn signing_message(
+    gateway: &str,
+    method: &str,
+    path: &str,
+    timestamp_ms: u64,
+    body: &[u8],
+) -> Vec<u8> {
     format!(
-        "akihabara-gateway/1\n{method}\n{path}\n{timestamp_ms}\n{}",
+        "akihabara-gateway/2\n{gateway}\n{method}\n{path}\n{timestamp_ms}\n{}",
         hex::encode(Sha256::digest(body))
     )
     .into_bytes()
@@ -227,7 +246,10 @@ async fn route(
             );
             r
         }
-        (&Method::GET, ["health"]) => reply(StatusCode::OK, &json!({"status": "ok"})),
+        (&Method::GET, ["health"]) => reply(
+            StatusCode::OK,
+            &json!({"status": "ok", "gateway": gateway.id()}),
+        ),
         (_, ["v1", "jobs", ..]) => {
             let known = matches!(
                 (&method, &segments[2..]),
@@ -415,12 +437,16 @@ impl SignatureCheck {
         path: &str,
         body: &[u8],
     ) -> Result<(), Box<Response<Body>>> {
-        let message = signing_message(method.as_str(), path, self.timestamp_ms, body);
+        let message = signing_message(gateway.id(), method.as_str(), path, self.timestamp_ms, body);
         if !verify(&self.hotkey, &message, &self.signature) {
             return Err(Box::new(error(
                 401,
                 Some(HEADER_SIGNATURE),
-                "the signature does not verify for this hotkey, method, path, timestamp and body",
+                format!(
+                    "the signature does not verify for this hotkey, this gateway ({}), method, \
+                     path, timestamp and body (akihabara-gateway/2)",
+                    gateway.id()
+                ),
             )));
         }
         // Only looked at here: the timestamp is used once the rate lets the

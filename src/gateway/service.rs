@@ -114,6 +114,9 @@ pub struct Gateway {
     /// hotkey that the store has no used timestamp of may not use one from
     /// before (a request the gateway of an earlier store accepted).
     opened_ms: u64,
+    /// This gateway's id, made when its store was first opened: hotkey
+    /// clients sign it, so a request signed for another gateway is refused.
+    id: String,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -160,6 +163,35 @@ fn first_opened(store: &dyn Store) -> Result<u64, StoreError> {
             Ok(now)
         }
     }
+}
+
+/// Where the gateway's id is kept.
+const ID_KEY: &str = "akihabara:gateway:id";
+
+/// The id of the gateway on `store`; made, and written down, if it has none.
+fn gateway_id(store: &dyn Store) -> Result<String, GatewayError> {
+    if let Some(bytes) = store.get(ID_KEY)? {
+        return std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|id| is_gateway_id(id))
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                GatewayError::Store(StoreError::Corrupt {
+                    key: ID_KEY.to_owned(),
+                    reason: "not a gateway id (gw- and 32 hex digits)".into(),
+                })
+            });
+    }
+    let id = format!("gw-{}", super::keys::random_hex(16)?);
+    store.put(&[Put::new(ID_KEY, id.as_bytes())])?;
+    Ok(id)
+}
+
+/// `gw-` and 32 lowercase hex digits.
+fn is_gateway_id(id: &str) -> bool {
+    id.strip_prefix("gw-").is_some_and(|hex| {
+        hex.len() == 32 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
 }
 
 /// A time in ms kept as its decimal digits.
@@ -214,6 +246,7 @@ impl Gateway {
             .map(|j| j.id.clone())
             .collect();
         let opened_ms = first_opened(&*store)?;
+        let id = gateway_id(&*store)?;
         let (changed, _) = tokio::sync::broadcast::channel(1024);
         Ok(Arc::new(Gateway {
             clients,
@@ -236,7 +269,16 @@ impl Gateway {
             ),
             bad_signatures: super::http::BadSignatures::default(),
             opened_ms,
+            id,
         }))
+    }
+
+    /// This gateway's id (`gw-` and 32 hex digits), made when its store was
+    /// first opened and kept in it: what a hotkey client's signature names
+    /// ([`signing_message`](super::http::signing_message)), so that a
+    /// request signed for one gateway is refused by every other.
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     /// When a gateway first opened this store, ms since the Unix epoch: a

@@ -82,7 +82,20 @@ impl Api {
         ts: u64,
         body: &str,
     ) -> reqwest::RequestBuilder {
+        self.signed_post_for(self.gateway.id(), client, signer, ts, body)
+    }
+
+    /// The same, signed for the gateway whose id is `gateway_id`.
+    fn signed_post_for(
+        &self,
+        gateway_id: &str,
+        client: &Keypair,
+        signer: &Keypair,
+        ts: u64,
+        body: &str,
+    ) -> reqwest::RequestBuilder {
         let sig = signer.sign(&http::signing_message(
+            gateway_id,
             "POST",
             "/v1/jobs",
             ts,
@@ -493,6 +506,72 @@ async fn hotkey_client(
     (gateway, client, api)
 }
 
+/// A client of two gateways: what it signs for one, the other refuses
+/// (before the id was signed, a gateway could replay its clients' requests
+/// to another within the 60 s window, on the client's quota there).
+#[tokio::test]
+async fn a_request_signed_for_one_gateway_is_refused_by_another() {
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
+    let (a, client, api_a) = hotkey_client(dir_a.path(), 100.0, 10).await;
+    let (b, _, api_b) = hotkey_client(dir_b.path(), 100.0, 10).await;
+    assert_ne!(a.id(), b.id());
+    // Each gateway shows its id.
+    let (status, health) = api_b.call("GET", "/health", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["gateway"], b.id());
+    let body = order(&["true"]).to_string();
+    let now = a.now_ms();
+    // Signed for A, sent to B.
+    let replayed = api_b
+        .signed_post_for(a.id(), &client, &client, now, &body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(replayed.status().as_u16(), 401);
+    let answer: Value = replayed.json().await.expect("json");
+    assert_eq!(answer["field"], http::HEADER_SIGNATURE);
+    assert!(b.book().ids().expect("ids").is_empty());
+    // The same request at A, and one signed for B at B, pass.
+    let at_a = api_a.signed_post_for(a.id(), &client, &client, now, &body);
+    assert_eq!(at_a.send().await.expect("send").status().as_u16(), 201);
+    let at_b = api_b.signed_post(&client, &client, now + 1, &body);
+    assert_eq!(at_b.send().await.expect("send").status().as_u16(), 201);
+    // The id is the store's: a gateway opened again on it keeps it.
+    let dir_c = tempfile::tempdir().expect("dir");
+    let kept = store(dir_c.path());
+    let first = open(dir_c.path(), kept.clone(), rules());
+    let again = open(dir_c.path(), kept, rules());
+    assert_eq!(first.id(), again.id());
+    assert_ne!(first.id(), a.id());
+}
+
+/// A gateway id in the store that is not one stops the gateway from
+/// opening, rather than signing requests against garbage.
+#[test]
+fn a_corrupt_gateway_id_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let s = store(dir.path());
+    s.put(&[crate::store::Put::new(
+        "akihabara:gateway:id",
+        b"gw-../../etc",
+    )])
+    .expect("put");
+    let err = Gateway::open(
+        s,
+        keys::Clients::new(dir.path().join("clients.json")),
+        rules(),
+    )
+    .expect_err("a corrupt id");
+    assert!(
+        err.to_string().contains("akihabara:gateway:id")
+            && err.to_string().contains("not a gateway id"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
     let dir = tempfile::tempdir().expect("dir");
@@ -515,6 +594,7 @@ async fn hotkey_clients_sign_each_request_and_cannot_replay_one() {
         .expect("send");
     assert_eq!(forged.status().as_u16(), 401);
     let sig = client.sign(&http::signing_message(
+        gateway.id(),
         "POST",
         "/v1/jobs",
         now + 2,

@@ -232,7 +232,17 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
 
     // Killed mid-job, started again: the job is still there and followed to its end.
     gateway.kill9();
-    let (_gateway, addr, _) = start_gateway(&state, &config);
+    let (_gateway, addr, again) = start_gateway(&state, &config);
+    // The gateway's id (what hotkey clients sign) is its store's: the same
+    // after the restart, and what `/health` shows.
+    let id_before = ready["gateway"].as_str().unwrap_or_default();
+    assert!(
+        id_before.starts_with("gw-") && id_before.len() == 35,
+        "{ready}"
+    );
+    assert_eq!(again["gateway"], ready["gateway"], "{again}");
+    let (status, health) = http(&addr, "GET", "/health", None, None);
+    assert_eq!((status, &health["gateway"]), (200, &ready["gateway"]));
     // Every job is cross-checked here (share 1.0): the trusted executor prints
     // what the miner reported.
     let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
