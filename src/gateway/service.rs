@@ -575,6 +575,37 @@ impl Gateway {
         Ok(work)
     }
 
+    /// [`Gateway::settle_without_books`] every `every` until `shutdown`
+    /// resolves, logging what a validator would have acted on (a miner a
+    /// cross-check caught) and any error (the next turn tries again).
+    /// `akihabara gateway serve` runs it every 30 s.
+    pub async fn settle_without_books_every(
+        &self,
+        every: std::time::Duration,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                () = &mut shutdown => return,
+            }
+            match self.settle_without_books().await {
+                Ok(work) => {
+                    for p in &work.penalties {
+                        tracing::warn!(
+                            job = %p.job_id, miner = %p.miner, reason = %p.reason,
+                            "a cross-check caught a miner (no validator here to penalise it)"
+                        );
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "settling finished jobs"),
+            }
+        }
+    }
+
     /// Marks jobs as taken into the validator's books.
     pub async fn mark_accounted(&self, ids: &[String]) -> Result<(), GatewayError> {
         for id in ids {

@@ -1024,6 +1024,41 @@ async fn a_gateway_without_books_settles_its_finished_jobs() {
         gateway.settle_without_books().await.expect("settle"),
         OrganicWork::default()
     );
+    // The loop `gateway serve` runs settles the next one by itself, and
+    // stops when told.
+    let next = gateway.submit(&client, numbered(2)).expect("submit");
+    let done = until_final(&gateway, &router, &next.id).await;
+    assert_eq!(done.state, JobState::Finished);
+    assert!(!done.settled());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let settling = tokio::spawn({
+        let gateway = gateway.clone();
+        async move {
+            gateway
+                .settle_without_books_every(Duration::from_millis(20), async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let job = gateway.book().get(&next.id).expect("get").expect("job");
+        if job.accounted && job.settled() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not settled within 10 s: {job:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!settling.is_finished());
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(5), settling)
+        .await
+        .expect("the loop stops when told")
+        .expect("joined");
 }
 
 #[tokio::test]

@@ -239,25 +239,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(local = %started.local, routing = started.routing, "gateway serving");
         // No validator keeps books here: finished jobs settle (and their
         // records expire) without pay; a validator's `[gateway]` pays them.
-        let gateway = started.gateway.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(std::time::Duration::from_secs(30));
-            loop {
-                every.tick().await;
-                match gateway.settle_without_books().await {
-                    Ok(work) => {
-                        for p in &work.penalties {
-                            tracing::warn!(
-                                job = %p.job_id, miner = %p.miner, reason = %p.reason,
-                                "a cross-check caught a miner (no validator here to penalise it)"
-                            );
-                        }
-                    }
-                    Err(e) => tracing::warn!(error = %e, "settling finished jobs"),
-                }
-            }
-        });
-        daemon::shutdown(a.run.duration).await;
+        started
+            .gateway
+            .settle_without_books_every(
+                std::time::Duration::from_secs(30),
+                daemon::shutdown(a.run.duration),
+            )
+            .await;
         anyhow::Ok(())
     })
 }
