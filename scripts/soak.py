@@ -399,8 +399,9 @@ def main():
     cp.add_argument("--bin-b", default=None, metavar="PATH",
                     help="also load a second `akihabara axon serve` from this binary (another build), to compare")
     cp.add_argument("--floor", action="store_true",
-                    help="also load examples/axon-floor (hyper, a canned answer, one signature check) and the same "
-                         "without the check: the least any axon on hyper and schnorrkel pays per call here")
+                    help="also load examples/axon-floor (hyper, a canned answer, one signature check), the same "
+                         "without the check, and both without hyper (--raw): the least an axon on hyper, or on any "
+                         "HTTP server, pays per call here with and without the check")
     ap.add_argument("--minutes", type=float, default=10.0, help="length of the soak (default 10)")
     ap.add_argument("--window", type=float, default=60.0, help="seconds of each CPU-per-call window (default 60)")
     ap.add_argument("--concurrency", type=int, default=16, help="Python dendrite calls in flight (default 16)")
@@ -775,6 +776,12 @@ def soak(a):
     return 1 if failures else 0
 
 
+# The yardsticks of `--floor` (examples/axon-floor.rs): hyper with and without
+# the signature check, and the same without hyper (`--raw`).
+FLOORS = [("floor", []), ("floor-no-check", ["--no-check"]),
+          ("floor-raw", ["--raw"]), ("floor-raw-no-check", ["--raw", "--no-check"])]
+
+
 def cpu_only(a):
     """The CPU-per-call comparison alone: `akihabara axon serve` (every signed
     caller served, no metagraph) and bittensor's `bt.Axon`, each under the same
@@ -819,7 +826,7 @@ def cpu_only(a):
             if not floor_bin.exists():
                 sys.exit(f"soak cpu: --floor needs {floor_bin} "
                          "(cargo build --release -p akihabara-cli --example axon-floor)")
-            for name, extra in [("floor", []), ("floor-no-check", ["--no-check"])]:
+            for name, extra in FLOORS:
                 f = Proc(name, [str(floor_bin), "--ip", "127.0.0.2", "--port", "0", *extra], work / f"{name}.log")
                 procs[name] = f
                 fready = f.wait_for(lambda v: v.get("event") == "ready", 60)
@@ -845,7 +852,7 @@ def cpu_only(a):
             if "akihabara-b" in row:
                 row["ratio_b"] = round(row["python"]["cpu_ms_per_call"] / max(row["akihabara-b"]["cpu_ms_per_call"], 1e-9), 1)
                 b = f", b {row['akihabara-b']['cpu_ms_per_call']} ms/call ({row['akihabara-b']['calls_per_s']}/s, {row['ratio_b']}x)"
-            for name in ("floor", "floor-no-check"):
+            for name, _ in FLOORS:
                 if name in row:
                     row[f"ratio_{name}"] = round(row["python"]["cpu_ms_per_call"] / max(row[name]["cpu_ms_per_call"], 1e-9), 1)
                     b += f", {name} {row[name]['cpu_ms_per_call']} ms/call ({row[name]['calls_per_s']}/s, {row[f'ratio_{name}']}x)"
@@ -857,7 +864,7 @@ def cpu_only(a):
         result["median"] = {"akihabara_ms": med([r["akihabara"]["cpu_ms_per_call"] for r in result["rounds"]]),
                             "python_ms": med([r["python"]["cpu_ms_per_call"] for r in result["rounds"]]),
                             "ratio": med([r["ratio"] for r in result["rounds"]])}
-        for name in ("floor", "floor-no-check"):
+        for name, _ in FLOORS:
             if a.floor:
                 result["median"][f"{name}_ms"] = med([r[name]["cpu_ms_per_call"] for r in result["rounds"]])
                 result["median"][f"ratio_{name}"] = med([r[f"ratio_{name}"] for r in result["rounds"]])

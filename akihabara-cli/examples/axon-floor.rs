@@ -13,8 +13,15 @@
 //! built on hyper and that check pays on the machine: what is left for
 //! everything else `axon serve` does is the difference.
 //!
-//! Usage: `axon-floor --ip 127.0.0.2 --port 0 [--no-check]`; prints one JSON
-//! line `{"event":"ready","port":N}` and serves until killed.
+//! With `--raw` there is no hyper either: each connection reads into one
+//! buffer, frames requests with `httparse` (headers, `content-length`),
+//! and writes the canned answer with a fixed head in one write. That is the
+//! least any HTTP/1.1 server on tokio pays, a bound on what a server leaner
+//! than hyper could save. It is a yardstick only: no timeouts, no limits
+//! beyond the buffer's 1 MiB.
+//!
+//! Usage: `axon-floor --ip 127.0.0.2 --port 0 [--no-check] [--raw]`; prints
+//! one JSON line `{"event":"ready","port":N}` and serves until killed.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -56,12 +63,19 @@ impl Check {
     }
 }
 
-fn args() -> anyhow::Result<(SocketAddr, bool)> {
-    let (mut ip, mut port, mut check) = (None, None, true);
+struct Args {
+    addr: SocketAddr,
+    check: bool,
+    raw: bool,
+}
+
+fn args() -> anyhow::Result<Args> {
+    let (mut ip, mut port, mut check, mut raw) = (None, None, true, false);
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         match k.as_str() {
             "--no-check" => check = false,
+            "--raw" => raw = true,
             "--ip" | "--port" => {
                 let v = it
                     .next()
@@ -73,7 +87,7 @@ fn args() -> anyhow::Result<(SocketAddr, bool)> {
                 }
             }
             other => anyhow::bail!(
-                "unknown argument {other}; usage: axon-floor --ip IP --port N [--no-check]"
+                "unknown argument {other}; usage: axon-floor --ip IP --port N [--no-check] [--raw]"
             ),
         }
     }
@@ -82,7 +96,11 @@ fn args() -> anyhow::Result<(SocketAddr, bool)> {
         ip.is_loopback(),
         "axon-floor serves on loopback only, not {ip}"
     );
-    Ok((SocketAddr::new(ip, port.unwrap_or(0)), check))
+    Ok(Args {
+        addr: SocketAddr::new(ip, port.unwrap_or(0)),
+        check,
+        raw,
+    })
 }
 
 async fn answer(
@@ -106,8 +124,61 @@ async fn answer(
     Ok(r)
 }
 
+/// Most bytes one request (head and body) may take in `--raw` mode.
+const RAW_MAX: usize = 1 << 20;
+
+/// One connection without hyper: frame each request, answer it in one write.
+async fn serve_raw(mut stream: tokio::net::TcpStream, check: Option<&'static Check>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let ok_head = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        ANSWER.len()
+    );
+    let ok = [ok_head.as_bytes(), ANSWER.as_bytes()].concat();
+    let refused: &[u8] = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: 21\r\n\r\n{\"message\":\"refused\"}";
+    let mut buf: Vec<u8> = Vec::with_capacity(16 << 10);
+    loop {
+        // One whole request in `buf`: its head's length and its body's.
+        let (head, body) = loop {
+            let mut headers = [httparse::EMPTY_HEADER; 64];
+            let mut req = httparse::Request::new(&mut headers);
+            match req.parse(&buf) {
+                Ok(httparse::Status::Complete(head)) => {
+                    let len = req
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                        .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                        .unwrap_or(0usize);
+                    if buf.len() >= head + len {
+                        break (head, len);
+                    }
+                }
+                Ok(httparse::Status::Partial) => {}
+                Err(_) => return,
+            }
+            if buf.len() >= RAW_MAX {
+                return;
+            }
+            match stream.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let good = check.is_none_or(Check::run);
+        if stream
+            .write_all(if good { &ok } else { refused })
+            .await
+            .is_err()
+        {
+            return;
+        }
+        buf.drain(..head + body);
+    }
+}
+
 fn main() -> anyhow::Result<()> {
-    let (addr, check) = args()?;
+    let Args { addr, check, raw } = args()?;
     let check: Option<&'static Check> = if check {
         Some(Box::leak(Box::new(Check::new()?)))
     } else {
@@ -125,6 +196,10 @@ fn main() -> anyhow::Result<()> {
             loop {
                 let (stream, _) = listener.accept().await?;
                 let _ = stream.set_nodelay(true);
+                if raw {
+                    tokio::spawn(serve_raw(stream, check));
+                    continue;
+                }
                 let service = hyper::service::service_fn(move |req| answer(req, check));
                 tokio::spawn(
                     hyper::server::conn::http1::Builder::new()
