@@ -248,7 +248,7 @@ async fn route(
         }
         (&Method::GET, ["health"]) => reply(
             StatusCode::OK,
-            &json!({"status": "ok", "gateway": gateway.id()}),
+            &json!({"status": "ok", "gateway_id": gateway.id()}),
         ),
         (_, ["v1", "jobs", ..]) => {
             let known = matches!(

@@ -521,7 +521,7 @@ async fn a_request_signed_for_one_gateway_is_refused_by_another() {
     // Each gateway shows its id.
     let (status, health) = api_b.call("GET", "/health", None, None).await;
     assert_eq!(status, 200);
-    assert_eq!(health["gateway"], b.id());
+    assert_eq!(health["gateway_id"], b.id());
     let body = order(&["true"]).to_string();
     let now = a.now_ms();
     // Signed for A, sent to B.

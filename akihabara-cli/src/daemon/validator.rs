@@ -242,6 +242,7 @@ async fn validator(
         "metrics_port": metrics_port, "store": described, "resumed": resumed,
         "measurements": v.measured().len(), "last_weights_block": v.last_weights_block().map(|b| b.0),
         "gateway": gateway.as_ref().map(|g| g.local.to_string()),
+        "gateway_id": gateway.as_ref().map(|g| g.gateway.id()),
     }));
     tracing::info!(uid = uid.0, resumed, store = %described, "validator running");
     let stop = super::shutdown(duration);

@@ -235,14 +235,14 @@ fn gateway_routes_jobs_past_a_declining_miner_and_survives_kill_9() {
     let (_gateway, addr, again) = start_gateway(&state, &config);
     // The gateway's id (what hotkey clients sign) is its store's: the same
     // after the restart, and what `/health` shows.
-    let id_before = ready["gateway"].as_str().unwrap_or_default();
+    let id_before = ready["gateway_id"].as_str().unwrap_or_default();
     assert!(
         id_before.starts_with("gw-") && id_before.len() == 35,
         "{ready}"
     );
-    assert_eq!(again["gateway"], ready["gateway"], "{again}");
+    assert_eq!(again["gateway_id"], ready["gateway_id"], "{again}");
     let (status, health) = http(&addr, "GET", "/health", None, None);
-    assert_eq!((status, &health["gateway"]), (200, &ready["gateway"]));
+    assert_eq!((status, &health["gateway_id"]), (200, &ready["gateway_id"]));
     // Every job is cross-checked here (share 1.0): the trusted executor prints
     // what the miner reported.
     let done = until(&addr, &k, &id, Duration::from_secs(60), |j| {
@@ -822,6 +822,8 @@ fn a_validator_daemon_serves_the_gateway_and_pays_organic_work() {
         .as_str()
         .unwrap_or_else(|| panic!("no gateway in {ready}"))
         .to_owned();
+    let (status, health) = http(&addr, "GET", "/health", None, None);
+    assert_eq!((status, &health["gateway_id"]), (200, &ready["gateway_id"]));
     let order =
         json!({"command": ["sh", "-c", "sleep 1; echo organic"], "class": "cpu", "timeout_s": 60});
     let (status, job) = http(&addr, "POST", "/v1/jobs", Some(&k), Some(&order));

@@ -229,7 +229,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
             "event": "ready",
             "role": "gateway",
             "listen": started.local.to_string(),
-            "gateway": started.gateway.id(),
+            "gateway_id": started.gateway.id(),
             "openapi": format!("http://{}/openapi.json", started.local),
             "routing": started.routing,
             "cross_check": started.cross_check,
