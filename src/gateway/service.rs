@@ -578,12 +578,14 @@ impl Gateway {
     /// [`Gateway::settle_without_books`] every `every` until `shutdown`
     /// resolves, logging what a validator would have acted on (a miner a
     /// cross-check caught) and any error (the next turn tries again).
-    /// `akihabara gateway serve` runs it every 30 s.
+    /// `akihabara gateway serve` runs it every 30 s; an `every` under 1 ms
+    /// is taken as 1 ms.
     pub async fn settle_without_books_every(
         &self,
         every: std::time::Duration,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
+        let every = every.max(std::time::Duration::from_millis(1));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut shutdown = std::pin::pin!(shutdown);
