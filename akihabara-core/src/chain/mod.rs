@@ -127,6 +127,16 @@ pub enum ChainError {
     /// (the runtime's error name and text).
     #[error("the chain rejected the call: {0}")]
     Rejected(String),
+    /// The extrinsic was included in a block and a pallet's error failed it
+    /// there, by name (`SubtensorModule`, `SettingWeightsTooFast`), for
+    /// errors without a variant of their own.
+    #[error("the chain rejected the call: {pallet}::{error}")]
+    Dispatch {
+        /// The pallet, as the runtime's metadata names it.
+        pallet: String,
+        /// The pallet's error variant.
+        error: String,
+    },
     /// The runtime lacks a call, storage item or runtime API this client
     /// needs, or it has a shape this client cannot encode or decode.
     #[error("the runtime does not provide {0}")]

@@ -710,7 +710,7 @@ async fn outcome(at: &AtBlock, rpc: &Rpc, ext_hash: subxt::utils::H256) -> Resul
                     .map_err(failed(
                         "decoding why the extrinsic failed (it was included)",
                     ))?;
-            return Err(refusal(&error.to_string()));
+            return Err(dispatch_refusal(&error));
         }
     }
     Ok(())
@@ -982,11 +982,43 @@ where
     Ok(value.is_some())
 }
 
-/// Maps the runtime's (or the pool's) refusal text to a typed error.
+/// Why an included extrinsic failed, typed. Never a connection error,
+/// whatever the error's name says (the Drand pallet has
+/// `DrandConnectionFailure`): the extrinsic is in a block, and retrying it as
+/// if it were lost would submit it twice.
+fn dispatch_refusal(error: &subxt::error::DispatchError) -> ChainError {
+    let subxt::error::DispatchError::Module(module) = error else {
+        return ChainError::Rejected(error.to_string());
+    };
+    let Ok(details) = module.details() else {
+        return ChainError::Rejected(error.to_string());
+    };
+    module_refusal(details.pallet.name(), &details.variant.name)
+}
+
+/// A pallet's error by name: out of funds, or [`ChainError::Dispatch`].
+fn module_refusal(pallet: &str, error: &str) -> ChainError {
+    // Subtensor's `NotEnoughBalanceToStake`, `NotEnoughBalanceToPaySwapHotKey`, …
+    if error.starts_with("NotEnoughBalance") || error == "BalanceWithdrawalError" {
+        return ChainError::InsufficientBalance(format!("{pallet}::{error}"));
+    }
+    ChainError::Dispatch {
+        pallet: pallet.to_owned(),
+        error: error.to_owned(),
+    }
+}
+
+/// Whether `e` is subtensor's error `name`, failing an included extrinsic.
+fn is_subtensor_error(e: &ChainError, names: &[&str]) -> bool {
+    matches!(e, ChainError::Dispatch { pallet, error }
+        if pallet == "SubtensorModule" && names.contains(&error.as_str()))
+}
+
+/// Maps the pool's (or the node's) refusal text, before the extrinsic is in
+/// a block, to a typed error.
 ///
-/// Module errors arrive as `SubtensorModule::Name`; the transaction
-/// extension's refusals as `Custom error: N` (codes of subtensor's
-/// `CustomTransactionError`).
+/// The transaction extension's refusals arrive as `Custom error: N` (codes
+/// of subtensor's `CustomTransactionError`).
 fn refusal(text: &str) -> ChainError {
     const NO_FUNDS: &[&str] = &[
         "NotEnoughBalance",
@@ -1210,16 +1242,16 @@ impl ChainClient for Subtensor {
         self.submit(requirements::SET_WEIGHTS, &call, &encoded, hotkey)
             .await
             .map_err(|e| match e {
-                ChainError::Rejected(t) if t.contains("SettingWeightsTooFast") => {
+                e if is_subtensor_error(&e, &["SettingWeightsTooFast"]) => {
                     ChainError::RateLimited { last, next }
                 }
-                ChainError::Rejected(t) if t.contains("IncorrectWeightVersionKey") => {
+                e if is_subtensor_error(&e, &["IncorrectWeightVersionKey"]) => {
                     ChainError::VersionTooLow {
                         given: version_key,
                         required: hp.weights_version,
                     }
                 }
-                ChainError::Rejected(t) if t.contains("CommitRevealEnabled") => {
+                e if is_subtensor_error(&e, &["CommitRevealEnabled"]) => {
                     ChainError::CommitRevealRequired(netuid)
                 }
                 other => other,
@@ -1260,9 +1292,10 @@ impl ChainClient for Subtensor {
         self.submit(requirements::REVEAL_WEIGHTS, &call, &encoded, hotkey)
             .await
             .map_err(|e| match e {
-                ChainError::Rejected(t)
-                    if t.contains("NoWeightsCommitFound")
-                        || t.contains("InvalidRevealCommitHashNotMatch") =>
+                e if is_subtensor_error(
+                    &e,
+                    &["NoWeightsCommitFound", "InvalidRevealCommitHashNotMatch"],
+                ) =>
                 {
                     ChainError::NoCommitment(netuid)
                 }
@@ -1800,6 +1833,29 @@ mod tests {
             refusal("SubtensorModule::Whatever"),
             ChainError::Rejected(_)
         ));
+        // Included and failed: typed by name, never a lost connection.
+        let e = module_refusal("Drand", "DrandConnectionFailure");
+        assert!(
+            matches!(&e, ChainError::Dispatch { pallet, error }
+                if pallet == "Drand" && error == "DrandConnectionFailure"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "the chain rejected the call: Drand::DrandConnectionFailure"
+        );
+        assert!(matches!(
+            module_refusal("SubtensorModule", "NotEnoughBalanceToStake"),
+            ChainError::InsufficientBalance(_)
+        ));
+        let e = module_refusal("SubtensorModule", "SettingWeightsTooFast");
+        assert!(is_subtensor_error(&e, &["SettingWeightsTooFast"]));
+        // By exact name and pallet, not by a substring.
+        assert!(!is_subtensor_error(&e, &["WeightsTooFast"]));
+        let other = module_refusal("AdminUtils", "SettingWeightsTooFast");
+        assert!(!is_subtensor_error(&other, &["SettingWeightsTooFast"]));
+        let committing = module_refusal("SubtensorModule", "CommittingWeightsTooFast");
+        assert!(!is_subtensor_error(&committing, &["SettingWeightsTooFast"]));
         assert!(matches!(
             refusal("The background task closed"),
             ChainError::Connection { .. }

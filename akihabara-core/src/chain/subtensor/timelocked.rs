@@ -18,8 +18,8 @@ use subxt::utils::{AccountId32, H256};
 
 use super::requirements::{self, Need, provides};
 use super::{
-    SUBNET_AND_UID, Subtensor, hyperparameters_at, is_stored, registered_uid_at, stored_in,
-    subnet_size_at,
+    SUBNET_AND_UID, Subtensor, hyperparameters_at, is_stored, is_subtensor_error,
+    registered_uid_at, stored_in, subnet_size_at,
 };
 use crate::chain::timelock::{
     self, DrandRound, RevealSchedule, RoundRule, TimelockError, WeightsPayload,
@@ -301,19 +301,21 @@ impl Subtensor {
             .submit(pick.need, &tx, &args, hotkey)
             .await
             .map_err(|e| match e {
-                ChainError::Rejected(t) if t.contains("CommitRevealDisabled") => {
+                e if is_subtensor_error(&e, &["CommitRevealDisabled"]) => {
                     ChainError::CommitRevealDisabled(netuid)
                 }
-                ChainError::Rejected(t)
-                    if t.contains("CommittingWeightsTooFast") || t.contains("SettingWeightsTooFast") =>
+                e if is_subtensor_error(
+                    &e,
+                    &["CommittingWeightsTooFast", "SettingWeightsTooFast"],
+                ) =>
                 {
                     ChainError::Rejected(format!(
-                        "the chain's weights rate limit refused the commit (another submission raced this one): {t}"
+                        "the chain's weights rate limit refused the commit (another submission raced this one): {e}"
                     ))
                 }
-                ChainError::Rejected(t) if t.contains("TooManyUnrevealedCommits") => {
+                e if is_subtensor_error(&e, &["TooManyUnrevealedCommits"]) => {
                     ChainError::Rejected(format!(
-                        "the hotkey already has 10 unrevealed commits on netuid {netuid}: {t}"
+                        "the hotkey already has 10 unrevealed commits on netuid {netuid}: {e}"
                     ))
                 }
                 other => other,
