@@ -905,9 +905,20 @@ impl Inner {
                 .hotkey
                 .as_deref()
                 .ok_or_else(|| Reject::unverified("Missing hotkey"))?;
-            let key = self.verifier.key(hotkey_str).map_err(Reject::unverified)?;
-            let hotkey = key.0;
+            let (hotkey, cached) = self
+                .verifier
+                .account(hotkey_str)
+                .map_err(Reject::unverified)?;
+            // Before the key is decompressed (and cached): a refused caller
+            // costs an address decode, and cannot push admitted keys out.
             self.blacklist(route_name, &hotkey)?;
+            let key = match cached {
+                Some(k) => (hotkey, k),
+                None => self
+                    .verifier
+                    .key(hotkey_str, hotkey)
+                    .map_err(Reject::unverified)?,
+            };
             let hash = self.verify_legacy(&h, hotkey_str, key).await?;
             (hotkey, h.timeout, Some(hash), None)
         };

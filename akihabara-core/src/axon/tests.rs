@@ -188,7 +188,14 @@ async fn blacklist_runs_before_verify_and_allow_lists_only_restrict() {
     let policy = StakePolicy::new(Some(mg))
         .allow_hotkeys([alice().account(), charlie.account()])
         .deny_hotkeys([Keypair::from_uri("//Dave").unwrap().account()]);
-    let r = start(Axon::builder(bob()).policy(policy)).await;
+    let axon = Axon::builder(bob())
+        .policy(policy)
+        .builtins(Vec::new)
+        .bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let inner = axon.inner.clone();
+    let r = run(axon);
     let call = |k: Keypair| {
         let t = r.target.clone();
         async move {
@@ -226,6 +233,9 @@ async fn blacklist_runs_before_verify_and_allow_lists_only_restrict() {
         h.1 = format!("0x{}", "00".repeat(64));
     }
     assert_eq!(send(&r, "Ping", body, &headers).await.0, 403);
+    // Refused callers' keys were never decompressed into the cache: only
+    // alice's is there.
+    assert_eq!(inner.verifier.cached_keys(), 1);
     r.stop().await;
 }
 

@@ -79,15 +79,27 @@ impl Verifier {
         }
     }
 
-    /// The account and decompressed key of an SS58 hotkey (cached).
-    pub(crate) fn key(&self, ss58: &str) -> Result<(AccountId, VerifyingKey), String> {
+    /// The account of an SS58 hotkey, with its decompressed key when the
+    /// cache holds it. Decoding the address is cheap; decompressing the key
+    /// is not, so [`Verifier::key`] does that only for a caller the policy
+    /// admitted, and only admitted callers fill the cache.
+    pub(crate) fn account(&self, ss58: &str) -> Result<(AccountId, Option<VerifyingKey>), String> {
         if let Ok(keys) = self.keys.lock()
-            && let Some(k) = keys.get(ss58)
+            && let Some((account, key)) = keys.get(ss58)
         {
-            return Ok(*k);
+            return Ok((*account, Some(*key)));
         }
         let (_, account) =
             AccountId::from_ss58_any(ss58).map_err(|e| format!("bad hotkey {ss58}: {e}"))?;
+        Ok((account, None))
+    }
+
+    /// The decompressed key of `account` (the SS58 text `ss58`), cached.
+    pub(crate) fn key(
+        &self,
+        ss58: &str,
+        account: AccountId,
+    ) -> Result<(AccountId, VerifyingKey), String> {
         let public = VerifyingKey::new(&account)
             .ok_or_else(|| format!("hotkey {ss58} is not an sr25519 public key"))?;
         if let Ok(mut keys) = self.keys.lock() {
@@ -97,6 +109,12 @@ impl Verifier {
             keys.insert(ss58.to_owned(), (account, public));
         }
         Ok((account, public))
+    }
+
+    /// How many keys the cache holds.
+    #[cfg(test)]
+    pub(crate) fn cached_keys(&self) -> usize {
+        self.keys.lock().map(|k| k.len()).unwrap_or(0)
     }
 
     /// Whether `raw` signs `message` for `key`.
@@ -205,7 +223,9 @@ mod tests {
     /// `n` calls ([`signed_call`]) spawned at once; their verdicts.
     async fn calls(v: &Arc<Verifier>, n: usize) -> Vec<bool> {
         let alice = Keypair::from_uri("//Alice").expect("dev key");
-        let key = v.key(&alice.account().to_ss58()).expect("alice's key");
+        let key = v
+            .key(&alice.account().to_ss58(), alice.account())
+            .expect("alice's key");
         let handles: Vec<_> = (0..n)
             .map(|i| {
                 let (message, signature) = signed_call(i);
@@ -274,7 +294,9 @@ mod tests {
     async fn an_abandoned_call_is_not_checked() {
         let v = Arc::new(Verifier::new());
         let alice = Keypair::from_uri("//Alice").expect("dev key");
-        let key = v.key(&alice.account().to_ss58()).expect("alice's key");
+        let key = v
+            .key(&alice.account().to_ss58(), alice.account())
+            .expect("alice's key");
         let (done, rx) = oneshot::channel();
         drop(rx);
         let place = v.places.clone().try_acquire_owned().expect("a place");
