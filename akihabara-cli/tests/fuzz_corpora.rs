@@ -39,6 +39,8 @@ macro_rules! targets {
             mod $name;
         )*
         const TARGETS: &[(&str, fn(&[u8]))] = &[$((stringify!($name), $name::run)),*];
+        /// Each module's name and the file it was compiled from.
+        const FILES: &[(&str, &str)] = &[$((stringify!($name), $file)),*];
     };
 }
 
@@ -146,6 +148,14 @@ fn every_fuzz_target_is_replayed() {
     let mut here: Vec<&str> = TARGETS.iter().map(|(n, _)| *n).collect();
     here.sort_unstable();
     assert_eq!(declared, here);
+    // And each module is its own target's source, so no corpus is replayed
+    // through another target's code.
+    for (name, file) in FILES {
+        assert!(
+            file.ends_with(&format!("/fuzz_targets/{name}.rs")),
+            "{name}: {file}"
+        );
+    }
 }
 
 /// The replay notices a target that panics and names the input: a stand-in
